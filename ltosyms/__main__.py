@@ -1,0 +1,3 @@
+from ltosyms.cli import main
+
+main()

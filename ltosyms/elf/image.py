@@ -1,0 +1,294 @@
+"""Open and validate a vmlinux or a kernel module; read its build id, sections and bytes.
+
+:func:`open_image` is the one door to a kernel ELF file. It translates every pyelftools and
+OS error into :class:`ltosyms.errors.InputError` so callers never see foreign exceptions.
+
+Modules (``.ko``) are ET_REL objects whose allocated sections all start at address 0. Like the
+module loader (kernel/module/main.c ``layout_sections``), we give each allocated section its own
+address, so that symbols and DWARF of different sections never collide (DOMAIN §5). Those
+addresses are what "link address" means for a module.
+"""
+
+from __future__ import annotations
+
+import bz2
+import enum
+import gzip
+import io
+import lzma
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+
+from ltosyms.errors import InputError
+
+# e_machine values we decode (elf.h EM_X86_64, EM_AARCH64).
+_MACHINES = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}
+
+# Where a module's first allocated section is placed. Any base works, since oops frames of
+# modules are `name+off`; a page-aligned non-zero base keeps 0 meaning "no address".
+MODULE_BASE = 0x10000
+
+
+class ImageKind(enum.Enum):
+    VMLINUX = "vmlinux"
+    MODULE = "module"
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One ELF section. ``link_address`` is the address code and symbols use (see module note)."""
+
+    index: int
+    name: str
+    link_address: int
+    size: int
+    file_offset: int
+    alignment: int
+    is_alloc: bool
+    is_exec: bool
+    is_write: bool
+    has_bits: bool  # False for SHT_NOBITS (.bss): no bytes in the file
+
+    @property
+    def end_address(self) -> int:
+        return self.link_address + self.size
+
+    def contains(self, link_address: int) -> bool:
+        return self.link_address <= link_address < self.link_address + self.size
+
+
+class KernelImage:
+    """A validated vmlinux or kernel module, opened read-only.
+
+    The file is memory-mapped (a Debian vmlinux is 590 MB); compressed modules are decompressed
+    into memory. ``elffile`` is the pyelftools object for the DWARF layer.
+    """
+
+    def __init__(self, path: Path, data: mmap.mmap | bytes, stream: IO[bytes]) -> None:
+        self.path = path
+        self._data = data
+        self._stream = stream
+        try:
+            self.elffile = ELFFile(stream)
+            header = self.elffile.header
+            self.machine = _MACHINES.get(header["e_machine"], "")
+            self.elf_class = self.elffile.elfclass
+            self.little_endian = self.elffile.little_endian
+            etype = header["e_type"]
+            raw_sections = list(self.elffile.iter_sections())
+        except (ELFError, struct.error, ValueError, OSError, EOFError) as error:
+            raise InputError(f"{path}: not a usable ELF file ({error})") from None
+        if not self.machine:
+            raise InputError(
+                f"{path}: ELF machine {header['e_machine']} is not supported "
+                "(x86-64 and aarch64 kernels are)"
+            )
+        if self.elf_class != 64:
+            raise InputError(f"{path}: 32-bit ELF; only 64-bit kernels are supported")
+        if etype == "ET_REL":
+            self.kind = ImageKind.MODULE
+        elif etype in ("ET_EXEC", "ET_DYN"):
+            self.kind = ImageKind.VMLINUX
+        else:
+            raise InputError(f"{path}: ELF type {etype} is neither a kernel nor a module")
+        self.sections = self._layout(raw_sections)
+        self._by_name = {s.name: s for s in self.sections}
+        self._check_within_file()
+        self._alloc = sorted(
+            (s for s in self.sections if s.is_alloc and s.has_bits and s.size),
+            key=lambda s: s.link_address,
+        )
+        self.build_id = self._read_build_id()
+
+    # -- construction helpers ---------------------------------------------------------------
+
+    def _layout(self, raw_sections: list[Any]) -> list[Section]:
+        sections = []
+        next_module_address = MODULE_BASE
+        for index, raw in enumerate(raw_sections):
+            header = raw.header
+            flags = header["sh_flags"]
+            is_alloc = bool(flags & SH_FLAGS.SHF_ALLOC)
+            alignment = max(int(header["sh_addralign"]), 1)
+            link_address = int(header["sh_addr"])
+            if self.kind is ImageKind.MODULE and is_alloc and header["sh_size"]:
+                # Give each allocated section its own place, as the module loader does.
+                next_module_address = -(-next_module_address // alignment) * alignment
+                link_address = next_module_address
+                next_module_address += int(header["sh_size"])
+            sections.append(
+                Section(
+                    index=index,
+                    name=raw.name,
+                    link_address=link_address,
+                    size=int(header["sh_size"]),
+                    file_offset=int(header["sh_offset"]),
+                    alignment=alignment,
+                    is_alloc=is_alloc,
+                    is_exec=bool(flags & SH_FLAGS.SHF_EXECINSTR),
+                    is_write=bool(flags & SH_FLAGS.SHF_WRITE),
+                    has_bits=header["sh_type"] != "SHT_NOBITS",
+                )
+            )
+        return sections
+
+    def _check_within_file(self) -> None:
+        file_size = len(self._data)
+        for section in self.sections:
+            if section.has_bits and section.size and section.index:
+                if section.file_offset + section.size > file_size:
+                    raise InputError(
+                        f"{self.path}: truncated: section {section.name} ends at byte "
+                        f"{section.file_offset + section.size}, file has {file_size}"
+                    )
+
+    def _read_build_id(self) -> str | None:
+        # A note is namesz, descsz, type, then name and desc padded to 4 (ELF gABI "Note Section").
+        for section in self.sections:
+            if not section.name.startswith(".note") and section.name != ".notes":
+                continue
+            blob = self.section_bytes(section)
+            offset = 0
+            while offset + 12 <= len(blob):
+                namesz, descsz, note_type = struct.unpack_from("<III", blob, offset)
+                offset += 12
+                name = blob[offset : offset + namesz]
+                offset += (namesz + 3) & ~3
+                desc = blob[offset : offset + descsz]
+                offset += (descsz + 3) & ~3
+                if note_type == 3 and name.rstrip(b"\0") == b"GNU":  # NT_GNU_BUILD_ID
+                    return desc.hex()
+        return None
+
+    # -- queries ------------------------------------------------------------------------------
+
+    @property
+    def data(self) -> mmap.mmap | bytes:
+        return self._data
+
+    @property
+    def is_module(self) -> bool:
+        return self.kind is ImageKind.MODULE
+
+    def has_section(self, name: str) -> bool:
+        return name in self._by_name
+
+    def get_section(self, name: str) -> Section | None:
+        return self._by_name.get(name)
+
+    def section_bytes(self, section: Section) -> bytes:
+        if not section.has_bits:
+            return b""
+        return bytes(self._data[section.file_offset : section.file_offset + section.size])
+
+    def has_dwarf(self) -> bool:
+        return self.has_section(".debug_info")
+
+    def section_at(self, link_address: int) -> Section | None:
+        """The allocated section (with bytes in the file) that holds ``link_address``."""
+        low, high = 0, len(self._alloc)
+        while low < high:
+            mid = (low + high) // 2
+            if self._alloc[mid].link_address <= link_address:
+                low = mid + 1
+            else:
+                high = mid
+        if low and self._alloc[low - 1].contains(link_address):
+            return self._alloc[low - 1]
+        return None
+
+    def read(self, link_address: int, length: int) -> bytes:
+        """Bytes of the image at a link-time address, cut at the end of its section."""
+        section = self.section_at(link_address)
+        if section is None:
+            raise InputError(f"{self.path}: no code or data at link address {link_address:#x}")
+        start = section.file_offset + (link_address - section.link_address)
+        end = min(start + length, section.file_offset + section.size)
+        return bytes(self._data[start:end])
+
+    def iter_sections(self) -> Iterator[Section]:
+        return iter(self.sections)
+
+    def close(self) -> None:
+        if isinstance(self._data, mmap.mmap):
+            self._stream.close()
+            self._data.close()
+
+    def __enter__(self) -> KernelImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KernelImage({str(self.path)!r}, {self.kind.value}, build_id={self.build_id})"
+
+
+_DECOMPRESSORS = {
+    ".xz": lzma.decompress,
+    ".gz": gzip.decompress,
+    ".bz2": bz2.decompress,
+}
+
+
+def _decompress(path: Path, raw: bytes) -> bytes:
+    suffix = path.suffix
+    if suffix == ".zst":
+        try:
+            import zstandard  # type: ignore[import-not-found]
+        except ImportError:
+            raise InputError(
+                f"{path}: .zst modules need the 'zstandard' package (pip install zstandard)"
+            ) from None
+        try:
+            return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(raw))
+        except zstandard.ZstdError as error:
+            raise InputError(f"{path}: cannot decompress: {error}") from None
+    try:
+        return _DECOMPRESSORS[suffix](raw)
+    except (lzma.LZMAError, OSError, EOFError, ValueError) as error:
+        raise InputError(f"{path}: cannot decompress: {error}") from None
+
+
+def open_image(path: str | os.PathLike[str], expect: ImageKind | None = None) -> KernelImage:
+    """Open ``path`` as a kernel image; ``expect`` rejects a module given as vmlinux and so on."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as file:
+            magic = file.read(4)
+            if path.suffix in (*_DECOMPRESSORS, ".zst"):
+                image_bytes: mmap.mmap | bytes = _decompress(path, magic + file.read())
+                stream: IO[bytes] = io.BytesIO(image_bytes)
+            else:
+                if magic != b"\x7fELF":
+                    raise InputError(f"{path}: not an ELF file")
+                file.seek(0)
+                stream = open(path, "rb")  # noqa: SIM115 -- owned by the image, closed by close()
+                try:
+                    image_bytes = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+                except (OSError, ValueError) as error:
+                    stream.close()
+                    raise InputError(f"{path}: cannot map file: {error}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not an ELF file") from None
+    except OSError as error:
+        raise InputError(f"{path}: {error.strerror or error}") from None
+    if image_bytes[:4] != b"\x7fELF":
+        raise InputError(f"{path}: not an ELF file")
+    image = KernelImage(path, image_bytes, stream)
+    if expect is ImageKind.VMLINUX and image.is_module:
+        raise InputError(f"{path}: is a kernel module (ET_REL), not a vmlinux")
+    if expect is ImageKind.MODULE and not image.is_module:
+        raise InputError(f"{path}: is not a kernel module (expected an ET_REL .ko)")
+    if not image.has_section(".symtab"):
+        raise InputError(f"{path}: has no .symtab (stripped); a debug vmlinux is needed")
+    return image

@@ -1,0 +1,326 @@
+"""The symbol table of a vmlinux or module, loaded in bulk, with kallsyms sizes.
+
+``.symtab`` is decoded with one ``struct.iter_unpack`` pass into parallel columns (a Debian
+vmlinux has ~200,000 symbols; building a record per symbol up front would dominate load time).
+:class:`Symbol` records are made on demand by the lookups.
+
+The **kallsyms size** of a symbol is what an oops prints after the ``/``: the distance from the
+symbol to the next symbol *that kallsyms keeps* with a higher address (kernel/kallsyms.c
+``get_symbol_pos``, 6.1). Which symbols kallsyms keeps is decided by
+:mod:`ltosyms.names.kallsyms` (scripts/mksysmap + scripts/kallsyms.c rules as data).
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from ltosyms.elf.image import KernelImage, Section
+from ltosyms.errors import InputError
+from ltosyms.names.kallsyms import KeepRule, keep_rule_for, kept
+from ltosyms.names.suffixes import SymbolName, parse_name
+
+# ELF st_info (gABI "Symbol Table"): low nibble type, high nibble binding.
+SYMBOL_TYPES = {0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE", 5: "COMMON",
+                6: "TLS", 10: "IFUNC"}
+SYMBOL_BINDS = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
+SHN_UNDEF = 0
+SHN_ABS = 0xFFF1
+SHN_COMMON = 0xFFF2
+STT_SECTION = 3
+STT_FILE = 4
+STB_WEAK = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    """One ELF symbol with the size an oops would print for it."""
+
+    name: str
+    link_address: int
+    elf_size: int
+    type: str
+    bind: str
+    section: str
+    nm_type: str  # the letter `nm` prints (T, t, D, r, W, ...)
+    kallsyms_size: int | None  # None: kallsyms does not keep this symbol
+    index: int  # position in .symtab: a stable identity among same-named symbols
+
+    @property
+    def end_address(self) -> int:
+        return self.link_address + self.elf_size
+
+    @property
+    def parsed(self) -> SymbolName:
+        return parse_name(self.name)
+
+    @property
+    def base_name(self) -> str:
+        return parse_name(self.name).base
+
+    @property
+    def is_function(self) -> bool:
+        return self.type in ("FUNC", "IFUNC") or self.nm_type in "Tt"
+
+
+def _section_letter(section: Section) -> str:
+    # binutils bfd/syms.c decode_section_type, reduced to ELF section flags.
+    if section.is_exec:
+        return "t"
+    if not section.is_alloc:
+        return "n" if not section.name.startswith(".debug") else "N"
+    if not section.has_bits:
+        return "b"
+    if not section.is_write:
+        return "r"
+    return "d"
+
+
+def nm_type_letter(info: int, shndx: int, section_letters: Sequence[str]) -> str:
+    """The type letter ``nm`` prints (binutils bfd_decode_symclass), ``?`` when unknown."""
+    symbol_type, bind = info & 0xF, info >> 4
+    if shndx == SHN_UNDEF:
+        return ("v" if symbol_type == 1 else "w") if bind == STB_WEAK else "U"
+    if bind == 10:
+        return "u"
+    if bind == STB_WEAK:
+        return "V" if symbol_type == 1 else "W"
+    if shndx == SHN_COMMON:
+        return "C"
+    if symbol_type == 10:
+        return "i"
+    if shndx == SHN_ABS:
+        letter = "a"
+    elif shndx < len(section_letters):
+        letter = section_letters[shndx]
+    else:
+        letter = "?"
+    return letter.upper() if bind != 0 else letter
+
+
+class SymbolTable:
+    """All named, defined-or-not symbols of an image, in ``.symtab`` order, plus indexes."""
+
+    def __init__(self, image: KernelImage, rule: KeepRule | None = None) -> None:
+        self.image = image
+        self.machine = image.machine
+        symtab = image.get_section(".symtab")
+        if symtab is None:
+            raise InputError(f"{image.path}: has no .symtab")
+        strtab = image.sections[image.elffile.get_section(symtab.index).header["sh_link"]]
+        raw_symbols = image.section_bytes(symtab)
+        strings = image.section_bytes(strtab)
+        if len(raw_symbols) % 24:
+            raise InputError(f"{image.path}: .symtab size is not a multiple of 24 bytes")
+        endian = "<" if image.little_endian else ">"
+        section_letters = [_section_letter(s) for s in image.sections]
+        section_addresses = [s.link_address for s in image.sections]
+        relocatable = image.is_module
+        names: list[str] = []
+        addresses: list[int] = []
+        sizes: list[int] = []
+        infos: list[int] = []
+        shndxs: list[int] = []
+        letters: list[str] = []
+        number_of_sections = len(image.sections)
+        find = strings.find
+        # Elf64_Sym: st_name u32, st_info u8, st_other u8, st_shndx u16, st_value u64, st_size u64.
+        for st_name, st_info, _other, st_shndx, st_value, st_size in struct.iter_unpack(
+            endian + "IBBHQQ", raw_symbols
+        ):
+            end = find(b"\0", st_name)
+            if end < 0:
+                raise InputError(f"{image.path}: symbol name offset {st_name} outside .strtab")
+            name = strings[st_name:end].decode("utf-8", "replace")
+            if relocatable and 0 < st_shndx < number_of_sections:
+                st_value += section_addresses[st_shndx]
+            names.append(name)
+            addresses.append(st_value)
+            sizes.append(st_size)
+            infos.append(st_info)
+            shndxs.append(st_shndx)
+            letters.append(nm_type_letter(st_info, st_shndx, section_letters))
+        self.names = names
+        self.link_addresses = addresses
+        self.elf_sizes = sizes
+        self._infos = infos
+        self._shndxs = shndxs
+        self.nm_types = letters
+        self.rule = rule or keep_rule_for(self)
+        self.kallsyms_sizes = self._compute_kallsyms_sizes()
+
+    # -- kallsyms -------------------------------------------------------------------------------
+
+    def is_listed(self, index: int) -> bool:
+        """True for symbols ``nm`` prints: named, not a section or file symbol."""
+        info = self._infos[index]
+        return bool(self.names[index]) and (info & 0xF) not in (STT_SECTION, STT_FILE)
+
+    def _compute_kallsyms_sizes(self) -> list[int | None]:
+        """Distance to the next kept symbol with a higher address (kernel/kallsyms.c 6.1)."""
+        keep = [
+            i
+            for i in range(len(self.names))
+            if self.is_listed(i) and kept(self.rule, self.names[i], self.nm_types[i],
+                                          self.link_addresses[i])
+        ]
+        self.kept_indexes = keep
+        addresses = self.link_addresses
+        keep.sort(key=addresses.__getitem__)
+        sizes: list[int | None] = [None] * len(self.names)
+        kept_addresses = [addresses[i] for i in keep]
+        count = len(keep)
+        position = 0
+        while position < count:
+            start = kept_addresses[position]
+            following = position + 1
+            while following < count and kept_addresses[following] == start:
+                following += 1
+            if following < count:
+                size = kept_addresses[following] - start
+            else:
+                size = max(self.rule.last_symbol_end - start, 0)
+            for i in range(position, following):
+                sizes[keep[i]] = size
+            position = following
+        self._kept_addresses = kept_addresses
+        return sizes
+
+    @property
+    def kept_count(self) -> int:
+        return len(self.kept_indexes)
+
+    # -- records --------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def symbol(self, index: int) -> Symbol:
+        info = self._infos[index]
+        shndx = self._shndxs[index]
+        sections = self.image.sections
+        if shndx == SHN_ABS:
+            section = "*ABS*"
+        elif shndx == SHN_UNDEF:
+            section = "*UND*"
+        elif shndx < len(sections):
+            section = sections[shndx].name
+        else:
+            section = f"*{shndx:#x}*"
+        return Symbol(
+            name=self.names[index],
+            link_address=self.link_addresses[index],
+            elf_size=self.elf_sizes[index],
+            type=SYMBOL_TYPES.get(info & 0xF, str(info & 0xF)),
+            bind=SYMBOL_BINDS.get(info >> 4, str(info >> 4)),
+            section=section,
+            nm_type=self.nm_types[index],
+            kallsyms_size=self.kallsyms_sizes[index],
+            index=index,
+        )
+
+    def __iter__(self) -> Iterator[Symbol]:
+        return (self.symbol(i) for i in range(len(self.names)) if self.is_listed(i))
+
+    def is_defined(self, index: int) -> bool:
+        return self._shndxs[index] != SHN_UNDEF
+
+    def is_absolute(self, index: int) -> bool:
+        return self._shndxs[index] == SHN_ABS
+
+    # -- lookups --------------------------------------------------------------------------------
+
+    @cached_property
+    def _by_name(self) -> dict[str, list[int]]:
+        table: dict[str, list[int]] = {}
+        for index, name in enumerate(self.names):
+            if name and self.is_listed(index) and self.is_defined(index):
+                table.setdefault(name, []).append(index)
+        return table
+
+    @cached_property
+    def _by_base_name(self) -> dict[str, list[int]]:
+        table: dict[str, list[int]] = {}
+        for name, indexes in self._by_name.items():
+            table.setdefault(parse_name(name).base, []).extend(indexes)
+        return table
+
+    @cached_property
+    def _address_order(self) -> tuple[list[int], list[int]]:
+        """Kept symbols sorted by address, for the kernel's own address -> symbol lookup."""
+        order = sorted(self.kept_indexes, key=lambda i: (self.link_addresses[i], i))
+        return [self.link_addresses[i] for i in order], order
+
+    def by_name(self, name: str) -> list[Symbol]:
+        """Every defined symbol with exactly this ELF name (duplicates of statics included)."""
+        return [self.symbol(i) for i in self._by_name.get(name, ())]
+
+    def by_base_name(self, base: str) -> list[Symbol]:
+        """Every defined symbol whose name parses to ``base`` (``foo``, ``foo.llvm.1``, ...)."""
+        return [self.symbol(i) for i in self._by_base_name.get(base, ())]
+
+    def names_with_base(self, base: str) -> list[str]:
+        return sorted({self.names[i] for i in self._by_base_name.get(base, ())})
+
+    def lookup(self, link_address: int) -> Symbol | None:
+        """The kallsyms symbol an oops would print for ``link_address`` (kernel semantics:
+        the kept symbol with the highest start <= address, if the address is inside its size)."""
+        addresses, order = self._address_order
+        position = bisect.bisect_right(addresses, link_address) - 1
+        if position < 0:
+            return None
+        start = addresses[position]
+        # Among aliases at the same address, the kernel prints the first in its sorted table;
+        # prefer a function symbol, then the lowest .symtab index (stable).
+        first = bisect.bisect_left(addresses, start)
+        candidates = [order[i] for i in range(first, position + 1)]
+        best = min(candidates, key=lambda i: (not self._is_func(i), i))
+        symbol = self.symbol(best)
+        if symbol.kallsyms_size is not None and link_address >= start + symbol.kallsyms_size:
+            return None
+        return symbol
+
+    def symbols_at(self, link_address: int) -> list[Symbol]:
+        """Every kept symbol that starts exactly at ``link_address`` (aliases)."""
+        addresses, order = self._address_order
+        first = bisect.bisect_left(addresses, link_address)
+        last = bisect.bisect_right(addresses, link_address)
+        return [self.symbol(order[i]) for i in range(first, last)]
+
+    def function_containing(self, link_address: int) -> Symbol | None:
+        """The FUNC symbol whose ELF extent holds ``link_address`` (ignores kallsyms rules)."""
+        starts, order = self._function_order
+        position = bisect.bisect_right(starts, link_address) - 1
+        while position >= 0:
+            index = order[position]
+            if starts[position] <= link_address < starts[position] + max(
+                self.elf_sizes[index], 1
+            ):
+                return self.symbol(index)
+            if link_address - starts[position] > 1 << 20:
+                break
+            position -= 1
+        return None
+
+    @cached_property
+    def _function_order(self) -> tuple[list[int], list[int]]:
+        order = sorted(
+            (i for i in range(len(self.names)) if self._is_func(i) and self.is_defined(i)),
+            key=lambda i: (self.link_addresses[i], i),
+        )
+        return [self.link_addresses[i] for i in order], order
+
+    def _is_func(self, index: int) -> bool:
+        return (self._infos[index] & 0xF) in (2, 10)
+
+    def address_of(self, name: str) -> int | None:
+        """Link address of a unique symbol (None when absent; first one when duplicated)."""
+        indexes = self._by_name.get(name)
+        return self.link_addresses[indexes[0]] if indexes else None
+
+
+def load_symbols(image: KernelImage) -> SymbolTable:
+    return SymbolTable(image)

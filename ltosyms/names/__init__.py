@@ -1,0 +1,1 @@
+"""Symbol name knowledge: the suffix grammar and the kernel's kallsyms rules."""

@@ -1,0 +1,290 @@
+"""The kernel's kallsyms rules, as data: which symbols kallsyms keeps, and what name it prints.
+
+Two kinds of rules, each row citing where it comes from:
+
+* **Keep rules** (build time): ``scripts/link-vmlinux.sh`` feeds ``scripts/mksysmap`` output to
+  ``scripts/kallsyms``; both drop symbols by type letter and name. Without
+  ``CONFIG_KALLSYMS_ALL`` everything outside ``[_stext, _etext]`` and
+  ``[_sinittext, _einittext]`` is dropped too. Kallsyms sizes are computed over what remains.
+* **Cleanup rules** (run time): ``kernel/kallsyms.c`` ``cleanup_symbol_name()`` shortens
+  clang-LTO names before printing them; the rule changed several times (DOMAIN §2).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class NameFilter:
+    """One row of the keep rules: symbols matching it are dropped."""
+
+    how: str  # "type", "exact", "prefix", "suffix", "contains"
+    values: tuple[str, ...]
+    origin: str
+
+
+# scripts/mksysmap (6.1): `$NM -n $1 | grep -v -e ' [aNUw] ' -e ' \$' -e ' \.L' -e ' __crc_'
+# -e ' __kstrtab_' -e ' __kstrtabns_' -e ' L0$'`; its output is kallsyms' input since 6.1
+# (scripts/link-vmlinux.sh kallsyms_step: `mksysmap ${kallsyms_vmlinux} ${kallsyms_vmlinux}.syms`).
+# scripts/kallsyms.c (6.1) is_ignored_symbol() drops the rest.
+KEEP_FILTERS: tuple[NameFilter, ...] = (
+    NameFilter("type", ("a", "N", "U", "w"), "scripts/mksysmap 6.1: grep -v ' [aNUw] '"),
+    NameFilter("prefix", ("$", ".L", "__crc_", "__kstrtab_", "__kstrtabns_"),
+               "scripts/mksysmap 6.1: ' \\$', ' \\.L', ' __crc_', ' __kstrtab_', ' __kstrtabns_'"),
+    NameFilter("exact", ("L0",), "scripts/mksysmap 6.1: ' L0$'"),
+    NameFilter(
+        "exact",
+        ("kallsyms_addresses", "kallsyms_offsets", "kallsyms_relative_base",
+         "kallsyms_num_syms", "kallsyms_names", "kallsyms_markers", "kallsyms_token_table",
+         "kallsyms_token_index", "kallsyms_seqs_of_names", "_SDA_BASE_", "_SDA2_BASE_"),
+        "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_symbols[] (vary between passes)",
+    ),
+    NameFilter(
+        "prefix",
+        ("__efistub_", "__kvm_nvhe_$", "__kvm_nvhe_.L", "__AArch64ADRPThunk_",
+         "__ARMV5PILongThunk_", "__ARMV7PILongThunk_", "__ThumbV7PILongThunk_", "__LA25Thunk_",
+         "__microLA25Thunk_", "__kcfi_typeid_"),
+        "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_prefixes[]",
+    ),
+    NameFilter("suffix", ("_from_arm", "_from_thumb", "_veneer"),
+               "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_suffixes[]"),
+    NameFilter("contains", (".long_branch.", ".plt_branch."),
+               "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_matches[] (ppc stubs)"),
+    NameFilter("type", ("u", "n"), "scripts/kallsyms.c 6.1 is_ignored_symbol(): 'U','u','N','n'"),
+)
+# scripts/kallsyms.c 6.1 is_ignored_symbol(): absolute symbols are dropped except these.
+KEPT_ABSOLUTE = frozenset(
+    {"__kernel_syscall_via_break", "__kernel_syscall_via_epc", "__kernel_sigtramp", "__gp"}
+)
+
+_DROP_TYPES = frozenset(t for f in KEEP_FILTERS if f.how == "type" for t in f.values)
+_DROP_EXACT = frozenset(v for f in KEEP_FILTERS if f.how == "exact" for v in f.values)
+_DROP_PREFIX = tuple(v for f in KEEP_FILTERS if f.how == "prefix" for v in f.values)
+_DROP_SUFFIX = tuple(v for f in KEEP_FILTERS if f.how == "suffix" for v in f.values)
+_DROP_CONTAINS = tuple(v for f in KEEP_FILTERS if f.how == "contains" for v in f.values)
+
+
+@dataclass(frozen=True, slots=True)
+class KeepRule:
+    """How one kernel build chose its kallsyms symbols."""
+
+    all_symbols: bool  # CONFIG_KALLSYMS_ALL
+    text_ranges: tuple[tuple[int, int], ...]  # inclusive [start, end] as scripts/kallsyms.c
+    # The end the kernel uses for the last symbol (get_symbol_pos: _end with KALLSYMS_ALL,
+    # else _etext; _einittext for init text, which is never last in practice).
+    last_symbol_end: int
+
+
+def kept(rule: KeepRule, name: str, nm_type: str, link_address: int) -> bool:
+    """True when kallsyms keeps this symbol under ``rule``."""
+    if nm_type in _DROP_TYPES:
+        return False
+    if nm_type == "A" and name not in KEPT_ABSOLUTE:
+        return False
+    if (
+        name in _DROP_EXACT
+        or name.startswith(_DROP_PREFIX)
+        or name.endswith(_DROP_SUFFIX)
+        or (_DROP_CONTAINS and any(c in name for c in _DROP_CONTAINS))
+    ):
+        return False
+    if rule.all_symbols:
+        return True
+    # scripts/kallsyms.c symbol_valid(): outside the text ranges is dropped, and so is any
+    # other symbol sitting exactly on _etext/_einittext (it can move between passes).
+    for start, end in rule.text_ranges:
+        if start <= link_address <= end:
+            if link_address == end and name not in ("_etext", "_einittext"):
+                return False
+            return True
+    return False
+
+
+class _SymbolColumns(Protocol):
+    names: list[str]
+    link_addresses: list[int]
+    nm_types: list[str]
+
+    def is_listed(self, index: int) -> bool: ...
+
+    def address_of(self, name: str) -> int | None: ...
+
+    @property
+    def image(self) -> object: ...
+
+
+def _address(columns: _SymbolColumns, name: str) -> int | None:
+    for index, symbol_name in enumerate(columns.names):
+        if symbol_name == name:
+            return columns.link_addresses[index]
+    return None
+
+
+def keep_rule_for(columns: _SymbolColumns, all_symbols: bool | None = None) -> KeepRule:
+    """The keep rule of the kernel these symbols come from.
+
+    ``CONFIG_KALLSYMS_ALL`` is read from the image itself when not given: the kernel stores the
+    number of symbols it kept in ``kallsyms_num_syms``; of the two possible rules, the one that
+    keeps exactly that many is the one the build used. Without that symbol (a module, a test
+    image) the broader rule is used.
+    """
+    wanted = {"_stext", "_etext", "_sinittext", "_einittext", "_end", "kallsyms_num_syms"}
+    found: dict[str, int] = {}
+    for index, name in enumerate(columns.names):
+        if name in wanted and name not in found and columns.nm_types[index] not in "Uw":
+            found[name] = columns.link_addresses[index]
+    ranges = tuple(
+        (found[start], found[end])
+        for start, end in (("_stext", "_etext"), ("_sinittext", "_einittext"))
+        if start in found and end in found
+    )
+    if all_symbols is None:
+        all_symbols = _detect_all_symbols(columns, found, ranges)
+    if all_symbols:
+        last = found.get("_end", 0)
+    else:
+        last = found.get("_etext", 0)
+    return KeepRule(all_symbols=all_symbols, text_ranges=ranges, last_symbol_end=last)
+
+
+def _detect_all_symbols(
+    columns: _SymbolColumns, found: dict[str, int], ranges: tuple[tuple[int, int], ...]
+) -> bool:
+    if not ranges:
+        return True
+    stored = _stored_symbol_count(columns, found.get("kallsyms_num_syms"))
+    if stored is None:
+        return True
+    for candidate in (True, False):
+        rule = KeepRule(candidate, ranges, 0)
+        count = sum(
+            1
+            for i, name in enumerate(columns.names)
+            if columns.is_listed(i)
+            and kept(rule, name, columns.nm_types[i], columns.link_addresses[i])
+        )
+        if count == stored:
+            return candidate
+    return True
+
+
+def _stored_symbol_count(columns: _SymbolColumns, link_address: int | None) -> int | None:
+    if link_address is None:
+        return None
+    image = columns.image
+    read = getattr(image, "read", None)
+    if read is None:
+        return None
+    try:
+        raw = read(link_address, 4)
+    except Exception:  # noqa: BLE001 -- any failure only means "cannot tell"
+        return None
+    if len(raw) != 4:
+        return None
+    return int.from_bytes(raw, "little")
+
+
+# -- cleanup rules: the name the kernel prints ---------------------------------------------------
+
+
+class CleanupKind(enum.Enum):
+    NONE = "none"
+    GCC_LTO_NUMERIC = "gcc-lto-numeric"
+    FIRST_DOT = "first-dot"
+    LLVM_SUFFIX = "llvm-suffix"
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupRule:
+    """One version of kernel/kallsyms.c cleanup_symbol_name()."""
+
+    name: str
+    kind: CleanupKind
+    applies_to: str  # which kernels/compilers
+    origin: str
+
+
+CLEANUP_RULES: tuple[CleanupRule, ...] = (
+    CleanupRule(
+        "none", CleanupKind.NONE,
+        "gcc builds of any version; clang builds up to 5.12 and from 6.10.7/6.11",
+        "kernel/kallsyms.c: no cleanup_symbol_name() before 5.13; returns early without "
+        "CONFIG_LTO_CLANG; removed by 'kallsyms: Do not cleanup .llvm.<hash> suffix before "
+        "sorting symbols' (6.11, backported to 6.10.7)",
+    ),
+    CleanupRule(
+        "gcc-lto-numeric", CleanupKind.GCC_LTO_NUMERIC,
+        "out-of-tree gcc LTO patch sets (numeric .NNN promotions stripped)",
+        "gcc LTO kernels of the 4.x era (Andi Kleen's LTO series) printed promoted statics "
+        "without their numeric '.NNN' suffix; never merged upstream",
+    ),
+    CleanupRule(
+        "first-dot", CleanupKind.FIRST_DOT,
+        "clang LTO, 5.15 - 6.1.41 and 6.2 - 6.4",
+        "kernel/kallsyms.c 5.15 cleanup_symbol_name(): `res = strchr(s, '.'); if (res) "
+        "*res = '\\0';` (commit 8b8e6b5d3b01 'kallsyms: strip ThinLTO hashes from static "
+        "functions')",
+    ),
+    CleanupRule(
+        "llvm-suffix", CleanupKind.LLVM_SUFFIX,
+        "clang LTO, 6.1.42+ (stable backport) and 6.5 - 6.10.6",
+        "kernel/kallsyms.c 6.5 cleanup_symbol_name(): `res = strstr(s, \".llvm.\"); if (res) "
+        "*res = '\\0';` (commit 8cc32a9bbf29 'kallsyms: strip LTO-only suffixes from promoted "
+        "global functions')",
+    ),
+)
+CLEANUP_BY_NAME = {rule.name: rule for rule in CLEANUP_RULES}
+
+_GCC_LTO_NUMERIC = re.compile(r"\.\d+$")
+
+
+def printed_name(elf_name: str, rule: CleanupRule) -> str:
+    """The name an oops prints for ``elf_name`` under ``rule``."""
+    kind = rule.kind
+    if kind is CleanupKind.NONE:
+        return elf_name
+    if kind is CleanupKind.FIRST_DOT:
+        dot = elf_name.find(".")
+        return elf_name if dot <= 0 else elf_name[:dot]
+    if kind is CleanupKind.LLVM_SUFFIX:
+        cut = elf_name.find(".llvm.")
+        return elf_name if cut < 0 else elf_name[:cut]
+    return _GCC_LTO_NUMERIC.sub("", elf_name)
+
+
+def parse_kernel_version(banner: str) -> tuple[int, int, int] | None:
+    """``(6, 1, 192)`` from a ``Linux version 6.1.0-57-cloud-amd64 ... 6.1.192-3`` banner.
+
+    Distro release strings (6.1.0-57) hide the stable sublevel; the package version at the
+    end of Debian's banner has it, so the highest x.y.z with the release's x.y wins.
+    """
+    match = re.search(r"Linux version (\d+)\.(\d+)(?:\.(\d+))?", banner)
+    if not match:
+        return None
+    major, minor = int(match.group(1)), int(match.group(2))
+    sublevel = int(match.group(3) or 0)
+    for other in re.finditer(rf"\b{major}\.{minor}\.(\d+)\b", banner):
+        sublevel = max(sublevel, int(other.group(1)))
+    return major, minor, sublevel
+
+
+def cleanup_rule_for(version: tuple[int, int, int] | None, clang_lto: bool) -> CleanupRule:
+    """The cleanup rule of a kernel version, per the DOMAIN §2 table."""
+    if not clang_lto or version is None:
+        return CLEANUP_BY_NAME["none"]
+    if version < (5, 15, 0) or version >= (6, 11, 0) or (6, 10, 7) <= version < (6, 11, 0):
+        return CLEANUP_BY_NAME["none"]
+    if (6, 1, 42) <= version < (6, 2, 0) or version >= (6, 5, 0):
+        return CLEANUP_BY_NAME["llvm-suffix"]
+    return CLEANUP_BY_NAME["first-dot"]
+
+
+def candidates_for_printed(printed: str, elf_names: Sequence[str], rule: CleanupRule) -> list[str]:
+    """ELF names that print as ``printed`` under ``rule`` (exact name first)."""
+    exact = [n for n in elf_names if n == printed]
+    return exact + [n for n in elf_names if n != printed and printed_name(n, rule) == printed]

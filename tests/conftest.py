@@ -1,0 +1,77 @@
+"""Shared fixtures. Real-kernel tests go through :func:`corpus` and nothing else.
+
+The corpus (``../shared/corpus`` beside the project, or ``$LTOSYMS_CORPUS``) holds real kernels
+and logs. Without it those tests skip with a reason; ``LTOSYMS_REQUIRE_CORPUS=1`` (set by
+``.ci/run``) turns the skip into a failure so CI always exercises real kernels.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+SAMPLES = PROJECT / "testdata" / "vmlinux-samples"
+KERNEL_VARIANTS = ("clang-thinlto", "clang-nolto", "gcc-nolto", "arm64-clang-thinlto")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    root: Path
+
+    @property
+    def debian(self) -> Path:
+        return self.root / "debian-6.1.0-57-cloud-amd64"
+
+    @property
+    def kernels(self) -> Path:
+        return self.root / "kernels"
+
+    @property
+    def syzkaller(self) -> Path:
+        return self.root / "syzkaller"
+
+    def debian_vmlinux(self) -> Path:
+        return _fetch(self.debian / "get-vmlinux.sh")
+
+    def kernel_vmlinux(self, variant: str) -> Path:
+        return _fetch(self.kernels / "get-vmlinux.sh", variant)
+
+
+_fetched: dict[tuple[str, ...], Path] = {}
+
+
+def _fetch(script: Path, *args: str) -> Path:
+    key = (str(script), *args)
+    if key not in _fetched:
+        # The corpus scripts unpack into $LTOSYMS_CORPUS_CACHE (never into the read-only corpus).
+        result = subprocess.run(
+            ["sh", str(script), *args], capture_output=True, text=True, check=True, timeout=1800
+        )
+        _fetched[key] = Path(result.stdout.strip().splitlines()[-1])
+    return _fetched[key]
+
+
+def _corpus_root() -> Path:
+    return Path(os.environ.get("LTOSYMS_CORPUS", PROJECT.parent / "shared" / "corpus"))
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Corpus:
+    root = _corpus_root()
+    if not (root / "README.md").is_file():
+        reason = f"real-kernel corpus not found at {root} (set LTOSYMS_CORPUS)"
+        if os.environ.get("LTOSYMS_REQUIRE_CORPUS") == "1":
+            pytest.fail(reason + "; LTOSYMS_REQUIRE_CORPUS=1 requires it")
+        pytest.skip(reason)
+    return Corpus(root)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "corpus" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.corpus)
