@@ -73,12 +73,12 @@ class KernelImage:
     into memory. ``elffile`` is the pyelftools object for the DWARF layer.
     """
 
-    def __init__(self, path: Path, data: mmap.mmap | bytes, stream: IO[bytes]) -> None:
+    def __init__(self, path: Path, data: mmap.mmap | bytes, stream: IO[bytes] | mmap.mmap) -> None:
         self.path = path
         self._data = data
         self._stream = stream
         try:
-            self.elffile = ELFFile(stream)
+            self.elffile = ELFFile(stream)  # type: ignore[arg-type]  # mmap reads like a file
             header = self.elffile.header
             self.machine = _MACHINES.get(header["e_machine"], "")
             self.elf_class = self.elffile.elfclass
@@ -144,12 +144,16 @@ class KernelImage:
     def _check_within_file(self) -> None:
         file_size = len(self._data)
         for section in self.sections:
-            if section.has_bits and section.size and section.index:
-                if section.file_offset + section.size > file_size:
-                    raise InputError(
-                        f"{self.path}: truncated: section {section.name} ends at byte "
-                        f"{section.file_offset + section.size}, file has {file_size}"
-                    )
+            if (
+                section.has_bits
+                and section.size
+                and section.index
+                and section.file_offset + section.size > file_size
+            ):
+                raise InputError(
+                    f"{self.path}: truncated: section {section.name} ends at byte "
+                    f"{section.file_offset + section.size}, file has {file_size}"
+                )
 
     def _read_build_id(self) -> str | None:
         # A note is namesz, descsz, type, then name and desc padded to 4 (ELF gABI "Note Section").
@@ -220,7 +224,6 @@ class KernelImage:
 
     def close(self) -> None:
         if isinstance(self._data, mmap.mmap):
-            self._stream.close()
             self._data.close()
 
     def __enter__(self) -> KernelImage:
@@ -267,17 +270,16 @@ def open_image(path: str | os.PathLike[str], expect: ImageKind | None = None) ->
             magic = file.read(4)
             if path.suffix in (*_DECOMPRESSORS, ".zst"):
                 image_bytes: mmap.mmap | bytes = _decompress(path, magic + file.read())
-                stream: IO[bytes] = io.BytesIO(image_bytes)
+                stream: IO[bytes] | mmap.mmap = io.BytesIO(image_bytes)
             else:
                 if magic != b"\x7fELF":
                     raise InputError(f"{path}: not an ELF file")
-                file.seek(0)
-                stream = open(path, "rb")  # noqa: SIM115 -- owned by the image, closed by close()
                 try:
-                    image_bytes = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+                    # The map outlives the file object: no descriptor stays open.
+                    mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
                 except (OSError, ValueError) as error:
-                    stream.close()
                     raise InputError(f"{path}: cannot map file: {error}") from None
+                image_bytes, stream = mapped, mapped  # mmap has read/seek/tell
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, not an ELF file") from None
     except OSError as error:

@@ -24,8 +24,16 @@ from ltosyms.names.kallsyms import KeepRule, keep_rule_for, kept
 from ltosyms.names.suffixes import SymbolName, parse_name
 
 # ELF st_info (gABI "Symbol Table"): low nibble type, high nibble binding.
-SYMBOL_TYPES = {0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE", 5: "COMMON",
-                6: "TLS", 10: "IFUNC"}
+SYMBOL_TYPES = {
+    0: "NOTYPE",
+    1: "OBJECT",
+    2: "FUNC",
+    3: "SECTION",
+    4: "FILE",
+    5: "COMMON",
+    6: "TLS",
+    10: "IFUNC",
+}
 SYMBOL_BINDS = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
 SHN_UNDEF = 0
 SHN_ABS = 0xFFF1
@@ -67,16 +75,20 @@ class Symbol:
 
 
 def _section_letter(section: Section) -> str:
-    # binutils bfd/syms.c decode_section_type, reduced to ELF section flags.
+    # binutils 2.40 bfd/syms.c decode_section_type() over the flags bfd/elf.c gives an ELF
+    # section (SEC_CODE from SHF_EXECINSTR, SEC_DATA only for allocated PROGBITS, SEC_READONLY
+    # from !SHF_WRITE); llvm-nm 14 getSymbolNMTypeChar() decides the same way. A non-allocated,
+    # writable PROGBITS section gets '?': the kernel's empty `.data_nosave` (x86
+    # `__nosave_begin`/`__nosave_end` print as `?` in System.map, and kallsyms keeps them).
     if section.is_exec:
         return "t"
-    if not section.is_alloc:
-        return "n" if not section.name.startswith(".debug") else "N"
     if not section.has_bits:
         return "b"
-    if not section.is_write:
-        return "r"
-    return "d"
+    if section.is_alloc:
+        return "d" if section.is_write else "r"
+    if section.name.startswith(".debug"):
+        return "N"
+    return "?" if section.is_write else "n"
 
 
 def nm_type_letter(info: int, shndx: int, section_letters: Sequence[str]) -> str:
@@ -136,9 +148,10 @@ class SymbolTable:
                 raise InputError(f"{image.path}: symbol name offset {st_name} outside .strtab")
             name = strings[st_name:end].decode("utf-8", "replace")
             if relocatable and 0 < st_shndx < number_of_sections:
-                st_value += section_addresses[st_shndx]
+                addresses.append(st_value + section_addresses[st_shndx])
+            else:
+                addresses.append(st_value)
             names.append(name)
-            addresses.append(st_value)
             sizes.append(st_size)
             infos.append(st_info)
             shndxs.append(st_shndx)
@@ -164,8 +177,8 @@ class SymbolTable:
         keep = [
             i
             for i in range(len(self.names))
-            if self.is_listed(i) and kept(self.rule, self.names[i], self.nm_types[i],
-                                          self.link_addresses[i])
+            if self.is_listed(i)
+            and kept(self.rule, self.names[i], self.nm_types[i], self.link_addresses[i])
         ]
         self.kept_indexes = keep
         addresses = self.link_addresses
@@ -296,9 +309,7 @@ class SymbolTable:
         position = bisect.bisect_right(starts, link_address) - 1
         while position >= 0:
             index = order[position]
-            if starts[position] <= link_address < starts[position] + max(
-                self.elf_sizes[index], 1
-            ):
+            if starts[position] <= link_address < starts[position] + max(self.elf_sizes[index], 1):
                 return self.symbol(index)
             if link_address - starts[position] > 1 << 20:
                 break

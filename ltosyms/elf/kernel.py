@@ -1,0 +1,68 @@
+"""Open a vmlinux or module as a kernel image: validated ELF plus its symbol table.
+
+This is the entry point commands use. It adds the one check the ELF layer cannot make: a
+user-space program given as a vmlinux is an ELF with a symbol table too, but it has none of
+the symbols every kernel links in.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ltosyms.elf.image import ImageKind, KernelImage, open_image
+from ltosyms.elf.symtab import SymbolTable
+from ltosyms.errors import InputError
+
+# Every Linux vmlinux defines at least one of these (arch/*/kernel/vmlinux.lds.S, init/version.c).
+KERNEL_MARKERS = ("_stext", "_text", "linux_banner", "start_kernel")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedImage:
+    image: KernelImage
+    symbols: SymbolTable
+
+    @property
+    def build_id(self) -> str | None:
+        return self.image.build_id
+
+
+def load_vmlinux(path: str | os.PathLike[str]) -> LoadedImage:
+    """Open ``path`` as a vmlinux and load its symbols; :class:`InputError` if it is not one."""
+    image = open_image(path, expect=ImageKind.VMLINUX)
+    symbols = SymbolTable(image)
+    if not any(symbols.address_of(marker) is not None for marker in KERNEL_MARKERS):
+        image.close()
+        raise InputError(
+            f"{image.path}: not a Linux kernel image (none of {', '.join(KERNEL_MARKERS)} "
+            "is defined)"
+        )
+    return LoadedImage(image, symbols)
+
+
+def load_module(path: str | os.PathLike[str]) -> LoadedImage:
+    """Open ``path`` as a kernel module (ET_REL ``.ko``, possibly compressed)."""
+    image = open_image(path, expect=ImageKind.MODULE)
+    return LoadedImage(image, SymbolTable(image))
+
+
+def load_any(path: str | os.PathLike[str]) -> LoadedImage:
+    """A vmlinux or a module, whichever ``path`` is."""
+    image = open_image(path)
+    if image.is_module:
+        return LoadedImage(image, SymbolTable(image))
+    image.close()
+    return load_vmlinux(path)
+
+
+def read_banner(loaded: LoadedImage) -> str | None:
+    """The ``linux_banner`` string (``Linux version ...``) stored in the image, if any."""
+    address = loaded.symbols.address_of("linux_banner")
+    if address is None:
+        return None
+    try:
+        raw = loaded.image.read(address, 512)
+    except InputError:
+        return None
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")

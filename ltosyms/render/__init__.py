@@ -1,0 +1,1 @@
+"""Renderers: records in, text or JSON-ready dicts out. Nothing else."""

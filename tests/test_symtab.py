@@ -1,0 +1,153 @@
+"""The symbol table equals nm's, and kallsyms sizes equal what real oopses print."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from conftest import KERNEL_VARIANTS, SAMPLES, Corpus
+
+from ltosyms.elf.image import open_image
+from ltosyms.elf.kernel import load_module, load_vmlinux
+from ltosyms.elf.symtab import SymbolTable
+
+needs_nm = pytest.mark.skipif(shutil.which("nm") is None, reason="binutils nm not installed")
+
+
+def nm_symbols(path: Path) -> set[tuple[str, int, int]]:
+    """(name, address, size) of every defined, non-absolute symbol, as nm prints them."""
+    output = subprocess.run(
+        ["nm", "-S", "--defined-only", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    found = set()
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) == 4:
+            address, size, letter, name = fields
+        elif len(fields) == 3:
+            (address, letter, name), size = fields, "0"
+        else:
+            continue
+        if letter in "aA":
+            continue
+        found.add((name, int(address, 16), int(size, 16)))
+    return found
+
+
+def our_symbols(symbols: SymbolTable, relative: bool = False) -> set[tuple[str, int, int]]:
+    sections = symbols.image.sections
+    found = set()
+    for symbol in symbols:
+        if symbol.section in ("*UND*", "*ABS*"):
+            continue
+        address = symbol.link_address
+        if relative:  # nm prints section offsets for relocatable objects
+            section = next(s for s in sections if s.name == symbol.section)
+            address -= section.link_address
+        found.add((symbol.name, address, symbol.elf_size))
+    return found
+
+
+def sample_images() -> list[Path]:
+    return sorted(p for p in SAMPLES.glob("vmlinux-*") if p.is_file() and p.suffix == "")
+
+
+@needs_nm
+@pytest.mark.parametrize("path", sample_images(), ids=lambda p: p.name)
+def test_sample_symbols_equal_nm(path: Path) -> None:
+    loaded = load_vmlinux(path)
+    assert our_symbols(loaded.symbols) == nm_symbols(path)
+
+
+@needs_nm
+@pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.ko")), ids=lambda p: p.name)
+def test_sample_module_symbols_equal_nm(path: Path) -> None:
+    loaded = load_module(path)
+    assert our_symbols(loaded.symbols, relative=True) == nm_symbols(path)
+
+
+@needs_nm
+@pytest.mark.parametrize("variant", KERNEL_VARIANTS)
+def test_corpus_kernel_symbols_equal_nm(corpus: Corpus, variant: str) -> None:
+    path = corpus.kernel_vmlinux(variant)
+    assert our_symbols(load_vmlinux(path).symbols) == nm_symbols(path)
+
+
+@needs_nm
+def test_debian_symbols_equal_nm(corpus: Corpus) -> None:
+    path = corpus.debian_vmlinux()
+    ours = our_symbols(load_vmlinux(path).symbols)
+    assert len(ours) > 100_000
+    assert ours == nm_symbols(path)
+
+
+def _expected_frames(path: Path) -> list[dict[str, object]]:
+    frames: list[dict[str, object]] = json.loads(path.read_text())
+    return [f for f in frames if f["module"] is None]
+
+
+def _check_kallsyms_sizes(symbols: SymbolTable, frames: list[dict[str, object]]) -> int:
+    checked = 0
+    for frame in frames:
+        address = int(str(frame["symbol_address"]), 16)
+        name = str(frame.get("elf_name") or frame["symbol"])
+        matches = [s for s in symbols.by_name(name) if s.link_address == address]
+        assert matches, f"{name} at {address:#x} is not in the symbol table"
+        assert matches[0].kallsyms_size == frame["size"], frame["raw_line"]
+        checked += 1
+    return checked
+
+
+def test_debian_kallsyms_sizes_equal_printed_sizes(corpus: Corpus) -> None:
+    symbols = load_vmlinux(corpus.debian_vmlinux()).symbols
+    frames = _expected_frames(corpus.debian / "expected" / "frames.json")
+    assert _check_kallsyms_sizes(symbols, frames) >= 1285
+
+
+@pytest.mark.parametrize("variant", KERNEL_VARIANTS)
+def test_kernel_kallsyms_sizes_equal_printed_sizes(corpus: Corpus, variant: str) -> None:
+    symbols = load_vmlinux(corpus.kernel_vmlinux(variant)).symbols
+    frames = _expected_frames(corpus.kernels / variant / "expected" / "frames.json")
+    assert _check_kallsyms_sizes(symbols, frames) > 250
+
+
+def test_kept_count_equals_kernel_stored_count(corpus: Corpus) -> None:
+    # The kernel stores how many symbols kallsyms kept; our keep rules must agree exactly.
+    loaded = load_vmlinux(corpus.debian_vmlinux())
+    address = loaded.symbols.address_of("kallsyms_num_syms")
+    assert address is not None
+    stored = int.from_bytes(loaded.image.read(address, 4), "little")
+    assert loaded.symbols.kept_count == stored
+    assert loaded.symbols.rule.all_symbols  # Debian builds with CONFIG_KALLSYMS_ALL=y
+
+
+def test_lookup_follows_kernel_semantics(corpus: Corpus) -> None:
+    symbols = load_vmlinux(corpus.kernel_vmlinux("clang-thinlto")).symbols
+    (wake,) = symbols.by_base_name("try_to_wake_up")
+    assert wake.name.startswith("try_to_wake_up.llvm.")
+    assert symbols.lookup(wake.link_address + 0x10) == wake
+    assert wake.kallsyms_size is not None
+    # the first byte past the kallsyms size belongs to the next symbol
+    following = symbols.lookup(wake.link_address + wake.kallsyms_size)
+    assert following is not None and following.name != wake.name
+    assert [s.name for s in symbols.by_name(wake.name)] == [wake.name]
+
+
+def test_module_sections_get_distinct_addresses(corpus: Corpus) -> None:
+    loaded = load_module(corpus.kernels / "clang-thinlto" / "lkdtm.ko")
+    text_sections = [s for s in loaded.image.sections if s.is_exec and s.size]
+    assert len(text_sections) > 10  # clang LTO modules: one .text.<fn> per function
+    spans = sorted((s.link_address, s.end_address) for s in text_sections)
+    assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans))
+
+
+def test_open_image_rejects_module_as_vmlinux(corpus: Corpus) -> None:
+    from ltosyms.errors import InputError
+
+    with pytest.raises(InputError, match="kernel module"):
+        load_vmlinux(corpus.debian / "modules" / "tracegen.ko")
+    assert open_image(corpus.debian / "modules" / "tracegen.ko").is_module
