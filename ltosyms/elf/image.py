@@ -18,6 +18,7 @@ import io
 import lzma
 import mmap
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,34 +113,62 @@ class KernelImage:
     # -- construction helpers ---------------------------------------------------------------
 
     def _layout(self, raw_sections: list[Any]) -> list[Section]:
+        headers = [raw.header for raw in raw_sections]
+        module_addresses = (
+            self._module_layout(raw_sections) if self.kind is ImageKind.MODULE else {}
+        )
         sections = []
-        next_module_address = MODULE_BASE
-        for index, raw in enumerate(raw_sections):
-            header = raw.header
+        for index, (raw, header) in enumerate(zip(raw_sections, headers, strict=True)):
             flags = header["sh_flags"]
-            is_alloc = bool(flags & SH_FLAGS.SHF_ALLOC)
-            alignment = max(int(header["sh_addralign"]), 1)
-            link_address = int(header["sh_addr"])
-            if self.kind is ImageKind.MODULE and is_alloc and header["sh_size"]:
-                # Give each allocated section its own place, as the module loader does.
-                next_module_address = -(-next_module_address // alignment) * alignment
-                link_address = next_module_address
-                next_module_address += int(header["sh_size"])
             sections.append(
                 Section(
                     index=index,
                     name=raw.name,
-                    link_address=link_address,
+                    link_address=module_addresses.get(index, int(header["sh_addr"])),
                     size=int(header["sh_size"]),
                     file_offset=int(header["sh_offset"]),
-                    alignment=alignment,
-                    is_alloc=is_alloc,
+                    alignment=max(int(header["sh_addralign"]), 1),
+                    is_alloc=bool(flags & SH_FLAGS.SHF_ALLOC),
                     is_exec=bool(flags & SH_FLAGS.SHF_EXECINSTR),
                     is_write=bool(flags & SH_FLAGS.SHF_WRITE),
                     has_bits=header["sh_type"] != "SHT_NOBITS",
                 )
             )
         return sections
+
+    @staticmethod
+    def _module_layout(raw_sections: list[Any]) -> dict[int, int]:
+        """Section addresses as the module loader lays them out (kernel/module/main.c 6.1
+        ``layout_sections``): executable, then read-only, then writable sections, each class in
+        section-header order and aligned; ``.init*`` sections after the core ones (``.exit*``
+        stay in the core with CONFIG_MODULE_UNLOAD, which every distro kernel sets). This order
+        makes module kallsyms sizes come out as the kernel prints them."""
+        alloc, execinstr, write = SH_FLAGS.SHF_ALLOC, SH_FLAGS.SHF_EXECINSTR, SH_FLAGS.SHF_WRITE
+        classes = (
+            lambda f: f & (alloc | execinstr) == alloc | execinstr,
+            lambda f: f & (alloc | write | execinstr) == alloc,
+            lambda f: f & (alloc | write | execinstr) == alloc | write,
+        )
+        addresses: dict[int, int] = {}
+        next_address = MODULE_BASE
+        for init in (False, True):
+            for belongs in classes:
+                for index, raw in enumerate(raw_sections):
+                    header = raw.header
+                    flags = header["sh_flags"]
+                    is_init = raw.name.startswith(".init")
+                    # rewrite_section_headers() clears SHF_ALLOC of these: never loaded.
+                    if raw.name in (".modinfo", "__versions"):
+                        continue
+                    if index in addresses or is_init != init or not belongs(flags):
+                        continue
+                    alignment = max(int(header["sh_addralign"]), 1)
+                    next_address = -(-next_address // alignment) * alignment
+                    addresses[index] = next_address
+                    next_address += int(header["sh_size"])
+                # strict_align(): with CONFIG_STRICT_MODULE_RWX each class starts on a page.
+                next_address = -(-next_address // 4096) * 4096
+        return addresses
 
     def _check_within_file(self) -> None:
         file_size = len(self._data)
@@ -262,10 +291,24 @@ def _decompress(path: Path, raw: bytes) -> bytes:
         raise InputError(f"{path}: cannot decompress: {error}") from None
 
 
-def open_image(path: str | os.PathLike[str], expect: ImageKind | None = None) -> KernelImage:
-    """Open ``path`` as a kernel image; ``expect`` rejects a module given as vmlinux and so on."""
+def open_image(
+    path: str | os.PathLike[str],
+    expect: ImageKind | None = None,
+    *,
+    require_symtab: bool = True,
+) -> KernelImage:
+    """Open ``path`` as a kernel image; ``expect`` rejects a module given as vmlinux and so on.
+
+    ``require_symtab=False`` accepts a stripped image (to read its build id, as a debuginfod
+    client does for a fetched executable)."""
     path = Path(path)
     try:
+        # A FIFO or device would block open() or read forever; only regular files are images.
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{path}: is a directory, not an ELF file")
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{path}: not a regular file")
         with open(path, "rb") as file:
             magic = file.read(4)
             if path.suffix in (*_DECOMPRESSORS, ".zst"):
@@ -291,6 +334,6 @@ def open_image(path: str | os.PathLike[str], expect: ImageKind | None = None) ->
         raise InputError(f"{path}: is a kernel module (ET_REL), not a vmlinux")
     if expect is ImageKind.MODULE and not image.is_module:
         raise InputError(f"{path}: is not a kernel module (expected an ET_REL .ko)")
-    if not image.has_section(".symtab"):
+    if require_symtab and not image.has_section(".symtab"):
         raise InputError(f"{path}: has no .symtab (stripped); a debug vmlinux is needed")
     return image

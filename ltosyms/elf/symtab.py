@@ -163,7 +163,10 @@ class SymbolTable:
         self._shndxs = shndxs
         self.nm_types = letters
         self.rule = rule or keep_rule_for(self)
-        self.kallsyms_sizes = self._compute_kallsyms_sizes()
+        if image.is_module:
+            self.kallsyms_sizes = self._compute_module_kallsyms_sizes()
+        else:
+            self.kallsyms_sizes = self._compute_kallsyms_sizes()
 
     # -- kallsyms -------------------------------------------------------------------------------
 
@@ -199,6 +202,49 @@ class SymbolTable:
             for i in range(position, following):
                 sizes[keep[i]] = size
             position = following
+        self._kept_addresses = kept_addresses
+        return sizes
+
+    def _compute_module_kallsyms_sizes(self) -> list[int | None]:
+        """Sizes as a loaded module prints them (kernel/module/kallsyms.c 6.1).
+
+        ``find_kallsyms_symbol`` starts with ``nextval`` = end of the module's (core or init)
+        text and lowers it to the next symbol above the address. For an address past the text
+        (an oops executing module data) no symbol is below that bound, and the unsigned
+        subtraction wraps: the kernel really prints ``data_area+0x0/0xffff...``.
+        """
+        sections = self.image.sections
+        exec_sections = [s for s in sections if s.is_alloc and s.is_exec and s.size]
+        init_exec = [s for s in exec_sections if s.name.startswith(".init")]
+        core_exec = [s for s in exec_sections if not s.name.startswith(".init")]
+        core_text_end = max((s.end_address for s in core_exec), default=0)
+        init_text_end = max((s.end_address for s in init_exec), default=0)
+        keep = []
+        for index, name in enumerate(self.names):
+            shndx = self._shndxs[index]
+            # is_core_symbol()/is_mapping_symbol(): named, defined, in an allocated section.
+            if (
+                not name
+                or not self.is_listed(index)
+                or not 0 < shndx < len(sections)
+                or not sections[shndx].is_alloc
+                or (not self.rule.all_symbols and not sections[shndx].is_exec)
+                or name.startswith(("$", ".L", "L0"))
+            ):
+                continue
+            keep.append(index)
+        self.kept_indexes = keep
+        addresses = self.link_addresses
+        kept_addresses = sorted({addresses[i] for i in keep})
+        sizes: list[int | None] = [None] * len(self.names)
+        for index in keep:
+            address = addresses[index]
+            in_init = any(s.contains(address) for s in init_exec)
+            bound = init_text_end if in_init else core_text_end
+            position = bisect.bisect_right(kept_addresses, address)
+            following = kept_addresses[position] if position < len(kept_addresses) else bound
+            next_value = following if following < bound else bound
+            sizes[index] = (next_value - address) & 0xFFFF_FFFF_FFFF_FFFF
         self._kept_addresses = kept_addresses
         return sizes
 
