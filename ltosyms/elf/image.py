@@ -144,15 +144,13 @@ class KernelImage:
         stay in the core with CONFIG_MODULE_UNLOAD, which every distro kernel sets). This order
         makes module kallsyms sizes come out as the kernel prints them."""
         alloc, execinstr, write = SH_FLAGS.SHF_ALLOC, SH_FLAGS.SHF_EXECINSTR, SH_FLAGS.SHF_WRITE
-        classes = (
-            lambda f: f & (alloc | execinstr) == alloc | execinstr,
-            lambda f: f & (alloc | write | execinstr) == alloc,
-            lambda f: f & (alloc | write | execinstr) == alloc | write,
-        )
+        mask = alloc | write | execinstr
+        # (flags & mask) per class: code, read-only data, writable data
+        classes = (alloc | execinstr, alloc, alloc | write)
         addresses: dict[int, int] = {}
         next_address = MODULE_BASE
         for init in (False, True):
-            for belongs in classes:
+            for wanted in classes:
                 for index, raw in enumerate(raw_sections):
                     header = raw.header
                     flags = header["sh_flags"]
@@ -160,7 +158,10 @@ class KernelImage:
                     # rewrite_section_headers() clears SHF_ALLOC of these: never loaded.
                     if raw.name in (".modinfo", "__versions"):
                         continue
-                    if index in addresses or is_init != init or not belongs(flags):
+                    belongs = flags & mask == wanted or (
+                        wanted == alloc | execinstr and flags & mask == mask
+                    )
+                    if index in addresses or is_init != init or not belongs:
                         continue
                     alignment = max(int(header["sh_addralign"]), 1)
                     next_address = -(-next_address // alignment) * alignment
