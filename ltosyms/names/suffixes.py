@@ -49,12 +49,25 @@ class SuffixKind(enum.Enum):
 
 
 _CLONE_KINDS = frozenset(
-    {SuffixKind.CONSTPROP, SuffixKind.ISRA, SuffixKind.PART, SuffixKind.COLD,
-     SuffixKind.SPECIALIZED, SuffixKind.ARGELIM}
+    {
+        SuffixKind.CONSTPROP,
+        SuffixKind.ISRA,
+        SuffixKind.PART,
+        SuffixKind.COLD,
+        SuffixKind.SPECIALIZED,
+        SuffixKind.ARGELIM,
+    }
 )
 _PROMOTION_KINDS = frozenset(
-    {SuffixKind.LTO_PRIV, SuffixKind.NUMERIC, SuffixKind.LLVM, SuffixKind.UNIQ,
-     SuffixKind.LOCALALIAS, SuffixKind.CFI, SuffixKind.CFI_JT}
+    {
+        SuffixKind.LTO_PRIV,
+        SuffixKind.NUMERIC,
+        SuffixKind.LLVM,
+        SuffixKind.UNIQ,
+        SuffixKind.LOCALALIAS,
+        SuffixKind.CFI,
+        SuffixKind.CFI_JT,
+    }
 )
 
 
