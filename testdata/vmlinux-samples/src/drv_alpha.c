@@ -16,7 +16,7 @@ static noinline ssize_t name_show(struct sample_device *dev,
 }
 static DEVICE_ATTR_RO(name);
 
-int alpha_probe(void)
+static int alpha_probe(void)
 {
 	struct widget *w = &sample_widgets[0];
 
@@ -25,3 +25,4 @@ int alpha_probe(void)
 	sample_register_attr(&alpha_dev, &dev_attr_name);
 	return debug_level;
 }
+device_initcall(alpha_probe);

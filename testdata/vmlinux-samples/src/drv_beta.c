@@ -16,7 +16,7 @@ static noinline ssize_t name_show(struct sample_device *dev,
 }
 static DEVICE_ATTR_RO(name);
 
-int beta_probe(void)
+static int beta_probe(void)
 {
 	struct widget *w = &sample_widgets[1];
 
@@ -24,3 +24,4 @@ int beta_probe(void)
 	sample_register_attr(&beta_dev, &dev_attr_name);
 	return debug_level;
 }
+device_initcall(beta_probe);

@@ -15,7 +15,7 @@ static noinline ssize_t name_show(struct sample_device *dev,
 }
 static DEVICE_ATTR_RO(name);
 
-int gamma_probe(void)
+static int gamma_probe(void)
 {
 	struct widget *w = &sample_widgets[2];
 	int r;
@@ -25,3 +25,4 @@ int gamma_probe(void)
 	sample_register_attr(&gamma_dev, &dev_attr_name);
 	return r;
 }
+device_initcall(gamma_probe);

@@ -11,6 +11,20 @@ startup_64:
 	jmp	1b
 	.size startup_64, . - startup_64
 
+/* A stand-in for arch/x86/entry/entry_64.S: nr in %rax, argument in %rdi. */
+	.text
+	.globl entry_SYSCALL_64
+	.type entry_SYSCALL_64, @function
+entry_SYSCALL_64:
+	pushq	%rbp
+	movq	%rsp, %rbp
+	movq	%rdi, %rsi
+	movq	%rax, %rdi
+	call	do_syscall_64
+	popq	%rbp
+	sysretq
+	.size entry_SYSCALL_64, . - entry_SYSCALL_64
+
 	.section .bss
 	.balign 16
 init_stack:

@@ -87,10 +87,14 @@ int widget_check(struct widget *w);
 int widget_score_all(struct widget *ws, int n);
 extern struct widget sample_widgets[4];
 
-/* drv_*.c */
-int alpha_probe(void);
-int beta_probe(void);
-int gamma_probe(void);
+/*
+ * <linux/init.h>: initcalls are reached through a linker-made table, so
+ * no compiler (LTO included) can see who calls them.
+ */
+typedef int (*initcall_t)(void);
+#define device_initcall(fn)						\
+	static initcall_t __initcall_##fn __used			\
+	__section(".initcall6.init") = fn
 
 /* warn-like: the __func__ string becomes a local object (gcc: __func__.N) */
 #define SAMPLE_WARN_ON(cond) ({						\

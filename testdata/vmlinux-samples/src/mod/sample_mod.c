@@ -77,8 +77,13 @@ static void __exit sample_mod_exit(void)
 }
 
 /* include/linux/module.h: module_init()/module_exit() aliases */
-int init_module(void) __attribute__((alias("sample_mod_init")));
-void cleanup_module(void) __attribute__((alias("sample_mod_exit")));
+#if __has_attribute(__copy__)
+#define __copy(sym)	__attribute__((__copy__(sym)))
+#else
+#define __copy(sym)
+#endif
+int init_module(void) __copy(sample_mod_init) __attribute__((alias("sample_mod_init")));
+void cleanup_module(void) __copy(sample_mod_exit) __attribute__((alias("sample_mod_exit")));
 
 struct module __this_module __section(".gnu.linkonce.this_module") = {
 	.name = "sample_mod",
