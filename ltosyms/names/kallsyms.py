@@ -19,6 +19,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+class Stage(enum.Enum):
+    """Which build step drops a symbol: ``System.map`` is the output of the first."""
+
+    MKSYSMAP = "mksysmap"
+    KALLSYMS = "kallsyms"
+
+
 @dataclass(frozen=True, slots=True)
 class NameFilter:
     """One row of the keep rules: symbols matching it are dropped."""
@@ -26,6 +33,7 @@ class NameFilter:
     how: str  # "type", "exact", "prefix", "suffix", "contains"
     values: tuple[str, ...]
     origin: str
+    stage: Stage = Stage.KALLSYMS
 
 
 # scripts/mksysmap (6.1): `$NM -n $1 | grep -v -e ' [aNUw] ' -e ' \$' -e ' \.L' -e ' __crc_'
@@ -33,28 +41,59 @@ class NameFilter:
 # (scripts/link-vmlinux.sh kallsyms_step: `mksysmap ${kallsyms_vmlinux} ${kallsyms_vmlinux}.syms`).
 # scripts/kallsyms.c (6.1) is_ignored_symbol() drops the rest.
 KEEP_FILTERS: tuple[NameFilter, ...] = (
-    NameFilter("type", ("a", "N", "U", "w"), "scripts/mksysmap 6.1: grep -v ' [aNUw] '"),
-    NameFilter("prefix", ("$", ".L", "__crc_", "__kstrtab_", "__kstrtabns_"),
-               "scripts/mksysmap 6.1: ' \\$', ' \\.L', ' __crc_', ' __kstrtab_', ' __kstrtabns_'"),
-    NameFilter("exact", ("L0",), "scripts/mksysmap 6.1: ' L0$'"),
+    NameFilter(
+        "type", ("a", "N", "U", "w"), "scripts/mksysmap 6.1: grep -v ' [aNUw] '", Stage.MKSYSMAP
+    ),
+    NameFilter(
+        "prefix",
+        ("$", ".L", "__crc_", "__kstrtab_", "__kstrtabns_"),
+        "scripts/mksysmap 6.1: ' \\$', ' \\.L', ' __crc_', ' __kstrtab_', ' __kstrtabns_'",
+        Stage.MKSYSMAP,
+    ),
+    NameFilter("exact", ("L0",), "scripts/mksysmap 6.1: ' L0$'", Stage.MKSYSMAP),
     NameFilter(
         "exact",
-        ("kallsyms_addresses", "kallsyms_offsets", "kallsyms_relative_base",
-         "kallsyms_num_syms", "kallsyms_names", "kallsyms_markers", "kallsyms_token_table",
-         "kallsyms_token_index", "kallsyms_seqs_of_names", "_SDA_BASE_", "_SDA2_BASE_"),
+        (
+            "kallsyms_addresses",
+            "kallsyms_offsets",
+            "kallsyms_relative_base",
+            "kallsyms_num_syms",
+            "kallsyms_names",
+            "kallsyms_markers",
+            "kallsyms_token_table",
+            "kallsyms_token_index",
+            "kallsyms_seqs_of_names",
+            "_SDA_BASE_",
+            "_SDA2_BASE_",
+        ),
         "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_symbols[] (vary between passes)",
     ),
     NameFilter(
         "prefix",
-        ("__efistub_", "__kvm_nvhe_$", "__kvm_nvhe_.L", "__AArch64ADRPThunk_",
-         "__ARMV5PILongThunk_", "__ARMV7PILongThunk_", "__ThumbV7PILongThunk_", "__LA25Thunk_",
-         "__microLA25Thunk_", "__kcfi_typeid_"),
+        (
+            "__efistub_",
+            "__kvm_nvhe_$",
+            "__kvm_nvhe_.L",
+            "__AArch64ADRPThunk_",
+            "__ARMV5PILongThunk_",
+            "__ARMV7PILongThunk_",
+            "__ThumbV7PILongThunk_",
+            "__LA25Thunk_",
+            "__microLA25Thunk_",
+            "__kcfi_typeid_",
+        ),
         "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_prefixes[]",
     ),
-    NameFilter("suffix", ("_from_arm", "_from_thumb", "_veneer"),
-               "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_suffixes[]"),
-    NameFilter("contains", (".long_branch.", ".plt_branch."),
-               "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_matches[] (ppc stubs)"),
+    NameFilter(
+        "suffix",
+        ("_from_arm", "_from_thumb", "_veneer"),
+        "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_suffixes[]",
+    ),
+    NameFilter(
+        "contains",
+        (".long_branch.", ".plt_branch."),
+        "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_matches[] (ppc stubs)",
+    ),
     NameFilter("type", ("u", "n"), "scripts/kallsyms.c 6.1 is_ignored_symbol(): 'U','u','N','n'"),
 )
 # scripts/kallsyms.c 6.1 is_ignored_symbol(): absolute symbols are dropped except these.
@@ -62,6 +101,15 @@ KEPT_ABSOLUTE = frozenset(
     {"__kernel_syscall_via_break", "__kernel_syscall_via_epc", "__kernel_sigtramp", "__gp"}
 )
 
+_MAP_TYPES = frozenset(
+    t for f in KEEP_FILTERS if f.stage is Stage.MKSYSMAP and f.how == "type" for t in f.values
+)
+_MAP_EXACT = frozenset(
+    v for f in KEEP_FILTERS if f.stage is Stage.MKSYSMAP and f.how == "exact" for v in f.values
+)
+_MAP_PREFIX = tuple(
+    v for f in KEEP_FILTERS if f.stage is Stage.MKSYSMAP and f.how == "prefix" for v in f.values
+)
 _DROP_TYPES = frozenset(t for f in KEEP_FILTERS if f.how == "type" for t in f.values)
 _DROP_EXACT = frozenset(v for f in KEEP_FILTERS if f.how == "exact" for v in f.values)
 _DROP_PREFIX = tuple(v for f in KEEP_FILTERS if f.how == "prefix" for v in f.values)
@@ -99,10 +147,14 @@ def kept(rule: KeepRule, name: str, nm_type: str, link_address: int) -> bool:
     # other symbol sitting exactly on _etext/_einittext (it can move between passes).
     for start, end in rule.text_ranges:
         if start <= link_address <= end:
-            if link_address == end and name not in ("_etext", "_einittext"):
-                return False
-            return True
+            return link_address != end or name in ("_etext", "_einittext")
     return False
+
+
+def in_system_map(name: str, nm_type: str) -> bool:
+    """True when ``scripts/mksysmap`` lists this symbol in ``System.map`` (the rows of
+    :data:`KEEP_FILTERS` whose stage is :attr:`Stage.MKSYSMAP`; scripts/kallsyms drops more)."""
+    return not (nm_type in _MAP_TYPES or name in _MAP_EXACT or name.startswith(_MAP_PREFIX))
 
 
 class _SymbolColumns(Protocol):
@@ -145,10 +197,7 @@ def keep_rule_for(columns: _SymbolColumns, all_symbols: bool | None = None) -> K
     )
     if all_symbols is None:
         all_symbols = _detect_all_symbols(columns, found, ranges)
-    if all_symbols:
-        last = found.get("_end", 0)
-    else:
-        last = found.get("_etext", 0)
+    last = found.get("_end", 0) if all_symbols else found.get("_etext", 0)
     return KeepRule(all_symbols=all_symbols, text_ranges=ranges, last_symbol_end=last)
 
 
@@ -173,6 +222,12 @@ def _detect_all_symbols(
     return True
 
 
+def stored_symbol_count(columns: _SymbolColumns) -> int | None:
+    """How many symbols the build's kallsyms table holds: the value of ``kallsyms_num_syms``
+    (scripts/kallsyms.c 6.1 write_src(): ``.long table_cnt``), None when the image has none."""
+    return _stored_symbol_count(columns, columns.address_of("kallsyms_num_syms"))
+
+
 def _stored_symbol_count(columns: _SymbolColumns, link_address: int | None) -> int | None:
     if link_address is None:
         return None
@@ -182,11 +237,12 @@ def _stored_symbol_count(columns: _SymbolColumns, link_address: int | None) -> i
         return None
     try:
         raw = read(link_address, 4)
-    except Exception:  # noqa: BLE001 -- any failure only means "cannot tell"
+    except Exception:
         return None
     if len(raw) != 4:
         return None
-    return int.from_bytes(raw, "little")
+    little = getattr(image, "little_endian", True)
+    return int.from_bytes(raw, "little" if little else "big")
 
 
 # -- cleanup rules: the name the kernel prints ---------------------------------------------------
@@ -211,29 +267,33 @@ class CleanupRule:
 
 CLEANUP_RULES: tuple[CleanupRule, ...] = (
     CleanupRule(
-        "none", CleanupKind.NONE,
+        "none",
+        CleanupKind.NONE,
         "gcc builds of any version; clang builds up to 5.12 and from 6.10.7/6.11",
         "kernel/kallsyms.c: no cleanup_symbol_name() before 5.13; returns early without "
         "CONFIG_LTO_CLANG; removed by 'kallsyms: Do not cleanup .llvm.<hash> suffix before "
         "sorting symbols' (6.11, backported to 6.10.7)",
     ),
     CleanupRule(
-        "gcc-lto-numeric", CleanupKind.GCC_LTO_NUMERIC,
+        "gcc-lto-numeric",
+        CleanupKind.GCC_LTO_NUMERIC,
         "out-of-tree gcc LTO patch sets (numeric .NNN promotions stripped)",
         "gcc LTO kernels of the 4.x era (Andi Kleen's LTO series) printed promoted statics "
         "without their numeric '.NNN' suffix; never merged upstream",
     ),
     CleanupRule(
-        "first-dot", CleanupKind.FIRST_DOT,
+        "first-dot",
+        CleanupKind.FIRST_DOT,
         "clang LTO, 5.15 - 6.1.41 and 6.2 - 6.4",
         "kernel/kallsyms.c 5.15 cleanup_symbol_name(): `res = strchr(s, '.'); if (res) "
         "*res = '\\0';` (commit 8b8e6b5d3b01 'kallsyms: strip ThinLTO hashes from static "
         "functions')",
     ),
     CleanupRule(
-        "llvm-suffix", CleanupKind.LLVM_SUFFIX,
+        "llvm-suffix",
+        CleanupKind.LLVM_SUFFIX,
         "clang LTO, 6.1.42+ (stable backport) and 6.5 - 6.10.6",
-        "kernel/kallsyms.c 6.5 cleanup_symbol_name(): `res = strstr(s, \".llvm.\"); if (res) "
+        'kernel/kallsyms.c 6.5 cleanup_symbol_name(): `res = strstr(s, ".llvm."); if (res) '
         "*res = '\\0';` (commit 8cc32a9bbf29 'kallsyms: strip LTO-only suffixes from promoted "
         "global functions')",
     ),
@@ -249,8 +309,9 @@ def printed_name(elf_name: str, rule: CleanupRule) -> str:
     if kind is CleanupKind.NONE:
         return elf_name
     if kind is CleanupKind.FIRST_DOT:
+        # strchr(s, '.') from the first byte: a compiler-made `.str.1.llvm.N` prints as ""
         dot = elf_name.find(".")
-        return elf_name if dot <= 0 else elf_name[:dot]
+        return elf_name if dot < 0 else elf_name[:dot]
     if kind is CleanupKind.LLVM_SUFFIX:
         cut = elf_name.find(".llvm.")
         return elf_name if cut < 0 else elf_name[:cut]
