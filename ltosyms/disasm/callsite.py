@@ -1,0 +1,518 @@
+"""The instruction that ends at a return address: the call site of a Call Trace entry.
+
+Every Call Trace entry but the first of a ``pt_regs`` block is the address *after* a call
+(DOMAIN §3). The call instruction is what users want mapped to a source line, and a slot where
+no call ends is no return address at all -- the evidence that judges ``? `` entries.
+
+x86-64 instructions are 1..15 bytes long, so the only exact way to find the instruction ending
+at an address is a linear sweep from the start of its function. Sweeps are cached per function
+start and extended on demand: a ``sysrq t`` dump hits ``schedule``, ``worker_thread`` and
+friends hundreds of times. When a sweep is impossible (no start, or bytes that decode to
+nothing before the address) the bytes just before the address are tried as one instruction of
+each length 1..15. arm64 is fixed-width: the instruction is the word before the address.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import weakref
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Protocol
+
+from ltosyms.disasm.decoder import (
+    AARCH64,
+    ARM64_INSTRUCTION,
+    X86_64,
+    X86_MAX_INSTRUCTION,
+    decode_one,
+    direct_target,
+    is_call,
+    iter_instructions,
+    normalize_arch,
+    tidy_op_str,
+)
+from ltosyms.disasm.patching import PatchReason, PatchSite, PatchSites, patch_sites
+from ltosyms.elf.image import KernelImage
+from ltosyms.elf.symtab import SymbolTable
+from ltosyms.errors import InputError
+
+# A sweep longer than this is not started: the largest kernel functions are a few tens of KiB
+# (Debian 6.1: ~40 KiB), so a "function start" further away is a wrong guess.
+MAX_SWEEP_BYTES = 256 * 1024
+_SWEEP_CHUNK = 256
+_MAX_CHUNK = 65536
+
+# A direct call into one of these is an indirect call through a retpoline thunk
+# (arch/x86/lib/retpoline.S: __x86_indirect_thunk_<reg> since 4.15,
+# __x86_indirect_call_thunk_<reg> with call depth tracking since 6.2,
+# __x86_indirect_its_thunk_<reg> for ITS since 6.15 and its stable backports).
+RETPOLINE_THUNK_PREFIXES = (
+    "__x86_indirect_thunk_",
+    "__x86_indirect_call_thunk_",
+    "__x86_indirect_its_thunk_",
+)
+
+
+class CallKind(enum.Enum):
+    NOT_A_CALL = "not-a-call"
+    DIRECT = "direct"  # call rel32, bl imm26
+    INDIRECT = "indirect"  # call *%rax, call *0x8(%rbx), blr x8, a paravirt call
+    THUNK = "indirect-thunk"  # call __x86_indirect_thunk_rax: indirect, through a retpoline
+
+
+class SweepMethod(enum.Enum):
+    FUNCTION_SWEEP = "function-sweep"  # decoded forward from the function start: exact
+    BACKWARD_WINDOW = "backward-window"  # no usable start: guessed from the bytes before it
+    FIXED_WIDTH = "fixed-width"  # arm64: every instruction is 4 bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """The instruction ending at ``return_address``; ``link_address`` is the call site."""
+
+    return_address: int
+    link_address: int
+    length: int  # return_address - link_address: the instruction's length at run time
+    raw: bytes  # the image's bytes of the instruction (of the replacement for alternatives)
+    mnemonic: str
+    op_str: str
+    kind: CallKind
+    target_link_address: int | None  # direct calls whose target the image knows
+    # Every target an alternative site may call at run time (one per replacement).
+    possible_targets: tuple[int, ...]
+    thunk: str | None  # the retpoline thunk called, for kind THUNK
+    # Set when the call exists only after boot-time patching (see ltosyms.disasm.patching):
+    # the vmlinux has other bytes there, the crashed kernel had this call.
+    patch: PatchReason | None
+    method: SweepMethod
+
+    @property
+    def is_call(self) -> bool:
+        return self.kind is not CallKind.NOT_A_CALL
+
+    @property
+    def is_indirect(self) -> bool:
+        return self.kind in (CallKind.INDIRECT, CallKind.THUNK)
+
+    @property
+    def call_site(self) -> int:
+        return self.link_address
+
+
+class CodeSource(Protocol):
+    """Anything that reads code bytes at link addresses (:class:`KernelImage` does)."""
+
+    def read(self, link_address: int, length: int) -> bytes: ...
+
+
+class BytesSource:
+    """Code bytes held in memory, the first one at ``link_address``."""
+
+    def __init__(self, data: bytes, link_address: int) -> None:
+        self.data = bytes(data)
+        self.link_address = link_address
+
+    def read(self, link_address: int, length: int) -> bytes:
+        start = link_address - self.link_address
+        if not 0 <= start < len(self.data):
+            raise InputError(f"no code bytes at {link_address:#x}")
+        return self.data[start : start + length]
+
+
+class _Sweep:
+    """Instructions decoded forward from one function start, extended on demand."""
+
+    __slots__ = ("addresses", "desyncs", "ends", "exhausted", "next_address", "texts")
+
+    def __init__(self, start: int) -> None:
+        self.addresses: list[int] = []
+        self.texts: list[tuple[int, str, str]] = []  # (size, mnemonic, op_str)
+        self.ends: dict[int, int] = {}  # end address -> position
+        self.desyncs: list[int] = []  # addresses of bytes that decode to nothing
+        self.next_address = start
+        self.exhausted = False
+
+    def extend_to(self, source: CodeSource, target: int) -> None:
+        while self.next_address < target and not self.exhausted:
+            want = max(_SWEEP_CHUNK, target - self.next_address + X86_MAX_INSTRUCTION)
+            try:
+                chunk = source.read(self.next_address, min(want, _MAX_CHUNK))
+            except InputError:
+                chunk = b""
+            if not chunk:
+                self.exhausted = True  # the section (or the bytes) end here
+                return
+            consumed = 0
+            for address, size, mnemonic, op_str in iter_instructions(
+                X86_64, chunk, self.next_address
+            ):
+                self.ends[address + size] = len(self.addresses)
+                self.addresses.append(address)
+                self.texts.append((size, mnemonic, op_str))
+                consumed = address + size - self.next_address
+            # capstone stops at bytes that are no instruction, or at an instruction cut by the
+            # chunk's end (the next chunk then starts with it).
+            if consumed == 0 or consumed < len(chunk) - X86_MAX_INSTRUCTION:
+                # Data in text, or a wrong start: step over one byte; a linear sweep
+                # resynchronises within a few instructions.
+                self.desyncs.append(self.next_address + consumed)
+                consumed += 1
+            self.next_address += consumed
+
+    def covering(self, address: int) -> int | None:
+        position = bisect.bisect_right(self.addresses, address) - 1
+        if position >= 0 and self.addresses[position] + self.texts[position][0] > address:
+            return position
+        return None
+
+
+class CallSiteFinder:
+    """Answers "which instruction ends at this return address?" for one image.
+
+    ``symbols`` (optional) names direct-call targets, so calls into retpoline thunks are
+    reported as the indirect calls they are.
+    """
+
+    def __init__(
+        self,
+        source: KernelImage | CodeSource,
+        arch: str | None = None,
+        symbols: SymbolTable | None = None,
+    ) -> None:
+        if isinstance(source, KernelImage):
+            arch = arch or source.machine
+            # Module call displacements are relocations, zero in the .ko until the loader
+            # fills them in: the image does not know their targets.
+            self.is_module = source.is_module
+        else:
+            self.is_module = False
+        if arch is None:
+            raise InputError("the architecture is needed to decode raw code bytes")
+        self.arch = normalize_arch(arch)
+        self.source = source
+        self.symbols = symbols
+        self._sweeps: dict[int, _Sweep] = {}
+
+    def call_ending_at(self, return_address: int, function_start: int | None) -> CallSite | None:
+        """The instruction ending exactly at ``return_address``.
+
+        ``function_start`` is the link address of the function that holds the call: for an x86
+        trace entry, the symbol the kernel printed (``%pB`` names ``address - 1``), so a call
+        that is its function's last instruction is found in that function. The record's
+        ``kind`` is NOT_A_CALL when the instruction there is no call; None means that no
+        instruction ends at ``return_address`` (or that there is no code).
+        """
+        if self.arch == AARCH64:
+            return self._fixed_width(return_address)
+        if function_start is None or not 0 <= return_address - function_start <= MAX_SWEEP_BYTES:
+            return self._window(return_address)
+        sweep = self._sweep(function_start)
+        sweep.extend_to(self.source, return_address)
+        position = sweep.ends.get(return_address)
+        if position is not None:
+            site = self._from_sweep(sweep, position, return_address)
+            if site.is_call:
+                return site
+            return self._patched_call(sweep, return_address) or site
+        patched = self._patched_call(sweep, return_address)
+        if patched is not None:
+            return patched
+        if (sweep.desyncs and sweep.desyncs[0] < return_address) or sweep.exhausted:
+            return self._window(return_address)
+        return None
+
+    def boundary_at_or_after(self, function_start: int, link_address: int) -> int | None:
+        """The first instruction start at or after ``link_address`` in the function starting
+        at ``function_start`` (x86; arm64 instructions start every 4 bytes)."""
+        if self.arch == AARCH64:
+            return -(-link_address // ARM64_INSTRUCTION) * ARM64_INSTRUCTION
+        if not 0 <= link_address - function_start <= MAX_SWEEP_BYTES:
+            return None
+        sweep = self._sweep(function_start)
+        sweep.extend_to(self.source, link_address + X86_MAX_INSTRUCTION + 1)
+        position = bisect.bisect_left(sweep.addresses, link_address)
+        if position < len(sweep.addresses):
+            return sweep.addresses[position]
+        return None
+
+    def clear_cache(self) -> None:
+        self._sweeps.clear()
+
+    @cached_property
+    def sites(self) -> PatchSites:
+        """The image's boot-time patch sites (read on first need: most lookups end at a call)."""
+        if isinstance(self.source, KernelImage):
+            return patch_sites(self.source)
+        return PatchSites()
+
+    def _sweep(self, function_start: int) -> _Sweep:
+        sweep = self._sweeps.get(function_start)
+        if sweep is None:
+            sweep = self._sweeps[function_start] = _Sweep(function_start)
+        return sweep
+
+    # -- boot-time patched calls ------------------------------------------------------------------
+
+    def _patched_call(self, sweep: _Sweep, return_address: int) -> CallSite | None:
+        """A call that exists only at run time and ends at ``return_address``."""
+        for site in self.sites.covering(return_address - 1):
+            if site.reason is PatchReason.ALTERNATIVE:
+                found = self._alternative_call(site, return_address)
+            elif site.reason is PatchReason.PARAVIRT:
+                # apply_paravirt writes a 5-byte direct call to the chosen pv operation.
+                found = self._rewritten(sweep, site, return_address, 5, CallKind.INDIRECT)
+            elif site.reason is PatchReason.RETPOLINE:
+                # patch_retpoline: `call *%reg` is 2 bytes, 3 for %r8..%r15.
+                found = self._rewritten(sweep, site, return_address, (2, 3), CallKind.THUNK)
+            else:
+                found = None
+            if found is not None:
+                return found
+        if not self.sites.available:
+            # No tables (modules, old kernels): the two rewrites that shorten a call. A
+            # retpoline `call __x86_indirect_thunk_<reg>` (e8 rel32) becomes `call *%reg`
+            # (2 or 3 bytes); a paravirt `call *pv_ops+N(%rip)` (ff 15, 6 or 7 bytes with a cs
+            # prefix) becomes a 5-byte direct call.
+            position = sweep.covering(return_address)
+            if position is not None and sweep.addresses[position] < return_address:
+                found = self._from_sweep(sweep, position, return_address, PatchReason.CALL_OR_JUMP)
+                size = sweep.texts[position][0]
+                shortened = found.kind is CallKind.DIRECT and size == 5 and found.length in (2, 3)
+                shortened |= (
+                    found.kind is CallKind.INDIRECT and size in (6, 7) and found.length == 5
+                )
+                if shortened:
+                    return replace(
+                        found, kind=CallKind.INDIRECT, target_link_address=None, possible_targets=()
+                    )
+        return None
+
+    def _alternative_call(self, site: PatchSite, return_address: int) -> CallSite | None:
+        offset = return_address - site.link_address
+        calls = []
+        for replacement in site.replacements:
+            # Decoded where the replacement lies: a rel32 there reaches the same absolute
+            # target as once copied into the site (apply_alternatives re-aims it).
+            for address, size, mnemonic, op_str in iter_instructions(
+                self.arch, replacement.data, replacement.link_address
+            ):
+                end = address + size - replacement.link_address
+                if end == offset and is_call(self.arch, mnemonic):
+                    calls.append((address, size, mnemonic, op_str))
+                if end >= offset:
+                    break
+        if not calls:
+            return None
+        targets = tuple(
+            dict.fromkeys(
+                target
+                for _address, _size, mnemonic, op_str in calls
+                if (target := direct_target(self.arch, mnemonic, op_str)) is not None
+            )
+        )
+        address, size, mnemonic, op_str = calls[0]
+        kind = CallKind.DIRECT if targets else CallKind.INDIRECT
+        return CallSite(
+            return_address=return_address,
+            link_address=return_address - size,
+            length=size,
+            raw=self.source.read(address, size),
+            mnemonic=mnemonic,
+            op_str=op_str,
+            kind=kind,
+            target_link_address=targets[0] if len(targets) == 1 else None,
+            possible_targets=targets,
+            thunk=None,
+            patch=PatchReason.ALTERNATIVE,
+            method=SweepMethod.FUNCTION_SWEEP,
+        )
+
+    def _rewritten(
+        self,
+        sweep: _Sweep,
+        site: PatchSite,
+        return_address: int,
+        lengths: int | tuple[int, ...],
+        kind: CallKind,
+    ) -> CallSite | None:
+        length = return_address - site.link_address
+        if length not in (lengths if isinstance(lengths, tuple) else (lengths,)):
+            return None
+        position = sweep.ends.get(site.end_address)
+        if position is None or sweep.addresses[position] != site.link_address:
+            return None
+        original = self._from_sweep(sweep, position, return_address, site.reason)
+        if not original.is_call:
+            return None
+        thunk = original.thunk if kind is CallKind.THUNK else None
+        return CallSite(
+            return_address=return_address,
+            link_address=site.link_address,
+            length=length,
+            raw=original.raw,
+            mnemonic=original.mnemonic,
+            op_str=original.op_str,
+            kind=kind,
+            target_link_address=None,
+            possible_targets=(),
+            thunk=thunk,
+            patch=site.reason,
+            method=SweepMethod.FUNCTION_SWEEP,
+        )
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def _from_sweep(
+        self,
+        sweep: _Sweep,
+        position: int,
+        return_address: int,
+        patch: PatchReason | None = None,
+    ) -> CallSite:
+        size, mnemonic, op_str = sweep.texts[position]
+        return self._record(
+            sweep.addresses[position],
+            size,
+            mnemonic,
+            op_str,
+            return_address,
+            patch=patch,
+            method=SweepMethod.FUNCTION_SWEEP,
+        )
+
+    def _record(
+        self,
+        address: int,
+        size: int,
+        mnemonic: str,
+        op_str: str,
+        return_address: int,
+        *,
+        patch: PatchReason | None,
+        method: SweepMethod,
+    ) -> CallSite:
+        try:
+            raw = self.source.read(address, size)
+        except InputError:
+            raw = b""
+        kind, target = self._classify(mnemonic, op_str)
+        if target is not None and self.is_module and target in (address, address + size):
+            target = None  # an unrelocated displacement (zero in the .ko)
+        thunk = None
+        if kind is CallKind.DIRECT and target is not None and self.symbols is not None:
+            symbol = self.symbols.lookup(target)
+            if symbol is not None and symbol.name.startswith(RETPOLINE_THUNK_PREFIXES):
+                kind, thunk = CallKind.THUNK, symbol.name
+        return CallSite(
+            return_address=return_address,
+            link_address=address,
+            length=return_address - address,
+            raw=raw,
+            mnemonic=mnemonic,
+            op_str=tidy_op_str(self.arch, op_str),
+            kind=kind,
+            target_link_address=target,
+            possible_targets=(target,) if target is not None else (),
+            thunk=thunk,
+            patch=patch,
+            method=method,
+        )
+
+    def _classify(self, mnemonic: str, op_str: str) -> tuple[CallKind, int | None]:
+        if not is_call(self.arch, mnemonic):
+            return CallKind.NOT_A_CALL, None
+        target = direct_target(self.arch, mnemonic, op_str)
+        return (CallKind.DIRECT, target) if target is not None else (CallKind.INDIRECT, None)
+
+    def _fixed_width(self, return_address: int) -> CallSite | None:
+        if return_address % ARM64_INSTRUCTION:
+            return None
+        address = return_address - ARM64_INSTRUCTION
+        try:
+            word = self.source.read(address, ARM64_INSTRUCTION)
+        except InputError:
+            return None
+        decoded = decode_one(AARCH64, word, address) if len(word) == ARM64_INSTRUCTION else None
+        if decoded is None:
+            return None
+        _address, size, mnemonic, op_str = decoded
+        return self._record(
+            address,
+            size,
+            mnemonic,
+            op_str,
+            return_address,
+            patch=None,
+            method=SweepMethod.FIXED_WIDTH,
+        )
+
+    def _window(self, return_address: int) -> CallSite | None:
+        """Guess from the bytes before ``return_address``: each length 1..15 whose bytes decode
+        as exactly one instruction is a candidate; a call wins (direct ones first, then the
+        shortest), else the shortest instruction."""
+        if self.arch == AARCH64:
+            return self._fixed_width(return_address)
+        candidates: list[tuple[int, int, str, str]] = []
+        for length in range(1, X86_MAX_INSTRUCTION + 1):
+            address = return_address - length
+            try:
+                data = self.source.read(address, length)
+            except InputError:
+                break
+            if len(data) != length:
+                break
+            decoded = decode_one(X86_64, data, address)
+            if decoded is not None and decoded[1] == length:
+                candidates.append(decoded)
+        if not candidates:
+            return None
+        calls = [c for c in candidates if is_call(X86_64, c[2])]
+        calls.sort(key=lambda c: (self._classify(c[2], c[3])[0] is not CallKind.DIRECT, c[1]))
+        address, size, mnemonic, op_str = calls[0] if calls else candidates[0]
+        return self._record(
+            address,
+            size,
+            mnemonic,
+            op_str,
+            return_address,
+            patch=None,
+            method=SweepMethod.BACKWARD_WINDOW,
+        )
+
+
+_finders: weakref.WeakKeyDictionary[KernelImage, CallSiteFinder] = weakref.WeakKeyDictionary()
+
+
+def finder_for(image: KernelImage, symbols: SymbolTable | None = None) -> CallSiteFinder:
+    """The image's shared finder (its sweeps are cached as long as the image lives)."""
+    finder = _finders.get(image)
+    if finder is None or (symbols is not None and finder.symbols is not symbols):
+        finder = _finders[image] = CallSiteFinder(image, symbols=symbols)
+    return finder
+
+
+def call_ending_at(
+    code: KernelImage | bytes,
+    return_address: int,
+    arch: str | None,
+    function_start: int | None,
+    *,
+    code_address: int | None = None,
+    symbols: SymbolTable | None = None,
+) -> CallSite | None:
+    """One-shot form of :meth:`CallSiteFinder.call_ending_at`.
+
+    ``code`` is an image (its sweeps are cached) or raw bytes whose first byte is at
+    ``code_address`` (default: ``function_start``).
+    """
+    if isinstance(code, KernelImage):
+        if arch is not None and normalize_arch(arch) != normalize_arch(code.machine):
+            raise InputError(f"{code.path} is {code.machine}, not {arch}")
+        return finder_for(code, symbols).call_ending_at(return_address, function_start)
+    base = code_address if code_address is not None else function_start
+    if base is None:
+        raise InputError("raw code bytes need code_address or function_start")
+    finder = CallSiteFinder(BytesSource(code, base), arch, symbols)
+    return finder.call_ending_at(return_address, function_start)

@@ -1,0 +1,253 @@
+"""Where the kernel rewrites its own code at boot, read from the vmlinux's site tables.
+
+The bytes of a running kernel differ from its vmlinux wherever boot code patches them
+(arch/x86/kernel/alternative.c ``alternative_instructions``, 6.1):
+
+* ``.altinstructions``: ``ALTERNATIVE()`` sites, replaced by a CPU-feature dependent sequence
+  from ``.altinstr_replacement`` (``apply_alternatives``; arm64 has the same table,
+  arch/arm64/kernel/alternative.c). A ``call`` in a replacement is re-aimed so it reaches the
+  same absolute target: a return address may lie after such a call although the vmlinux has
+  NOPs there (Debian 6.1 ``read_zero+0x5d``: ``rep stosb`` in the vmlinux, ``call
+  clear_user_erms`` at run time).
+* ``.parainstructions``: paravirt ``call *pv_ops+N(%rip)`` sites, rewritten into a 5-byte
+  direct call plus NOPs (``apply_paravirt``); the return address is then site + 5, inside the
+  vmlinux's 6- or 7-byte indirect call.
+* ``.retpoline_sites``: ``call/jmp __x86_indirect_thunk_<reg>``, rewritten into ``call *%reg``
+  plus NOPs when retpolines are off (``patch_retpoline``, 5.16+).
+* ``.return_sites``: ``jmp __x86_return_thunk``, rewritten into ``ret; int3...``
+  (``patch_return``, 5.19+).
+
+Modules carry the same tables, but as relocations against a zero-filled ``.ko``: their sites
+cannot be read without applying relocations, so a module has no tables here and the callers
+fall back on instruction-level rules.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import logging
+import struct
+import weakref
+from dataclasses import dataclass
+from functools import cached_property
+
+from ltosyms.elf.image import KernelImage
+
+log = logging.getLogger(__name__)
+
+
+class PatchReason(enum.Enum):
+    """Why code bytes at run time may differ from the image's."""
+
+    # From the image's site tables: exact.
+    ALTERNATIVE = "alternative"
+    PARAVIRT = "paravirt"
+    RETPOLINE = "retpoline"
+    RETURN_THUNK = "return thunk"
+    # Instruction-level rules, for images without tables (modules, old kernels) and for patch
+    # kinds kept in tables we do not read (jump labels, static calls, ftrace):
+    CALL_OR_JUMP = "call/jmp site"  # static calls, thunks, __fentry__, jump labels taken
+    NOP = "nop"  # jump labels not taken, ftrace, alternatives (any NOP length, arm64 HINTs)
+    # The loader writes module addresses into fields that are zero in the .ko (RELA).
+    MODULE_RELOCATION = "module relocation"
+    # x86 KASLR adds the random offset to absolute 32/64-bit addresses
+    # (arch/x86/boot/compressed/misc.c handle_relocations).
+    KASLR_RELOCATION = "kaslr relocation"
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """One alternative sequence for a site: its bytes and where they sit in the image."""
+
+    link_address: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PatchSite:
+    link_address: int
+    length: int
+    reason: PatchReason
+    replacements: tuple[Replacement, ...] = ()
+
+    @property
+    def end_address(self) -> int:
+        return self.link_address + self.length
+
+
+# struct alt_instr layouts, detected by stride and checked entry by entry (the stride alone
+# is ambiguous). Fields: instr_offset, repl_offset (each relative to itself), feature, then
+# instrlen and replacementlen.
+_ALT_LAYOUTS = (
+    # x86 5.13-6.2 (u16 cpuid); arm64 (u16 cpufeature; orig_len, alt_len) since 4.x
+    ("iiHBB", 12),
+    # x86 6.3+: u32 ft_flags (arch/x86/include/asm/alternative.h)
+    ("iiIBB", 14),
+    # x86 before 5.13: trailing u8 padlen (removed by "x86/alternatives: Optimize
+    # optimize_nops()")
+    ("iiHBBx", 13),
+)
+# struct paravirt_patch_site { u8 *instr; u8 type; u8 len; } padded to 16 bytes on x86-64
+# (arch/x86/include/asm/paravirt_types.h, up to 6.7; older kernels add u16 clobbers).
+_PARAVIRT_LAYOUT = ("QBB6x", 16)
+# Retpoline and return sites: the instruction is a rel32 jump/call; Jcc.d32 (0f 8x) and a
+# cs-prefixed call are one byte longer.
+_THUNK_SITE_LENGTH = 5
+_LONG_FORMS = (0x0F, 0x2E)
+# Longest patch site, to bound the backward search of a lookup.
+_MAX_SITE = 256
+
+
+class PatchSites:
+    """The patch sites of one image, sorted by address; empty for images without tables."""
+
+    def __init__(self, image: KernelImage | None = None) -> None:
+        self._image = image
+        self.available = False
+        sites: list[PatchSite] = []
+        # Thunk sites are many (48,000 return sites in Debian 6.1) and all alike: kept as
+        # sorted starts, made into records only when a lookup hits them.
+        thunks: list[tuple[int, PatchReason]] = []
+        if image is not None and not image.is_module:
+            sites = self._alternatives(image) + self._paravirt(image)
+            thunks = self._thunk_sites(image)
+        sites.sort(key=lambda site: (site.link_address, site.reason.value))
+        thunks.sort(key=lambda thunk: thunk[0])
+        self._sites = sites
+        self._starts = [site.link_address for site in sites]
+        self._thunk_starts = [start for start, _reason in thunks]
+        self._thunk_reasons = [reason for _start, reason in thunks]
+
+    def __len__(self) -> int:
+        return len(self._sites) + len(self._thunk_starts)
+
+    def covering(self, link_address: int) -> list[PatchSite]:
+        """Sites whose bytes include ``link_address``."""
+        return self.overlapping(link_address, link_address + 1)
+
+    def overlapping(self, start: int, end: int) -> list[PatchSite]:
+        """Sites with at least one byte in [start, end), by address."""
+        low = bisect.bisect_left(self._starts, start - _MAX_SITE)
+        high = bisect.bisect_left(self._starts, end)
+        found = [site for site in self._sites[low:high] if site.end_address > start]
+        low = bisect.bisect_left(self._thunk_starts, start - _THUNK_SITE_LENGTH - 1)
+        high = bisect.bisect_left(self._thunk_starts, end)
+        for position in range(low, high):
+            site = self._thunk_site(position)
+            if site is not None and site.end_address > start:
+                found.append(site)
+        found.sort(key=lambda site: site.link_address)
+        return found
+
+    def _thunk_site(self, position: int) -> PatchSite | None:
+        start = self._thunk_starts[position]
+        if self._image is None:
+            return None
+        first = self._image.read(start, 1)
+        length = _THUNK_SITE_LENGTH + (bool(first) and first[0] in _LONG_FORMS)
+        return PatchSite(start, length, self._thunk_reasons[position])
+
+    # -- tables -----------------------------------------------------------------------------------
+
+    @cached_property
+    def _endian(self) -> str:
+        return "<" if self._image is None or self._image.little_endian else ">"
+
+    def _table(self, image: KernelImage, name: str) -> tuple[int, bytes] | None:
+        section = image.get_section(name)
+        if section is None or not section.has_bits or not section.size:
+            return None
+        return section.link_address, image.section_bytes(section)
+
+    def _alternatives(self, image: KernelImage) -> list[PatchSite]:
+        table = self._table(image, ".altinstructions")
+        if table is None:
+            return []
+        base, data = table
+        for layout, stride in _ALT_LAYOUTS:
+            if len(data) % stride:
+                continue
+            grouped: dict[int, tuple[int, list[Replacement]]] = {}
+            valid = True
+            for number, entry in enumerate(struct.iter_unpack(self._endian + layout, data)):
+                instr_offset, repl_offset, _feature, instr_length, repl_length = entry
+                field = base + number * stride
+                instr = field + instr_offset
+                repl = field + 4 + repl_offset
+                if not _is_code(image, instr) or (repl_length and not _is_bytes(image, repl)):
+                    valid = False
+                    break
+                if not instr_length:
+                    continue
+                length, replacements = grouped.setdefault(instr, (instr_length, []))
+                if instr_length > length:
+                    grouped[instr] = (instr_length, replacements)
+                replacements.append(Replacement(repl, image.read(repl, repl_length)))
+            if valid:
+                self.available = True
+                return [
+                    PatchSite(instr, length, PatchReason.ALTERNATIVE, tuple(replacements))
+                    for instr, (length, replacements) in grouped.items()
+                ]
+        log.debug("%s: .altinstructions has no known layout", image.path)
+        return []
+
+    def _paravirt(self, image: KernelImage) -> list[PatchSite]:
+        table = self._table(image, ".parainstructions")
+        if table is None:
+            return []
+        _base, data = table
+        layout, stride = _PARAVIRT_LAYOUT
+        if len(data) % stride:
+            return []
+        sites = []
+        for instr, _type, length in struct.iter_unpack(self._endian + layout, data):
+            if not _is_code(image, instr) or not length:
+                log.debug("%s: .parainstructions has no known layout", image.path)
+                return []
+            sites.append(PatchSite(instr, length, PatchReason.PARAVIRT))
+        self.available = True
+        return sites
+
+    def _thunk_sites(self, image: KernelImage) -> list[tuple[int, PatchReason]]:
+        sites: list[tuple[int, PatchReason]] = []
+        for name, reason in (
+            (".retpoline_sites", PatchReason.RETPOLINE),
+            (".return_sites", PatchReason.RETURN_THUNK),
+        ):
+            table = self._table(image, name)
+            if table is None or len(table[1]) % 4:
+                continue
+            base, data = table
+            starts = [
+                base + 4 * number + offset
+                for number, (offset,) in enumerate(struct.iter_unpack(self._endian + "i", data))
+            ]
+            # Every entry points into text, or the table is not what we think it is.
+            if not all(_is_code(image, site) for site in (min(starts), max(starts))):
+                log.debug("%s: %s does not point into text", image.path, name)
+                continue
+            self.available = True
+            sites.extend((start, reason) for start in starts)
+        return sites
+
+
+def _is_code(image: KernelImage, link_address: int) -> bool:
+    section = image.section_at(link_address)
+    return section is not None and section.is_exec
+
+
+def _is_bytes(image: KernelImage, link_address: int) -> bool:
+    return image.section_at(link_address) is not None
+
+
+_cache: weakref.WeakKeyDictionary[KernelImage, PatchSites] = weakref.WeakKeyDictionary()
+
+
+def patch_sites(image: KernelImage) -> PatchSites:
+    """The image's patch sites, read once per open image."""
+    sites = _cache.get(image)
+    if sites is None:
+        sites = _cache[image] = PatchSites(image)
+    return sites
