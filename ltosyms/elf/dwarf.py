@@ -1,0 +1,294 @@
+"""Link address -> source: the inline chain at an address, from the image's DWARF.
+
+:class:`DwarfResolver` is the door. It is lazy by design (DOMAIN §7): the address -> unit map
+comes from ``.debug_aranges`` (or, for clang, from each unit's top DIE), and only the units
+that hold asked-for addresses are parsed, each once, into a :class:`CuData` (line rows and the
+function/inline tree, :mod:`ltosyms.elf.dwarf_build`). Every parsed unit, and the unit map, is
+handed to a :class:`CuStore` as bytes; the on-disk index implements that store, so a later
+run loads the unit instead of parsing DWARF, and never opens a debug section at all.
+
+The DWARF decoders are ltosyms' own (pyelftools needs ~0.6 s per kernel unit): a line-program
+state machine over bytes (:mod:`ltosyms.elf.dwarf_line`) and a DIE walker driven by
+abbreviation tables compiled to straight-line code (:mod:`ltosyms.elf.dwarf_codegen`,
+:mod:`ltosyms.elf.dwarf_info`). Modules (ET_REL) get their DWARF relocated first
+(:mod:`ltosyms.elf.dwarf_reloc`); a vmlinux never does.
+
+Inline chains follow llvm-symbolizer ``--inlining``: the innermost entry takes the line-table
+row at the address; each enclosing entry takes the call site (DW_AT_call_file/line/column)
+of the inlined subroutine inside it; the outermost entry is the function itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from ltosyms.elf.dwarf_build import build_cu_data
+from ltosyms.elf.dwarf_cudata import CuData, FunctionExtent, SourceLocation
+from ltosyms.elf.dwarf_cumap import CuMap, build_cu_map
+from ltosyms.elf.dwarf_forms import DwarfError
+from ltosyms.elf.dwarf_info import DieReader
+from ltosyms.elf.dwarf_sections import DwarfSections
+from ltosyms.elf.dwarf_symnames import OuterNames
+from ltosyms.elf.image import KernelImage, open_image
+from ltosyms.elf.symtab import SymbolTable
+from ltosyms.errors import CacheError, InputError
+
+__all__ = [
+    "CU_MAP_KEY",
+    "CuData",
+    "CuKey",
+    "CuMap",
+    "CuStore",
+    "DwarfError",
+    "DwarfResolver",
+    "FunctionExtent",
+    "MemoryCuStore",
+    "SourceLocation",
+    "iter_cu_offsets",
+    "parse_cu",
+    "parse_cu_map",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CuKey = int  # .debug_info offset of a unit header: names a unit within one build
+CU_MAP_KEY = -1  # the store key of the address -> unit map
+
+
+class CuStore(Protocol):
+    """Where parsed units are kept between runs (the index implements it with SQLite)."""
+
+    def get(self, cu_offset: int) -> bytes | None: ...
+    def put(self, cu_offset: int, data: bytes) -> None: ...
+
+
+class MemoryCuStore:
+    """A :class:`CuStore` in a dict: keeps parsed units for the life of the process."""
+
+    def __init__(self) -> None:
+        self.records: dict[int, bytes] = {}
+
+    def get(self, cu_offset: int) -> bytes | None:
+        return self.records.get(cu_offset)
+
+    def put(self, cu_offset: int, data: bytes) -> None:
+        self.records[cu_offset] = data
+
+
+# Exceptions a decoder can raise on malformed DWARF that it did not anticipate itself.
+_DECODE_ERRORS = (
+    struct.error,
+    IndexError,
+    KeyError,
+    ValueError,
+    OverflowError,
+    UnicodeDecodeError,
+    TypeError,
+)
+
+
+class DwarfResolver:
+    """Source locations for link addresses of one image (vmlinux or module)."""
+
+    def __init__(
+        self, image: KernelImage, store: CuStore | None = None, symbols: SymbolTable | None = None
+    ) -> None:
+        """``symbols``, when given, names the outermost entry of each chain from the ELF
+        symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.dwarf_symnames`)."""
+        self.image = image
+        self.store: CuStore = store if store is not None else MemoryCuStore()
+        self.symbols = symbols
+        self._outer_names: OuterNames | None = None
+        self._reader: DieReader | None = None
+        self._cu_map: CuMap | None = None
+        self._units: dict[int, CuData] = {}
+        self.parsed_units = 0  # units decoded from DWARF by this resolver
+        self.loaded_units = 0  # units loaded from the store
+
+    # -- DWARF, opened only when something must be parsed ------------------------------------
+
+    @property
+    def has_dwarf(self) -> bool:
+        return self.image.has_section(".debug_info") and self.image.has_section(".debug_abbrev")
+
+    @property
+    def reader(self) -> DieReader:
+        if self._reader is None:
+            if not self.has_dwarf:
+                raise InputError(
+                    f"{self.image.path}: has no DWARF (.debug_info); a debug "
+                    "build is needed for source lines"
+                )
+            self._reader = _reader_for(self.image)
+        return self._reader
+
+    # -- units -----------------------------------------------------------------------------
+
+    @property
+    def cu_map(self) -> CuMap:
+        if self._cu_map is None:
+            raw = self.store.get(CU_MAP_KEY)
+            if raw is not None:
+                try:
+                    self._cu_map = CuMap.from_bytes(raw)
+                except CacheError as error:
+                    log.warning("%s: stored unit map discarded: %s", self.image.path, error)
+            if self._cu_map is None:
+                if not self.has_dwarf:
+                    self._cu_map = CuMap.empty()
+                else:
+                    self._cu_map = _translated(self.image, lambda: build_cu_map(self.reader))
+                    self.store.put(CU_MAP_KEY, self._cu_map.to_bytes())
+        return self._cu_map
+
+    def cu_for(self, link_address: int) -> CuKey | None:
+        """The unit whose code holds ``link_address`` (None: no unit claims it)."""
+        return self.cu_map.unit_at(link_address)
+
+    def unit_offsets(self) -> list[CuKey]:
+        """Every unit with code, in .debug_info order."""
+        return self.cu_map.unit_offsets()
+
+    def cu_data(self, cu_offset: CuKey) -> CuData:
+        """The parsed unit: from memory, else from the store, else from DWARF (then stored)."""
+        data = self._units.get(cu_offset)
+        if data is not None:
+            return data
+        raw = self.store.get(cu_offset)
+        if raw is not None:
+            try:
+                data = CuData.from_bytes(raw)
+                self.loaded_units += 1
+            except CacheError as error:
+                log.warning("%s: stored unit %#x discarded: %s", self.image.path, cu_offset, error)
+        if data is None:
+            data = _translated(self.image, lambda: build_cu_data(self.reader, cu_offset))
+            self.parsed_units += 1
+            self.store.put(cu_offset, data.to_bytes())
+        self._units[cu_offset] = data
+        return data
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def locations(self, link_address: int) -> tuple[SourceLocation, ...]:
+        """The inline chain at ``link_address``, innermost first; () if no unit covers it.
+
+        For a return address, pass the call site (or return address - 1), not the return
+        address: the line after a call is not where the caller is (DOMAIN §3)."""
+        cu_offset = self.cu_for(link_address)
+        if cu_offset is None:
+            return ()
+        return self.cu_data(cu_offset).locations(link_address, self._namer())
+
+    def _namer(self) -> Callable[[int, bool], str | None] | None:
+        if self.symbols is None:
+            return None
+        if self._outer_names is None:
+            self._outer_names = OuterNames(self.symbols)
+        return self._outer_names.name_at
+
+    def locations_many(
+        self, link_addresses: Iterable[int]
+    ) -> dict[int, tuple[SourceLocation, ...]]:
+        """:meth:`locations` for many addresses, each unit parsed once."""
+        by_unit: dict[int | None, list[int]] = {}
+        for link_address in link_addresses:
+            by_unit.setdefault(self.cu_for(link_address), []).append(link_address)
+        result: dict[int, tuple[SourceLocation, ...]] = {}
+        for cu_offset in sorted(by_unit, key=lambda key: -1 if key is None else key):
+            addresses = by_unit[cu_offset]
+            if cu_offset is None:
+                result.update(dict.fromkeys(addresses, ()))
+                continue
+            data = self.cu_data(cu_offset)
+            namer = self._namer()
+            for link_address in addresses:
+                result[link_address] = data.locations(link_address, namer)
+        return result
+
+    def function_at(self, link_address: int) -> FunctionExtent | None:
+        """The DWARF function (subprogram with code) holding ``link_address``."""
+        cu_offset = self.cu_for(link_address)
+        if cu_offset is None:
+            return None
+        return self.cu_data(cu_offset).function_extent(link_address)
+
+    def function_ranges(self, link_address: int) -> tuple[tuple[int, int], ...]:
+        """[low, high) ranges of the DWARF function holding ``link_address`` (its hot and
+        cold parts for gcc's DW_AT_ranges functions); () when no function holds it."""
+        extent = self.function_at(link_address)
+        return extent.ranges if extent is not None else ()
+
+    def functions(self, cu_offset: CuKey) -> list[FunctionExtent]:
+        return self.cu_data(cu_offset).functions()
+
+
+def _translated(image: KernelImage, work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except DwarfError as error:
+        raise DwarfError(f"{image.path}: {error}") from None
+    except _DECODE_ERRORS as error:
+        raise DwarfError(
+            f"{image.path}: malformed DWARF ({type(error).__name__}: {error})"
+        ) from None
+
+
+_readers: weakref.WeakKeyDictionary[KernelImage, DieReader] = weakref.WeakKeyDictionary()
+
+
+def _reader_for(image: KernelImage) -> DieReader:
+    reader = _readers.get(image)
+    if reader is None:
+        reader = _translated(image, lambda: DieReader(DwarfSections.from_image(image)))
+        _readers[image] = reader
+    return reader
+
+
+# -- worker-process entry points (``ltosyms index --jobs N``) -------------------------------
+
+_worker_images: dict[str, KernelImage] = {}
+
+
+def _image_for(path_or_image: KernelImage | str | os.PathLike[str]) -> KernelImage:
+    if isinstance(path_or_image, KernelImage):
+        return path_or_image
+    key = str(Path(path_or_image).resolve())
+    image = _worker_images.get(key)
+    if image is None:
+        image = _worker_images[key] = open_image(key)
+    return image
+
+
+def parse_cu(path_or_image: KernelImage | str | os.PathLike[str], cu_offset: int) -> bytes:
+    """The stored form (:meth:`CuData.to_bytes`) of one unit, parsed from DWARF.
+
+    Usable in a worker process: the image and its DWARF readers are opened once per process
+    and path, then reused for every unit the worker is given."""
+    image = _image_for(path_or_image)
+    reader = _reader_for(image)
+    return _translated(image, lambda: build_cu_data(reader, cu_offset)).to_bytes()
+
+
+def parse_cu_map(path_or_image: KernelImage | str | os.PathLike[str]) -> bytes:
+    """The stored form of the address -> unit map (store it under :data:`CU_MAP_KEY`)."""
+    image = _image_for(path_or_image)
+    reader = _reader_for(image)
+    return _translated(image, lambda: build_cu_map(reader)).to_bytes()
+
+
+def iter_cu_offsets(path_or_image: KernelImage | str | os.PathLike[str]) -> Iterator[int]:
+    """The offset of every unit with code, in .debug_info order (what an index parses)."""
+    image = _image_for(path_or_image)
+    if not image.has_section(".debug_info"):
+        return iter(())
+    reader = _reader_for(image)
+    return iter(_translated(image, lambda: build_cu_map(reader)).unit_offsets())

@@ -1,0 +1,313 @@
+"""Walk one unit's DIEs and keep its functions: subprograms with code, and the tree of
+inlined subroutines inside them, with their ranges and call sites.
+
+Only DW_TAG_subprogram and DW_TAG_inlined_subroutine DIEs are read (through generated
+extractors, :mod:`ltosyms.elf.dwarf_codegen`); every other DIE is skipped by byte count, and
+every other subtree is jumped over with DW_AT_sibling when the producer emitted one (gcc does;
+clang does not, and then the subtree is walked without reading anything). Lexical blocks are
+walked into: they hold inlined calls. Names come through DW_AT_abstract_origin and
+DW_AT_specification chains, within the unit or, for LTO's DW_FORM_ref_addr, in another unit,
+where only the one DIE is parsed (:meth:`DieReader.values_at`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ltosyms.elf import dwarf_forms as F
+from ltosyms.elf.dwarf_codegen import (
+    TEXT,
+    V_DECL_FILE,
+    V_DECL_LINE,
+    V_LINKAGE_NAME,
+    V_LINKAGE_NAME_FORM,
+    V_NAME,
+    V_NAME_FORM,
+    V_ORIGIN,
+    V_SIBLING,
+    V_SPECIFICATION,
+)
+from ltosyms.elf.dwarf_forms import DwarfError, read_uleb
+from ltosyms.elf.dwarf_sections import DwarfSections
+from ltosyms.elf.dwarf_units import (
+    ACT_ENTER,
+    ACT_ENTER_FIXED,
+    ACT_FUNCTION,
+    ACT_JUMP,
+    ACT_JUMP_FIXED,
+    ACT_LEAF,
+    ACT_LEAF_FIXED,
+    ACT_NAME,
+    Abbrev,
+    CompiledAbbrevs,
+    Unit,
+    UnitHeader,
+    UnitIndex,
+    parse_abbrev_table,
+    read_unit_header,
+)
+
+Values = tuple[Any, ...]
+
+# How many DW_AT_abstract_origin / DW_AT_specification hops a name may take; real chains are
+# 1-3 long (inlined -> abstract -> declaration); more means a reference cycle in bad data.
+_MAX_NAME_HOPS = 8
+
+
+@dataclass(slots=True)
+class RawFunctions:
+    """What :func:`walk_unit` found: function DIEs in preorder and every subprogram's values."""
+
+    offsets: list[int]  # .debug_info offset of each function DIE
+    inlined: list[bool]  # True for DW_TAG_inlined_subroutine
+    parents: list[int]  # index of the enclosing function DIE, -1 for subprograms
+    values: list[Values]
+    subprograms: dict[int, Values]  # every DW_TAG_subprogram of the unit, by offset
+
+
+class DieReader:
+    """Units, abbreviation tables and single DIEs of one image, cached."""
+
+    def __init__(self, sections: DwarfSections) -> None:
+        self.sections = sections
+        self.info = sections.require(".debug_info")
+        self.abbrev_section = sections.require(".debug_abbrev")
+        self.endian = sections.endian
+        self.strings = sections.strings
+        self._index: UnitIndex | None = None
+        self._compiled: dict[tuple[int, int, int, int], CompiledAbbrevs] = {}
+        self._tables: dict[int, dict[int, Abbrev]] = {}
+        self._partial: dict[int, dict[int, Abbrev]] = {}
+        self._units: dict[int, Unit] = {}
+        self._die_values: dict[int, Values | None] = {}
+
+    @property
+    def index(self) -> UnitIndex:
+        if self._index is None:
+            self._index = UnitIndex(self.sections)
+        return self._index
+
+    def header(self, unit_offset: int) -> UnitHeader:
+        return read_unit_header(self.info, unit_offset, self.endian)
+
+    def compiled_abbrevs(self, header: UnitHeader) -> CompiledAbbrevs:
+        key = (header.abbrev_offset, header.offset_size, header.address_size, header.version)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            table = self._tables.get(header.abbrev_offset)
+            if table is None:
+                table = self._tables[header.abbrev_offset] = parse_abbrev_table(
+                    self.abbrev_section, header.abbrev_offset
+                )
+            compiled = self._compiled[key] = CompiledAbbrevs(table, header, self.endian)
+        return compiled
+
+    def abbrev(self, header: UnitHeader, code: int) -> Abbrev | None:
+        """One abbreviation, parsing the table only as far as needed if not parsed yet."""
+        table = self._tables.get(header.abbrev_offset)
+        if table is not None:
+            return table.get(code)
+        partial = self._partial.get(header.abbrev_offset)
+        if partial is None or code not in partial:
+            partial = parse_abbrev_table(self.abbrev_section, header.abbrev_offset, stop_at=code)
+            self._partial[header.abbrev_offset] = partial
+        return partial.get(code)
+
+    def unit(self, unit_offset: int, data: bytes | None = None) -> Unit:
+        """The unit at ``unit_offset`` with its top DIE read. ``data``, when given, is the
+        whole unit's bytes (the caller is about to walk it anyway)."""
+        unit = self._units.get(unit_offset)
+        if unit is not None:
+            return unit
+        header = self.header(unit_offset)
+        unit = Unit(self.sections, header, self)
+        if data is None:
+            window = 4096
+            while True:
+                chunk = self.info.read_to_end(unit_offset, min(window, header.end - unit_offset))
+                try:
+                    unit.read_top(chunk, unit_offset)
+                    break
+                except (IndexError, ValueError) as error:
+                    if len(chunk) >= header.end - unit_offset:
+                        raise DwarfError(
+                            f"unit at {unit_offset:#x}: top DIE is truncated ({error})"
+                        ) from None
+                    window *= 16
+        else:
+            unit.read_top(data, unit_offset)
+        self._units[unit_offset] = unit
+        return unit
+
+    def unit_bytes(self, unit_offset: int) -> bytes:
+        header = self.header(unit_offset)
+        return self.info.read(unit_offset, header.end - unit_offset)
+
+    def values_at(self, die_offset: int) -> Values | None:
+        """The extractor values of the subprogram-like DIE at ``die_offset`` (any unit)."""
+        if die_offset in self._die_values:
+            return self._die_values[die_offset]
+        unit = self.unit(self.index.unit_containing(die_offset))
+        end = unit.header.end
+        window = 1024
+        values: Values | None = None
+        while True:
+            data = self.info.read_to_end(die_offset, min(window, end - die_offset))
+            try:
+                code, position = read_uleb(data, 0)
+                extract = unit.abbrevs.extract
+                if 0 < code < len(extract) and extract[code] is not None:
+                    function = extract[code]
+                    assert function is not None
+                    values = function(data, position, unit)[1]
+                elif code not in unit.abbrevs.table:
+                    raise DwarfError(f"DIE at {die_offset:#x} uses unknown abbreviation {code}")
+                break
+            except (IndexError, ValueError):
+                if len(data) >= end - die_offset:
+                    raise DwarfError(f"DIE at {die_offset:#x} is truncated") from None
+                window *= 16
+        self._die_values[die_offset] = values
+        return values
+
+    def name_of(self, values: Values, local: dict[int, Values]) -> tuple[str | None, Values]:
+        """(name, values of the DIE that holds it) following abstract origins and
+        specifications; ``local`` holds the values of the current unit's subprograms."""
+        current: Values | None = values
+        for _ in range(_MAX_NAME_HOPS):
+            if current is None:
+                return None, values
+            name = self.text(current[V_NAME_FORM], current[V_NAME])
+            if name is None:
+                name = self.text(current[V_LINKAGE_NAME_FORM], current[V_LINKAGE_NAME])
+            if name is not None:
+                return name, current
+            reference = current[V_ORIGIN] or current[V_SPECIFICATION]
+            if reference is None:
+                return None, current
+            target = local.get(reference)
+            current = target if target is not None else self.values_at(reference)
+        return None, values
+
+    def text(self, form: int, raw: Any) -> str | None:
+        """A name as an extractor left it (:data:`ltosyms.elf.dwarf_codegen.V_NAME_FORM`)."""
+        if raw is None:
+            return None
+        if form == F.FORM_STRP:
+            return self.strings.get(raw)
+        if form == TEXT:
+            return raw  # type: ignore[no-any-return]
+        if form == F.FORM_STRING:
+            return bytes(raw).decode("utf-8", "replace")
+        if form == F.FORM_LINE_STRP:
+            return self.sections.line_strings.get(raw)
+        return None
+
+    def declaration_of(
+        self, values: Values, local: dict[int, Values]
+    ) -> tuple[int | None, int | None, int | None]:
+        """(decl_file, decl_line, offset of the DIE holding them), following references."""
+        current: Values | None = values
+        reference: int | None = None
+        for _ in range(_MAX_NAME_HOPS):
+            if current is None:
+                break
+            if current[V_DECL_LINE] is not None or current[V_DECL_FILE] is not None:
+                return current[V_DECL_FILE], current[V_DECL_LINE], reference
+            reference = current[V_ORIGIN] or current[V_SPECIFICATION]
+            if reference is None:
+                break
+            target = local.get(reference)
+            current = target if target is not None else self.values_at(reference)
+        return None, None, None
+
+
+def walk_unit(unit: Unit, data: bytes) -> RawFunctions:
+    """Every function DIE of the unit (``data`` is the unit's bytes, from its header on).
+
+    Long on purpose: this is the inner loop over every DIE of the unit, with each abbreviation
+    action handled inline (no call per DIE unless the abbreviation needs one).
+    """
+    offsets: list[int] = []
+    inlined: list[bool] = []
+    parents: list[int] = []
+    values: list[Values] = []
+    subprograms: dict[int, Values] = {}
+    raw = RawFunctions(offsets, inlined, parents, values, subprograms)
+    if not unit.top_has_children:
+        return raw
+    abbrevs: CompiledAbbrevs = unit.abbrevs
+    action = abbrevs.action
+    fixed = abbrevs.fixed
+    skip = abbrevs.skip
+    sibling_at = abbrevs.sibling_at
+    sibling_read = abbrevs.sibling_read
+    extract: list[Callable[[bytes, int, Any], tuple[int, Values]] | None] = abbrevs.extract
+    tags = {code: abbrev.tag for code, abbrev in abbrevs.table.items()}
+    children = {code: abbrev.has_children for code, abbrev in abbrevs.table.items()}
+    unit_base = unit.base
+    end = unit.header.end - unit_base
+    position = unit.children_start - unit_base
+    count = len(action)
+    # One stack entry per open DIE with children: the index of the innermost enclosing
+    # function node (-1 outside any function).
+    stack = [-1]
+    try:
+        while position < end:
+            start = position
+            code = data[position]
+            position += 1
+            if code > 127:
+                code, position = read_uleb(data, start)
+            if code == 0:
+                stack.pop()
+                if not stack:
+                    break
+                continue
+            kind = action[code] if code < count else -1
+            if kind == ACT_LEAF_FIXED:
+                position += fixed[code]
+            elif kind == ACT_JUMP_FIXED:
+                position = sibling_read[code](data, position + sibling_at[code])[0]
+            elif kind == ACT_LEAF:
+                position = skip[code](data, position)  # type: ignore[misc]
+            elif kind == ACT_ENTER_FIXED:
+                position += fixed[code]
+                stack.append(stack[-1])
+            elif kind == ACT_FUNCTION:
+                position, found = extract[code](data, position, unit)  # type: ignore[misc]
+                is_inlined = tags[code] == F.TAG_INLINED_SUBROUTINE
+                die_offset = unit_base + start
+                if not is_inlined:
+                    subprograms[die_offset] = found
+                offsets.append(die_offset)
+                inlined.append(is_inlined)
+                # A subprogram is its own root even when nested (its code is its own).
+                parents.append(stack[-1] if is_inlined else -1)
+                values.append(found)
+                if children[code]:
+                    stack.append(len(offsets) - 1)
+            elif kind == ACT_NAME:
+                position, found = extract[code](data, position, unit)  # type: ignore[misc]
+                subprograms[unit_base + start] = found
+                if children[code]:
+                    sibling = found[V_SIBLING]
+                    if sibling is not None and sibling > unit_base + start:
+                        position = sibling - unit_base
+                    else:
+                        stack.append(stack[-1])
+            elif kind == ACT_ENTER:
+                position = skip[code](data, position)  # type: ignore[misc]
+                stack.append(stack[-1])
+            elif kind == ACT_JUMP:
+                position = sibling_read[code](data, position)
+            else:
+                raise DwarfError(
+                    f"unit at {unit_base:#x}: DIE at {unit_base + start:#x} uses unknown "
+                    f"abbreviation {code}"
+                )
+    except (IndexError, ValueError) as error:
+        raise DwarfError(f"unit at {unit_base:#x}: DIEs are truncated ({error})") from None
+    return raw

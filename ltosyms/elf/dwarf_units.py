@@ -1,0 +1,426 @@
+"""Unit headers, abbreviation tables and unit-level context (string and address tables).
+
+A :class:`Unit` is one ``.debug_info`` unit (DWARF 2-5, 32- and 64-bit) with what its DIEs need
+to be read: the abbreviation table compiled for this unit's layout, the bases of its
+``.debug_str_offsets`` / ``.debug_addr`` / ``.debug_rnglists`` contributions (DWARF 5 §3.1.1)
+and the top DIE's attributes. :class:`UnitIndex` lists every unit offset of an image (a hop over
+the unit lengths, no DIE parsed) so that a ``DW_FORM_ref_addr`` anywhere can be mapped to its
+unit by bisection.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ltosyms.elf import dwarf_forms as F
+from ltosyms.elf.dwarf_codegen import (
+    Extractor,
+    Skipper,
+    Spec,
+    compile_extractor,
+    compile_sibling_reader,
+    compile_skipper,
+    sibling_offset,
+)
+from ltosyms.elf.dwarf_forms import DwarfError, read_sleb, read_uleb
+from ltosyms.elf.dwarf_sections import DwarfSections, SectionBuffer
+
+# What the DIE walker does with a DIE, by abbreviation (see dwarf_info.walk_unit).
+ACT_LEAF_FIXED = 0  # no children, uninteresting, constant size: skip the bytes
+ACT_LEAF = 1  # no children, uninteresting, variable size: generated skipper
+ACT_JUMP_FIXED = 2  # uninteresting subtree, DW_AT_sibling at a constant offset: jump
+ACT_JUMP = 3  # uninteresting subtree, DW_AT_sibling after variable-size attributes
+ACT_ENTER_FIXED = 4  # children to walk (lexical block, or no sibling), constant size
+ACT_ENTER = 5  # same, variable size
+ACT_FUNCTION = 6  # subprogram with code or inlined subroutine: a tree node
+ACT_NAME = 7  # subprogram without code (abstract instance, declaration): names only
+
+
+@dataclass(frozen=True, slots=True)
+class UnitHeader:
+    """A unit header (DWARF 5 §7.5.1; DWARF 2-4 §7.5.1.1 of their standards)."""
+
+    offset: int  # .debug_info offset of the header
+    end: int  # offset just past the unit
+    version: int
+    unit_type: int
+    address_size: int
+    offset_size: int  # 4 for 32-bit DWARF, 8 for 64-bit
+    abbrev_offset: int
+    first_die: int  # .debug_info offset of the unit's top DIE
+
+
+def read_unit_header(info: SectionBuffer, offset: int, endian: str) -> UnitHeader:
+    try:
+        head = info.read_to_end(offset, 40)
+        (length,) = struct.unpack_from(endian + "I", head, 0)
+        position = 4
+        offset_size = 4
+        if length == 0xFFFFFFFF:
+            (length,) = struct.unpack_from(endian + "Q", head, 4)
+            position = 12
+            offset_size = 8
+        end = offset + position + length
+        (version,) = struct.unpack_from(endian + "H", head, position)
+        position += 2
+        offset_format = endian + ("I" if offset_size == 4 else "Q")
+        if version >= 5:
+            unit_type = head[position]
+            address_size = head[position + 1]
+            (abbrev_offset,) = struct.unpack_from(offset_format, head, position + 2)
+            position += 2 + offset_size
+            if unit_type in (F.UT_SKELETON, F.UT_SPLIT_COMPILE):
+                position += 8  # dwo_id
+            elif unit_type in (F.UT_TYPE, F.UT_SPLIT_TYPE):
+                position += 8 + offset_size  # type_signature, type_offset
+        elif version >= 2:
+            unit_type = F.UT_COMPILE
+            (abbrev_offset,) = struct.unpack_from(offset_format, head, position)
+            address_size = head[position + offset_size]
+            position += offset_size + 1
+        else:
+            raise DwarfError(f"{info.name}: unit at {offset:#x} has DWARF version {version}")
+    except (struct.error, IndexError):
+        raise DwarfError(f"{info.name}: truncated unit header at {offset:#x}") from None
+    if version > 5:
+        raise DwarfError(f"{info.name}: unit at {offset:#x} has DWARF version {version}")
+    if end > info.size or length < position - 4:
+        raise DwarfError(f"{info.name}: unit at {offset:#x} runs past the section")
+    return UnitHeader(
+        offset, end, version, unit_type, address_size, offset_size, abbrev_offset, offset + position
+    )
+
+
+class UnitIndex:
+    """The offset of every unit in ``.debug_info``, found by hopping over unit lengths."""
+
+    def __init__(self, sections: DwarfSections) -> None:
+        info = sections.require(".debug_info")
+        data, start, size = info.data, info.start, info.size
+        unpack32 = struct.Struct(sections.endian + "I").unpack_from
+        unpack64 = struct.Struct(sections.endian + "Q").unpack_from
+        offsets: list[int] = []
+        offset = 0
+        try:
+            while offset + 4 <= size:
+                (length,) = unpack32(data, start + offset)
+                if length == 0xFFFFFFFF:
+                    (length,) = unpack64(data, start + offset + 4)
+                    length += 8
+                offsets.append(offset)
+                offset += 4 + length
+        except struct.error:
+            raise DwarfError(f"{sections.path}: .debug_info unit lengths are corrupt") from None
+        if offset > size:
+            raise DwarfError(f"{sections.path}: last .debug_info unit runs past the section")
+        self.offsets = offsets
+
+    def unit_containing(self, info_offset: int) -> int:
+        """The offset of the unit holding the DIE at ``info_offset``."""
+        position = bisect.bisect_right(self.offsets, info_offset) - 1
+        if position < 0:
+            raise DwarfError(f"DIE offset {info_offset:#x} precedes the first unit")
+        return self.offsets[position]
+
+
+@dataclass(slots=True)
+class Abbrev:
+    code: int
+    tag: int
+    has_children: bool
+    specs: tuple[Spec, ...]
+
+
+def parse_abbrev_table(
+    abbrev: SectionBuffer, offset: int, stop_at: int | None = None
+) -> dict[int, Abbrev]:
+    """The abbreviation table at ``offset`` of ``.debug_abbrev`` (DWARF 5 §7.5.3); with
+    ``stop_at``, only as far as the abbreviation with that code (enough for a unit's top DIE,
+    which nearly always uses the first one)."""
+    window = 1024 if stop_at is not None else 16384
+    while True:
+        data = abbrev.read_to_end(offset, window)
+        try:
+            return _parse_abbrevs(data, stop_at)
+        except IndexError:
+            if len(data) < window:
+                raise DwarfError(f".debug_abbrev: table at {offset:#x} is truncated") from None
+            window *= 4
+
+
+def _parse_abbrevs(data: bytes, stop_at: int | None) -> dict[int, Abbrev]:
+    table: dict[int, Abbrev] = {}
+    position = 0
+    while True:
+        code, position = read_uleb(data, position)
+        if code == 0:
+            return table
+        tag, position = read_uleb(data, position)
+        has_children = data[position] != 0
+        position += 1
+        specs: list[Spec] = []
+        while True:
+            attribute, position = read_uleb(data, position)
+            form, position = read_uleb(data, position)
+            implicit = 0
+            if form == F.FORM_IMPLICIT_CONST:
+                implicit, position = read_sleb(data, position)
+            if attribute == 0 and form == 0:
+                break
+            if form not in F.KNOWN_FORMS:
+                raise DwarfError(f".debug_abbrev: unknown form {form:#x} in abbreviation {code}")
+            specs.append((attribute, form, implicit))
+        table[code] = Abbrev(code, tag, has_children, tuple(specs))
+        if code == stop_at:
+            return table
+
+
+class CompiledAbbrevs:
+    """An abbreviation table turned into per-code lists the DIE walker indexes directly."""
+
+    __slots__ = ("action", "extract", "fixed", "sibling_at", "sibling_read", "skip", "table")
+
+    def __init__(self, table: dict[int, Abbrev], header: UnitHeader, endian: str) -> None:
+        size = max(table, default=0) + 1
+        self.table = table
+        self.action: list[int] = [-1] * size
+        self.fixed: list[int] = [0] * size
+        self.skip: list[Skipper | None] = [None] * size
+        self.sibling_at: list[int] = [0] * size
+        self.sibling_read: list[Any] = [None] * size
+        self.extract: list[Extractor | None] = [None] * size
+        layout = (header.offset_size, header.address_size, endian, header.version)
+        unpackers = {
+            width: struct.Struct(endian + letter).unpack_from
+            for width, letter in ((1, "B"), (2, "H"), (4, "I"), (8, "Q"))
+        }
+        for code, abbrev in table.items():
+            self._compile(code, abbrev, layout, unpackers)
+
+    def _compile(
+        self,
+        code: int,
+        abbrev: Abbrev,
+        layout: tuple[int, int, str, int],
+        unpackers: dict[int, Any],
+    ) -> None:
+        offset_size, address_size, _endian, version = layout
+        specs = abbrev.specs
+        attributes = {a for a, _, _ in specs}
+        if abbrev.tag in (F.TAG_SUBPROGRAM, F.TAG_INLINED_SUBROUTINE):
+            self.extract[code] = compile_extractor(specs, *layout)
+            has_code = F.AT_LOW_PC in attributes or F.AT_RANGES in attributes
+            if abbrev.tag == F.TAG_INLINED_SUBROUTINE or has_code:
+                self.action[code] = ACT_FUNCTION
+            else:
+                self.action[code] = ACT_NAME
+            return
+        skipper = compile_skipper([f for _, f, _ in specs], *layout)
+        if isinstance(skipper, int):
+            self.fixed[code] = skipper
+        else:
+            self.skip[code] = skipper
+        fixed = isinstance(skipper, int)
+        if not abbrev.has_children:
+            self.action[code] = ACT_LEAF_FIXED if fixed else ACT_LEAF
+            return
+        if abbrev.tag not in F.DESCEND_TAGS and F.AT_SIBLING in attributes:
+            located = sibling_offset(specs, offset_size, address_size, version)
+            if located is not None:
+                self.action[code] = ACT_JUMP_FIXED
+                self.sibling_at[code] = located[0]
+                self.sibling_read[code] = unpackers[located[1]]
+            else:
+                self.action[code] = ACT_JUMP
+                self.sibling_read[code] = compile_sibling_reader(specs, *layout)
+            return
+        self.action[code] = ACT_ENTER_FIXED if fixed else ACT_ENTER
+
+
+class AbbrevSource(Protocol):
+    def compiled_abbrevs(self, header: UnitHeader) -> CompiledAbbrevs: ...
+    def abbrev(self, header: UnitHeader, code: int) -> Abbrev | None: ...
+
+
+class Unit:
+    """One unit, ready to have its DIEs read: header, top DIE, bases; its abbreviations are
+    compiled on first use (reading only the top DIE, as the unit map does, needs just one)."""
+
+    def __init__(self, sections: DwarfSections, header: UnitHeader, source: AbbrevSource) -> None:
+        self.sections = sections
+        self.header = header
+        self.base = header.offset
+        self._source = source
+        self._abbrevs: CompiledAbbrevs | None = None
+        self.endian = sections.endian
+        self.strp = sections.strings.get
+        self.line_strp = sections.line_strings.get
+        str_offsets = sections.get(".debug_str_offsets")
+        addresses = sections.get(".debug_addr")
+        self._str_offsets = str_offsets.whole() if str_offsets is not None else None
+        self._addr = addresses.whole() if addresses is not None else None
+        self._offset_format = struct.Struct(self.endian + ("I" if header.offset_size == 4 else "Q"))
+        self._address_format = struct.Struct(
+            self.endian + ("Q" if header.address_size == 8 else "I")
+        )
+        # DWARF 5 §7.26/§7.27: without a base attribute, the first contribution starts right
+        # after its header (8 bytes for 32-bit DWARF, 16 for 64-bit).
+        self.str_offsets_base = 2 * header.offset_size
+        self.addr_base = 2 * header.offset_size
+        self.rnglists_base: int | None = None
+        self.top: dict[int, tuple[int, Any]] = {}
+        self.top_tag = 0
+        self.top_has_children = False
+        self.children_start = header.first_die
+
+    @property
+    def abbrevs(self) -> CompiledAbbrevs:
+        if self._abbrevs is None:
+            self._abbrevs = self._source.compiled_abbrevs(self.header)
+        return self._abbrevs
+
+    # -- the top DIE ------------------------------------------------------------------------
+
+    def read_top(self, data: bytes, data_base: int) -> None:
+        """Read the unit DIE from ``data`` (bytes of .debug_info starting at ``data_base``)."""
+        position = self.header.first_die - data_base
+        code, position = read_uleb(data, position)
+        if code == 0:
+            return
+        abbrev = self._source.abbrev(self.header, code)
+        if abbrev is None:
+            raise DwarfError(f"unit at {self.base:#x}: top DIE uses unknown abbreviation {code}")
+        values, position = read_attributes(data, position, abbrev.specs, self.header, self.endian)
+        self.top = values
+        self.top_tag = abbrev.tag
+        self.top_has_children = abbrev.has_children
+        self.children_start = data_base + position
+        for attribute, target in (
+            (F.AT_STR_OFFSETS_BASE, "str_offsets_base"),
+            (F.AT_ADDR_BASE, "addr_base"),
+            (F.AT_GNU_ADDR_BASE, "addr_base"),
+            (F.AT_RNGLISTS_BASE, "rnglists_base"),
+        ):
+            if attribute in values:
+                setattr(self, target, values[attribute][1])
+
+    def top_string(self, attribute: int) -> str | None:
+        entry = self.top.get(attribute)
+        return None if entry is None else self.form_string(*entry)
+
+    def top_address(self, attribute: int) -> int | None:
+        entry = self.top.get(attribute)
+        if entry is None:
+            return None
+        form, value = entry
+        if form in F.ADDRX_FORMS:
+            return self.addrx(value)
+        return int(value) if isinstance(value, int) else None
+
+    def form_string(self, form: int, value: Any) -> str | None:
+        if form == F.FORM_STRING:
+            return bytes(value).decode("utf-8", "replace")
+        if form == F.FORM_STRP:
+            return self.strp(value)
+        if form == F.FORM_LINE_STRP:
+            return self.line_strp(value)
+        if form in F.STRX_FORMS:
+            return self.strx(value)
+        return None
+
+    # -- UnitStrings -------------------------------------------------------------------------
+
+    def strx(self, index: int) -> str | None:
+        """String ``index`` of the unit's ``.debug_str_offsets`` contribution (DWARF 5 §7.26)."""
+        if self._str_offsets is None:
+            return None
+        try:
+            (offset,) = self._offset_format.unpack_from(
+                self._str_offsets, self.str_offsets_base + index * self.header.offset_size
+            )
+        except struct.error:
+            raise DwarfError(f"string index {index} outside .debug_str_offsets") from None
+        return self.strp(offset)
+
+    def addrx(self, index: int) -> int | None:
+        """Address ``index`` of the unit's ``.debug_addr`` contribution (DWARF 5 §7.27)."""
+        if self._addr is None:
+            return None
+        try:
+            (value,) = self._address_format.unpack_from(
+                self._addr, self.addr_base + index * self.header.address_size
+            )
+        except struct.error:
+            raise DwarfError(f"address index {index} outside .debug_addr") from None
+        assert isinstance(value, int)
+        return value
+
+
+def read_attributes(
+    data: bytes, position: int, specs: tuple[Spec, ...], header: UnitHeader, endian: str
+) -> tuple[dict[int, tuple[int, Any]], int]:
+    """Every attribute of one DIE as ``{attribute: (form, raw value)}`` (the slow, general
+    reader: used for unit DIEs, where bases must be known before strings can be read)."""
+    values: dict[int, tuple[int, Any]] = {}
+    for attribute, declared_form, implicit in specs:
+        value, position, form = read_form(
+            data, position, declared_form, implicit, header, endian=endian
+        )
+        values[attribute] = (form, value)
+    return values, position
+
+
+def read_form(
+    data: bytes, position: int, form: int, implicit: int, header: UnitHeader, *, endian: str
+) -> tuple[Any, int, int]:
+    """The raw value of one attribute: (value, new position, form after DW_FORM_indirect)."""
+    while form == F.FORM_INDIRECT:
+        form, position = read_uleb(data, position)
+    if form == F.FORM_IMPLICIT_CONST:
+        return implicit, position, form
+    if form == F.FORM_FLAG_PRESENT:
+        return 1, position, form
+    size: int | None
+    if form in F.FIXED:
+        size = F.FIXED[form]
+    elif form in F.OFFSET_SIZED:
+        size = header.offset_size
+    elif form == F.FORM_ADDR:
+        size = header.address_size
+    elif form == F.FORM_REF_ADDR:
+        size = header.address_size if header.version <= 2 else header.offset_size
+    else:
+        size = None
+    if size is not None:
+        if size == 16:
+            return bytes(data[position : position + 16]), position + 16, form
+        if size == 3:
+            chunk = data[position : position + 3]
+            value = int.from_bytes(chunk, "little" if endian == "<" else "big")
+            return value, position + 3, form
+        fmt = {1: "B", 2: "H", 4: "I", 8: "Q"}[size]
+        (value,) = struct.unpack_from(endian + fmt, data, position)
+        return value, position + size, form
+    if form == F.FORM_SDATA:
+        value, position = read_sleb(data, position)
+        return value, position, form
+    if form in F.LEB:
+        value, position = read_uleb(data, position)
+        return value, position, form
+    if form == F.FORM_STRING:
+        end = data.index(0, position)
+        return bytes(data[position:end]), end + 1, form
+    if form in F.BLOCK_LEB:
+        length, position = read_uleb(data, position)
+    elif form in F.BLOCK_FIXED:
+        width = F.BLOCK_FIXED[form]
+        length = int.from_bytes(
+            data[position : position + width], "little" if endian == "<" else "big"
+        )
+        position += width
+    else:
+        raise DwarfError(f"unknown DWARF form {form:#x}")
+    return bytes(data[position : position + length]), position + length, form
