@@ -1,0 +1,57 @@
+"""``ltosyms parse``: the reports and traces found in a console log, without any vmlinux."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import IO
+
+import click
+
+from ltosyms.errors import InputError
+from ltosyms.oops import Report, iter_reports
+from ltosyms.render.parse_json import parse_document_chunks
+from ltosyms.render.parse_text import reports_text
+
+
+@click.command("parse")
+@click.argument("log", required=False, default="-", metavar="[LOG|-]")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (schema ltosyms.parse/1).")
+def command(log: str, as_json: bool) -> None:
+    """Find the reports in a console log (oopses, BUGs, WARNINGs, KASAN/UBSAN, panics, hung
+    tasks, RCU stalls, lockups, NMI backtraces, sysrq dumps) and list their traces and frames.
+
+    LOG is a dmesg, serial console, journald or syslog capture; "-" or nothing reads stdin.
+    """
+    stream = _open(log)
+    try:
+        reports = _reading(iter_reports(stream), log)
+        lines = parse_document_chunks(log, reports) if as_json else _with_newlines(reports)
+        for chunk in lines:
+            click.echo(chunk, nl=False)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def _open(log: str) -> IO[bytes]:
+    if log == "-":
+        return click.get_binary_stream("stdin")
+    try:
+        return open(log, "rb")
+    except OSError as error:
+        raise InputError(f"cannot read {log}: {error.strerror or error}") from None
+
+
+def _reading(reports: Iterator[Report], log: str) -> Iterator[Report]:
+    # A read error in the middle of a log (a vanished file, an I/O error) is the user's input
+    # problem, reported as one line.
+    try:
+        yield from reports
+    except OSError as error:
+        raise InputError(f"cannot read {log}: {error.strerror or error}") from None
+
+
+def _with_newlines(reports: Iterator[Report]) -> Iterator[str]:
+    for line in reports_text(reports):
+        yield line + "\n"

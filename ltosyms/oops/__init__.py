@@ -1,0 +1,34 @@
+"""Kernel oops and stack-trace parsing: console text in, :class:`Report` records out.
+
+The parser never opens an ELF file; decoding against a vmlinux builds on its records.
+"""
+
+from ltosyms.oops.parse import OopsParser, iter_reports, parse_text
+from ltosyms.oops.records import (
+    CodeBytes,
+    Frame,
+    FrameRole,
+    IpLine,
+    RegisterDump,
+    Report,
+    ReportKind,
+    SourceAnnotation,
+    StackSection,
+    Trace,
+)
+
+__all__ = [
+    "CodeBytes",
+    "Frame",
+    "FrameRole",
+    "IpLine",
+    "OopsParser",
+    "RegisterDump",
+    "Report",
+    "ReportKind",
+    "SourceAnnotation",
+    "StackSection",
+    "Trace",
+    "iter_reports",
+    "parse_text",
+]

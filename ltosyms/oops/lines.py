@@ -1,0 +1,275 @@
+"""Input text -> numbered physical lines -> kernel message text with its prefixes set aside.
+
+A log reaches us as bytes (invalid UTF-8 allowed), text, a binary or text file object, or an
+iterable of lines. Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (universal newlines, as
+serial-console captures use a lone CR for progress output); numbers are 1-based and count those
+physical lines, so they match what an editor shows for the raw capture. Files are read in
+blocks: memory stays independent of the input size.
+
+Each line may carry prefixes in front of the kernel's message, outermost first:
+
+- mail quoting ``> `` (repeated),
+- a syslog/journald prefix ``Mon DD hh:mm:ss host kernel: `` (also ISO timestamps and
+  ``kern.warn`` facility tokens); lines of other programs in the same file are *foreign*,
+- ``dmesg -x`` facility/level columns ``kern  :warn  : ``,
+- a syslog level ``<4>``,
+- the printk timestamp ``[   12.345678]`` (or ``dmesg -T`` ``[Mon Jan  2 03:04:05 2024]``),
+- the printk caller id ``[  T123]`` / ``[    C0]`` (CONFIG_PRINTK_CALLER, kernel/printk/
+  printk.c ``info_print_prefix``).
+
+Console captures also glue other output in front of a kernel line (``Segmentation fault[
+3.03] CPU: 0 ...``, ``** 53 printk messages dropped ** [ 57.1] ...``): a timestamp found later
+in the line still starts the kernel message. Once a log has shown timestamps, a line without
+one is *bare*: usually user-space output on the same console, sometimes a report pasted from
+another capture. The parser uses a bare line only when it is itself a report line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, NamedTuple
+
+# Input block size when reading a file object: large enough to amortize the per-block work,
+# small enough that a 1 GB log never sits in memory.
+BLOCK_SIZE = 1 << 20
+
+LogSource = (
+    bytes | bytearray | memoryview | str | IO[bytes] | IO[str] | Iterable[bytes] | Iterable[str]
+)
+
+
+class LogLine(NamedTuple):
+    """One physical input line split into prefix facts and the kernel message ``text``.
+
+    ``text`` keeps the kernel's own indentation (trace entries start with a space) but not the
+    separator space after a timestamp. ``foreign`` lines are syslog lines of other programs;
+    ``bare`` lines lack the timestamp the rest of the log has. (A named tuple rather than a
+    dataclass: one is made per input line, and tuple construction is several times faster.)
+    """
+
+    number: int
+    text: str
+    timestamp: str | None
+    caller: str | None
+    level: int | None
+    foreign: bool = False
+    bare: bool = False
+
+
+def iter_physical_lines(source: Any) -> Iterator[str]:
+    """Yield the physical lines of ``source`` without their line terminators."""
+    if isinstance(source, str):
+        return _iter_blocks(io.StringIO(source))
+    if isinstance(source, bytes | bytearray | memoryview):
+        return _iter_blocks(io.BytesIO(source))
+    if hasattr(source, "read"):
+        return _iter_blocks(source)
+    return _iter_items(source)
+
+
+def _iter_items(source: Iterable[Any]) -> Iterator[str]:
+    for item in source:
+        # An iterable of lines: each item is one line (its terminator, if any, is dropped);
+        # an item holding several lines is split.
+        text = item if isinstance(item, str) else bytes(item).decode("utf-8", "replace")
+        if text.endswith("\n"):
+            text = text[:-1]
+        if "\n" in text or "\r" in text:
+            yield from _split_block(text)
+        else:
+            yield text
+
+
+def _split_block(text: str) -> list[str]:
+    """Lines of ``text``, which holds whole lines without the last one's terminator."""
+    pieces = text.split("\n")
+    if "\r" not in text:
+        return pieces
+    lines: list[str] = []
+    for piece in pieces:
+        if "\r" in piece:
+            line = piece[:-1] if piece.endswith("\r") else piece
+            lines.extend(line.split("\r"))
+        else:
+            lines.append(piece)
+    return lines
+
+
+def _iter_blocks(stream: Any) -> Iterator[str]:
+    # Blocks of BLOCK_SIZE: bytes go through an incremental UTF-8 decoder (a character split
+    # between two blocks stays whole; invalid bytes become U+FFFD); a line cut by the block end
+    # waits in ``carry`` for the rest of it.
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    carry = ""
+    while True:
+        block = stream.read(BLOCK_SIZE)
+        if not block:
+            break
+        text = block if isinstance(block, str) else decoder.decode(block)
+        if carry:
+            text = carry + text
+        cut = text.rfind("\n")
+        if cut < 0:
+            carry = text
+            continue
+        carry = text[cut + 1 :]
+        yield from _split_block(text[:cut])
+    tail = carry + decoder.decode(b"", final=True)
+    if tail:
+        yield from _split_block(tail)
+
+
+# --- prefixes ------------------------------------------------------------------------------
+
+# printk timestamp and caller id: "[   12.345678]", "[   12.345678][  T123]", "[  T123]"
+# (kernel/printk/printk.c print_time / print_caller, 6.1). The separator space is dropped.
+CONSOLE_PREFIX = re.compile(
+    r"(?:<(?P<level>\d{1,2})>)?"
+    r"(?:\[\s*(?P<ts>\d+\.\d+)\]|\[(?P<wall>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d [\d:]{8} \d{4})\])"
+    r"(?:\[\s*(?P<caller>[TC]\d+)\])? ?"
+)
+_CALLER_ONLY = re.compile(r"(?:<(?P<level>\d{1,2})>)?\[\s*(?P<caller>[TC]\d+)\] ?")
+_LEVEL_ONLY = re.compile(r"<(?P<level>\d{1,2})>")
+_TIMESTAMP_ANYWHERE = re.compile(r"\[\s*\d+\.\d+\]")
+# syslog / journald: "Jan  2 03:04:05 host kernel: ", "2024-01-02T03:04:05.123+0000 host
+# kernel: ", "Sep 23 02:31:17 host kern.err kernel: "; the program decides kernel vs foreign.
+_SYSLOG = re.compile(
+    r"(?:[A-Za-z]{3} [ \d]\d [\d:]{8}(?:\.\d+)?|\d{4}-\d\d-\d\d[T ][\d:]{8}(?:[.,]\d+)?"
+    r"(?:Z|[+-]\d\d:?\d\d)?) \S+ (?:[a-z]+\.[a-z]+ )?(?P<program>[^\s:\[]+)(?:\[\d+\])?: ?",
+    re.IGNORECASE,
+)
+# dmesg -x: "kern  :warn  : " before the timestamp.
+_DMESG_X = re.compile(r"[a-z]{2,8}\s*:[a-z]{3,6}\s*: ")
+# Mail quoting: ">" followed by a space, another ">" or the line end ("> > ", ">> "); a ">"
+# glued to other text (KASAN's ">ffff888012345678: fc fc" marker row) is not quoting.
+_MAIL_QUOTE = re.compile(r"(?:>(?=[ >]|$) ?)+")
+_ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|[()][A-Z0-9]|[A-Za-z])")
+
+
+_new_tuple = tuple.__new__  # LogLine without the NamedTuple __new__ wrapper: once per line
+
+
+class PrefixSplitter:
+    """Splits lines into prefix facts and message text; remembers whether the log has
+    timestamps, which decides whether an unprefixed line is foreign."""
+
+    __slots__ = ("seen_timestamps",)
+
+    def __init__(self) -> None:
+        self.seen_timestamps = False
+
+    def split(self, number: int, raw: str) -> LogLine:
+        # Fast path: the common serial/dmesg line "[   12.345678] text".
+        if raw.startswith("["):
+            match = CONSOLE_PREFIX.match(raw)
+            if match is not None:
+                self.seen_timestamps = True
+                timestamp, wall, caller = match.group("ts", "wall", "caller")
+                return _new_tuple(
+                    LogLine,
+                    (number, raw[match.end() :], timestamp or wall, caller, None, False, False),
+                )
+        return self._split_slow(number, raw)
+
+    def _split_slow(self, number: int, raw: str) -> LogLine:
+        # Each prefix form is tried only when the first characters allow it: most lines that
+        # get here are plain text (pasted oopses, user-space output).
+        text = raw
+        if "\x1b" in text:
+            text = _ANSI.sub("", text)
+        if text.startswith(">"):
+            quote = _MAIL_QUOTE.match(text)
+            if quote is not None and quote.end() > 0:
+                text = text[quote.end() :]
+        if text[3:4] == " " or text[4:5] == "-":
+            syslog = _SYSLOG.match(text)
+            if syslog is not None:
+                if syslog["program"].lower() != "kernel":
+                    return LogLine(number, text, None, None, None, True)
+                text = text[syslog.end() :]
+                if not text.startswith(("[", "<")):
+                    # journald/syslog drop the printk timestamp: the syslog prefix marks the line.
+                    return LogLine(number, text, None, None, None)
+        elif text[6:7] == ":":
+            dmesg_x = _DMESG_X.match(text)
+            if dmesg_x is not None:
+                text = text[dmesg_x.end() :]
+        first = text[:1]
+        if first in ("[", "<"):
+            match = CONSOLE_PREFIX.match(text)
+            if match is not None:
+                self.seen_timestamps = True
+                level = int(match["level"]) if match["level"] else None
+                return LogLine(
+                    number,
+                    text[match.end() :],
+                    match["ts"] or match["wall"],
+                    match["caller"],
+                    level,
+                )
+            caller = _CALLER_ONLY.match(text)
+            if caller is not None:
+                level = int(caller["level"]) if caller["level"] else None
+                return LogLine(number, text[caller.end() :], None, caller["caller"], level)
+            level_match = _LEVEL_ONLY.match(text)
+            if level_match is not None:
+                return LogLine(number, text[level_match.end() :], None, None, int(level_match[1]))
+        if "[" in text:
+            # Other output glued in front of a kernel line: the timestamp starts the message.
+            anywhere = _TIMESTAMP_ANYWHERE.search(text)
+            if anywhere is not None:
+                match = CONSOLE_PREFIX.match(text, anywhere.start())
+                if match is not None:
+                    self.seen_timestamps = True
+                    return LogLine(number, text[match.end() :], match["ts"], match["caller"], None)
+        return LogLine(number, text, None, None, None, False, self.seen_timestamps)
+
+
+# A second kernel message glued to the end of another one on the same physical line, when two
+# CPUs print at once without a line break in between: "... 34359738352 bytes[   76.471107]
+# BUG: unable to handle ...". printk timestamps always have six decimals.
+_GLUED = re.compile(r"\[\s*\d+\.\d{6}\](?:\[\s*(?P<caller>[TC]\d+)\])? ?")
+
+
+def split_glued(line: LogLine) -> tuple[LogLine, LogLine] | None:
+    """Split a line holding two kernel messages; None for the usual single message."""
+    text = line.text
+    if "[" not in text:
+        return None
+    glued = _GLUED.search(text, 1)
+    if glued is None or glued.start() == 0:
+        return None
+    first = LogLine(
+        line.number,
+        text[: glued.start()],
+        line.timestamp,
+        line.caller,
+        line.level,
+        line.foreign,
+        line.bare,
+    )
+    second = LogLine(
+        line.number,
+        text[glued.end() :],
+        None,
+        glued["caller"] or line.caller,
+        None,
+        line.foreign,
+        False,
+    )
+    return first, second
+
+
+def iter_log_lines(source: Any) -> Iterator[LogLine]:
+    """Numbered lines of ``source`` with their prefixes split off (glued messages apart)."""
+    splitter = PrefixSplitter()
+    for number, raw in enumerate(iter_physical_lines(source), start=1):
+        line = splitter.split(number, raw)
+        parts = split_glued(line)
+        if parts is None:
+            yield line
+        else:
+            yield from parts

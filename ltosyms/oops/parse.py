@@ -1,0 +1,1038 @@
+"""Console text -> reports, streaming: ``iter_reports(source)`` and ``parse_text(text)``.
+
+The parser reads numbered lines (:mod:`ltosyms.oops.lines`), classifies each kernel message
+with the grammars of :mod:`ltosyms.oops.frames` and :mod:`ltosyms.oops.headers`, and routes it
+to the report open in its *context*: the printk caller id (``T123``, ``C1``) when the log has
+them, so that lines of other CPUs and tasks printed in between are never glued into a report.
+A report whose caller id is known takes only lines with that id or with none.
+
+A report ends when a new header starts one in its context, at ``---[ end Kernel panic``, after
+a closing marker (``---[ end trace ]---``, a sanitizer's ``=====`` banner) once the lines that
+still belong to it (the register re-dump x86 prints after the marker, ``Kernel panic``,
+``Kernel Offset``) are over, after a long stretch with nothing of it, and at the end of input.
+Memory is proportional to the open reports, not to the input.
+
+Inside a report, traces are built from the lines that name them (``Call Trace:``, ``task:...``,
+``Allocated by task 5:``, any title line right before an entry) and hold every frame in input
+order, IP lines before the walk included (``WARNING: ... at``, ``RIP:``, ``pc :``/``lr :``) so
+that a trace reads innermost first. The parser never opens an ELF and never raises on bad input.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from ltosyms.oops import frames as grammar
+from ltosyms.oops.frames import FrameText, IpText
+from ltosyms.oops.headers import (
+    BANNER,
+    BUILD_ID,
+    CALL_TRACE,
+    CLOSING_LINES,
+    CPU_LINE,
+    CPU_LINE_SHORT,
+    END_PANIC,
+    END_TRACE,
+    HARDWARE_LINE,
+    KERNEL_OFFSET,
+    MODULES_LINE,
+    OLD_TASK_LINE,
+    RELEASE_TAINT_LINE,
+    SECTION_MARKER,
+    TAINT_LINE,
+    TASK_LINE,
+    HeaderRule,
+    is_trace_title,
+    match_header,
+    trace_kind,
+)
+from ltosyms.oops.lines import (
+    CONSOLE_PREFIX,
+    LogLine,
+    PrefixSplitter,
+    iter_physical_lines,
+    split_glued,
+)
+from ltosyms.oops.records import (
+    CodeBytes,
+    Frame,
+    FrameRole,
+    IpLine,
+    RegisterDump,
+    Report,
+    ReportKind,
+    SourceAnnotation,
+    StackSection,
+    Trace,
+    make_frame,
+)
+
+# A report that received nothing for this many input lines is complete: it is handed out,
+# which bounds both memory and how long a consumer waits for it.
+IDLE_LINES = 1000
+_IDLE_CHECK_EVERY = 256
+# Contexts remembered for "the line before" (titles of header-less dumps); reset beyond this.
+_MAX_REMEMBERED_CONTEXTS = 4096
+
+_SANITIZERS = frozenset(
+    {ReportKind.KASAN, ReportKind.UBSAN, ReportKind.KCSAN, ReportKind.KMSAN, ReportKind.KFENCE}
+)
+_SECTIONS = {
+    "TASK": StackSection.TASK,
+    "IRQ": StackSection.IRQ,
+    "SOFTIRQ": StackSection.SOFTIRQ,
+    "NMI": StackSection.NMI,
+}
+_ARCH_BY_IP_REGISTER = {
+    "RIP": "x86_64",
+    "EIP": "i386",
+    "pc": "aarch64",
+    "lr": "aarch64",
+    "PC": "arm",
+    "LR": "arm",
+    "epc": "riscv64",
+    "ra": "riscv64",
+    "NIP": "powerpc",
+    "PSW": "s390",
+}
+_ARCH_BY_REGISTER = {
+    "RAX": "x86_64",
+    "EAX": "i386",
+    "x29": "aarch64",
+    "x0": "aarch64",
+    "r10": "arm",
+    "ip": "arm",
+    "gp": "riscv64",
+}
+_FRAME_START = frozenset("?[(0")
+_IP_START = frozenset("REIpleraPLNK")
+_LR_REGISTERS = frozenset({"lr", "LR", "ra"})
+# Architectures whose unwinder, started from a pt_regs, prints its pc as the first entry
+# (arm64 dump_backtrace, riscv walk_stackframe).
+_PC_REGISTERS = frozenset({"pc", "epc"})
+_RETURN_ADDRESS = FrameRole.RETURN_ADDRESS
+_UNKNOWN = StackSection.UNKNOWN
+
+
+class _TraceBuilder:
+    __slots__ = (
+        "closed",
+        "comm",
+        "first_line",
+        "frames",
+        "kind",
+        "last_line",
+        "pc_key",
+        "pid",
+        "sections",
+        "stack_frames",
+        "task_state",
+        "title",
+    )
+
+    def __init__(self, kind: str, title: str | None, first_line: int) -> None:
+        self.kind = kind
+        self.title = title
+        self.first_line = first_line
+        self.last_line = first_line
+        self.frames: list[Frame] = []
+        self.sections: list[StackSection] = []
+        self.stack_frames = 0  # entries of the stack walk (not IP lines printed before it)
+        self.closed = False
+        self.pc_key: tuple[str | None, int | None, str | None] | None = None
+        self.comm: str | None = None
+        self.pid: int | None = None
+        self.task_state: str | None = None
+
+    @property
+    def section(self) -> StackSection:
+        return self.sections[-1] if self.sections else StackSection.UNKNOWN
+
+    def build(self) -> Trace:
+        frames = self.frames
+        if any(frame.inline for frame in frames):
+            frames = _inline_roles(frames)
+        return Trace(
+            self.kind,
+            self.title,
+            self.first_line,
+            self.last_line,
+            tuple(frames),
+            self.comm,
+            self.pid,
+            self.task_state,
+        )
+
+
+def _inline_roles(frames: list[Frame]) -> list[Frame]:
+    # An inlined frame of an already-symbolized log shares the address of the physical frame
+    # printed after it, so it shares that frame's role too.
+    result = list(frames)
+    role = FrameRole.RETURN_ADDRESS
+    for index in range(len(result) - 1, -1, -1):
+        frame = result[index]
+        if frame.inline:
+            if frame.role is not role:
+                result[index] = _with_role(frame, role)
+        else:
+            role = frame.role
+    return result
+
+
+def _with_role(frame: Frame, role: FrameRole) -> Frame:
+    return Frame(
+        frame.line,
+        frame.raw_text,
+        role,
+        frame.section,
+        frame.reliable,
+        frame.symbol,
+        frame.offset,
+        frame.kallsyms_size,
+        frame.module,
+        frame.module_build_id,
+        frame.runtime_address,
+        frame.marker,
+        frame.source,
+        frame.inline,
+    )
+
+
+class _DumpBuilder:
+    __slots__ = ("code", "first_line", "inside_trace", "ip", "last_line", "registers")
+
+    def __init__(self, first_line: int, inside_trace: bool) -> None:
+        self.first_line = first_line
+        self.last_line = first_line
+        self.ip: IpLine | None = None
+        self.registers: list[tuple[str, int]] = []
+        self.code: CodeBytes | None = None
+        self.inside_trace = inside_trace
+
+    def build(self) -> RegisterDump:
+        return RegisterDump(
+            self.first_line,
+            self.last_line,
+            self.ip,
+            tuple(self.registers),
+            self.code,
+            self.inside_trace,
+        )
+
+
+class _ReportBuilder:
+    __slots__ = (
+        "arch",
+        "build_id",
+        "caller",
+        "closing",
+        "comm",
+        "confirmed",
+        "context",
+        "cpu",
+        "dump",
+        "dump_open",
+        "dumps",
+        "first_line",
+        "hardware",
+        "has_cpu_line",
+        "ip_lines",
+        "kaslr_offset",
+        "kernel_version",
+        "kind",
+        "last_activity",
+        "last_line",
+        "modules",
+        "panic_message",
+        "pid",
+        "release",
+        "taint",
+        "title",
+        "title_candidate",
+        "trace",
+        "traces",
+        "weak",
+    )
+
+    def __init__(
+        self, kind: ReportKind, title: str, first_line: int, context: str | None, *, weak: bool
+    ) -> None:
+        self.kind = kind
+        self.title = title
+        self.first_line = first_line
+        self.last_line = first_line
+        self.last_activity = first_line
+        self.context = context
+        self.caller = context
+        self.weak = weak
+        self.confirmed = not weak
+        self.closing = False
+        self.cpu: int | None = None
+        self.pid: int | None = None
+        self.comm: str | None = None
+        self.has_cpu_line = False
+        self.release: str | None = None
+        self.kernel_version: str | None = None
+        self.taint: str | None = None
+        self.build_id: str | None = None
+        self.hardware: str | None = None
+        self.modules: tuple[str, ...] = ()
+        self.arch: str | None = None
+        self.ip_lines: list[IpLine] = []
+        self.dumps: list[_DumpBuilder] = []
+        self.dump: _DumpBuilder | None = None
+        self.dump_open = False
+        self.traces: list[_TraceBuilder] = []
+        self.trace: _TraceBuilder | None = None
+        self.title_candidate: tuple[int, str] | None = None
+        self.kaslr_offset: int | None = None
+        self.panic_message: str | None = None
+
+    def touch(self, number: int) -> None:
+        self.last_line = max(self.last_line, number)
+        self.last_activity = number
+
+    def new_trace(self, kind: str, title: str | None, first_line: int) -> _TraceBuilder:
+        if self.trace is not None:
+            self.trace.closed = True
+        trace = _TraceBuilder(kind, title, first_line)
+        self.traces.append(trace)
+        self.trace = trace
+        self.title_candidate = None
+        return trace
+
+    def open_trace(self) -> _TraceBuilder | None:
+        trace = self.trace
+        return trace if trace is not None and not trace.closed else None
+
+    def has_stack_frames(self) -> bool:
+        return any(trace.stack_frames for trace in self.traces)
+
+    def new_dump(self, first_line: int) -> _DumpBuilder:
+        trace = self.open_trace()
+        dump = _DumpBuilder(first_line, trace is not None and trace.stack_frames > 0)
+        self.dumps.append(dump)
+        self.dump = dump
+        self.dump_open = True
+        return dump
+
+    def set_release(self, match: re.Match[str]) -> None:
+        if self.release is None:
+            self.release = match["release"]
+            self.kernel_version = match["version"]
+            flags = match["flags"]
+            self.taint = "".join(flags.split()) if flags is not None else ""
+
+    def build(self) -> Report:
+        traces = tuple(trace.build() for trace in self.traces if trace.frames)
+        return Report(
+            kind=self.kind,
+            title=self.title,
+            first_line=self.first_line,
+            last_line=self.last_line,
+            caller=self.caller,
+            cpu=self.cpu,
+            pid=self.pid,
+            comm=self.comm,
+            release=self.release,
+            kernel_version=self.kernel_version,
+            taint=self.taint,
+            build_id=self.build_id,
+            hardware=self.hardware,
+            modules_linked_in=self.modules,
+            arch=self.arch,
+            ip_lines=tuple(self.ip_lines),
+            register_dumps=tuple(dump.build() for dump in self.dumps),
+            traces=traces,
+            kaslr_offset=self.kaslr_offset,
+            panic_message=self.panic_message,
+        )
+
+
+class OopsParser:
+    """The streaming parser. Feed :class:`LogLine` objects, collect finished reports.
+
+    Most callers want :func:`iter_reports`; this class is public for callers that already have
+    lines (an editor integration, a log follower).
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str | None, _ReportBuilder] = {}
+        self._last: _ReportBuilder | None = None
+        self._finished: list[tuple[int, int, Report]] = []
+        self._sequence = 0
+        # The previous line of each context when it was not a report line (else None).
+        self._previous: dict[str | None, LogLine | None] = {}
+        self._next_idle_check = _IDLE_CHECK_EVERY
+        # Set when a report closes: only then can finished reports become ready.
+        self._closed_since_pop = False
+
+    # --- public ------------------------------------------------------------------------
+
+    def run(self, physical_lines: Iterator[str]) -> Iterator[Report]:
+        """Parse raw physical lines (terminators removed), yielding reports as they finish."""
+        splitter = PrefixSplitter()
+        split = splitter.split
+        console = CONSOLE_PREFIX.match
+        feed = self.feed
+        new_line = tuple.__new__
+        for number, raw in enumerate(physical_lines, start=1):
+            # The common "[   12.345678] text" line inline (PrefixSplitter.split fast path).
+            match = console(raw) if raw[:1] == "[" else None
+            if match is not None:
+                splitter.seen_timestamps = True
+                timestamp, wall, caller = match.group("ts", "wall", "caller")
+                text = raw[match.end() :]
+                line = new_line(
+                    LogLine, (number, text, timestamp or wall, caller, None, False, False)
+                )
+            else:
+                line = split(number, raw)
+                text = line.text
+            parts = split_glued(line) if "[" in text else None
+            if parts is None:
+                feed(line)
+            else:
+                feed(parts[0])
+                feed(parts[1])
+            if self._closed_since_pop:
+                yield from self.pop_finished()
+        self.finish()
+        yield from self.pop_finished()
+
+    def feed(self, line: LogLine) -> None:
+        if line.foreign:
+            return
+        text = line.text.strip()
+        if not text:
+            return
+        number = line.number
+        if number >= self._next_idle_check:
+            self._next_idle_check = number + _IDLE_CHECK_EVERY
+            self._close_idle(number)
+        context = line.caller
+        # Lines without a caller id go to the report read last; others to their own context's
+        # report, or to one whose caller is unknown.
+        report = self._last if context is None else self._open.get(context) or self._open.get(None)
+        recognized = self._dispatch(line, text, context, report)
+        if line.bare and not recognized:
+            return
+        if len(self._previous) > _MAX_REMEMBERED_CONTEXTS:
+            self._previous.clear()
+        self._previous[context] = None if recognized else line
+
+    def finish(self) -> None:
+        for report in list(self._open.values()):
+            self._close(report)
+
+    @property
+    def has_finished(self) -> bool:
+        return self._closed_since_pop
+
+    def pop_finished(self) -> Iterator[Report]:
+        """Finished reports that no open report precedes, in input order."""
+        self._closed_since_pop = False
+        if not self._finished:
+            return
+        first_open = min((r.first_line for r in self._open.values()), default=None)
+        while self._finished and (first_open is None or self._finished[0][0] < first_open):
+            yield heapq.heappop(self._finished)[2]
+
+    # --- routing -------------------------------------------------------------------------
+
+    def _open_report(
+        self,
+        kind: ReportKind,
+        title: str,
+        first_line: int,
+        context: str | None,
+        *,
+        weak: bool = False,
+    ) -> _ReportBuilder:
+        existing = self._open.get(context)
+        if existing is not None:
+            self._close(existing)
+        report = _ReportBuilder(kind, title, first_line, context, weak=weak)
+        self._open[context] = report
+        self._last = report
+        return report
+
+    def _close(self, report: _ReportBuilder) -> None:
+        if self._open.get(report.context) is report:
+            del self._open[report.context]
+        if self._last is report:
+            self._last = None
+        if report.weak and not report.confirmed:
+            return
+        self._closed_since_pop = True
+        self._sequence += 1
+        heapq.heappush(self._finished, (report.first_line, self._sequence, report.build()))
+
+    def _close_idle(self, number: int) -> None:
+        for report in list(self._open.values()):
+            if number - report.last_activity > IDLE_LINES:
+                self._close(report)
+
+    def _settle(self, report: _ReportBuilder | None) -> _ReportBuilder | None:
+        """A report in its closing stretch ends at a line that is not one of its own."""
+        if report is not None and report.closing:
+            self._close(report)
+            return None
+        return report
+
+    def _header_less_title(
+        self, context: str | None, number: int, fallback: str
+    ) -> tuple[str, int]:
+        previous = self._previous.get(context)
+        if previous is not None:
+            return previous.text.strip(), previous.number
+        return fallback, number
+
+    # --- classification ------------------------------------------------------------------
+
+    def _dispatch(
+        self, line: LogLine, text: str, context: str | None, report: _ReportBuilder | None
+    ) -> bool:
+        """Handle one kernel line; False when it is none of the report lines we know."""
+        first = text[0]
+        if "+0x" in text:
+            # Most trace entries: " ? name+0xOFF/0xSIZE [module buildid]", continuing the trace
+            # being read; the general path below handles everything else.
+            fast = _PLAIN_FRAME.match(text)
+            if fast is not None:
+                trace = report.trace if report is not None else None
+                if (
+                    trace is not None
+                    and not trace.closed
+                    and trace.pc_key is None
+                    and report is not None
+                    and report.title_candidate is None
+                    and not report.closing
+                ):
+                    unreliable, symbol, offset, size, module, build_id = fast.groups()
+                    number = line.number
+                    trace.frames.append(
+                        make_frame(
+                            number,
+                            line.text.rstrip(),
+                            _RETURN_ADDRESS,
+                            trace.sections[-1] if trace.sections else _UNKNOWN,
+                            unreliable is None,
+                            symbol,
+                            int(offset, 16),
+                            int(size, 16),
+                            module,
+                            build_id,
+                            None,
+                            None,
+                            None,
+                            False,
+                        )
+                    )
+                    trace.stack_frames += 1
+                    trace.last_line = number
+                    report.confirmed = True
+                    report.dump_open = False
+                    report.last_line = number
+                    report.last_activity = number
+                    return True
+                self._on_frame(line, _plain_frame(fast), context, report)
+                return True
+        if "+0x" in text or first in _FRAME_START or text[-1] in ")]":
+            # Forms without "+0x" (raw addresses, "[inline]", "name (file:line)") only count
+            # inside a trace.
+            trace = report.trace if report is not None else None
+            in_trace = trace is not None and not trace.closed
+            if in_trace or "+0x" in text:
+                frame = grammar.parse_frame(text, in_trace=in_trace)
+                if frame is not None:
+                    self._on_frame(line, frame, context, report)
+                    return True
+        if first == "<":
+            marker = SECTION_MARKER.match(text)
+            if marker is not None:
+                self._on_section(line, marker, context, report)
+                return True
+        if first in _IP_START:
+            ip = grammar.parse_ip(text)
+            if ip is not None:
+                self._on_ip(line, ip, context, report)
+                return True
+        if first in "CB":
+            if text.startswith("Code:"):
+                self._on_code(line, text, report)
+                return True
+            if text.startswith("CPU: "):
+                return self._on_cpu_line(line, text, context, report)
+            call_trace = CALL_TRACE.match(text)
+            if call_trace is not None:
+                self._on_call_trace(line, text, call_trace["rest"], context, report)
+                return True
+        if ":" in text[:12]:
+            registers = grammar.parse_registers(text)
+            if registers is not None:
+                return self._on_registers(line, registers, report)
+        header = match_header(text)
+        if header is not None:
+            return self._on_header(line, text, header[0], header[1], context, report)
+        return self._on_other(line, text, context, report)
+
+    # --- handlers --------------------------------------------------------------------------
+
+    def _on_frame(
+        self,
+        line: LogLine,
+        parsed: FrameText,
+        context: str | None,
+        report: _ReportBuilder | None,
+    ) -> None:
+        report = self._settle(report)
+        if report is None:
+            title, first_line = self._header_less_title(context, line.number, "stack trace")
+            report = self._open_report(ReportKind.GENERIC, title, first_line, context)
+        trace = report.open_trace()
+        candidate = report.title_candidate
+        if trace is None or (candidate is not None and is_trace_title(candidate[1])):
+            if candidate is not None and is_trace_title(candidate[1]):
+                trace = report.new_trace(trace_kind(candidate[1]), candidate[1], candidate[0])
+            else:
+                trace = report.new_trace("call_trace", None, line.number)
+        report.title_candidate = None
+        role = FrameRole.RETURN_ADDRESS
+        marker = parsed.marker
+        if marker is not None and marker.startswith("P"):
+            role = FrameRole.EXACT_IP  # arm64: the pc of a pt_regs
+        elif (
+            trace.stack_frames == 0
+            and trace.pc_key is not None
+            and trace.pc_key == (parsed.symbol, parsed.offset, parsed.module)
+        ):
+            # arm64 before 6.13 (and riscv) unwind from the pt_regs and print their pc first.
+            role = FrameRole.EXACT_IP
+        frame = _frame(line, parsed, role, trace.section)
+        trace.frames.append(frame)
+        trace.stack_frames += 1
+        trace.last_line = line.number
+        report.confirmed = True
+        report.dump_open = False
+        report.touch(line.number)
+
+    def _on_section(
+        self,
+        line: LogLine,
+        marker: re.Match[str],
+        context: str | None,
+        report: _ReportBuilder | None,
+    ) -> None:
+        report = self._settle(report)
+        if report is None:
+            title, first_line = self._header_less_title(context, line.number, "stack trace")
+            report = self._open_report(ReportKind.GENERIC, title, first_line, context)
+            report.weak = True
+            report.confirmed = False
+        trace = report.open_trace() or report.new_trace("call_trace", None, line.number)
+        name = marker["name"]
+        if marker["close"]:
+            if trace.sections:
+                trace.sections.pop()
+        elif name in ("EOI", "EOE"):
+            # Before 4.9 the interrupt/exception stack ended with <EOI>/<EOE> and the task
+            # stack followed without a marker of its own.
+            trace.sections[:] = [StackSection.TASK]
+        else:
+            trace.sections.append(_SECTIONS.get(name, StackSection.EXCEPTION))
+        trace.last_line = line.number
+        report.dump_open = False
+        report.touch(line.number)
+        rest = marker["rest"]
+        if rest:
+            parsed = grammar.parse_frame(rest, in_trace=True)
+            if parsed is not None:
+                self._on_frame(line, parsed, context, report)
+
+    def _on_ip(
+        self, line: LogLine, ip: IpText, context: str | None, report: _ReportBuilder | None
+    ) -> None:
+        if report is None:
+            if ip.frame is None:
+                return
+            title, first_line = self._header_less_title(context, line.number, line.text.strip())
+            report = self._open_report(ReportKind.GENERIC, title, first_line, context)
+        report.arch = report.arch or _ARCH_BY_IP_REGISTER.get(ip.register)
+        frame: Frame | None = None
+        trace_for_frame = None
+        if ip.frame is not None:
+            trace_for_frame = report.open_trace()
+            if trace_for_frame is None:
+                kind = "regs" if report.closing else "call_trace"
+                trace_for_frame = report.new_trace(kind, None, line.number)
+            role = FrameRole.EXACT_IP if ip.exact else FrameRole.RETURN_ADDRESS
+            frame = _frame(line, ip.frame, role, trace_for_frame.section)
+        ip_line = IpLine(
+            line.number,
+            line.text.strip(),
+            ip.register,
+            ip.segment,
+            ip.user_mode,
+            ip.runtime_address,
+            frame,
+        )
+        dump = report.dump
+        if ip.register in _LR_REGISTERS and report.dump_open and dump is not None:
+            pass  # lr belongs to the dump of the pc printed just before it
+        elif report.dump_open and dump is not None and dump.ip is None:
+            dump.ip = ip_line  # arm64 prints "pstate:" before "pc :"
+        else:
+            dump = report.new_dump(line.number)
+            dump.ip = ip_line
+        dump.last_line = line.number
+        report.dump_open = True
+        report.ip_lines.append(ip_line)
+        if frame is not None and trace_for_frame is not None:
+            trace_for_frame.frames.append(frame)
+            trace_for_frame.last_line = line.number
+            if ip.register in _PC_REGISTERS and ip.frame is not None:
+                trace_for_frame.pc_key = (ip.frame.symbol, ip.frame.offset, ip.frame.module)
+            report.confirmed = True
+        report.touch(line.number)
+
+    def _on_registers(
+        self, line: LogLine, registers: tuple[tuple[str, int], ...], report: _ReportBuilder | None
+    ) -> bool:
+        if report is None:
+            return False
+        dump = report.dump if report.dump_open else None
+        if dump is None:
+            dump = report.new_dump(line.number)
+        dump.registers.extend(registers)
+        dump.last_line = line.number
+        report.dump_open = True
+        if report.arch is None:
+            for name, _ in registers:
+                arch = _ARCH_BY_REGISTER.get(name)
+                if arch is not None:
+                    report.arch = arch
+                    break
+        report.touch(line.number)
+        return True
+
+    def _on_code(self, line: LogLine, text: str, report: _ReportBuilder | None) -> None:
+        if report is None:
+            return
+        code = grammar.parse_code(text, line.number, report.arch)
+        if code is None:
+            return
+        dump = report.dump
+        if dump is None or dump.code is not None:
+            dump = report.new_dump(line.number)
+        dump.code = code
+        dump.last_line = max(dump.last_line, line.number)
+        report.touch(line.number)
+
+    def _on_cpu_line(
+        self, line: LogLine, text: str, context: str | None, report: _ReportBuilder | None
+    ) -> bool:
+        match = CPU_LINE.match(text) or CPU_LINE_SHORT.match(text)
+        if match is None:
+            return self._on_other(line, text, context, report)
+        report = self._settle(report)
+        if report is None or (report.has_cpu_line and not report.kind.is_crash):
+            # dump_stack() with no header of its own (warn_alloc, the OOM killer, a second
+            # dump in a row): the line before names it.
+            title, first_line = self._header_less_title(context, line.number, text)
+            report = self._open_report(ReportKind.DUMP_STACK, title, first_line, context)
+        if not report.has_cpu_line:
+            report.has_cpu_line = True
+            report.cpu = int(match["cpu"])
+            report.pid = int(match["pid"])
+            report.comm = match["comm"]
+            if match.re is CPU_LINE:
+                report.set_release(match)
+                rest = match["rest"] or ""
+                build_id = BUILD_ID.search(rest)
+                if build_id is not None:
+                    report.build_id = build_id["build_id"]
+        report.confirmed = True
+        report.dump_open = False
+        report.touch(line.number)
+        return True
+
+    def _on_call_trace(
+        self,
+        line: LogLine,
+        text: str,
+        rest: str,
+        context: str | None,
+        report: _ReportBuilder | None,
+    ) -> None:
+        report = self._settle(report)
+        if report is None:
+            title, first_line = self._header_less_title(context, line.number, text)
+            report = self._open_report(ReportKind.GENERIC, title, first_line, context)
+        trace = report.open_trace()
+        if trace is not None and trace.stack_frames == 0:
+            # The walk that follows the IP lines (or the task line) printed before it.
+            if trace.title is None:
+                trace.title = text
+            report.title_candidate = None
+        else:
+            trace = report.new_trace("call_trace", text, line.number)
+        trace.last_line = line.number
+        report.dump_open = False
+        report.touch(line.number)
+        if rest:
+            parsed = grammar.parse_frame(rest, in_trace=True)
+            if parsed is not None:
+                self._on_frame(line, parsed, context, report)
+
+    def _on_header(
+        self,
+        line: LogLine,
+        text: str,
+        rule: HeaderRule,
+        match: re.Match[str],
+        context: str | None,
+        report: _ReportBuilder | None,
+    ) -> bool:
+        number = line.number
+        if rule.panic:
+            message = match["message"].strip()
+            if report is not None and report.kind.is_crash:
+                # panic() after an oops (panic_on_oops, panic_on_warn, "Fatal exception"):
+                # the same report; panic's own dump_stack() follows as a new trace.
+                report.panic_message = report.panic_message or message
+                report.closing = False
+                trace = report.trace
+                if trace is not None and trace.stack_frames:
+                    trace.closed = True
+                report.dump_open = False
+                report.touch(number)
+                return True
+            if report is not None:
+                self._close(report)
+            new = self._open_report(ReportKind.PANIC, text, number, context)
+            new.panic_message = message
+            return True
+        if rule.kind is None:
+            if report is not None:
+                self._close(report)
+            return True
+        if report is not None and not report.closing:
+            if report.kind in rule.continues and not report.has_stack_frames():
+                report.touch(number)
+                return True
+            if rule.weak and report.kind.is_crash:
+                return self._on_other(line, text, context, report)
+        if rule.continuation_only:
+            return self._on_other(line, text, context, report)
+        if report is not None:
+            self._close(report)
+        new = self._open_report(rule.kind, text, number, context, weak=rule.weak)
+        groups = match.groupdict()
+        if groups.get("cpu") is not None:
+            new.cpu = int(groups["cpu"])
+        if groups.get("pid") is not None:
+            new.pid = int(groups["pid"])
+        if groups.get("comm") is not None:
+            new.comm = groups["comm"]
+        frame_text = groups.get("frame")
+        if frame_text:
+            parsed = grammar.parse_symbolic(frame_text)
+            if parsed is not None:
+                if groups.get("file") and groups.get("line"):
+                    parsed = FrameText(
+                        parsed.symbol,
+                        parsed.offset,
+                        parsed.kallsyms_size,
+                        parsed.module,
+                        parsed.module_build_id,
+                        None,
+                        True,
+                        None,
+                        SourceAnnotation(groups["file"], int(groups["line"])),
+                        False,
+                    )
+                trace = new.new_trace("call_trace", None, number)
+                trace.frames.append(_frame(line, parsed, FrameRole.EXACT_IP, trace.section))
+                new.confirmed = True
+        return True
+
+    def _on_other(
+        self, line: LogLine, text: str, context: str | None, report: _ReportBuilder | None
+    ) -> bool:
+        """Report lines that carry facts but no code address, then everything else."""
+        number = line.number
+        first = text[0]
+        if report is not None:
+            if first == "-" and text.startswith(END_TRACE):
+                report.closing = True
+                if report.trace is not None:
+                    report.trace.closed = True
+                report.touch(number)
+                return True
+            if first == "-" and text.startswith(END_PANIC):
+                report.touch(number)
+                self._close(report)
+                return True
+            if first == "=" and BANNER.match(text) is not None:
+                if report.kind in _SANITIZERS:
+                    report.closing = True
+                    if report.trace is not None:
+                        report.trace.closed = True
+                    report.touch(number)
+                    return True
+                return False
+            if first == "K" and text.startswith("Kernel Offset:"):
+                offset = KERNEL_OFFSET.match(text)
+                if offset is not None:
+                    report.kaslr_offset = int(offset["offset"], 16) if offset["offset"] else 0
+                    report.touch(number)
+                    return True
+            if first == "M" and text.startswith("Modules linked in:"):
+                report.modules = _module_names(MODULES_LINE.match(text))
+                report.touch(number)
+                return True
+            if text.startswith(CLOSING_LINES):
+                report.touch(number)
+                if text.startswith("Rebooting in"):
+                    self._close(report)
+                return True
+            if not line.bare:
+                # Console output of other programs (bare lines) does not end an oops's
+                # closing stretch; a kernel line does.
+                report = self._settle(report)
+        if first == "H" and text.startswith("Hardware name:"):
+            hardware = HARDWARE_LINE.match(text)
+            if report is not None and hardware is not None:
+                report.hardware = report.hardware or hardware["name"]
+                report.touch(number)
+                return True
+            return False
+        if first in "tT" and text.startswith(("task:", "Tainted:")):
+            if text.startswith("task:"):
+                task = TASK_LINE.match(text)
+                if task is not None:
+                    self._on_task(line, task, context, report)
+                    return True
+            else:
+                taint = TAINT_LINE.match(text)
+                if taint is not None and report is not None:
+                    report.set_release(taint)
+                    report.touch(number)
+                    return True
+        if first == "N" and text.startswith("Not tainted"):
+            taint = TAINT_LINE.match(text)
+            if taint is not None and report is not None:
+                report.set_release(taint)
+                report.touch(number)
+                return True
+        if first.isdigit() and report is not None:
+            release = RELEASE_TAINT_LINE.match(text)
+            if release is not None:
+                report.set_release(release)
+                report.touch(number)
+                return True
+        raw = line.text
+        if len(raw) > 30 and raw[15:16] == " " and raw.rstrip().endswith(tuple("0123456789abcdef")):
+            old_task = OLD_TASK_LINE.match(raw)
+            if old_task is not None:
+                self._on_task(line, old_task, context, report)
+                return True
+        if report is not None and not line.bare and not report.closing:
+            report.title_candidate = (number, text)
+            report.dump_open = False
+        return False
+
+    def _on_task(
+        self,
+        line: LogLine,
+        task: re.Match[str],
+        context: str | None,
+        report: _ReportBuilder | None,
+    ) -> None:
+        if report is None:
+            report = self._open_report(ReportKind.GENERIC, line.text.strip(), line.number, context)
+        trace = report.new_trace("task", line.text.strip(), line.number)
+        trace.comm = task["comm"].strip()
+        trace.task_state = task["state"]
+        if task["pid"] is not None:
+            trace.pid = int(task["pid"])
+        report.dump_open = False
+        report.touch(line.number)
+
+
+# The common trace entry in one match (groups: "? ", symbol, offset, size, module, build id).
+# ASCII classes: kernel symbol names are ASCII, and the ASCII matcher is faster.
+_PLAIN_FRAME = re.compile(
+    r"(\?\s+)?([\w.$@~]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[([\w.-]+)(?: ([0-9a-f]{16,64}))?\])?$",
+    re.ASCII,
+)
+
+
+def _plain_frame(match: re.Match[str]) -> FrameText:
+    unreliable, symbol, offset, size, module, build_id = match.groups()
+    return FrameText(
+        symbol,
+        int(offset, 16),
+        int(size, 16),
+        module,
+        build_id,
+        None,
+        unreliable is None,
+        None,
+        None,
+        False,
+    )
+
+
+def _frame(line: LogLine, parsed: FrameText, role: FrameRole, section: StackSection) -> Frame:
+    return make_frame(
+        line.number,
+        line.text.rstrip(),
+        role,
+        section,
+        parsed.reliable,
+        parsed.symbol,
+        parsed.offset,
+        parsed.kallsyms_size,
+        parsed.module,
+        parsed.module_build_id,
+        parsed.runtime_address,
+        parsed.marker,
+        parsed.source,
+        parsed.inline,
+    )
+
+
+def _module_names(match: re.Match[str] | None) -> tuple[str, ...]:
+    """``Modules linked in: tracegen(OE) uhid [last unloaded: foo]`` -> module names."""
+    if match is None:
+        return ()
+    text = match["modules"]
+    cut = text.find("[last unloaded:")
+    if cut >= 0:
+        text = text[:cut]
+    names = []
+    for token in text.split():
+        name = token.split("(", 1)[0]
+        if name:
+            names.append(name)
+    return tuple(names)
+
+
+def iter_reports(source: Any) -> Iterator[Report]:
+    """Yield the reports found in ``source``, in input order, as soon as each is complete.
+
+    ``source`` may be bytes (invalid UTF-8 is replaced, never an error), text, a binary or text
+    file object, or an iterable of lines (bytes or text). Memory use is proportional to the
+    largest report, not to the input.
+    """
+    return OopsParser().run(iter_physical_lines(source))
+
+
+def parse_text(text: str | bytes) -> list[Report]:
+    """All reports of a log held in memory."""
+    return list(iter_reports(text))
