@@ -63,9 +63,9 @@ def cli(verbose: int) -> None:
 
 def _register() -> None:
     # Imported here so that `ltosyms --help` stays cheap and each command module stays separate.
-    from ltosyms.cli import syms
+    from ltosyms.cli import decode, diff, index, kallsyms_check, parse, syms
 
-    for module in (syms,):
+    for module in (syms, decode, kallsyms_check, diff, index, parse):
         cli.add_command(module.command)
 
 

@@ -1,0 +1,1 @@
+"""Decoding: parsed oops reports x kernel images -> resolved frames with source locations."""

@@ -1,0 +1,367 @@
+"""Decode parsed oops reports against a vmlinux (and modules): the ``decode`` pipeline.
+
+parse (:mod:`ltosyms.oops`) -> per-frame resolution (:mod:`ltosyms.decode.frames`) ->
+KASLR offset -> raw-address frames -> cross-frame call-target evidence -> ``Code:`` listing
+and comparison -> :class:`DecodedReport` records for the renderers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from ltosyms.decode.frames import (
+    FrameQuery,
+    ImageResolver,
+    ResolvedFrame,
+    Role,
+    narrow_by_callee,
+)
+from ltosyms.decode.modules import ModuleSet
+from ltosyms.disasm import (
+    CodeListing,
+    CodeMatch,
+    CodeVerdict,
+    compare_code,
+    disassemble_code,
+    image_window,
+)
+from ltosyms.elf.dwarf import CuStore, DwarfResolver
+from ltosyms.elf.kernel import LoadedImage, read_banner
+from ltosyms.errors import LtosymsError, MismatchError
+from ltosyms.names.kallsyms import CleanupRule, cleanup_rule_for, parse_kernel_version
+from ltosyms.oops.records import Frame, FrameRole, Report, Trace
+
+log = logging.getLogger(__name__)
+
+StoreFactory = Callable[[LoadedImage], CuStore | None]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedFrame:
+    frame: Frame
+    resolved: ResolvedFrame | None  # None: nothing to resolve (user-mode IP, [inline] line)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedTrace:
+    trace: Trace
+    frames: tuple[DecodedFrame, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CodeReport:
+    listing: CodeListing | None
+    match: CodeMatch | None
+    image: str | None  # "vmlinux" or the module the faulting IP is in
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedReport:
+    report: Report
+    ip_frames: tuple[DecodedFrame, ...]  # RIP:/pc :/lr : lines
+    traces: tuple[DecodedTrace, ...]
+    kaslr_offset: int | None
+    code: CodeReport | None
+    warnings: tuple[str, ...]
+    mismatch: bool  # evidence says the vmlinux is not the crashed kernel
+
+    def iter_frames(self) -> Iterator[DecodedFrame]:
+        """Every decoded frame in input order."""
+        frames = [*self.ip_frames, *(f for t in self.traces for f in t.frames)]
+        # A RIP line may be both the report's IP line and a trace's first entry: once.
+        unique = {(f.frame.line, f.frame.raw_text): f for f in reversed(frames)}
+        return iter(sorted(unique.values(), key=lambda f: f.frame.line))
+
+
+@dataclass
+class _Work:
+    """Mutable state while one report is decoded."""
+
+    report: Report
+    resolved: dict[tuple[int, str], ResolvedFrame] = field(default_factory=dict)  # by _key()
+    warnings: list[str] = field(default_factory=list)
+
+
+class Decoder:
+    """Decodes reports against one vmlinux and a set of modules.
+
+    Images, their DWARF resolvers and call-site caches live as long as the decoder, so a log
+    with hundreds of frames parses each DWARF unit and each function's code once.
+    """
+
+    def __init__(
+        self,
+        vmlinux: LoadedImage,
+        modules: ModuleSet | None = None,
+        store_for: StoreFactory | None = None,
+        rule: CleanupRule | None = None,
+    ) -> None:
+        self.vmlinux = vmlinux
+        self.modules = modules or ModuleSet()
+        self.store_for = store_for
+        self.banner = read_banner(vmlinux)
+        self.kernel_version = parse_kernel_version(self.banner) if self.banner else None
+        self.rule = rule or cleanup_rule_for(self.kernel_version, _is_clang_lto(vmlinux))
+        self._resolvers: dict[str, ImageResolver | None] = {}
+        self.warnings: list[str] = []
+        if not vmlinux.image.has_dwarf():
+            self.warnings.append(
+                f"{vmlinux.image.path} has no DWARF: frames get symbol+offset, no source lines"
+            )
+
+    # -- images -------------------------------------------------------------------------------
+
+    def _resolver_for(self, loaded: LoadedImage) -> ImageResolver:
+        dwarf = None
+        if loaded.image.has_dwarf():
+            store = self.store_for(loaded) if self.store_for is not None else None
+            dwarf = DwarfResolver(loaded.image, store, loaded.symbols)
+        return ImageResolver(loaded, dwarf, self.rule)
+
+    def resolver(
+        self, module: str | None, build_id: str | None, work: _Work
+    ) -> ImageResolver | None:
+        key = "" if module is None else f"{module}@{build_id or ''}"
+        if key in self._resolvers:
+            return self._resolvers[key]
+        resolver = None
+        if module is None:
+            resolver = self._resolver_for(self.vmlinux)
+        else:
+            try:
+                loaded = self.modules.get(module, build_id)
+            except MismatchError as error:
+                work.warnings.append(str(error))
+                loaded = None
+            if loaded is not None:
+                resolver = self._resolver_for(loaded)
+        self._resolvers[key] = resolver
+        return resolver
+
+    # -- one report ---------------------------------------------------------------------------
+
+    def decode(self, report: Report) -> DecodedReport:
+        work = _Work(report)
+        self._check_identity(work)
+        ip_frames = [line.frame for line in report.ip_lines if line.frame is not None]
+        all_frames = list(
+            {
+                (f.line, f.raw_text): f
+                for f in [*ip_frames, *(f for t in report.traces for f in t.frames)]
+            }.values()
+        )
+        for frame in all_frames:
+            if frame.symbol is not None and frame.offset is not None and not frame.inline:
+                self._resolve_named(frame, work)
+        kaslr_offset = self._kaslr_offset(report, all_frames, work)
+        for frame in all_frames:
+            if frame.symbol is None and frame.runtime_address is not None and not frame.inline:
+                self._resolve_raw(frame, kaslr_offset, work)
+        for trace in report.traces:
+            self._narrow_by_callees(trace, work)
+        code = self._code(report, ip_frames, work)
+        mismatch = self._judge_mismatch(all_frames, code, work)
+        decoded_ip = tuple(DecodedFrame(f, work.resolved.get(_key(f))) for f in ip_frames)
+        traces = tuple(
+            DecodedTrace(t, tuple(DecodedFrame(f, work.resolved.get(_key(f))) for f in t.frames))
+            for t in report.traces
+        )
+        return DecodedReport(
+            report, decoded_ip, traces, kaslr_offset, code, tuple(work.warnings), mismatch
+        )
+
+    def decode_all(self, reports: Iterable[Report]) -> Iterator[DecodedReport]:
+        for report in reports:
+            yield self.decode(report)
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _check_identity(self, work: _Work) -> None:
+        report = work.report
+        build_id = self.vmlinux.build_id
+        if report.build_id and build_id and report.build_id != build_id:
+            work.warnings.append(
+                f"the log's kernel has build id {report.build_id}, the vmlinux {build_id}: "
+                "wrong vmlinux"
+            )
+        if report.release and self.banner and report.release not in self.banner:
+            work.warnings.append(
+                f"the log's kernel is {report.release}, the vmlinux says "
+                f"'{self.banner[:80].strip()}': wrong vmlinux?"
+            )
+
+    @staticmethod
+    def _query(frame: Frame) -> FrameQuery:
+        role = Role.EXACT_IP if frame.role is FrameRole.EXACT_IP else Role.RETURN_ADDRESS
+        return FrameQuery(
+            frame.symbol,
+            frame.offset,
+            frame.kallsyms_size,
+            frame.module,
+            frame.module_build_id,
+            frame.runtime_address,
+            role,
+        )
+
+    def _resolve_named(self, frame: Frame, work: _Work) -> None:
+        query = self._query(frame)
+        resolver = self.resolver(frame.module, frame.module_build_id, work)
+        if resolver is None:
+            reason = self.modules.error_for(frame.module or "") or "not found in --modules"
+            work.resolved[_key(frame)] = _missing(query, f"module {frame.module}: {reason}")
+            return
+        notes: list[str] = []
+        try:
+            resolution = resolver.resolve_named(query, ())
+            work.resolved[_key(frame)] = resolver.finish(query, resolution, notes)
+        except LtosymsError as error:
+            work.resolved[_key(frame)] = _missing(query, str(error))
+
+    def _resolve_raw(self, frame: Frame, kaslr_offset: int | None, work: _Work) -> None:
+        query = self._query(frame)
+        if frame.module is not None or frame.runtime_address is None:
+            return
+        if kaslr_offset is None:
+            work.resolved[_key(frame)] = _missing(query, "raw address and no KASLR offset known")
+            return
+        resolver = self.resolver(None, None, work)
+        assert resolver is not None
+        link_address = (frame.runtime_address - kaslr_offset) & 0xFFFF_FFFF_FFFF_FFFF
+        resolution = resolver.resolve_link_address(link_address, query.role)
+        work.resolved[_key(frame)] = resolver.finish(
+            query, resolution, [f"raw address {frame.runtime_address:#x} - KASLR offset"]
+        )
+
+    def _kaslr_offset(self, report: Report, frames: list[Frame], work: _Work) -> int | None:
+        """runtime - link from every vmlinux frame that prints both (DOMAIN §5)."""
+        votes: Counter[int] = Counter()
+        for frame in frames:
+            resolved = work.resolved.get(_key(frame))
+            if (
+                frame.runtime_address is not None
+                and frame.module is None
+                and resolved is not None
+                and resolved.link_address is not None
+            ):
+                votes[(frame.runtime_address - resolved.link_address) & 0xFFFF_FFFF_FFFF_FFFF] += 1
+        if votes:
+            offset, count = votes.most_common(1)[0]
+            if len(votes) > 1:
+                work.warnings.append(
+                    f"frames disagree on the KASLR offset; using {offset:#x} ({count} frames)"
+                )
+            return offset
+        return report.kaslr_offset
+
+    def _narrow_by_callees(self, trace: Trace, work: _Work) -> None:
+        """An ambiguous caller is settled by which copy calls the (resolved) callee."""
+        previous: ResolvedFrame | None = None
+        for frame in trace.frames:
+            resolved = work.resolved.get(_key(frame))
+            if resolved is None:
+                continue
+            if resolved.ambiguous and previous is not None and previous.symbol is not None:
+                resolver = self.resolver(frame.module, frame.module_build_id, work)
+                if resolver is not None and previous.module == frame.module:
+                    from ltosyms.decode.candidates import NameResolution
+
+                    narrowed = narrow_by_callee(
+                        resolver,
+                        NameResolution(resolved.candidates, resolved.evidence),
+                        previous,
+                    )
+                    if not narrowed.ambiguous:
+                        resolved = resolver.finish(self._query(frame), narrowed, [])
+                        work.resolved[_key(frame)] = resolved
+            previous = resolved if frame.reliable else previous
+
+    def _code(self, report: Report, ip_frames: list[Frame], work: _Work) -> CodeReport | None:
+        """Disassemble ``Code:`` and compare it with the image at the resolved IP (DOMAIN §4)."""
+        code = report.code
+        if code is None or code.unavailable or code.marker_offset is None:
+            return None
+        arch = code.arch
+        if arch not in ("x86_64", "aarch64"):
+            return None
+        ip = next((f for f in ip_frames if f.exact_ip), None)
+        resolved = work.resolved.get(_key(ip)) if ip is not None else None
+        marker_link_address = resolved.link_address if resolved is not None else None
+        window = None
+        image_name = None
+        if ip is not None and marker_link_address is not None:
+            resolver = self.resolver(ip.module, ip.module_build_id, work)
+            if resolver is not None:
+                image_name = ip.module or "vmlinux"
+                try:
+                    window = image_window(
+                        resolver.image,
+                        marker_link_address,
+                        len(code.data),
+                        code.marker_offset,
+                        resolver.symbols,
+                    )
+                except LtosymsError as error:
+                    work.warnings.append(f"Code: not compared: {error}")
+        try:
+            listing = disassemble_code(
+                code.data,
+                code.marker_offset,
+                arch,
+                marker_link_address,
+                window.boundaries if window is not None else (),
+            )
+        except LtosymsError as error:
+            work.warnings.append(f"Code: cannot be disassembled: {error}")
+            listing = None
+        match = None
+        if window is not None:
+            match = compare_code(code.data, code.marker_offset, window, arch)
+            if match.verdict is CodeVerdict.MISMATCH:
+                work.warnings.append(
+                    f"Code: bytes differ from {image_name} at the RIP in {match.unexplained} "
+                    f"bytes: the {image_name} is not the crashed kernel"
+                )
+        return CodeReport(listing, match, image_name)
+
+    def _judge_mismatch(self, frames: list[Frame], code: CodeReport | None, work: _Work) -> bool:
+        if (
+            code is not None
+            and code.match is not None
+            and code.match.verdict is (CodeVerdict.MISMATCH)
+        ):
+            return True
+        if any("wrong vmlinux" in w for w in work.warnings):
+            return True
+        # Printed sizes that fit no symbol of that name: most of them means another build.
+        sized = failed = 0
+        for frame in frames:
+            resolved = work.resolved.get(_key(frame))
+            if resolved is None or frame.kallsyms_size is None or frame.module is not None:
+                continue
+            sized += 1
+            if not resolved.candidates or any(e.candidates_after == 0 for e in resolved.evidence):
+                failed += 1
+        if sized >= 3 and failed * 2 > sized:
+            work.warnings.append(
+                f"{failed} of {sized} vmlinux frames fit no symbol of their name and size: "
+                "the vmlinux is not the crashed kernel"
+            )
+            return True
+        return False
+
+
+def _key(frame: Frame) -> tuple[int, str]:
+    """A frame's identity within a log: a RIP line shared by a report and a trace is one."""
+    return (frame.line, frame.raw_text)
+
+
+def _missing(query: FrameQuery, note: str) -> ResolvedFrame:
+    return ResolvedFrame(query.module, None, None, None, None, False, False, (), (), (), (note,))
+
+
+def _is_clang_lto(loaded: LoadedImage) -> bool:
+    """Clang ThinLTO/full LTO promote locals to ``name.llvm.N`` (DOMAIN §1)."""
+    return any(".llvm." in name for name in loaded.symbols.names)

@@ -1,0 +1,232 @@
+"""Resolve one frame: printed ``name+off/size [module]`` or a raw address -> code and source.
+
+Address spaces are kept apart by name (STYLE: angr/cle): ``runtime_address`` is what the
+crashed kernel printed (KASLR applied), ``link_address`` is the vmlinux/module address,
+``return_address`` is the instruction after a call, ``call_site`` is the call itself, and
+``lookup_address`` is what the DWARF lookup used.
+
+Return addresses (DOMAIN §3): x86 prints trace entries with ``%pB`` (the name is looked up at
+``address - 1``, so ``caller+0xSIZE/0xSIZE`` is a call as the caller's last instruction);
+arm64 prints ``%pS`` (a return address just past a noreturn ``bl`` names the *next* function
+``+0x0``). Either way the call instruction ends at the return address: capstone finds it and
+its address is what we map to source.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ltosyms.decode.candidates import (
+    Candidate,
+    CandidateTest,
+    Evidence,
+    EvidenceKind,
+    NameResolution,
+    narrow_further,
+    resolve_name,
+)
+from ltosyms.disasm import CallSite, finder_for
+from ltosyms.elf.dwarf import DwarfResolver, SourceLocation
+from ltosyms.elf.kernel import LoadedImage
+from ltosyms.elf.symtab import Symbol
+from ltosyms.errors import InputError
+from ltosyms.names.kallsyms import CleanupRule
+
+
+class Role(enum.Enum):
+    EXACT_IP = "exact-ip"  # RIP:/pc :, a pt_regs IP, a WARNING header: no adjustment
+    RETURN_ADDRESS = "return-address"  # every other trace entry
+
+
+@dataclass(frozen=True, slots=True)
+class FrameQuery:
+    """What a log says about one frame, independent of how the log printed it."""
+
+    symbol: str | None
+    offset: int | None
+    size: int | None
+    module: str | None
+    module_build_id: str | None
+    runtime_address: int | None
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedFrame:
+    module: str | None  # None: vmlinux
+    symbol: Symbol | None  # the ELF symbol, when one candidate is left
+    link_address: int | None  # symbol + offset: the IP or the return address, link time
+    call_site: CallSite | None  # return addresses: the call instruction ending there
+    lookup_address: int | None  # what the source locations were looked up at
+    not_return_address: bool  # a return-address frame where no call ends: a stale `? ` slot
+    ambiguous: bool
+    candidates: tuple[Candidate, ...]
+    evidence: tuple[Evidence, ...]
+    locations: tuple[SourceLocation, ...]  # innermost first
+    notes: tuple[str, ...]
+
+    @property
+    def resolved(self) -> bool:
+        return self.symbol is not None
+
+
+def _unresolved(
+    module: str | None, notes: Sequence[str], evidence: Sequence[Evidence] = ()
+) -> ResolvedFrame:
+    return ResolvedFrame(
+        module, None, None, None, None, False, False, (), tuple(evidence), (), tuple(notes)
+    )
+
+
+class ImageResolver:
+    """Frame resolution within one image (the vmlinux or one module)."""
+
+    def __init__(self, loaded: LoadedImage, dwarf: DwarfResolver | None, rule: CleanupRule) -> None:
+        self.loaded = loaded
+        self.symbols = loaded.symbols
+        self.image = loaded.image
+        self.dwarf = dwarf
+        self.rule = rule
+        self.arch = loaded.image.machine
+        self.finder = finder_for(loaded.image, loaded.symbols)
+        # x86 return addresses name `address - 1` (%pB); arm64's bl is 4 bytes before.
+        self.call_back = 4 if self.arch == "aarch64" else 1
+
+    # -- machine-code evidence ----------------------------------------------------------------
+
+    def call_at(self, return_address: int) -> CallSite | None:
+        caller = self.symbols.lookup(return_address - self.call_back)
+        start = caller.link_address if caller is not None else None
+        try:
+            return self.finder.call_ending_at(return_address, start)
+        except InputError:
+            return None
+
+    def _call_test(self) -> CandidateTest:
+        def test(candidate: Candidate) -> bool | None:
+            site = self.call_at(candidate.link_address)
+            return None if site is None else site.is_call
+
+        return test
+
+    # -- resolution ---------------------------------------------------------------------------
+
+    def resolve_named(
+        self, query: FrameQuery, extra_tests: Sequence[tuple[EvidenceKind, str, CandidateTest]]
+    ) -> NameResolution:
+        assert query.symbol is not None and query.offset is not None
+        tests: list[tuple[EvidenceKind, str, CandidateTest]] = list(extra_tests)
+        if query.role is Role.RETURN_ADDRESS:
+            tests.insert(
+                0,
+                (
+                    EvidenceKind.CALL_AT_RETURN,
+                    "a call ends at the return address",
+                    self._call_test(),
+                ),
+            )
+        return resolve_name(self.symbols, query.symbol, query.offset, query.size, self.rule, tests)
+
+    def resolve_link_address(self, link_address: int, role: Role) -> NameResolution:
+        """A raw address (KASLR already removed): the symbol the kernel would print."""
+        probe = link_address - self.call_back if role is Role.RETURN_ADDRESS else link_address
+        symbol = self.symbols.lookup(probe)
+        if symbol is None:
+            return NameResolution((), ())
+        return NameResolution((Candidate(symbol, link_address),), ())
+
+    def finish(
+        self,
+        query: FrameQuery,
+        resolution: NameResolution,
+        notes: list[str],
+    ) -> ResolvedFrame:
+        """Call site and source locations for the one candidate left (or none for many)."""
+        module = query.module
+        if not resolution.candidates:
+            return _unresolved(module, notes, resolution.evidence)
+        if resolution.ambiguous:
+            listed = ", ".join(
+                f"{c.symbol.name}@{c.symbol.link_address:#x}" for c in resolution.candidates
+            )
+            notes.append(f"ambiguous: {len(resolution.candidates)} symbols fit ({listed})")
+            return ResolvedFrame(
+                module,
+                None,
+                None,
+                None,
+                None,
+                False,
+                True,
+                resolution.candidates,
+                resolution.evidence,
+                (),
+                tuple(notes),
+            )
+        candidate = resolution.candidates[0]
+        symbol, link_address = candidate.symbol, candidate.link_address
+        if query.symbol is not None and symbol.name != query.symbol:
+            notes.append(f"ELF name {symbol.name}")
+        call_site = None
+        not_return_address = False
+        lookup_address = link_address
+        if query.role is Role.RETURN_ADDRESS:
+            call_site = self.call_at(link_address)
+            if call_site is not None and call_site.is_call:
+                lookup_address = call_site.link_address
+            else:
+                not_return_address = True
+                call_site = None
+                lookup_address = link_address - self.call_back
+                notes.append("not a return address: no call ends here")
+        locations: tuple[SourceLocation, ...] = ()
+        if self.dwarf is not None:
+            locations = self.dwarf.locations(lookup_address)
+            if not locations:
+                notes.append("no line information at this address")
+        return ResolvedFrame(
+            module,
+            symbol,
+            link_address,
+            call_site,
+            lookup_address,
+            not_return_address,
+            False,
+            resolution.candidates,
+            resolution.evidence,
+            locations,
+            tuple(notes),
+        )
+
+    def call_target_test(self, callee: ResolvedFrame) -> CandidateTest | None:
+        """Cross-frame evidence: the call at the return address targets the callee."""
+        if callee.symbol is None:
+            return None
+        callee_start = callee.symbol.link_address
+
+        def test(candidate: Candidate) -> bool | None:
+            site = self.call_at(candidate.link_address)
+            if site is None or not site.is_call:
+                return False
+            if site.target_link_address is None and not site.possible_targets:
+                return None  # indirect call: says nothing about the target
+            targets = {site.target_link_address, *site.possible_targets}
+            return callee_start in targets
+
+        return test
+
+
+def narrow_by_callee(
+    resolver: ImageResolver, resolution: NameResolution, callee: ResolvedFrame
+) -> NameResolution:
+    test = resolver.call_target_test(callee)
+    if test is None or not resolution.ambiguous:
+        return resolution
+    return narrow_further(
+        resolution,
+        EvidenceKind.CALL_TARGET,
+        f"call target is {callee.symbol.name}" if callee.symbol else "call target",
+        test,
+    )

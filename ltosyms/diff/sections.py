@@ -1,0 +1,103 @@
+"""Sections as ``size -A`` lists them, sorted into classes (text, rodata, data, bss, init).
+
+``size -A`` (binutils size.c, SysV format) prints every section BFD knows except the ones it
+turns into symbol tables and relocations; for an ELF vmlinux those are ``.symtab``,
+``.strtab``, ``.shstrtab`` and the ``.rela.*`` sections ``--emit-relocs`` leaves behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ltosyms.diff.model import SectionClass, SectionSize
+from ltosyms.elf.image import KernelImage, Section
+from ltosyms.elf.symtab import SymbolTable
+
+# Sections size -A leaves out: BFD reads them as the symbol table and relocations.
+_NOT_LISTED = frozenset({"", ".symtab", ".strtab", ".shstrtab", ".symtab_shndx"})
+_RELOCATION_PREFIXES = (".rela.", ".rel.", ".rela_", ".rel_")
+
+# Section names whose class is not what the ELF flags say.
+_CLASS_BY_NAME_PREFIX: tuple[tuple[str, SectionClass], ...] = (
+    # .rodata holds __ro_after_init data and is writable in the ELF until mark_rodata_ro()
+    # (include/asm-generic/vmlinux.lds.h RO_DATA, RO_AFTER_INIT_DATA).
+    (".rodata", SectionClass.RODATA),
+    # Freed by free_initmem(); only where __init_begin/__init_end are missing (see below).
+    (".init.", SectionClass.INIT),
+    (".exit.", SectionClass.INIT),
+)
+
+
+def classify_section(section: Section, init_range: tuple[int, int] | None) -> SectionClass:
+    """The class of one section; ``init_range`` is [__init_begin, __init_end) if known."""
+    if not section.is_alloc:
+        return SectionClass.DEBUG if section.name.startswith(".debug") else SectionClass.OTHER
+    if init_range is not None:
+        # arch/x86/kernel/vmlinux.lds.S: everything between __init_begin and __init_end is
+        # freed after boot (.init.text, .init.data, .altinstructions, .exit.text, ...).
+        # Per-CPU data is linked at 0 and never falls in the range.
+        if init_range[0] <= section.link_address < init_range[1] and section.size:
+            return SectionClass.INIT
+        if section.name.startswith((".init.", ".exit.")):
+            return SectionClass.INIT
+    else:
+        for prefix, section_class in _CLASS_BY_NAME_PREFIX:
+            if section.name.startswith(prefix) and section_class is SectionClass.INIT:
+                return section_class
+    if section.is_exec:
+        return SectionClass.TEXT
+    if not section.has_bits:
+        return SectionClass.BSS
+    if section.name.startswith(".rodata") or not section.is_write:
+        return SectionClass.RODATA
+    return SectionClass.DATA
+
+
+def is_listed_by_size(section: Section) -> bool:
+    if section.index == 0 or section.name in _NOT_LISTED:
+        return False
+    return not (not section.is_alloc and section.name.startswith(_RELOCATION_PREFIXES))
+
+
+def init_range(symbols: SymbolTable) -> tuple[int, int] | None:
+    begin = symbols.address_of("__init_begin")
+    end = symbols.address_of("__init_end")
+    if begin is None or end is None or end <= begin:
+        return None
+    return (begin, end)
+
+
+def section_classes(image: KernelImage, symbols: SymbolTable) -> dict[str, SectionClass]:
+    """Class of every section of ``image`` by name."""
+    span = init_range(symbols)
+    return {section.name: classify_section(section, span) for section in image.sections}
+
+
+def listed_sections(image: KernelImage) -> list[Section]:
+    """The sections ``size -A`` prints, in file order."""
+    return [section for section in image.sections if is_listed_by_size(section)]
+
+
+def compare_sections(
+    base: Sequence[Section],
+    base_classes: dict[str, SectionClass],
+    new: Sequence[Section],
+    new_classes: dict[str, SectionClass],
+) -> list[SectionSize]:
+    """One row per section name of either build, BASE order first, NEW-only ones after."""
+    base_sizes: dict[str, int] = {}
+    for section in base:
+        base_sizes[section.name] = base_sizes.get(section.name, 0) + section.size
+    new_sizes: dict[str, int] = {}
+    for section in new:
+        new_sizes[section.name] = new_sizes.get(section.name, 0) + section.size
+    names = list(dict.fromkeys([s.name for s in base] + [s.name for s in new]))
+    return [
+        SectionSize(
+            name=name,
+            section_class=base_classes.get(name) or new_classes[name],
+            base_size=base_sizes.get(name),
+            new_size=new_sizes.get(name),
+        )
+        for name in names
+    ]

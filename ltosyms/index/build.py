@@ -1,0 +1,356 @@
+"""Build the whole index of an image ahead of time, with a pool of worker processes.
+
+``ltosyms index`` parses every compilation unit, so no later decode has to. The work is
+embarrassingly parallel: each worker opens the image once and parses the CUs it is sent; only
+the main process writes the index, in batches, one transaction each (WAL). So:
+
+* **Interrupting** (Ctrl-C, SIGTERM, a kill) loses at most the batch in flight; everything
+  committed stays valid, and the next ``ltosyms index`` (or decode) resumes from there: CUs
+  already stored are not parsed again.
+* **Decodes may run at the same time** against the same image: they read what is committed
+  and add the CUs they parse themselves (``INSERT OR IGNORE``; the same CU gives the same bytes).
+* The index is marked **complete** (header ``complete = 1``) only when every CU is stored.
+
+Workers start with ``spawn``: nothing of the parent (open SQLite handles, locks, threads) is
+inherited, and they ignore SIGINT so that Ctrl-C reaches the main process alone, which stops
+the pool. Big CUs are sent first, so no worker is left with a big one at the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ltosyms.elf.image import KernelImage, open_image
+from ltosyms.elf.symtab import SymbolTable
+from ltosyms.errors import CacheError, LtosymsError
+from ltosyms.index.store import CacheLocation, IndexStore, open_store, pack_blob
+from ltosyms.index.symbols import has_symbols, store_symbols
+
+log = logging.getLogger(__name__)
+
+# A batch is committed when it holds this many CUs, this many bytes, or is this old.
+BATCH_UNITS = 64
+BATCH_BYTES = 32 << 20
+BATCH_SECONDS = 2.0
+
+# Called as progress(done, total) after every batch, CUs counted (already stored ones included).
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CuCodec:
+    """How CUs of an image are listed and turned into blobs (the DWARF layer's functions).
+
+    ``parse_cu`` and ``iter_cu_offsets`` must be module-level functions: worker processes
+    receive them by name. ``prepare`` runs in the main process before the CUs are parsed, for
+    what the DWARF layer stores under its own (negative) keys, such as its address -> CU map.
+    """
+
+    format: str
+    iter_cu_offsets: Callable[[KernelImage], Iterable[int]]
+    parse_cu: Callable[[KernelImage, int], bytes]
+    prepare: Callable[[KernelImage, IndexStore], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBuild:
+    """What one ``build_index`` did."""
+
+    image_path: Path
+    index_path: Path
+    build_id: str | None
+    cu_total: int
+    cu_parsed: int  # parsed in this run
+    cu_reused: int  # found in the index already
+    cu_failed: tuple[tuple[int, str], ...] = field(default=())  # (offset, one-line error)
+    symbols_stored: bool = False  # written in this run
+    seconds: float = 0.0
+    size_bytes: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return not self.cu_failed and self.cu_parsed + self.cu_reused == self.cu_total
+
+
+def default_jobs() -> int:
+    """Worker processes: the CPUs this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def build_index(
+    image_path: str | os.PathLike[str],
+    location: CacheLocation,
+    codec: CuCodec,
+    *,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> IndexBuild:
+    """Store the symbol table and every CU of the image at ``image_path`` in its index.
+
+    Raises :class:`~ltosyms.errors.CacheError` when the index cannot be opened or written
+    (the index is the whole point here), :class:`~ltosyms.errors.InputError` for a bad image.
+    """
+    started = time.monotonic()
+    jobs = max(jobs or default_jobs(), 1)
+    with open_image(image_path) as image:
+        store = open_store(image, location, cu_format=codec.format, required=True)
+        assert store is not None  # required=True raises instead
+        try:
+            return _build(
+                image=image, store=store, codec=codec, jobs=jobs, progress=progress, started=started
+            )
+        finally:
+            store.close()
+
+
+def _build(
+    *,
+    image: KernelImage,
+    store: IndexStore,
+    codec: CuCodec,
+    jobs: int,
+    progress: Progress | None,
+    started: float,
+) -> IndexBuild:
+    if store.read_only:
+        raise CacheError(f"{store.path}: the cache directory is not writable")
+    if not store.check_integrity():
+        log.info("index %s was rebuilt after a failed integrity check", store.path)
+    if codec.prepare is not None:
+        codec.prepare(image, store)
+    offsets = sorted(set(codec.iter_cu_offsets(image)))
+    stored = store.stored_cu_offsets()
+    missing = [offset for offset in offsets if offset not in stored]
+    reused = len(offsets) - len(missing)
+    log.info(
+        "%s: %d CUs, %d already indexed, %d to parse with %d workers",
+        image.path,
+        len(offsets),
+        reused,
+        len(missing),
+        jobs,
+    )
+    writer = _BatchWriter(store, len(offsets), reused, progress)
+    failed: list[tuple[int, str]] = []
+    symbols_stored = []
+
+    def store_symbols_meanwhile() -> None:
+        # Runs while the workers start and parse their first CUs.
+        if not has_symbols(store):
+            symbols_stored.append(store_symbols(store, SymbolTable(image)))
+
+    try:
+        for outcome in _parse_all(
+            image, codec, _biggest_first(image, missing), jobs, store_symbols_meanwhile
+        ):
+            if outcome.error is not None:
+                failed.append((outcome.cu_offset, outcome.error))
+                log.warning(
+                    "%s: CU at %#x not indexed: %s", image.path, outcome.cu_offset, outcome.error
+                )
+                writer.skip()
+            else:
+                writer.add(outcome)
+    finally:
+        # Results already received are valid: keep them, also on Ctrl-C.
+        writer.flush()
+    if not store.usable:
+        raise CacheError(f"{store.path}: the index could not be written")
+    complete = not failed and set(offsets) <= store.stored_cu_offsets()
+    if complete:
+        store.set_meta("complete", "1")
+    if not store.usable:
+        raise CacheError(f"{store.path}: the index could not be written")
+    store.close()  # checkpoints the write-ahead log into the file: the size is final
+    return IndexBuild(
+        image_path=image.path,
+        index_path=store.path,
+        build_id=image.build_id,
+        cu_total=len(offsets),
+        cu_parsed=writer.written,
+        cu_reused=reused,
+        cu_failed=tuple(failed),
+        symbols_stored=any(symbols_stored),
+        seconds=time.monotonic() - started,
+        size_bytes=store.size_bytes(),
+    )
+
+
+def _biggest_first(image: KernelImage, offsets: Sequence[int]) -> list[int]:
+    """CU offsets by decreasing size (a CU spans to the next CU's offset)."""
+    info = image.get_section(".debug_info")
+    end = info.size if info is not None else (max(offsets, default=0) + 1)
+    ordered = sorted(offsets)
+    sizes = {
+        offset: (ordered[i + 1] if i + 1 < len(ordered) else end) - offset
+        for i, offset in enumerate(ordered)
+    }
+    return sorted(ordered, key=lambda offset: (-sizes[offset], offset))
+
+
+class _BatchWriter:
+    """Collects parsed CUs and commits them in batches."""
+
+    def __init__(self, store: IndexStore, total: int, done: int, progress: Progress | None) -> None:
+        self._store = store
+        self._total = total
+        self._done = done
+        self._progress = progress
+        self._pending: list[tuple[int, int, bytes]] = []
+        self._pending_bytes = 0
+        self._since = time.monotonic()
+        self.written = 0
+        if progress is not None:
+            progress(done, total)
+
+    def add(self, outcome: _Outcome) -> None:
+        assert outcome.packed is not None
+        self._pending.append((outcome.cu_offset, outcome.crc, outcome.packed))
+        self._pending_bytes += len(outcome.packed)
+        if (
+            len(self._pending) >= BATCH_UNITS
+            or self._pending_bytes >= BATCH_BYTES
+            or time.monotonic() - self._since >= BATCH_SECONDS
+        ):
+            self.flush()
+
+    def skip(self) -> None:
+        self._done += 1
+
+    def flush(self) -> None:
+        if self._pending:
+            self._store.put_packed(self._pending)
+            self.written += len(self._pending)
+            self._done += len(self._pending)
+            self._pending = []
+            self._pending_bytes = 0
+        self._since = time.monotonic()
+        if self._progress is not None:
+            self._progress(self._done, self._total)
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """One CU parsed (and packed, see :func:`pack_blob`) in a worker, or why it failed."""
+
+    cu_offset: int
+    crc: int = 0
+    packed: bytes | None = None
+    error: str | None = None
+
+
+def _parse_all(
+    image: KernelImage,
+    codec: CuCodec,
+    offsets: list[int],
+    jobs: int,
+    meanwhile: Callable[[], None],
+) -> Iterator[_Outcome]:
+    """Parse ``offsets``; call ``meanwhile`` once the workers are busy."""
+    if jobs == 1 or len(offsets) <= 1:
+        meanwhile()
+        for cu_offset in offsets:
+            yield _parse_one(codec.parse_cu, image, cu_offset)
+        return
+    # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies or cannot start
+    # (spawn re-imports __main__) breaks the pool with an error instead of being respawned
+    # forever.
+    executor = ProcessPoolExecutor(
+        max_workers=min(jobs, len(offsets)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_start,
+        initargs=(str(image.path), codec.parse_cu),
+    )
+    pending = iter(offsets)
+    running: set[Future[_Outcome]] = set()
+    try:
+        # A few CUs per worker in flight: enough to keep them busy, few to cancel on Ctrl-C.
+        for cu_offset in itertools.islice(pending, jobs * 4):
+            running.add(executor.submit(_worker_parse, cu_offset))
+        meanwhile()
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    raise CacheError(
+                        f"{image.path}: a worker process died; index with --jobs 1 to see why"
+                    ) from None
+                yield outcome
+                for cu_offset in itertools.islice(pending, 1):
+                    running.add(executor.submit(_worker_parse, cu_offset))
+    finally:
+        # On Ctrl-C or an error: drop what has not started. Workers ignore SIGINT, finish
+        # the CU in hand (milliseconds) and exit.
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _parse_one(
+    parse_cu: Callable[[KernelImage, int], bytes], image: KernelImage, cu_offset: int
+) -> _Outcome:
+    try:
+        crc, packed = pack_blob(parse_cu(image, cu_offset))
+    except LtosymsError as error:
+        return _Outcome(cu_offset, error=str(error).splitlines()[0] or type(error).__name__)
+    except Exception as error:  # a bug in one CU must not lose the work on all the others
+        log.debug("CU %#x", cu_offset, exc_info=True)
+        return _Outcome(cu_offset, error=f"internal error: {type(error).__name__}: {error}")
+    return _Outcome(cu_offset, crc, packed)
+
+
+class _WorkerState:
+    """Per worker process: the image it opened and the parse function it was given."""
+
+    image: KernelImage | None = None
+    parse_cu: Callable[[KernelImage, int], bytes] | None = None
+
+
+_worker = _WorkerState()
+
+
+def _worker_start(image_path: str, parse_cu: Callable[[KernelImage, int], bytes]) -> None:
+    # Ctrl-C goes to the whole foreground process group; the main process handles it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker.image = open_image(image_path)
+    _worker.parse_cu = parse_cu
+
+
+def _worker_parse(cu_offset: int) -> _Outcome:
+    assert _worker.image is not None and _worker.parse_cu is not None
+    return _parse_one(_worker.parse_cu, _worker.image, cu_offset)
+
+
+def dwarf_codec() -> CuCodec:
+    """The DWARF layer's CU functions and blob formats (what decode and index must agree on)."""
+    from ltosyms.elf import dwarf, dwarf_cudata, dwarf_cumap
+
+    return CuCodec(
+        format=f"cudata-{dwarf_cudata.FORMAT_VERSION}.cumap-{dwarf_cumap.FORMAT_VERSION}",
+        iter_cu_offsets=dwarf.iter_cu_offsets,
+        parse_cu=dwarf.parse_cu,
+        prepare=_store_cu_map,
+    )
+
+
+def _store_cu_map(image: KernelImage, store: IndexStore) -> None:
+    from ltosyms.elf import dwarf
+
+    if image.has_dwarf() and not store.has(dwarf.CU_MAP_KEY):
+        store.put(dwarf.CU_MAP_KEY, dwarf.parse_cu_map(image))

@@ -1,0 +1,666 @@
+"""The on-disk index of one kernel image: one SQLite file per build, under the cache directory.
+
+The index stores and decides nothing. It keeps, per image, what is expensive to compute and
+never changes for a given build: the symbol table (:mod:`ltosyms.index.symbols`) and one opaque
+blob per DWARF compilation unit, written by the DWARF layer as it parses a CU (a
+:class:`CuStore`). Every later decode against the same build is served from the file.
+
+**Where.** ``$LTOSYMS_CACHE_DIR``, else ``$XDG_CACHE_HOME/ltosyms`` (XDG Base Directory spec:
+only an absolute ``XDG_CACHE_HOME`` counts), else ``~/.cache/ltosyms``; ``--cache-dir`` beats
+them all. One file per image, named by its key and the schema version:
+``<key>.ltosyms-v<N>.sqlite``. The key is the GNU build id, so a rebuilt vmlinux at the same
+path never reuses a stale index, and a copied or re-downloaded one reuses the right one (the
+build id names the build, as debuginfod keys it). Images without a build id are keyed by a
+SHA-1 of their resolved path, size, mtime and ELF + section headers.
+
+**Safety.** Several processes may decode against the same image at once:
+
+* the file is created complete (schema and header written into a temporary file, then renamed
+  into place), so a file at the final name without a valid header is never "half made";
+* WAL journal, ``busy_timeout``, ``INSERT OR IGNORE`` (every writer computes the same bytes for
+  a key, so whoever comes first wins); a killed writer loses at most its open transaction;
+* creating or discarding a file happens under an ``flock`` on ``<name>.lock``, so no process
+  can attach a stale ``-wal`` file to a fresh database;
+* on open, the header must name our magic, schema version, the image key and the CU format of
+  the DWARF layer; each CU blob carries a CRC-32. A file that fails any check, or that SQLite
+  reports as malformed at any time, is discarded with a warning and rebuilt.
+
+**Failure policy.** A cache is an optimisation, so a cache problem never stops a decode:
+when the directory cannot be created, read or written, :func:`open_store` logs a warning and
+returns ``None`` (decode without cache) -- unless the user named the directory on the command
+line (``--cache-dir``, ``explicit=True``) or the caller needs the cache (``ltosyms index``,
+``required=True``): then it raises :class:`~ltosyms.errors.CacheError` (exit code 4), because
+silently ignoring a directory the user asked for hides their mistake. A directory that can be
+read but not written serves an existing index read-only.
+
+**Never touched:** anything outside the cache directory, and in it anything but files whose
+name this module makes (``<key>.ltosyms-v<N>.sqlite`` and its ``-wal``, ``-shm``, ``.lock`` and
+``.tmp`` companions). A non-regular file (symlink, directory) at an index name is left alone and
+the cache is not used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import sqlite3
+import stat
+import struct
+import tempfile
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ltosyms import __version__
+from ltosyms.elf.image import KernelImage
+from ltosyms.errors import CacheError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MAGIC = "ltosyms-index"
+FILE_SUFFIX = f".ltosyms-v{SCHEMA_VERSION}.sqlite"
+CACHE_ENV = "LTOSYMS_CACHE_DIR"
+
+# Seconds a writer waits for another process's transaction (a batch of the index build holds
+# the write lock for milliseconds; a cold decode storing a symbol table for about a second).
+BUSY_TIMEOUT_SECONDS = 60.0
+
+# Temporary files older than this were left by a killed process, not by one still creating.
+_STALE_TEMPORARY_SECONDS = 3600.0
+
+# SQLite primary result codes (sqlite3.h): what a failed statement means for the cache.
+_SQLITE_ERROR, _SQLITE_BUSY, _SQLITE_LOCKED = 1, 5, 6
+_CORRUPTION_CODES = (11, 24, 26)  # SQLITE_CORRUPT, SQLITE_FORMAT, SQLITE_NOTADB
+
+_SCHEMA = """
+CREATE TABLE header (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE cu (
+    cu_offset INTEGER PRIMARY KEY,  -- .debug_info offset of the CU header; < 0: DWARF-layer keys
+    crc32 INTEGER NOT NULL,         -- zlib.crc32 of the blob: SQLite does not check payloads
+    data BLOB NOT NULL              -- the blob, zlib-compressed (level 1)
+);
+CREATE TABLE symbol (               -- the symbol table (ltosyms.index.symbols), .symtab order
+    idx INTEGER PRIMARY KEY,        -- position in .symtab
+    name TEXT NOT NULL,
+    base_name TEXT NOT NULL,        -- ltosyms.names.suffixes.parse_name(name).base
+    link_address INTEGER NOT NULL,  -- address - 2**63: SQLite integers are signed 64-bit
+    elf_size INTEGER NOT NULL,
+    kallsyms_size INTEGER,          -- NULL: kallsyms does not keep the symbol
+    type TEXT NOT NULL,
+    bind TEXT NOT NULL,
+    section TEXT NOT NULL,
+    nm_type TEXT NOT NULL,
+    flags INTEGER NOT NULL          -- ltosyms.index.symbols FLAG_* bits
+);
+"""
+
+
+class CuStore(Protocol):
+    """What the DWARF layer needs from a persistent store: bytes by CU offset."""
+
+    def get(self, cu_offset: int) -> bytes | None: ...
+
+    def put(self, cu_offset: int, data: bytes) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLocation:
+    """The cache directory and whether the user named it on the command line."""
+
+    directory: Path
+    explicit: bool = False
+
+
+def default_cache_dir() -> Path:
+    """``$LTOSYMS_CACHE_DIR``, ``$XDG_CACHE_HOME/ltosyms`` or ``~/.cache/ltosyms``."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # XDG Base Directory spec 0.8: "If [...] set to a relative path, [it] should be ignored."
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "ltosyms"
+    return Path.home() / ".cache" / "ltosyms"
+
+
+def cache_location(cache_dir: str | os.PathLike[str] | None = None) -> CacheLocation:
+    """Where the index lives: ``cache_dir`` (a ``--cache-dir`` value) or the default."""
+    if cache_dir is not None:
+        return CacheLocation(Path(cache_dir).expanduser(), explicit=True)
+    return CacheLocation(default_cache_dir())
+
+
+def image_key(image: KernelImage) -> str:
+    """The name of ``image``'s index: its GNU build id, else a digest of what identifies it."""
+    if image.build_id:
+        return image.build_id.lower()
+    digest = hashlib.sha1(usedforsecurity=False)
+    try:
+        file_status = os.stat(image.path)
+        digest.update(os.fsencode(os.path.realpath(image.path)))
+        digest.update(f"\0{file_status.st_size}\0{file_status.st_mtime_ns}\0".encode())
+    except OSError:
+        digest.update(os.fsencode(str(image.path)))
+    digest.update(_elf_headers(image))
+    return "nobuildid-" + digest.hexdigest()
+
+
+def _elf_headers(image: KernelImage) -> bytes:
+    """The ELF header and section header table: what changes whenever the layout does."""
+    data = image.data
+    header = bytes(data[:64])
+    if len(header) < 64:
+        return header
+    endian = "<" if image.little_endian else ">"
+    # Elf64_Ehdr: e_shoff at 0x28, e_shentsize at 0x3a, e_shnum at 0x3c.
+    (section_headers_offset,) = struct.unpack_from(endian + "Q", header, 0x28)
+    entry_size, count = struct.unpack_from(endian + "HH", header, 0x3A)
+    return header + bytes(
+        data[section_headers_offset : section_headers_offset + entry_size * count]
+    )
+
+
+def index_file_name(key: str) -> str:
+    return key + FILE_SUFFIX
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+class IndexStore:
+    """One image's index file, open. A :class:`CuStore`, plus the symbol table rows.
+
+    Reads and writes never raise: a busy database turns a read into a miss and drops a write
+    (the other process is writing the same bytes); a corrupt one is discarded and rebuilt; one
+    that stops working (disk full, permissions changed) is switched off with a warning and the
+    store behaves as empty from then on (:attr:`usable` is False).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        header: dict[str, str],
+        connection: sqlite3.Connection,
+        *,
+        read_only: bool = False,
+    ) -> None:
+        self.path = path
+        self.header = dict(header)
+        self.read_only = read_only
+        self.usable = True
+        self.discarded = 0  # how often a corrupt file was replaced while open
+        self._connection: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+        self._attach(connection)
+
+    # -- CuStore -------------------------------------------------------------------------------
+
+    def get(self, cu_offset: int) -> bytes | None:
+        """The blob stored for ``cu_offset``, or None (not stored, or the cache failed)."""
+        rows = self._query("SELECT crc32, data FROM cu WHERE cu_offset = ?", (cu_offset,))
+        if not rows:
+            return None
+        crc, packed = rows[0]
+        data = _unpack(packed, crc)
+        if data is None:
+            self._discard(f"CU {cu_offset:#x} fails its checksum")
+        return data
+
+    def get_many(self, cu_offsets: Iterable[int]) -> dict[int, bytes]:
+        """Blobs of every stored CU among ``cu_offsets`` (one query per 500 offsets)."""
+        wanted = sorted(set(cu_offsets))
+        found: dict[int, bytes] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT cu_offset, crc32, data FROM cu WHERE cu_offset IN ({marks})", chunk
+            )
+            for cu_offset, crc, packed in rows:
+                data = _unpack(packed, crc)
+                if data is None:
+                    self._discard(f"CU {cu_offset:#x} fails its checksum")
+                    return {}
+                found[cu_offset] = data
+        return found
+
+    def put(self, cu_offset: int, data: bytes) -> None:
+        """Store ``data`` for ``cu_offset`` unless something is stored already."""
+        self.put_many(((cu_offset, data),))
+
+    def put_many(self, items: Iterable[tuple[int, bytes]]) -> None:
+        """Store several CUs in one transaction."""
+        self.put_packed([(offset, *pack_blob(data)) for offset, data in items])
+
+    def put_packed(self, rows: Sequence[tuple[int, int, bytes]]) -> None:
+        """Store ``(cu_offset, crc32, packed)`` rows made by :func:`pack_blob` (the index build
+        packs in its worker processes and commits one batch at a time)."""
+        if rows:
+            self._write("INSERT OR IGNORE INTO cu (cu_offset, crc32, data) VALUES (?, ?, ?)", rows)
+
+    def has(self, cu_offset: int) -> bool:
+        return bool(self._query("SELECT 1 FROM cu WHERE cu_offset = ?", (cu_offset,)))
+
+    def stored_cu_offsets(self) -> set[int]:
+        """Every key stored (negative keys included: they are the DWARF layer's own)."""
+        return {row[0] for row in self._query("SELECT cu_offset FROM cu", ())}
+
+    # -- header --------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM header WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT OR REPLACE INTO header (key, value) VALUES (?, ?)", [(key, value)])
+
+    @property
+    def is_complete(self) -> bool:
+        """True once ``ltosyms index`` stored every CU of the image."""
+        return self.get_meta("complete") == "1"
+
+    def size_bytes(self) -> int:
+        """Bytes on disk: the database and its write-ahead log."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += os.stat(str(self.path) + suffix).st_size
+        return total
+
+    # -- for ltosyms.index modules -------------------------------------------------------------
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only statement; ``[]`` when the cache failed (see the class note)."""
+        return self._query(sql, parameters)
+
+    def write_script(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> bool:
+        """Run ``(sql, rows)`` pairs (``executemany``) in one write transaction.
+
+        False when the transaction did not happen (busy for longer than the timeout, read-only,
+        or the cache failed); the caller may compute the data again another time.
+        """
+        return self._transaction(statements)
+
+    def check_integrity(self) -> bool:
+        """``PRAGMA quick_check``: O(file size), so only ``ltosyms index`` pays for it."""
+        rows = self._query("PRAGMA quick_check", ())
+        if rows and rows[0][0] == "ok":
+            return True
+        if self.usable:
+            self._discard("quick_check: " + (str(rows[0][0]) if rows else "no answer"))
+        return False
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.close()
+            self._connection = None
+
+    def __enter__(self) -> IndexStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "read-write"
+        return f"IndexStore({str(self.path)!r}, {mode}, usable={self.usable})"
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _attach(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        with contextlib.suppress(OSError):
+            file_status = os.stat(self.path)
+            self._identity = (file_status.st_dev, file_status.st_ino)
+
+    def _query(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+        for _attempt in range(2):
+            if not self.usable or self._connection is None:
+                return []
+            try:
+                return self._connection.execute(sql, parameters).fetchall()
+            except sqlite3.Error as error:
+                if not self._failed(error, "read"):
+                    return []
+        return []
+
+    def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> bool:
+        return self._transaction(((sql, rows),))
+
+    def _transaction(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> bool:
+        if self.read_only:
+            return False
+        for _attempt in range(2):
+            connection = self._connection
+            if not self.usable or connection is None:
+                return False
+            try:
+                # IMMEDIATE: take the write lock now, so busy_timeout applies to the whole
+                # transaction instead of failing at the first write inside it.
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, rows in statements:
+                        connection.executemany(sql, rows)
+                    connection.execute("COMMIT")
+                except BaseException:
+                    # Also on KeyboardInterrupt: leave nothing half-written in this connection.
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
+                    raise
+                return True
+            except sqlite3.Error as error:
+                if not self._failed(error, "write"):
+                    return False
+        return False
+
+    def _failed(self, error: sqlite3.Error, action: str) -> bool:
+        """Handle a failed statement; True when it is worth trying again (file was rebuilt)."""
+        primary = _primary_code(error)
+        if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            log.debug("index %s busy (%s); %s skipped", self.path, error, action)
+            return False
+        if primary in _CORRUPTION_CODES:
+            return self._discard(str(error))
+        self._disable(f"{action} failed: {error}")
+        return False
+
+    def _disable(self, reason: str) -> None:
+        if self.usable:
+            log.warning("index %s: %s; continuing without cache", self.path, reason)
+        self.usable = False
+        self.close()
+
+    def _discard(self, reason: str) -> bool:
+        """Replace a corrupt file by a fresh one; True when the store is usable again."""
+        log.warning("index %s is corrupt (%s); discarding it and rebuilding", self.path, reason)
+        self.close()
+        self.discarded += 1
+        if self.read_only or self.discarded > 3:
+            self.usable = False
+            return False
+        try:
+            with _file_lock(self.path):
+                if self._identity is not None and _identity_of(self.path) == self._identity:
+                    # Still the file we found corrupt (not already replaced by another process).
+                    _remove_index_files(self.path)
+                if not os.path.lexists(self.path):
+                    _create(self.path, self.header)
+                connection = _connect_checked(self.path, self.header, read_only=False)
+        except (OSError, sqlite3.Error, _ForeignIndex) as error:
+            self._disable(f"cannot rebuild ({error})")
+            return False
+        self._attach(connection)
+        return True
+
+
+def pack_blob(data: bytes) -> tuple[int, bytes]:
+    """``(crc32, compressed)``: how a blob is stored.
+
+    zlib level 1: the blobs shrink ~6x (Debian vmlinux: 141 MB of CU blobs -> 24 MB) for
+    ~20 ms of compression per MB; reading back the 50 CUs of a decode costs a few ms more.
+    """
+    return zlib.crc32(data), zlib.compress(data, 1)
+
+
+def _unpack(packed: bytes, crc: int) -> bytes | None:
+    """The blob stored as ``packed``, None when it does not decompress to its checksum."""
+    try:
+        data = zlib.decompress(packed)
+    except (zlib.error, TypeError):
+        return None
+    return data if zlib.crc32(data) == crc else None
+
+
+# -- opening ------------------------------------------------------------------------------------
+
+
+def open_store(
+    image: KernelImage,
+    location: CacheLocation | None = None,
+    *,
+    cu_format: str = "",
+    required: bool = False,
+) -> IndexStore | None:
+    """Open (or create) the index of ``image``; None means "decode without a cache".
+
+    ``cu_format`` names the layout of the CU blobs (the DWARF layer's format version): an index
+    written with another layout is foreign and is rebuilt. See the module note for when this
+    raises :class:`~ltosyms.errors.CacheError` instead of returning None.
+    """
+    location = location or cache_location()
+    strict = required or location.explicit
+    path = location.directory / index_file_name(image_key(image))
+    header = _header_for(image, cu_format)
+    try:
+        return _open(path, header)
+    except _Unusable as error:
+        message = f"cache directory {location.directory}: {error}"
+        if strict:
+            raise CacheError(message) from None
+        log.warning("%s; continuing without cache", message)
+        return None
+
+
+class _Unusable(Exception):
+    """The cache cannot be used here (directory or file problem)."""
+
+
+class _ForeignIndex(Exception):
+    """A file at an index name is not a usable index of this image."""
+
+
+def _header_for(image: KernelImage, cu_format: str) -> dict[str, str]:
+    header = {
+        "magic": MAGIC,
+        "schema_version": str(SCHEMA_VERSION),
+        "image_key": image_key(image),
+        "build_id": image.build_id or "",
+        "cu_format": cu_format,
+        "machine": image.machine,
+        "image_path": os.path.realpath(image.path),
+        "created_by": f"ltosyms {__version__}",
+    }
+    with contextlib.suppress(OSError):
+        file_status = os.stat(image.path)
+        # Informational: a build id names the build, so a copy with a new mtime is the same.
+        header["image_size"] = str(file_status.st_size)
+        header["image_mtime_ns"] = str(file_status.st_mtime_ns)
+    return header
+
+
+# Header keys that must match for a file to be this image's index; the others are notes.
+_IDENTITY_KEYS = ("magic", "schema_version", "image_key", "cu_format")
+
+
+def _open(path: Path, header: dict[str, str]) -> IndexStore:
+    directory = path.parent
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        if not directory.is_dir():
+            raise _Unusable(f"cannot create it ({error.strerror or error})") from None
+    if not os.access(directory, os.R_OK | os.X_OK):
+        raise _Unusable("not readable")
+    if not os.access(directory, os.W_OK):
+        return _open_read_only(path, header)
+    try:
+        with _file_lock(path):
+            _remove_stale_temporaries(path)
+            for _attempt in range(2):
+                _ensure_regular_or_absent(path)
+                if not os.path.lexists(path):
+                    _remove_orphans(path)
+                    _create(path, header)
+                try:
+                    connection = _connect_checked(path, header, read_only=False)
+                except _ForeignIndex as error:
+                    log.warning(
+                        "index %s is corrupt or foreign (%s); discarding it and rebuilding",
+                        path,
+                        error,
+                    )
+                    _remove_index_files(path)
+                    continue
+                return IndexStore(path, header, connection)
+    except OSError as error:
+        raise _Unusable(error.strerror or str(error)) from None
+    except sqlite3.Error as error:
+        raise _Unusable(str(error)) from None
+    raise _Unusable(f"{path.name} cannot be rebuilt")
+
+
+def _open_read_only(path: Path, header: dict[str, str]) -> IndexStore:
+    """Serve an existing index from a directory we may not write (a shared, prebuilt cache)."""
+    _ensure_regular_or_absent(path)
+    if not os.path.exists(path):
+        raise _Unusable("not writable and holds no index of this image")
+    try:
+        connection = _connect_checked(path, header, read_only=True)
+    except (sqlite3.Error, _ForeignIndex) as error:
+        raise _Unusable(f"not writable, and {path.name} is not usable ({error})") from None
+    return IndexStore(path, header, connection, read_only=True)
+
+
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    if read_only:
+        # immutable=1: no -shm/-wal files can be made next to a file we may not write; a
+        # reader then trusts the file as it is (WAL content is checkpointed on every close).
+        uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+        connection = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+        )
+    else:
+        connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        # WAL: readers never block the writer nor each other. synchronous=NORMAL is safe in
+        # WAL mode (a power loss may drop the last transactions, never corrupts the file).
+        connection.execute("PRAGMA synchronous = NORMAL")
+    return connection
+
+
+def _connect_checked(path: Path, header: dict[str, str], *, read_only: bool) -> sqlite3.Connection:
+    """A connection to ``path``; :class:`_ForeignIndex` unless it holds this image's index."""
+    try:
+        connection = _connect(path, read_only=read_only)
+    except sqlite3.DatabaseError as error:
+        if _primary_code(error) in _CORRUPTION_CODES:  # SQLite reads the schema page here
+            raise _ForeignIndex(str(error)) from None
+        raise
+    try:
+        _check_header(connection, header)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _check_header(connection: sqlite3.Connection, expected: dict[str, str]) -> None:
+    """Raise :class:`_ForeignIndex` unless ``connection`` holds this image's index."""
+    try:
+        rows = connection.execute("SELECT key, value FROM header").fetchall()
+    except sqlite3.DatabaseError as error:
+        # "no such table" (SQLITE_ERROR): another SQLite file; "file is not a database",
+        # "malformed": garbage. Anything else (I/O, permissions) is not the file's fault.
+        if _primary_code(error) in (_SQLITE_ERROR, *_CORRUPTION_CODES):
+            raise _ForeignIndex(str(error)) from None
+        raise
+    found = {str(key): str(value) for key, value in rows}
+    for key in _IDENTITY_KEYS:
+        if found.get(key) != expected[key]:
+            raise _ForeignIndex(f"header {key} is {found.get(key)!r}, expected {expected[key]!r}")
+
+
+def _primary_code(error: sqlite3.Error) -> int:
+    return (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _create(path: Path, header: dict[str, str]) -> None:
+    """Write a complete empty index into a temporary file and rename it to ``path``."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(descriptor)
+    try:
+        connection = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.executescript(_SCHEMA)
+            connection.execute("BEGIN")
+            connection.executemany(
+                "INSERT INTO header (key, value) VALUES (?, ?)", sorted(header.items())
+            )
+            connection.execute("COMMIT")
+        finally:
+            # Closing the last connection checkpoints and removes the temporary -wal/-shm.
+            connection.close()
+        os.replace(temporary, path)
+    except BaseException:
+        for name in (temporary, temporary + "-wal", temporary + "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+        raise
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Exclusive ``flock`` on ``<path>.lock`` while files at ``path`` are created or removed."""
+    descriptor = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _identity_of(path: Path) -> tuple[int, int] | None:
+    try:
+        file_status = os.stat(path)
+    except OSError:
+        return None
+    return (file_status.st_dev, file_status.st_ino)
+
+
+def _ensure_regular_or_absent(path: Path) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise _Unusable(f"{path.name} exists but is not a regular file; leaving it alone")
+
+
+def _remove_orphans(path: Path) -> None:
+    # A -wal without its database belongs to a database that is gone; SQLite would replay it
+    # into a new file of the same name.
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(str(path) + suffix)
+
+
+def _remove_index_files(path: Path) -> None:
+    """Remove the database at ``path`` and its journal files (all made by this module)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        name = str(path) + suffix
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISREG(os.lstat(name).st_mode):
+                os.unlink(name)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    now = time.time()
+    prefix = path.name + "."
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
+        for entry in entries:
+            name = entry.name
+            if not name.startswith(prefix) or not (name.endswith((".tmp", ".tmp-wal", ".tmp-shm"))):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False) and (
+                    now - entry.stat(follow_symlinks=False).st_mtime > _STALE_TEMPORARY_SECONDS
+                ):
+                    os.unlink(entry.path)

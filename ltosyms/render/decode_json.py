@@ -1,0 +1,128 @@
+"""Decoded reports as the ``ltosyms.decode/1`` JSON document (a public, stable interface).
+
+Every frame keeps the parser's fields (``line``, ``symbol``, ``offset``, ``size``, ``module``,
+``reliable``, ``exact_ip``, ``section``) and adds ``resolved``, ``locations`` and ``notes``.
+Addresses are strings ``"0x..."``: link-time addresses unless the key says ``runtime``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ltosyms.decode.decode import DecodedFrame, DecodedReport
+from ltosyms.decode.frames import ResolvedFrame
+from ltosyms.elf.dwarf import SourceLocation
+from ltosyms.elf.kernel import LoadedImage
+from ltosyms.render.code_listing import code_listing_json
+
+SCHEMA = "ltosyms.decode/1"
+
+
+def _hex(value: int | None) -> str | None:
+    return None if value is None else f"{value:#x}"
+
+
+def location_json(location: SourceLocation) -> dict[str, Any]:
+    return {
+        "function": location.function,
+        "file": location.file,
+        "full_path": location.full_path,
+        "line": location.line,
+        "column": location.column,
+        "inlined": location.inlined,
+    }
+
+
+def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
+    if not resolved.candidates and resolved.symbol is None:
+        return None
+    site = resolved.call_site
+    return {
+        "symbol": resolved.symbol.name if resolved.symbol is not None else None,
+        "address": _hex(resolved.link_address),
+        "symbol_address": _hex(resolved.symbol.link_address) if resolved.symbol else None,
+        "kallsyms_size": resolved.symbol.kallsyms_size if resolved.symbol else None,
+        "call_site": _hex(site.link_address) if site is not None else None,
+        "call_instruction": f"{site.mnemonic} {site.op_str}".strip() if site else None,
+        "lookup_address": _hex(resolved.lookup_address),
+        "not_return_address": resolved.not_return_address,
+        "ambiguous": resolved.ambiguous,
+        "candidates": [
+            {
+                "symbol": c.symbol.name,
+                "address": _hex(c.link_address),
+                "symbol_address": _hex(c.symbol.link_address),
+                "kallsyms_size": c.symbol.kallsyms_size,
+            }
+            for c in resolved.candidates
+        ],
+        "evidence": [
+            {
+                "kind": e.kind.value,
+                "detail": e.detail,
+                "candidates_before": e.candidates_before,
+                "candidates_after": e.candidates_after,
+            }
+            for e in resolved.evidence
+        ],
+    }
+
+
+def frame_json(decoded: DecodedFrame, trace_index: int | None) -> dict[str, Any]:
+    frame = decoded.frame
+    resolved = decoded.resolved
+    return {
+        "line": frame.line,
+        "text": frame.raw_text,
+        "trace": trace_index,
+        "symbol": frame.symbol,
+        "offset": frame.offset,
+        "size": frame.kallsyms_size,
+        "module": frame.module,
+        "module_build_id": frame.module_build_id,
+        "runtime_address": _hex(frame.runtime_address),
+        "reliable": frame.reliable,
+        "exact_ip": frame.exact_ip,
+        "section": frame.section.value,
+        "resolved": resolved_json(resolved) if resolved is not None else None,
+        "locations": [location_json(loc) for loc in resolved.locations] if resolved else [],
+        "notes": list(resolved.notes) if resolved else [],
+    }
+
+
+def report_json(decoded: DecodedReport) -> dict[str, Any]:
+    report = decoded.report
+    frames = [frame_json(f, None) for f in decoded.ip_frames]
+    for index, trace in enumerate(decoded.traces):
+        frames.extend(frame_json(f, index) for f in trace.frames)
+    frames.sort(key=lambda f: int(f["line"]))
+    code = decoded.code
+    return {
+        "kind": report.kind.value,
+        "title": report.title,
+        "first_line": report.first_line,
+        "last_line": report.last_line,
+        "release": report.release,
+        "build_id": report.build_id,
+        "kaslr_offset": _hex(decoded.kaslr_offset),
+        "code": (
+            code_listing_json(code.listing, code.match) | {"image": code.image}
+            if code is not None and code.listing is not None
+            else None
+        ),
+        "mismatch": decoded.mismatch,
+        "warnings": list(decoded.warnings),
+        "traces": [
+            {"kind": t.trace.kind, "title": t.trace.title, "first_line": t.trace.first_line}
+            for t in decoded.traces
+        ],
+        "frames": frames,
+    }
+
+
+def decode_document(vmlinux: LoadedImage, reports: list[DecodedReport]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "vmlinux": {"path": str(vmlinux.image.path), "build_id": vmlinux.build_id},
+        "reports": [report_json(r) for r in reports],
+    }

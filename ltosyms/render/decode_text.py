@@ -1,0 +1,132 @@
+"""Decoded reports as text: the original log with each frame's decoding under it.
+
+Two layouts:
+
+* ``annotated`` (default): every input line is kept as it was; under each frame line come its
+  source locations (innermost first, inlined ones marked), the call site, and notes; under a
+  ``Code:`` line its listing.
+* ``decode-stacktrace``: scripts/decode_stacktrace.sh's line format, for scripts that parse it:
+  the frame line gets `` file:line`` appended, and every inlined entry is a line of its own
+  before it, ``name file:line [inline]``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from ltosyms.decode.decode import DecodedFrame, DecodedReport
+from ltosyms.elf.dwarf import SourceLocation
+from ltosyms.render.code_listing import code_listing_lines, code_match_line
+
+INDENT = "    "
+
+
+def _where(location: SourceLocation) -> str:
+    if location.file is None:
+        return "??"
+    if location.line is None:
+        return f"{location.file}:?"
+    column = f":{location.column}" if location.column else ""
+    return f"{location.file}:{location.line}{column}"
+
+
+def frame_lines(decoded: DecodedFrame) -> list[str]:
+    """The annotation lines printed under one frame."""
+    resolved = decoded.resolved
+    if resolved is None:
+        return []
+    lines = []
+    for location in resolved.locations:
+        marker = " (inlined)" if location.inlined else ""
+        lines.append(f"{INDENT}{_where(location)}  {location.function or '??'}{marker}")
+    if resolved.ambiguous:
+        lines.append(f"{INDENT}ambiguous: {len(resolved.candidates)} candidates, none chosen:")
+        lines.extend(
+            f"{INDENT}  {c.symbol.name} at {c.symbol.link_address:#x}"
+            f" (kallsyms size {c.symbol.kallsyms_size:#x})"
+            if c.symbol.kallsyms_size is not None
+            else f"{INDENT}  {c.symbol.name} at {c.symbol.link_address:#x}"
+            for c in resolved.candidates
+        )
+        lines.extend(
+            f"{INDENT}  evidence: {e.kind.value}: {e.detail} ({e.candidates_before} -> "
+            f"{e.candidates_after})"
+            for e in resolved.evidence
+        )
+    if resolved.call_site is not None:
+        site = resolved.call_site
+        lines.append(f"{INDENT}call at {site.link_address:#x}: {site.mnemonic} {site.op_str}")
+    lines.extend(f"{INDENT}note: {note}" for note in resolved.notes)
+    return lines
+
+
+def report_annotations(decoded: DecodedReport) -> dict[int, list[str]]:
+    """Input line number -> lines to print after it, for one report."""
+    notes: dict[int, list[str]] = {}
+    report = decoded.report
+    if decoded.warnings:
+        notes.setdefault(report.first_line, []).extend(
+            f"{INDENT}ltosyms: warning: {w}" for w in decoded.warnings
+        )
+    if decoded.kaslr_offset is not None:
+        notes.setdefault(report.first_line, []).append(
+            f"{INDENT}ltosyms: KASLR offset {decoded.kaslr_offset:#x}"
+        )
+    for frame in decoded.iter_frames():
+        lines = frame_lines(frame)
+        if lines:
+            notes.setdefault(frame.frame.line, []).extend(lines)
+    code = decoded.code
+    if code is not None and report.code is not None:
+        lines = []
+        if code.listing is not None:
+            lines.extend(INDENT + line for line in code_listing_lines(code.listing))
+        if code.match is not None and code.image is not None:
+            lines.append(INDENT + code_match_line(code.match, code.image))
+        notes.setdefault(report.code.line, []).extend(lines)
+    return notes
+
+
+# A printed frame as decode_stacktrace.sh finds it: `name+0xOFF/0xSIZE`, optionally a module.
+_FRAME_TEXT = re.compile(
+    r"(?P<name>[^\s+]+)\+0x[0-9a-f]+/0x[0-9a-f]+(?P<module> \[[^\]]+\])?(?P<rest>.*)$"
+)
+
+
+def decode_stacktrace_annotations(decoded: DecodedReport) -> dict[int, str]:
+    """Input line -> replacement text for its frame, as scripts/decode_stacktrace.sh (6.1)
+    prints it: ``name (file:line file:line ...)``, innermost location first, offset dropped."""
+    result: dict[int, str] = {}
+    for frame in decoded.iter_frames():
+        resolved = frame.resolved
+        if resolved is None or not resolved.locations:
+            continue
+        result[frame.frame.line] = " ".join(_where_plain(loc) for loc in resolved.locations)
+    return result
+
+
+def _where_plain(location: SourceLocation) -> str:
+    if location.file is None:
+        return "??:?"
+    return f"{location.file}:{location.line if location.line is not None else '?'}"
+
+
+def render_log(lines: Iterable[str], annotations: dict[int, list[str]]) -> Iterator[str]:
+    """The input lines with annotations after the lines they belong to."""
+    for number, line in enumerate(lines, start=1):
+        yield line
+        yield from annotations.get(number, ())
+
+
+def render_log_decode_stacktrace(
+    lines: Iterable[str], annotations: dict[int, str]
+) -> Iterator[str]:
+    for number, line in enumerate(lines, start=1):
+        code = annotations.get(number)
+        match = _FRAME_TEXT.search(line) if code is not None else None
+        if match is None:
+            yield line
+            continue
+        module = match.group("module") or ""
+        yield f"{line[: match.start()]}{match.group('name')} ({code}){module}{match.group('rest')}"

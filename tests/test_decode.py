@@ -1,0 +1,125 @@
+"""decode on the real logs of the corpus: source chains against the independent oracles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import Corpus
+
+from ltosyms.decode.decode import DecodedFrame, Decoder
+from ltosyms.decode.modules import ModuleSet
+from ltosyms.elf.dwarf import SourceLocation
+from ltosyms.elf.kernel import load_vmlinux
+from ltosyms.names.suffixes import parse_name
+from ltosyms.oops.parse import iter_reports
+
+# Paths in the oracle answers carry the build's prefix; users see paths in the source tree.
+BUILD_PREFIXES = (
+    "debian/build/build_amd64_none_cloud-amd64/",
+    "/build/reproducible-path/linux-6.1.192/",
+    "/build/lb/kernels/src/linux-source-6.1/",
+)
+
+
+def relative(path: str | None) -> str | None:
+    if path is None:
+        return None
+    for prefix in BUILD_PREFIXES:
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path
+
+
+def decode_log(vmlinux: Path, log: Path, modules: Path) -> dict[int, DecodedFrame]:
+    decoder = Decoder(load_vmlinux(vmlinux), ModuleSet([modules]))
+    by_line: dict[int, DecodedFrame] = {}
+    with log.open("rb") as file:
+        for report in decoder.decode_all(iter_reports(file)):
+            for frame in report.iter_frames():
+                by_line.setdefault(frame.frame.line, frame)
+    return by_line
+
+
+def chain(locations: tuple[SourceLocation, ...], with_names: bool) -> list[tuple[object, ...]]:
+    return [((loc.function if with_names else None), loc.file, loc.line) for loc in locations]
+
+
+def oracle_chain(oracle: list[dict[str, object]], with_names: bool) -> list[tuple[object, ...]]:
+    return [
+        ((o["function"] if with_names else None), relative(str(o["file"])), o["line"])
+        for o in oracle
+    ]
+
+
+def outer_by_base(chain_: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """Module oracles come from addr2line, which names the outermost function from DWARF
+    (``tg_sleep_deep``); ltosyms, like llvm-symbolizer for vmlinux, names it by its ELF symbol
+    (``tg_sleep_deep.constprop.0``). Compare that one name by its base."""
+    if not chain_ or chain_[-1][0] is None:
+        return chain_
+    name, *rest = chain_[-1]
+    return [*chain_[:-1], (parse_name(str(name)).base, *rest)]
+
+
+def compare(
+    decoded: dict[int, DecodedFrame], expected: list[dict[str, object]]
+) -> tuple[int, list[str]]:
+    checked = 0
+    differences = []
+    for record in expected:
+        if record["oracle_class"] not in ("agree", "asm-name"):
+            continue
+        with_names = record["oracle_class"] == "agree"
+        checked += 1
+        frame = decoded.get(int(str(record["line_no"])))
+        resolved = frame.resolved if frame is not None else None
+        ours = chain(resolved.locations, with_names) if resolved is not None else []
+        want = oracle_chain(list(record["oracle"]), with_names)  # type: ignore[arg-type]
+        if record["module"] is not None:
+            ours, want = outer_by_base(ours), outer_by_base(want)
+        if ours != want:
+            differences.append(
+                f"{record['log']}:{record['line_no']} {record['raw_line']!r}: "
+                f"ours {ours} oracle {want}"
+            )
+    return checked, differences
+
+
+def _run(vmlinux: Path, folder: Path, logs: list[str], modules: Path) -> tuple[int, list[str]]:
+    expected: list[dict[str, object]] = json.loads(
+        (folder / "expected" / "frames.json").read_text()
+    )
+    checked_total = 0
+    all_differences: list[str] = []
+    for log in logs:
+        log_path = folder / "logs" / log if (folder / "logs").is_dir() else folder / log
+        decoded = decode_log(vmlinux, log_path, modules)
+        records = [r for r in expected if r["log"] == log]
+        checked, differences = compare(decoded, records)
+        checked_total += checked
+        all_differences.extend(differences)
+    return checked_total, all_differences
+
+
+@pytest.mark.parametrize(
+    "variant", ["clang-thinlto", "clang-nolto", "gcc-nolto", "arm64-clang-thinlto"]
+)
+def test_small_kernel_chains_equal_oracle(corpus: Corpus, variant: str) -> None:
+    folder = corpus.kernels / variant
+    checked, differences = _run(corpus.kernel_vmlinux(variant), folder, ["console.log"], folder)
+    assert checked > 200
+    assert len(differences) <= checked * 0.005, "\n".join(differences)
+
+
+def test_debian_chains_equal_oracle(corpus: Corpus) -> None:
+    folder = corpus.debian
+    checked, differences = _run(
+        corpus.debian_vmlinux(),
+        folder,
+        ["console-sysrq.log", "console-sysrq-nooops.log"],
+        folder / "modules",
+    )
+    assert checked > 1000
+    assert len(differences) <= checked * 0.005, "\n".join(differences)

@@ -1,0 +1,152 @@
+"""Classification and matching rules of ``ltosyms diff``, one test per rule, on built records."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from ltosyms.diff.classify import canonical_name, classify, clone_shape
+from ltosyms.diff.match import match_groups
+from ltosyms.diff.model import ChangeClass, SectionClass, SymbolGroup, SymbolKind
+from ltosyms.names.suffixes import parse_name
+
+_index = itertools.count(1)
+
+
+def group(
+    *names: str,
+    size: int = 100,
+    unit: str | None = "kernel/foo.c",
+    file_symbol: str | None = None,
+    kind: SymbolKind = SymbolKind.FUNCTION,
+    link_address: int = 0x1000,
+) -> SymbolGroup:
+    return SymbolGroup(
+        kind=kind,
+        base_name=parse_name(names[0]).base,
+        names=names,
+        size=size,
+        link_address=link_address,
+        section_class=SectionClass.TEXT,
+        unit=unit,
+        file_symbol=file_symbol,
+        dwarf_name=parse_name(names[0]).base,
+        decl_file=unit,
+        is_global=False,
+        symbol_indexes=tuple(next(_index) for _ in names),
+    )
+
+
+def test_clone_shape_ignores_numbers_and_promotions() -> None:
+    assert clone_shape("foo.part.0.cold") == ("part", "cold")
+    assert clone_shape("foo.constprop.3.llvm.99") == ("constprop",)
+    assert clone_shape("foo.llvm.1234") == ()
+
+
+def test_canonical_name_drops_promotions_and_clone_numbers() -> None:
+    assert canonical_name("foo.lto_priv.0") == "foo"
+    assert canonical_name("foo.constprop.0") == canonical_name("foo.constprop.7")
+    assert canonical_name("widget_refresh.part.0.lto_priv.0") == "widget_refresh.part"
+
+
+@pytest.mark.parametrize(
+    ("base", "new", "inlined", "expected"),
+    [
+        (None, group("foo"), None, ChangeClass.NEW),
+        (group("foo"), None, 3, ChangeClass.DROPPED_INLINED),
+        (group("foo"), None, 0, ChangeClass.DROPPED_REMOVED),
+        (group("foo"), None, None, ChangeClass.DROPPED_REMOVED),  # no DWARF: no evidence
+        (group("foo"), group("foo.constprop.0"), 0, ChangeClass.SPECIALIZED),
+        (group("foo"), group("foo", "foo.isra.0"), 0, ChangeClass.SPECIALIZED),
+        (group("foo"), group("foo.lto_priv.0", "foo.lto_priv.0.cold"), 0, ChangeClass.SPECIALIZED),
+        (group("foo"), group("foo.llvm.12", size=140), 0, ChangeClass.RENAMED),
+        (group("foo.constprop.0"), group("foo.constprop.1"), 0, ChangeClass.RENAMED),
+        (group("foo", "foo.cold"), group("foo", size=80), 0, ChangeClass.SHRUNK),
+        (group("foo"), group("foo", size=120), 0, ChangeClass.GROWN),
+        (group("foo"), group("foo", size=100), 0, ChangeClass.UNCHANGED),
+    ],
+)
+def test_classification_rules(
+    base: SymbolGroup | None,
+    new: SymbolGroup | None,
+    inlined: int | None,
+    expected: ChangeClass,
+) -> None:
+    assert classify(base, new, inlined) is expected
+
+
+def test_objects_are_never_dropped_inlined() -> None:
+    data = group("table", kind=SymbolKind.OBJECT)
+    assert classify(data, None, 5) is ChangeClass.DROPPED_REMOVED
+
+
+def test_same_named_statics_stay_apart_by_unit_in_any_order() -> None:
+    base = [
+        group("name_show", unit="drivers/a.c", size=32, link_address=0x10),
+        group("name_show", unit="drivers/b.c", size=32, link_address=0x20),
+        group("name_show", unit="drivers/c.c", size=72, link_address=0x30),
+    ]
+    new = [
+        group("name_show.lto_priv.1", unit="drivers/c.c", size=80, link_address=0x5),
+        group("name_show", unit="drivers/b.c", size=32, link_address=0x50),
+        group("name_show.lto_priv.0", unit="drivers/a.c", size=32, link_address=0x90),
+    ]
+    for new_order in itertools.permutations(new):
+        pairs = match_groups(base, list(new_order))
+        assert len(pairs) == 3
+        for base_group, new_group in pairs:
+            assert base_group is not None and new_group is not None
+            assert base_group.unit == new_group.unit
+
+
+def test_promoted_static_without_unit_matches_when_unique() -> None:
+    base = [group("try_to_wake_up", unit=None, file_symbol="core.c")]
+    new = [group("try_to_wake_up.llvm.147", unit=None)]
+    assert match_groups(base, new) == [(base[0], new[0])]
+
+
+def test_file_symbol_separates_duplicates_without_dwarf() -> None:
+    base = [
+        group("type_show", unit=None, file_symbol="a.c", link_address=0x10),
+        group("type_show", unit=None, file_symbol="b.c", link_address=0x20),
+    ]
+    new = [
+        group("type_show", unit=None, file_symbol="b.c", link_address=0x10),
+        group("type_show", unit=None, file_symbol="a.c", link_address=0x20),
+    ]
+    pairs = match_groups(base, new)
+    assert {(b.file_symbol, n.file_symbol) for b, n in pairs if b and n} == {
+        ("a.c", "a.c"),
+        ("b.c", "b.c"),
+    }
+
+
+def test_leftover_duplicates_pair_in_address_order_and_surplus_is_dropped() -> None:
+    base = [
+        group("jhash", unit=None, link_address=0x30, size=3),
+        group("jhash", unit=None, link_address=0x10, size=1),
+        group("jhash", unit=None, link_address=0x20, size=2),
+    ]
+    new = [
+        group("jhash", unit=None, link_address=0x200, size=2),
+        group("jhash", unit=None, link_address=0x100, size=1),
+    ]
+    pairs = match_groups(base, new)
+    matched = sorted((b.size, n.size) for b, n in pairs if b and n)
+    assert matched == [(1, 1), (2, 2)]
+    assert [(b.size if b else None, n) for b, n in pairs if n is None] == [(3, None)]
+
+
+def test_alias_names_match_groups_whose_owner_differs() -> None:
+    base = [group("memmove", "__memmove", unit=None)]
+    new = [group("__memmove", "memmove", unit=None)]
+    assert match_groups(base, new) == [(base[0], new[0])]
+
+
+def test_every_group_appears_exactly_once() -> None:
+    base = [group(f"f{i % 7}", unit=f"u{i % 3}.c", link_address=i) for i in range(40)]
+    new = [group(f"f{i % 5}", unit=f"u{i % 4}.c", link_address=i) for i in range(30)]
+    pairs = match_groups(base, new)
+    assert sorted(id(b) for b, _n in pairs if b) == sorted(id(b) for b in base)
+    assert sorted(id(n) for _b, n in pairs if n) == sorted(id(n) for n in new)
