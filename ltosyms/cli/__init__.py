@@ -63,9 +63,9 @@ def cli(verbose: int) -> None:
 
 def _register() -> None:
     # Imported here so that `ltosyms --help` stays cheap and each command module stays separate.
-    from ltosyms.cli import decode, diff, index, kallsyms_check, parse, syms
+    from ltosyms.cli import decode, diff, index, kallsyms_check, parse, symbolize, syms
 
-    for module in (syms, decode, kallsyms_check, diff, index, parse):
+    for module in (syms, parse, decode, symbolize, kallsyms_check, diff, index):
         cli.add_command(module.command)
 
 

@@ -122,8 +122,10 @@ class Decoder:
         return ImageResolver(loaded, dwarf, self.rule)
 
     def resolver(
-        self, module: str | None, build_id: str | None, work: _Work
+        self, module: str | None, build_id: str | None, warnings: list[str] | None = None
     ) -> ImageResolver | None:
+        """The resolver of the vmlinux (``module`` None) or of a module; None when the module
+        is not found. A module whose build id differs from the printed one is a warning."""
         key = "" if module is None else f"{module}@{build_id or ''}"
         if key in self._resolvers:
             return self._resolvers[key]
@@ -134,7 +136,8 @@ class Decoder:
             try:
                 loaded = self.modules.get(module, build_id)
             except MismatchError as error:
-                work.warnings.append(str(error))
+                if warnings is not None:
+                    warnings.append(str(error))
                 loaded = None
             if loaded is not None:
                 resolver = self._resolver_for(loaded)
@@ -208,7 +211,7 @@ class Decoder:
 
     def _resolve_named(self, frame: Frame, work: _Work) -> None:
         query = self._query(frame)
-        resolver = self.resolver(frame.module, frame.module_build_id, work)
+        resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
         if resolver is None:
             reason = self.modules.error_for(frame.module or "") or "not found in --modules"
             work.resolved[_key(frame)] = _missing(query, f"module {frame.module}: {reason}")
@@ -227,7 +230,7 @@ class Decoder:
         if kaslr_offset is None:
             work.resolved[_key(frame)] = _missing(query, "raw address and no KASLR offset known")
             return
-        resolver = self.resolver(None, None, work)
+        resolver = self.resolver(None, None, work.warnings)
         assert resolver is not None
         link_address = (frame.runtime_address - kaslr_offset) & 0xFFFF_FFFF_FFFF_FFFF
         resolution = resolver.resolve_link_address(link_address, query.role)
@@ -264,7 +267,7 @@ class Decoder:
             if resolved is None:
                 continue
             if resolved.ambiguous and previous is not None and previous.symbol is not None:
-                resolver = self.resolver(frame.module, frame.module_build_id, work)
+                resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
                 if resolver is not None and previous.module == frame.module:
                     from ltosyms.decode.candidates import NameResolution
 
@@ -292,7 +295,7 @@ class Decoder:
         window = None
         image_name = None
         if ip is not None and marker_link_address is not None:
-            resolver = self.resolver(ip.module, ip.module_build_id, work)
+            resolver = self.resolver(ip.module, ip.module_build_id, work.warnings)
             if resolver is not None:
                 image_name = ip.module or "vmlinux"
                 try:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from ltosyms.decode.decode import DecodedFrame, DecodedReport
+from ltosyms.decode.frames import ResolvedFrame
 from ltosyms.elf.dwarf import SourceLocation
 from ltosyms.render.code_listing import code_listing_lines, code_match_line
 
@@ -33,9 +34,11 @@ def _where(location: SourceLocation) -> str:
 
 def frame_lines(decoded: DecodedFrame) -> list[str]:
     """The annotation lines printed under one frame."""
-    resolved = decoded.resolved
-    if resolved is None:
-        return []
+    return resolution_lines(decoded.resolved) if decoded.resolved is not None else []
+
+
+def resolution_lines(resolved: ResolvedFrame) -> list[str]:
+    """Source locations, ambiguity with its evidence, the call site and notes of a frame."""
     lines = []
     for location in resolved.locations:
         marker = " (inlined)" if location.inlined else ""

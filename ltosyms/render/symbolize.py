@@ -1,0 +1,41 @@
+"""``symbolize`` results as addr2line-like text or the ``ltosyms.symbolize/1`` JSON document."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ltosyms.decode.symbolize import Symbolized
+from ltosyms.render.decode_json import location_json, resolved_json
+from ltosyms.render.decode_text import resolution_lines
+
+SCHEMA = "ltosyms.symbolize/1"
+
+
+def symbolized_lines(result: Symbolized) -> Iterator[str]:
+    """The query, the ELF symbol it resolved to, then the frame's annotation lines."""
+    resolved = result.resolved
+    head = result.query.text
+    if resolved.symbol is not None and resolved.link_address is not None:
+        offset = resolved.link_address - resolved.symbol.link_address
+        head += f"  = {resolved.symbol.name}+{offset:#x} at {resolved.link_address:#x}"
+    elif not resolved.candidates:
+        head += "  = ??"
+    yield head
+    yield from resolution_lines(resolved)
+
+
+def symbolized_json(results: list[Symbolized], path: str, build_id: str | None) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "vmlinux": {"path": path, "build_id": build_id},
+        "results": [
+            {
+                "query": r.query.text,
+                "resolved": resolved_json(r.resolved),
+                "locations": [location_json(loc) for loc in r.resolved.locations],
+                "notes": list(r.resolved.notes),
+            }
+            for r in results
+        ],
+    }
