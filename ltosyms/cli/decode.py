@@ -122,14 +122,14 @@ def command(
             for report in decoded:
                 annotations.update(decode_stacktrace_annotations(report))
             for line in render_log_decode_stacktrace(log_lines(file), annotations):
-                click.echo(line)
+                click.echo(line, color=True)  # the log's own escapes stay as they were
         else:
             notes: dict[int, list[str]] = {}
             for report in decoded:
                 for number, lines in report_annotations(report).items():
                     notes.setdefault(number, []).extend(lines)
             for line in render_log(log_lines(file), notes):
-                click.echo(line)
+                click.echo(line, color=True)  # the log's own escapes stay as they were
     _finish(decoded)
 
 

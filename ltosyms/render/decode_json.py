@@ -14,6 +14,7 @@ from ltosyms.decode.frames import ResolvedFrame
 from ltosyms.elf.dwarf import SourceLocation
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.render.code_listing import code_listing_json
+from ltosyms.render.parse_json import frame_to_json
 
 SCHEMA = "ltosyms.decode/1"
 
@@ -69,21 +70,11 @@ def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
 
 
 def frame_json(decoded: DecodedFrame, trace_index: int | None) -> dict[str, Any]:
-    frame = decoded.frame
+    """The parser's frame object (``ltosyms.parse/1``) plus what decoding found."""
     resolved = decoded.resolved
-    return {
-        "line": frame.line,
-        "text": frame.raw_text,
+    return frame_to_json(decoded.frame) | {
         "trace": trace_index,
-        "symbol": frame.symbol,
-        "offset": frame.offset,
-        "size": frame.kallsyms_size,
-        "module": frame.module,
-        "module_build_id": frame.module_build_id,
-        "runtime_address": _hex(frame.runtime_address),
-        "reliable": frame.reliable,
-        "exact_ip": frame.exact_ip,
-        "section": frame.section.value,
+        "runtime_address": _hex(decoded.frame.runtime_address),
         "resolved": resolved_json(resolved) if resolved is not None else None,
         "locations": [location_json(loc) for loc in resolved.locations] if resolved else [],
         "notes": list(resolved.notes) if resolved else [],
