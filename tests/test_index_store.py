@@ -318,17 +318,26 @@ def test_files_of_others_are_left_alone(
 
 
 def test_orphan_write_ahead_log_is_not_replayed(
-    image: KernelImage, location: CacheLocation
+    image: KernelImage, location: CacheLocation, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = open_store(image, location)
-    assert store is not None
-    path = store.path
-    store.close()
-    # A leftover -wal of a database someone deleted must not be applied to a new one.
+    location.directory.mkdir(parents=True)
+    path = location.directory / index_file_name(image_key(image))
+    wal = Path(f"{path}-wal")
+    # A valid write-ahead log of some other database once at this name, left behind by a crash
+    # (its database deleted since). SQLite would replay it into any new file of that name.
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA journal_mode = WAL")
+    other.execute("PRAGMA wal_autocheckpoint = 0")
+    other.execute("CREATE TABLE header (key TEXT, value TEXT)")
+    other.execute("INSERT INTO header VALUES ('magic', 'something else')")
+    orphan = wal.read_bytes()
+    other.close()
     path.unlink()
-    Path(str(path) + "-wal").write_bytes(os.urandom(8192))
-    store = open_store(image, location)
-    assert store is not None and store.get(0) is None
+    wal.write_bytes(orphan)
+    with caplog.at_level(logging.WARNING, logger="ltosyms.index"):
+        store = open_store(image, location)
+    assert store is not None and store.get_meta("magic") == "ltosyms-index"
+    assert "discarding" not in caplog.text
     store.put(0, b"fresh")
     assert store.get(0) == b"fresh"
     store.close()
@@ -337,20 +346,27 @@ def test_orphan_write_ahead_log_is_not_replayed(
 # -- concurrency --------------------------------------------------------------------------------
 
 
+ROUNDS = 6
+
+
 def _writer(directory: str, worker: int, start: multiprocessing.synchronize.Barrier) -> int:
-    """Open the index at the same moment as the other writer; write overlapping CUs."""
+    """In each round, open a new index at the same moment as the other writer (both find no
+    file and race to create it), then write overlapping CUs."""
+    usable = 0
     with open_image(GCC) as image:
-        start.wait()
-        store = open_store(image, CacheLocation(Path(directory)), cu_format="f1")
-        assert store is not None
-        # Overlapping halves, one CU per transaction and in batches, like decodes and a build.
-        for offset in range(worker * 150, worker * 150 + 300):
-            store.put(offset, blob(offset))
-            assert store.get(offset) == blob(offset)
-        store.put_many([(10_000 + i, blob(10_000 + i)) for i in range(300)])
-        usable = store.usable
-        store.close()
-    return int(usable)
+        for round_number in range(ROUNDS):
+            start.wait()
+            location = CacheLocation(Path(directory) / str(round_number))
+            store = open_store(image, location, cu_format="f1")
+            assert store is not None
+            # Overlapping halves, one CU per transaction, then a batch: like decodes and a build.
+            for offset in range(worker * 30, worker * 30 + 60):
+                store.put(offset, blob(offset))
+                assert store.get(offset) == blob(offset)
+            store.put_many([(10_000 + i, blob(10_000 + i)) for i in range(100)])
+            usable += store.usable
+            store.close()
+    return usable
 
 
 def test_two_processes_write_at_once(location: CacheLocation) -> None:
@@ -362,18 +378,20 @@ def test_two_processes_write_at_once(location: CacheLocation) -> None:
                 pool.apply_async(_writer, (str(location.directory), worker, barrier))
                 for worker in (0, 1)
             ]
-            assert [result.get(timeout=120) for result in results] == [1, 1]
+            assert [result.get(timeout=120) for result in results] == [ROUNDS, ROUNDS]
     with open_image(GCC) as image:
-        store = open_store(image, location, cu_format="f1")
-        assert store is not None
-        assert store.check_integrity()
-        stored = store.stored_cu_offsets()
-        assert stored == {*range(450), *range(10_000, 10_300)}
-        assert all(store.get(offset) == blob(offset) for offset in stored)
-        assert store.discarded == 0
-        store.close()
-    names = sorted(p.name for p in location.directory.iterdir())
-    assert not [name for name in names if name.endswith(".tmp")]
+        for round_number in range(ROUNDS):
+            round_location = CacheLocation(location.directory / str(round_number))
+            store = open_store(image, round_location, cu_format="f1")
+            assert store is not None
+            assert store.check_integrity()
+            stored = store.stored_cu_offsets()
+            assert stored == {*range(90), *range(10_000, 10_100)}, round_number
+            assert all(store.get(offset) == blob(offset) for offset in stored)
+            assert store.discarded == 0
+            store.close()
+            names = [p.name for p in round_location.directory.iterdir()]
+            assert not [name for name in names if name.endswith(".tmp")]
 
 
 def test_checksum_covers_the_stored_blob(image: KernelImage, location: CacheLocation) -> None:

@@ -22,6 +22,9 @@ from ltosyms.index.store import IndexStore, cache_location, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# A bar for a module of a few CUs would flash by: only images with more CUs get one.
+MIN_UNITS_FOR_BAR = 50
+
 
 def cache_options(function: F) -> F:
     """``--cache-dir DIR`` and ``--no-cache``, passed as ``cache_dir`` and ``no_cache``."""
@@ -89,22 +92,30 @@ def command(
     location = cache_location(cache_dir)
     codec = dwarf_codec()
     results = []
-    for image_path in images:
-        with _ProgressBar(image_path.name) as progress:
-            result = build_index(image_path, location, codec, jobs=jobs, progress=progress)
+    failed_images = 0
+    for number, image_path in enumerate(images):
+        try:
+            with _ProgressBar(image_path.name) as progress:
+                result = build_index(image_path, location, codec, jobs=jobs, progress=progress)
+        except InputError as error:
+            if number == 0:
+                raise  # the vmlinux itself
+            # One unusable file in a module tree does not stop the others.
+            click.echo(f"ltosyms: warning: {error}", err=True)
+            failed_images += 1
+            continue
         results.append(result)
         if not as_json:
             click.echo(_summary(result))
-        for cu_offset, error in result.cu_failed[:5]:
-            click.echo(f"ltosyms: CU at {cu_offset:#x} of {image_path} failed: {error}", err=True)
+        for cu_offset, reason in result.cu_failed[:5]:
+            click.echo(f"ltosyms: CU at {cu_offset:#x} of {image_path} failed: {reason}", err=True)
         if len(result.cu_failed) > 5:
             click.echo(f"ltosyms: ... and {len(result.cu_failed) - 5} more CUs failed", err=True)
     if as_json:
-        click.echo(
-            json.dumps(
-                {"schema": "ltosyms.index/1", "images": [_json(r) for r in results]}, indent=1
-            )
-        )
+        report = {"schema": "ltosyms.index/1", "images": [_json(r) for r in results]}
+        click.echo(json.dumps(report, indent=1))
+    if failed_images:
+        click.echo(f"ltosyms: {failed_images} module files could not be indexed", err=True)
 
 
 def _module_files(folders: tuple[str, ...]) -> list[Path]:
@@ -162,6 +173,8 @@ class _ProgressBar:
         return self._update
 
     def _update(self, done: int, total: int) -> None:
+        if total < MIN_UNITS_FOR_BAR:
+            return
         if self._bar is None:
             self._bar = click.progressbar(
                 length=total, label=self._label, file=sys.stderr, show_pos=True, show_eta=True

@@ -43,6 +43,10 @@ BATCH_UNITS = 64
 BATCH_BYTES = 32 << 20
 BATCH_SECONDS = 2.0
 
+# Fewer CUs than this are parsed in the main process: starting workers costs ~1 s, more than
+# parsing a module's few CUs (a vmlinux CU takes ~10-30 ms).
+IN_PROCESS_UNITS = 16
+
 # Called as progress(done, total) after every batch, CUs counted (already stored ones included).
 Progress = Callable[[int, int], None]
 
@@ -154,7 +158,7 @@ def _build(
 
     try:
         for outcome in _parse_all(
-            image, codec, _biggest_first(image, missing), jobs, store_symbols_meanwhile
+            image, codec, _biggest_first(image, offsets, missing), jobs, store_symbols_meanwhile
         ):
             if outcome.error is not None:
                 failed.append((outcome.cu_offset, outcome.error))
@@ -189,16 +193,13 @@ def _build(
     )
 
 
-def _biggest_first(image: KernelImage, offsets: Sequence[int]) -> list[int]:
-    """CU offsets by decreasing size (a CU spans to the next CU's offset)."""
+def _biggest_first(image: KernelImage, offsets: Sequence[int], wanted: Sequence[int]) -> list[int]:
+    """``wanted`` by decreasing CU size (a CU spans to the next of all ``offsets``)."""
     info = image.get_section(".debug_info")
-    end = info.size if info is not None else (max(offsets, default=0) + 1)
     ordered = sorted(offsets)
-    sizes = {
-        offset: (ordered[i + 1] if i + 1 < len(ordered) else end) - offset
-        for i, offset in enumerate(ordered)
-    }
-    return sorted(ordered, key=lambda offset: (-sizes[offset], offset))
+    end = info.size if info is not None else (ordered[-1] + 1 if ordered else 0)
+    following = dict(zip(ordered, [*ordered[1:], end], strict=True))
+    return sorted(wanted, key=lambda offset: (offset - following.get(offset, offset), offset))
 
 
 class _BatchWriter:
@@ -263,7 +264,7 @@ def _parse_all(
     meanwhile: Callable[[], None],
 ) -> Iterator[_Outcome]:
     """Parse ``offsets``; call ``meanwhile`` once the workers are busy."""
-    if jobs == 1 or len(offsets) <= 1:
+    if jobs == 1 or len(offsets) < IN_PROCESS_UNITS:
         meanwhile()
         for cu_offset in offsets:
             yield _parse_one(codec.parse_cu, image, cu_offset)

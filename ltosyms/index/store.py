@@ -280,8 +280,9 @@ class IndexStore:
         """Rows of a read-only statement; ``[]`` when the cache failed (see the class note)."""
         return self._query(sql, parameters)
 
-    def write_script(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> bool:
-        """Run ``(sql, rows)`` pairs (``executemany``) in one write transaction.
+    def write_script(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> bool:
+        """Run ``(sql, rows)`` pairs (``executemany``, rows may be a generator) in one write
+        transaction.
 
         False when the transaction did not happen (busy for longer than the timeout, read-only,
         or the cache failed); the caller may compute the data again another time.
@@ -335,10 +336,12 @@ class IndexStore:
     def _write(self, sql: str, rows: Sequence[Sequence[Any]]) -> bool:
         return self._transaction(((sql, rows),))
 
-    def _transaction(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> bool:
+    def _transaction(self, statements: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> bool:
         if self.read_only:
             return False
-        for _attempt in range(2):
+        # Once more after a rebuild -- unless some rows come from a generator, used up by then.
+        attempts = 2 if all(isinstance(rows, Sequence) for _sql, rows in statements) else 1
+        for _attempt in range(attempts):
             connection = self._connection
             if not self.usable or connection is None:
                 return False

@@ -15,7 +15,7 @@ it chose for the image (:func:`ltosyms.names.kallsyms.keep_rule_for`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ltosyms.elf.image import KernelImage
@@ -41,6 +41,7 @@ FLAG_KEPT = 4  # kallsyms keeps it: it has a kallsyms size
 FLAG_FUNCTION = 8  # ELF type FUNC or IFUNC
 _BY_NAME = FLAG_LISTED | FLAG_DEFINED
 _FUNCTION = FLAG_FUNCTION | FLAG_DEFINED
+_FUNCTION_TYPES = (2, 10)  # STT_FUNC, STT_GNU_IFUNC (gABI "Symbol Table"; glibc elf.h)
 _KEPT = f"flags & {FLAG_KEPT} = {FLAG_KEPT}"  # the term of the partial index below
 
 # SymbolTable.function_containing stops walking back once a start is this far below the address.
@@ -104,19 +105,24 @@ def store_symbols(store: IndexStore, table: SymbolTable) -> bool:
     """Write ``table`` into ``store`` in one transaction; False if it could not be written."""
     if has_symbols(store):
         return True
-    rows = _rows_of(table)
-    statements: list[tuple[str, list[Any]]] = [
-        ("INSERT OR IGNORE INTO symbol VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows),
+    statements: list[tuple[str, Iterable[Sequence[Any]]]] = [
+        # A generator: the 119,021 rows of a Debian vmlinux never exist as one list.
+        ("INSERT OR IGNORE INTO symbol VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _rows_of(table)),
     ]
     statements.extend((sql, [()]) for sql in _INDEXES)
     # The longest function bounds how far below an address a function holding it can start.
     extent = max(
-        (max(_unsigned(row[4]), 1) for row in rows if row[10] & _FUNCTION == _FUNCTION), default=1
+        (
+            max(table.elf_sizes[index], 1)
+            for index in range(len(table))
+            if table.is_defined(index) and (table._infos[index] & 0xF) in _FUNCTION_TYPES
+        ),
+        default=1,
     )
     statements.append(
         (
             "INSERT OR REPLACE INTO header (key, value) VALUES (?, ?)",
-            [("function_extent", str(extent)), ("symbols", str(len(rows)))],
+            [("function_extent", str(extent)), ("symbols", str(len(table)))],
         )
     )
     return store.write_script(statements)
@@ -133,7 +139,7 @@ def load_symbols(image: KernelImage, store: IndexStore | None) -> SymbolLookup:
     return table
 
 
-def _rows_of(table: SymbolTable) -> list[tuple[Any, ...]]:
+def _rows_of(table: SymbolTable) -> Iterator[tuple[Any, ...]]:
     """One ``symbol`` row per .symtab entry, from the table's columns.
 
     Reads the st_info/st_shndx columns directly: going through ``table.symbol(i)`` for 119,021
@@ -144,7 +150,6 @@ def _rows_of(table: SymbolTable) -> list[tuple[Any, ...]]:
     nm_types, kallsyms_sizes = table.nm_types, table.kallsyms_sizes
     infos, shndxs = table._infos, table._shndxs
     section_names = [section.name for section in table.image.sections]
-    rows = []
     for index, name in enumerate(names):
         info, shndx, kallsyms_size = infos[index], shndxs[index], kallsyms_sizes[index]
         symbol_type = SYMBOL_TYPES.get(info & 0xF) or str(info & 0xF)
@@ -160,25 +165,22 @@ def _rows_of(table: SymbolTable) -> list[tuple[Any, ...]]:
             (FLAG_LISTED if name and (info & 0xF) not in (STT_SECTION, STT_FILE) else 0)
             | (FLAG_DEFINED if shndx != SHN_UNDEF else 0)
             | (FLAG_KEPT if kallsyms_size is not None else 0)
-            | (FLAG_FUNCTION if symbol_type in ("FUNC", "IFUNC") else 0)
+            | (FLAG_FUNCTION if (info & 0xF) in _FUNCTION_TYPES else 0)
         )
-        rows.append(
-            (
-                index,
-                name,
-                # parse_name keeps a name without a dot past its first character as it is.
-                parse_name(name).base if name.find(".", 1) > 0 else name,
-                addresses[index] - _ADDRESS_BIAS,
-                _signed(elf_sizes[index]),
-                None if kallsyms_size is None else _signed(kallsyms_size),
-                symbol_type,
-                SYMBOL_BINDS.get(info >> 4) or str(info >> 4),
-                section,
-                nm_types[index],
-                flags,
-            )
+        yield (
+            index,
+            name,
+            # parse_name keeps a name without a dot past its first character as it is.
+            parse_name(name).base if name.find(".", 1) > 0 else name,
+            addresses[index] - _ADDRESS_BIAS,
+            _signed(elf_sizes[index]),
+            None if kallsyms_size is None else _signed(kallsyms_size),
+            symbol_type,
+            SYMBOL_BINDS.get(info >> 4) or str(info >> 4),
+            section,
+            nm_types[index],
+            flags,
         )
-    return rows
 
 
 class StoredSymbolTable:
