@@ -8,6 +8,7 @@ traceback only under ``-v``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
@@ -24,8 +25,32 @@ log = logging.getLogger("ltosyms")
 EXIT_INTERNAL = 70
 
 
+# Command name -> module under ltosyms.cli exposing `command`. Modules are imported only when
+# their command runs (or help lists it): `ltosyms decode` does not pay for diff's imports.
+COMMANDS = {
+    "syms": "syms",
+    "parse": "parse",
+    "decode": "decode",
+    "symbolize": "symbolize",
+    "kallsyms-check": "kallsyms_check",
+    "diff": "diff",
+    "index": "index",
+}
+
+
 class LtosymsGroup(click.Group):
-    """Maps library errors to one-line messages and exit codes."""
+    """Loads commands lazily; maps library errors to one-line messages and exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMANDS.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(f"ltosyms.cli.{module_name}")
+        command: click.Command = module.command
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -59,17 +84,6 @@ def cli(verbose: int) -> None:
     """Readable kernel crashes, symbol diffs and kallsyms checks for LTO kernels."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="ltosyms: %(levelname)s: %(message)s")
-
-
-def _register() -> None:
-    # Imported here so that `ltosyms --help` stays cheap and each command module stays separate.
-    from ltosyms.cli import decode, diff, index, kallsyms_check, parse, symbolize, syms
-
-    for module in (syms, parse, decode, symbolize, kallsyms_check, diff, index):
-        cli.add_command(module.command)
-
-
-_register()
 
 
 def main() -> None:

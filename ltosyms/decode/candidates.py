@@ -9,7 +9,8 @@ evidence, never silently:
 2. the printed size against each candidate's kallsyms size;
 3. machine code: for a return address, a call instruction must end exactly at
    ``candidate + offset``; for an exact IP, the ``Code:`` bytes must equal the image's bytes;
-4. (across frames, in :mod:`ltosyms.decode.decode`) the call's target against the callee.
+4. (across frames, in :mod:`ltosyms.decode.decode`) the call's target against the callee;
+   the other way, a resolved caller's direct call names the copy an ambiguous callee is.
 
 When evidence cannot separate the copies left, all of them are reported as ambiguous.
 """

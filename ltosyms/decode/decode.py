@@ -12,12 +12,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from ltosyms.decode.candidates import NameResolution
 from ltosyms.decode.frames import (
     FrameQuery,
     ImageResolver,
     ResolvedFrame,
     Role,
     narrow_by_callee,
+    narrow_by_caller,
 )
 from ltosyms.decode.modules import ModuleSet
 from ltosyms.disasm import (
@@ -260,26 +262,38 @@ class Decoder:
         return report.kaslr_offset
 
     def _narrow_by_callees(self, trace: Trace, work: _Work) -> None:
-        """An ambiguous caller is settled by which copy calls the (resolved) callee."""
-        previous: ResolvedFrame | None = None
+        """Adjacent trace entries are callee and caller, and the caller's call enters the
+        callee (DOMAIN §4): an ambiguous caller is settled by which copy calls the resolved
+        callee, an ambiguous callee by which copy the resolved caller's direct call enters.
+        Only return-address entries made a call; a narrowing that leaves several copies
+        still replaces the resolution, so that the copies listed are the ones left."""
+        callee_frame: Frame | None = None
         for frame in trace.frames:
             resolved = work.resolved.get(_key(frame))
             if resolved is None:
                 continue
-            if resolved.ambiguous and previous is not None and previous.symbol is not None:
+            callee = work.resolved.get(_key(callee_frame)) if callee_frame is not None else None
+            if (
+                callee is not None
+                and callee_frame is not None
+                and frame.is_return_address
+                and callee.module == frame.module
+            ):
                 resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
-                if resolver is not None and previous.module == frame.module:
-                    from ltosyms.decode.candidates import NameResolution
-
-                    narrowed = narrow_by_callee(
-                        resolver,
-                        NameResolution(resolved.candidates, resolved.evidence),
-                        previous,
-                    )
-                    if not narrowed.ambiguous:
+                if resolver is not None and resolved.ambiguous and callee.symbol is not None:
+                    resolution = NameResolution(resolved.candidates, resolved.evidence)
+                    narrowed = narrow_by_callee(resolver, resolution, callee)
+                    if narrowed.evidence != resolution.evidence:
                         resolved = resolver.finish(self._query(frame), narrowed, [])
                         work.resolved[_key(frame)] = resolved
-            previous = resolved if frame.reliable else previous
+                elif resolver is not None and callee.ambiguous and resolved.symbol is not None:
+                    resolution = NameResolution(callee.candidates, callee.evidence)
+                    narrowed = narrow_by_caller(resolver, resolution, resolved)
+                    if narrowed.evidence != resolution.evidence:
+                        query = self._query(callee_frame)
+                        work.resolved[_key(callee_frame)] = resolver.finish(query, narrowed, [])
+            if frame.reliable:
+                callee_frame = frame
 
     def _code(self, report: Report, ip_frames: list[Frame], work: _Work) -> CodeReport | None:
         """Disassemble ``Code:`` and compare it with the image at the resolved IP (DOMAIN §4)."""

@@ -27,12 +27,14 @@ from ltosyms.decode.candidates import (
     narrow_further,
     resolve_name,
 )
-from ltosyms.disasm import CallSite, finder_for
+from ltosyms.disasm import CallKind, CallSite, finder_for
 from ltosyms.elf.dwarf import DwarfResolver, SourceLocation
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import InputError
 from ltosyms.names.kallsyms import CleanupRule
+
+STATIC_CALL_TRAMPOLINE_PREFIX = "__SCT__"
 
 
 class Role(enum.Enum):
@@ -105,9 +107,11 @@ class ImageResolver:
             return None
 
     def _call_test(self) -> CandidateTest:
-        def test(candidate: Candidate) -> bool | None:
+        def test(candidate: Candidate) -> bool:
+            # No instruction ending at candidate+offset (the address falls inside one, or
+            # there is no code) rules the candidate out as surely as a non-call does.
             site = self.call_at(candidate.link_address)
-            return None if site is None else site.is_call
+            return site is not None and site.is_call
 
         return test
 
@@ -200,6 +204,25 @@ class ImageResolver:
             tuple(notes),
         )
 
+    def call_targets(self, site: CallSite) -> frozenset[int] | None:
+        """The functions a call can enter, None when the code does not say (indirect calls,
+        retpoline thunks, static-call trampolines)."""
+        if site.kind is not CallKind.DIRECT or (
+            site.target_link_address is None and not site.possible_targets
+        ):
+            return None
+        targets = frozenset(
+            t for t in (site.target_link_address, *site.possible_targets) if t is not None
+        )
+        for target in targets:
+            symbol = self.symbols.lookup(target)
+            # include/linux/static_call_types.h STATIC_CALL_TRAMP_PREFIX: the trampoline
+            # jumps to (or, with HAVE_STATIC_CALL_INLINE, the site is rewritten to call) the
+            # current target, which the image does not know.
+            if symbol is not None and symbol.name.startswith(STATIC_CALL_TRAMPOLINE_PREFIX):
+                return None
+        return targets
+
     def call_target_test(self, callee: ResolvedFrame) -> CandidateTest | None:
         """Cross-frame evidence: the call at the return address targets the callee."""
         if callee.symbol is None:
@@ -210,10 +233,24 @@ class ImageResolver:
             site = self.call_at(candidate.link_address)
             if site is None or not site.is_call:
                 return False
-            if site.target_link_address is None and not site.possible_targets:
+            targets = self.call_targets(site)
+            if targets is None:
                 return None  # indirect call: says nothing about the target
-            targets = {site.target_link_address, *site.possible_targets}
             return callee_start in targets
+
+        return test
+
+    def callee_test(self, caller: ResolvedFrame) -> CandidateTest | None:
+        """Cross-frame evidence the other way: the callee is the function the caller's call
+        enters (a direct call names one copy of a duplicated static)."""
+        if caller.symbol is None or caller.call_site is None:
+            return None
+        targets = self.call_targets(caller.call_site)
+        if targets is None:
+            return None
+
+        def test(candidate: Candidate) -> bool:
+            return candidate.symbol.link_address in targets
 
         return test
 
@@ -228,5 +265,20 @@ def narrow_by_callee(
         resolution,
         EvidenceKind.CALL_TARGET,
         f"call target is {callee.symbol.name}" if callee.symbol else "call target",
+        test,
+    )
+
+
+def narrow_by_caller(
+    resolver: ImageResolver, resolution: NameResolution, caller: ResolvedFrame
+) -> NameResolution:
+    test = resolver.callee_test(caller)
+    if test is None or not resolution.ambiguous:
+        return resolution
+    assert caller.symbol is not None and caller.call_site is not None
+    return narrow_further(
+        resolution,
+        EvidenceKind.CALL_TARGET,
+        f"called by {caller.symbol.name} at {caller.call_site.link_address:#x}",
         test,
     )

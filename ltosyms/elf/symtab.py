@@ -20,7 +20,7 @@ from functools import cached_property
 
 from ltosyms.elf.image import KernelImage, Section
 from ltosyms.errors import InputError
-from ltosyms.names.kallsyms import KeepRule, keep_rule_for, kept
+from ltosyms.names.kallsyms import KeepRule, in_text_ranges, keep_rule_for, passes_name_filters
 from ltosyms.names.suffixes import SymbolName, parse_name
 
 # ELF st_info (gABI "Symbol Table"): low nibble type, high nibble binding.
@@ -122,7 +122,11 @@ class SymbolTable:
         symtab = image.get_section(".symtab")
         if symtab is None:
             raise InputError(f"{image.path}: has no .symtab")
-        strtab = image.sections[image.elffile.get_section(symtab.index).header["sh_link"]]
+        link = int(image.elffile.get_section(symtab.index).header["sh_link"])
+        # sh_link names the symbol string table (gABI "Section Header"); a damaged one may not.
+        if not 0 < link < len(image.sections) or not image.sections[link].has_bits:
+            raise InputError(f"{image.path}: .symtab links to no string table (section {link})")
+        strtab = image.sections[link]
         raw_symbols = image.section_bytes(symtab)
         strings = image.section_bytes(strtab)
         if len(raw_symbols) % 24:
@@ -162,11 +166,20 @@ class SymbolTable:
         self._infos = infos
         self._shndxs = shndxs
         self.nm_types = letters
-        self.rule = rule or keep_rule_for(self)
         if image.is_module:
+            self.rule = rule or keep_rule_for(self)
             self.kallsyms_sizes = self._compute_module_kallsyms_sizes()
         else:
-            self.kallsyms_sizes = self._compute_kallsyms_sizes()
+            # The name/type filters run once; the rule's text ranges only cut that list down.
+            filtered = [
+                i
+                for i, (name, info, letter) in enumerate(zip(names, infos, letters, strict=True))
+                if name
+                and (info & 0xF) not in (STT_SECTION, STT_FILE)
+                and passes_name_filters(name, letter)
+            ]
+            self.rule = rule or keep_rule_for(self, filtered=filtered)
+            self.kallsyms_sizes = self._compute_kallsyms_sizes(filtered)
 
     # -- kallsyms -------------------------------------------------------------------------------
 
@@ -175,14 +188,14 @@ class SymbolTable:
         info = self._infos[index]
         return bool(self.names[index]) and (info & 0xF) not in (STT_SECTION, STT_FILE)
 
-    def _compute_kallsyms_sizes(self) -> list[int | None]:
+    def _compute_kallsyms_sizes(self, filtered: list[int]) -> list[int | None]:
         """Distance to the next kept symbol with a higher address (kernel/kallsyms.c 6.1)."""
-        keep = [
-            i
-            for i in range(len(self.names))
-            if self.is_listed(i)
-            and kept(self.rule, self.names[i], self.nm_types[i], self.link_addresses[i])
-        ]
+        rule, names, addresses = self.rule, self.names, self.link_addresses
+        keep = (
+            list(filtered)
+            if rule.all_symbols
+            else [i for i in filtered if in_text_ranges(rule, names[i], addresses[i])]
+        )
         self.kept_indexes = keep
         addresses = self.link_addresses
         keep.sort(key=addresses.__getitem__)
@@ -301,11 +314,22 @@ class SymbolTable:
         return table
 
     @cached_property
-    def _by_base_name(self) -> dict[str, list[int]]:
+    def _by_stem(self) -> dict[str, list[int]]:
+        """Defined symbols by the part of their name before the first dot (after a leading one).
+
+        Every name with base ``foo`` starts with ``foo``, so its stem is ``foo``'s stem: the
+        base-name lookup parses only the few names sharing a stem, not the whole table.
+        """
         table: dict[str, list[int]] = {}
         for name, indexes in self._by_name.items():
-            table.setdefault(parse_name(name).base, []).extend(indexes)
+            dot = name.find(".", 1)
+            table.setdefault(name if dot < 0 else name[:dot], []).extend(indexes)
         return table
+
+    def _base_indexes(self, base: str) -> list[int]:
+        dot = base.find(".", 1)
+        stem = base if dot < 0 else base[:dot]
+        return [i for i in self._by_stem.get(stem, ()) if parse_name(self.names[i]).base == base]
 
     @cached_property
     def _address_order(self) -> tuple[list[int], list[int]]:
@@ -319,10 +343,10 @@ class SymbolTable:
 
     def by_base_name(self, base: str) -> list[Symbol]:
         """Every defined symbol whose name parses to ``base`` (``foo``, ``foo.llvm.1``, ...)."""
-        return [self.symbol(i) for i in self._by_base_name.get(base, ())]
+        return [self.symbol(i) for i in self._base_indexes(base)]
 
     def names_with_base(self, base: str) -> list[str]:
-        return sorted({self.names[i] for i in self._by_base_name.get(base, ())})
+        return sorted({self.names[i] for i in self._base_indexes(base)})
 
     def lookup(self, link_address: int) -> Symbol | None:
         """The kallsyms symbol an oops would print for ``link_address`` (kernel semantics:

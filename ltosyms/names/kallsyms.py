@@ -128,27 +128,33 @@ class KeepRule:
     last_symbol_end: int
 
 
-def kept(rule: KeepRule, name: str, nm_type: str, link_address: int) -> bool:
-    """True when kallsyms keeps this symbol under ``rule``."""
-    if nm_type in _DROP_TYPES:
+def passes_name_filters(name: str, nm_type: str) -> bool:
+    """True when no row of :data:`KEEP_FILTERS` drops the symbol (the text ranges aside)."""
+    if nm_type in _DROP_TYPES or (nm_type == "A" and name not in KEPT_ABSOLUTE):
         return False
-    if nm_type == "A" and name not in KEPT_ABSOLUTE:
-        return False
-    if (
+    return not (
         name in _DROP_EXACT
         or name.startswith(_DROP_PREFIX)
         or name.endswith(_DROP_SUFFIX)
-        or (_DROP_CONTAINS and any(c in name for c in _DROP_CONTAINS))
-    ):
-        return False
-    if rule.all_symbols:
-        return True
-    # scripts/kallsyms.c symbol_valid(): outside the text ranges is dropped, and so is any
-    # other symbol sitting exactly on _etext/_einittext (it can move between passes).
+        # every ignored_matches[] entry has a dot: skip the scan for the many names without one
+        or ("." in name and any(c in name for c in _DROP_CONTAINS))
+    )
+
+
+def in_text_ranges(rule: KeepRule, name: str, link_address: int) -> bool:
+    """scripts/kallsyms.c symbol_valid() without --all-symbols: inside a text range, and not
+    sitting exactly on _etext/_einittext unless it is that symbol (it moves between passes)."""
     for start, end in rule.text_ranges:
         if start <= link_address <= end:
             return link_address != end or name in ("_etext", "_einittext")
     return False
+
+
+def kept(rule: KeepRule, name: str, nm_type: str, link_address: int) -> bool:
+    """True when kallsyms keeps this symbol under ``rule``."""
+    return passes_name_filters(name, nm_type) and (
+        rule.all_symbols or in_text_ranges(rule, name, link_address)
+    )
 
 
 def in_system_map(name: str, nm_type: str) -> bool:
@@ -177,13 +183,18 @@ def _address(columns: _SymbolColumns, name: str) -> int | None:
     return None
 
 
-def keep_rule_for(columns: _SymbolColumns, all_symbols: bool | None = None) -> KeepRule:
+def keep_rule_for(
+    columns: _SymbolColumns,
+    all_symbols: bool | None = None,
+    filtered: Sequence[int] | None = None,
+) -> KeepRule:
     """The keep rule of the kernel these symbols come from.
 
     ``CONFIG_KALLSYMS_ALL`` is read from the image itself when not given: the kernel stores the
     number of symbols it kept in ``kallsyms_num_syms``; of the two possible rules, the one that
     keeps exactly that many is the one the build used. Without that symbol (a module, a test
-    image) the broader rule is used.
+    image) the broader rule is used. ``filtered`` (indexes that pass the name filters) saves
+    running those filters again.
     """
     wanted = {"_stext", "_etext", "_sinittext", "_einittext", "_end", "kallsyms_num_syms"}
     found: dict[str, int] = {}
@@ -196,30 +207,35 @@ def keep_rule_for(columns: _SymbolColumns, all_symbols: bool | None = None) -> K
         if start in found and end in found
     )
     if all_symbols is None:
-        all_symbols = _detect_all_symbols(columns, found, ranges)
+        all_symbols = _detect_all_symbols(columns, found, ranges, filtered)
     last = found.get("_end", 0) if all_symbols else found.get("_etext", 0)
     return KeepRule(all_symbols=all_symbols, text_ranges=ranges, last_symbol_end=last)
 
 
 def _detect_all_symbols(
-    columns: _SymbolColumns, found: dict[str, int], ranges: tuple[tuple[int, int], ...]
+    columns: _SymbolColumns,
+    found: dict[str, int],
+    ranges: tuple[tuple[int, int], ...],
+    filtered: Sequence[int] | None,
 ) -> bool:
     if not ranges:
         return True
     stored = _stored_symbol_count(columns, found.get("kallsyms_num_syms"))
     if stored is None:
         return True
-    for candidate in (True, False):
-        rule = KeepRule(candidate, ranges, 0)
-        count = sum(
-            1
-            for i, name in enumerate(columns.names)
-            if columns.is_listed(i)
-            and kept(rule, name, columns.nm_types[i], columns.link_addresses[i])
-        )
-        if count == stored:
-            return candidate
-    return True
+    names, types, addresses = columns.names, columns.nm_types, columns.link_addresses
+    if filtered is None:
+        filtered = [
+            i
+            for i, name in enumerate(names)
+            if columns.is_listed(i) and passes_name_filters(name, types[i])
+        ]
+    if len(filtered) == stored:
+        return True
+    # Without CONFIG_KALLSYMS_ALL the text ranges cut the list; if that count is not the stored
+    # one either, the broader rule is the safer guess.
+    rule = KeepRule(False, ranges, 0)
+    return sum(1 for i in filtered if in_text_ranges(rule, names[i], addresses[i])) != stored
 
 
 def stored_symbol_count(columns: _SymbolColumns) -> int | None:
