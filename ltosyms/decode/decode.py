@@ -30,10 +30,11 @@ from ltosyms.disasm import (
     disassemble_code,
     image_window,
 )
+from ltosyms.elf.build_facts import choose_rule, read_build_facts
 from ltosyms.elf.dwarf import CuStore, DwarfResolver
-from ltosyms.elf.kernel import LoadedImage, read_banner
+from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import LtosymsError, MismatchError
-from ltosyms.names.kallsyms import CleanupRule, cleanup_rule_for, parse_kernel_version
+from ltosyms.names.kallsyms import CleanupRule
 from ltosyms.oops.records import Frame, FrameRole, Report, Trace
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,10 @@ class Decoder:
         self.vmlinux = vmlinux
         self.modules = modules or ModuleSet()
         self.store_for = store_for
-        self.banner = read_banner(vmlinux)
-        self.kernel_version = parse_kernel_version(self.banner) if self.banner else None
-        self.rule = rule or cleanup_rule_for(self.kernel_version, _is_clang_lto(vmlinux))
+        self.facts = read_build_facts(vmlinux.image, vmlinux.symbols)
+        self.banner = self.facts.banner
+        # The name the kernel printed depends on its version and on clang LTO (DOMAIN §2).
+        self.rule = rule or choose_rule(self.facts).rule
         self._resolvers: dict[str, ImageResolver | None] = {}
         self.warnings: list[str] = []
         if not vmlinux.image.has_dwarf():
@@ -377,8 +379,3 @@ def _key(frame: Frame) -> tuple[int, str]:
 
 def _missing(query: FrameQuery, note: str) -> ResolvedFrame:
     return ResolvedFrame(query.module, None, None, None, None, False, False, (), (), (), (note,))
-
-
-def _is_clang_lto(loaded: LoadedImage) -> bool:
-    """Clang ThinLTO/full LTO promote locals to ``name.llvm.N`` (DOMAIN §1)."""
-    return any(".llvm." in name for name in loaded.symbols.names)

@@ -170,6 +170,13 @@ class ImageResolver:
                 tuple(notes),
             )
         candidate = resolution.candidates[0]
+        # A test that rejected every candidate was set aside (see candidates._narrow): say so,
+        # the pick rests on weaker evidence and the vmlinux may be another build.
+        notes.extend(
+            f"{e.detail} (kept {candidate.symbol.name} anyway: wrong vmlinux?)"
+            for e in resolution.evidence
+            if e.candidates_after == 0 and e.candidates_before
+        )
         symbol, link_address = candidate.symbol, candidate.link_address
         if query.symbol is not None and symbol.name != query.symbol:
             notes.append(f"ELF name {symbol.name}")

@@ -41,6 +41,7 @@ from ltosyms.errors import CacheError, InputError
 
 __all__ = [
     "CU_MAP_KEY",
+    "OUTER_NAMES_KEY",
     "CuData",
     "CuKey",
     "CuMap",
@@ -61,6 +62,7 @@ T = TypeVar("T")
 
 CuKey = int  # .debug_info offset of a unit header: names a unit within one build
 CU_MAP_KEY = -1  # the store key of the address -> unit map
+OUTER_NAMES_KEY = -2  # the store key of the symbol names of outermost entries (symbols=...)
 
 
 class CuStore(Protocol):
@@ -92,6 +94,8 @@ _DECODE_ERRORS = (
     OverflowError,
     UnicodeDecodeError,
     TypeError,
+    ZeroDivisionError,
+    RecursionError,
 )
 
 
@@ -118,6 +122,11 @@ class DwarfResolver:
     @property
     def has_dwarf(self) -> bool:
         return self.image.has_section(".debug_info") and self.image.has_section(".debug_abbrev")
+
+    @property
+    def dwarf_opened(self) -> bool:
+        """True once a unit or the unit map had to be parsed from DWARF (not the store)."""
+        return self._reader is not None
 
     @property
     def reader(self) -> DieReader:
@@ -192,7 +201,15 @@ class DwarfResolver:
         if self.symbols is None:
             return None
         if self._outer_names is None:
-            self._outer_names = OuterNames(self.symbols)
+            raw = self.store.get(OUTER_NAMES_KEY)
+            if raw is not None:
+                try:
+                    self._outer_names = OuterNames.from_bytes(raw)
+                except CacheError as error:
+                    log.warning("%s: stored symbol names discarded: %s", self.image.path, error)
+            if self._outer_names is None:
+                self._outer_names = OuterNames.from_symbols(self.symbols)
+                self.store.put(OUTER_NAMES_KEY, self._outer_names.to_bytes())
         return self._outer_names.name_at
 
     def locations_many(
@@ -202,6 +219,7 @@ class DwarfResolver:
         by_unit: dict[int | None, list[int]] = {}
         for link_address in link_addresses:
             by_unit.setdefault(self.cu_for(link_address), []).append(link_address)
+        self._prefetch(key for key in by_unit if key is not None)
         result: dict[int, tuple[SourceLocation, ...]] = {}
         for cu_offset in sorted(by_unit, key=lambda key: -1 if key is None else key):
             addresses = by_unit[cu_offset]
@@ -213,6 +231,19 @@ class DwarfResolver:
             for link_address in addresses:
                 result[link_address] = data.locations(link_address, namer)
         return result
+
+    def _prefetch(self, cu_offsets: Iterable[int]) -> None:
+        """Load stored units in one batch when the store can (the index's ``get_many``)."""
+        get_many = getattr(self.store, "get_many", None)
+        wanted = [offset for offset in cu_offsets if offset not in self._units]
+        if get_many is None or len(wanted) < 2:
+            return
+        for cu_offset, raw in get_many(wanted).items():
+            try:
+                self._units[cu_offset] = CuData.from_bytes(raw)
+                self.loaded_units += 1
+            except CacheError as error:
+                log.warning("%s: stored unit %#x discarded: %s", self.image.path, cu_offset, error)
 
     def function_at(self, link_address: int) -> FunctionExtent | None:
         """The DWARF function (subprogram with code) holding ``link_address``."""

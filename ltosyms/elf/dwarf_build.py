@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from array import array
 from dataclasses import dataclass, field
 
@@ -12,20 +13,32 @@ from ltosyms.elf.dwarf_codegen import (
     V_CALL_LINE,
     V_HIGH_IS_OFFSET,
     V_HIGH_PC,
+    V_LINKAGE_NAME,
     V_LOW_PC,
     V_NAME,
     V_ORIGIN,
     V_RANGES,
     V_RANGES_IS_INDEX,
 )
-from ltosyms.elf.dwarf_cudata import NO_VALUE, CuData
+from ltosyms.elf.dwarf_cudata import NO_FILE, CuData, narrow
 from ltosyms.elf.dwarf_info import DieReader, RawFunctions, walk_unit
-from ltosyms.elf.dwarf_line import LineRows, read_line_header, read_line_table
-from ltosyms.elf.dwarf_paths import relative_path, source_roots
+from ltosyms.elf.dwarf_line import (
+    END_OF_SEQUENCE,
+    FileTable,
+    LineRows,
+    read_line_header,
+    read_line_table,
+)
+from ltosyms.elf.dwarf_paths import relative_path
 from ltosyms.elf.dwarf_ranges import Range, RangeReader
 from ltosyms.elf.dwarf_units import Unit
 
 _EMPTY_ROWS = LineRows(array("Q"), array("I"), array("I"), array("I"))
+_NONE = -1  # no file / no value in the raw columns below
+
+# A file as the functions name it: a file number of this unit's line table, or
+# (unit offset, file number) for a function declared in another unit (LTO).
+FileKey = int | tuple[int, int]
 
 
 def unit_range_reader(reader: DieReader, unit: Unit) -> RangeReader:
@@ -70,64 +83,132 @@ def build_cu_data(reader: DieReader, unit_offset: int) -> CuData:
     data = reader.unit_bytes(unit_offset)
     unit = reader.unit(unit_offset, data)
     header = unit.header
-    name = unit.top_string(F.AT_NAME)
     comp_dir = unit.top_string(F.AT_COMP_DIR)
     producer = unit.top_string(F.AT_PRODUCER) or ""
 
-    # Line table and file names.
     rows = _EMPTY_ROWS
-    full_paths: list[str | None] = []
+    files: FileTable | None = None
     statement_list = unit.top.get(F.AT_STMT_LIST)
     if statement_list is not None and sections.has(".debug_line"):
         table = read_line_table(sections, statement_list[1], unit, comp_dir, header.address_size)
-        rows = table.rows
-        full_paths = list(table.paths)
-    roots = source_roots(comp_dir, full_paths)
-    line_file_count = len(full_paths)
+        rows, files = table.rows, table.files
 
-    # Functions.
     raw = walk_unit(unit, data)
-    foreign_relative: list[str | None] = []
-    tree = _function_tree(reader, unit, raw, full_paths, foreign_relative)
-    relative_paths = tuple(relative_path(path, roots) for path in full_paths[:line_file_count])
-    relative_paths += tuple(foreign_relative)
+    tree = _function_tree(reader, unit, raw)
+
+    # Keep only the files something names, numbered densely from 1 (0: none / end of
+    # sequence). gcc's file tables list every included header; rows name a few dozen.
+    paths = _Paths(reader, files)
+    dense_rows = {END_OF_SEQUENCE: NO_FILE}
+    for number in sorted(set(rows.files)):
+        if number != END_OF_SEQUENCE:
+            dense_rows[number] = paths.index(number)
+    row_files = [dense_rows[number] for number in rows.files]
+    known, index = paths.dense, paths.index
+    call_files = [
+        NO_FILE if key == _NONE else known.get(key) or index(key) for key in tree.call_files
+    ]
+    decl_files = [
+        NO_FILE if key == _NONE else known.get(key) or index(key) for key in tree.decl_files
+    ]
+
+    lows = [r[0] for r in tree.roots]
+    base = min(
+        rows.addresses[0] if rows.addresses else 1 << 64, min(tree.range_lows, default=1 << 64)
+    )
+    if base == 1 << 64:
+        base = 0
     return CuData(
         cu_offset=unit_offset,
-        name=name,
+        name=unit.top_string(F.AT_NAME),
         comp_dir=comp_dir,
         producer_is_clang="clang" in producer,
-        full_paths=tuple(full_paths),
-        relative_paths=relative_paths,
-        line_file_count=line_file_count,
-        row_addresses=rows.addresses,
-        row_files=rows.files,
-        row_lines=rows.lines,
-        row_columns=rows.columns,
+        address_base=base,
+        full_paths=tuple(paths.full),
+        relative_paths=tuple(paths.relative),
+        file_numbers=tuple(paths.numbers),
+        row_addresses=narrow([address - base for address in rows.addresses]),
+        row_files=narrow(row_files),
+        row_lines=narrow(rows.lines),
+        row_columns=narrow(rows.columns),
         names=tuple(tree.names),
-        parents=array("i", raw.parents),
-        ends=_subtree_ends(raw.parents),
+        parents=narrow([parent + 1 for parent in raw.parents]),
+        ends=narrow(_subtree_ends(raw.parents)),
         inlined=array("B", raw.inlined),
-        call_files=array("I", tree.call_files),
-        call_lines=array("I", tree.call_lines),
-        call_columns=array("I", tree.call_columns),
-        decl_files=array("I", tree.decl_files),
-        decl_lines=array("I", tree.decl_lines),
-        range_starts=array("I", tree.range_starts),
-        range_lows=array("Q", tree.range_lows),
-        range_highs=array("Q", tree.range_highs),
-        root_lows=array("Q", [r[0] for r in tree.roots]),
-        root_highs=array("Q", [r[1] for r in tree.roots]),
-        root_nodes=array("I", [r[2] for r in tree.roots]),
+        call_files=narrow(call_files),
+        call_lines=narrow(tree.call_lines),
+        call_columns=narrow(tree.call_columns),
+        decl_files=narrow(decl_files),
+        decl_lines=narrow(tree.decl_lines),
+        range_starts=narrow(tree.range_starts),
+        range_lows=narrow([low - base for low in tree.range_lows]),
+        range_highs=narrow([high - base for high in tree.range_highs]),
+        root_lows=narrow([low - base for low in lows]),
+        root_highs=narrow([r[1] - base for r in tree.roots]),
+        root_nodes=narrow([r[2] for r in tree.roots]),
     )
+
+
+class _Paths:
+    """The dense file list of a :class:`CuData`, filled as files are named."""
+
+    def __init__(self, reader: DieReader, files: FileTable | None) -> None:
+        self.reader = reader
+        self.files = files
+        self.full: list[str | None] = [None]
+        self.relative: list[str | None] = [None]
+        self.numbers: list[int] = [-1]
+        self.dense: dict[FileKey, int] = {}  # dense indexes start at 1
+        self._roots: tuple[str, ...] | None = None
+        self._foreign: dict[int, FileTable | None] = {}
+
+    def index(self, key: FileKey) -> int:
+        dense = self.dense.get(key)
+        if dense is not None:
+            return dense
+        if isinstance(key, int):
+            table = self.files
+            number = key
+            if table is not None and self._roots is None:
+                self._roots = table.roots()
+            roots = self._roots or ()
+        else:
+            unit_offset, number = key
+            table = self._foreign_table(unit_offset)
+            roots = table.roots() if table is not None else ()
+        full = table.path(number) if table is not None else None
+        self.full.append(full)
+        self.relative.append(
+            relative_path(posixpath.normpath(full), roots) if full is not None else None
+        )
+        self.numbers.append(number if isinstance(key, int) else -1)
+        dense = self.dense[key] = len(self.full) - 1
+        return dense
+
+    def _foreign_table(self, unit_offset: int) -> FileTable | None:
+        if unit_offset not in self._foreign:
+            unit = self.reader.unit(unit_offset)
+            statement_list = unit.top.get(F.AT_STMT_LIST)
+            table = None
+            if statement_list is not None:
+                table = read_line_header(
+                    self.reader.sections,
+                    statement_list[1],
+                    unit,
+                    unit.top_string(F.AT_COMP_DIR),
+                    unit.header.address_size,
+                )
+            self._foreign[unit_offset] = table
+        return self._foreign[unit_offset]
 
 
 @dataclass(slots=True)
 class _Tree:
     names: list[str | None] = field(default_factory=list)
-    call_files: list[int] = field(default_factory=list)
+    call_files: list[int] = field(default_factory=list)  # file numbers, _NONE
     call_lines: list[int] = field(default_factory=list)
     call_columns: list[int] = field(default_factory=list)
-    decl_files: list[int] = field(default_factory=list)
+    decl_files: list[FileKey] = field(default_factory=list)  # _NONE for none
     decl_lines: list[int] = field(default_factory=list)
     range_starts: list[int] = field(default_factory=list)
     range_lows: list[int] = field(default_factory=list)
@@ -135,21 +216,14 @@ class _Tree:
     roots: list[tuple[int, int, int]] = field(default_factory=list)
 
 
-def _function_tree(
-    reader: DieReader,
-    unit: Unit,
-    raw: RawFunctions,
-    full_paths: list[str | None],
-    foreign_relative: list[str | None],
-) -> _Tree:
+def _function_tree(reader: DieReader, unit: Unit, raw: RawFunctions) -> _Tree:
     """Ranges, names, call sites and declarations of the function DIEs, as columns.
 
     Long because it is a per-DIE loop kept flat: a big unit has 40,000 function DIEs."""
     header = unit.header
     sections = reader.sections
     lowest, highest = sections.lowest_address, sections.highest_address
-    ranges_reader = unit_range_reader(reader, unit)
-    ranges_of = ranges_reader.ranges_of
+    ranges_of = unit_range_reader(reader, unit).ranges_of
     name_of = reader.name_of
     subprograms = raw.subprograms
     tree = _Tree()
@@ -159,25 +233,28 @@ def _function_tree(
     decl_files, decl_lines = tree.decl_files, tree.decl_lines
     # Inlined copies of a function share its abstract origin: name each origin once.
     origin_names: dict[int, str | None] = {}
-    foreign_files: dict[tuple[int, int], int] = {}
+    add_start, add_low, add_high, add_root = starts.append, lows.append, highs.append, roots.append
     for node, (values, inlined) in enumerate(zip(raw.values, raw.inlined, strict=True)):
-        starts.append(len(lows))
+        add_start(len(lows))
         low = values[V_LOW_PC]
         high = values[V_HIGH_PC]
         if low is not None and high is not None:
-            found = [(low, low + high if values[V_HIGH_IS_OFFSET] else high)]
-        elif values[V_RANGES] is not None:
-            found = ranges_of(values[V_RANGES], values[V_RANGES_IS_INDEX])
-        else:
-            found = []
-        for start, end in found:
-            if lowest <= start < end <= highest:
-                lows.append(start)
-                highs.append(end)
+            if values[V_HIGH_IS_OFFSET]:
+                high += low
+            if lowest <= low < high <= highest:
+                add_low(low)
+                add_high(high)
                 if not inlined:
-                    roots.append((start, end, node))
+                    add_root((low, high, node))
+        elif values[V_RANGES] is not None:
+            for start, end in ranges_of(values[V_RANGES], values[V_RANGES_IS_INDEX]):
+                if lowest <= start < end <= highest:
+                    add_low(start)
+                    add_high(end)
+                    if not inlined:
+                        add_root((start, end, node))
         origin = values[V_ORIGIN]
-        if values[V_NAME] is None and origin is not None:
+        if values[V_NAME] is None and values[V_LINKAGE_NAME] is None and origin is not None:
             if origin in origin_names:
                 function_name = origin_names[origin]
             else:
@@ -186,77 +263,42 @@ def _function_tree(
             function_name = name_of(values, subprograms)[0]
         names.append(function_name)
         if inlined:
-            call_files.append(_unsigned(values[V_CALL_FILE], NO_VALUE))
-            call_lines.append(_unsigned(values[V_CALL_LINE], 0))
-            call_columns.append(_unsigned(values[V_CALL_COLUMN], 0))
-            decl_files.append(NO_VALUE)
+            # Constants from the extractor: an int (possibly negative from DW_FORM_sdata in
+            # bad data) or None.
+            value = values[V_CALL_FILE]
+            call_files.append(value if value is not None and value >= 0 else _NONE)
+            value = values[V_CALL_LINE]
+            call_lines.append(value if value is not None and value >= 0 else 0)
+            value = values[V_CALL_COLUMN]
+            call_columns.append(value if value is not None and value >= 0 else 0)
+            decl_files.append(_NONE)
             decl_lines.append(0)
             continue
-        call_files.append(NO_VALUE)
+        call_files.append(_NONE)
         call_lines.append(0)
         call_columns.append(0)
         decl_file, decl_line, holder = reader.declaration_of(values, subprograms)
-        decl_lines.append(_unsigned(decl_line, 0))
-        if decl_file is None:
-            decl_files.append(NO_VALUE)
-        elif holder is None or header.offset <= holder < header.end:
-            decl_files.append(_unsigned(decl_file, NO_VALUE))
+        decl_lines.append(_count(decl_line, 0))
+        number = _count(decl_file, _NONE)
+        if number == _NONE or holder is None or header.offset <= holder < header.end:
+            decl_files.append(number)
         else:
-            decl_files.append(
-                _foreign_file(
-                    reader,
-                    holder,
-                    decl_file,
-                    full_paths=full_paths,
-                    relative_paths=foreign_relative,
-                    known=foreign_files,
-                )
-            )
+            decl_files.append((reader.index.unit_containing(holder), number))
     starts.append(len(lows))
     roots.sort()
     return tree
 
 
-def _unsigned(value: object, default: int) -> int:
-    return value if isinstance(value, int) and 0 <= value < NO_VALUE else default
+def _count(value: object, default: int) -> int:
+    """A file number, line or column from DWARF, or ``default`` if absent or not one."""
+    return value if isinstance(value, int) and 0 <= value < 1 << 32 else default
 
 
-def _subtree_ends(parents: list[int]) -> array[int]:
+def _subtree_ends(parents: list[int]) -> list[int]:
     """End (exclusive) of each node's subtree in preorder, from the parent links."""
     ends = list(range(1, len(parents) + 1))
     for node in range(len(parents) - 1, -1, -1):
         parent = parents[node]
         if parent >= 0 and ends[node] > ends[parent]:
             ends[parent] = ends[node]
-    return array("I", ends)
-
-
-def _foreign_file(
-    reader: DieReader,
-    holder: int,
-    file_number: int,
-    *,
-    full_paths: list[str | None],
-    relative_paths: list[str | None],
-    known: dict[tuple[int, int], int],
-) -> int:
-    """Index in ``full_paths`` of file ``file_number`` of the unit holding DIE ``holder``."""
-    unit_offset = reader.index.unit_containing(holder)
-    key = (unit_offset, file_number)
-    if key in known:
-        return known[key]
-    unit = reader.unit(unit_offset)
-    path = relative = None
-    statement_list = unit.top.get(F.AT_STMT_LIST)
-    if statement_list is not None:
-        comp_dir = unit.top_string(F.AT_COMP_DIR)
-        _header, paths = read_line_header(
-            reader.sections, statement_list[1], unit, comp_dir, unit.header.address_size
-        )
-        if 0 <= file_number < len(paths):
-            path = paths[file_number]
-            relative = relative_path(path, source_roots(comp_dir, paths))
-    full_paths.append(path)
-    relative_paths.append(relative)
-    known[key] = len(full_paths) - 1
-    return known[key]
+    return ends

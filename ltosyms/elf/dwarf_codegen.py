@@ -189,6 +189,9 @@ def _namespace(endian: str) -> dict[str, Any]:
 
 
 _skippers: dict[tuple[Any, ...], int | Skipper] = {}
+# Different declarations often make the same code (runs of fixed sizes add up, unwanted
+# attributes are skipped alike): each distinct source is compiled once.
+_compiled: dict[tuple[str, str, tuple[int, int, str, int]], Callable[..., Any]] = {}
 _extractors: dict[tuple[Any, ...], Extractor] = {}
 _sibling_readers: dict[tuple[Any, ...], Skipper] = {}
 
@@ -201,10 +204,15 @@ def _compile(
     name: str, body: list[str], args: str, endian: str, layout: tuple[int, int, str, int]
 ) -> Callable[..., Any]:
     source = f"def {name}({args}):\n" + "\n".join(body) + "\n"
-    namespace = _namespace(endian)
-    namespace["skip_indirect"] = _indirect_skipper(*layout)
-    exec(compile(source, f"<dwarf {name}>", "exec"), namespace)  # generated above, from forms only
-    function: Callable[..., Any] = namespace[name]
+    key = (source, endian, layout)
+    function = _compiled.get(key)
+    if function is None:
+        namespace = _namespace(endian)
+        namespace["skip_indirect"] = _indirect_skipper(*layout)
+        exec(
+            compile(source, f"<dwarf {name}>", "exec"), namespace
+        )  # generated above, from forms only
+        function = _compiled[key] = namespace[name]
     return function
 
 

@@ -5,12 +5,15 @@ turned into bytes and back (:meth:`CuData.to_bytes`, :meth:`CuData.from_bytes`) 
 index can keep it per (build id, unit offset). Loading is a ``marshal.loads`` and a few
 ``array.frombytes``: no DWARF is touched when a unit comes from the index.
 
-Layout:
-- files: full path and source-relative path per line-table file number (then, past
-  ``line_file_count``, the declaration files of functions declared in other units).
-- line rows sorted by address; a row whose file is ``END_OF_SEQUENCE`` ends a sequence.
+Layout (every array uses the narrowest type its values fit; addresses are offsets from
+``address_base``, so 4 bytes each for any image whose code spans less than 4 GB):
+- files: only those the unit's rows, inlined calls and functions name, as full path and
+  source-relative path; index 0 means "no file" (and, in ``row_files``, ends a sequence);
+  ``file_numbers`` keeps each one's line-table file number (-1: a file of another unit).
+- line rows sorted by address.
 - functions in preorder (a subprogram, then the inlined calls inside it, depth first); node
-  ``i``'s subtree is ``i + 1 .. ends[i] - 1``; ``parents[i]`` is -1 for subprograms.
+  ``i``'s subtree is ``i + 1 .. ends[i] - 1``; ``parents[i]`` is the parent's index plus one,
+  0 for subprograms.
 - each node's ranges are ``range_lows/highs[range_starts[i]:range_starts[i + 1]]``.
 - subprogram ranges again, sorted by start (``root_*``): the address -> function index.
 """
@@ -21,15 +24,15 @@ import marshal
 import sys
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ltosyms.elf.dwarf_line import find_row
 from ltosyms.errors import CacheError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _MAGIC = "ltosyms-cu"
-NO_VALUE = 0xFFFFFFFF  # "absent" in the unsigned arrays (call file, decl file)
+NO_FILE = 0  # file index: no file (call and declaration files), end of sequence (rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +42,8 @@ class SourceLocation:
     ``function`` is the name tools print: the DWARF name, except for the outermost entry when
     the resolver has the symbol table, where it is the ELF symbol holding the address, as
     llvm-symbolizer prints it (``foo.cold``, ``foo.isra.0``, ``foo.llvm.123``, assembly
-    functions without DWARF). ``dwarf_function`` is always the DWARF name (abstract origin /
-    specification resolved)."""
+    functions without DWARF). ``dwarf_function`` is always the DWARF name: DW_AT_linkage_name,
+    else DW_AT_name, through DW_AT_abstract_origin / DW_AT_specification (across units too)."""
 
     function: str | None
     file: str | None  # relative to the kernel source tree ("lib/dump_stack.c")
@@ -69,9 +72,10 @@ class CuData:
     name: str | None  # DW_AT_name of the unit
     comp_dir: str | None
     producer_is_clang: bool
+    address_base: int
     full_paths: tuple[str | None, ...]
     relative_paths: tuple[str | None, ...]
-    line_file_count: int
+    file_numbers: tuple[int, ...]
     row_addresses: array[int]
     row_files: array[int]
     row_lines: array[int]
@@ -92,53 +96,66 @@ class CuData:
     root_highs: array[int]
     root_nodes: array[int]
 
-    # -- lookups -----------------------------------------------------------------------------
+    # -- lookups (``offset``: link address - address_base) ------------------------------------
 
     def line_row(self, link_address: int) -> int | None:
         """Index of the row that covers ``link_address``: the last row at or before it in
         its sequence (llvm DWARFDebugLine::LineTable::findRowInSeq), None outside sequences."""
-        return find_row(self.row_addresses, self.row_files, link_address)
+        offset = link_address - self.address_base
+        if offset < 0:
+            return None
+        return find_row(self.row_addresses, self.row_files, offset, NO_FILE)
 
     def function_node(self, link_address: int) -> int | None:
         """The subprogram node whose ranges hold ``link_address``."""
-        lows = self.root_lows
-        position = bisect_right(lows, link_address) - 1
+        offset = link_address - self.address_base
+        if offset < 0:
+            return None
+        position = bisect_right(self.root_lows, offset) - 1
         # Ranges of different subprograms do not overlap in sane DWARF; look back a little in
-        # case a tombstoned or zero-length range sorts in between.
+        # case a zero-length range sorts in between.
+        highs = self.root_highs
         for candidate in range(position, max(position - 8, -1), -1):
-            if link_address < self.root_highs[candidate]:
+            if offset < highs[candidate]:
                 return self.root_nodes[candidate]
         return None
 
-    def node_contains(self, node: int, link_address: int) -> bool:
-        lows, highs = self.range_lows, self.range_highs
-        for index in range(self.range_starts[node], self.range_starts[node + 1]):
-            if lows[index] <= link_address < highs[index]:
-                return True
-        return False
-
     def inline_chain(self, link_address: int) -> list[int]:
-        """Function nodes holding ``link_address``, innermost first (empty: no function)."""
+        """Function nodes holding ``link_address``, innermost first (empty: no function).
+
+        The innermost node is the deepest whose ranges hold the address; the chain is it and
+        its ancestors, as llvm's DWARFUnit::getInlinedChainForAddress builds it, so an
+        inlined call without ranges of its own (only DW_AT_entry_pc) still shows when a call
+        inside it holds the address."""
         root = self.function_node(link_address)
         if root is None:
             return []
-        chain = [root]
-        node = root
-        ends = self.ends
-        while True:
-            child = node + 1
-            end = ends[node]
-            found = -1
-            while child < end:
-                if self.node_contains(child, link_address):
-                    found = child
+        offset = link_address - self.address_base
+        ends, starts = self.ends, self.range_starts
+        lows, highs = self.range_lows, self.range_highs
+        deepest = root
+        node = root + 1
+        end = ends[root]
+        while node < end:
+            first, last = starts[node], starts[node + 1]
+            if first == last:  # no ranges: look inside it
+                node += 1
+                continue
+            for index in range(first, last):
+                if lows[index] <= offset < highs[index]:
+                    deepest = node
+                    end = ends[node]
+                    node += 1
                     break
-                child = ends[child]
-            if found < 0:
+            else:
+                node = ends[node]
+        chain = [deepest]
+        parents = self.parents
+        while deepest != root:
+            deepest = parents[deepest] - 1
+            if deepest < 0:
                 break
-            chain.append(found)
-            node = found
-        chain.reverse()
+            chain.append(deepest)
         return chain
 
     def locations(
@@ -159,7 +176,7 @@ class CuData:
             line = self.row_lines[row] or None
             column = self.row_columns[row] or None
         else:
-            file_index, line, column = NO_VALUE, None, None
+            file_index, line, column = NO_FILE, None, None
         if not chain:
             symbol = outer_name(link_address, False) if outer_name is not None else None
             return (self._location(symbol, None, file_index, line, column, inlined=False),)
@@ -187,12 +204,14 @@ class CuData:
         *,
         inlined: bool,
     ) -> SourceLocation:
-        if file_index < len(self.full_paths):
-            full, relative = self.full_paths[file_index], self.relative_paths[file_index]
-        else:
-            full = relative = None
         return SourceLocation(
-            function, relative, full, line, column if line else None, inlined, dwarf_function
+            function,
+            self.relative_paths[file_index],
+            self.full_paths[file_index],
+            line,
+            column if line else None,
+            inlined,
+            dwarf_function,
         )
 
     def function_extent(self, link_address: int) -> FunctionExtent | None:
@@ -204,19 +223,23 @@ class CuData:
         return [
             self._extent(node)
             for node in range(len(self.names))
-            if self.parents[node] < 0 and self.range_starts[node] < self.range_starts[node + 1]
+            if not self.parents[node] and self.range_starts[node] < self.range_starts[node + 1]
         ]
 
     def _extent(self, node: int) -> FunctionExtent:
         start, stop = self.range_starts[node], self.range_starts[node + 1]
-        ranges = tuple(zip(self.range_lows[start:stop], self.range_highs[start:stop], strict=True))
-        decl_file = self.decl_files[node]
-        decl_path = self.relative_paths[decl_file] if decl_file < len(self.relative_paths) else None
+        base = self.address_base
+        ranges = tuple(
+            (base + low, base + high)
+            for low, high in zip(
+                self.range_lows[start:stop], self.range_highs[start:stop], strict=True
+            )
+        )
         return FunctionExtent(
             name=self.names[node],
             ranges=ranges,
             entry_address=ranges[0][0] if ranges else 0,
-            decl_file=decl_path,
+            decl_file=self.relative_paths[self.decl_files[node]],
             decl_line=self.decl_lines[node] or None,
             cu_offset=self.cu_offset,
         )
@@ -232,7 +255,10 @@ class CuData:
     # -- bytes ---------------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        arrays = tuple(getattr(self, name).tobytes() for name in _ARRAYS)
+        arrays = tuple(
+            (values.typecode, values.tobytes())
+            for values in (getattr(self, name) for name in ARRAY_FIELDS)
+        )
         return marshal.dumps(
             (
                 _MAGIC,
@@ -242,9 +268,10 @@ class CuData:
                 self.name,
                 self.comp_dir,
                 self.producer_is_clang,
+                self.address_base,
                 self.full_paths,
                 self.relative_paths,
-                self.line_file_count,
+                self.file_numbers,
                 self.names,
                 arrays,
             )
@@ -255,100 +282,102 @@ class CuData:
         """Rebuild a :class:`CuData`; raises :class:`CacheError` on foreign or damaged bytes."""
         try:
             record = marshal.loads(data)
-            (
-                magic,
-                version,
-                byteorder,
-                cu_offset,
-                name,
-                comp_dir,
-                producer_is_clang,
-                full_paths,
-                relative_paths,
-                line_file_count,
-                names,
-                arrays,
-            ) = record
+            (magic, version, byteorder, *fields) = record
         except (EOFError, ValueError, TypeError) as error:
             raise CacheError(f"unit record is damaged ({error})") from None
         if magic != _MAGIC or version != FORMAT_VERSION or byteorder != sys.byteorder:
             raise CacheError("unit record has a foreign format")
-        if not (
-            isinstance(arrays, tuple)
-            and len(arrays) == len(_ARRAYS)
-            and isinstance(names, tuple)
-            and isinstance(full_paths, tuple)
-            and isinstance(relative_paths, tuple)
-        ):
-            raise CacheError("unit record is damaged")
-        fields = {}
         try:
-            for field, raw in zip(_ARRAYS, arrays, strict=True):
-                values = array(_ARRAYS[field])
+            (
+                cu_offset,
+                name,
+                comp_dir,
+                producer_is_clang,
+                address_base,
+                full_paths,
+                relative_paths,
+                file_numbers,
+                names,
+                arrays,
+            ) = fields
+            columns = {}
+            for field, (typecode, raw) in zip(ARRAY_FIELDS, arrays, strict=True):
+                if typecode not in _TYPECODES:
+                    raise ValueError(f"typecode {typecode!r}")
+                values = array(typecode)
                 values.frombytes(raw)
-                fields[field] = values
+                columns[field] = values
+            unit = cls(
+                cu_offset=int(cu_offset),
+                name=name,
+                comp_dir=comp_dir,
+                producer_is_clang=bool(producer_is_clang),
+                address_base=int(address_base),
+                full_paths=tuple(full_paths),
+                relative_paths=tuple(relative_paths),
+                file_numbers=tuple(file_numbers),
+                names=tuple(names),
+                **columns,
+            )
         except (TypeError, ValueError) as error:
             raise CacheError(f"unit record is damaged ({error})") from None
-        data_record = cls(
-            cu_offset=cu_offset,
-            name=name,
-            comp_dir=comp_dir,
-            producer_is_clang=bool(producer_is_clang),
-            full_paths=full_paths,
-            relative_paths=relative_paths,
-            line_file_count=line_file_count,
-            names=names,
-            **fields,
-        )
-        data_record.check()
-        return data_record
+        unit.check()
+        return unit
 
     def check(self) -> None:
-        """Raise :class:`CacheError` unless the arrays fit together."""
+        """Raise :class:`CacheError` unless the arrays fit together (indexes stay inside)."""
         rows = len(self.row_addresses)
         nodes = len(self.names)
         ranges = len(self.range_lows)
+        files = len(self.full_paths)
         consistent = (
             len(self.row_files) == rows == len(self.row_lines) == len(self.row_columns)
-            and nodes
-            == len(self.parents)
-            == len(self.ends)
-            == len(self.inlined)
-            == len(self.call_files)
-            == len(self.call_lines)
-            == len(self.call_columns)
-            == len(self.decl_files)
-            == len(self.decl_lines)
+            and nodes == len(self.parents) == len(self.ends) == len(self.inlined)
+            and nodes == len(self.call_files) == len(self.call_lines) == len(self.call_columns)
+            and nodes == len(self.decl_files) == len(self.decl_lines)
             and len(self.range_starts) == nodes + 1
             and ranges == len(self.range_highs)
-            and (not nodes or self.range_starts[nodes] == ranges)
             and len(self.root_lows) == len(self.root_highs) == len(self.root_nodes)
-            and len(self.full_paths) == len(self.relative_paths)
-            and max(self.root_nodes, default=0) <= max(nodes - 1, 0)
-            and max(self.ends, default=0) <= nodes
+            and files == len(self.relative_paths) == len(self.file_numbers) >= 1
             and max(self.range_starts, default=0) <= ranges
+            and max(self.root_nodes, default=0) < max(nodes, 1)
+            and max(self.ends, default=0) <= nodes
+            and max(self.parents, default=0) <= nodes
+            and max(self.row_files, default=0) < files
+            and max(self.call_files, default=0) < files
+            and max(self.decl_files, default=0) < files
         )
         if not consistent:
             raise CacheError(f"unit record for {self.cu_offset:#x} is inconsistent")
 
 
-_ARRAYS = {
-    "row_addresses": "Q",
-    "row_files": "I",
-    "row_lines": "I",
-    "row_columns": "I",
-    "parents": "i",
-    "ends": "I",
-    "inlined": "B",
-    "call_files": "I",
-    "call_lines": "I",
-    "call_columns": "I",
-    "decl_files": "I",
-    "decl_lines": "I",
-    "range_starts": "I",
-    "range_lows": "Q",
-    "range_highs": "Q",
-    "root_lows": "Q",
-    "root_highs": "Q",
-    "root_nodes": "I",
-}
+ARRAY_FIELDS = (
+    "row_addresses",
+    "row_files",
+    "row_lines",
+    "row_columns",
+    "parents",
+    "ends",
+    "inlined",
+    "call_files",
+    "call_lines",
+    "call_columns",
+    "decl_files",
+    "decl_lines",
+    "range_starts",
+    "range_lows",
+    "range_highs",
+    "root_lows",
+    "root_highs",
+    "root_nodes",
+)
+_TYPECODES = frozenset("BHIQ")
+
+
+def narrow(values: Sequence[int]) -> array[int]:
+    """``values`` (all >= 0) in the narrowest unsigned array type that holds them."""
+    largest = max(values, default=0)
+    for typecode, limit in (("B", 1 << 8), ("H", 1 << 16), ("I", 1 << 32)):
+        if largest < limit:
+            return array(typecode, values)
+    return array("Q", values)

@@ -245,11 +245,3 @@ def read_sleb(data: bytes, position: int) -> tuple[int, int]:
             if byte & 0x40:
                 value -= 1 << shift
             return value, position
-
-
-def read_cstring(data: bytes, position: int) -> tuple[bytes, int]:
-    """A NUL-terminated string at ``position``: (bytes without the NUL, position after it)."""
-    end = data.find(b"\0", position)
-    if end < 0:
-        raise DwarfError("unterminated string in DWARF data")
-    return bytes(data[position:end]), end + 1

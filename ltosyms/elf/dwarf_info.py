@@ -12,9 +12,10 @@ where only the one DIE is parsed (:meth:`DieReader.values_at`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ltosyms.elf import dwarf_forms as F
 from ltosyms.elf.dwarf_codegen import (
@@ -35,6 +36,7 @@ from ltosyms.elf.dwarf_units import (
     ACT_ENTER,
     ACT_ENTER_FIXED,
     ACT_FUNCTION,
+    ACT_INLINED,
     ACT_JUMP,
     ACT_JUMP_FIXED,
     ACT_LEAF,
@@ -67,6 +69,30 @@ class RawFunctions:
     subprograms: dict[int, Values]  # every DW_TAG_subprogram of the unit, by offset
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Recent(Generic[K, V]):
+    """A dict that keeps only its ``size`` most recently used entries."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 class DieReader:
     """Units, abbreviation tables and single DIEs of one image, cached."""
 
@@ -77,8 +103,10 @@ class DieReader:
         self.endian = sections.endian
         self.strings = sections.strings
         self._index: UnitIndex | None = None
-        self._compiled: dict[tuple[int, int, int, int], CompiledAbbrevs] = {}
-        self._tables: dict[int, dict[int, Abbrev]] = {}
+        # gcc gives every unit its own table: over a whole-image index these would pile up,
+        # so only the recently used ones stay (clang LTO units share theirs).
+        self._compiled: _Recent[tuple[int, int, int, int], CompiledAbbrevs] = _Recent(64)
+        self._tables: _Recent[int, dict[int, Abbrev]] = _Recent(256)
         self._partial: dict[int, dict[int, Abbrev]] = {}
         self._units: dict[int, Unit] = {}
         self._die_values: dict[int, Values | None] = {}
@@ -98,21 +126,29 @@ class DieReader:
         if compiled is None:
             table = self._tables.get(header.abbrev_offset)
             if table is None:
-                table = self._tables[header.abbrev_offset] = parse_abbrev_table(
-                    self.abbrev_section, header.abbrev_offset
-                )
-            compiled = self._compiled[key] = CompiledAbbrevs(table, header, self.endian)
+                table = parse_abbrev_table(self.abbrev_section, header.abbrev_offset)
+                self._tables.put(header.abbrev_offset, table)
+            compiled = CompiledAbbrevs(table, header, self.endian)
+            self._compiled.put(key, compiled)
         return compiled
 
     def abbrev(self, header: UnitHeader, code: int) -> Abbrev | None:
         """One abbreviation, parsing the table only as far as needed if not parsed yet."""
-        table = self._tables.get(header.abbrev_offset)
+        offset = header.abbrev_offset
+        table = self._tables.get(offset)
         if table is not None:
             return table.get(code)
-        partial = self._partial.get(header.abbrev_offset)
-        if partial is None or code not in partial:
-            partial = parse_abbrev_table(self.abbrev_section, header.abbrev_offset, stop_at=code)
-            self._partial[header.abbrev_offset] = partial
+        partial = self._partial.get(offset)
+        if partial is not None and code in partial:
+            return partial[code]
+        if partial is not None:
+            # Units sharing a table (clang LTO) use different codes: parse it whole, once.
+            table = parse_abbrev_table(self.abbrev_section, offset)
+            self._tables.put(offset, table)
+            return table.get(code)
+        partial = self._partial[offset] = parse_abbrev_table(
+            self.abbrev_section, offset, stop_at=code
+        )
         return partial.get(code)
 
     def unit(self, unit_offset: int, data: bytes | None = None) -> Unit:
@@ -137,6 +173,9 @@ class DieReader:
                         ) from None
                     window *= 16
         else:
+            # The caller walks the unit next and needs the whole table anyway: parse it now
+            # rather than its first declarations now and all of it again later.
+            self.compiled_abbrevs(header)
             unit.read_top(data, unit_offset)
         self._units[unit_offset] = unit
         return unit
@@ -179,9 +218,11 @@ class DieReader:
         for _ in range(_MAX_NAME_HOPS):
             if current is None:
                 return None, values
-            name = self.text(current[V_NAME_FORM], current[V_NAME])
+            # The linkage name first, as llvm-symbolizer names functions (in C it differs
+            # from DW_AT_name only for gcc's builtins: __builtin_memcpy -> memcpy).
+            name = self.text(current[V_LINKAGE_NAME_FORM], current[V_LINKAGE_NAME])
             if name is None:
-                name = self.text(current[V_LINKAGE_NAME_FORM], current[V_LINKAGE_NAME])
+                name = self.text(current[V_NAME_FORM], current[V_NAME])
             if name is not None:
                 return name, current
             reference = current[V_ORIGIN] or current[V_SPECIFICATION]
@@ -245,14 +286,13 @@ def walk_unit(unit: Unit, data: bytes) -> RawFunctions:
     sibling_at = abbrevs.sibling_at
     sibling_read = abbrevs.sibling_read
     extract: list[Callable[[bytes, int, Any], tuple[int, Values]] | None] = abbrevs.extract
-    tags = {code: abbrev.tag for code, abbrev in abbrevs.table.items()}
-    children = {code: abbrev.has_children for code, abbrev in abbrevs.table.items()}
+    children = abbrevs.children
     unit_base = unit.base
     end = unit.header.end - unit_base
     position = unit.children_start - unit_base
-    count = len(action)
     # One stack entry per open DIE with children: the index of the innermost enclosing
-    # function node (-1 outside any function).
+    # function node (-1 outside any function). An abbreviation code past the table's end
+    # raises IndexError like truncated data does.
     stack = [-1]
     try:
         while position < end:
@@ -266,29 +306,37 @@ def walk_unit(unit: Unit, data: bytes) -> RawFunctions:
                 if not stack:
                     break
                 continue
-            kind = action[code] if code < count else -1
+            kind = action[code]
             if kind == ACT_LEAF_FIXED:
                 position += fixed[code]
-            elif kind == ACT_JUMP_FIXED:
-                position = sibling_read[code](data, position + sibling_at[code])[0]
             elif kind == ACT_LEAF:
                 position = skip[code](data, position)  # type: ignore[misc]
             elif kind == ACT_ENTER_FIXED:
                 position += fixed[code]
                 stack.append(stack[-1])
-            elif kind == ACT_FUNCTION:
+            elif kind == ACT_INLINED:
                 position, found = extract[code](data, position, unit)  # type: ignore[misc]
-                is_inlined = tags[code] == F.TAG_INLINED_SUBROUTINE
-                die_offset = unit_base + start
-                if not is_inlined:
-                    subprograms[die_offset] = found
-                offsets.append(die_offset)
-                inlined.append(is_inlined)
-                # A subprogram is its own root even when nested (its code is its own).
-                parents.append(stack[-1] if is_inlined else -1)
+                offsets.append(unit_base + start)
+                inlined.append(True)
+                parents.append(stack[-1])
                 values.append(found)
                 if children[code]:
-                    stack.append(len(offsets) - 1)
+                    stack.append(len(values) - 1)
+            elif kind == ACT_JUMP_FIXED:
+                position = sibling_read[code](data, position + sibling_at[code])[0]
+                if position <= start:
+                    raise DwarfError(f"DW_AT_sibling at {unit_base + start:#x} points back")
+            elif kind == ACT_FUNCTION:
+                position, found = extract[code](data, position, unit)  # type: ignore[misc]
+                die_offset = unit_base + start
+                subprograms[die_offset] = found
+                offsets.append(die_offset)
+                inlined.append(False)
+                # A subprogram is its own root even when nested (its code is its own).
+                parents.append(-1)
+                values.append(found)
+                if children[code]:
+                    stack.append(len(values) - 1)
             elif kind == ACT_NAME:
                 position, found = extract[code](data, position, unit)  # type: ignore[misc]
                 subprograms[unit_base + start] = found
@@ -303,6 +351,8 @@ def walk_unit(unit: Unit, data: bytes) -> RawFunctions:
                 stack.append(stack[-1])
             elif kind == ACT_JUMP:
                 position = sibling_read[code](data, position)
+                if position <= start:
+                    raise DwarfError(f"DW_AT_sibling at {unit_base + start:#x} points back")
             else:
                 raise DwarfError(
                     f"unit at {unit_base:#x}: DIE at {unit_base + start:#x} uses unknown "

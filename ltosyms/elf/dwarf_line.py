@@ -13,11 +13,13 @@ import posixpath
 import struct
 from array import array
 from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from ltosyms.elf import dwarf_forms as F
 from ltosyms.elf.dwarf_forms import DwarfError, read_sleb, read_uleb
+from ltosyms.elf.dwarf_paths import choose_roots, root_candidate
 from ltosyms.elf.dwarf_sections import DwarfSections
 from ltosyms.elf.dwarf_units import Unit, UnitHeader, read_form
 
@@ -43,7 +45,7 @@ class LineHeader:
 
 @dataclass(frozen=True, slots=True)
 class LineRows:
-    """Rows of all sequences, sorted by address; ``files`` indexes :attr:`LineTable.paths`."""
+    """Rows of all sequences, sorted by address; ``files`` are file register values."""
 
     addresses: array[int]
     files: array[int]
@@ -58,20 +60,118 @@ class LineRows:
         return self.files[row], self.lines[row], self.columns[row]
 
 
-def find_row(addresses: array[int], files: array[int], link_address: int) -> int | None:
-    """Index of the row that covers ``link_address``: the last row at or before it in its
-    sequence (llvm DWARFDebugLine::LineTable::findRowInSeq); None outside every sequence."""
-    position = bisect_right(addresses, link_address) - 1
-    if position < 0 or files[position] == END_OF_SEQUENCE:
+def find_row(
+    addresses: array[int], files: array[int], address: int, end_marker: int = END_OF_SEQUENCE
+) -> int | None:
+    """Index of the row that covers ``address``: the last row at or before it in its sequence
+    (llvm DWARFDebugLine::LineTable::findRowInSeq); None outside every sequence. A row whose
+    file is ``end_marker`` ends a sequence."""
+    position = bisect_right(addresses, address) - 1
+    if position < 0 or files[position] == end_marker:
         return None
     return position
 
 
-@dataclass(frozen=True, slots=True)
+class FileTable:
+    """The file names of a line table header, joined into paths only when asked for.
+
+    gcc lists every header a unit includes (a thousand files is common) while its rows and
+    inlined calls name a few dozen: paths are built per file number, on demand."""
+
+    __slots__ = ("_directories", "_paths", "comp_dir", "header")
+
+    def __init__(self, header: LineHeader, comp_dir: str | None) -> None:
+        self.header = header
+        self.comp_dir = comp_dir
+        self._directories: dict[int, str] = {}
+        self._paths: dict[int, str | None] = {}
+
+    def __len__(self) -> int:
+        return len(self.header.files)
+
+    def directory(self, index: int) -> str:
+        """Directory ``index``, prefixed with the compilation directory as llvm-symbolizer does
+        (llvm DWARFDebugLine::Prologue::getFileNameByIndex, AbsoluteFilePath): not
+        normalized, so full paths read as the tools print them (``/src/./x.h``)."""
+        joined = self._directories.get(index)
+        if joined is None:
+            header = self.header
+            directories = header.directories
+            directory = ""
+            if header.version >= 5:
+                if 0 <= index < len(directories):
+                    directory = directories[index]
+            elif 0 < index <= len(directories):
+                directory = directories[index - 1]
+            # DWARF 5 directory 0 is the compilation directory itself.
+            is_comp_dir = header.version >= 5 and index == 0
+            comp_dir = self.comp_dir
+            joined = directory
+            if not directory.startswith("/") and comp_dir and not is_comp_dir:
+                joined = _append(comp_dir, directory)
+            self._directories[index] = joined
+        return joined
+
+    def path(self, number: int) -> str | None:
+        """Full path of file register value ``number`` (None: no such file)."""
+        if number in self._paths:
+            return self._paths[number]
+        path: str | None = None
+        files = self.header.files
+        if 0 <= number < len(files):
+            name, index = files[number]
+            if index >= 0:
+                path = name if name.startswith("/") else _append(self.directory(index), name)
+        self._paths[number] = path
+        return path
+
+    def paths(self) -> tuple[str | None, ...]:
+        return tuple(self.path(number) for number in range(len(self.header.files)))
+
+    def roots(self) -> tuple[str, ...]:
+        """Prefixes to strip from this table's paths (:mod:`ltosyms.elf.dwarf_paths`): the
+        compilation directory and the source root most of the files lie under."""
+        found: Counter[str] = Counter()
+        directory_roots: dict[int, str | None] = {}
+        for name, index in self.header.files:
+            if index < 0:
+                continue
+            candidate = root_candidate(name)
+            if candidate is not None and not name.startswith("/"):
+                directory = self.directory(index)
+                candidate = _append(directory, candidate) if candidate else directory
+            elif candidate is None:
+                if index not in directory_roots:
+                    directory_roots[index] = root_candidate(self.directory(index) + "/")
+                candidate = directory_roots[index]
+            if candidate:
+                found[posixpath.normpath(candidate)] += 1
+        return choose_roots(self.comp_dir, found)
+
+
+def _append(path: str, component: str) -> str:
+    """llvm::sys::path::append for POSIX paths: one separator between the parts."""
+    if not path:
+        return component
+    if path.endswith("/"):
+        return path + component.lstrip("/")
+    if component.startswith("/"):
+        return path + component
+    return f"{path}/{component}"
+
+
 class LineTable:
-    header: LineHeader
-    paths: tuple[str | None, ...]  # full path per file-register value (None: no such file)
-    rows: LineRows
+    """A unit's line table: its files and its rows."""
+
+    __slots__ = ("files", "rows")
+
+    def __init__(self, files: FileTable, rows: LineRows) -> None:
+        self.files = files
+        self.rows = rows
+
+    @property
+    def header(self) -> LineHeader:
+        return self.files.header
 
 
 def read_line_table(
@@ -101,7 +201,7 @@ def read_line_table(
         rows = _run_program(data, header, endian, sections.lowest_address, sections.highest_address)
     except (IndexError, struct.error, ValueError):
         raise DwarfError(f".debug_line: line program at {offset:#x} is truncated") from None
-    return LineTable(header, _file_paths(header, comp_dir), rows)
+    return LineTable(FileTable(header, comp_dir), rows)
 
 
 def read_line_header(
@@ -110,7 +210,7 @@ def read_line_header(
     unit: Unit | None,
     comp_dir: str | None,
     default_address_size: int,
-) -> tuple[LineHeader, tuple[str | None, ...]]:
+) -> FileTable:
     """Only the header of the line program (its file table), without running the program."""
     section = sections.require(".debug_line")
     endian = sections.endian
@@ -126,7 +226,7 @@ def read_line_header(
             header = _read_header(
                 data, prefix, endian, sections, unit=unit, default_address_size=default_address_size
             )
-            return header, _file_paths(header, comp_dir)
+            return FileTable(header, comp_dir)
         except (IndexError, struct.error, ValueError):
             if len(data) < window:
                 raise DwarfError(f".debug_line: header at {offset:#x} is truncated") from None
@@ -225,7 +325,11 @@ def _v5_entries(
     sections: DwarfSections,
     unit: Unit | None,
 ) -> tuple[list[tuple[str, int]], int]:
-    """A DWARF 5 directory or file-name table: (path, directory index) per entry."""
+    """A DWARF 5 directory or file-name table: (path, directory index) per entry.
+
+    gcc lists every header a unit includes (a thousand entries is common), so the usual forms
+    (line_strp/strp/string paths, udata/data1/data2 indexes, data16 MD5) are read inline and
+    only others go through the general form reader."""
     format_count = data[position]
     position += 1
     formats = []
@@ -234,60 +338,53 @@ def _v5_entries(
         form, position = read_uleb(data, position)
         formats.append((content, form))
     count, position = read_uleb(data, position)
+    offset_format = struct.Struct(endian + ("I" if form_header.offset_size == 4 else "Q"))
+    unpack_offset = offset_format.unpack_from
+    offset_size = form_header.offset_size
+    line_strings = sections.line_strings.get
+    strings = sections.strings.get
     entries = []
     for _ in range(count):
         path = ""
         directory = 0
-        for content, declared_form in formats:
-            value, position, form = read_form(
-                data, position, declared_form, 0, form_header, endian=endian
-            )
-            if content == F.LNCT_PATH:
-                path = _string(form, value, sections, unit) or ""
-            elif content == F.LNCT_DIRECTORY_INDEX and isinstance(value, int):
+        for content, form in formats:
+            if form in (F.FORM_LINE_STRP, F.FORM_STRP):
+                (offset,) = unpack_offset(data, position)
+                position += offset_size
+                if content == F.LNCT_PATH:
+                    path = (line_strings if form == F.FORM_LINE_STRP else strings)(offset)
+                continue
+            if form == F.FORM_UDATA:
+                value = data[position]
+                position += 1
+                if value > 127:
+                    value, position = read_uleb(data, position - 1)
+            elif form == F.FORM_DATA16:
+                position += 16
+                continue
+            elif form == F.FORM_DATA1:
+                value = data[position]
+                position += 1
+            else:
+                raw, position, actual = read_form(
+                    data, position, form, 0, form_header, endian=endian
+                )
+                if content == F.LNCT_PATH:
+                    path = _string(actual, raw, unit) or ""
+                    continue
+                value = raw if isinstance(raw, int) else 0
+            if content == F.LNCT_DIRECTORY_INDEX:
                 directory = value
         entries.append((path, directory))
     return entries, position
 
 
-def _string(form: int, value: Any, sections: DwarfSections, unit: Unit | None) -> str | None:
+def _string(form: int, value: Any, unit: Unit | None) -> str | None:
     if form == F.FORM_STRING:
         return bytes(value).decode("utf-8", "replace")
-    if form == F.FORM_LINE_STRP:
-        section = sections.get(".debug_line_str")
-        return section.cstring(value) if section is not None else None
-    if form == F.FORM_STRP:
-        section = sections.get(".debug_str")
-        return section.cstring(value) if section is not None else None
     if form in F.STRX_FORMS and unit is not None:
         return unit.strx(value)
     return None
-
-
-def _file_paths(header: LineHeader, comp_dir: str | None) -> tuple[str | None, ...]:
-    """Full path of every file entry, joined as llvm-symbolizer joins them
-    (llvm DWARFDebugLine::Prologue::getFileNameByIndex, AbsoluteFilePath)."""
-    directories = header.directories
-    paths: list[str | None] = []
-    for name, index in header.files:
-        if index < 0:
-            paths.append(None)
-            continue
-        if name.startswith("/"):
-            paths.append(posixpath.normpath(name))
-            continue
-        directory = ""
-        if header.version >= 5:
-            if index < len(directories):
-                directory = directories[index]
-        elif 0 < index <= len(directories):
-            directory = directories[index - 1]
-        # DWARF 5 directory 0 is the compilation directory itself.
-        dir_is_comp_dir = header.version >= 5 and index == 0
-        if not directory.startswith("/") and comp_dir and not dir_is_comp_dir:
-            directory = posixpath.join(comp_dir, directory) if directory else comp_dir
-        paths.append(posixpath.normpath(posixpath.join(directory, name)))
-    return tuple(paths)
 
 
 def _run_program(
@@ -316,9 +413,21 @@ def _run_program(
         addresses, files, lines, columns = zip(*merged, strict=True)
     else:
         addresses = files = lines = columns = ()
-    return LineRows(
-        array("Q", addresses), array("I", files), array("I", lines), array("I", columns)
-    )
+    try:
+        return LineRows(
+            array("Q", addresses), array("I", files), array("I", lines), array("I", columns)
+        )
+    except OverflowError:
+        # A line advanced below 0 or a column past 2**32 in bad data: no such line.
+        def clamp(values: tuple[int, ...]) -> list[int]:
+            return [value if 0 <= value < 1 << 32 else 0 for value in values]
+
+        return LineRows(
+            array("Q", addresses),
+            array("I", files),
+            array("I", clamp(lines)),
+            array("I", clamp(columns)),
+        )
 
 
 Row = tuple[int, int, int, int]
@@ -367,10 +476,22 @@ def _decode(
     while position < end:
         opcode = data[position]
         position += 1
-        if opcode >= opcode_base or opcode == 1:  # special opcode, DW_LNS_copy
-            if opcode != 1:
-                address += address_step[opcode]
-                line += line_step[opcode]
+        if opcode >= opcode_base:  # special opcode: advance, then emit a row
+            address += address_step[opcode]
+            line += line_step[opcode]
+            if address != row_address or keep_all:
+                if line != row_line or column != row_column or file != row_file or keep_all:
+                    append((address, file, line, column))
+                    row_address = address
+                    row_file = file
+                    row_line = line
+                    row_column = column
+            else:
+                rows[-1] = (address, file, line, column)
+                row_file = file
+                row_line = line
+                row_column = column
+        elif opcode == 1:  # DW_LNS_copy: emit a row (same rules)
             if address != row_address or keep_all:
                 if line != row_line or column != row_column or file != row_file or keep_all:
                     append((address, file, line, column))
@@ -390,13 +511,18 @@ def _decode(
                 column, position = read_uleb(data, position - 1)
         elif opcode == 6:  # DW_LNS_negate_stmt
             pass
-        elif opcode == 3:  # DW_LNS_advance_line
+        elif opcode == 3:  # DW_LNS_advance_line (SLEB128; one and two bytes inline)
             value = data[position]
             if value < 64:
                 position += 1
             elif value < 128:
                 value -= 128
                 position += 1
+            elif data[position + 1] < 128:
+                value = (value & 0x7F) | data[position + 1] << 7
+                if value & 0x2000:
+                    value -= 0x4000
+                position += 2
             else:
                 value, position = read_sleb(data, position)
             line += value
@@ -406,7 +532,10 @@ def _decode(
             if file > 127:
                 file, position = read_uleb(data, position - 1)
         elif opcode == 0:  # extended opcode
-            length, position = read_uleb(data, position)
+            length = data[position]
+            position += 1
+            if length > 127:
+                length, position = read_uleb(data, position - 1)
             sub_opcode = data[position]
             if sub_opcode == 1:  # DW_LNE_end_sequence
                 if disordered:

@@ -23,24 +23,37 @@ from collections.abc import Iterable
 _MARKERS = ("/include/linux/", "/arch/")
 
 
+def root_candidate(path: str) -> str | None:
+    """The part of ``path`` before its kernel-tree marker (``/include/linux/``, ``/arch/``):
+    ``""`` when the path starts with ``include/linux/`` itself, None without a marker."""
+    probe = path if path.startswith("/") else "/" + path
+    for marker in _MARKERS:
+        at = probe.rfind(marker)
+        if at >= 0:
+            return path[:at] if path.startswith("/") else path[: max(at - 1, 0)]
+    return None
+
+
+def choose_roots(comp_dir: str | None, candidates: Counter[str]) -> tuple[str, ...]:
+    """The compilation directory and the most common source root, longest first."""
+    roots = []
+    if comp_dir:
+        roots.append(posixpath.normpath(comp_dir))
+    candidates.pop("", None)
+    if candidates:
+        roots.append(candidates.most_common(1)[0][0])
+    return tuple(sorted(set(roots), key=len, reverse=True))
+
+
 def source_roots(comp_dir: str | None, paths: Iterable[str | None]) -> tuple[str, ...]:
     """Prefixes to strip, longest first: the compilation directory and the source root.
     ``paths`` are the unit's full file paths."""
     found: Counter[str] = Counter()
     for path in paths:
-        if path is None:
-            continue
-        for marker in _MARKERS:
-            at = path.rfind(marker)
-            if at > 0:
-                found[path[:at]] += 1
-                break
-    roots = []
-    if comp_dir:
-        roots.append(posixpath.normpath(comp_dir))
-    if found:
-        roots.append(found.most_common(1)[0][0])
-    return tuple(sorted(set(roots), key=len, reverse=True))
+        candidate = root_candidate(path) if path else None
+        if candidate:
+            found[candidate] += 1
+    return choose_roots(comp_dir, found)
 
 
 def relative_path(full_path: str | None, roots: tuple[str, ...]) -> str | None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from ltosyms.elf import dwarf_forms as F
 from ltosyms.elf.dwarf_forms import DwarfError, read_uleb
-from ltosyms.elf.dwarf_sections import DwarfSections, SectionBuffer
+from ltosyms.elf.dwarf_sections import DwarfSections
 
 Range = tuple[int, int]
 
@@ -35,40 +35,34 @@ class RangeReader:
         self.rnglists_base = rnglists_base
         self.addrx = addrx
         self.endian = sections.endian
-        self.rnglists = sections.get(".debug_rnglists")
-        self.ranges = sections.get(".debug_ranges")
+        rnglists = sections.get(".debug_rnglists")
+        ranges = sections.get(".debug_ranges")
+        self.rnglists = rnglists.whole() if rnglists is not None else None
+        self.ranges = ranges.whole() if ranges is not None else None
         self._address = struct.Struct(self.endian + ("Q" if address_size == 8 else "I"))
         self._offset = struct.Struct(self.endian + ("I" if offset_size == 4 else "Q"))
 
     def ranges_of(self, value: int, is_index: bool) -> list[Range]:
         """The ranges of a DW_AT_ranges value (a section offset, or a DW_FORM_rnglistx index)."""
-        if self.version >= 5:
-            if self.rnglists is None:
-                raise DwarfError("DW_AT_ranges without a .debug_rnglists section")
-            if is_index:
-                if self.rnglists_base is None:
-                    raise DwarfError("DW_FORM_rnglistx in a unit without DW_AT_rnglists_base")
-                raw = self.rnglists.read(
-                    self.rnglists_base + value * self.offset_size, self.offset_size
-                )
-                value = self.rnglists_base + self._offset.unpack(raw)[0]
-            return self._rnglist(self.rnglists, value)
-        if self.ranges is None:
-            raise DwarfError("DW_AT_ranges without a .debug_ranges section")
-        return self._ranges(self.ranges, value)
+        try:
+            if self.version >= 5:
+                if self.rnglists is None:
+                    raise DwarfError("DW_AT_ranges without a .debug_rnglists section")
+                if is_index:
+                    if self.rnglists_base is None:
+                        raise DwarfError("DW_FORM_rnglistx in a unit without DW_AT_rnglists_base")
+                    (relative,) = self._offset.unpack_from(
+                        self.rnglists, self.rnglists_base + value * self.offset_size
+                    )
+                    value = self.rnglists_base + relative
+                return self._decode_rnglist(self.rnglists, value)
+            if self.ranges is None:
+                raise DwarfError("DW_AT_ranges without a .debug_ranges section")
+            return self._decode_ranges(self.ranges, value)
+        except (IndexError, struct.error):
+            raise DwarfError(f"range list at {value:#x} runs past its section") from None
 
-    def _rnglist(self, section: SectionBuffer, offset: int) -> list[Range]:
-        window = 512
-        while True:
-            data = section.read_to_end(offset, window)
-            try:
-                return self._decode_rnglist(data)
-            except (IndexError, struct.error):
-                if len(data) < window:
-                    raise DwarfError(f".debug_rnglists: list at {offset:#x} is truncated") from None
-                window *= 16
-
-    def _decode_rnglist(self, data: bytes) -> list[Range]:
+    def _decode_rnglist(self, data: bytes, position: int) -> list[Range]:
         # DWARF 5 §2.17.3: entries until DW_RLE_end_of_list; offset pairs are relative to the
         # last base address entry, initially the unit's DW_AT_low_pc.
         address = self._address.unpack_from
@@ -76,7 +70,6 @@ class RangeReader:
         base = self.base_address
         addrx = self.addrx
         result: list[Range] = []
-        position = 0
         while True:
             kind = data[position]
             position += 1
@@ -112,18 +105,7 @@ class RangeReader:
             else:
                 raise DwarfError(f".debug_rnglists: unknown entry kind {kind:#x}")
 
-    def _ranges(self, section: SectionBuffer, offset: int) -> list[Range]:
-        window = 512
-        while True:
-            data = section.read_to_end(offset, window)
-            try:
-                return self._decode_ranges(data)
-            except struct.error:
-                if len(data) < window:
-                    raise DwarfError(f".debug_ranges: list at {offset:#x} is truncated") from None
-                window *= 16
-
-    def _decode_ranges(self, data: bytes) -> list[Range]:
+    def _decode_ranges(self, data: bytes, position: int) -> list[Range]:
         # DWARF 4 §2.17.3: pairs of addresses relative to the base; (0, 0) ends the list and
         # (max, addr) selects a new base.
         size = self.address_size
@@ -131,7 +113,6 @@ class RangeReader:
         address = self._address.unpack_from
         base = self.base_address
         result: list[Range] = []
-        position = 0
         while True:
             start, end = address(data, position)[0], address(data, position + size)[0]
             position += 2 * size
@@ -169,13 +150,13 @@ def read_aranges(sections: DwarfSections) -> list[tuple[int, int, int]]:
             position += 2 + offset_size
             address_size, segment_size = data[position], data[position + 1]
             position += 2
-            # Tuples start at a multiple of twice the address size from the set's start.
-            tuple_size = 2 * address_size + segment_size
-            header = position - offset
-            position = offset + (-(-header // tuple_size) * tuple_size)
             if segment_size or address_size not in (4, 8):
                 offset = end
                 continue
+            # Tuples start at a multiple of twice the address size from the set's start.
+            tuple_size = 2 * address_size
+            header = position - offset
+            position = offset + (-(-header // tuple_size) * tuple_size)
             fmt = endian + ("QQ" if address_size == 8 else "II")
             count = (end - position) // tuple_size
             for start, length_ in struct.iter_unpack(

@@ -8,7 +8,10 @@ relocated (:mod:`ltosyms.elf.dwarf_reloc`).
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
+import weakref
 import zlib
 from functools import cached_property
 from typing import Any
@@ -38,14 +41,27 @@ DEBUG_SECTIONS = (
 class SectionBuffer:
     """One debug section: ``data[start:start + size]`` holds its bytes."""
 
-    __slots__ = ("_whole", "data", "name", "size", "start")
+    __slots__ = ("_file", "_whole", "data", "name", "size", "start")
 
-    def __init__(self, name: str, data: Any, start: int, size: int) -> None:
+    def __init__(
+        self, name: str, data: Any, start: int, size: int, file: _File | None = None
+    ) -> None:
         self.name = name
         self.data = data  # mmap.mmap or bytes: both slice, index and find the same way
         self.start = start
         self.size = size
+        self._file = file  # the mapped file, for reads that should not touch the map
         self._whole: bytes | None = data if isinstance(data, bytes) and start == 0 else None
+
+    def peek(self, offset: int, length: int) -> bytes:
+        """A few bytes read from the file itself when the section is mapped: touching the map
+        at thousands of scattered places (every unit header of a 164 MB .debug_info) would
+        make the kernel map ~64 KB around each, a hundred MB of resident pages for nothing."""
+        if self._file is None:
+            return self.read_to_end(offset, length)
+        if offset < 0 or offset >= self.size:
+            raise DwarfError(f"{self.name}: offset {offset:#x} outside the section")
+        return self._file.pread(self.start + offset, min(length, self.size - offset))
 
     def whole(self) -> bytes:
         """The section's bytes as one object (copied once from the map; for the small
@@ -70,14 +86,16 @@ class SectionBuffer:
         start = self.start + offset
         return bytes(self.data[start : min(start + limit, self.start + self.size)])
 
-    def cstring(self, offset: int) -> str:
-        if offset < 0 or offset >= self.size:
-            raise DwarfError(f"{self.name}: string offset {offset:#x} outside the section")
-        start = self.start + offset
-        end = self.data.find(b"\0", start, self.start + self.size)
-        if end < 0:
-            raise DwarfError(f"{self.name}: unterminated string at {offset:#x}")
-        return bytes(self.data[start:end]).decode("utf-8", "replace")
+
+class _File:
+    """A read-only descriptor of an image file, closed when the sections go away."""
+
+    def __init__(self, path: str) -> None:
+        self.descriptor = os.open(path, os.O_RDONLY)
+        self._closer = weakref.finalize(self, os.close, self.descriptor)
+
+    def pread(self, position: int, length: int) -> bytes:
+        return os.pread(self.descriptor, length, position)
 
 
 class StringTable:
@@ -130,6 +148,7 @@ class DwarfSections:
         code = [s for s in image.sections if s.is_alloc and s.is_exec and s.size]
         symbols: list[int] | None = None
         sections: dict[str, SectionBuffer] = {}
+        file: _File | None = None
         for name in DEBUG_SECTIONS:
             section = image.get_section(name)
             if section is None or not section.has_bits or not section.size:
@@ -137,7 +156,14 @@ class DwarfSections:
             flags = image.elffile.get_section(section.index).header["sh_flags"]
             compressed = bool(flags & SHF_COMPRESSED)
             if not image.is_module and not compressed:
-                sections[name] = SectionBuffer(name, image.data, section.file_offset, section.size)
+                if file is None and isinstance(image.data, mmap.mmap):
+                    try:
+                        file = _File(str(image.path))
+                    except OSError:
+                        file = None
+                sections[name] = SectionBuffer(
+                    name, image.data, section.file_offset, section.size, file
+                )
                 continue
             contents = image.section_bytes(section)
             if compressed:

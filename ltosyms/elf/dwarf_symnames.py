@@ -15,9 +15,14 @@ past its end.
 
 from __future__ import annotations
 
+import marshal
 from bisect import bisect_right
 
 from ltosyms.elf.symtab import SymbolTable
+from ltosyms.errors import CacheError
+
+FORMAT_VERSION = 1
+_MAGIC = "ltosyms-outer-names"
 
 # nm letters of symbols defined in executable sections (bfd decode_section_type: 't'), weak
 # definitions ('W', 'w') and GNU indirect functions ('i'): the symbols that can name code.
@@ -27,34 +32,63 @@ _CODE_LETTERS = frozenset("tTWwi")
 class OuterNames:
     """llvm-symbolizer's symbol-table name for a code address, built once per table."""
 
-    def __init__(self, symbols: SymbolTable) -> None:
+    def __init__(self, starts: list[int], ends: list[int], names: list[str]) -> None:
+        self._starts = starts
+        self._ends = ends  # 0: no size (the symbol extends to the next one)
+        self._names = names
+
+    @classmethod
+    def from_symbols(cls, symbols: SymbolTable) -> OuterNames:
         names = symbols.names
         addresses = symbols.link_addresses
         sizes = symbols.elf_sizes
-        letters = symbols.nm_types
+        code = _CODE_LETTERS
+        # The nm letter already excludes undefined and absolute symbols (and so file
+        # symbols); section symbols have no name.
         candidates = [
             index
-            for index, letter in enumerate(letters)
-            if letter in _CODE_LETTERS
-            and symbols.is_listed(index)
-            and symbols.is_defined(index)
-            and not symbols.is_absolute(index)
-            and not names[index].startswith(("$", ".L"))
+            for index, (letter, name) in enumerate(zip(symbols.nm_types, names, strict=True))
+            if letter in code and name and name[0] != "$" and not name.startswith(".L")
         ]
-        # Sort by (address, size, name); per address keep the last: the largest size, then the
-        # greatest name (llvm SymbolizableObjectFile::create).
-        candidates.sort(key=lambda i: (addresses[i], sizes[i], names[i]))
+        candidates.sort(key=addresses.__getitem__)
+        # Per address keep the largest size, then the greatest name (llvm sorts by (address,
+        # size, name) and keeps the last of each address: SymbolizableObjectFile::create).
         starts: list[int] = []
         kept: list[int] = []
         for index in candidates:
-            if starts and starts[-1] == addresses[index]:
-                kept[-1] = index
+            address = addresses[index]
+            if starts and starts[-1] == address:
+                best = kept[-1]
+                if (sizes[index], names[index]) > (sizes[best], names[best]):
+                    kept[-1] = index
             else:
-                starts.append(addresses[index])
+                starts.append(address)
                 kept.append(index)
-        self._starts = starts
-        self._ends = [addresses[i] + sizes[i] if sizes[i] else 0 for i in kept]
-        self._names = [names[i] for i in kept]
+        return cls(
+            starts,
+            [addresses[i] + sizes[i] if sizes[i] else 0 for i in kept],
+            [names[i] for i in kept],
+        )
+
+    def to_bytes(self) -> bytes:
+        return marshal.dumps((_MAGIC, FORMAT_VERSION, self._starts, self._ends, self._names))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> OuterNames:
+        try:
+            magic, version, starts, ends, names = marshal.loads(data)
+        except (EOFError, ValueError, TypeError) as error:
+            raise CacheError(f"symbol name record is damaged ({error})") from None
+        if magic != _MAGIC or version != FORMAT_VERSION:
+            raise CacheError("symbol name record has a foreign format")
+        if not (
+            isinstance(starts, list)
+            and isinstance(ends, list)
+            and isinstance(names, list)
+            and len(starts) == len(ends) == len(names)
+        ):
+            raise CacheError("symbol name record is damaged")
+        return cls(starts, ends, names)
 
     def name_at(self, link_address: int, within_size: bool = True) -> str | None:
         """The symbol name at ``link_address``; with ``within_size`` False, the nearest symbol

@@ -35,8 +35,9 @@ ACT_JUMP_FIXED = 2  # uninteresting subtree, DW_AT_sibling at a constant offset:
 ACT_JUMP = 3  # uninteresting subtree, DW_AT_sibling after variable-size attributes
 ACT_ENTER_FIXED = 4  # children to walk (lexical block, or no sibling), constant size
 ACT_ENTER = 5  # same, variable size
-ACT_FUNCTION = 6  # subprogram with code or inlined subroutine: a tree node
+ACT_FUNCTION = 6  # subprogram with code: a tree root
 ACT_NAME = 7  # subprogram without code (abstract instance, declaration): names only
+ACT_INLINED = 8  # inlined subroutine: a tree node inside a function
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ class UnitHeader:
 
 def read_unit_header(info: SectionBuffer, offset: int, endian: str) -> UnitHeader:
     try:
-        head = info.read_to_end(offset, 40)
+        head = info.peek(offset, 40)
         (length,) = struct.unpack_from(endian + "I", head, 0)
         position = 4
         offset_size = 4
@@ -99,16 +100,17 @@ class UnitIndex:
 
     def __init__(self, sections: DwarfSections) -> None:
         info = sections.require(".debug_info")
-        data, start, size = info.data, info.start, info.size
+        size = info.size
         unpack32 = struct.Struct(sections.endian + "I").unpack_from
         unpack64 = struct.Struct(sections.endian + "Q").unpack_from
         offsets: list[int] = []
         offset = 0
         try:
             while offset + 4 <= size:
-                (length,) = unpack32(data, start + offset)
+                head = info.peek(offset, 12)
+                (length,) = unpack32(head, 0)
                 if length == 0xFFFFFFFF:
-                    (length,) = unpack64(data, start + offset + 4)
+                    (length,) = unpack64(head, 4)
                     length += 8
                 offsets.append(offset)
                 offset += 4 + length
@@ -152,92 +154,129 @@ def parse_abbrev_table(
 
 
 def _parse_abbrevs(data: bytes, stop_at: int | None) -> dict[int, Abbrev]:
+    # One- and two-byte ULEB128s are read inline: abbreviation tables are mostly made of them
+    # (gcc gives every unit its own table, a few hundred declarations each).
     table: dict[int, Abbrev] = {}
     position = 0
+    known = F.KNOWN_FORMS
     while True:
-        code, position = read_uleb(data, position)
+        code = data[position]
+        position += 1
+        if code > 127:
+            code, position = read_uleb(data, position - 1)
         if code == 0:
             return table
-        tag, position = read_uleb(data, position)
+        tag = data[position]
+        position += 1
+        if tag > 127:
+            tag, position = read_uleb(data, position - 1)
         has_children = data[position] != 0
         position += 1
         specs: list[Spec] = []
         while True:
-            attribute, position = read_uleb(data, position)
-            form, position = read_uleb(data, position)
-            implicit = 0
+            attribute = data[position]
+            position += 1
+            if attribute > 127:
+                attribute, position = read_uleb(data, position - 1)
+            form = data[position]
+            position += 1
+            if form > 127:
+                form, position = read_uleb(data, position - 1)
             if form == F.FORM_IMPLICIT_CONST:
                 implicit, position = read_sleb(data, position)
-            if attribute == 0 and form == 0:
-                break
-            if form not in F.KNOWN_FORMS:
+                specs.append((attribute, form, implicit))
+                continue
+            if not form:
+                if not attribute:
+                    break
+                raise DwarfError(f".debug_abbrev: attribute {attribute:#x} without a form")
+            if form not in known:
                 raise DwarfError(f".debug_abbrev: unknown form {form:#x} in abbreviation {code}")
-            specs.append((attribute, form, implicit))
+            specs.append((attribute, form, 0))
         table[code] = Abbrev(code, tag, has_children, tuple(specs))
         if code == stop_at:
             return table
 
 
+# How the walker handles one abbreviation: (action, fixed size, skipper, sibling offset,
+# sibling reader, extractor). Shared by every unit with the same declaration and layout.
+Plan = tuple[int, int, "Skipper | None", int, Any, "Extractor | None"]
+_plans: dict[tuple[Any, ...], Plan] = {}
+_MAX_ABBREV_CODE = 1 << 20
+
+
 class CompiledAbbrevs:
     """An abbreviation table turned into per-code lists the DIE walker indexes directly."""
 
-    __slots__ = ("action", "extract", "fixed", "sibling_at", "sibling_read", "skip", "table")
+    __slots__ = (
+        "action",
+        "children",
+        "extract",
+        "fixed",
+        "sibling_at",
+        "sibling_read",
+        "skip",
+        "table",
+    )
 
     def __init__(self, table: dict[int, Abbrev], header: UnitHeader, endian: str) -> None:
         size = max(table, default=0) + 1
+        if size > _MAX_ABBREV_CODE:
+            # Real tables number their declarations from 1 (a few thousand at most); a huge
+            # code is damage, and the per-code lists below would not fit in memory.
+            raise DwarfError(f".debug_abbrev: abbreviation code {size - 1} is implausible")
         self.table = table
         self.action: list[int] = [-1] * size
+        self.children: list[bool] = [False] * size
         self.fixed: list[int] = [0] * size
         self.skip: list[Skipper | None] = [None] * size
         self.sibling_at: list[int] = [0] * size
         self.sibling_read: list[Any] = [None] * size
         self.extract: list[Extractor | None] = [None] * size
         layout = (header.offset_size, header.address_size, endian, header.version)
-        unpackers = {
-            width: struct.Struct(endian + letter).unpack_from
-            for width, letter in ((1, "B"), (2, "H"), (4, "I"), (8, "Q"))
-        }
         for code, abbrev in table.items():
-            self._compile(code, abbrev, layout, unpackers)
+            key = (abbrev.tag, abbrev.has_children, abbrev.specs, *layout)
+            plan = _plans.get(key)
+            if plan is None:
+                plan = _plans[key] = _plan(abbrev, layout)
+            self.children[code] = abbrev.has_children
+            (
+                self.action[code],
+                self.fixed[code],
+                self.skip[code],
+                self.sibling_at[code],
+                self.sibling_read[code],
+                self.extract[code],
+            ) = plan
 
-    def _compile(
-        self,
-        code: int,
-        abbrev: Abbrev,
-        layout: tuple[int, int, str, int],
-        unpackers: dict[int, Any],
-    ) -> None:
-        offset_size, address_size, _endian, version = layout
-        specs = abbrev.specs
-        attributes = {a for a, _, _ in specs}
-        if abbrev.tag in (F.TAG_SUBPROGRAM, F.TAG_INLINED_SUBROUTINE):
-            self.extract[code] = compile_extractor(specs, *layout)
-            has_code = F.AT_LOW_PC in attributes or F.AT_RANGES in attributes
-            if abbrev.tag == F.TAG_INLINED_SUBROUTINE or has_code:
-                self.action[code] = ACT_FUNCTION
-            else:
-                self.action[code] = ACT_NAME
-            return
-        skipper = compile_skipper([f for _, f, _ in specs], *layout)
-        if isinstance(skipper, int):
-            self.fixed[code] = skipper
-        else:
-            self.skip[code] = skipper
-        fixed = isinstance(skipper, int)
-        if not abbrev.has_children:
-            self.action[code] = ACT_LEAF_FIXED if fixed else ACT_LEAF
-            return
-        if abbrev.tag not in F.DESCEND_TAGS and F.AT_SIBLING in attributes:
-            located = sibling_offset(specs, offset_size, address_size, version)
-            if located is not None:
-                self.action[code] = ACT_JUMP_FIXED
-                self.sibling_at[code] = located[0]
-                self.sibling_read[code] = unpackers[located[1]]
-            else:
-                self.action[code] = ACT_JUMP
-                self.sibling_read[code] = compile_sibling_reader(specs, *layout)
-            return
-        self.action[code] = ACT_ENTER_FIXED if fixed else ACT_ENTER
+
+def _plan(abbrev: Abbrev, layout: tuple[int, int, str, int]) -> Plan:
+    offset_size, address_size, endian, version = layout
+    specs = abbrev.specs
+    attributes = {a for a, _, _ in specs}
+    if abbrev.tag in (F.TAG_SUBPROGRAM, F.TAG_INLINED_SUBROUTINE):
+        extract = compile_extractor(specs, *layout)
+        has_code = F.AT_LOW_PC in attributes or F.AT_RANGES in attributes
+        if abbrev.tag == F.TAG_INLINED_SUBROUTINE:
+            return (ACT_INLINED, 0, None, 0, None, extract)
+        if has_code:
+            return (ACT_FUNCTION, 0, None, 0, None, extract)
+        return (ACT_NAME, 0, None, 0, None, extract)
+    skipper = compile_skipper([f for _, f, _ in specs], *layout)
+    fixed = skipper if isinstance(skipper, int) else 0
+    skip = None if isinstance(skipper, int) else skipper
+    is_fixed = skip is None
+    if not abbrev.has_children:
+        return (ACT_LEAF_FIXED if is_fixed else ACT_LEAF, fixed, skip, 0, None, None)
+    if abbrev.tag not in F.DESCEND_TAGS and F.AT_SIBLING in attributes:
+        located = sibling_offset(specs, offset_size, address_size, version)
+        if located is not None:
+            letter = {1: "B", 2: "H", 4: "I", 8: "Q"}[located[1]]
+            reader = struct.Struct(endian + letter).unpack_from
+            return (ACT_JUMP_FIXED, fixed, skip, located[0], reader, None)
+        sibling = compile_sibling_reader(specs, *layout)
+        return (ACT_JUMP, fixed, skip, 0, sibling, None)
+    return (ACT_ENTER_FIXED if is_fixed else ACT_ENTER, fixed, skip, 0, None, None)
 
 
 class AbbrevSource(Protocol):
@@ -254,7 +293,6 @@ class Unit:
         self.header = header
         self.base = header.offset
         self._source = source
-        self._abbrevs: CompiledAbbrevs | None = None
         self.endian = sections.endian
         self.strp = sections.strings.get
         self.line_strp = sections.line_strings.get
@@ -278,9 +316,8 @@ class Unit:
 
     @property
     def abbrevs(self) -> CompiledAbbrevs:
-        if self._abbrevs is None:
-            self._abbrevs = self._source.compiled_abbrevs(self.header)
-        return self._abbrevs
+        # Not kept here: the reader keeps the recently used tables (units outlive them).
+        return self._source.compiled_abbrevs(self.header)
 
     # -- the top DIE ------------------------------------------------------------------------
 

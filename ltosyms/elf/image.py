@@ -31,6 +31,9 @@ from elftools.elf.elffile import ELFFile
 
 from ltosyms.errors import InputError
 
+# sizeof(Elf64_Ehdr) (ELF gABI "ELF Header").
+_ELF64_HEADER_SIZE = 64
+
 # e_machine values we decode (elf.h EM_X86_64, EM_AARCH64).
 _MACHINES = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}
 
@@ -78,15 +81,28 @@ class KernelImage:
         self.path = path
         self._data = data
         self._stream = stream
+        # Name a cut file as such instead of letting the parser fail somewhere inside it.
+        if len(data) < _ELF64_HEADER_SIZE:
+            raise InputError(
+                f"{path}: truncated: {len(data)} bytes, less than the {_ELF64_HEADER_SIZE}-byte "
+                "ELF header"
+            )
         try:
             self.elffile = ELFFile(stream)  # type: ignore[arg-type]  # mmap reads like a file
             header = self.elffile.header
+            headers_end = header["e_shoff"] + header["e_shnum"] * header["e_shentsize"]
+            if headers_end > len(data):
+                raise InputError(
+                    f"{path}: truncated or damaged: section headers end at byte {headers_end}, "
+                    f"file has {len(data)}"
+                )
             self.machine = _MACHINES.get(header["e_machine"], "")
             self.elf_class = self.elffile.elfclass
             self.little_endian = self.elffile.little_endian
             etype = header["e_type"]
             raw_sections = list(self.elffile.iter_sections())
-        except (ELFError, struct.error, ValueError, OSError, EOFError) as error:
+        except (ELFError, struct.error, ValueError, OSError, EOFError, OverflowError) as error:
+            # OverflowError: offsets beyond what a seek accepts in damaged section headers.
             raise InputError(f"{path}: not a usable ELF file ({error})") from None
         if not self.machine:
             raise InputError(

@@ -11,14 +11,13 @@ in :mod:`ltosyms.names.kallsyms`; this package only applies them.
 
 from __future__ import annotations
 
+from ltosyms.elf.build_facts import BuildFacts, RuleChoice, choose_rule, read_build_facts
 from ltosyms.elf.kernel import LoadedImage
-from ltosyms.kallsyms_check.build import choose_rule, read_build_facts
 from ltosyms.kallsyms_check.dump import parse_dump, read_dump, verify_dump
 from ltosyms.kallsyms_check.files import dwarf_files_of
 from ltosyms.kallsyms_check.names import FilesOf, analyse, kept_columns, summarize
 from ltosyms.kallsyms_check.records import (
     AmbiguousName,
-    BuildFacts,
     Dump,
     DumpCheck,
     DumpEntry,
@@ -29,7 +28,6 @@ from ltosyms.kallsyms_check.records import (
     LossyName,
     MovedSymbol,
     NameAnalysis,
-    RuleChoice,
     RuleSummary,
     Verdict,
 )

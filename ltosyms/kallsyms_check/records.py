@@ -9,42 +9,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ltosyms.elf.build_facts import BuildFacts, RuleChoice
 from ltosyms.elf.symtab import Symbol
 from ltosyms.names.kallsyms import CleanupRule
 from ltosyms.names.suffixes import SuffixKind
-
-
-@dataclass(frozen=True, slots=True)
-class BuildFacts:
-    """What the vmlinux says about its own build, read cheaply (no DWARF)."""
-
-    banner: str | None  # the `linux_banner` string, "Linux version 6.1.192 (...)"
-    version: tuple[int, int, int] | None
-    compiler: str | None  # "clang" or "gcc", from .comment (or the banner)
-    compiler_ident: str | None  # the .comment string naming the compiler
-    lto_note: bool | None  # include/linux/elfnote-lto.h LINUX_ELFNOTE_LTO_INFO; None: no note
-    llvm_symbols: int  # kept symbols carrying a ThinLTO `.llvm.<N>` promotion suffix
-    clang_lto: bool
-
-    @property
-    def evidence(self) -> tuple[str, ...]:
-        """Why :attr:`clang_lto` is what it is, one short phrase per clue."""
-        clues = []
-        if self.compiler_ident:
-            clues.append(f".comment: {self.compiler_ident}")
-        if self.lto_note is not None:
-            clues.append(f"LTO note: {'yes' if self.lto_note else 'no'}")
-        clues.append(f"{self.llvm_symbols} .llvm. symbols")
-        return tuple(clues)
-
-
-@dataclass(frozen=True, slots=True)
-class RuleChoice:
-    """The cleanup rule the report is about, and why it was chosen."""
-
-    rule: CleanupRule
-    automatic: bool
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

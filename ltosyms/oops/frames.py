@@ -50,8 +50,8 @@ _RAW_ADDRESS = re.compile(rf"0x(?P<raw>{_HEX})(?P<unreliable>\s+\(unreliable\))?
 _LEADING_ADDRESS = re.compile(rf"\[<(?P<address>{_HEX})>\]\s*")
 _POWERPC = re.compile(r"\[(?P<sp>[0-9a-f]{8,16})\] \[(?P<address>[0-9a-f]{8,16})\] ")
 _ARM_FROM = re.compile(
-    rf"\[<(?P<where>{_HEX})>\] \((?P<callee>[^()\s]*)\) from \[<(?P<address>{_HEX})>\] \("
-    rf"(?:{_CORE}|(?P<nosym>[^()\s]*))\)\s*$"
+    rf"\[<(?P<where>{_HEX})>\] \((?P<callee>[^()\s]*)\) from \[<(?P<address>{_HEX})>\] "
+    r"\((?P<inner>.*)\)\s*$"
 )
 _INLINE = re.compile(
     rf"(?P<symbol>{_SYMBOL})\s+(?P<file>[\w.+/-]*\.[A-Za-z]{{1,4}}):(?P<line>\d+)"
@@ -214,21 +214,17 @@ def _parse_arm(s: str) -> FrameText | None:
     if match is None:
         return None
     address = int(match["address"], 16)
-    if match["symbol"] is None:
-        return FrameText(None, None, None, None, None, address, True, None, None, False)
-    size = match["size"]
-    return FrameText(
-        match["symbol"],
-        int(match["offset"], 16),
-        int(size, 16) if size else None,
-        None,
-        None,
-        address,
-        True,
-        None,
-        None,
-        False,
-    )
+    inner = match["inner"].strip()
+    parsed = parse_symbolic(inner)
+    if parsed is not None:
+        return _with_address(parsed, address)
+    inline = _INLINE.match(inner)
+    if inline is not None:
+        source = _annotation(inline["file"], inline["line"], inline["col"])
+        return FrameText(
+            inline["symbol"], None, None, None, None, address, True, None, source, True
+        )
+    return FrameText(None, None, None, None, None, address, True, None, None, False)
 
 
 # --- IP lines ------------------------------------------------------------------------------
@@ -264,6 +260,25 @@ _OTHER_IP = re.compile(
 )
 _X86_TAIL = re.compile(r"\s+(?:RSP|ESP|SS:ESP|EFLAGS)[: ].*$")
 _EXACT_REGISTERS = frozenset({"RIP", "EIP", "IP", "pc", "PC", "epc", "NIP", "PSW"})
+# How IP lines start (after leading blanks): a cheap test before the regular expressions.
+IP_LINE_STARTS = (
+    "RIP",
+    "EIP",
+    "IP:",
+    "IP ",
+    "pc ",
+    "pc:",
+    "lr ",
+    "lr:",
+    "epc",
+    "ra ",
+    "ra:",
+    "PC is",
+    "LR is",
+    "NIP",
+    "LR ",
+    "Krnl PSW",
+)
 _USER_SEGMENTS = frozenset({"0033", "0023", "002b", "0073", "007b"})
 
 
@@ -306,7 +321,7 @@ def _parse_x86_ip(s: str) -> IpText | None:
         if not user_mode:
             frame = FrameText(None, None, None, None, None, address, True, None, None, False)
     elif rest:
-        symbolic = parse_symbolic(rest)
+        symbolic = _symbolic_or_inline(rest)
         if symbolic is None:
             return None
         if not user_mode:
@@ -328,7 +343,7 @@ def _parse_other_ip(s: str) -> IpText | None:
         address = int(match["psw"], 16)
     rest = match["rest"].strip()
     exact = register in _EXACT_REGISTERS
-    symbolic = parse_symbolic(rest)
+    symbolic = _symbolic_or_inline(rest)
     if symbolic is not None:
         return IpText(register, None, False, address, _with_address(symbolic, address), exact)
     raw = re.fullmatch(r"(?:0x)?([0-9a-f]{8,16})", rest)
@@ -342,6 +357,20 @@ def _parse_other_ip(s: str) -> IpText | None:
         return IpText(register, None, True, value, None, exact)
     frame = FrameText(None, None, None, None, None, value, True, None, None, False)
     return IpText(register, None, False, value, frame, exact)
+
+
+def _symbolic_or_inline(text: str) -> FrameText | None:
+    # Symbolized logs print an IP's inline chain as several IP lines:
+    # "RIP: 0010:[<ffffffff84352ab6>]  [<ffffffff84352ab6>] __list_del include/linux/list.h:89
+    # [inline]" before the line of the function that holds the code.
+    symbolic = parse_symbolic(text)
+    if symbolic is not None:
+        return symbolic
+    inline = _INLINE.match(text)
+    if inline is None:
+        return None
+    source = _annotation(inline["file"], inline["line"], inline["col"])
+    return FrameText(inline["symbol"], None, None, None, None, None, True, None, source, True)
 
 
 def _with_address(frame: FrameText, address: int | None) -> FrameText:
@@ -363,27 +392,44 @@ def _with_address(frame: FrameText, address: int | None) -> FrameText:
 
 # --- registers -----------------------------------------------------------------------------
 
+
 # "RAX: 0000000000000000 RBX: ...", "RSP: 0018:ff4da52cc040bd68 EFLAGS: 00000206",
 # "FS:  000000002e7363c0(0000) GS:...", arm64 "x9 : 0000000000000001 x8 : ...", arm
 # "pc : [<c0123456>]    lr : [<c0123456>]    psr: 60000013", riscv "status: ... cause: ...".
-_REGISTER_TOKEN = (
-    r"(?P<name>[A-Za-z][A-Za-z0-9_]{0,11})\s?:\s*(?:[0-9a-f]{4}:)?(?:\[<)?"
-    r"(?P<value>[0-9a-fA-F]{4,16})(?:>\])?(?:\([0-9a-f]{4}\))?"
+def _register_token(index: int) -> str:
+    return (
+        rf"(?P<n{index}>[A-Za-z][A-Za-z0-9_]{{0,11}})\s?:\s*(?:[0-9a-f]{{4}}:)?(?:\[<)?"
+        rf"(?P<v{index}>[0-9a-fA-F]{{4,16}})(?:>\])?(?:\([0-9a-f]{{4}}\))?"
+    )
+
+
+# Up to six registers per line (x86 prints three, "CS: DS: ES: CR0:" four), read in one match.
+_MAX_REGISTERS_PER_LINE = 6
+_REGISTER_LINE = re.compile(
+    _register_token(0)
+    + "".join(rf"(?:\s+{_register_token(i)})?" for i in range(1, _MAX_REGISTERS_PER_LINE))
+    + r"\s*"
 )
-_REGISTER_LINE = re.compile(rf"(?:{_REGISTER_TOKEN}\s*)+")
-_REGISTER_TOKENS = re.compile(_REGISTER_TOKEN)
 _PSTATE = re.compile(r"pstate: (?P<value>[0-9a-f]{8,16}) \(")
 
 
 def parse_registers(text: str) -> tuple[tuple[str, int], ...] | None:
     """``(name, value)`` pairs of a register line, or None when ``text`` is not one."""
     s = text.strip()
-    if _REGISTER_LINE.fullmatch(s) is None:
-        pstate = _PSTATE.match(s)
+    match = _REGISTER_LINE.fullmatch(s)
+    if match is None:
+        pstate = _PSTATE.match(s) if s.startswith("pstate") else None
         if pstate is None:
             return None
         return (("pstate", int(pstate["value"], 16)),)
-    return tuple([(name, int(value, 16)) for name, value in _REGISTER_TOKENS.findall(s)])
+    groups = match.groups()
+    return tuple(
+        [
+            (groups[index], int(groups[index + 1], 16))
+            for index in range(0, len(groups), 2)
+            if groups[index] is not None
+        ]
+    )
 
 
 # --- Code: ---------------------------------------------------------------------------------

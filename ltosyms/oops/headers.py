@@ -312,7 +312,7 @@ OLD_TASK_LINE = re.compile(
     r"(?P<comm>\S.{14}) (?P<state>[A-Za-z])\s*(?:running task|[0-9a-f]{8,16})?\s*"
     r"(?P<free>\d+)\s+(?P<pid>\d+)\s+(?P<ppid>\d+)\s+0x[0-9a-f]+\s*$"
 )
-CALL_TRACE = re.compile(r"(?:Call [Tt]race|Backtrace):\s*(?P<rest>.*)$")
+CALL_TRACE = re.compile(r"(?:Call [Tt]race|Backtrace):\s*(.*)$")  # group 1: the rest
 SECTION_MARKER = re.compile(r"<(?P<close>/?)(?P<name>[A-Z#][A-Z0-9_#]*)>\s*(?P<rest>.*)$")
 END_TRACE = "---[ end trace"
 END_PANIC = "---[ end Kernel panic"

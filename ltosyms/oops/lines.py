@@ -167,7 +167,7 @@ class PrefixSplitter:
             match = CONSOLE_PREFIX.match(raw)
             if match is not None:
                 self.seen_timestamps = True
-                timestamp, wall, caller = match.group("ts", "wall", "caller")
+                _, timestamp, wall, caller = match.groups()  # positional: cheaper than names
                 return _new_tuple(
                     LogLine,
                     (number, raw[match.end() :], timestamp or wall, caller, None, False, False),
@@ -184,7 +184,7 @@ class PrefixSplitter:
             quote = _MAIL_QUOTE.match(text)
             if quote is not None and quote.end() > 0:
                 text = text[quote.end() :]
-        if text[3:4] == " " or text[4:5] == "-":
+        if (text[3:4] == " " and text[9:10] == ":") or (text[4:5] == "-" and text[7:8] == "-"):
             syslog = _SYSLOG.match(text)
             if syslog is not None:
                 if syslog["program"].lower() != "kernel":
@@ -217,7 +217,7 @@ class PrefixSplitter:
             level_match = _LEVEL_ONLY.match(text)
             if level_match is not None:
                 return LogLine(number, text[level_match.end() :], None, None, int(level_match[1]))
-        if "[" in text:
+        if "] " in text or "][" in text:
             # Other output glued in front of a kernel line: the timestamp starts the message.
             anywhere = _TIMESTAMP_ANYWHERE.search(text)
             if anywhere is not None:
@@ -237,7 +237,7 @@ _GLUED = re.compile(r"\[\s*\d+\.\d{6}\](?:\[\s*(?P<caller>[TC]\d+)\])? ?")
 def split_glued(line: LogLine) -> tuple[LogLine, LogLine] | None:
     """Split a line holding two kernel messages; None for the usual single message."""
     text = line.text
-    if "[" not in text:
+    if "] " not in text:
         return None
     glued = _GLUED.search(text, 1)
     if glued is None or glued.start() == 0:

@@ -37,6 +37,7 @@ from ltosyms.oops.headers import (
     END_PANIC,
     END_TRACE,
     HARDWARE_LINE,
+    HEADER_STARTS,
     KERNEL_OFFSET,
     MODULES_LINE,
     OLD_TASK_LINE,
@@ -50,7 +51,6 @@ from ltosyms.oops.headers import (
     trace_kind,
 )
 from ltosyms.oops.lines import (
-    CONSOLE_PREFIX,
     LogLine,
     PrefixSplitter,
     iter_physical_lines,
@@ -108,7 +108,20 @@ _ARCH_BY_REGISTER = {
     "gp": "riscv64",
 }
 _FRAME_START = frozenset("?[(0")
-_IP_START = frozenset("REIpleraPLNK")
+_HEX_DIGITS = frozenset("0123456789abcdef")
+# How the report lines that carry no code address start (see _on_other).
+_OTHER_STARTS = (
+    END_TRACE,
+    END_PANIC,
+    "==========",
+    "Kernel Offset:",
+    "Modules linked in:",
+    "Hardware name:",
+    "task:",
+    "Tainted:",
+    "Not tainted",
+    *CLOSING_LINES,
+)
 _LR_REGISTERS = frozenset({"lr", "LR", "ra"})
 # Architectures whose unwinder, started from a pt_regs, prints its pc as the first entry
 # (arm64 dump_backtrace, riscv walk_stackframe).
@@ -308,6 +321,14 @@ class _ReportBuilder:
         trace = self.trace
         return trace if trace is not None and not trace.closed else None
 
+    def expects_frames(self) -> bool:
+        """Inside a trace, or right after a line that names one ("backtrace:")."""
+        trace = self.trace
+        if trace is not None and not trace.closed:
+            return True
+        candidate = self.title_candidate
+        return candidate is not None and is_trace_title(candidate[1])
+
     def has_stack_frames(self) -> bool:
         return any(trace.stack_frames for trace in self.traces)
 
@@ -373,31 +394,75 @@ class OopsParser:
     # --- public ------------------------------------------------------------------------
 
     def run(self, physical_lines: Iterator[str]) -> Iterator[Report]:
-        """Parse raw physical lines (terminators removed), yielding reports as they finish."""
-        splitter = PrefixSplitter()
-        split = splitter.split
-        console = CONSOLE_PREFIX.match
+        """Parse raw physical lines (terminators removed), yielding reports as they finish.
+
+        The loop handles the most common line itself, a plain trace entry that continues the
+        trace being read (``" ? name+0xOFF/0xSIZE [module]"``): a sysrq-t dump is mostly that.
+        Everything else goes through :meth:`feed`.
+        """
+        split = PrefixSplitter().split
         feed = self.feed
-        new_line = tuple.__new__
+        plain_frame = _PLAIN_FRAME.match
+        open_reports = self._open
+        previous = self._previous
         for number, raw in enumerate(physical_lines, start=1):
-            # The common "[   12.345678] text" line inline (PrefixSplitter.split fast path).
-            match = console(raw) if raw[:1] == "[" else None
-            if match is not None:
-                splitter.seen_timestamps = True
-                timestamp, wall, caller = match.group("ts", "wall", "caller")
-                text = raw[match.end() :]
-                line = new_line(
-                    LogLine, (number, text, timestamp or wall, caller, None, False, False)
-                )
-            else:
-                line = split(number, raw)
-                text = line.text
-            parts = split_glued(line) if "[" in text else None
-            if parts is None:
-                feed(line)
-            else:
-                feed(parts[0])
-                feed(parts[1])
+            line = split(number, raw)
+            text = line.text
+            if "] " in text:
+                parts = split_glued(line)
+                if parts is not None:
+                    feed(parts[0])
+                    feed(parts[1])
+                    if self._closed_since_pop:
+                        yield from self.pop_finished()
+                    continue
+            if "+0x" in text and number < self._next_idle_check:
+                stripped = text.strip()
+                fast = plain_frame(stripped)
+                if fast is not None:
+                    context = line.caller
+                    report = (
+                        self._last
+                        if context is None
+                        else open_reports.get(context) or open_reports.get(None)
+                    )
+                    trace = report.trace if report is not None else None
+                    if (
+                        trace is not None
+                        and report is not None
+                        and not trace.closed
+                        and trace.pc_key is None
+                        and report.title_candidate is None
+                        and not report.closing
+                    ):
+                        unreliable, symbol, offset, size, module, build_id = fast.groups()
+                        trace.frames.append(
+                            make_frame(
+                                number,
+                                text.rstrip(),
+                                _RETURN_ADDRESS,
+                                trace.sections[-1] if trace.sections else _UNKNOWN,
+                                unreliable is None,
+                                symbol,
+                                int(offset, 16),
+                                int(size, 16),
+                                module,
+                                build_id,
+                                None,
+                                None,
+                                None,
+                                False,
+                            )
+                        )
+                        trace.stack_frames += 1
+                        trace.last_line = number
+                        report.confirmed = True
+                        report.dump_open = False
+                        report.last_line = number
+                        report.last_activity = number
+                        previous[context] = None
+                        continue
+            feed(line)
             if self._closed_since_pop:
                 yield from self.pop_finished()
         self.finish()
@@ -496,67 +561,38 @@ class OopsParser:
     def _dispatch(
         self, line: LogLine, text: str, context: str | None, report: _ReportBuilder | None
     ) -> bool:
-        """Handle one kernel line; False when it is none of the report lines we know."""
+        """Handle one kernel line; False when it is none of the report lines we know.
+
+        Ordered by how often each kind of line occurs, with cheap tests (a substring, the first
+        characters) before every regular expression: this runs for every input line.
+        """
         first = text[0]
         if "+0x" in text:
-            # Most trace entries: " ? name+0xOFF/0xSIZE [module buildid]", continuing the trace
-            # being read; the general path below handles everything else.
             fast = _PLAIN_FRAME.match(text)
             if fast is not None:
-                trace = report.trace if report is not None else None
-                if (
-                    trace is not None
-                    and not trace.closed
-                    and trace.pc_key is None
-                    and report is not None
-                    and report.title_candidate is None
-                    and not report.closing
-                ):
-                    unreliable, symbol, offset, size, module, build_id = fast.groups()
-                    number = line.number
-                    trace.frames.append(
-                        make_frame(
-                            number,
-                            line.text.rstrip(),
-                            _RETURN_ADDRESS,
-                            trace.sections[-1] if trace.sections else _UNKNOWN,
-                            unreliable is None,
-                            symbol,
-                            int(offset, 16),
-                            int(size, 16),
-                            module,
-                            build_id,
-                            None,
-                            None,
-                            None,
-                            False,
-                        )
-                    )
-                    trace.stack_frames += 1
-                    trace.last_line = number
-                    report.confirmed = True
-                    report.dump_open = False
-                    report.last_line = number
-                    report.last_activity = number
-                    return True
                 self._on_frame(line, _plain_frame(fast), context, report)
                 return True
-        if "+0x" in text or first in _FRAME_START or text[-1] in ")]":
+            frame = grammar.parse_frame(
+                text, in_trace=report is not None and report.expects_frames()
+            )
+            if frame is not None:
+                self._on_frame(line, frame, context, report)
+                return True
+        elif (first in _FRAME_START or text[-1] in ")]") and (
+            report is not None and report.expects_frames()
+        ):
             # Forms without "+0x" (raw addresses, "[inline]", "name (file:line)") only count
             # inside a trace.
-            trace = report.trace if report is not None else None
-            in_trace = trace is not None and not trace.closed
-            if in_trace or "+0x" in text:
-                frame = grammar.parse_frame(text, in_trace=in_trace)
-                if frame is not None:
-                    self._on_frame(line, frame, context, report)
-                    return True
+            frame = grammar.parse_frame(text, in_trace=True)
+            if frame is not None:
+                self._on_frame(line, frame, context, report)
+                return True
         if first == "<":
             marker = SECTION_MARKER.match(text)
             if marker is not None:
                 self._on_section(line, marker, context, report)
                 return True
-        if first in _IP_START:
+        if text.startswith(grammar.IP_LINE_STARTS):
             ip = grammar.parse_ip(text)
             if ip is not None:
                 self._on_ip(line, ip, context, report)
@@ -569,16 +605,23 @@ class OopsParser:
                 return self._on_cpu_line(line, text, context, report)
             call_trace = CALL_TRACE.match(text)
             if call_trace is not None:
-                self._on_call_trace(line, text, call_trace["rest"], context, report)
+                self._on_call_trace(line, text, call_trace[1], context, report)
                 return True
         if ":" in text[:12]:
             registers = grammar.parse_registers(text)
             if registers is not None:
                 return self._on_registers(line, registers, report)
-        header = match_header(text)
-        if header is not None:
-            return self._on_header(line, text, header[0], header[1], context, report)
-        return self._on_other(line, text, context, report)
+        if text.startswith(HEADER_STARTS) or "[#" in text:
+            header = match_header(text)
+            if header is not None:
+                return self._on_header(line, text, header[0], header[1], context, report)
+        if (
+            text.startswith(_OTHER_STARTS)
+            or first.isdigit()
+            or (line.text[15:16] == " " and len(text) > 30)
+        ):
+            return self._on_other(line, text, context, report)
+        return self._on_unrecognized(line, text, report)
 
     # --- handlers --------------------------------------------------------------------------
 
@@ -681,8 +724,8 @@ class OopsParser:
             frame,
         )
         dump = report.dump
-        if ip.register in _LR_REGISTERS and report.dump_open and dump is not None:
-            pass  # lr belongs to the dump of the pc printed just before it
+        if report.dump_open and dump is not None and _same_dump(dump.ip, ip):
+            pass  # lr after pc; an inline chain printed as several RIP lines
         elif report.dump_open and dump is not None and dump.ip is None:
             dump.ip = ip_line  # arm64 prints "pstate:" before "pc :"
         else:
@@ -800,7 +843,7 @@ class OopsParser:
         number = line.number
         if rule.panic:
             message = match["message"].strip()
-            if report is not None and report.kind.is_crash:
+            if report is not None and report.kind.is_crash and report.confirmed:
                 # panic() after an oops (panic_on_oops, panic_on_warn, "Fatal exception"):
                 # the same report; panic's own dump_stack() follows as a new trace.
                 report.panic_message = report.panic_message or message
@@ -936,14 +979,22 @@ class OopsParser:
                 report.touch(number)
                 return True
         raw = line.text
-        if len(raw) > 30 and raw[15:16] == " " and raw.rstrip().endswith(tuple("0123456789abcdef")):
+        if len(raw) > 30 and raw[15:16] == " " and raw.rstrip()[-1:] in _HEX_DIGITS:
             old_task = OLD_TASK_LINE.match(raw)
             if old_task is not None:
                 self._on_task(line, old_task, context, report)
                 return True
-        if report is not None and not line.bare and not report.closing:
-            report.title_candidate = (number, text)
-            report.dump_open = False
+        return self._on_unrecognized(line, text, report)
+
+    def _on_unrecognized(self, line: LogLine, text: str, report: _ReportBuilder | None) -> bool:
+        """A kernel line none of the grammars knows: it may name the trace that follows."""
+        if report is None or line.bare:
+            return False  # console output of other programs changes nothing
+        if report.closing:
+            self._close(report)  # the oops's closing stretch is over
+            return False
+        report.title_candidate = (line.number, text)
+        report.dump_open = False
         return False
 
     def _on_task(
@@ -985,6 +1036,22 @@ def _plain_frame(match: re.Match[str]) -> FrameText:
         None,
         None,
         False,
+    )
+
+
+def _same_dump(previous: IpLine | None, ip: IpText) -> bool:
+    """Whether ``ip`` belongs to the register dump whose IP line is ``previous``."""
+    if previous is None:
+        return False
+    if ip.register in _LR_REGISTERS:
+        return True  # lr belongs to the dump of the pc printed just before it
+    return (
+        previous.register == ip.register
+        and ip.runtime_address is not None
+        and previous.runtime_address == ip.runtime_address
+        and ip.frame is not None
+        and previous.frame is not None
+        and previous.frame.inline
     )
 
 

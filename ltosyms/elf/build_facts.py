@@ -13,22 +13,61 @@ from __future__ import annotations
 
 import re
 import struct
+from dataclasses import dataclass
 
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
-from ltosyms.kallsyms_check.records import BuildFacts, RuleChoice
 from ltosyms.names.kallsyms import (
     CLEANUP_BY_NAME,
     CleanupRule,
     cleanup_rule_for,
     parse_kernel_version,
 )
+from ltosyms.names.suffixes import SuffixKind, parse_name
 
 LINUX_ELFNOTE_LTO_INFO = 0x101  # include/linux/elfnote-lto.h
 _BANNER_LIMIT = 512  # init/version.c: "Linux version " UTS_RELEASE " (" ... ")\n", well below
 _CLANG = re.compile(rb"clang version [^\0]*")
 _GCC = re.compile(rb"GCC: [^\0]*")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildFacts:
+    """What the vmlinux says about its own build, read cheaply (no DWARF)."""
+
+    banner: str | None  # the `linux_banner` string, "Linux version 6.1.192 (...)"
+    version: tuple[int, int, int] | None
+    compiler: str | None  # "clang" or "gcc", from .comment (or the banner)
+    compiler_ident: str | None  # the .comment string naming the compiler
+    lto_note: bool | None  # include/linux/elfnote-lto.h LINUX_ELFNOTE_LTO_INFO; None: no note
+    llvm_symbols: int  # kept symbols carrying a ThinLTO `.llvm.<N>` promotion suffix
+    clang_lto: bool
+    # Functions renamed `name.N`: clang's full LTO renames clashing statics that way (clang
+    # without LTO never suffixes a function); the only clue when the LTO note is missing.
+    numbered_functions: int = 0
+
+    @property
+    def evidence(self) -> tuple[str, ...]:
+        """Why :attr:`clang_lto` is what it is, one short phrase per clue."""
+        clues = []
+        if self.compiler_ident:
+            clues.append(f".comment: {self.compiler_ident}")
+        if self.lto_note is not None:
+            clues.append(f"LTO note: {'yes' if self.lto_note else 'no'}")
+        clues.append(f"{self.llvm_symbols} .llvm. symbols")
+        if self.numbered_functions:
+            clues.append(f"{self.numbered_functions} functions renamed name.N")
+        return tuple(clues)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleChoice:
+    """The cleanup rule the report is about, and why it was chosen."""
+
+    rule: CleanupRule
+    automatic: bool
+    reason: str
 
 
 def read_build_facts(image: KernelImage, table: SymbolTable) -> BuildFacts:
@@ -48,10 +87,22 @@ def read_build_facts(image: KernelImage, table: SymbolTable) -> BuildFacts:
         compiler = "gcc"
     lto_note = _lto_note(image)
     llvm_symbols = sum(1 for i in table.kept_indexes if ".llvm." in table.names[i])
+    numbered_functions = 0
+    if compiler == "clang" and not llvm_symbols:
+        numbered_functions = sum(
+            1
+            for i in table.kept_indexes
+            if table.nm_types[i] in "tT"
+            and parse_name(table.names[i]).kinds == (SuffixKind.NUMERIC,)
+        )
     # ThinLTO leaves .llvm. names even where the note is missing (kernels before 5.13); full LTO
     # leaves no names but sets the note. gcc LTO never got into mainline, so the note alone
     # means clang unless the compiler says otherwise.
-    clang_lto = llvm_symbols > 0 or (bool(lto_note) and compiler != "gcc")
+    clang_lto = (
+        llvm_symbols > 0
+        or (bool(lto_note) and compiler != "gcc")
+        or (compiler == "clang" and numbered_functions > 0)
+    )
     return BuildFacts(
         banner=banner,
         version=parse_kernel_version(banner) if banner else None,
@@ -60,6 +111,7 @@ def read_build_facts(image: KernelImage, table: SymbolTable) -> BuildFacts:
         lto_note=lto_note,
         llvm_symbols=llvm_symbols,
         clang_lto=clang_lto,
+        numbered_functions=numbered_functions,
     )
 
 
