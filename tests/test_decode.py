@@ -32,13 +32,20 @@ def relative(path: str | None) -> str | None:
     return path
 
 
+_decoded: dict[tuple[Path, Path], dict[int, DecodedFrame]] = {}
+
+
 def decode_log(vmlinux: Path, log: Path, modules: Path) -> dict[int, DecodedFrame]:
+    """Every decoded frame of ``log`` by input line (decoded once per test session)."""
+    if (vmlinux, log) in _decoded:
+        return _decoded[(vmlinux, log)]
     decoder = Decoder(load_vmlinux(vmlinux), ModuleSet([modules]))
     by_line: dict[int, DecodedFrame] = {}
     with log.open("rb") as file:
         for report in decoder.decode_all(iter_reports(file)):
             for frame in report.iter_frames():
                 by_line.setdefault(frame.frame.line, frame)
+    _decoded[(vmlinux, log)] = by_line
     return by_line
 
 
@@ -123,3 +130,84 @@ def test_debian_chains_equal_oracle(corpus: Corpus) -> None:
     )
     assert checked > 1000
     assert len(differences) <= checked * 0.005, "\n".join(differences)
+
+
+def _all_records(corpus: Corpus) -> list[tuple[Path, Path, Path, dict[str, object]]]:
+    """(vmlinux, log, modules, expected record) for every frame of every corpus log."""
+    found = []
+    debian = corpus.debian
+    for record in json.loads((debian / "expected" / "frames.json").read_text()):
+        found.append(
+            (corpus.debian_vmlinux(), debian / "logs" / record["log"], debian / "modules", record)
+        )
+    for variant in ("clang-thinlto", "clang-nolto", "gcc-nolto", "arm64-clang-thinlto"):
+        folder = corpus.kernels / variant
+        for record in json.loads((folder / "expected" / "frames.json").read_text()):
+            found.append((corpus.kernel_vmlinux(variant), folder / "console.log", folder, record))
+    return found
+
+
+def test_llvm_suffix_frames_resolve_to_their_elf_symbol(corpus: Corpus) -> None:
+    checked = 0
+    for vmlinux, log, modules, record in _all_records(corpus):
+        elf_name = record.get("elf_name")
+        if not elf_name or elf_name == record["symbol"] or record["module"]:
+            continue
+        frame = decode_log(vmlinux, log, modules)[int(str(record["line_no"]))]
+        assert frame.resolved is not None and frame.resolved.symbol is not None, record["raw_line"]
+        assert frame.resolved.symbol.name == elf_name
+        assert frame.resolved.symbol.link_address == int(str(record["symbol_address"]), 16)
+        checked += 1
+    assert checked >= 5  # try_to_wake_up, check_preempt_wakeup in the LTO logs
+
+
+def test_every_frame_resolves_to_the_oracles_symbol(corpus: Corpus) -> None:
+    for vmlinux, log, modules, record in _all_records(corpus):
+        frame = decode_log(vmlinux, log, modules)[int(str(record["line_no"]))]
+        resolved = frame.resolved
+        assert resolved is not None and resolved.symbol is not None, record["raw_line"]
+        assert not resolved.ambiguous
+        if record["module"] is None:
+            assert resolved.symbol.link_address == int(str(record["symbol_address"]), 16)
+
+
+def test_offset_equal_size_maps_to_the_callers_call(corpus: Corpus) -> None:
+    # `caller+0xSIZE/0xSIZE`: either a call as the caller's last instruction (noreturn callee,
+    # DOMAIN §3), mapped to that call inside the caller, or a stale `? ` slot holding a pointer
+    # to the next function, flagged as not a return address. Never the next function's line.
+    calls = 0
+    for vmlinux, log, modules, record in _all_records(corpus):
+        if not record.get("offset_eq_size") or record["role"] != "ret":
+            continue
+        resolved = decode_log(vmlinux, log, modules)[int(str(record["line_no"]))].resolved
+        assert resolved is not None and resolved.symbol is not None
+        if resolved.call_site is None:
+            assert resolved.not_return_address, record["raw_line"]
+            continue
+        start = resolved.symbol.link_address
+        assert start <= resolved.call_site.link_address < start + int(str(record["size"]))
+        assert resolved.locations[-1].function == resolved.symbol.name
+        calls += 1
+    assert calls >= 5  # rest_init+0xa0/0xa0, arch_call_rest_init+0x5/0x5, ...
+
+
+def test_question_mark_slots_in_padding_are_not_return_addresses(corpus: Corpus) -> None:
+    # `? X+SIZE/SIZE` whose address - 1 is padding: the slot held a function pointer.
+    checked = 0
+    for vmlinux, log, modules, record in _all_records(corpus):
+        if not str(record.get("comparison", "")).startswith("llvm-empty-function"):
+            continue
+        resolved = decode_log(vmlinux, log, modules)[int(str(record["line_no"]))].resolved
+        assert resolved is not None and resolved.not_return_address, record["raw_line"]
+        checked += 1
+    assert checked >= 200
+
+
+def test_exact_ips_are_not_adjusted(corpus: Corpus) -> None:
+    for vmlinux, log, modules, record in _all_records(corpus):
+        if record["role"] != "ip" or record["module"]:
+            continue
+        resolved = decode_log(vmlinux, log, modules)[int(str(record["line_no"]))].resolved
+        assert resolved is not None
+        assert resolved.call_site is None
+        assert resolved.lookup_address == int(str(record["lookup_address"]), 16)
