@@ -181,15 +181,19 @@ class Strings:
         return self.offsets[text]
 
 
-def line_table(files: list[str]) -> bytes:
-    """A DWARF 5 line table with these file names (directory 0) and one row at 0x1000."""
+def line_table(files: list[str], sequences: list[tuple[int, int, int]]) -> bytes:
+    """A DWARF 5 line table with these file names (directory 0) and, per (start, end, line),
+    one sequence whose single row is file 1 at that line."""
     header = bytearray(bytes([1, 1, 1]) + struct.pack("<bBB", -5, 14, 13))
     header += bytes([0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1])
     header += bytes([1]) + uleb(1) + uleb(0x08) + uleb(1) + b"/src\0"
     header += bytes([2]) + uleb(1) + uleb(0x08) + uleb(2) + uleb(0x0B) + uleb(len(files))
     for name in files:
         header += name.encode() + b"\0\0"
-    program = b"\x00\x09\x02" + struct.pack("<Q", 0x1000) + b"\x01" + b"\x02\x40\x00\x01\x01"
+    program = bytearray()
+    for start, end, line in sequences:
+        program += b"\x00\x09\x02" + struct.pack("<Q", start) + b"\x03" + sleb(line - 1)
+        program += b"\x01\x02" + uleb(end - start) + b"\x00\x01\x01"
     body = struct.pack("<HBBI", 5, 8, 0, len(header)) + header + program
     return struct.pack("<I", len(body)) + body
 
@@ -230,9 +234,12 @@ def build_image() -> tuple[DwarfSections, dict[str, int]]:
     str_offsets = struct.pack("<IHH", 4 + 4 * len(str_offsets_entries), 5, 0) + b"".join(
         struct.pack("<I", strings(t)) for t in str_offsets_entries
     )
-    lines = line_table(["gcc_unit.c", "gcc_unit.c", "header.h", "other.h"])
+    lines = line_table(
+        ["gcc_unit.c", "gcc_unit.c", "header.h", "other.h"],
+        [(0x200, 0x240, 3), (0x9000, 0x9030, 20)],
+    )
     clang_lines_at = len(lines)
-    lines += line_table(["clang_unit.c", "clang_unit.c"])
+    lines += line_table(["clang_unit.c", "clang_unit.c"], [(0x4000, 0x4100, 5)])
 
     junk_attributes = [  # a type with every kind of skippable form, walked over
         (F.AT_NAME, F.FORM_STRING, b"junk"),
@@ -359,6 +366,29 @@ def build_image() -> tuple[DwarfSections, dict[str, int]]:
                     (F.AT_LOW_PC, F.FORM_ADDR, 0x300),
                     (F.AT_HIGH_PC, F.FORM_ADDR, 0x320),  # DWARF 3 style: an address
                 ],
+                children=[
+                    # An inlined call whose code is all inside a call it inlined: it has no
+                    # ranges of its own, only DW_AT_entry_pc.
+                    Die(
+                        F.TAG_INLINED_SUBROUTINE,
+                        [
+                            (F.AT_ABSTRACT_ORIGIN, F.FORM_REF4, ref("decl_fn")),
+                            (0x52, F.FORM_ADDR, 0x308),  # DW_AT_entry_pc
+                            (F.AT_CALL_LINE, F.FORM_DATA1, 5),
+                        ],
+                        children=[
+                            Die(
+                                F.TAG_INLINED_SUBROUTINE,
+                                [
+                                    (F.AT_ABSTRACT_ORIGIN, F.FORM_REF_ADDR, ref("cross_fn")),
+                                    (F.AT_LOW_PC, F.FORM_ADDR, 0x308),
+                                    (F.AT_HIGH_PC, F.FORM_DATA1, 4),
+                                    (F.AT_CALL_LINE, F.FORM_DATA1, 6),
+                                ],
+                            ),
+                        ],
+                    ),
+                ],
             ),
             Die(0x24, [(F.AT_NAME, F.FORM_STRING, b"int"), (0x0B, F.FORM_DATA1, 4)]),
         ],
@@ -449,17 +479,25 @@ def test_function_tree_of_a_gcc_like_unit(image: tuple[DwarfSections, dict[str, 
     assert functions["inline_fn"].decl_line == 42
     chain = data.locations(0x212)
     assert [(c.function, c.file, c.line, c.column, c.inlined) for c in chain] == [
-        ("inline_fn", "gcc_unit.c", 1, None, True),  # innermost: the line table's row
+        ("inline_fn", "gcc_unit.c", 3, None, True),  # innermost: the line table's row
         ("decl_fn", "gcc_unit.c", 77, 5, False),  # the call site of inline_fn
     ]
     # Through the second range of the inlined call, into a cross-unit inlined function.
     chain = data.locations(0x900A)
     assert [(c.function, c.line) for c in chain] == [
-        ("leaf", None),
+        ("leaf", 20),
         ("inline_fn", 300),
         ("decl_fn", 77),
     ]
     assert chain[1].file == "header.h"
+    # A call with no ranges of its own still shows, as llvm shows it, when a call inside it
+    # holds the address.
+    assert [(c.function, c.line, c.inlined) for c in data.locations(0x309)] == [
+        ("leaf", None, True),
+        ("decl_fn", 6, True),
+        ("inline_fn", 5, False),
+    ]
+    assert [c.function for c in data.locations(0x30C)] == ["inline_fn"]
     # Inside decl_fn but outside any inlined call.
     assert [c.function for c in data.locations(0x230)] == ["decl_fn"]
     assert data.locations(0x50) == ()  # no function, no row
@@ -471,7 +509,7 @@ def test_clang_like_unit_with_indexed_forms(image: tuple[DwarfSections, dict[str
     assert data.name == "clang_unit.c" and data.producer_is_clang
     (outer,) = data.functions()
     assert outer.name == "outer" and outer.ranges == ((0x4000, 0x4100),)
-    assert [(c.function, c.line) for c in data.locations(0x4004)] == [("leaf", None), ("outer", 12)]
+    assert [(c.function, c.line) for c in data.locations(0x4004)] == [("leaf", 5), ("outer", 12)]
 
 
 def test_unit_map_from_top_dies(image: tuple[DwarfSections, dict[str, int]]) -> None:
@@ -488,10 +526,9 @@ def test_unit_map_from_top_dies(image: tuple[DwarfSections, dict[str, int]]) -> 
 
 def test_truncated_unit_is_a_dwarf_error(image: tuple[DwarfSections, dict[str, int]]) -> None:
     sections, offsets = image
-    info = sections.require(".debug_info")
     contents = {name: sections.require(name).whole() for name in (".debug_abbrev", ".debug_str")}
-    cut = info.whole()[: offsets["clang"] - 30]
-    contents[".debug_info"] = cut[:4] + struct.pack("<I", 0)[:0] + cut[4:]
+    # The first unit's length still claims the bytes cut away.
+    contents[".debug_info"] = sections.require(".debug_info").whole()[: offsets["clang"] - 30]
     damaged = DwarfSections.from_bytes(contents)
     with pytest.raises(DwarfError):
         build_cu_data(DieReader(damaged), offsets["gcc"])
@@ -532,7 +569,7 @@ attribute_lists = st.lists(
 HEADER = UnitHeader(0, 0, 5, F.UT_COMPILE, 8, 4, 0, 0)
 
 
-@settings(derandomize=True, max_examples=300, deadline=None)
+@settings(derandomize=True, max_examples=150, deadline=None)
 @given(attribute_lists)
 def test_skippers_end_where_the_general_reader_ends(attributes: list[tuple[int, Any]]) -> None:
     data = b"".join(encode(form, value) for form, value in attributes) + b"\xee"
@@ -546,7 +583,7 @@ def test_skippers_end_where_the_general_reader_ends(attributes: list[tuple[int, 
     assert end == position == len(data) - 1
 
 
-@settings(derandomize=True, max_examples=200, deadline=None)
+@settings(derandomize=True, max_examples=100, deadline=None)
 @given(
     attribute_lists,
     attribute_lists,
