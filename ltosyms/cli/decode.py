@@ -63,6 +63,8 @@ def make_decoder(
     modules = ModuleSet()
     for folder in module_folders:
         path = Path(folder)
+        if not path.exists():
+            raise InputError(f"{folder}: no such file or directory (--modules)")
         if path.is_file():
             modules.add_file(path)
         else:
@@ -79,13 +81,13 @@ def make_decoder(
 
 
 @click.command("decode")
-@click.argument("vmlinux", type=click.Path(dir_okay=False))
+@click.argument("vmlinux", type=str)
 @click.argument("log", default="-", type=click.Path(allow_dash=True))
 @click.option(
     "--modules",
     "module_folders",
     multiple=True,
-    type=click.Path(exists=True),
+    type=str,
     metavar="DIR",
     help="Where module files are (searched recursively; repeatable; a .ko file works too).",
 )

@@ -17,8 +17,8 @@ from ltosyms.render.diff_text import render_text
 
 
 @click.command("diff")
-@click.argument("base", type=click.Path(dir_okay=False))
-@click.argument("new", type=click.Path(dir_okay=False))
+@click.argument("base", type=str)
+@click.argument("new", type=str)
 @click.option("--json", "as_json", is_flag=True, help="JSON output (schema ltosyms.diff/1).")
 @click.option(
     "--format",
@@ -31,7 +31,7 @@ from ltosyms.render.diff_text import render_text
 @click.option(
     "--html",
     "html_path",
-    type=click.Path(dir_okay=False),
+    type=str,
     metavar="FILE",
     help="Also write a self-contained HTML report with charts to FILE.",
 )

@@ -53,7 +53,7 @@ def open_cache(image: KernelImage, cache_dir: str | None, no_cache: bool) -> Ind
 
 
 @click.command("index")
-@click.argument("vmlinux", type=click.Path(dir_okay=False))
+@click.argument("vmlinux", type=str)
 @click.option(
     "--modules",
     "module_folders",

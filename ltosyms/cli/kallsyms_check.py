@@ -24,7 +24,7 @@ _CONDITIONS = tuple(condition.value for condition in FailCondition)
 
 
 @click.command("kallsyms-check")
-@click.argument("vmlinux", type=click.Path(dir_okay=False))
+@click.argument("vmlinux", type=str)
 @click.option(
     "--rule",
     type=click.Choice(_RULES),
@@ -35,14 +35,14 @@ _CONDITIONS = tuple(condition.value for condition in FailCondition)
 @click.option(
     "--kallsyms",
     "kallsyms_path",
-    type=click.Path(dir_okay=False),
+    type=str,
     metavar="FILE",
     help="A copy of /proc/kallsyms to verify against VMLINUX.",
 )
 @click.option(
     "--system-map",
     "system_map_path",
-    type=click.Path(dir_okay=False),
+    type=str,
     metavar="FILE",
     help="A System.map to verify against VMLINUX.",
 )

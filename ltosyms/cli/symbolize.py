@@ -26,13 +26,13 @@ def _queries(arguments: tuple[str, ...]) -> Iterator[str]:
 
 
 @click.command("symbolize")
-@click.argument("vmlinux", type=click.Path(dir_okay=False))
+@click.argument("vmlinux", type=str)
 @click.argument("queries", nargs=-1)
 @click.option(
     "--modules",
     "module_folders",
     multiple=True,
-    type=click.Path(exists=True),
+    type=str,
     metavar="DIR",
     help="Where module files are, for `name+off [module]` queries (repeatable).",
 )

@@ -13,7 +13,7 @@ from ltosyms.render.syms import symbols_json, symbols_text
 
 
 @click.command("syms")
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image", type=str)
 @click.option("--grep", "pattern", metavar="REGEX", help="Only symbols whose name matches.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output (schema ltosyms.syms/1).")
 def command(image: str, pattern: str | None, as_json: bool) -> None:

@@ -41,6 +41,7 @@ SHN_COMMON = 0xFFF2
 STT_SECTION = 3
 STT_FILE = 4
 STB_WEAK = 2
+_UNLISTED_TYPES = (STT_SECTION, STT_FILE)  # nm does not print these
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,35 +308,56 @@ class SymbolTable:
 
     @cached_property
     def _by_name(self) -> dict[str, list[int]]:
+        # A tight loop: this runs over every symbol of a vmlinux on each decode.
+        infos, shndxs = self._infos, self._shndxs
         table: dict[str, list[int]] = {}
+        get = table.get
         for index, name in enumerate(self.names):
-            if name and self.is_listed(index) and self.is_defined(index):
-                table.setdefault(name, []).append(index)
+            if not name or shndxs[index] == SHN_UNDEF or infos[index] & 0xF in _UNLISTED_TYPES:
+                continue
+            entry = get(name)
+            if entry is None:
+                table[name] = [index]
+            else:
+                entry.append(index)
         return table
 
     @cached_property
-    def _by_stem(self) -> dict[str, list[int]]:
-        """Defined symbols by the part of their name before the first dot (after a leading one).
+    def _dotted_by_stem(self) -> dict[str, list[int]]:
+        """Defined symbols whose name has a dot (after a leading one), by the part before it.
 
-        Every name with base ``foo`` starts with ``foo``, so its stem is ``foo``'s stem: the
-        base-name lookup parses only the few names sharing a stem, not the whole table.
+        Every name with base ``foo`` is ``foo`` itself or starts with ``foo.``: the base-name
+        lookup parses only the few dotted names sharing ``foo``'s stem, not the whole table.
         """
         table: dict[str, list[int]] = {}
         for name, indexes in self._by_name.items():
             dot = name.find(".", 1)
-            table.setdefault(name if dot < 0 else name[:dot], []).extend(indexes)
+            if dot > 0:
+                table.setdefault(name[:dot], []).extend(indexes)
         return table
 
     def _base_indexes(self, base: str) -> list[int]:
         dot = base.find(".", 1)
-        stem = base if dot < 0 else base[:dot]
-        return [i for i in self._by_stem.get(stem, ()) if parse_name(self.names[i]).base == base]
+        if dot > 0:
+            candidates = self._dotted_by_stem.get(base[:dot], [])
+        else:
+            candidates = self._by_name.get(base, []) + self._dotted_by_stem.get(base, [])
+        # Grouped by name, names in the order of their first .symtab entry (a stable order the
+        # stored table reproduces).
+        groups: dict[str, list[int]] = {}
+        for index in sorted(candidates):
+            name = self.names[index]
+            if parse_name(name).base == base:
+                groups.setdefault(name, []).append(index)
+        return [index for indexes in groups.values() for index in indexes]
 
     @cached_property
     def _address_order(self) -> tuple[list[int], list[int]]:
         """Kept symbols sorted by address, for the kernel's own address -> symbol lookup."""
-        order = sorted(self.kept_indexes, key=lambda i: (self.link_addresses[i], i))
-        return [self.link_addresses[i] for i in order], order
+        addresses = self.link_addresses
+        # kept_indexes is already in address order; equal addresses keep .symtab order.
+        order = sorted(self.kept_indexes, key=lambda i: (addresses[i], i))
+        return [addresses[i] for i in order], order
 
     def by_name(self, name: str) -> list[Symbol]:
         """Every defined symbol with exactly this ELF name (duplicates of statics included)."""

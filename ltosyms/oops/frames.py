@@ -130,7 +130,7 @@ def parse_frame(text: str, *, in_trace: bool) -> FrameText | None:
         inner = parse_frame(s[1:-1], in_trace=in_trace)
         if inner is None:
             return None
-        return _replace_reliability(inner, reliable=False)
+        return inner._replace(reliable=False)
     if first == "?":
         reliable = False
         s = s[1:].lstrip()
@@ -156,20 +156,9 @@ def parse_frame(text: str, *, in_trace: bool) -> FrameText | None:
         s = s[powerpc.end() :]
     parsed = parse_symbolic(s)
     if parsed is not None:
-        if address is None and reliable and parsed.reliable:
+        if address is None and reliable:
             return parsed
-        return FrameText(
-            parsed.symbol,
-            parsed.offset,
-            parsed.kallsyms_size,
-            parsed.module,
-            parsed.module_build_id,
-            address,
-            reliable and parsed.reliable,
-            parsed.marker,
-            parsed.source,
-            False,
-        )
+        return parsed._replace(runtime_address=address, reliable=reliable and parsed.reliable)
     if not in_trace:
         return None
     raw = _RAW_ADDRESS.match(s)
@@ -192,21 +181,6 @@ def parse_frame(text: str, *, in_trace: bool) -> FrameText | None:
             annotated["symbol"], None, None, None, None, address, reliable, None, source, False
         )
     return None
-
-
-def _replace_reliability(frame: FrameText, *, reliable: bool) -> FrameText:
-    return FrameText(
-        frame.symbol,
-        frame.offset,
-        frame.kallsyms_size,
-        frame.module,
-        frame.module_build_id,
-        frame.runtime_address,
-        reliable,
-        frame.marker,
-        frame.source,
-        frame.inline,
-    )
 
 
 def _parse_arm(s: str) -> FrameText | None:
@@ -374,20 +348,7 @@ def _symbolic_or_inline(text: str) -> FrameText | None:
 
 
 def _with_address(frame: FrameText, address: int | None) -> FrameText:
-    if address is None:
-        return frame
-    return FrameText(
-        frame.symbol,
-        frame.offset,
-        frame.kallsyms_size,
-        frame.module,
-        frame.module_build_id,
-        address,
-        frame.reliable,
-        frame.marker,
-        frame.source,
-        frame.inline,
-    )
+    return frame if address is None else frame._replace(runtime_address=address)
 
 
 # --- registers -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ltosyms.oops import frames as grammar
+from ltosyms.oops.builders import ReportBuilder
 from ltosyms.oops.frames import FrameText, IpText
 from ltosyms.oops.headers import (
     BANNER,
@@ -57,16 +58,13 @@ from ltosyms.oops.lines import (
     split_glued,
 )
 from ltosyms.oops.records import (
-    CodeBytes,
     Frame,
     FrameRole,
     IpLine,
-    RegisterDump,
     Report,
     ReportKind,
     SourceAnnotation,
     StackSection,
-    Trace,
     make_frame,
 )
 
@@ -130,249 +128,6 @@ _RETURN_ADDRESS = FrameRole.RETURN_ADDRESS
 _UNKNOWN = StackSection.UNKNOWN
 
 
-class _TraceBuilder:
-    __slots__ = (
-        "closed",
-        "comm",
-        "first_line",
-        "frames",
-        "kind",
-        "last_line",
-        "pc_key",
-        "pid",
-        "sections",
-        "stack_frames",
-        "task_state",
-        "title",
-    )
-
-    def __init__(self, kind: str, title: str | None, first_line: int) -> None:
-        self.kind = kind
-        self.title = title
-        self.first_line = first_line
-        self.last_line = first_line
-        self.frames: list[Frame] = []
-        self.sections: list[StackSection] = []
-        self.stack_frames = 0  # entries of the stack walk (not IP lines printed before it)
-        self.closed = False
-        self.pc_key: tuple[str | None, int | None, str | None] | None = None
-        self.comm: str | None = None
-        self.pid: int | None = None
-        self.task_state: str | None = None
-
-    @property
-    def section(self) -> StackSection:
-        return self.sections[-1] if self.sections else StackSection.UNKNOWN
-
-    def build(self) -> Trace:
-        frames = self.frames
-        if any(frame.inline for frame in frames):
-            frames = _inline_roles(frames)
-        return Trace(
-            self.kind,
-            self.title,
-            self.first_line,
-            self.last_line,
-            tuple(frames),
-            self.comm,
-            self.pid,
-            self.task_state,
-        )
-
-
-def _inline_roles(frames: list[Frame]) -> list[Frame]:
-    # An inlined frame of an already-symbolized log shares the address of the physical frame
-    # printed after it, so it shares that frame's role too.
-    result = list(frames)
-    role = FrameRole.RETURN_ADDRESS
-    for index in range(len(result) - 1, -1, -1):
-        frame = result[index]
-        if frame.inline:
-            if frame.role is not role:
-                result[index] = _with_role(frame, role)
-        else:
-            role = frame.role
-    return result
-
-
-def _with_role(frame: Frame, role: FrameRole) -> Frame:
-    return Frame(
-        frame.line,
-        frame.raw_text,
-        role,
-        frame.section,
-        frame.reliable,
-        frame.symbol,
-        frame.offset,
-        frame.kallsyms_size,
-        frame.module,
-        frame.module_build_id,
-        frame.runtime_address,
-        frame.marker,
-        frame.source,
-        frame.inline,
-    )
-
-
-class _DumpBuilder:
-    __slots__ = ("code", "first_line", "inside_trace", "ip", "last_line", "registers")
-
-    def __init__(self, first_line: int, inside_trace: bool) -> None:
-        self.first_line = first_line
-        self.last_line = first_line
-        self.ip: IpLine | None = None
-        self.registers: list[tuple[str, int]] = []
-        self.code: CodeBytes | None = None
-        self.inside_trace = inside_trace
-
-    def build(self) -> RegisterDump:
-        return RegisterDump(
-            self.first_line,
-            self.last_line,
-            self.ip,
-            tuple(self.registers),
-            self.code,
-            self.inside_trace,
-        )
-
-
-class _ReportBuilder:
-    __slots__ = (
-        "arch",
-        "build_id",
-        "caller",
-        "closing",
-        "comm",
-        "confirmed",
-        "context",
-        "cpu",
-        "dump",
-        "dump_open",
-        "dumps",
-        "first_line",
-        "hardware",
-        "has_cpu_line",
-        "ip_lines",
-        "kaslr_offset",
-        "kernel_version",
-        "kind",
-        "last_activity",
-        "last_line",
-        "modules",
-        "panic_message",
-        "pid",
-        "release",
-        "taint",
-        "title",
-        "title_candidate",
-        "trace",
-        "traces",
-        "weak",
-    )
-
-    def __init__(
-        self, kind: ReportKind, title: str, first_line: int, context: str | None, *, weak: bool
-    ) -> None:
-        self.kind = kind
-        self.title = title
-        self.first_line = first_line
-        self.last_line = first_line
-        self.last_activity = first_line
-        self.context = context
-        self.caller = context
-        self.weak = weak
-        self.confirmed = not weak
-        self.closing = False
-        self.cpu: int | None = None
-        self.pid: int | None = None
-        self.comm: str | None = None
-        self.has_cpu_line = False
-        self.release: str | None = None
-        self.kernel_version: str | None = None
-        self.taint: str | None = None
-        self.build_id: str | None = None
-        self.hardware: str | None = None
-        self.modules: tuple[str, ...] = ()
-        self.arch: str | None = None
-        self.ip_lines: list[IpLine] = []
-        self.dumps: list[_DumpBuilder] = []
-        self.dump: _DumpBuilder | None = None
-        self.dump_open = False
-        self.traces: list[_TraceBuilder] = []
-        self.trace: _TraceBuilder | None = None
-        self.title_candidate: tuple[int, str] | None = None
-        self.kaslr_offset: int | None = None
-        self.panic_message: str | None = None
-
-    def touch(self, number: int) -> None:
-        self.last_line = max(self.last_line, number)
-        self.last_activity = number
-
-    def new_trace(self, kind: str, title: str | None, first_line: int) -> _TraceBuilder:
-        if self.trace is not None:
-            self.trace.closed = True
-        trace = _TraceBuilder(kind, title, first_line)
-        self.traces.append(trace)
-        self.trace = trace
-        self.title_candidate = None
-        return trace
-
-    def open_trace(self) -> _TraceBuilder | None:
-        trace = self.trace
-        return trace if trace is not None and not trace.closed else None
-
-    def expects_frames(self) -> bool:
-        """Inside a trace, or right after a line that names one ("backtrace:")."""
-        trace = self.trace
-        if trace is not None and not trace.closed:
-            return True
-        candidate = self.title_candidate
-        return candidate is not None and is_trace_title(candidate[1])
-
-    def has_stack_frames(self) -> bool:
-        return any(trace.stack_frames for trace in self.traces)
-
-    def new_dump(self, first_line: int) -> _DumpBuilder:
-        trace = self.open_trace()
-        dump = _DumpBuilder(first_line, trace is not None and trace.stack_frames > 0)
-        self.dumps.append(dump)
-        self.dump = dump
-        self.dump_open = True
-        return dump
-
-    def set_release(self, match: re.Match[str]) -> None:
-        if self.release is None:
-            self.release = match["release"]
-            self.kernel_version = match["version"]
-            flags = match["flags"]
-            self.taint = "".join(flags.split()) if flags is not None else ""
-
-    def build(self) -> Report:
-        traces = tuple(trace.build() for trace in self.traces if trace.frames)
-        return Report(
-            kind=self.kind,
-            title=self.title,
-            first_line=self.first_line,
-            last_line=self.last_line,
-            caller=self.caller,
-            cpu=self.cpu,
-            pid=self.pid,
-            comm=self.comm,
-            release=self.release,
-            kernel_version=self.kernel_version,
-            taint=self.taint,
-            build_id=self.build_id,
-            hardware=self.hardware,
-            modules_linked_in=self.modules,
-            arch=self.arch,
-            ip_lines=tuple(self.ip_lines),
-            register_dumps=tuple(dump.build() for dump in self.dumps),
-            traces=traces,
-            kaslr_offset=self.kaslr_offset,
-            panic_message=self.panic_message,
-        )
-
-
 class OopsParser:
     """The streaming parser. Feed :class:`LogLine` objects, collect finished reports.
 
@@ -381,8 +136,8 @@ class OopsParser:
     """
 
     def __init__(self) -> None:
-        self._open: dict[str | None, _ReportBuilder] = {}
-        self._last: _ReportBuilder | None = None
+        self._open: dict[str | None, ReportBuilder] = {}
+        self._last: ReportBuilder | None = None
         self._finished: list[tuple[int, int, Report]] = []
         self._sequence = 0
         # The previous line of each context when it was not a report line (else None).
@@ -396,12 +151,13 @@ class OopsParser:
     def run(self, physical_lines: Iterator[str]) -> Iterator[Report]:
         """Parse raw physical lines (terminators removed), yielding reports as they finish.
 
-        The loop handles the most common line itself, a plain trace entry that continues the
-        trace being read (``" ? name+0xOFF/0xSIZE [module]"``): a sysrq-t dump is mostly that.
-        Everything else goes through :meth:`feed`.
+        The loop is :meth:`feed` written out, and it handles the most common line itself: a
+        plain trace entry that continues the trace being read (``" ? name+0xOFF/0xSIZE
+        [module]"``), which is most of a sysrq-t dump.
         """
         split = PrefixSplitter().split
         feed = self.feed
+        dispatch = self._dispatch
         plain_frame = _PLAIN_FRAME.match
         open_reports = self._open
         previous = self._previous
@@ -416,59 +172,71 @@ class OopsParser:
                     if self._closed_since_pop:
                         yield from self.pop_finished()
                     continue
-            if "+0x" in text and number < self._next_idle_check:
-                stripped = text.strip()
+            # The body of feed(), inline: this loop runs once per input line.
+            if line.foreign:
+                continue
+            stripped = text.strip()
+            if not stripped:
+                continue
+            if number >= self._next_idle_check:
+                self._next_idle_check = number + _IDLE_CHECK_EVERY
+                self._close_idle(number)
+            context = line.caller
+            report = (
+                self._last
+                if context is None
+                else open_reports.get(context) or open_reports.get(None)
+            )
+            if "+0x" in stripped and report is not None:
+                trace = report.trace
                 fast = plain_frame(stripped)
-                if fast is not None:
-                    context = line.caller
-                    report = (
-                        self._last
-                        if context is None
-                        else open_reports.get(context) or open_reports.get(None)
-                    )
-                    trace = report.trace if report is not None else None
-                    if (
-                        trace is not None
-                        and report is not None
-                        and not trace.closed
-                        and trace.pc_key is None
-                        and report.title_candidate is None
-                        and not report.closing
-                    ):
-                        unreliable, symbol, offset, size, module, build_id = fast.groups()
-                        trace.frames.append(
-                            make_frame(
-                                number,
-                                text.rstrip(),
-                                _RETURN_ADDRESS,
-                                trace.sections[-1] if trace.sections else _UNKNOWN,
-                                unreliable is None,
-                                symbol,
-                                int(offset, 16),
-                                int(size, 16),
-                                module,
-                                build_id,
-                                None,
-                                None,
-                                None,
-                                False,
-                            )
+                if (
+                    fast is not None
+                    and trace is not None
+                    and not trace.closed
+                    and trace.pc_key is None
+                    and report.title_candidate is None
+                    and not report.closing
+                ):
+                    unreliable, symbol, offset, size, module, build_id = fast.groups()
+                    trace.frames.append(
+                        make_frame(
+                            number,
+                            text.rstrip(),
+                            _RETURN_ADDRESS,
+                            trace.sections[-1] if trace.sections else _UNKNOWN,
+                            unreliable is None,
+                            symbol,
+                            int(offset, 16),
+                            int(size, 16),
+                            module,
+                            build_id,
+                            None,
+                            None,
+                            None,
+                            False,
                         )
-                        trace.stack_frames += 1
-                        trace.last_line = number
-                        report.confirmed = True
-                        report.dump_open = False
-                        report.last_line = number
-                        report.last_activity = number
-                        previous[context] = None
-                        continue
-            feed(line)
+                    )
+                    trace.stack_frames += 1
+                    trace.last_line = number
+                    report.confirmed = True
+                    report.dump_open = False
+                    report.last_line = number
+                    report.last_activity = number
+                    previous[context] = None
+                    continue
+            recognized = dispatch(line, stripped, context, report)
+            if not (line.bare and not recognized):
+                if len(previous) > _MAX_REMEMBERED_CONTEXTS:
+                    previous.clear()
+                previous[context] = None if recognized else line
             if self._closed_since_pop:
                 yield from self.pop_finished()
         self.finish()
         yield from self.pop_finished()
 
     def feed(self, line: LogLine) -> None:
+        """Take one line; reports it completes go to :meth:`pop_finished`."""
         if line.foreign:
             return
         text = line.text.strip()
@@ -490,6 +258,7 @@ class OopsParser:
         self._previous[context] = None if recognized else line
 
     def finish(self) -> None:
+        """End of input: every open report is complete."""
         for report in list(self._open.values()):
             self._close(report)
 
@@ -516,16 +285,16 @@ class OopsParser:
         context: str | None,
         *,
         weak: bool = False,
-    ) -> _ReportBuilder:
+    ) -> ReportBuilder:
         existing = self._open.get(context)
         if existing is not None:
             self._close(existing)
-        report = _ReportBuilder(kind, title, first_line, context, weak=weak)
+        report = ReportBuilder(kind, title, first_line, context, weak=weak)
         self._open[context] = report
         self._last = report
         return report
 
-    def _close(self, report: _ReportBuilder) -> None:
+    def _close(self, report: ReportBuilder) -> None:
         if self._open.get(report.context) is report:
             del self._open[report.context]
         if self._last is report:
@@ -541,7 +310,7 @@ class OopsParser:
             if number - report.last_activity > IDLE_LINES:
                 self._close(report)
 
-    def _settle(self, report: _ReportBuilder | None) -> _ReportBuilder | None:
+    def _settle(self, report: ReportBuilder | None) -> ReportBuilder | None:
         """A report in its closing stretch ends at a line that is not one of its own."""
         if report is not None and report.closing:
             self._close(report)
@@ -559,7 +328,7 @@ class OopsParser:
     # --- classification ------------------------------------------------------------------
 
     def _dispatch(
-        self, line: LogLine, text: str, context: str | None, report: _ReportBuilder | None
+        self, line: LogLine, text: str, context: str | None, report: ReportBuilder | None
     ) -> bool:
         """Handle one kernel line; False when it is none of the report lines we know.
 
@@ -630,7 +399,7 @@ class OopsParser:
         line: LogLine,
         parsed: FrameText,
         context: str | None,
-        report: _ReportBuilder | None,
+        report: ReportBuilder | None,
     ) -> None:
         report = self._settle(report)
         if report is None:
@@ -668,7 +437,7 @@ class OopsParser:
         line: LogLine,
         marker: re.Match[str],
         context: str | None,
-        report: _ReportBuilder | None,
+        report: ReportBuilder | None,
     ) -> None:
         report = self._settle(report)
         if report is None:
@@ -697,7 +466,7 @@ class OopsParser:
                 self._on_frame(line, parsed, context, report)
 
     def _on_ip(
-        self, line: LogLine, ip: IpText, context: str | None, report: _ReportBuilder | None
+        self, line: LogLine, ip: IpText, context: str | None, report: ReportBuilder | None
     ) -> None:
         if report is None:
             if ip.frame is None:
@@ -743,7 +512,7 @@ class OopsParser:
         report.touch(line.number)
 
     def _on_registers(
-        self, line: LogLine, registers: tuple[tuple[str, int], ...], report: _ReportBuilder | None
+        self, line: LogLine, registers: tuple[tuple[str, int], ...], report: ReportBuilder | None
     ) -> bool:
         if report is None:
             return False
@@ -762,7 +531,7 @@ class OopsParser:
         report.touch(line.number)
         return True
 
-    def _on_code(self, line: LogLine, text: str, report: _ReportBuilder | None) -> None:
+    def _on_code(self, line: LogLine, text: str, report: ReportBuilder | None) -> None:
         if report is None:
             return
         code = grammar.parse_code(text, line.number, report.arch)
@@ -776,7 +545,7 @@ class OopsParser:
         report.touch(line.number)
 
     def _on_cpu_line(
-        self, line: LogLine, text: str, context: str | None, report: _ReportBuilder | None
+        self, line: LogLine, text: str, context: str | None, report: ReportBuilder | None
     ) -> bool:
         match = CPU_LINE.match(text) or CPU_LINE_SHORT.match(text)
         if match is None:
@@ -809,7 +578,7 @@ class OopsParser:
         text: str,
         rest: str,
         context: str | None,
-        report: _ReportBuilder | None,
+        report: ReportBuilder | None,
     ) -> None:
         report = self._settle(report)
         if report is None:
@@ -838,7 +607,7 @@ class OopsParser:
         rule: HeaderRule,
         match: re.Match[str],
         context: str | None,
-        report: _ReportBuilder | None,
+        report: ReportBuilder | None,
     ) -> bool:
         number = line.number
         if rule.panic:
@@ -904,7 +673,7 @@ class OopsParser:
         return True
 
     def _on_other(
-        self, line: LogLine, text: str, context: str | None, report: _ReportBuilder | None
+        self, line: LogLine, text: str, context: str | None, report: ReportBuilder | None
     ) -> bool:
         """Report lines that carry facts but no code address, then everything else."""
         number = line.number
@@ -986,7 +755,7 @@ class OopsParser:
                 return True
         return self._on_unrecognized(line, text, report)
 
-    def _on_unrecognized(self, line: LogLine, text: str, report: _ReportBuilder | None) -> bool:
+    def _on_unrecognized(self, line: LogLine, text: str, report: ReportBuilder | None) -> bool:
         """A kernel line none of the grammars knows: it may name the trace that follows."""
         if report is None or line.bare:
             return False  # console output of other programs changes nothing
@@ -1002,7 +771,7 @@ class OopsParser:
         line: LogLine,
         task: re.Match[str],
         context: str | None,
-        report: _ReportBuilder | None,
+        report: ReportBuilder | None,
     ) -> None:
         if report is None:
             report = self._open_report(ReportKind.GENERIC, line.text.strip(), line.number, context)
