@@ -237,6 +237,8 @@ class DebuginfodClient:
             except DebuginfodError as error:
                 log.info("%s", error)
                 failures.append(error)
+        with contextlib.suppress(OSError):
+            directory.rmdir()  # only if empty: leave no trace of a failed fetch
         if all(isinstance(error, DebuginfoNotFound) for error in failures):
             servers = ", ".join(self.config.urls)
             raise DebuginfoNotFound(
@@ -361,14 +363,20 @@ class DebuginfodClient:
         limit = self.config.max_size
         try:
             with os.fdopen(descriptor, "wb") as output:
-                while chunk := response.read(CHUNK_BYTES):
+                while chunk := response.read(CHUNK_BYTES):  # OSError here: the network's
                     received += len(chunk)
                     if limit is not None and received > limit:
                         raise DownloadTooLarge(
                             f"{url}: download exceeds DEBUGINFOD_MAXSIZE ({limit} bytes)"
                         )
                     self._check_time(url, started, received)
-                    output.write(chunk)
+                    try:
+                        output.write(chunk)
+                    except OSError as error:  # the disk's: a full or read-only cache
+                        raise CacheError(
+                            f"cannot write to debuginfod cache {directory}: "
+                            f"{error.strerror or error}"
+                        ) from None
                     if progress is not None:
                         progress(received, expected)
             if expected is not None and received != expected:

@@ -127,3 +127,29 @@ def test_symbolize_names_and_addresses(corpus: Corpus) -> None:
     assert document["results"][0]["resolved"]["symbol"].startswith("try_to_wake_up.llvm.")
     code, _, err = run("symbolize", vmlinux, "--no-cache", "not a query at all")
     assert code == 2 and "cannot read" in err
+
+
+def test_decode_finds_the_vmlinux_by_the_logs_release(corpus: Corpus, tmp_path: Path) -> None:
+    # A Debian-like system image: the debug vmlinux and the module tree of release 6.1.192.
+    folder = corpus.kernels / "clang-thinlto"
+    boot = tmp_path / "usr" / "lib" / "debug" / "boot"
+    boot.mkdir(parents=True)
+    (boot / "vmlinux-6.1.192").symlink_to(corpus.kernel_vmlinux("clang-thinlto"))
+    modules = tmp_path / "lib" / "modules" / "6.1.192" / "kernel" / "drivers" / "misc"
+    modules.mkdir(parents=True)
+    (modules / "lkdtm.ko").symlink_to(folder / "lkdtm.ko")
+    code, out, err = run(
+        "decode", str(folder / "console.log"), "--sysroot", str(tmp_path), "--no-cache", "--json"
+    )
+    assert code == 0, err
+    assert "vmlinux-6.1.192" in err
+    frames = [f for r in json.loads(out)["reports"] for f in r["frames"]]
+    assert any(f["module"] == "lkdtm" and f["locations"] for f in frames)
+
+
+def test_decode_without_vmlinux_or_release_says_what_to_give(tmp_path: Path) -> None:
+    log = tmp_path / "plain.log"
+    log.write_text("[    1.0] Call Trace:\n[    1.0]  foo+0x1/0x10\n")
+    code, _, err = run("decode", str(log), "--sysroot", str(tmp_path), "--no-cache")
+    assert code == 2
+    assert "give the vmlinux path or -r RELEASE" in err

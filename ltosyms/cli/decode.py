@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -14,10 +15,12 @@ from typing import IO
 import click
 
 from ltosyms.cli.index import cache_options, open_cache
+from ltosyms.debuginfod import DebuginfodConfig
 from ltosyms.decode.decode import DecodedReport, Decoder
 from ltosyms.decode.modules import ModuleSet
+from ltosyms.decode.sources import fetch_modules, find_kernel
 from ltosyms.elf.kernel import LoadedImage, load_vmlinux
-from ltosyms.errors import InputError, MismatchError
+from ltosyms.errors import InputError, MismatchError, UsageError
 from ltosyms.index.store import IndexStore
 from ltosyms.oops.lines import iter_physical_lines
 from ltosyms.oops.parse import iter_reports
@@ -80,9 +83,48 @@ def make_decoder(
     return Decoder(loaded, modules, store_for)
 
 
+def split_paths(paths: tuple[str, ...]) -> tuple[str | None, str]:
+    """``[VMLINUX] [LOG]``: with one path, an ELF file is the vmlinux (log on stdin), anything
+    else is the log (the vmlinux is then found from the release or build id it prints)."""
+    if len(paths) > 2:
+        raise UsageError(f"at most VMLINUX and LOG, got {len(paths)} paths")
+    if len(paths) == 2:
+        return paths[0], paths[1]
+    if not paths:
+        return None, "-"
+    try:
+        with open(paths[0], "rb") as file:
+            is_elf = file.read(4) == b"\x7fELF"
+    except OSError:
+        is_elf = False
+    return (paths[0], "-") if is_elf else (None, paths[0])
+
+
 @click.command("decode")
-@click.argument("vmlinux", type=str)
-@click.argument("log", default="-", type=click.Path(allow_dash=True))
+@click.argument("paths", nargs=-1, metavar="[VMLINUX] [LOG|-]")
+@click.option(
+    "-r",
+    "--release",
+    metavar="RELEASE",
+    help="Find the vmlinux of this kernel release where distros install debug images "
+    "(default: the release the log prints, when no VMLINUX is given).",
+)
+@click.option(
+    "--debuginfod",
+    "debuginfod_urls",
+    multiple=True,
+    metavar="URL",
+    help="Fetch the vmlinux and modules by the build ids the log prints (default: "
+    "$DEBUGINFOD_URLS). Repeatable.",
+)
+@click.option(
+    "--sysroot",
+    type=str,
+    default="/",
+    show_default=True,
+    metavar="DIR",
+    help="Look for debug images under DIR instead of / (a mounted system image).",
+)
 @click.option(
     "--modules",
     "module_folders",
@@ -100,23 +142,50 @@ def make_decoder(
     show_default=True,
     help="Text layout: the log annotated, or scripts/decode_stacktrace.sh's line format.",
 )
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Color the decoded lines (auto: when stdout is a terminal).",
+)
 @cache_options
 def command(
-    vmlinux: str,
-    log: str,
+    paths: tuple[str, ...],
+    release: str | None,
+    debuginfod_urls: tuple[str, ...],
+    sysroot: str,
     module_folders: tuple[str, ...],
     as_json: bool,
     output_format: str,
+    color: str,
     cache_dir: str | None,
     no_cache: bool,
 ) -> None:
-    """Decode the oopses and stack traces in LOG (default stdin) against VMLINUX."""
-    loaded = load_vmlinux(vmlinux)
-    decoder = make_decoder(loaded, module_folders, cache_dir, no_cache)
-    for warning in decoder.warnings:
-        click.echo(f"ltosyms: warning: {warning}", err=True)
+    """Decode the oopses and stack traces in LOG (default stdin) against VMLINUX.
+
+    Without VMLINUX, the vmlinux is looked up by release (-r, or the one the log prints) where
+    distros install debug images, or fetched from debuginfod by the build id the log prints.
+    """
+    vmlinux, log = split_paths(paths)
+    debuginfod = None
+    if debuginfod_urls or os.environ.get("DEBUGINFOD_URLS", "").strip():
+        debuginfod = DebuginfodConfig.from_environment(list(debuginfod_urls) or None)
+    use_color = color == "always" or (color == "auto" and sys.stdout.isatty())
     with seekable_log(log) as file:
-        decoded = list(decoder.decode_all(iter_reports(file)))
+        reports = list(iter_reports(file))
+        module_dirs: tuple[Path, ...] = ()
+        if vmlinux is None or (release is not None and len(paths) < 2):
+            found = find_kernel(reports, release, debuginfod, Path(sysroot))
+            click.echo(f"ltosyms: vmlinux {found.vmlinux} ({found.how})", err=True)
+            vmlinux, module_dirs = str(found.vmlinux), found.module_dirs
+        loaded = load_vmlinux(vmlinux)
+        folders = (*module_folders, *(str(d) for d in module_dirs))
+        decoder = make_decoder(loaded, folders, cache_dir, no_cache)
+        warnings = [*decoder.warnings, *fetch_modules(reports, decoder.modules, debuginfod)]
+        for warning in warnings:
+            click.echo(f"ltosyms: warning: {warning}", err=True)
+        decoded = [decoder.decode(report) for report in reports]
         if as_json:
             click.echo(json.dumps(decode_document(loaded, decoded), indent=1))
         elif output_format == "decode-stacktrace":
@@ -130,8 +199,9 @@ def command(
             for report in decoded:
                 for number, lines in report_annotations(report).items():
                     notes.setdefault(number, []).extend(lines)
-            for line in render_log(log_lines(file), notes):
-                click.echo(line, color=True)  # the log's own escapes stay as they were
+            for text, is_note in render_log(log_lines(file), notes):
+                styled = click.style(text, fg="cyan") if is_note and use_color else text
+                click.echo(styled, color=True)  # the log's own escapes stay as they were
     _finish(decoded)
 
 

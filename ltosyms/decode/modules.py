@@ -55,6 +55,10 @@ class ModuleSet:
             raise InputError(f"{path}: not a module file name (*.ko, *.ko.xz, ...)")
         self._paths.setdefault(name, []).insert(0, path)
 
+    def add_named(self, name: str, path: Path) -> None:
+        """A module file whose name does not tell the module (a debuginfod cache entry)."""
+        self._paths.setdefault(name.replace("-", "_"), []).insert(0, path)
+
     def __contains__(self, name: str) -> bool:
         return name.replace("-", "_") in self._paths
 

@@ -36,6 +36,7 @@ from typing import IO, Any, NamedTuple
 # small enough that a 1 GB log never sits in memory.
 BLOCK_SIZE = 1 << 20
 
+# What the parser reads: a whole log (bytes or text), a file object, or an iterable of lines.
 LogSource = (
     bytes | bytearray | memoryview | str | IO[bytes] | IO[str] | Iterable[bytes] | Iterable[str]
 )
@@ -59,7 +60,7 @@ class LogLine(NamedTuple):
     bare: bool = False
 
 
-def iter_physical_lines(source: Any) -> Iterator[str]:
+def iter_physical_lines(source: LogSource) -> Iterator[str]:
     """Yield the physical lines of ``source`` without their line terminators."""
     if isinstance(source, str):
         return _iter_blocks(io.StringIO(source))
@@ -100,24 +101,28 @@ def _split_block(text: str) -> list[str]:
 
 def _iter_blocks(stream: Any) -> Iterator[str]:
     # Blocks of BLOCK_SIZE: bytes go through an incremental UTF-8 decoder (a character split
-    # between two blocks stays whole; invalid bytes become U+FFFD); a line cut by the block end
-    # waits in ``carry`` for the rest of it.
+    # between two blocks stays whole; invalid bytes become U+FFFD); the part of a line cut by
+    # the block end waits in ``pending`` (a list: a very long line costs no repeated copying).
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    carry = ""
+    pending: list[str] = []
     while True:
         block = stream.read(BLOCK_SIZE)
         if not block:
             break
         text = block if isinstance(block, str) else decoder.decode(block)
-        if carry:
-            text = carry + text
         cut = text.rfind("\n")
         if cut < 0:
-            carry = text
+            pending.append(text)
             continue
-        carry = text[cut + 1 :]
-        yield from _split_block(text[:cut])
-    tail = carry + decoder.decode(b"", final=True)
+        head = text[:cut]
+        if pending:
+            pending.append(head)
+            head = "".join(pending)
+            pending.clear()
+        yield from _split_block(head)
+        if cut + 1 < len(text):
+            pending.append(text[cut + 1 :])
+    tail = "".join(pending) + decoder.decode(b"", final=True)
     if tail:
         yield from _split_block(tail)
 
@@ -263,7 +268,7 @@ def split_glued(line: LogLine) -> tuple[LogLine, LogLine] | None:
     return first, second
 
 
-def iter_log_lines(source: Any) -> Iterator[LogLine]:
+def iter_log_lines(source: LogSource) -> Iterator[LogLine]:
     """Numbered lines of ``source`` with their prefixes split off (glued messages apart)."""
     splitter = PrefixSplitter()
     for number, raw in enumerate(iter_physical_lines(source), start=1):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Iterator
-from typing import Any
 
 from ltosyms.oops import frames as grammar
 from ltosyms.oops.builders import ReportBuilder
@@ -53,6 +52,7 @@ from ltosyms.oops.headers import (
 )
 from ltosyms.oops.lines import (
     LogLine,
+    LogSource,
     PrefixSplitter,
     iter_physical_lines,
     split_glued,
@@ -859,7 +859,7 @@ def _module_names(match: re.Match[str] | None) -> tuple[str, ...]:
     return tuple(names)
 
 
-def iter_reports(source: Any) -> Iterator[Report]:
+def iter_reports(source: LogSource) -> Iterator[Report]:
     """Yield the reports found in ``source``, in input order, as soon as each is complete.
 
     ``source`` may be bytes (invalid UTF-8 is replaced, never an error), text, a binary or text

@@ -115,11 +115,15 @@ def _where_plain(location: SourceLocation) -> str:
     return f"{location.file}:{location.line if location.line is not None else '?'}"
 
 
-def render_log(lines: Iterable[str], annotations: dict[int, list[str]]) -> Iterator[str]:
-    """The input lines with annotations after the lines they belong to."""
+def render_log(
+    lines: Iterable[str], annotations: dict[int, list[str]]
+) -> Iterator[tuple[str, bool]]:
+    """The input lines with annotations after the lines they belong to, as (text, True for
+    an annotation) so that a terminal can show the two apart."""
     for number, line in enumerate(lines, start=1):
-        yield line
-        yield from annotations.get(number, ())
+        yield line, False
+        for note in annotations.get(number, ()):
+            yield note, True
 
 
 def render_log_decode_stacktrace(
