@@ -36,7 +36,7 @@ def command(log: str, as_json: bool) -> None:
 
 def _open(log: str) -> IO[bytes]:
     if log == "-":
-        return click.get_binary_stream("stdin")
+        return sys.stdin.buffer
     try:
         return open(log, "rb")
     except OSError as error:
