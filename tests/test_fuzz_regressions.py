@@ -146,10 +146,6 @@ OOPS_CASES = [
         b"89 f8 48\xe2\x80\xa8 89 f7 48 89 d6 48 89 ca 4d 89 c2 4d 89 c8 4c 8b 4c 24 08 0f 05 "
         b"<48> 3d 01 f0 ff ff 73 01 c3 48 c7 c1 b8 ff ff ff f7 d8 64 89 01 48\n",
         id="code-line-with-unicode-line-separator",
-        marks=_open_fix(
-            "ValueError from bytes.fromhex in oops.frames.parse_code: the Code: byte regex "
-            "takes U+2028 (a Unicode space) as a separator"
-        ),
     ),
 ]
 

@@ -398,8 +398,10 @@ def parse_registers(text: str) -> tuple[tuple[str, int], ...] | None:
 _NO_MARKERS = str.maketrans("", "", "<>()")
 _CODE_UNAVAILABLE = re.compile(r"Unable to access opcode bytes at (?:0x)?(?P<address>[0-9a-f]+)")
 # Tokens of one width, at most one of them marked: x86 "<0f>", arm64/arm/riscv "(d4210000)".
+# Tokens are separated by ASCII blanks only: a Unicode space (U+2028 in a damaged capture) ends
+# the readable part instead of passing into bytes.fromhex.
 _CODE_BYTES = {
-    width: re.compile(rf"(?:[<(]?[0-9a-fA-F]{{{width}}}[>)]?(?:\s+|$))+") for width in (2, 4, 8)
+    width: re.compile(rf"(?:[<(]?[0-9a-fA-F]{{{width}}}[>)]?(?:[ \t]+|$))+") for width in (2, 4, 8)
 }
 
 
@@ -413,8 +415,8 @@ def parse_code(text: str, number: int, arch: str | None) -> CodeBytes | None:
     if unavailable is not None or body.lower().startswith(("bad rip value", "bad pc value")):
         address = int(unavailable["address"], 16) if unavailable is not None else None
         return CodeBytes(number, s, b"", None, arch or "unknown", 1, True, address)
-    space = body.find(" ")
-    width = len((body if space < 0 else body[:space]).strip("<>()"))
+    first_token = body.split(None, 1)[0] if body else ""
+    width = len(first_token.strip("<>()"))
     pattern = _CODE_BYTES.get(width)
     if pattern is None:
         return None
@@ -430,11 +432,11 @@ def parse_code(text: str, number: int, arch: str | None) -> CodeBytes | None:
             marker = position
     if marker is not None:
         marker = len(tokens[:marker].split()) * (width // 2)
-    clean = tokens.translate(_NO_MARKERS)
+    words = tokens.translate(_NO_MARKERS).split()
     if width == 2:
-        data = bytes.fromhex(clean)
+        data = bytes.fromhex("".join(words))
     else:
-        data = b"".join(int(word, 16).to_bytes(width // 2, "little") for word in clean.split())
+        data = b"".join(int(word, 16).to_bytes(width // 2, "little") for word in words)
     return CodeBytes(number, s, data, marker, _code_arch(width, arch), width // 2)
 
 

@@ -294,7 +294,10 @@ class Report:
     was printed under, when the log has them. ``release``/``kernel_version``/``taint``/
     ``build_id`` come from the ``CPU: 0 PID: 1 Comm: x Tainted: G W 6.1.0-57-cloud-amd64 #1
     <build id>`` line (lib/dump_stack.c ``dump_stack_print_info``; the build id is printed with
-    ``CONFIG_STACKTRACE_BUILD_ID``). ``kaslr_offset`` comes from a ``Kernel Offset:`` line.
+    ``CONFIG_STACKTRACE_BUILD_ID``). ``kaslr_offset`` comes from a ``Kernel Offset: 0x...
+    from 0xffffffff81000000`` line (arch/x86/kernel/setup.c dump_kernel_offset; 0 when it says
+    ``disabled``). ``panic_message`` is the text after ``Kernel panic - not syncing:`` when the
+    report ended in a panic.
     """
 
     kind: ReportKind
