@@ -135,32 +135,36 @@ class SymbolTable:
         endian = "<" if image.little_endian else ">"
         section_letters = [_section_letter(s) for s in image.sections]
         section_addresses = [s.link_address for s in image.sections]
-        relocatable = image.is_module
-        names: list[str] = []
-        addresses: list[int] = []
-        sizes: list[int] = []
-        infos: list[int] = []
-        shndxs: list[int] = []
-        letters: list[str] = []
-        number_of_sections = len(image.sections)
+        # Column-wise: one unpack pass, then list comprehensions (a Python loop with six appends
+        # per symbol costs twice as much on a 120,000-symbol vmlinux).
+        rows = list(struct.iter_unpack(endian + "IBBHQQ", raw_symbols))
         find = strings.find
-        # Elf64_Sym: st_name u32, st_info u8, st_other u8, st_shndx u16, st_value u64, st_size u64.
-        for st_name, st_info, _other, st_shndx, st_value, st_size in struct.iter_unpack(
-            endian + "IBBHQQ", raw_symbols
-        ):
-            end = find(b"\0", st_name)
-            if end < 0:
-                raise InputError(f"{image.path}: symbol name offset {st_name} outside .strtab")
-            name = strings[st_name:end].decode("utf-8", "replace")
-            if relocatable and 0 < st_shndx < number_of_sections:
-                addresses.append(st_value + section_addresses[st_shndx])
-            else:
-                addresses.append(st_value)
-            names.append(name)
-            sizes.append(st_size)
-            infos.append(st_info)
-            shndxs.append(st_shndx)
-            letters.append(nm_type_letter(st_info, st_shndx, section_letters))
+        ends = [find(b"\0", row[0]) for row in rows]
+        if rows and min(ends) < 0:
+            raise InputError(f"{image.path}: a symbol name runs past the end of .strtab")
+        names: list[str] = [
+            strings[row[0] : end].decode("utf-8", "replace")
+            for row, end in zip(rows, ends, strict=True)
+        ]
+        infos: list[int] = [row[1] for row in rows]
+        shndxs: list[int] = [row[3] for row in rows]
+        sizes: list[int] = [row[5] for row in rows]
+        if image.is_module:
+            number_of_sections = len(image.sections)
+            addresses: list[int] = [
+                row[4] + section_addresses[row[3]] if 0 < row[3] < number_of_sections else row[4]
+                for row in rows
+            ]
+        else:
+            addresses = [row[4] for row in rows]
+        # Few distinct (st_info, st_shndx) pairs: the nm letter is worked out once per pair.
+        letter_of: dict[tuple[int, int], str] = {}
+        letters = []
+        for key in zip(infos, shndxs, strict=True):
+            letter = letter_of.get(key)
+            if letter is None:
+                letter = letter_of[key] = nm_type_letter(key[0], key[1], section_letters)
+            letters.append(letter)
         self.names = names
         self.link_addresses = addresses
         self.elf_sizes = sizes
