@@ -10,6 +10,7 @@ cut transfer, a stall) are served by a small stdlib HTTP server on loopback.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import re
 import shutil
@@ -23,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import SAMPLES
 
+from ltosyms.cli import cli
 from ltosyms.debuginfod import (
     Artifact,
     DebuginfodClient,
@@ -38,6 +41,7 @@ from ltosyms.debuginfod import (
     validate_url,
 )
 from ltosyms.elf.image import open_image
+from ltosyms.elf.kernel import load_any
 from ltosyms.errors import CacheError, InputError
 
 DEBUGINFOD = shutil.which("debuginfod")
@@ -232,7 +236,7 @@ def test_unknown_build_id_is_a_one_line_not_found(server: Server, tmp_path: Path
         _client(tmp_path, server.url).fetch(unknown)
     assert str(caught.value) == f"no debug info for build id {unknown} at {server.url}"
     assert caught.value.exit_code == 2
-    assert _tree(tmp_path) == {}
+    assert list(tmp_path.iterdir()) == []  # not even an empty directory for the build id
 
 
 def test_progress_is_reported(server: Server, tmp_path: Path) -> None:
@@ -321,6 +325,81 @@ def test_cache_layout_is_shared_with_debuginfod_find(server: Server, tmp_path: P
         timeout=60,
     )
     assert Path(found.stdout.strip()) == fetched.path
+
+
+# -- ltosyms decode, end to end --------------------------------------------------------------
+
+
+def _function(path: Path) -> tuple[str, int]:
+    """A function of the image with its kallsyms size, for a frame a log would print."""
+    table = load_any(path).symbols
+    symbol = next(s for s in table if s.is_function and s.elf_size > 16 and s.kallsyms_size)
+    assert symbol.kallsyms_size is not None
+    return symbol.name, symbol.kallsyms_size
+
+
+def _oops_with_build_ids(vmlinux: Path, module: Path) -> str:
+    """An oops as a CONFIG_STACKTRACE_BUILD_ID kernel prints it (lib/dump_stack.c, 6.1):
+    the vmlinux build id ends the CPU line, module frames carry theirs."""
+    vmlinux_build_id = load_any(vmlinux).build_id
+    module_build_id = load_any(module).build_id
+    function, size = _function(vmlinux)
+    module_function, module_size = _function(module)
+    return (
+        "BUG: kernel NULL pointer dereference, address: 0000000000000008\n"
+        f"CPU: 1 PID: 42 Comm: sh Not tainted 6.1.0-sample #1 {vmlinux_build_id}\n"
+        f"RIP: 0010:{function}+0x4/{size:#x}\n"
+        "Call Trace:\n"
+        " <TASK>\n"
+        f" {module_function}+0x4/{module_size:#x} [sample_mod {module_build_id}]\n"
+        " </TASK>\n"
+    )
+
+
+def test_decode_fetches_vmlinux_and_module_by_the_logs_build_ids(
+    server: Server, tmp_path: Path
+) -> None:
+    vmlinux, module = SAMPLES / "vmlinux-gcc", SAMPLES / "sample_mod-gcc.ko"
+    log = tmp_path / "oops.log"
+    log.write_text(_oops_with_build_ids(vmlinux, module))
+    cache = tmp_path / "debuginfod-cache"
+    arguments = ["decode", "--debuginfod", server.url, "--sysroot", str(tmp_path), "--no-cache"]
+    result = CliRunner().invoke(
+        cli,
+        [*arguments, "--json", str(log)],
+        env={"DEBUGINFOD_CACHE_PATH": str(cache), "DEBUGINFOD_URLS": None},
+    )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    vmlinux_build_id = load_any(vmlinux).build_id
+    assert document["vmlinux"]["build_id"] == vmlinux_build_id
+    assert document["vmlinux"]["path"] == str(cache / str(vmlinux_build_id) / "debuginfo")
+    frames = {frame["module"]: frame for frame in document["reports"][0]["frames"]}
+    assert set(frames) == {None, "sample_mod"}
+    for frame, image in ((frames[None], vmlinux), (frames["sample_mod"], module)):
+        assert frame["resolved"]["symbol"] == _function(image)[0]
+        assert frame["locations"], frame
+        assert frame["locations"][-1]["file"].endswith(".c")
+    module_entry = cache / str(load_any(module).build_id) / "debuginfo"
+    assert module_entry.read_bytes() == module.read_bytes()
+
+
+def test_decode_says_in_one_line_when_no_server_has_the_build_id(
+    server: Server, tmp_path: Path
+) -> None:
+    log = tmp_path / "oops.log"
+    text = _oops_with_build_ids(SAMPLES / "vmlinux-gcc", SAMPLES / "sample_mod-gcc.ko")
+    unknown = "0123456789abcdef0123456789abcdef01234567"
+    log.write_text(text.replace(str(load_any(SAMPLES / "vmlinux-gcc").build_id), unknown))
+    result = CliRunner().invoke(
+        cli,
+        ["decode", "--debuginfod", server.url, "--sysroot", str(tmp_path), "--no-cache", str(log)],
+        env={"DEBUGINFOD_CACHE_PATH": str(tmp_path / "cache"), "DEBUGINFOD_URLS": None},
+    )
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"no debug info for build id {unknown} at {server.url}" in lines[0]
 
 
 # -- a loopback stub for failures a real server does not show ----------------------------------

@@ -76,10 +76,6 @@ ELF_CASES = [
     pytest.param(
         "vmlinux-gcc", ".debug_line", [(130, -17)],
         id="line-v5-file-count-huge",
-        marks=_open_fix(
-            "loops in dwarf_line._v5_entries: a damaged file_names_count is trusted, entries "
-            "are read past the end of the header for billions of iterations"
-        ),
     ),
 ]  # fmt: skip
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from conftest import Corpus  # noqa: E402
-from test_decode import _run  # noqa: E402
+from conftest import Corpus
+from test_decode import _run
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ class Failure:
 
 
 def _failure(error: BaseException) -> Failure:
-    frames = traceback.extract_tb(error.__traceback__)
+    frames = list(traceback.extract_tb(error.__traceback__))
     if isinstance(error, Hang):
         frames = frames[:-1]  # the alarm handler; the loop is the frame before it
     frame = frames[-1] if frames else None
@@ -476,7 +477,7 @@ def shrink(spec: Target, case: Any, failure: Failure) -> Any:
     while progress:
         progress = False
         for smaller in spec.shrink(case):
-            outcome = attempt(lambda smaller=smaller: spec.check(smaller))
+            outcome = attempt(partial(spec.check, smaller))
             if isinstance(outcome, Failure) and (outcome.kind, outcome.where) == (
                 failure.kind,
                 failure.where,
@@ -499,7 +500,7 @@ def _run_chunk(job: tuple[str, int, int, int]) -> tuple[collections.Counter[str]
     findings = []
     for index in range(first, last):
         case = spec.make(seed, index)
-        outcome = attempt(lambda case=case: spec.check(case))
+        outcome = attempt(partial(spec.check, case))
         if isinstance(outcome, Failure):
             counts["unexpected"] += 1
             findings.append(Finding(index, outcome))

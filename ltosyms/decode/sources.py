@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ltosyms.debuginfod import DebuginfodClient, DebuginfodConfig
 from ltosyms.decode.modules import ModuleSet
-from ltosyms.errors import InputError, LtosymsError
+from ltosyms.errors import CacheError, InputError, LtosymsError
 from ltosyms.locate import locate_kernel
 from ltosyms.oops.records import Report
 
@@ -60,6 +60,8 @@ def find_kernel(
             fetched = DebuginfodClient(debuginfod).fetch(build_id)
             how = "from the debuginfod cache" if fetched.from_cache else f"from {fetched.url}"
             return FoundKernel(fetched.path, f"build id {build_id} {how}", ())
+        except CacheError:
+            raise  # an unwritable cache is the cache's problem (exit 4), not a missing file
         except LtosymsError as error:
             problems.append(str(error))
     if not problems:

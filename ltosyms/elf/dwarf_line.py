@@ -338,6 +338,13 @@ def _v5_entries(
         form, position = read_uleb(data, position)
         formats.append((content, form))
     count, position = read_uleb(data, position)
+    # A damaged count must not make us loop: every entry takes at least one byte, and a count
+    # with no formats describes nothing (DWARF 5 section 6.2.4, items 19-22).
+    if count and (not formats or count > len(data) - position):
+        raise DwarfError(
+            f"line table: {count} entries with {len(formats)} formats in "
+            f"{len(data) - position} bytes"
+        )
     offset_format = struct.Struct(endian + ("I" if form_header.offset_size == 4 else "Q"))
     unpack_offset = offset_format.unpack_from
     offset_size = form_header.offset_size

@@ -83,10 +83,15 @@ def frame_json(decoded: DecodedFrame, trace_index: int | None) -> dict[str, Any]
 
 def report_json(decoded: DecodedReport) -> dict[str, Any]:
     report = decoded.report
-    frames = [frame_json(f, None) for f in decoded.ip_frames]
+    # A RIP line is the report's IP line and often a trace's first entry too: listed once,
+    # with its trace.
+    by_line: dict[tuple[int, str], dict[str, Any]] = {}
+    for f in decoded.ip_frames:
+        by_line[(f.frame.line, f.frame.raw_text)] = frame_json(f, None)
     for index, trace in enumerate(decoded.traces):
-        frames.extend(frame_json(f, index) for f in trace.frames)
-    frames.sort(key=lambda f: int(f["line"]))
+        for f in trace.frames:
+            by_line[(f.frame.line, f.frame.raw_text)] = frame_json(f, index)
+    frames = sorted(by_line.values(), key=lambda f: int(f["line"]))
     code = decoded.code
     return {
         "kind": report.kind.value,
