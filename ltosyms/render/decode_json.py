@@ -14,13 +14,9 @@ from ltosyms.decode.frames import ResolvedFrame
 from ltosyms.elf.dwarf import SourceLocation
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.render.code_listing import code_listing_json
-from ltosyms.render.parse_json import frame_to_json
+from ltosyms.render.parse_json import frame_to_json, hex_or_none
 
 SCHEMA = "ltosyms.decode/1"
-
-
-def _hex(value: int | None) -> str | None:
-    return None if value is None else f"{value:#x}"
 
 
 def location_json(location: SourceLocation) -> dict[str, Any]:
@@ -40,19 +36,19 @@ def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
     site = resolved.call_site
     return {
         "symbol": resolved.symbol.name if resolved.symbol is not None else None,
-        "address": _hex(resolved.link_address),
-        "symbol_address": _hex(resolved.symbol.link_address) if resolved.symbol else None,
+        "address": hex_or_none(resolved.link_address),
+        "symbol_address": hex_or_none(resolved.symbol.link_address) if resolved.symbol else None,
         "kallsyms_size": resolved.symbol.kallsyms_size if resolved.symbol else None,
-        "call_site": _hex(site.link_address) if site is not None else None,
+        "call_site": hex_or_none(site.link_address) if site is not None else None,
         "call_instruction": f"{site.mnemonic} {site.op_str}".strip() if site else None,
-        "lookup_address": _hex(resolved.lookup_address),
+        "lookup_address": hex_or_none(resolved.lookup_address),
         "not_return_address": resolved.not_return_address,
         "ambiguous": resolved.ambiguous,
         "candidates": [
             {
                 "symbol": c.symbol.name,
-                "address": _hex(c.link_address),
-                "symbol_address": _hex(c.symbol.link_address),
+                "address": hex_or_none(c.link_address),
+                "symbol_address": hex_or_none(c.symbol.link_address),
                 "kallsyms_size": c.symbol.kallsyms_size,
             }
             for c in resolved.candidates
@@ -74,7 +70,7 @@ def frame_json(decoded: DecodedFrame, trace_index: int | None) -> dict[str, Any]
     resolved = decoded.resolved
     return frame_to_json(decoded.frame) | {
         "trace": trace_index,
-        "runtime_address": _hex(decoded.frame.runtime_address),
+        "runtime_address": hex_or_none(decoded.frame.runtime_address),
         "resolved": resolved_json(resolved) if resolved is not None else None,
         "locations": [location_json(loc) for loc in resolved.locations] if resolved else [],
         "notes": list(resolved.notes) if resolved else [],
@@ -100,7 +96,7 @@ def report_json(decoded: DecodedReport) -> dict[str, Any]:
         "last_line": report.last_line,
         "release": report.release,
         "build_id": report.build_id,
-        "kaslr_offset": _hex(decoded.kaslr_offset),
+        "kaslr_offset": hex_or_none(decoded.kaslr_offset),
         "code": (
             code_listing_json(code.listing, code.match) | {"image": code.image}
             if code is not None and code.listing is not None

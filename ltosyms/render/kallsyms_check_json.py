@@ -23,7 +23,8 @@ from ltosyms.kallsyms_check import (
 SCHEMA = "ltosyms.kallsyms-check/1"
 
 
-def _hex(value: int | None) -> str | None:
+def _signed_hex(value: int | None) -> str | None:
+    """Hex with a sign: KASLR offsets and moves can be negative."""
     if value is None:
         return None
     return f"-{-value:#x}" if value < 0 else f"{value:#x}"
@@ -32,7 +33,7 @@ def _hex(value: int | None) -> str | None:
 def _member(symbol: Symbol, file: str | None, size_unique: bool) -> dict[str, Any]:
     return {
         "name": symbol.name,
-        "address": _hex(symbol.link_address),
+        "address": _signed_hex(symbol.link_address),
         "kallsyms_size": symbol.kallsyms_size,
         "file": file,
         "elf_size": symbol.elf_size,
@@ -55,7 +56,7 @@ def _lossy(name: LossyName) -> dict[str, Any]:
     return {
         "name": name.symbol.name,
         "printed_name": name.printed_name,
-        "address": _hex(name.symbol.link_address),
+        "address": _signed_hex(name.symbol.link_address),
         "kallsyms_size": name.symbol.kallsyms_size,
         "removed": [kind.value for kind in name.removed],
         "merged": name.merged,
@@ -86,7 +87,7 @@ def _summary(summary: RuleSummary) -> dict[str, Any]:
 def _entry(entry: DumpEntry) -> dict[str, Any]:
     return {
         "name": entry.name,
-        "address": _hex(entry.runtime_address),
+        "address": _signed_hex(entry.runtime_address),
         "nm_type": entry.nm_type,
         "line": entry.line_no,
     }
@@ -98,7 +99,7 @@ def _dump(dump: DumpCheck) -> dict[str, Any]:
         "kind": dump.kind.value,
         "verdict": dump.verdict.value,
         "reason": dump.reason,
-        "kaslr_offset": _hex(dump.kaslr_offset),
+        "kaslr_offset": _signed_hex(dump.kaslr_offset),
         "offset_votes": dump.offset_votes,
         "unique_names": dump.unique_names,
         "vmlinux_entries": dump.vmlinux_entries,
@@ -108,16 +109,16 @@ def _dump(dump: DumpCheck) -> dict[str, Any]:
         "matched": dump.matched,
         "skipped_lines": dump.skipped_lines,
         "missing": [
-            {"name": s.name, "address": _hex(s.link_address), "nm_type": s.nm_type}
+            {"name": s.name, "address": _signed_hex(s.link_address), "nm_type": s.nm_type}
             for s in dump.missing
         ],
         "extra": [_entry(e) for e in dump.extra],
         "moved": [
             {
                 "name": m.name,
-                "link_address": _hex(m.link_address),
-                "expected_address": _hex(m.expected_address),
-                "runtime_address": _hex(m.runtime_address),
+                "link_address": _signed_hex(m.link_address),
+                "expected_address": _signed_hex(m.expected_address),
+                "runtime_address": _signed_hex(m.runtime_address),
             }
             for m in dump.moved
         ],

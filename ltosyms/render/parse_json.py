@@ -25,7 +25,8 @@ from ltosyms.oops.records import (
 SCHEMA = "ltosyms.parse/1"
 
 
-def _hex(value: int | None) -> str | None:
+def hex_or_none(value: int | None) -> str | None:
+    """Addresses as JSON strings: numbers above 2**53 lose precision in JSON readers."""
     return None if value is None else f"{value:#x}"
 
 
@@ -40,7 +41,7 @@ def frame_to_json(frame: Frame) -> dict[str, Any]:
         "reliable": frame.reliable,
         "exact_ip": frame.exact_ip,
         "section": None if frame.section is StackSection.UNKNOWN else frame.section.value,
-        "address": _hex(frame.runtime_address),
+        "address": hex_or_none(frame.runtime_address),
         "marker": frame.marker,
         "source": None
         if frame.source is None
@@ -73,7 +74,7 @@ def code_to_json(code: CodeBytes | None) -> dict[str, Any] | None:
         "marker_offset": code.marker_offset,
         "token_size": code.token_size,
         "unavailable": code.unavailable,
-        "unavailable_address": _hex(code.unavailable_address),
+        "unavailable_address": hex_or_none(code.unavailable_address),
     }
 
 
@@ -83,7 +84,7 @@ def ip_line_to_json(ip: IpLine) -> dict[str, Any]:
         "register": ip.register,
         "segment": ip.segment,
         "user_mode": ip.user_mode,
-        "address": _hex(ip.runtime_address),
+        "address": hex_or_none(ip.runtime_address),
         "kernel_frame": ip.frame is not None,
         "text": ip.raw_text,
     }
@@ -123,7 +124,7 @@ def report_to_json(report: Report) -> dict[str, Any]:
         "hardware": report.hardware,
         "modules_linked_in": list(report.modules_linked_in),
         "arch": report.arch,
-        "kaslr_offset": _hex(report.kaslr_offset),
+        "kaslr_offset": hex_or_none(report.kaslr_offset),
         "panic_message": report.panic_message,
         "ip_lines": [ip_line_to_json(ip) for ip in report.ip_lines],
         "registers": registers_to_json(report.registers),
