@@ -19,6 +19,7 @@ from ltosyms.debuginfod import DebuginfodConfig
 from ltosyms.decode.decode import DecodedReport, Decoder
 from ltosyms.decode.modules import ModuleSet
 from ltosyms.decode.sources import fetch_modules, find_kernel
+from ltosyms.elf.image import KernelImage
 from ltosyms.elf.kernel import LoadedImage, load_vmlinux
 from ltosyms.errors import InputError, MismatchError, UsageError
 from ltosyms.index.store import IndexStore
@@ -60,8 +61,23 @@ def log_lines(file: IO[bytes]) -> Iterator[str]:
     return iter_physical_lines(file)
 
 
+class CacheStores:
+    """The index store of each image, opened once per run (None: no cache for it)."""
+
+    def __init__(self, cache_dir: str | None, no_cache: bool) -> None:
+        self.cache_dir = cache_dir
+        self.no_cache = no_cache
+        self._stores: dict[tuple[str, str | None], IndexStore | None] = {}
+
+    def __call__(self, image: KernelImage) -> IndexStore | None:
+        key = (str(image.path), image.build_id)
+        if key not in self._stores:
+            self._stores[key] = open_cache(image, self.cache_dir, self.no_cache)
+        return self._stores[key]
+
+
 def make_decoder(
-    loaded: LoadedImage, module_folders: tuple[str, ...], cache_dir: str | None, no_cache: bool
+    loaded: LoadedImage, module_folders: tuple[str, ...], stores: CacheStores
 ) -> Decoder:
     modules = ModuleSet()
     for folder in module_folders:
@@ -72,15 +88,7 @@ def make_decoder(
             modules.add_file(path)
         else:
             modules.add_folder(path)
-    stores: list[IndexStore] = []
-
-    def store_for(image: LoadedImage) -> IndexStore | None:
-        store = open_cache(image.image, cache_dir, no_cache)
-        if store is not None:
-            stores.append(store)
-        return store
-
-    return Decoder(loaded, modules, store_for)
+    return Decoder(loaded, modules, lambda image: stores(image.image))
 
 
 def split_paths(paths: tuple[str, ...]) -> tuple[str | None, str]:
@@ -179,9 +187,10 @@ def command(
             found = find_kernel(reports, release, debuginfod, Path(sysroot))
             click.echo(f"ltosyms: vmlinux {found.vmlinux} ({found.how})", err=True)
             vmlinux, module_dirs = str(found.vmlinux), found.module_dirs
-        loaded = load_vmlinux(vmlinux)
+        stores = CacheStores(cache_dir, no_cache)
+        loaded = load_vmlinux(vmlinux, stores)
         folders = (*module_folders, *(str(d) for d in module_dirs))
-        decoder = make_decoder(loaded, folders, cache_dir, no_cache)
+        decoder = make_decoder(loaded, folders, stores)
         warnings = [*decoder.warnings, *fetch_modules(reports, decoder.modules, debuginfod)]
         for warning in warnings:
             click.echo(f"ltosyms: warning: {warning}", err=True)

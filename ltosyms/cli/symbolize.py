@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import click
 
-from ltosyms.cli.decode import make_decoder
+from ltosyms.cli.decode import CacheStores, make_decoder
 from ltosyms.cli.index import cache_options
 from ltosyms.decode.frames import Role
 from ltosyms.decode.symbolize import Symbolized, parse_query, symbolize
@@ -68,8 +68,9 @@ def command(
         raise click.BadParameter(
             f"not a number: {kaslr_offset}", param_hint="--kaslr-offset"
         ) from None
-    loaded = load_vmlinux(vmlinux)
-    decoder = make_decoder(loaded, module_folders, cache_dir, no_cache)
+    stores = CacheStores(cache_dir, no_cache)
+    loaded = load_vmlinux(vmlinux, stores)
+    decoder = make_decoder(loaded, module_folders, stores)
     role = Role.RETURN_ADDRESS if return_address else Role.EXACT_IP
     results: list[Symbolized] = []
     for text in _queries(queries):

@@ -3,20 +3,18 @@
 Questions about one address go CU by CU (DOMAIN §7). A diff of two builds asks about *all*
 functions at once: where each out-of-line copy came from (name, declaring file, compilation
 unit) and how many times each function was inlined, into which callers. That needs one linear
-walk of ``.debug_info``, which pyelftools cannot do fast enough on a 160 MB section (it builds an
-object per attribute). This module decodes DIEs directly from the section bytes:
+walk of ``.debug_info``. The walk is the shared DIE reader's
+(:meth:`ltosyms.elf.dwarf_info.DieReader.program_dies`: abbreviations compiled to straight-line
+code, uninteresting subtrees jumped over with ``DW_AT_sibling``); this module turns what it
+finds into names:
 
-- abbreviation declarations are compiled once per table into *skip plans*: an abbreviation whose
-  attributes all have fixed-size forms is skipped with one addition, others with a short list
-  of steps (DWARF 5 §7.5.6 form classes); only the tags we need are fully decoded;
-- subtrees of types are jumped over with ``DW_AT_sibling`` when the producer emits it (gcc);
 - names behind ``DW_AT_abstract_origin`` / ``DW_AT_specification`` are resolved inside the unit
-  when the unit ends, and across units (gcc LTO's ``<artificial>`` units, ``DW_FORM_ref_addr``)
+  once it is walked, and across units (gcc LTO's ``<artificial>`` units, ``DW_FORM_ref_addr``)
   by reading the one referenced DIE;
+- each inlined instance is charged to the outermost out-of-line function holding it;
 - large sections are split by compilation unit over worker processes.
 
-Only DWARF 2-5 in 32- or 64-bit format with 8-byte addresses is decoded (x86-64, arm64
-kernels). Malformed DWARF raises :class:`ltosyms.errors.InputError`.
+Malformed DWARF raises :class:`ltosyms.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -28,99 +26,47 @@ import os
 import posixpath
 import struct
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ltosyms.elf import dwarf_forms as F
+from ltosyms.elf.dwarf_build import unit_range_reader
+from ltosyms.elf.dwarf_codegen import (
+    V_DECL_FILE,
+    V_HIGH_IS_OFFSET,
+    V_HIGH_PC,
+    V_LINKAGE_NAME,
+    V_LINKAGE_NAME_FORM,
+    V_LOW_PC,
+    V_NAME,
+    V_NAME_FORM,
+    V_ORIGIN,
+    V_RANGES,
+    V_RANGES_IS_INDEX,
+    V_SPECIFICATION,
+    VAR_LOCATION,
+    VAR_NAME,
+    VAR_NAME_FORM,
+    VAR_ORIGIN,
+    VAR_SPECIFICATION,
+)
+from ltosyms.elf.dwarf_forms import DwarfError, read_uleb
+from ltosyms.elf.dwarf_info import DieReader, Values
+from ltosyms.elf.dwarf_line import LineHeader, read_line_header
+from ltosyms.elf.dwarf_ranges import RangeReader
+from ltosyms.elf.dwarf_sections import DwarfSections
+from ltosyms.elf.dwarf_units import Unit
 from ltosyms.elf.image import KernelImage
 from ltosyms.errors import InputError
 
 log = logging.getLogger(__name__)
 
-# DWARF 5 §7.5.4 tags and §7.5.4 attribute codes used here.
-TAG_COMPILE_UNIT = 0x11
-TAG_PARTIAL_UNIT = 0x3C
-TAG_SUBPROGRAM = 0x2E
-TAG_INLINED_SUBROUTINE = 0x1D
-TAG_VARIABLE = 0x34
-
-AT_SIBLING = 0x01
-AT_LOCATION = 0x02
-AT_NAME = 0x03
-AT_STMT_LIST = 0x10
-AT_LOW_PC = 0x11
-AT_HIGH_PC = 0x12
-AT_COMP_DIR = 0x1B
-AT_ABSTRACT_ORIGIN = 0x31
-AT_DECL_FILE = 0x3A
-AT_DECLARATION = 0x3C
-AT_SPECIFICATION = 0x47
-AT_RANGES = 0x55
-AT_LINKAGE_NAME = 0x6E
-AT_MIPS_LINKAGE_NAME = 0x2007
-AT_STR_OFFSETS_BASE = 0x72
-AT_ADDR_BASE = 0x73
-AT_RNGLISTS_BASE = 0x74
-
-_WANTED = {
-    TAG_COMPILE_UNIT: frozenset(
-        {
-            AT_NAME,
-            AT_STMT_LIST,
-            AT_LOW_PC,
-            AT_COMP_DIR,
-            AT_STR_OFFSETS_BASE,
-            AT_ADDR_BASE,
-            AT_RNGLISTS_BASE,
-        }
-    ),
-    TAG_SUBPROGRAM: frozenset(
-        {
-            AT_NAME,
-            AT_LOW_PC,
-            AT_HIGH_PC,
-            AT_RANGES,
-            AT_ABSTRACT_ORIGIN,
-            AT_SPECIFICATION,
-            AT_DECL_FILE,
-            AT_LINKAGE_NAME,
-            AT_MIPS_LINKAGE_NAME,
-            AT_DECLARATION,
-        }
-    ),
-    TAG_INLINED_SUBROUTINE: frozenset({AT_ABSTRACT_ORIGIN}),
-    TAG_VARIABLE: frozenset({AT_LOCATION, AT_NAME, AT_SPECIFICATION, AT_ABSTRACT_ORIGIN}),
-}
-_WANTED[TAG_PARTIAL_UNIT] = _WANTED[TAG_COMPILE_UNIT]
-# Tags whose children may hold functions, inlined instances or static variables. Children of
-# any other tag (structures, enumerations, subroutine types ...) are skipped.
-_DESCEND = frozenset(
-    {TAG_COMPILE_UNIT, TAG_PARTIAL_UNIT, TAG_SUBPROGRAM, TAG_INLINED_SUBROUTINE, 0x0B, 0x39}
-)  # 0x0b lexical_block, 0x39 namespace
-
-# Form codes (DWARF 5 §7.5.6, Table 7.6) with their size in bytes; None = variable size.
-# Offset-sized forms are marked "O", address-sized "A".
-# fmt: off
-_FORM_SIZE: dict[int, int | str | None] = {
-    0x01: "A", 0x03: None, 0x04: None, 0x05: 2, 0x06: 4, 0x07: 8, 0x08: None, 0x09: None,
-    0x0A: None, 0x0B: 1, 0x0C: 1, 0x0D: None, 0x0E: "O", 0x0F: None, 0x10: "O", 0x11: 1,
-    0x12: 2, 0x13: 4, 0x14: 8, 0x15: None, 0x16: None, 0x17: "O", 0x18: None, 0x19: 0,
-    0x1A: None, 0x1B: None, 0x1C: 4, 0x1D: "O", 0x1E: 16, 0x1F: "O", 0x20: 8, 0x21: 0,
-    0x22: None, 0x23: None, 0x24: 8, 0x25: 1, 0x26: 2, 0x27: 3, 0x28: 4, 0x29: 1, 0x2A: 2,
-    0x2B: 3, 0x2C: 4,
-    0x1F01: None, 0x1F02: None, 0x1F20: "O", 0x1F21: "O",  # GNU split-DWARF / dwz forms
-}
-# fmt: on
-FORM_ADDR, FORM_STRING, FORM_STRP, FORM_LINE_STRP = 0x01, 0x08, 0x0E, 0x1F
-FORM_REF_ADDR, FORM_IMPLICIT_CONST, FORM_INDIRECT = 0x10, 0x21, 0x16
-FORM_STRX, FORM_ADDRX, FORM_RNGLISTX, FORM_SEC_OFFSET = 0x1A, 0x1B, 0x23, 0x17
-_STRX_FORMS = {0x1A: 0, 0x25: 1, 0x26: 2, 0x27: 3, 0x28: 4}  # value: fixed width (0 = uleb)
-_ADDRX_FORMS = {0x1B: 0, 0x29: 1, 0x2A: 2, 0x2B: 3, 0x2C: 4}
-_REF_FORMS = {0x11, 0x12, 0x13, 0x14, 0x15}  # unit-relative references
-_ADDRESS_FORMS = {FORM_ADDR, *_ADDRX_FORMS}
-
-DW_OP_ADDR, DW_OP_ADDRX = 0x03, 0xA1
 PARALLEL_THRESHOLD = 48 << 20  # bytes of .debug_info above which units go to worker processes
+# How many DW_AT_abstract_origin / DW_AT_specification hops a name may take across units.
+_MAX_HOPS = 8
+# What malformed DWARF can make a decoder raise besides DwarfError.
+_DECODE_ERRORS = (IndexError, ValueError, KeyError, TypeError, OverflowError, struct.error)
 
 
 # -- public records ----------------------------------------------------------------------------
@@ -229,551 +175,109 @@ class DwarfCensus:
 
 def take_census(image: KernelImage, workers: int | None = None) -> DwarfCensus:
     """Walk all of ``.debug_info`` once. :class:`InputError` if the image has no DWARF."""
-    sections = _load_sections(image)
-    units = _unit_headers(sections)
+    if not image.has_dwarf():
+        raise InputError(f"{image.path}: has no DWARF (.debug_info)")
+    if image.is_module:
+        # The census answers for linked images (diff compares vmlinux builds); a module's
+        # functions share addresses section by section (DOMAIN §5).
+        raise InputError(f"{image.path}: the DWARF census reads vmlinux files, not modules")
+    reader = DieReader(DwarfSections.from_image(image))
+    offsets = reader.index.offsets
+    units = [
+        (offset, end - offset)
+        for offset, end in zip(offsets, [*offsets[1:], reader.info.size], strict=True)
+    ]
     if workers is None:
         workers = os.cpu_count() or 1
-    batches = _split(units, workers if len(sections.info) > PARALLEL_THRESHOLD else 1)
+    batches = _split(units, workers if reader.info.size > PARALLEL_THRESHOLD else 1)
     if len(batches) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        _FORKED["sections"] = sections  # inherited by the forked workers, not pickled
+        _FORKED["reader"] = reader  # inherited by the forked workers, not pickled
         try:
             context = multiprocessing.get_context("fork")
             with context.Pool(len(batches)) as pool:
                 results = pool.map(_scan_batch_in_worker, batches)
         except OSError as error:  # no processes to be had: the same work in this one
             log.info("DWARF census without worker processes: %s", error)
-            results = [_scan_units(sections, batch) for batch in batches]
+            results = [_scan_units(reader, batch) for batch in batches]
         finally:
             _FORKED.clear()
     else:
-        results = [_scan_units(sections, batch) for batch in batches]
-    return _assemble(sections, units, results)
+        results = [_scan_units(reader, batch) for batch in batches]
+    return _assemble(len(units), results)
 
 
-# -- sections and unit headers -----------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Sections:
-    info: bytes
-    abbrev: bytes
-    str: bytes
-    line_str: bytes
-    str_offsets: bytes
-    addr: bytes
-    line: bytes
-    ranges: bytes
-    rnglists: bytes
-    little_endian: bool
-
-
-def _load_sections(image: KernelImage) -> _Sections:
-    def blob(name: str) -> bytes:
-        section = image.get_section(name)
-        return image.section_bytes(section) if section is not None else b""
-
-    if not image.has_dwarf():
-        raise InputError(f"{image.path}: has no DWARF (.debug_info)")
-    if image.is_module:
-        # ET_REL DWARF is only usable with its relocations applied (DOMAIN §5); the census
-        # reads section bytes as they are, which is right for a linked vmlinux only.
-        raise InputError(f"{image.path}: the DWARF census reads vmlinux files, not modules")
-    if not image.little_endian:
-        raise InputError(f"{image.path}: big-endian DWARF is not supported")
-    return _Sections(
-        info=blob(".debug_info"),
-        abbrev=blob(".debug_abbrev"),
-        str=blob(".debug_str"),
-        line_str=blob(".debug_line_str"),
-        str_offsets=blob(".debug_str_offsets"),
-        addr=blob(".debug_addr"),
-        line=blob(".debug_line"),
-        ranges=blob(".debug_ranges"),
-        rnglists=blob(".debug_rnglists"),
-        little_endian=True,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _UnitHeader:
-    offset: int  # of the unit header
-    die_offset: int  # of the first DIE
-    end: int
-    version: int
-    offset_size: int
-    address_size: int
-    abbrev_offset: int
-
-
-def _unit_headers(sections: _Sections) -> list[_UnitHeader]:
-    """Every unit header in ``.debug_info`` (DWARF 5 §7.5.1)."""
-    info = sections.info
-    units = []
-    offset = 0
-    try:
-        while offset + 11 <= len(info):
-            (length,) = struct.unpack_from("<I", info, offset)
-            offset_size, start = 4, offset + 4
-            if length == 0xFFFFFFFF:
-                (length,) = struct.unpack_from("<Q", info, offset + 4)
-                offset_size, start = 8, offset + 12
-            end = start + length
-            (version,) = struct.unpack_from("<H", info, start)
-            offset_format = "<I" if offset_size == 4 else "<Q"
-            if version >= 5:
-                unit_type, address_size = info[start + 2], info[start + 3]
-                (abbrev_offset,) = struct.unpack_from(offset_format, info, start + 4)
-                die_offset = start + 4 + offset_size
-                if unit_type in (2, 6):  # DW_UT_type, DW_UT_split_type: signature + offset
-                    die_offset += 8 + offset_size
-                elif unit_type in (4, 5):  # DW_UT_skeleton, DW_UT_split_compile: dwo_id
-                    die_offset += 8
-            elif version >= 2:
-                (abbrev_offset,) = struct.unpack_from(offset_format, info, start + 2)
-                address_size = info[start + 2 + offset_size]
-                die_offset = start + 3 + offset_size
-            else:
-                raise InputError(f".debug_info unit at {offset:#x}: DWARF version {version}")
-            if address_size != 8:
-                raise InputError(f".debug_info unit at {offset:#x}: {address_size}-byte addresses")
-            if end > len(info):
-                raise InputError(f".debug_info unit at {offset:#x} runs past the section end")
-            units.append(
-                _UnitHeader(
-                    offset, die_offset, end, version, offset_size, address_size, abbrev_offset
-                )
-            )
-            offset = end
-    except struct.error:
-        raise InputError(f".debug_info is truncated at unit {offset:#x}") from None
-    return units
-
-
-def _split(units: list[_UnitHeader], parts: int) -> list[list[_UnitHeader]]:
-    """Cut the unit list into ``parts`` runs of about equal bytes."""
+def _split(units: list[tuple[int, int]], parts: int) -> list[list[int]]:
+    """Cut the (offset, size) unit list into ``parts`` runs of about equal bytes."""
     if parts <= 1 or len(units) < 2:
-        return [units]
-    total = sum(u.end - u.offset for u in units)
+        return [[offset for offset, _size in units]]
+    total = sum(size for _offset, size in units)
     share = total / parts
-    batches: list[list[_UnitHeader]] = [[]]
+    batches: list[list[int]] = [[]]
     filled = 0
-    for unit in units:
+    for offset, size in units:
         if filled >= share * len(batches) and len(batches) < parts:
             batches.append([])
-        batches[-1].append(unit)
-        filled += unit.end - unit.offset
+        batches[-1].append(offset)
+        filled += size
     return [batch for batch in batches if batch]
 
 
-# -- abbreviations -----------------------------------------------------------------------------
+# -- names and paths of one unit ---------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Abbrev:
-    tag: int
-    has_children: bool
-    fixed_size: int | None  # bytes of all attributes when every form has a fixed size
-    skip_plan: tuple[tuple[int, int], ...]  # (step, n): see _skip
-    attributes: tuple[tuple[int, int, int], ...]  # (attribute, form, implicit const)
-    wanted: bool  # decode attributes (tag of interest)
-    sibling: bool
+class _UnitNames:
+    """A unit's name and the names of its line table's files, as the census gives them:
+    joined with ``DW_AT_comp_dir`` and normalized (the file table is read only if asked)."""
 
+    def __init__(self, reader: DieReader, unit: Unit) -> None:
+        self.reader = reader
+        self.unit = unit
+        self.comp_dir = unit.top_string(F.AT_COMP_DIR) or ""
+        name = unit.top_string(F.AT_NAME) or ""
+        self.name = _join(self.comp_dir, "", name) if name and not name.startswith("<") else name
+        self._header: LineHeader | None = None
+        self._read = False
+        self._files: dict[int, str | None] = {}
 
-def _read_abbrevs(data: bytes, offset: int, offset_size: int) -> dict[int, _Abbrev]:
-    """One abbreviation table (DWARF 5 §7.5.3) with its skip plans."""
-    table: dict[int, _Abbrev] = {}
-    try:
-        while True:
-            code, offset = _uleb(data, offset)
-            if code == 0:
-                return table
-            tag, offset = _uleb(data, offset)
-            has_children = data[offset] == 1
-            offset += 1
-            attributes = []
-            while True:
-                attribute, offset = _uleb(data, offset)
-                form, offset = _uleb(data, offset)
-                if attribute == 0 and form == 0:
-                    break
-                implicit = 0
-                if form == FORM_IMPLICIT_CONST:
-                    implicit, offset = _sleb(data, offset)
-                attributes.append((attribute, form, implicit))
-            table[code] = _compile_abbrev(tag, has_children, tuple(attributes), offset_size)
-    except IndexError:
-        raise InputError(f".debug_abbrev is truncated near {offset:#x}") from None
+    def file_name(self, number: int) -> str | None:
+        """The path of file ``number`` of the unit's line table (None: no such file)."""
+        if number in self._files:
+            return self._files[number]
+        header = self._line_header()
+        path: str | None = None
+        if header is not None and 0 <= number < len(header.files):
+            name, index = header.files[number]
+            directories = header.directories
+            if header.version >= 5:
+                directory = directories[index] if index < len(directories) else ""
+                path = _join(self.comp_dir, directory, name)
+            elif index >= 0:  # DWARF 2-4 number files from 1: entry 0 is a placeholder
+                # Directory 0 is the compilation directory (DWARF 4 §6.2.4,
+                # include_directories); the header lists the others from 1.
+                directory = self.comp_dir if index == 0 else ""
+                if 0 < index <= len(directories):
+                    directory = directories[index - 1]
+                path = _join(self.comp_dir, directory, name)
+        self._files[number] = path
+        return path
 
-
-# Skip steps: 0 fixed n bytes, 1 LEB128, 2 NUL-terminated string, 3 uleb-sized block,
-# 4/5/6 block with a 1/2/4-byte length, 7 DW_FORM_indirect.
-_BLOCK_STEPS = {0x09: 3, 0x18: 3, 0x0A: 4, 0x03: 5, 0x04: 6}
-_LEB_FORMS = {0x0D, 0x0F, 0x15, 0x1A, 0x1B, 0x22, 0x23, 0x1F01, 0x1F02}
-
-
-def _form_step(form: int, offset_size: int) -> tuple[int, int]:
-    size = _FORM_SIZE.get(form, -1)
-    if size == "O":
-        return (0, offset_size)
-    if size == "A":
-        return (0, 8)
-    if isinstance(size, int) and size >= 0:
-        return (0, size)
-    if form in _LEB_FORMS:
-        return (1, 0)
-    if form == FORM_STRING:
-        return (2, 0)
-    if form in _BLOCK_STEPS:
-        return (_BLOCK_STEPS[form], 0)
-    if form == FORM_INDIRECT:
-        return (7, 0)
-    raise InputError(f".debug_abbrev: unknown attribute form {form:#x}")
-
-
-def _compile_abbrev(
-    tag: int, has_children: bool, attributes: tuple[tuple[int, int, int], ...], offset_size: int
-) -> _Abbrev:
-    steps: list[tuple[int, int]] = []
-    for _attribute, form, _implicit in attributes:
-        step = _form_step(form, offset_size)
-        if step[0] == 0 and steps and steps[-1][0] == 0:
-            steps[-1] = (0, steps[-1][1] + step[1])
-        elif step != (0, 0):
-            steps.append(step)
-    fixed = None
-    if not steps:
-        fixed = 0
-    elif len(steps) == 1 and steps[0][0] == 0:
-        fixed = steps[0][1]
-    wanted_attributes = _WANTED.get(tag)
-    return _Abbrev(
-        tag=tag,
-        has_children=has_children,
-        fixed_size=fixed,
-        skip_plan=tuple(steps),
-        attributes=attributes,
-        wanted=wanted_attributes is not None,
-        sibling=any(a == AT_SIBLING for a, _f, _i in attributes),
-    )
-
-
-# -- LEB128 and skipping -----------------------------------------------------------------------
-
-
-def _uleb(data: bytes, offset: int) -> tuple[int, int]:
-    byte = data[offset]
-    offset += 1
-    if byte < 0x80:
-        return byte, offset
-    result = byte & 0x7F
-    shift = 7
-    while True:
-        byte = data[offset]
-        offset += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, offset
-        shift += 7
-
-
-def _sleb(data: bytes, offset: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        byte = data[offset]
-        offset += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            if byte & 0x40:
-                result -= 1 << shift
-            return result, offset
-
-
-def _skip(data: bytes, offset: int, plan: tuple[tuple[int, int], ...], offset_size: int) -> int:
-    for step, size in plan:
-        if step == 0:
-            offset += size
-        elif step == 1:
-            while data[offset] & 0x80:
-                offset += 1
-            offset += 1
-        elif step == 2:
-            offset = data.index(0, offset) + 1
-        elif step == 3:
-            length, offset = _uleb(data, offset)
-            offset += length
-        elif step == 4:
-            offset += 1 + data[offset]
-        elif step == 5:
-            offset += 2 + int.from_bytes(data[offset : offset + 2], "little")
-        elif step == 6:
-            offset += 4 + int.from_bytes(data[offset : offset + 4], "little")
-        else:
-            form, offset = _uleb(data, offset)
-            offset = _skip(data, offset, (_form_step(form, offset_size),), offset_size)
-    return offset
-
-
-# -- per-unit context --------------------------------------------------------------------------
-
-
-class _Unit:
-    """What decoding attributes of one unit needs: its bases, strings and file table."""
-
-    def __init__(
-        self, sections: _Sections, header: _UnitHeader, abbrevs: dict[int, _Abbrev]
-    ) -> None:
-        self.sections = sections
-        self.header = header
-        self.abbrevs = abbrevs
-        self.str_offsets_base = 8 if header.offset_size == 4 else 16  # DWARF 5 §7.26 default
-        self.addr_base = 8
-        self.rnglists_base = 0
-        self.low_pc = 0
-        self.name = ""
-        self.comp_dir = ""
-        self.stmt_list: int | None = None
-        self._files: list[str | None] | None = None
-
-    # attribute value decoding (DWARF 5 §7.5.5)
-    def read(self, data: bytes, offset: int, form: int, implicit: int) -> tuple[Any, int]:
-        size = _FORM_SIZE.get(form, -1)
-        if size == "O":
-            width = self.header.offset_size
-            return int.from_bytes(data[offset : offset + width], "little"), offset + width
-        if size == "A":
-            return int.from_bytes(data[offset : offset + 8], "little"), offset + 8
-        if form in (0x0B, 0x0C, 0x11, 0x25, 0x29):
-            return data[offset], offset + 1
-        if form in (0x05, 0x12, 0x26, 0x2A):
-            return int.from_bytes(data[offset : offset + 2], "little"), offset + 2
-        if form in (0x27, 0x2B):
-            return int.from_bytes(data[offset : offset + 3], "little"), offset + 3
-        if form in (0x06, 0x13, 0x1C, 0x28, 0x2C):
-            return int.from_bytes(data[offset : offset + 4], "little"), offset + 4
-        if form in (0x07, 0x14, 0x20, 0x24):
-            return int.from_bytes(data[offset : offset + 8], "little"), offset + 8
-        if form == 0x19:
-            return 1, offset
-        if form == FORM_IMPLICIT_CONST:
-            return implicit, offset
-        if form in (0x0F, 0x15, 0x1A, 0x1B, 0x22, 0x23, 0x1F01, 0x1F02):
-            return _uleb(data, offset)
-        if form == 0x0D:
-            return _sleb(data, offset)
-        if form == FORM_STRING:
-            end = data.index(0, offset)
-            return data[offset:end].decode("utf-8", "replace"), end + 1
-        if form in {0x18, 0x09}:
-            length, offset = _uleb(data, offset)
-            return data[offset : offset + length], offset + length
-        if form == 0x0A:
-            length = data[offset]
-            return data[offset + 1 : offset + 1 + length], offset + 1 + length
-        if form == FORM_INDIRECT:
-            real_form, offset = _uleb(data, offset)
-            return self.read(data, offset, real_form, 0)
-        return None, _skip(
-            data, offset, (_form_step(form, self.header.offset_size),), self.header.offset_size
-        )
-
-    def string(self, form: int, value: Any) -> str | None:
-        if isinstance(value, str):
-            return value
-        if form == FORM_STRP:
-            return _cstring(self.sections.str, value)
-        if form == FORM_LINE_STRP:
-            return _cstring(self.sections.line_str, value)
-        if form in _STRX_FORMS or form == 0x1F02:
-            width = self.header.offset_size
-            position = self.str_offsets_base + value * width
-            table = self.sections.str_offsets
-            if position + width > len(table):
-                return None
-            return _cstring(
-                self.sections.str, int.from_bytes(table[position : position + width], "little")
-            )
-        return None
-
-    def address(self, form: int, value: int) -> int:
-        if form in _ADDRX_FORMS or form == 0x1F01:
-            position = self.addr_base + value * 8
-            return int.from_bytes(self.sections.addr[position : position + 8], "little")
-        return value
-
-    def ranges(self, form: int, value: int) -> list[tuple[int, int]]:
-        """A ``DW_AT_ranges`` list: DWARF 5 §2.17.3 (rnglists) or DWARF 4 §2.17.3 (ranges)."""
-        if self.header.version >= 5:
-            data = self.sections.rnglists
-            if form == FORM_RNGLISTX:
-                width = self.header.offset_size
-                position = self.rnglists_base + value * width
-                value = self.rnglists_base + int.from_bytes(
-                    data[position : position + width], "little"
-                )
-            return _rnglist(data, value, self.low_pc, self)
-        return _legacy_ranges(self.sections.ranges, value, self.low_pc)
-
-    def file_name(self, index: int) -> str | None:
-        if self._files is None:
-            self._files = _file_table(self) if self.stmt_list is not None else []
-        if 0 <= index < len(self._files):
-            return self._files[index]
-        return None
-
-
-def _cstring(data: bytes, offset: int) -> str | None:
-    end = data.find(0, offset)
-    if offset >= len(data) or end < 0:
-        return None
-    return data[offset:end].decode("utf-8", "replace")
-
-
-def _rnglist(data: bytes, offset: int, base: int, unit: _Unit) -> list[tuple[int, int]]:
-    spans = []
-    while offset < len(data):
-        kind = data[offset]
-        offset += 1
-        if kind == 0:  # DW_RLE_end_of_list
-            break
-        if kind == 1:  # base_addressx
-            index, offset = _uleb(data, offset)
-            base = unit.address(FORM_ADDRX, index)
-        elif kind == 2:  # startx_endx
-            start, offset = _uleb(data, offset)
-            end, offset = _uleb(data, offset)
-            spans.append((unit.address(FORM_ADDRX, start), unit.address(FORM_ADDRX, end)))
-        elif kind == 3:  # startx_length
-            start, offset = _uleb(data, offset)
-            length, offset = _uleb(data, offset)
-            low = unit.address(FORM_ADDRX, start)
-            spans.append((low, low + length))
-        elif kind == 4:  # offset_pair
-            start, offset = _uleb(data, offset)
-            end, offset = _uleb(data, offset)
-            spans.append((base + start, base + end))
-        elif kind == 5:  # base_address
-            base = int.from_bytes(data[offset : offset + 8], "little")
-            offset += 8
-        elif kind == 6:  # start_end
-            start = int.from_bytes(data[offset : offset + 8], "little")
-            end = int.from_bytes(data[offset + 8 : offset + 16], "little")
-            offset += 16
-            spans.append((start, end))
-        elif kind == 7:  # start_length
-            start = int.from_bytes(data[offset : offset + 8], "little")
-            length, offset = _uleb(data, offset + 8)
-            spans.append((start, start + length))
-        else:
-            break
-    return spans
-
-
-def _legacy_ranges(data: bytes, offset: int, base: int) -> list[tuple[int, int]]:
-    spans = []
-    while offset + 16 <= len(data):
-        start, end = struct.unpack_from("<QQ", data, offset)
-        offset += 16
-        if start == 0 and end == 0:
-            break
-        if start == 0xFFFFFFFFFFFFFFFF:  # base address selection entry
-            base = end
-            continue
-        spans.append((base + start, base + end))
-    return spans
-
-
-def _file_table(unit: _Unit) -> list[str | None]:
-    """File names of the unit's line program header (DWARF 5 §6.2.4, DWARF 4 §6.2.4)."""
-    data = unit.sections.line
-    offset = unit.stmt_list or 0
-    try:
-        (length,) = struct.unpack_from("<I", data, offset)
-        offset_size = 4
-        offset += 4
-        if length == 0xFFFFFFFF:
-            offset_size = 8
-            offset += 8
-        (version,) = struct.unpack_from("<H", data, offset)
-        offset += 2
-        if version >= 5:
-            offset += 2  # address_size, segment_selector_size
-        offset += offset_size  # header_length
-        offset += 4 if version >= 4 else 3  # min_inst_length, (max_ops), default_is_stmt, line_base
-        offset += 1  # line_range
-        opcode_base = data[offset]
-        offset += 1 + opcode_base - 1
-        comp_dir = unit.comp_dir
-        if version >= 5:
-            directories, offset = _v5_entries(unit, data, offset, offset_size)
-            files, offset = _v5_entries(unit, data, offset, offset_size)
-            dir_names = [d.get(1) or "" for d in directories]
-            names: list[str | None] = []
-            for entry in files:
-                name = entry.get(1)
-                if not isinstance(name, str):
-                    names.append(None)
-                    continue
-                index = entry.get(2, 0)
-                directory = (
-                    dir_names[index] if isinstance(index, int) and index < len(dir_names) else ""
-                )
-                names.append(_join(comp_dir, directory, name))
-            return names
-        dir_names = [comp_dir]
-        while data[offset]:
-            end = data.index(0, offset)
-            dir_names.append(data[offset:end].decode("utf-8", "replace"))
-            offset = end + 1
-        offset += 1
-        names = [None]  # DWARF 4 file indexes start at 1
-        while data[offset]:
-            end = data.index(0, offset)
-            name = data[offset:end].decode("utf-8", "replace")
-            directory_index, offset = _uleb(data, end + 1)
-            _mtime, offset = _uleb(data, offset)
-            _length, offset = _uleb(data, offset)
-            directory = dir_names[directory_index] if directory_index < len(dir_names) else ""
-            names.append(_join(comp_dir, directory, name))
-        return names
-    except (struct.error, IndexError, ValueError):
-        log.debug("unit %#x: unreadable line table header", unit.header.offset)
-        return []
-
-
-def _v5_entries(
-    unit: _Unit, data: bytes, offset: int, offset_size: int
-) -> tuple[list[dict[int, Any]], int]:
-    format_count = data[offset]
-    offset += 1
-    formats = []
-    for _ in range(format_count):
-        content, offset = _uleb(data, offset)
-        form, offset = _uleb(data, offset)
-        formats.append((content, form))
-    count, offset = _uleb(data, offset)
-    entries = []
-    for _ in range(count):
-        entry: dict[int, Any] = {}
-        for content, form in formats:
-            if form in (FORM_LINE_STRP, FORM_STRP):
-                value_offset = int.from_bytes(data[offset : offset + offset_size], "little")
-                offset += offset_size
-                blob = unit.sections.line_str if form == FORM_LINE_STRP else unit.sections.str
-                entry[content] = _cstring(blob, value_offset)
-            elif form == FORM_STRING:
-                end = data.index(0, offset)
-                entry[content] = data[offset:end].decode("utf-8", "replace")
-                offset = end + 1
-            elif form in _STRX_FORMS:
-                value, offset = unit.read(data, offset, form, 0)
-                entry[content] = unit.string(form, value)
-            else:
-                value, offset = unit.read(data, offset, form, 0)
-                entry[content] = value
-        entries.append(entry)
-    return entries, offset
+    def _line_header(self) -> LineHeader | None:
+        if not self._read:
+            self._read = True
+            statement_list = self.unit.top.get(F.AT_STMT_LIST)
+            if statement_list is not None:
+                try:
+                    table = read_line_header(
+                        self.reader.sections,
+                        statement_list[1],
+                        self.unit,
+                        self.comp_dir,
+                        self.unit.header.address_size,
+                    )
+                    self._header = table.header
+                except DwarfError as error:
+                    log.debug("unit %#x: unreadable line table header: %s", self.unit.base, error)
+        return self._header
 
 
 def _join(comp_dir: str, directory: str, name: str) -> str:
@@ -786,249 +290,209 @@ def _join(comp_dir: str, directory: str, name: str) -> str:
 
 # -- the scan ----------------------------------------------------------------------------------
 
-# What a unit scan returns. Names are resolved inside the unit where possible; a reference to
-# another unit stays an int (a .debug_info offset) for _assemble to resolve.
-_Origin = tuple[str, str | None, str] | int  # (name, decl file, unit name) or DIE offset
+# Where a DIE's name comes from: (name, decl file, unit name), paths absolute. While a unit is
+# scanned, a DIE not named inside the unit is its offset (_Origin) until the cross-unit resolver
+# reads it.
+_Source = tuple[str, str | None, str]
+_Origin = _Source | int
 
 
 @dataclass(slots=True)
 class _BatchResult:
+    """What one run of units gives, every name resolved (unnamable DIEs are left out)."""
+
     unit_names: dict[int, str]  # unit offset -> absolute name
-    functions: list[tuple[_Origin, str | None, int, tuple[tuple[int, int], ...]]]
-    inlined: Counter[tuple[_Origin, int]]  # (origin, caller low_pc) -> instances
-    variables: list[tuple[_Origin, int]]
+    functions: list[tuple[_Source, str | None, int, tuple[tuple[int, int], ...]]]
+    inlined: Counter[tuple[_Source, int]]  # (origin, caller low_pc) -> instances
+    variables: list[tuple[_Source, int]]
 
 
-# The section bytes, set by take_census just before forking the workers that read them.
-_FORKED: dict[str, _Sections] = {}
+# The DWARF reader, set by take_census just before forking the workers that use it.
+_FORKED: dict[str, DieReader] = {}
 
 
-def _scan_batch_in_worker(batch: list[_UnitHeader]) -> _BatchResult:
-    return _scan_units(_FORKED["sections"], batch)
+def _scan_batch_in_worker(batch: list[int]) -> _BatchResult:
+    return _scan_units(_FORKED["reader"], batch)
 
 
-def _scan_units(sections: _Sections, units: Sequence[_UnitHeader]) -> _BatchResult:
+def _scan_units(reader: DieReader, unit_offsets: Sequence[int]) -> _BatchResult:
     result = _BatchResult({}, [], Counter(), [])
-    abbrev_tables: dict[tuple[int, int], dict[int, _Abbrev]] = {}
-    for header in units:
-        key = (header.abbrev_offset, header.offset_size)
-        abbrevs = abbrev_tables.get(key)
-        if abbrevs is None:
-            abbrevs = abbrev_tables[key] = _read_abbrevs(
-                sections.abbrev, header.abbrev_offset, header.offset_size
-            )
-        unit = _Unit(sections, header, abbrevs)
+    # References out of a unit are resolved here too, in the worker: most point back into the
+    # unit just walked (a variable's declaration), whose abbreviations are still at hand.
+    other_units = _CrossUnitResolver(reader)
+    for unit_offset in unit_offsets:
         try:
-            _scan_unit(unit, result)
-        except (IndexError, ValueError, KeyError, struct.error) as error:
-            raise InputError(
-                f".debug_info unit at {header.offset:#x} is malformed ({type(error).__name__})"
+            _scan_unit(reader, unit_offset, other_units, result)
+        except DwarfError as error:
+            raise DwarfError(f"{reader.sections.path}: {error}") from None
+        except _DECODE_ERRORS as error:
+            raise DwarfError(
+                f"{reader.sections.path}: .debug_info unit at {unit_offset:#x} is malformed "
+                f"({type(error).__name__})"
             ) from None
     return result
 
 
-# A subprogram DIE as met in the unit: name, decl file index, links to resolve.
-_Named = tuple[str | None, int | None, int | None, int | None]  # name, file, origin, spec
+# A subprogram or variable DIE as met in the unit: name, decl file number, links to resolve.
+# The name is kept as the extractor left it (V_NAME_FORM, V_NAME), read only if asked for.
+_Named = tuple[int, Any, int | None, int | None, int | None]  # name form, name, file, origin, spec
 
 
-def _scan_unit(unit: _Unit, result: _BatchResult) -> None:
-    """Walk one unit's DIE tree. Long because it is the hot loop: everything is inlined."""
-    data = unit.sections.info
-    header = unit.header
-    abbrevs = unit.abbrevs
-    offset_size = header.offset_size
-    unit_offset = header.offset
-    end = header.end
-    offset = header.die_offset
+def _scan_unit(
+    reader: DieReader, unit_offset: int, other_units: _CrossUnitResolver, result: _BatchResult
+) -> None:
+    """Names, code and inlined instances of one unit's DIEs. Long because it is the loop over
+    every DIE the walk kept (a big unit has 40,000)."""
+    unit, dies = reader.program_dies(unit_offset)
+    names = other_units.names_of(unit)
+    if unit.top_tag in (F.TAG_COMPILE_UNIT, F.TAG_PARTIAL_UNIT):
+        result.unit_names[unit_offset] = names.name
+    text = reader.text
     named: dict[int, _Named] = {}  # subprogram and variable DIEs by .debug_info offset
     concrete: list[tuple[int, str | None, int, tuple[tuple[int, int], ...]]] = []
     inline_sites: Counter[tuple[int, int]] = Counter()  # (origin offset, caller low_pc)
     variables: list[tuple[int, int]] = []  # (DIE offset, link address)
-    # Stack of enclosing out-of-line functions (low_pc) per open DIE with children; -1: none.
-    caller = -1
-    stack: list[int] = []
-    uleb = _uleb
-    while offset < end:
-        die_offset = offset
-        code = data[offset]
-        offset += 1
-        if code >= 0x80:
-            code, offset = uleb(data, offset - 1)
-        if code == 0:
-            if stack:
-                caller = stack.pop()
-            continue
-        abbrev = abbrevs[code]
-        if not abbrev.wanted:
-            if abbrev.fixed_size is not None:
-                offset += abbrev.fixed_size
-            else:
-                offset = _skip(data, offset, abbrev.skip_plan, offset_size)
-            if abbrev.has_children:
-                if abbrev.sibling and abbrev.tag not in _DESCEND:
-                    sibling = _sibling_of(unit, data, die_offset, abbrev)
-                    if sibling > offset:
-                        offset = sibling
-                        continue
-                stack.append(caller)
-            continue
-        # A DIE of interest: decode the attributes we want, skip the others.
-        tag = abbrev.tag
-        wanted = _WANTED[tag]
-        values: dict[int, tuple[int, Any]] = {}
-        for attribute, form, implicit in abbrev.attributes:
-            if attribute in wanted:
-                value, offset = unit.read(data, offset, form, implicit)
-                values[attribute] = (form, value)
-            else:
-                offset = _skip(data, offset, (_form_step(form, offset_size),), offset_size)
-        if tag == TAG_INLINED_SUBROUTINE:
-            origin = values.get(AT_ABSTRACT_ORIGIN)
+    ranges: list[RangeReader] = []  # the unit's range reader, made when first needed
+    # Per DIE, the low_pc of the outermost out-of-line function holding it (-1: none): the
+    # caller its inlined instances are charged to. A DIE outside any function has parent -1,
+    # which reads the last entry: still -1 while any other DIE is looked at.
+    callers = [-1] * len(dies.offsets)
+    inlined_tag, subprogram_tag = F.TAG_INLINED_SUBROUTINE, F.TAG_SUBPROGRAM
+    for node, (die_offset, tag, parent, values) in enumerate(
+        zip(dies.offsets, dies.tags, dies.parents, dies.values, strict=True)
+    ):
+        caller = callers[parent]
+        if tag == inlined_tag:
+            callers[node] = caller
+            origin = values[V_ORIGIN]
             if origin is not None:
-                inline_sites[(_ref(origin, unit_offset), caller)] += 1
-        elif tag == TAG_SUBPROGRAM:
-            name = _string_attribute(unit, values.get(AT_NAME))
-            linkage = _string_attribute(
-                unit, values.get(AT_LINKAGE_NAME) or values.get(AT_MIPS_LINKAGE_NAME)
-            )
-            decl = values.get(AT_DECL_FILE)
-            origin = values.get(AT_ABSTRACT_ORIGIN)
-            spec = values.get(AT_SPECIFICATION)
+                inline_sites[(origin, caller)] += 1
+        elif tag == subprogram_tag:
             named[die_offset] = (
-                name,
-                decl[1] if decl is not None else None,
-                _ref(origin, unit_offset) if origin is not None else None,
-                _ref(spec, unit_offset) if spec is not None else None,
+                values[V_NAME_FORM],
+                values[V_NAME],
+                values[V_DECL_FILE],
+                values[V_ORIGIN],
+                values[V_SPECIFICATION],
             )
-            spans = _code_spans(unit, values)
+            spans = _code_spans(reader, unit, values, ranges)
             if spans:
+                linkage = text(values[V_LINKAGE_NAME_FORM], values[V_LINKAGE_NAME])
                 concrete.append((die_offset, linkage, spans[0][0], tuple(spans)))
-                if caller == -1 and abbrev.has_children:
-                    stack.append(caller)
+                if caller == -1:
                     caller = spans[0][0]
-                    continue
-        elif tag == TAG_VARIABLE:
-            location = values.get(AT_LOCATION)
-            if location is not None and isinstance(location[1], bytes) and location[1]:
-                expression = location[1]
-                link_address = None
-                if expression[0] == DW_OP_ADDR and len(expression) == 9:
-                    link_address = int.from_bytes(expression[1:9], "little")
-                elif expression[0] == DW_OP_ADDRX:
-                    index, after = uleb(expression, 1)
-                    if after == len(expression):
-                        link_address = unit.address(FORM_ADDRX, index)
-                if link_address:
-                    spec = values.get(AT_SPECIFICATION) or values.get(AT_ABSTRACT_ORIGIN)
-                    name = _string_attribute(unit, values.get(AT_NAME))
-                    named[die_offset] = (
-                        name,
-                        None,
-                        None,
-                        _ref(spec, unit_offset) if spec is not None else None,
-                    )
-                    variables.append((die_offset, link_address))
-        else:  # the unit DIE
-            _set_unit_attributes(unit, values)
-            result.unit_names[unit_offset] = unit.name
-        if abbrev.has_children:
-            stack.append(caller)
-    # Resolve names inside the unit; references elsewhere stay offsets.
-    resolved: dict[int, _Origin] = {}
+            callers[node] = caller
+        else:
+            link_address = _static_address(unit, values[VAR_LOCATION])
+            if link_address:
+                named[die_offset] = (
+                    values[VAR_NAME_FORM],
+                    values[VAR_NAME],
+                    None,
+                    None,
+                    values[VAR_SPECIFICATION] or values[VAR_ORIGIN],
+                )
+                variables.append((die_offset, link_address))
+    in_unit = _InUnitResolver(named, names, text).resolve
 
-    def resolve(die: int) -> _Origin:
+    def resolve(die: int) -> _Source | None:
+        origin = in_unit(die)
+        return other_units.resolve(origin) if isinstance(origin, int) else origin
+
+    for die, linkage, low_pc, code_spans in concrete:
+        if (source := resolve(die)) is not None:
+            result.functions.append((source, linkage, low_pc, code_spans))
+    for (origin_offset, caller_low_pc), count in inline_sites.items():
+        if (source := resolve(origin_offset)) is not None:
+            result.inlined[(source, caller_low_pc)] += count
+    for die, link_address in variables:
+        if (source := resolve(die)) is not None:
+            result.variables.append((source, link_address))
+
+
+def _code_spans(
+    reader: DieReader, unit: Unit, values: Values, ranges: list[RangeReader]
+) -> list[tuple[int, int]]:
+    """[start, end) spans of a subprogram's code, the entry point first; [] if it has none (or
+    the linker discarded it: its DW_AT_low_pc is 0)."""
+    low_pc = values[V_LOW_PC]
+    if low_pc is not None:
+        high_pc = values[V_HIGH_PC]
+        if high_pc is None:
+            return [(low_pc, low_pc + 1)]
+        if values[V_HIGH_IS_OFFSET]:
+            high_pc += low_pc
+        return [(low_pc, high_pc)] if low_pc else []
+    if values[V_RANGES] is None:
+        return []
+    if not ranges:
+        ranges.append(unit_range_reader(reader, unit))
+    try:
+        spans = ranges[0].ranges_of(values[V_RANGES], values[V_RANGES_IS_INDEX])
+    except DwarfError as error:  # one function's damaged list: that function has no code
+        log.debug("unit %#x: %s", unit.base, error)
+        return []
+    # The entry point (DW_AT_low_pc absent) is the lowest range for C functions; gcc's
+    # `.cold` part sits in a second range at a higher address.
+    return sorted(span for span in spans if span[0])
+
+
+def _static_address(unit: Unit, expression: bytes | None) -> int | None:
+    """The address a location expression names when it is exactly one DW_OP_addr or
+    DW_OP_addrx (DWARF 5 §2.5.1.1): a variable with static storage."""
+    if not expression:
+        return None
+    size = unit.header.address_size
+    if expression[0] == F.OP_ADDR and len(expression) == 1 + size:
+        return int.from_bytes(expression[1:], "little" if unit.endian == "<" else "big")
+    if expression[0] == F.OP_ADDRX:
+        try:
+            index, after = read_uleb(expression, 1)
+            return unit.addrx(index) if after == len(expression) else None
+        except (IndexError, DwarfError):  # a cut index, or one past .debug_addr
+            return None
+    return None
+
+
+class _InUnitResolver:
+    """(name, decl file, unit name) of DIEs met in one unit, through their abstract origins
+    and specifications; a DIE it cannot name stays its offset, for :class:`_CrossUnitResolver`.
+    """
+
+    def __init__(
+        self, named: dict[int, _Named], names: _UnitNames, text: Callable[[int, Any], str | None]
+    ) -> None:
+        self.named = named
+        self.names = names
+        self.text = text
+        self.resolved: dict[int, _Origin] = {}
+
+    def resolve(self, die: int) -> _Origin:
+        resolved = self.resolved
         if die in resolved:
             return resolved[die]
         resolved[die] = die  # cycle guard
-        entry = named.get(die)
+        entry = self.named.get(die)
         if entry is None:
             return die
-        name, file_index, origin, spec = entry
+        name_form, raw_name, file_number, origin, spec = entry
+        name = self.text(name_form, raw_name)
         outcome: _Origin
         if name is not None:
-            decl_file = unit.file_name(file_index) if file_index is not None else None
-            outcome = (name, decl_file, unit.name)
+            decl_file = self.names.file_name(file_number) if file_number is not None else None
+            outcome = (name, decl_file, self.names.name)
+            # A definition that names itself but declares nothing takes its declaration's file.
+            if (
+                file_number is None
+                and spec is not None
+                and isinstance(inner := self.resolve(spec), tuple)
+            ):
+                outcome = (name, inner[1], inner[2])
         else:
             link = origin if origin is not None else spec
-            outcome = resolve(link) if link is not None else die
-        if (
-            name is not None
-            and file_index is None
-            and spec is not None
-            and isinstance(inner := resolve(spec), tuple)
-        ):
-            outcome = (name, inner[1], inner[2])
+            outcome = self.resolve(link) if link is not None else die
         resolved[die] = outcome
         return outcome
-
-    for die, linkage, low_pc, code_spans in concrete:
-        result.functions.append((resolve(die), linkage, low_pc, code_spans))
-    for (origin_offset, caller_low_pc), count in inline_sites.items():
-        result.inlined[(resolve(origin_offset), caller_low_pc)] += count
-    for die, link_address in variables:
-        result.variables.append((resolve(die), link_address))
-
-
-def _ref(value: tuple[int, Any], unit_offset: int) -> int:
-    form, target = value
-    if form in _REF_FORMS:
-        return int(unit_offset + target)
-    return int(target)  # DW_FORM_ref_addr: offset in .debug_info
-
-
-def _string_attribute(unit: _Unit, value: tuple[int, Any] | None) -> str | None:
-    if value is None:
-        return None
-    return unit.string(value[0], value[1])
-
-
-def _code_spans(unit: _Unit, values: dict[int, tuple[int, Any]]) -> list[tuple[int, int]]:
-    low = values.get(AT_LOW_PC)
-    if low is not None:
-        low_pc = unit.address(low[0], low[1])
-        high = values.get(AT_HIGH_PC)
-        if high is None:
-            return [(low_pc, low_pc + 1)]
-        high_pc = unit.address(high[0], high[1]) if high[0] in _ADDRESS_FORMS else low_pc + high[1]
-        return [(low_pc, high_pc)] if low_pc else []
-    ranges = values.get(AT_RANGES)
-    if ranges is not None:
-        # The entry point (DW_AT_low_pc absent) is the lowest range for C functions; gcc's
-        # `.cold` part sits in a second range at a higher address.
-        return sorted(span for span in unit.ranges(ranges[0], ranges[1]) if span[0])
-    return []
-
-
-def _set_unit_attributes(unit: _Unit, values: dict[int, tuple[int, Any]]) -> None:
-    # Bases first: the name may be a DW_FORM_strx that needs str_offsets_base.
-    if AT_STR_OFFSETS_BASE in values:
-        unit.str_offsets_base = values[AT_STR_OFFSETS_BASE][1]
-    if AT_ADDR_BASE in values:
-        unit.addr_base = values[AT_ADDR_BASE][1]
-    if AT_RNGLISTS_BASE in values:
-        unit.rnglists_base = values[AT_RNGLISTS_BASE][1]
-    if AT_LOW_PC in values:
-        unit.low_pc = unit.address(*values[AT_LOW_PC])
-    if AT_STMT_LIST in values:
-        unit.stmt_list = values[AT_STMT_LIST][1]
-    comp_dir = _string_attribute(unit, values.get(AT_COMP_DIR)) or ""
-    name = _string_attribute(unit, values.get(AT_NAME)) or ""
-    unit.comp_dir = comp_dir
-    unit.name = _join(comp_dir, "", name) if name and not name.startswith("<") else name
-
-
-def _sibling_of(unit: _Unit, data: bytes, die_offset: int, abbrev: _Abbrev) -> int:
-    """The DW_AT_sibling target of a DIE (0 when unusable)."""
-    offset = die_offset
-    _code, offset = _uleb(data, offset)
-    for attribute, form, implicit in abbrev.attributes:
-        if attribute == AT_SIBLING:
-            value, _ = unit.read(data, offset, form, implicit)
-            return _ref((form, value), unit.header.offset) if isinstance(value, int) else 0
-        offset = _skip(
-            data, offset, (_form_step(form, unit.header.offset_size),), unit.header.offset_size
-        )
-    return 0
 
 
 # -- assembling --------------------------------------------------------------------------------
@@ -1037,86 +501,58 @@ def _sibling_of(unit: _Unit, data: bytes, die_offset: int, abbrev: _Abbrev) -> i
 class _CrossUnitResolver:
     """Resolves a DIE offset in any unit by reading that DIE alone (gcc LTO, clang LTO)."""
 
-    def __init__(
-        self, sections: _Sections, units: list[_UnitHeader], unit_names: dict[int, str]
-    ) -> None:
-        self.sections = sections
-        self.units = units
-        self.starts = [u.offset for u in units]
-        self.unit_names = unit_names
-        self.cache: dict[int, tuple[str, str | None, str] | None] = {}
-        self.contexts: dict[int, _Unit] = {}
-        self.abbrev_tables: dict[tuple[int, int], dict[int, _Abbrev]] = {}
+    def __init__(self, reader: DieReader) -> None:
+        self.reader = reader
+        self.cache: dict[int, _Source | None] = {}
+        self.units: dict[int, _UnitNames] = {}
 
-    def _unit_for(self, die_offset: int) -> _Unit | None:
-        position = bisect.bisect_right(self.starts, die_offset) - 1
-        if position < 0 or die_offset >= self.units[position].end:
-            return None
-        header = self.units[position]
-        unit = self.contexts.get(header.offset)
-        if unit is None:
-            key = (header.abbrev_offset, header.offset_size)
-            if key not in self.abbrev_tables:
-                self.abbrev_tables[key] = _read_abbrevs(
-                    self.sections.abbrev, header.abbrev_offset, header.offset_size
-                )
-            unit = _Unit(self.sections, header, self.abbrev_tables[key])
-            top = self._attributes(unit, header.die_offset)
-            if top is not None:
-                _set_unit_attributes(unit, top[1])
-            self.contexts[header.offset] = unit
-        return unit
+    def names_of(self, unit: Unit) -> _UnitNames:
+        names = self.units.get(unit.base)
+        if names is None:
+            names = self.units[unit.base] = _UnitNames(self.reader, unit)
+        return names
 
-    def _attributes(
-        self, unit: _Unit, die_offset: int
-    ) -> tuple[int, dict[int, tuple[int, Any]]] | None:
-        data = self.sections.info
-        code, offset = _uleb(data, die_offset)
-        abbrev = unit.abbrevs.get(code)
-        if abbrev is None:
-            return None
-        values = {}
-        for attribute, form, implicit in abbrev.attributes:
-            value, offset = unit.read(data, offset, form, implicit)
-            values[attribute] = (form, value)
-        return abbrev.tag, values
-
-    def resolve(self, die_offset: int, depth: int = 0) -> tuple[str, str | None, str] | None:
+    def resolve(self, die_offset: int, depth: int = 0) -> _Source | None:
         if die_offset in self.cache:
             return self.cache[die_offset]
         self.cache[die_offset] = None  # cycle guard
-        outcome: tuple[str, str | None, str] | None = None
+        outcome: _Source | None = None
         try:
-            unit = self._unit_for(die_offset)
-            found = self._attributes(unit, die_offset) if unit is not None else None
-        except (IndexError, ValueError, struct.error):
-            found = None
-        if unit is not None and found is not None and depth < 8:
-            values = found[1]
-            name = _string_attribute(unit, values.get(AT_NAME))
-            decl = values.get(AT_DECL_FILE)
-            link = values.get(AT_ABSTRACT_ORIGIN) or values.get(AT_SPECIFICATION)
-            inner = self.resolve(_ref(link, unit.header.offset), depth + 1) if link else None
+            unit, _tag, values = self.reader.attributes_at(die_offset)
+            names = self.names_of(unit)
+            name_entry = values.get(F.AT_NAME)
+            name = unit.form_string(*name_entry) if name_entry is not None else None
+        except (DwarfError, *_DECODE_ERRORS):
+            self.cache[die_offset] = None
+            return None
+        if depth < _MAX_HOPS:
+            decl = values.get(F.AT_DECL_FILE)
+            link = values.get(F.AT_ABSTRACT_ORIGIN) or values.get(F.AT_SPECIFICATION)
+            inner = None
+            if link is not None:
+                form, target = link
+                inner = self.resolve(
+                    unit.base + target if form in F.UNIT_REF_FORMS else target, depth + 1
+                )
             if name is not None:
-                decl_file = unit.file_name(decl[1]) if decl is not None else None
+                decl_file = None
+                if decl is not None and isinstance(decl[1], int):
+                    decl_file = names.file_name(decl[1])
                 if decl_file is None and inner is not None:
                     decl_file = inner[1]
-                outcome = (name, decl_file, unit.name)
+                outcome = (name, decl_file, names.name)
             else:
                 outcome = inner
         self.cache[die_offset] = outcome
         return outcome
 
 
-def _assemble(
-    sections: _Sections, units: list[_UnitHeader], results: Iterable[_BatchResult]
-) -> DwarfCensus:
+def _assemble(unit_count: int, results: Iterable[_BatchResult]) -> DwarfCensus:
     results = list(results)
     unit_names: dict[int, str] = {}
     for batch in results:
         unit_names.update(batch.unit_names)
     root = _source_root(unit_names.values())
-    resolver = _CrossUnitResolver(sections, units, unit_names)
     relative_cache: dict[str | None, str | None] = {None: None}
 
     def relative(path: str | None) -> str | None:
@@ -1125,18 +561,9 @@ def _assemble(
             relative_cache[path] = _relative(path, root)
         return relative_cache[path]
 
-    def final(origin: _Origin) -> tuple[str, str | None, str] | None:
-        if isinstance(origin, int):
-            return resolver.resolve(origin)
-        return origin
-
     functions = []
     for batch in results:
-        for origin, linkage, low_pc, spans in batch.functions:
-            resolved = final(origin)
-            if resolved is None:
-                continue
-            name, decl_file, unit_name = resolved
+        for (name, decl_file, unit_name), linkage, low_pc, spans in batch.functions:
             functions.append(
                 DwarfFunction(
                     name, linkage, relative(decl_file), relative(unit_name) or "", low_pc, spans
@@ -1145,13 +572,13 @@ def _assemble(
     counts: Counter[tuple[str, str | None]] = Counter()
     callers: dict[tuple[str, str | None], Counter[int]] = {}
     for batch in results:
-        for (origin, caller_low_pc), count in batch.inlined.items():
-            resolved = final(origin)
-            if resolved is None:
-                continue
-            key = (resolved[0], relative(resolved[1]))
+        for (source, caller_low_pc), count in batch.inlined.items():
+            key = (source[0], relative(source[1]))
             counts[key] += count
-            callers.setdefault(key, Counter())[caller_low_pc] += count
+            by_caller = callers.get(key)
+            if by_caller is None:
+                by_caller = callers[key] = Counter()
+            by_caller[caller_low_pc] += count
     inlined = {
         key: InlinedFunction(
             key[0], key[1], count, tuple(sorted(callers[key].items(), key=lambda c: (-c[1], c[0])))
@@ -1160,20 +587,16 @@ def _assemble(
     }
     variables = []
     for batch in results:
-        for origin, link_address in batch.variables:
-            resolved = final(origin)
-            if resolved is not None:
-                variables.append(
-                    DwarfVariable(resolved[0], relative(resolved[2]) or "", link_address)
-                )
+        for source, link_address in batch.variables:
+            variables.append(DwarfVariable(source[0], relative(source[2]) or "", link_address))
     log.info(
         "DWARF census: %d units, %d functions, %d inlined functions, %d variables",
-        len(units),
+        unit_count,
         len(functions),
         len(inlined),
         len(variables),
     )
-    return DwarfCensus(functions, inlined, variables, root, len(units))
+    return DwarfCensus(functions, inlined, variables, root, unit_count)
 
 
 # Top-level directories of the kernel tree: a path component after which the rest of a path is

@@ -12,7 +12,8 @@ after the first few units.
 Extractors do the same for the DIEs whose attributes the resolver keeps (functions and inlined
 calls): they read exactly the attributes in :data:`WANTED` and return them in the fixed layout
 of :class:`DieValues` indexes, with strings and indexed addresses already resolved through the
-unit (:class:`UnitStrings`).
+unit (:class:`UnitStrings`). Variable extractors (:func:`compile_variable_extractor`) do the same
+for the DW_TAG_variable DIEs a whole-image walk keeps: those whose location is an expression.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ V_DECLARATION = 16
 V_NAME_FORM = 17  # how V_NAME is held: see :func:`name_text`
 V_LINKAGE_NAME_FORM = 18
 V_COUNT = 19
+# Layout of the tuple a variable extractor returns (after the new position).
+VAR_LOCATION = 0  # the DW_AT_location expression (bytes), None if not a block form
+VAR_NAME = 1
+VAR_NAME_FORM = 2  # how VAR_NAME is held, as V_NAME_FORM
+VAR_ORIGIN = 3
+VAR_SPECIFICATION = 4
+VAR_COUNT = 5
 # A name already turned into text (DW_FORM_strx names are resolved in the extractor, since
 # their meaning depends on the unit's string offsets base).
 TEXT = 0
@@ -68,6 +76,12 @@ _SLOT = {
     F.AT_DECLARATION: V_DECLARATION,
 }
 WANTED = frozenset(_SLOT)
+_VARIABLE_SLOT = {
+    F.AT_LOCATION: VAR_LOCATION,
+    F.AT_NAME: VAR_NAME,
+    F.AT_ABSTRACT_ORIGIN: VAR_ORIGIN,
+    F.AT_SPECIFICATION: VAR_SPECIFICATION,
+}
 
 # An attribute specification from an abbreviation: (attribute, form, implicit constant).
 Spec = tuple[int, int, int]
@@ -175,6 +189,18 @@ class _Emitter:
             # Blocks, data16, indirect: not a value we use; skip and record nothing.
             self.skip(form)
             self.lines.append(f"    {target} = None")
+
+    def read_block(self, form: int, target: str) -> None:
+        """Emit code that reads the bytes of a block form into ``target`` and advances p."""
+        self.flush()
+        if form in F.BLOCK_LEB:
+            self.lines.append("    n, p = uleb(d, p)")
+        else:
+            width = F.BLOCK_FIXED[form]
+            self.lines.append(f"    n = {self._unsigned(width, 'p')}")
+            self.lines.append(f"    p += {width}")
+        self.lines.append(f"    {target} = d[p:p + n]")
+        self.lines.append("    p += n")
 
 
 def _namespace(endian: str) -> dict[str, Any]:
@@ -369,6 +395,51 @@ def _extractor_factory(
         (offset_size, address_size, endian, version),
     )
     return factory
+
+
+_variable_extractors: dict[tuple[Any, ...], Extractor] = {}
+
+
+def compile_variable_extractor(
+    specs: Sequence[Spec], offset_size: int, address_size: int, endian: str, version: int
+) -> Extractor:
+    """A function ``(d, p, unit) -> (p, values)`` for a DW_TAG_variable DIE: the values are
+    laid out as the ``VAR_*`` indexes say, names and references held as in :data:`V_NAME` and
+    :data:`V_ORIGIN`. Only a block-form DW_AT_location is read (an expression such as
+    DW_OP_addr); a location list (DW_FORM_sec_offset, loclistx) leaves ``VAR_LOCATION`` None."""
+    shape = tuple((a if a in _VARIABLE_SLOT else 0, f) for a, f, _ in specs)
+    key = (shape, *_layout_key(offset_size, address_size, endian, version))
+    cached = _variable_extractors.get(key)
+    if cached is not None:
+        return cached
+    emitter = _Emitter(offset_size, address_size, endian, version)
+    slots: list[str] = ["None"] * VAR_COUNT
+    slots[VAR_NAME_FORM] = str(TEXT)
+    for number, (attribute, form, _implicit) in enumerate(specs):
+        slot = _VARIABLE_SLOT.get(attribute)
+        raw = f"a{number}"
+        if slot is None or slots[slot] != "None":
+            emitter.skip(form)
+        elif attribute == F.AT_LOCATION:
+            if form in F.BLOCK_LEB or form in F.BLOCK_FIXED:
+                emitter.read_block(form, raw)
+                slots[slot] = raw
+            else:
+                emitter.skip(form)
+        elif (value := _interpret(attribute, form, raw)) is None:
+            emitter.skip(form)
+        else:
+            emitter.read(form, 0, raw)
+            slots[slot] = value
+            if attribute == F.AT_NAME:
+                slots[VAR_NAME_FORM] = str(TEXT if form in F.STRX_FORMS else form)
+    emitter.flush()
+    emitter.lines.append(f"    return p, ({', '.join(slots)},)")
+    function: Extractor = _compile(
+        "variable", emitter.lines, "d, p, u", endian, (offset_size, address_size, endian, version)
+    )
+    _variable_extractors[key] = function
+    return function
 
 
 def _interpret(attribute: int, form: int, raw: str) -> str | None:

@@ -1,9 +1,9 @@
 """DWARF constants and the primitive readers every DWARF decoder in ltosyms shares.
 
 Values are from the DWARF 5 standard (section 7, "Data Representation"); the few GNU extensions
-kept here are from gcc's include/dwarf2.def. Only what the resolver reads is named: tags that can
+kept here are from gcc's include/dwarf2.def. Only what the decoders read is named: tags that can
 own code, the attributes of functions and units, every attribute form (a form must be known to
-be skipped), range-list and line-program opcodes.
+be skipped), range-list and line-program opcodes, and what names a variable's static address.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ TAG_COMPILE_UNIT = 0x11
 TAG_INLINED_SUBROUTINE = 0x1D
 TAG_MODULE = 0x1E
 TAG_SUBPROGRAM = 0x2E
+TAG_VARIABLE = 0x34
 TAG_NAMESPACE = 0x39
 TAG_PARTIAL_UNIT = 0x3C
 TAG_SKELETON_UNIT = 0x4A
@@ -26,6 +27,7 @@ DESCEND_TAGS = frozenset({TAG_LEXICAL_BLOCK, TAG_NAMESPACE, TAG_MODULE})
 
 # -- attributes (DWARF 5 §7.5.4, table 7.5) ------------------------------------------------------
 AT_SIBLING = 0x01
+AT_LOCATION = 0x02
 AT_NAME = 0x03
 AT_STMT_LIST = 0x10
 AT_LOW_PC = 0x11
@@ -168,6 +170,10 @@ ADDRX_FORMS = frozenset(
 CONSTANT_FORMS = frozenset(
     {FORM_DATA1, FORM_DATA2, FORM_DATA4, FORM_DATA8, FORM_UDATA, FORM_SDATA, FORM_IMPLICIT_CONST}
 )
+
+# -- location expression operations (DWARF 5 §7.7.1, table 7.9) ----------------------------------
+OP_ADDR = 0x03
+OP_ADDRX = 0xA1
 
 # -- unit types (DWARF 5 §7.5.1) -----------------------------------------------------------------
 UT_COMPILE = 0x01

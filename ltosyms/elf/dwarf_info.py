@@ -8,10 +8,15 @@ clang does not, and then the subtree is walked without reading anything). Lexica
 walked into: they hold inlined calls. Names come through DW_AT_abstract_origin and
 DW_AT_specification chains, within the unit or, for LTO's DW_FORM_ref_addr, in another unit,
 where only the one DIE is parsed (:meth:`DieReader.values_at`).
+
+:func:`walk_program` is the whole-image variant (:meth:`DieReader.program_dies`): every
+subprogram, with code or not, every inlined subroutine and every variable whose location is an
+expression, with their real nesting.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,12 +47,14 @@ from ltosyms.elf.dwarf_units import (
     ACT_LEAF,
     ACT_LEAF_FIXED,
     ACT_NAME,
+    ACT_VARIABLE,
     Abbrev,
     CompiledAbbrevs,
     Unit,
     UnitHeader,
     UnitIndex,
     parse_abbrev_table,
+    read_attributes,
     read_unit_header,
 )
 
@@ -67,6 +74,17 @@ class RawFunctions:
     parents: list[int]  # index of the enclosing function DIE, -1 for subprograms
     values: list[Values]
     subprograms: dict[int, Values]  # every DW_TAG_subprogram of the unit, by offset
+
+
+@dataclass(slots=True)
+class ProgramDies:
+    """What :func:`walk_program` found, in preorder: every DW_TAG_subprogram, every
+    DW_TAG_inlined_subroutine and every DW_TAG_variable whose location is an expression."""
+
+    offsets: list[int]  # .debug_info offset of each DIE
+    tags: list[int]  # F.TAG_SUBPROGRAM, F.TAG_INLINED_SUBROUTINE or F.TAG_VARIABLE
+    parents: list[int]  # index of the enclosing subprogram or inlined subroutine, -1 for none
+    values: list[Values]  # dwarf_codegen V_* layout; VAR_* layout for variables
 
 
 K = TypeVar("K")
@@ -105,7 +123,7 @@ class DieReader:
         self._index: UnitIndex | None = None
         # gcc gives every unit its own table: over a whole-image index these would pile up,
         # so only the recently used ones stay (clang LTO units share theirs).
-        self._compiled: _Recent[tuple[int, int, int, int], CompiledAbbrevs] = _Recent(64)
+        self._compiled: _Recent[tuple[int, int, int, int, bool], CompiledAbbrevs] = _Recent(64)
         self._tables: _Recent[int, dict[int, Abbrev]] = _Recent(256)
         self._partial: dict[int, dict[int, Abbrev]] = {}
         self._units: dict[int, Unit] = {}
@@ -120,15 +138,23 @@ class DieReader:
     def header(self, unit_offset: int) -> UnitHeader:
         return read_unit_header(self.info, unit_offset, self.endian)
 
-    def compiled_abbrevs(self, header: UnitHeader) -> CompiledAbbrevs:
-        key = (header.abbrev_offset, header.offset_size, header.address_size, header.version)
+    def compiled_abbrevs(self, header: UnitHeader, whole_program: bool = False) -> CompiledAbbrevs:
+        """The unit's abbreviations compiled for :func:`walk_unit`, or with ``whole_program``
+        for :func:`walk_program`."""
+        key = (
+            header.abbrev_offset,
+            header.offset_size,
+            header.address_size,
+            header.version,
+            whole_program,
+        )
         compiled = self._compiled.get(key)
         if compiled is None:
             table = self._tables.get(header.abbrev_offset)
             if table is None:
                 table = parse_abbrev_table(self.abbrev_section, header.abbrev_offset)
                 self._tables.put(header.abbrev_offset, table)
-            compiled = CompiledAbbrevs(table, header, self.endian)
+            compiled = CompiledAbbrevs(table, header, self.endian, whole_program=whole_program)
             self._compiled.put(key, compiled)
         return compiled
 
@@ -183,6 +209,48 @@ class DieReader:
     def unit_bytes(self, unit_offset: int) -> bytes:
         header = self.header(unit_offset)
         return self.info.read(unit_offset, header.end - unit_offset)
+
+    def program_dies(self, unit_offset: int) -> tuple[Unit, ProgramDies]:
+        """The unit at ``unit_offset`` and what :func:`walk_program` finds in it."""
+        header = self.header(unit_offset)
+        data = self.info.read(unit_offset, header.end - unit_offset)
+        # The whole table first: reading the top DIE then finds it parsed.
+        abbrevs = self.compiled_abbrevs(header, whole_program=True)
+        unit = self._units.get(unit_offset)
+        if unit is None:
+            unit = Unit(self.sections, header, self)
+            try:
+                unit.read_top(data, unit_offset)
+            except (IndexError, ValueError, struct.error) as error:
+                raise DwarfError(
+                    f"unit at {unit_offset:#x}: top DIE is truncated ({error})"
+                ) from None
+            self._units[unit_offset] = unit
+        return unit, walk_program(unit, data, abbrevs)
+
+    def attributes_at(self, die_offset: int) -> tuple[Unit, int, dict[int, tuple[int, Any]]]:
+        """The unit, tag and every attribute (``{attribute: (form, raw value)}``) of the DIE
+        at ``die_offset``, any unit, any tag: the general reader, for the odd DIE a walk did
+        not keep (a variable's declaration in another unit)."""
+        unit = self.unit(self.index.unit_containing(die_offset))
+        header = unit.header
+        end = header.end
+        if die_offset >= end:
+            raise DwarfError(f"DIE offset {die_offset:#x} lies past the last unit")
+        window = 1024
+        while True:
+            data = self.info.read_to_end(die_offset, min(window, end - die_offset))
+            try:
+                code, position = read_uleb(data, 0)
+                abbrev = self.abbrev(header, code)
+                if abbrev is None:
+                    raise DwarfError(f"DIE at {die_offset:#x} uses unknown abbreviation {code}")
+                values, _ = read_attributes(data, position, abbrev.specs, header, self.endian)
+                return unit, abbrev.tag, values
+            except (IndexError, ValueError, struct.error):
+                if len(data) >= end - die_offset:
+                    raise DwarfError(f"DIE at {die_offset:#x} is truncated") from None
+                window *= 16
 
     def values_at(self, die_offset: int) -> Values | None:
         """The extractor values of the subprogram-like DIE at ``die_offset`` (any unit)."""
@@ -361,3 +429,98 @@ def walk_unit(unit: Unit, data: bytes) -> RawFunctions:
     except (IndexError, ValueError) as error:
         raise DwarfError(f"unit at {unit_base:#x}: DIEs are truncated ({error})") from None
     return raw
+
+
+def walk_program(unit: Unit, data: bytes, abbrevs: CompiledAbbrevs) -> ProgramDies:
+    """Every subprogram, inlined subroutine and variable with a location expression of the unit
+    (``data`` is the unit's bytes from its header on; ``abbrevs`` its table compiled with
+    ``whole_program``), for a census of the whole image.
+
+    Unlike :func:`walk_unit`, subprograms without code (abstract instances, declarations) are
+    walked into too (their static variables live there), and each DIE's parent is the real
+    enclosing subprogram or inlined subroutine, nested subprograms included. The loop is kept
+    flat for the same reason as :func:`walk_unit`'s.
+    """
+    offsets: list[int] = []
+    tags: list[int] = []
+    parents: list[int] = []
+    values: list[Values] = []
+    found_dies = ProgramDies(offsets, tags, parents, values)
+    if not unit.top_has_children:
+        return found_dies
+    action = abbrevs.action
+    fixed = abbrevs.fixed
+    skip = abbrevs.skip
+    sibling_at = abbrevs.sibling_at
+    sibling_read = abbrevs.sibling_read
+    extract: list[Callable[[bytes, int, Any], tuple[int, Values]] | None] = abbrevs.extract
+    children = abbrevs.children
+    unit_base = unit.base
+    end = unit.header.end - unit_base
+    position = unit.children_start - unit_base
+    # One stack entry per open DIE with children: the index of the innermost enclosing
+    # subprogram or inlined subroutine (-1 outside any).
+    stack = [-1]
+    try:
+        while position < end:
+            start = position
+            code = data[position]
+            position += 1
+            if code > 127:
+                code, position = read_uleb(data, start)
+            if code == 0:
+                stack.pop()
+                if not stack:
+                    break
+                continue
+            kind = action[code]
+            if kind == ACT_LEAF_FIXED:
+                position += fixed[code]
+            elif kind == ACT_LEAF:
+                position = skip[code](data, position)  # type: ignore[misc]
+            elif kind == ACT_ENTER_FIXED:
+                position += fixed[code]
+                stack.append(stack[-1])
+            elif kind == ACT_INLINED:
+                position, found = extract[code](data, position, unit)  # type: ignore[misc]
+                offsets.append(unit_base + start)
+                tags.append(F.TAG_INLINED_SUBROUTINE)
+                parents.append(stack[-1])
+                values.append(found)
+                if children[code]:
+                    stack.append(len(values) - 1)
+            elif kind == ACT_JUMP_FIXED:
+                position = sibling_read[code](data, position + sibling_at[code])[0]
+                if position <= start:
+                    raise DwarfError(f"DW_AT_sibling at {unit_base + start:#x} points back")
+            elif kind in (ACT_FUNCTION, ACT_NAME):
+                position, found = extract[code](data, position, unit)  # type: ignore[misc]
+                offsets.append(unit_base + start)
+                tags.append(F.TAG_SUBPROGRAM)
+                parents.append(stack[-1])
+                values.append(found)
+                if children[code]:
+                    stack.append(len(values) - 1)
+            elif kind == ACT_VARIABLE:
+                position, found = extract[code](data, position, unit)  # type: ignore[misc]
+                offsets.append(unit_base + start)
+                tags.append(F.TAG_VARIABLE)
+                parents.append(stack[-1])
+                values.append(found)
+                if children[code]:
+                    stack.append(stack[-1])
+            elif kind == ACT_ENTER:
+                position = skip[code](data, position)  # type: ignore[misc]
+                stack.append(stack[-1])
+            elif kind == ACT_JUMP:
+                position = sibling_read[code](data, position)
+                if position <= start:
+                    raise DwarfError(f"DW_AT_sibling at {unit_base + start:#x} points back")
+            else:
+                raise DwarfError(
+                    f"unit at {unit_base:#x}: DIE at {unit_base + start:#x} uses unknown "
+                    f"abbreviation {code}"
+                )
+    except (IndexError, ValueError) as error:
+        raise DwarfError(f"unit at {unit_base:#x}: DIEs are truncated ({error})") from None
+    return found_dies

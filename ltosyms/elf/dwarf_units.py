@@ -23,12 +23,13 @@ from ltosyms.elf.dwarf_codegen import (
     compile_extractor,
     compile_sibling_reader,
     compile_skipper,
+    compile_variable_extractor,
     sibling_offset,
 )
 from ltosyms.elf.dwarf_forms import DwarfError, read_sleb, read_uleb
 from ltosyms.elf.dwarf_sections import DwarfSections, SectionBuffer
 
-# What the DIE walker does with a DIE, by abbreviation (see dwarf_info.walk_unit).
+# What the DIE walkers do with a DIE, by abbreviation (see dwarf_info.walk_unit, walk_program).
 ACT_LEAF_FIXED = 0  # no children, uninteresting, constant size: skip the bytes
 ACT_LEAF = 1  # no children, uninteresting, variable size: generated skipper
 ACT_JUMP_FIXED = 2  # uninteresting subtree, DW_AT_sibling at a constant offset: jump
@@ -38,6 +39,7 @@ ACT_ENTER = 5  # same, variable size
 ACT_FUNCTION = 6  # subprogram with code: a tree root
 ACT_NAME = 7  # subprogram without code (abstract instance, declaration): names only
 ACT_INLINED = 8  # inlined subroutine: a tree node inside a function
+ACT_VARIABLE = 9  # variable with a location expression (whole-program walk only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +208,11 @@ _MAX_ABBREV_CODE = 1 << 20
 
 
 class CompiledAbbrevs:
-    """An abbreviation table turned into per-code lists the DIE walker indexes directly."""
+    """An abbreviation table turned into per-code lists the DIE walker indexes directly.
+
+    ``whole_program`` compiles it for :func:`ltosyms.elf.dwarf_info.walk_program` instead of
+    ``walk_unit``: variables whose DW_AT_location is an expression are read too
+    (``ACT_VARIABLE``)."""
 
     __slots__ = (
         "action",
@@ -219,7 +225,14 @@ class CompiledAbbrevs:
         "table",
     )
 
-    def __init__(self, table: dict[int, Abbrev], header: UnitHeader, endian: str) -> None:
+    def __init__(
+        self,
+        table: dict[int, Abbrev],
+        header: UnitHeader,
+        endian: str,
+        *,
+        whole_program: bool = False,
+    ) -> None:
         size = max(table, default=0) + 1
         if size > _MAX_ABBREV_CODE:
             # Real tables number their declarations from 1 (a few thousand at most); a huge
@@ -235,10 +248,12 @@ class CompiledAbbrevs:
         self.extract: list[Extractor | None] = [None] * size
         layout = (header.offset_size, header.address_size, endian, header.version)
         for code, abbrev in table.items():
-            key = (abbrev.tag, abbrev.has_children, abbrev.specs, *layout)
+            # The mode changes only variables' plans: other plans are shared by both.
+            variable = whole_program and abbrev.tag == F.TAG_VARIABLE
+            key = (abbrev.tag, abbrev.has_children, abbrev.specs, *layout, variable)
             plan = _plans.get(key)
             if plan is None:
-                plan = _plans[key] = _plan(abbrev, layout)
+                plan = _plans[key] = _plan(abbrev, layout, whole_program)
             self.children[code] = abbrev.has_children
             (
                 self.action[code],
@@ -250,7 +265,7 @@ class CompiledAbbrevs:
             ) = plan
 
 
-def _plan(abbrev: Abbrev, layout: tuple[int, int, str, int]) -> Plan:
+def _plan(abbrev: Abbrev, layout: tuple[int, int, str, int], whole_program: bool = False) -> Plan:
     offset_size, address_size, endian, version = layout
     specs = abbrev.specs
     attributes = {a for a, _, _ in specs}
@@ -262,6 +277,8 @@ def _plan(abbrev: Abbrev, layout: tuple[int, int, str, int]) -> Plan:
         if has_code:
             return (ACT_FUNCTION, 0, None, 0, None, extract)
         return (ACT_NAME, 0, None, 0, None, extract)
+    if whole_program and abbrev.tag == F.TAG_VARIABLE and _has_location_expression(specs):
+        return (ACT_VARIABLE, 0, None, 0, None, compile_variable_extractor(specs, *layout))
     skipper = compile_skipper([f for _, f, _ in specs], *layout)
     fixed = skipper if isinstance(skipper, int) else 0
     skip = None if isinstance(skipper, int) else skipper
@@ -277,6 +294,15 @@ def _plan(abbrev: Abbrev, layout: tuple[int, int, str, int]) -> Plan:
         sibling = compile_sibling_reader(specs, *layout)
         return (ACT_JUMP, fixed, skip, 0, sibling, None)
     return (ACT_ENTER_FIXED if is_fixed else ACT_ENTER, fixed, skip, 0, None, None)
+
+
+def _has_location_expression(specs: tuple[Spec, ...]) -> bool:
+    # A block-form location is an expression (DW_OP_addr for a static variable); other forms
+    # are location lists, which only locals have.
+    return any(
+        attribute == F.AT_LOCATION and (form in F.BLOCK_LEB or form in F.BLOCK_FIXED)
+        for attribute, form, _implicit in specs
+    )
 
 
 class AbbrevSource(Protocol):

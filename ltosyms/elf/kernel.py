@@ -8,7 +8,9 @@ the symbols every kernel links in.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ltosyms.elf.image import ImageKind, KernelImage, open_image
 from ltosyms.elf.symtab import SymbolTable
@@ -28,10 +30,28 @@ class LoadedImage:
         return self.image.build_id
 
 
-def load_vmlinux(path: str | os.PathLike[str]) -> LoadedImage:
-    """Open ``path`` as a vmlinux and load its symbols; :class:`InputError` if it is not one."""
+class BlobStore(Protocol):
+    """Where loaded tables may be kept between runs (the on-disk index is one)."""
+
+    def get(self, cu_offset: int) -> bytes | None: ...
+    def put(self, cu_offset: int, data: bytes) -> None: ...
+
+
+# Store key of the symbol table (the DWARF layer uses -1 and -2 for its own tables). Stores
+# keep the first blob written under a key, so each format gets a key of its own.
+SYMBOLS_KEY = -1000 - SymbolTable.FORMAT
+
+
+def load_vmlinux(
+    path: str | os.PathLike[str],
+    store_for: Callable[[KernelImage], BlobStore | None] | None = None,
+) -> LoadedImage:
+    """Open ``path`` as a vmlinux and load its symbols; :class:`InputError` if it is not one.
+
+    With ``store_for``, the symbol table comes from (and goes to) the image's store."""
     image = open_image(path, expect=ImageKind.VMLINUX)
-    symbols = SymbolTable(image)
+    store = store_for(image) if store_for is not None else None
+    symbols = _symbols(image, store)
     if not any(symbols.address_of(marker) is not None for marker in KERNEL_MARKERS):
         image.close()
         raise InputError(
@@ -39,6 +59,18 @@ def load_vmlinux(path: str | os.PathLike[str]) -> LoadedImage:
             "is defined)"
         )
     return LoadedImage(image, symbols)
+
+
+def _symbols(image: KernelImage, store: BlobStore | None) -> SymbolTable:
+    if store is not None:
+        stored = store.get(SYMBOLS_KEY)
+        table = SymbolTable.from_bytes(image, stored) if stored is not None else None
+        if table is not None:
+            return table
+    table = SymbolTable(image)
+    if store is not None:
+        store.put(SYMBOLS_KEY, table.to_bytes())
+    return table
 
 
 def load_module(path: str | os.PathLike[str]) -> LoadedImage:

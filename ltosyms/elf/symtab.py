@@ -13,6 +13,7 @@ symbol to the next symbol *that kallsyms keeps* with a higher address (kernel/ka
 from __future__ import annotations
 
 import bisect
+import marshal
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -186,6 +187,62 @@ class SymbolTable:
             self.rule = rule or keep_rule_for(self, filtered=filtered)
             self.kallsyms_sizes = self._compute_kallsyms_sizes(filtered)
 
+    # -- persistence ----------------------------------------------------------------------------
+
+    # Bump when the columns or their meaning change: a stored table of another format is ignored.
+    FORMAT = 2
+
+    def to_bytes(self) -> bytes:
+        """The loaded columns, for the on-disk index (a warm decode then skips ``.symtab``)."""
+        rule = self.rule
+        return marshal.dumps(
+            (
+                self.FORMAT,
+                self.image.build_id,
+                self.names,
+                self.link_addresses,
+                self.elf_sizes,
+                self._infos,
+                self._shndxs,
+                self.nm_types,
+                self.kallsyms_sizes,
+                self.kept_indexes,
+                self._kept_addresses,
+                (rule.all_symbols, rule.text_ranges, rule.last_symbol_end),
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, image: KernelImage, data: bytes) -> SymbolTable | None:
+        """A table stored by :meth:`to_bytes` for this image; None if it does not fit."""
+        try:
+            fields = marshal.loads(data)
+            if fields[0] != cls.FORMAT or fields[1] != image.build_id:
+                return None
+            table = cls.__new__(cls)
+            table.image = image
+            table.machine = image.machine
+            (
+                _format,
+                _build_id,
+                table.names,
+                table.link_addresses,
+                table.elf_sizes,
+                table._infos,
+                table._shndxs,
+                table.nm_types,
+                table.kallsyms_sizes,
+                table.kept_indexes,
+                table._kept_addresses,
+                (all_symbols, ranges, last_end),
+            ) = fields
+            table.rule = KeepRule(all_symbols, tuple(tuple(r) for r in ranges), last_end)
+        except (ValueError, EOFError, TypeError, IndexError):
+            return None
+        if len(table.names) != len(table.link_addresses):
+            return None
+        return table
+
     # -- kallsyms -------------------------------------------------------------------------------
 
     def is_listed(self, index: int) -> bool:
@@ -251,8 +308,9 @@ class SymbolTable:
             ):
                 continue
             keep.append(index)
-        self.kept_indexes = keep
         addresses = self.link_addresses
+        keep.sort(key=addresses.__getitem__)  # address order, ties in .symtab order
+        self.kept_indexes = keep
         kept_addresses = sorted({addresses[i] for i in keep})
         sizes: list[int | None] = [None] * len(self.names)
         for index in keep:
@@ -358,10 +416,9 @@ class SymbolTable:
     @cached_property
     def _address_order(self) -> tuple[list[int], list[int]]:
         """Kept symbols sorted by address, for the kernel's own address -> symbol lookup."""
-        addresses = self.link_addresses
-        # kept_indexes is already in address order; equal addresses keep .symtab order.
-        order = sorted(self.kept_indexes, key=lambda i: (addresses[i], i))
-        return [addresses[i] for i in order], order
+        # kept_indexes is in address order already, equal addresses in .symtab order.
+        order = self.kept_indexes
+        return [self.link_addresses[i] for i in order], order
 
     def by_name(self, name: str) -> list[Symbol]:
         """Every defined symbol with exactly this ELF name (duplicates of statics included)."""
@@ -425,8 +482,22 @@ class SymbolTable:
 
     def address_of(self, name: str) -> int | None:
         """Link address of a unique symbol (None when absent; first one when duplicated)."""
-        indexes = self._by_name.get(name)
-        return self.link_addresses[indexes[0]] if indexes else None
+        if "_by_name" in self.__dict__:
+            indexes = self._by_name.get(name)
+            return self.link_addresses[indexes[0]] if indexes else None
+        # A few lookups need no name index: list.index scans in C.
+        names = self.names
+        start = 0
+        while True:
+            try:
+                index = names.index(name, start)
+            except ValueError:
+                return None
+            if self._shndxs[index] != SHN_UNDEF and self._infos[index] & 0xF not in (
+                _UNLISTED_TYPES
+            ):
+                return self.link_addresses[index]
+            start = index + 1
 
 
 def load_symbols(image: KernelImage) -> SymbolTable:
