@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from leb128 import sleb, uleb
 
 from ltosyms.elf import dwarf_forms as F
 from ltosyms.elf.dwarf_build import build_cu_data
@@ -34,27 +35,6 @@ from ltosyms.elf.dwarf_forms import DwarfError
 from ltosyms.elf.dwarf_info import DieReader
 from ltosyms.elf.dwarf_sections import DwarfSections
 from ltosyms.elf.dwarf_units import UnitHeader, read_form
-
-
-def uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def sleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40):
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
 
 
 def encode(form: int, value: Any, offset_size: int = 4) -> bytes:

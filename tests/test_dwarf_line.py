@@ -16,6 +16,7 @@ from bisect import bisect_right
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from leb128 import sleb, uleb
 
 from ltosyms.elf.dwarf_line import LineRows, read_line_header, read_line_table
 from ltosyms.elf.dwarf_sections import DwarfSections
@@ -26,29 +27,6 @@ Sequence = tuple[list[Row], int]  # rows (addresses non-decreasing), end address
 OPCODE_BASE = 13
 LINE_BASE = -5
 LINE_RANGE = 14
-
-
-def uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def sleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40):
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
 
 
 def encode_program(sequences: list[Sequence], style: int = 0) -> bytes:
