@@ -151,3 +151,21 @@ def test_open_image_rejects_module_as_vmlinux(corpus: Corpus) -> None:
     with pytest.raises(InputError, match="kernel module"):
         load_vmlinux(corpus.debian / "modules" / "tracegen.ko")
     assert open_image(corpus.debian / "modules" / "tracegen.ko").is_module
+
+
+def test_stored_table_answers_as_the_loaded_one(corpus: Corpus) -> None:
+    # decode keeps the loaded columns in the index (SymbolTable.to_bytes) and loads them back.
+    image = open_image(corpus.kernel_vmlinux("clang-thinlto"))
+    loaded = SymbolTable(image)
+    stored = SymbolTable.from_bytes(image, loaded.to_bytes())
+    assert stored is not None
+    assert list(stored) == list(loaded)
+    assert stored.kept_count == loaded.kept_count and stored.rule == loaded.rule
+    for name in ("try_to_wake_up", "name_show", "c_start", "_stext"):
+        assert stored.by_base_name(name) == loaded.by_base_name(name)
+    for address in range(0xFFFFFFFF81000000, 0xFFFFFFFF81400000, 0x1357):
+        assert stored.lookup(address) == loaded.lookup(address)
+    # another build's image refuses the blob
+    other = open_image(corpus.kernel_vmlinux("gcc-nolto"))
+    assert SymbolTable.from_bytes(other, loaded.to_bytes()) is None
+    assert SymbolTable.from_bytes(image, b"not marshal") is None

@@ -51,7 +51,7 @@ def load_vmlinux(
     With ``store_for``, the symbol table comes from (and goes to) the image's store."""
     image = open_image(path, expect=ImageKind.VMLINUX)
     store = store_for(image) if store_for is not None else None
-    symbols = _symbols(image, store)
+    symbols = symbols_for(image, store)
     if not any(symbols.address_of(marker) is not None for marker in KERNEL_MARKERS):
         image.close()
         raise InputError(
@@ -61,7 +61,9 @@ def load_vmlinux(
     return LoadedImage(image, symbols)
 
 
-def _symbols(image: KernelImage, store: BlobStore | None) -> SymbolTable:
+def symbols_for(image: KernelImage, store: BlobStore | None) -> SymbolTable:
+    """The image's symbol table: from ``store`` when it holds this format, else loaded from
+    the ELF and written there for the next run."""
     if store is not None:
         stored = store.get(SYMBOLS_KEY)
         table = SymbolTable.from_bytes(image, stored) if stored is not None else None

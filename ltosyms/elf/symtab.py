@@ -498,7 +498,3 @@ class SymbolTable:
             ):
                 return self.link_addresses[index]
             start = index + 1
-
-
-def load_symbols(image: KernelImage) -> SymbolTable:
-    return SymbolTable(image)

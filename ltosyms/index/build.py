@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltosyms.elf.image import KernelImage, open_image
-from ltosyms.elf.symtab import SymbolTable
+from ltosyms.elf.kernel import SYMBOLS_KEY, symbols_for
 from ltosyms.errors import CacheError, LtosymsError
 from ltosyms.index.store import CacheLocation, IndexStore, open_store, pack_blob
-from ltosyms.index.symbols import has_symbols, store_symbols
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +152,10 @@ def _build(
 
     def store_symbols_meanwhile() -> None:
         # Runs while the workers start and parse their first CUs.
-        if not has_symbols(store):
-            symbols_stored.append(store_symbols(store, SymbolTable(image)))
+        # The table decode loads (ltosyms.elf.kernel.load_vmlinux); modules load theirs fresh.
+        if not image.is_module and store.get(SYMBOLS_KEY) is None:
+            symbols_for(image, store)
+            symbols_stored.append(True)
 
     try:
         for outcome in _parse_all(
