@@ -483,22 +483,11 @@ def _decode(
     while position < end:
         opcode = data[position]
         position += 1
-        if opcode >= opcode_base:  # special opcode: advance, then emit a row
-            address += address_step[opcode]
-            line += line_step[opcode]
-            if address != row_address or keep_all:
-                if line != row_line or column != row_column or file != row_file or keep_all:
-                    append((address, file, line, column))
-                    row_address = address
-                    row_file = file
-                    row_line = line
-                    row_column = column
-            else:
-                rows[-1] = (address, file, line, column)
-                row_file = file
-                row_line = line
-                row_column = column
-        elif opcode == 1:  # DW_LNS_copy: emit a row (same rules)
+        if opcode >= opcode_base or opcode == 1:
+            # A special opcode advances, then emits a row; DW_LNS_copy only emits one.
+            if opcode != 1:
+                address += address_step[opcode]
+                line += line_step[opcode]
             if address != row_address or keep_all:
                 if line != row_line or column != row_column or file != row_file or keep_all:
                     append((address, file, line, column))
