@@ -10,9 +10,9 @@ import click
 
 from ltosyms.cli.decode import CacheStores, make_decoder
 from ltosyms.cli.index import cache_options
-from ltosyms.decode.frames import Role
 from ltosyms.decode.symbolize import Symbolized, parse_query, symbolize
 from ltosyms.elf.kernel import load_vmlinux
+from ltosyms.oops.records import FrameRole
 from ltosyms.render.symbolize import symbolized_json, symbolized_lines
 
 
@@ -71,7 +71,7 @@ def command(
     stores = CacheStores(cache_dir, no_cache)
     loaded = load_vmlinux(vmlinux, stores)
     decoder = make_decoder(loaded, module_folders, stores)
-    role = Role.RETURN_ADDRESS if return_address else Role.EXACT_IP
+    role = FrameRole.RETURN_ADDRESS if return_address else FrameRole.EXACT_IP
     results: list[Symbolized] = []
     for text in _queries(queries):
         result = symbolize(decoder, parse_query(text, role, offset))

@@ -17,9 +17,9 @@ from ltosyms.decode.frames import (
     FrameQuery,
     ImageResolver,
     ResolvedFrame,
-    Role,
     narrow_by_callee,
     narrow_by_caller,
+    unresolved,
 )
 from ltosyms.decode.modules import ModuleSet
 from ltosyms.disasm import (
@@ -35,7 +35,7 @@ from ltosyms.elf.dwarf import CuStore, DwarfResolver
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import LtosymsError, MismatchError
 from ltosyms.names.kallsyms import CleanupRule
-from ltosyms.oops.records import Frame, FrameRole, Report, Trace
+from ltosyms.oops.records import Frame, Report, Trace
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class _Work:
     report: Report
     resolved: dict[tuple[int, str], ResolvedFrame] = field(default_factory=dict)  # by _key()
     warnings: list[str] = field(default_factory=list)
+    identity_mismatch: bool = False  # the log prints another build id or release
 
 
 class Decoder:
@@ -190,11 +191,13 @@ class Decoder:
         report = work.report
         build_id = self.vmlinux.build_id
         if report.build_id and build_id and report.build_id != build_id:
+            work.identity_mismatch = True
             work.warnings.append(
                 f"the log's kernel has build id {report.build_id}, the vmlinux {build_id}: "
                 "wrong vmlinux"
             )
         if report.release and self.banner and report.release not in self.banner:
+            work.identity_mismatch = True
             work.warnings.append(
                 f"the log's kernel is {report.release}, the vmlinux says "
                 f"'{self.banner[:80].strip()}': wrong vmlinux?"
@@ -202,7 +205,6 @@ class Decoder:
 
     @staticmethod
     def _query(frame: Frame) -> FrameQuery:
-        role = Role.EXACT_IP if frame.role is FrameRole.EXACT_IP else Role.RETURN_ADDRESS
         return FrameQuery(
             frame.symbol,
             frame.offset,
@@ -210,7 +212,7 @@ class Decoder:
             frame.module,
             frame.module_build_id,
             frame.runtime_address,
-            role,
+            frame.role,
         )
 
     def _resolve_named(self, frame: Frame, work: _Work) -> None:
@@ -218,21 +220,25 @@ class Decoder:
         resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
         if resolver is None:
             reason = self.modules.error_for(frame.module or "") or "not found in --modules"
-            work.resolved[_key(frame)] = _missing(query, f"module {frame.module}: {reason}")
+            work.resolved[_key(frame)] = unresolved(
+                query.module, [f"module {frame.module}: {reason}"]
+            )
             return
         notes: list[str] = []
         try:
-            resolution = resolver.resolve_named(query, ())
+            resolution = resolver.resolve_named(query)
             work.resolved[_key(frame)] = resolver.finish(query, resolution, notes)
         except LtosymsError as error:
-            work.resolved[_key(frame)] = _missing(query, str(error))
+            work.resolved[_key(frame)] = unresolved(query.module, [str(error)])
 
     def _resolve_raw(self, frame: Frame, kaslr_offset: int | None, work: _Work) -> None:
         query = self._query(frame)
         if frame.module is not None or frame.runtime_address is None:
             return
         if kaslr_offset is None:
-            work.resolved[_key(frame)] = _missing(query, "raw address and no KASLR offset known")
+            work.resolved[_key(frame)] = unresolved(
+                query.module, ["raw address and no KASLR offset known"]
+            )
             return
         resolver = self.resolver(None, None, work.warnings)
         assert resolver is not None
@@ -352,7 +358,7 @@ class Decoder:
             and code.match.verdict is (CodeVerdict.MISMATCH)
         ):
             return True
-        if any("wrong vmlinux" in w for w in work.warnings):
+        if work.identity_mismatch:
             return True
         # Printed sizes that fit no symbol of that name: most of them means another build.
         sized = failed = 0
@@ -375,7 +381,3 @@ class Decoder:
 def _key(frame: Frame) -> tuple[int, str]:
     """A frame's identity within a log: a RIP line shared by a report and a trace is one."""
     return (frame.line, frame.raw_text)
-
-
-def _missing(query: FrameQuery, note: str) -> ResolvedFrame:
-    return ResolvedFrame(query.module, None, None, None, None, False, False, (), (), (), (note,))

@@ -14,7 +14,6 @@ its address is what we map to source.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,13 +32,9 @@ from ltosyms.elf.kernel import LoadedImage
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import InputError
 from ltosyms.names.kallsyms import CleanupRule
+from ltosyms.oops.records import FrameRole
 
 STATIC_CALL_TRAMPOLINE_PREFIX = "__SCT__"
-
-
-class Role(enum.Enum):
-    EXACT_IP = "exact-ip"  # RIP:/pc :, a pt_regs IP, a WARNING header: no adjustment
-    RETURN_ADDRESS = "return-address"  # every other trace entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +47,7 @@ class FrameQuery:
     module: str | None
     module_build_id: str | None
     runtime_address: int | None
-    role: Role
+    role: FrameRole  # exact IP (no adjustment) or return address (map the call before it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +69,7 @@ class ResolvedFrame:
         return self.symbol is not None
 
 
-def _unresolved(
+def unresolved(
     module: str | None, notes: Sequence[str], evidence: Sequence[Evidence] = ()
 ) -> ResolvedFrame:
     return ResolvedFrame(
@@ -117,12 +112,10 @@ class ImageResolver:
 
     # -- resolution ---------------------------------------------------------------------------
 
-    def resolve_named(
-        self, query: FrameQuery, extra_tests: Sequence[tuple[EvidenceKind, str, CandidateTest]]
-    ) -> NameResolution:
+    def resolve_named(self, query: FrameQuery) -> NameResolution:
         assert query.symbol is not None and query.offset is not None
-        tests: list[tuple[EvidenceKind, str, CandidateTest]] = list(extra_tests)
-        if query.role is Role.RETURN_ADDRESS:
+        tests: list[tuple[EvidenceKind, str, CandidateTest]] = []
+        if query.role is FrameRole.RETURN_ADDRESS:
             tests.insert(
                 0,
                 (
@@ -133,9 +126,9 @@ class ImageResolver:
             )
         return resolve_name(self.symbols, query.symbol, query.offset, query.size, self.rule, tests)
 
-    def resolve_link_address(self, link_address: int, role: Role) -> NameResolution:
+    def resolve_link_address(self, link_address: int, role: FrameRole) -> NameResolution:
         """A raw address (KASLR already removed): the symbol the kernel would print."""
-        probe = link_address - self.call_back if role is Role.RETURN_ADDRESS else link_address
+        probe = link_address - self.call_back if role is FrameRole.RETURN_ADDRESS else link_address
         symbol = self.symbols.lookup(probe)
         if symbol is None:
             return NameResolution((), ())
@@ -150,7 +143,7 @@ class ImageResolver:
         """Call site and source locations for the one candidate left (or none for many)."""
         module = query.module
         if not resolution.candidates:
-            return _unresolved(module, notes, resolution.evidence)
+            return unresolved(module, notes, resolution.evidence)
         if resolution.ambiguous:
             listed = ", ".join(
                 f"{c.symbol.name}@{c.symbol.link_address:#x}" for c in resolution.candidates
@@ -183,7 +176,7 @@ class ImageResolver:
         call_site = None
         not_return_address = False
         lookup_address = link_address
-        if query.role is Role.RETURN_ADDRESS:
+        if query.role is FrameRole.RETURN_ADDRESS:
             call_site = self.call_at(link_address)
             if call_site is not None and call_site.is_call:
                 lookup_address = call_site.link_address

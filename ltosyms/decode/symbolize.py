@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 
 from ltosyms.decode.decode import Decoder
-from ltosyms.decode.frames import FrameQuery, ResolvedFrame, Role
+from ltosyms.decode.frames import FrameQuery, ResolvedFrame
 from ltosyms.errors import LtosymsError, UsageError
+from ltosyms.oops.records import FrameRole
 
 # `name+0xOFF[/0xSIZE] [module]`, `0xADDR` or `ADDR` (hex without 0x, as nm prints it).
 _SYMBOLIC = re.compile(
@@ -33,7 +34,7 @@ class Symbolized:
     resolved: ResolvedFrame
 
 
-def parse_query(text: str, role: Role, kaslr_offset: int = 0) -> SymbolizeQuery:
+def parse_query(text: str, role: FrameRole, kaslr_offset: int = 0) -> SymbolizeQuery:
     """One query: ``name+off[/size] [module]`` or a (runtime, when ``kaslr_offset``) address."""
     stripped = text.strip()
     match = _SYMBOLIC.match(stripped)
@@ -72,5 +73,5 @@ def symbolize(decoder: Decoder, query: SymbolizeQuery) -> Symbolized:
         assert frame.offset is not None
         resolution = resolver.resolve_link_address(frame.offset, frame.role)
     else:
-        resolution = resolver.resolve_named(frame, ())
+        resolution = resolver.resolve_named(frame)
     return Symbolized(query, resolver.finish(frame, resolution, []))
