@@ -56,10 +56,6 @@ class NameResolution:
     evidence: tuple[Evidence, ...]
 
     @property
-    def unique(self) -> Candidate | None:
-        return self.candidates[0] if len(self.candidates) == 1 else None
-
-    @property
     def ambiguous(self) -> bool:
         return len(self.candidates) > 1
 

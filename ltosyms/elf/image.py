@@ -20,7 +20,6 @@ import mmap
 import os
 import stat
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -264,9 +263,6 @@ class KernelImage:
         start = section.file_offset + (link_address - section.link_address)
         end = min(start + length, section.file_offset + section.size)
         return bytes(self._data[start:end])
-
-    def iter_sections(self) -> Iterator[Section]:
-        return iter(self.sections)
 
     def close(self) -> None:
         if isinstance(self._data, mmap.mmap):

@@ -88,15 +88,3 @@ def load_any(path: str | os.PathLike[str]) -> LoadedImage:
         return LoadedImage(image, SymbolTable(image))
     image.close()
     return load_vmlinux(path)
-
-
-def read_banner(loaded: LoadedImage) -> str | None:
-    """The ``linux_banner`` string (``Linux version ...``) stored in the image, if any."""
-    address = loaded.symbols.address_of("linux_banner")
-    if address is None:
-        return None
-    try:
-        raw = loaded.image.read(address, 512)
-    except InputError:
-        return None
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")

@@ -428,9 +428,6 @@ class SymbolTable:
         """Every defined symbol whose name parses to ``base`` (``foo``, ``foo.llvm.1``, ...)."""
         return [self.symbol(i) for i in self._base_indexes(base)]
 
-    def names_with_base(self, base: str) -> list[str]:
-        return sorted({self.names[i] for i in self._base_indexes(base)})
-
     def lookup(self, link_address: int) -> Symbol | None:
         """The kallsyms symbol an oops would print for ``link_address`` (kernel semantics:
         the kept symbol with the highest start <= address, if the address is inside its size)."""
