@@ -253,3 +253,46 @@ def test_static_call_trampolines_name_no_callee(corpus: Corpus) -> None:
         assert resolver.call_targets(site) is None
     for site in plain_calls:
         assert resolver.call_targets(site) == {loaded.symbols.address_of("_printk")}
+
+
+def code_line(loaded: LoadedImage, rip: int) -> str:
+    """An x86 ``Code:`` line as the kernel prints it: 42 bytes before RIP, ``<xx>`` at it."""
+    data = loaded.image.read(rip - 42, 64)
+    return "Code: " + " ".join(f"<{b:02x}>" if i == 42 else f"{b:02x}" for i, b in enumerate(data))
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_code_bytes_pick_between_equal_sized_copies(image: str) -> None:
+    """DOMAIN §4: for an exact IP, the copy whose bytes equal the printed Code: ran."""
+    sample = load_sample(image)
+    loaded = load_vmlinux(sample.path)
+    for twin in sample.twins:
+        other = next(t for t in sample.twins if t is not twin)
+        offset = twin.return_offset - 5  # the call instruction: an instruction boundary
+        printed = f"{NAME}+{offset:#x}/{twin.kallsyms_size:#x}"
+        rip = twin.link_address + offset
+        if loaded.image.read(rip - 42, 64) == loaded.image.read(
+            other.link_address + offset - 42, 64
+        ):
+            pytest.skip(f"{image}: the two copies have identical bytes")
+        log = (
+            "BUG: kernel NULL pointer dereference, address: 0000000000000000\n"
+            "Oops: 0000 [#1] SMP\n"
+            "CPU: 0 PID: 1 Comm: cat Not tainted 6.1.0-sample #1\n"
+            f"RIP: 0010:{printed}\n"
+            f"{code_line(loaded, rip)}\n"
+            "Call Trace:\n"
+            " <TASK>\n"
+            f" {sample.callee_frame}\n"
+            " </TASK>\n"
+        )
+        decoder = Decoder(loaded)
+        (report,) = list(decoder.decode_all(iter_reports(log.encode())))
+        (frame,) = [f for f in report.ip_frames if f.frame.raw_text.strip().endswith(printed)]
+        resolved = frame.resolved
+        assert resolved is not None and not resolved.ambiguous, resolved
+        assert resolved.symbol is not None and resolved.symbol.link_address == twin.link_address
+        steps = [(e.kind, e.candidates_before, e.candidates_after) for e in resolved.evidence]
+        assert (EvidenceKind.CODE_BYTES, 2, 1) in steps
+        assert report.code is not None and report.code.match is not None
+        assert report.code.match.is_match

@@ -35,7 +35,7 @@ from ltosyms.elf.dwarf import CuStore, DwarfResolver
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import LtosymsError, MismatchError
 from ltosyms.names.kallsyms import CleanupRule
-from ltosyms.oops.records import Frame, Report, Trace
+from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +161,13 @@ class Decoder:
                 for f in [*ip_frames, *(f for t in report.traces for f in t.frames)]
             }.values()
         )
+        # The Code: line belongs to the kernel-mode IP of the main register dump.
+        dump = report.main_dump
+        code_ip = dump.ip.frame if dump is not None and dump.ip is not None else None
         for frame in all_frames:
             if frame.symbol is not None and frame.offset is not None and not frame.inline:
-                self._resolve_named(frame, work)
+                is_code_ip = code_ip is not None and _key(frame) == _key(code_ip)
+                self._resolve_named(frame, work, report.code if is_code_ip else None)
         kaslr_offset = self._kaslr_offset(report, all_frames, work)
         for frame in all_frames:
             if frame.symbol is None and frame.runtime_address is not None and not frame.inline:
@@ -215,7 +219,7 @@ class Decoder:
             frame.role,
         )
 
-    def _resolve_named(self, frame: Frame, work: _Work) -> None:
+    def _resolve_named(self, frame: Frame, work: _Work, code: CodeBytes | None = None) -> None:
         query = self._query(frame)
         resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
         if resolver is None:
@@ -226,7 +230,7 @@ class Decoder:
             return
         notes: list[str] = []
         try:
-            resolution = resolver.resolve_named(query)
+            resolution = resolver.resolve_named(query, code)
             work.resolved[_key(frame)] = resolver.finish(query, resolution, notes)
         except LtosymsError as error:
             work.resolved[_key(frame)] = unresolved(query.module, [str(error)])

@@ -26,13 +26,20 @@ from ltosyms.decode.candidates import (
     narrow_further,
     resolve_name,
 )
-from ltosyms.disasm import CallKind, CallSite, finder_for
+from ltosyms.disasm import (
+    CallKind,
+    CallSite,
+    CodeVerdict,
+    compare_code,
+    finder_for,
+    image_window,
+)
 from ltosyms.elf.dwarf import DwarfResolver, SourceLocation
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import InputError
 from ltosyms.names.kallsyms import CleanupRule
-from ltosyms.oops.records import FrameRole
+from ltosyms.oops.records import CodeBytes, FrameRole
 
 STATIC_CALL_TRAMPOLINE_PREFIX = "__SCT__"
 
@@ -110,19 +117,41 @@ class ImageResolver:
 
         return test
 
+    def _code_test(self, code: CodeBytes) -> CandidateTest:
+        """DOMAIN §4: the copy whose bytes match the printed ``Code:`` (boot patching aside)
+        is the code that ran."""
+        marker = code.marker_offset
+        assert marker is not None
+
+        def test(candidate: Candidate) -> bool | None:
+            try:
+                window = image_window(
+                    self.image, candidate.link_address, len(code.data), marker, self.symbols
+                )
+            except InputError:
+                return False  # no code there at all
+            match = compare_code(code.data, marker, window, code.arch)
+            return None if match.verdict is CodeVerdict.UNKNOWN else match.is_match
+
+        return test
+
     # -- resolution ---------------------------------------------------------------------------
 
-    def resolve_named(self, query: FrameQuery) -> NameResolution:
+    def resolve_named(self, query: FrameQuery, code: CodeBytes | None = None) -> NameResolution:
+        """``code``: the ``Code:`` bytes printed for this exact IP, evidence among copies."""
         assert query.symbol is not None and query.offset is not None
         tests: list[tuple[EvidenceKind, str, CandidateTest]] = []
         if query.role is FrameRole.RETURN_ADDRESS:
-            tests.insert(
-                0,
+            tests.append(
                 (
                     EvidenceKind.CALL_AT_RETURN,
                     "a call ends at the return address",
                     self._call_test(),
-                ),
+                )
+            )
+        elif code is not None and code.data and code.marker_offset is not None:
+            tests.append(
+                (EvidenceKind.CODE_BYTES, "Code: bytes equal the image's", self._code_test(code))
             )
         return resolve_name(self.symbols, query.symbol, query.offset, query.size, self.rule, tests)
 
