@@ -75,7 +75,7 @@ class DecodedReport:
         """Every decoded frame in input order."""
         frames = [*self.ip_frames, *(f for t in self.traces for f in t.frames)]
         # A RIP line may be both the report's IP line and a trace's first entry: once.
-        unique = {(f.frame.line, f.frame.raw_text): f for f in reversed(frames)}
+        unique = {frame_key(f.frame): f for f in reversed(frames)}
         return iter(sorted(unique.values(), key=lambda f: f.frame.line))
 
 
@@ -84,7 +84,7 @@ class _Work:
     """Mutable state while one report is decoded."""
 
     report: Report
-    resolved: dict[tuple[int, str], ResolvedFrame] = field(default_factory=dict)  # by _key()
+    resolved: dict[tuple[int, str], ResolvedFrame] = field(default_factory=dict)  # by frame_key()
     warnings: list[str] = field(default_factory=list)
     identity_mismatch: bool = False  # the log prints another build id or release
 
@@ -157,8 +157,7 @@ class Decoder:
         ip_frames = [line.frame for line in report.ip_lines if line.frame is not None]
         all_frames = list(
             {
-                (f.line, f.raw_text): f
-                for f in [*ip_frames, *(f for t in report.traces for f in t.frames)]
+                frame_key(f): f for f in [*ip_frames, *(f for t in report.traces for f in t.frames)]
             }.values()
         )
         # The Code: line belongs to the kernel-mode IP of the main register dump.
@@ -166,7 +165,7 @@ class Decoder:
         code_ip = dump.ip.frame if dump is not None and dump.ip is not None else None
         for frame in all_frames:
             if frame.symbol is not None and frame.offset is not None and not frame.inline:
-                is_code_ip = code_ip is not None and _key(frame) == _key(code_ip)
+                is_code_ip = code_ip is not None and frame_key(frame) == frame_key(code_ip)
                 self._resolve_named(frame, work, report.code if is_code_ip else None)
         kaslr_offset = self._kaslr_offset(report, all_frames, work)
         for frame in all_frames:
@@ -176,9 +175,11 @@ class Decoder:
             self._narrow_by_callees(trace, work)
         code = self._code(report, ip_frames, work)
         mismatch = self._judge_mismatch(all_frames, code, work)
-        decoded_ip = tuple(DecodedFrame(f, work.resolved.get(_key(f))) for f in ip_frames)
+        decoded_ip = tuple(DecodedFrame(f, work.resolved.get(frame_key(f))) for f in ip_frames)
         traces = tuple(
-            DecodedTrace(t, tuple(DecodedFrame(f, work.resolved.get(_key(f))) for f in t.frames))
+            DecodedTrace(
+                t, tuple(DecodedFrame(f, work.resolved.get(frame_key(f))) for f in t.frames)
+            )
             for t in report.traces
         )
         return DecodedReport(
@@ -224,23 +225,23 @@ class Decoder:
         resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
         if resolver is None:
             reason = self.modules.error_for(frame.module or "") or "not found in --modules"
-            work.resolved[_key(frame)] = unresolved(
+            work.resolved[frame_key(frame)] = unresolved(
                 query.module, [f"module {frame.module}: {reason}"]
             )
             return
         notes: list[str] = []
         try:
             resolution = resolver.resolve_named(query, code)
-            work.resolved[_key(frame)] = resolver.finish(query, resolution, notes)
+            work.resolved[frame_key(frame)] = resolver.finish(query, resolution, notes)
         except LtosymsError as error:
-            work.resolved[_key(frame)] = unresolved(query.module, [str(error)])
+            work.resolved[frame_key(frame)] = unresolved(query.module, [str(error)])
 
     def _resolve_raw(self, frame: Frame, kaslr_offset: int | None, work: _Work) -> None:
         query = self._query(frame)
         if frame.module is not None or frame.runtime_address is None:
             return
         if kaslr_offset is None:
-            work.resolved[_key(frame)] = unresolved(
+            work.resolved[frame_key(frame)] = unresolved(
                 query.module, ["raw address and no KASLR offset known"]
             )
             return
@@ -248,7 +249,7 @@ class Decoder:
         assert resolver is not None
         link_address = (frame.runtime_address - kaslr_offset) & 0xFFFF_FFFF_FFFF_FFFF
         resolution = resolver.resolve_link_address(link_address, query.role)
-        work.resolved[_key(frame)] = resolver.finish(
+        work.resolved[frame_key(frame)] = resolver.finish(
             query, resolution, [f"raw address {frame.runtime_address:#x} - KASLR offset"]
         )
 
@@ -256,7 +257,7 @@ class Decoder:
         """runtime - link from every vmlinux frame that prints both (DOMAIN §5)."""
         votes: Counter[int] = Counter()
         for frame in frames:
-            resolved = work.resolved.get(_key(frame))
+            resolved = work.resolved.get(frame_key(frame))
             if (
                 frame.runtime_address is not None
                 and frame.module is None
@@ -281,10 +282,12 @@ class Decoder:
         still replaces the resolution, so that the copies listed are the ones left."""
         callee_frame: Frame | None = None
         for frame in trace.frames:
-            resolved = work.resolved.get(_key(frame))
+            resolved = work.resolved.get(frame_key(frame))
             if resolved is None:
                 continue
-            callee = work.resolved.get(_key(callee_frame)) if callee_frame is not None else None
+            callee = (
+                work.resolved.get(frame_key(callee_frame)) if callee_frame is not None else None
+            )
             if (
                 callee is not None
                 and callee_frame is not None
@@ -297,13 +300,15 @@ class Decoder:
                     narrowed = narrow_by_callee(resolver, resolution, callee)
                     if narrowed.evidence != resolution.evidence:
                         resolved = resolver.finish(self._query(frame), narrowed, [])
-                        work.resolved[_key(frame)] = resolved
+                        work.resolved[frame_key(frame)] = resolved
                 elif resolver is not None and callee.ambiguous and resolved.symbol is not None:
                     resolution = NameResolution(callee.candidates, callee.evidence)
                     narrowed = narrow_by_caller(resolver, resolution, resolved)
                     if narrowed.evidence != resolution.evidence:
                         query = self._query(callee_frame)
-                        work.resolved[_key(callee_frame)] = resolver.finish(query, narrowed, [])
+                        work.resolved[frame_key(callee_frame)] = resolver.finish(
+                            query, narrowed, []
+                        )
             if frame.reliable:
                 callee_frame = frame
 
@@ -316,7 +321,7 @@ class Decoder:
         if arch not in ("x86_64", "aarch64"):
             return None
         ip = next((f for f in ip_frames if f.exact_ip), None)
-        resolved = work.resolved.get(_key(ip)) if ip is not None else None
+        resolved = work.resolved.get(frame_key(ip)) if ip is not None else None
         marker_link_address = resolved.link_address if resolved is not None else None
         window = None
         image_name = None
@@ -367,7 +372,7 @@ class Decoder:
         # Printed sizes that fit no symbol of that name: most of them means another build.
         sized = failed = 0
         for frame in frames:
-            resolved = work.resolved.get(_key(frame))
+            resolved = work.resolved.get(frame_key(frame))
             if resolved is None or frame.kallsyms_size is None or frame.module is not None:
                 continue
             sized += 1
@@ -382,6 +387,6 @@ class Decoder:
         return False
 
 
-def _key(frame: Frame) -> tuple[int, str]:
+def frame_key(frame: Frame) -> tuple[int, str]:
     """A frame's identity within a log: a RIP line shared by a report and a trace is one."""
     return (frame.line, frame.raw_text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ltosyms.decode.decode import DecodedFrame, DecodedReport
+from ltosyms.decode.decode import DecodedFrame, DecodedReport, frame_key
 from ltosyms.decode.frames import ResolvedFrame
 from ltosyms.elf.dwarf import SourceLocation
 from ltosyms.elf.kernel import LoadedImage
@@ -83,10 +83,10 @@ def report_json(decoded: DecodedReport) -> dict[str, Any]:
     # with its trace.
     by_line: dict[tuple[int, str], dict[str, Any]] = {}
     for f in decoded.ip_frames:
-        by_line[(f.frame.line, f.frame.raw_text)] = frame_json(f, None)
+        by_line[frame_key(f.frame)] = frame_json(f, None)
     for index, trace in enumerate(decoded.traces):
         for f in trace.frames:
-            by_line[(f.frame.line, f.frame.raw_text)] = frame_json(f, index)
+            by_line[frame_key(f.frame)] = frame_json(f, index)
     frames = sorted(by_line.values(), key=lambda f: int(f["line"]))
     code = decoded.code
     return {
