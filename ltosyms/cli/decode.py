@@ -79,16 +79,7 @@ class CacheStores:
 def make_decoder(
     loaded: LoadedImage, module_folders: tuple[str, ...], stores: CacheStores
 ) -> Decoder:
-    modules = ModuleSet()
-    for folder in module_folders:
-        path = Path(folder)
-        if not path.exists():
-            raise InputError(f"{folder}: no such file or directory (--modules)")
-        if path.is_file():
-            modules.add_file(path)
-        else:
-            modules.add_folder(path)
-    return Decoder(loaded, modules, lambda image: stores(image.image))
+    return Decoder(loaded, ModuleSet.from_paths(module_folders), lambda image: stores(image.image))
 
 
 def split_paths(paths: tuple[str, ...]) -> tuple[str | None, str]:

@@ -39,6 +39,20 @@ class ModuleSet:
         for folder in folders:
             self.add_folder(Path(folder))
 
+    @classmethod
+    def from_paths(cls, paths: Iterable[str | os.PathLike[str]]) -> ModuleSet:
+        """Modules from folders (searched recursively) and single module files."""
+        modules = cls()
+        for given in paths:
+            path = Path(given)
+            if path.is_file():
+                modules.add_file(path)
+            elif path.exists():
+                modules.add_folder(path)
+            else:
+                raise InputError(f"{given}: no such file or directory (--modules)")
+        return modules
+
     def add_folder(self, folder: Path) -> None:
         if not folder.is_dir():
             raise InputError(f"{folder}: not a directory (--modules takes a folder)")
