@@ -289,15 +289,15 @@ def _parse_all(
         while running:
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                try:
-                    outcome = future.result()
-                except BrokenProcessPool:
-                    raise CacheError(
-                        f"{image.path}: a worker process died; index with --jobs 1 to see why"
-                    ) from None
-                yield outcome
+                yield future.result()
                 for cu_offset in itertools.islice(pending, 1):
                     running.add(executor.submit(_worker_parse, cu_offset))
+    except BrokenProcessPool:
+        # A dead worker shows up in the result of its CU or, if the pool noticed first, in the
+        # next submit: one error either way.
+        raise CacheError(
+            f"{image.path}: a worker process died; index with --jobs 1 to see why"
+        ) from None
     finally:
         # On Ctrl-C or an error: drop what has not started. Workers ignore SIGINT, finish
         # the CU in hand (milliseconds) and exit.
