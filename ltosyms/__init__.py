@@ -3,11 +3,8 @@
 The package is a library first; :mod:`ltosyms.cli` is a thin click layer over it.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("ltosyms")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+# The one place the version is written (pyproject.toml reads it): a literal, because asking
+# importlib.metadata costs every run of the command a noticeable part of its start-up.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

@@ -21,7 +21,7 @@ from ltosyms.cli import cli
 from ltosyms.elf import dwarf
 from ltosyms.elf.dwarf_cudata import CuData
 from ltosyms.elf.image import KernelImage, open_image
-from ltosyms.elf.kernel import SYMBOLS_KEY
+from ltosyms.elf.kernel import SYMBOLS_KIND
 from ltosyms.errors import CacheError, InputError
 from ltosyms.index.build import CuCodec, IndexBuild, build_index, dwarf_codec
 from ltosyms.index.store import CacheLocation, index_file_name, open_store
@@ -338,7 +338,11 @@ def test_next_run_resumes_and_completes(indexed_kernel: IndexedKernel) -> None:
     with open_image(indexed_kernel.vmlinux) as image:
         assert report["cu_total"] == len(list(dwarf.iter_cu_offsets(image)))
         store = open_store(image, indexed_kernel.location, cu_format=dwarf_codec().format)
-        assert store is not None and store.is_complete and store.get(SYMBOLS_KEY) is not None
+        assert (
+            store is not None
+            and store.is_complete
+            and store.get_derived(SYMBOLS_KIND, "") is not None
+        )
         store.close()
 
 

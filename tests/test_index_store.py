@@ -18,6 +18,7 @@ from conftest import SAMPLES
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.errors import CacheError
 from ltosyms.index.store import (
+    SCHEMA_VERSION,
     CacheLocation,
     IndexStore,
     cache_location,
@@ -69,7 +70,7 @@ def location(tmp_path: Path) -> CacheLocation:
 def test_round_trip_and_persistence(image: KernelImage, location: CacheLocation) -> None:
     store = open_store(image, location, cu_format="f1")
     assert store is not None and not store.read_only
-    assert store.path.name == f"{image.build_id}.ltosyms-v1.sqlite"
+    assert store.path.name == f"{image.build_id}.ltosyms-v{SCHEMA_VERSION}.sqlite"
     offsets = [0, 0x2B, 0x1000, -1]  # -1: a key of the DWARF layer's own (address -> CU map)
     for offset in offsets:
         assert store.get(offset) is None

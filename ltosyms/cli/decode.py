@@ -79,7 +79,7 @@ class CacheStores:
 def make_decoder(
     loaded: LoadedImage, module_folders: tuple[str, ...], stores: CacheStores
 ) -> Decoder:
-    return Decoder(loaded, ModuleSet.from_paths(module_folders), lambda image: stores(image.image))
+    return Decoder(loaded, ModuleSet.from_paths(module_folders), stores)
 
 
 def split_paths(paths: tuple[str, ...]) -> tuple[str | None, str]:

@@ -11,6 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ltosyms.decode.candidates import NameResolution
 from ltosyms.decode.frames import (
@@ -23,6 +24,7 @@ from ltosyms.decode.frames import (
 )
 from ltosyms.decode.modules import ModuleSet
 from ltosyms.disasm import (
+    CallSiteStore,
     CodeListing,
     CodeMatch,
     CodeVerdict,
@@ -32,6 +34,7 @@ from ltosyms.disasm import (
 )
 from ltosyms.elf.build_facts import choose_rule, read_build_facts
 from ltosyms.elf.dwarf import CuStore, DwarfResolver
+from ltosyms.elf.image import KernelImage
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import LtosymsError, MismatchError
 from ltosyms.names.kallsyms import CleanupRule
@@ -39,7 +42,12 @@ from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
 
 log = logging.getLogger(__name__)
 
-StoreFactory = Callable[[LoadedImage], CuStore | None]
+
+class ImageStore(CuStore, CallSiteStore, Protocol):
+    """What a decode keeps per image between runs: DWARF units and call sites (the index)."""
+
+
+StoreFactory = Callable[[KernelImage], ImageStore | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,8 @@ class Decoder:
         self.vmlinux = vmlinux
         self.modules = modules or ModuleSet()
         self.store_for = store_for
+        if store_for is not None and self.modules.store_for is None:
+            self.modules.store_for = store_for  # module symbol tables come from the index too
         self.facts = read_build_facts(vmlinux.image, vmlinux.symbols)
         self.banner = self.facts.banner
         # The name the kernel printed depends on its version and on clang LTO (DOMAIN §2).
@@ -120,11 +130,17 @@ class Decoder:
     # -- images -------------------------------------------------------------------------------
 
     def _resolver_for(self, loaded: LoadedImage) -> ImageResolver:
+        store = self.store_for(loaded.image) if self.store_for is not None else None
         dwarf = None
         if loaded.image.has_dwarf():
-            store = self.store_for(loaded) if self.store_for is not None else None
             dwarf = DwarfResolver(loaded.image, store, loaded.symbols)
-        return ImageResolver(loaded, dwarf, self.rule)
+        return ImageResolver(loaded, dwarf, self.rule, store)
+
+    def save(self) -> None:
+        """Keep what this decoder found out (call sites) in the images' stores."""
+        for resolver in self._resolvers.values():
+            if resolver is not None:
+                resolver.finder.save()
 
     def resolver(
         self, module: str | None, build_id: str | None, warnings: list[str] | None = None
@@ -175,6 +191,7 @@ class Decoder:
             self._narrow_by_callees(trace, work)
         code = self._code(report, ip_frames, work)
         mismatch = self._judge_mismatch(all_frames, code, work)
+        self.save()
         decoded_ip = tuple(DecodedFrame(f, work.resolved.get(frame_key(f))) for f in ip_frames)
         traces = tuple(
             DecodedTrace(

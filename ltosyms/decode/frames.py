@@ -29,6 +29,7 @@ from ltosyms.decode.candidates import (
 from ltosyms.disasm import (
     CallKind,
     CallSite,
+    CallSiteStore,
     CodeVerdict,
     compare_code,
     finder_for,
@@ -87,14 +88,20 @@ def unresolved(
 class ImageResolver:
     """Frame resolution within one image (the vmlinux or one module)."""
 
-    def __init__(self, loaded: LoadedImage, dwarf: DwarfResolver | None, rule: CleanupRule) -> None:
+    def __init__(
+        self,
+        loaded: LoadedImage,
+        dwarf: DwarfResolver | None,
+        rule: CleanupRule,
+        call_sites: CallSiteStore | None = None,
+    ) -> None:
         self.loaded = loaded
         self.symbols = loaded.symbols
         self.image = loaded.image
         self.dwarf = dwarf
         self.rule = rule
         self.arch = loaded.image.machine
-        self.finder = finder_for(loaded.image, loaded.symbols)
+        self.finder = finder_for(loaded.image, loaded.symbols, call_sites)
         # x86 return addresses name `address - 1` (%pB); arm64's bl is 4 bytes before.
         self.call_back = 4 if self.arch == "aarch64" else 1
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ltosyms.elf.kernel import LoadedImage, load_module
+from ltosyms.elf.image import KernelImage
+from ltosyms.elf.kernel import LoadedImage, TableStore, load_module
 from ltosyms.errors import InputError, MismatchError
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,12 @@ def module_name_of(path: Path) -> str | None:
 
 
 class ModuleSet:
-    """Modules found under some folders, opened on first use and kept open."""
+    """Modules found under some folders, opened on first use and kept open.
+
+    ``store_for`` (set by a decoder with an index) gives each module's symbol table a store."""
 
     def __init__(self, folders: Iterable[str | os.PathLike[str]] = ()) -> None:
+        self.store_for: Callable[[KernelImage], TableStore | None] | None = None
         self._paths: dict[str, list[Path]] = {}
         self._loaded: dict[str, LoadedImage | None] = {}
         self._errors: dict[str, str] = {}
@@ -97,7 +101,7 @@ class ModuleSet:
         seen_ids = []
         for path in self._paths.get(key, ()):
             try:
-                loaded = load_module(path)
+                loaded = load_module(path, self.store_for)
             except InputError as error:
                 log.warning("%s", error)
                 self._errors[key] = str(error)

@@ -10,13 +10,18 @@ start and extended on demand: a ``sysrq t`` dump hits ``schedule``, ``worker_thr
 friends hundreds of times. When a sweep is impossible (no start, or bytes that decode to
 nothing before the address) the bytes just before the address are tried as one instruction of
 each length 1..15. arm64 is fixed-width: the instruction is the word before the address.
+
+Answers are facts about the image, so a finder given a :class:`CallSiteStore` (the on-disk
+index) keeps them there: a later run asks the store first and disassembles nothing it has seen.
 """
 
 from __future__ import annotations
 
 import bisect
 import enum
+import marshal
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Protocol
@@ -99,6 +104,68 @@ class CallSite:
     @property
     def call_site(self) -> int:
         return self.link_address
+
+
+# Store kind of call-site answers; bump the number when the record or its meaning changes.
+CALL_SITE_KIND = "call-site/1"
+_SAVE_EVERY = 512
+
+
+def encode_call_site(site: CallSite | None) -> bytes:
+    """``site`` (None: no instruction ends there) as stored bytes."""
+    if site is None:
+        return marshal.dumps(None)
+    return marshal.dumps(
+        (
+            site.return_address,
+            site.link_address,
+            site.length,
+            site.raw,
+            site.mnemonic,
+            site.op_str,
+            site.kind.value,
+            site.target_link_address,
+            site.possible_targets,
+            site.thunk,
+            site.patch.value if site.patch is not None else None,
+            site.method.value,
+        )
+    )
+
+
+def decode_call_site(data: bytes) -> CallSite | None:
+    """The record :func:`encode_call_site` stored; :class:`ValueError` for other bytes."""
+    try:
+        fields = marshal.loads(data)
+        if fields is None:
+            return None
+        (ra, link, length, raw, mnemonic, op_str, kind, target, targets, thunk, patch, method) = (
+            fields
+        )
+        return CallSite(
+            return_address=int(ra),
+            link_address=int(link),
+            length=int(length),
+            raw=bytes(raw),
+            mnemonic=str(mnemonic),
+            op_str=str(op_str),
+            kind=CallKind(kind),
+            target_link_address=None if target is None else int(target),
+            possible_targets=tuple(int(t) for t in targets),
+            thunk=None if thunk is None else str(thunk),
+            patch=None if patch is None else PatchReason(patch),
+            method=SweepMethod(method),
+        )
+    except (EOFError, TypeError, ValueError) as error:
+        raise ValueError(f"not a stored call site: {error}") from None
+
+
+class CallSiteStore(Protocol):
+    """Where a finder keeps its answers between runs (:class:`~ltosyms.index.store.IndexStore`)."""
+
+    def get_derived(self, kind: str, key: str) -> bytes | None: ...
+
+    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
 
 
 class CodeSource(Protocol):
@@ -194,9 +261,50 @@ class CallSiteFinder:
         self.source = source
         self.symbols = symbols
         self._sweeps: dict[int, _Sweep] = {}
+        # Answers given, by (return address, function start); the ones not in the store yet.
+        self._answers: dict[tuple[int, int | None], CallSite | None] = {}
+        self._unsaved: list[tuple[str, bytes]] = []
+        self.store: CallSiteStore | None = None
+
+    def use_store(self, store: CallSiteStore) -> None:
+        """Answer from ``store`` first and keep new answers there (see :meth:`save`). The
+        answers depend on the symbol table (thunk names), so only a finder with one gets it."""
+        if self.symbols is None:
+            raise ValueError("a call-site store needs the image's symbol table")
+        self.store = store
+
+    def save(self) -> None:
+        """Write the answers found since the last save to the store, in one transaction."""
+        if self.store is not None and self._unsaved:
+            self.store.put_derived(CALL_SITE_KIND, self._unsaved)
+        self._unsaved = []
 
     def call_ending_at(self, return_address: int, function_start: int | None) -> CallSite | None:
-        """The instruction ending exactly at ``return_address``.
+        """The instruction ending exactly at ``return_address``; remembered, and with a store
+        kept for later runs (see :meth:`find_call_ending_at` for the rules)."""
+        key = (return_address, function_start)
+        if key in self._answers:
+            return self._answers[key]
+        store_key = f"{return_address:x}/{'-' if function_start is None else f'{function_start:x}'}"
+        if self.store is not None:
+            data = self.store.get_derived(CALL_SITE_KIND, store_key)
+            if data is not None:
+                try:
+                    site = self._answers[key] = decode_call_site(data)
+                    return site
+                except ValueError:
+                    pass  # another format: found again below (and not stored twice)
+        site = self._answers[key] = self.find_call_ending_at(return_address, function_start)
+        if self.store is not None:
+            self._unsaved.append((store_key, encode_call_site(site)))
+            if len(self._unsaved) >= _SAVE_EVERY:
+                self.save()  # a long stream of queries keeps its answers as it goes
+        return site
+
+    def find_call_ending_at(
+        self, return_address: int, function_start: int | None
+    ) -> CallSite | None:
+        """The instruction ending exactly at ``return_address``, found in the code.
 
         ``function_start`` is the link address of the function that holds the call: for an x86
         trace entry, the symbol the kernel printed (``%pB`` names ``address - 1``), so a call
@@ -239,12 +347,13 @@ class CallSiteFinder:
 
     def clear_cache(self) -> None:
         self._sweeps.clear()
+        self._answers.clear()
 
     @cached_property
     def sites(self) -> PatchSites:
         """The image's boot-time patch sites (read on first need: most lookups end at a call)."""
         if isinstance(self.source, KernelImage):
-            return patch_sites(self.source)
+            return patch_sites(self.source, self.store)
         return PatchSites()
 
     def _sweep(self, function_start: int) -> _Sweep:
@@ -485,11 +594,16 @@ class CallSiteFinder:
 _finders: weakref.WeakKeyDictionary[KernelImage, CallSiteFinder] = weakref.WeakKeyDictionary()
 
 
-def finder_for(image: KernelImage, symbols: SymbolTable | None = None) -> CallSiteFinder:
-    """The image's shared finder (its sweeps are cached as long as the image lives)."""
+def finder_for(
+    image: KernelImage, symbols: SymbolTable | None = None, store: CallSiteStore | None = None
+) -> CallSiteFinder:
+    """The image's shared finder (its sweeps are cached as long as the image lives); with
+    ``store`` (and ``symbols``), answers are kept there for later runs."""
     finder = _finders.get(image)
     if finder is None or (symbols is not None and finder.symbols is not symbols):
         finder = _finders[image] = CallSiteFinder(image, symbols=symbols)
+    if store is not None and finder.store is None:
+        finder.use_store(store)
     return finder
 
 

@@ -35,7 +35,7 @@ from ltosyms.disasm.decoder import (
     x86_operand_fields,
 )
 from ltosyms.disasm.listing import decode_anchored
-from ltosyms.disasm.patching import PatchReason, patch_sites
+from ltosyms.disasm.patching import PatchReason
 from ltosyms.elf.image import KernelImage, Section
 from ltosyms.elf.symtab import SymbolTable
 
@@ -155,7 +155,8 @@ def image_window(
     inner_start, inner_end = max(start, first), min(end, last)
     patched = tuple(
         PatchedRange(site.link_address - first, site.length, site.reason)
-        for site in patch_sites(image).overlapping(start, end)
+        # The finder's tables: from the image's store when a decoder gave it one.
+        for site in finder_for(image).sites.overlapping(start, end)
     )
     boundaries = () if symbols is None else _known_boundaries(image, symbols, start, end, first)
     return ImageWindow(

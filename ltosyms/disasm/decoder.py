@@ -3,6 +3,10 @@
 No other module of ltosyms imports capstone. x86 is decoded in AT&T syntax, as objdump and
 scripts/decodecode print it (what kernel developers read); ``detail`` is off except for the
 operand-field query, which only the ``Code:`` comparison needs.
+
+capstone is imported on the first decode, not with this module: a decode served from the index
+(call sites already stored) never disassembles, and loading the library is a measurable part
+of a short run.
 """
 
 from __future__ import annotations
@@ -10,8 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
-
-import capstone
 
 from ltosyms.errors import InputError
 
@@ -57,6 +59,8 @@ def _handle(arch: str, detail: bool = False) -> Any:
     key = (arch, detail)
     handle = _handles.get(key)
     if handle is None:
+        import capstone  # lazy: see the module note
+
         if arch == X86_64:
             handle = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
             handle.syntax = capstone.CS_OPT_SYNTAX_ATT

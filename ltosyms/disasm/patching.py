@@ -27,10 +27,13 @@ from __future__ import annotations
 import bisect
 import enum
 import logging
+import marshal
 import struct
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol
 
 from ltosyms.elf.image import KernelImage
 
@@ -121,6 +124,54 @@ class PatchSites:
 
     def __len__(self) -> int:
         return len(self._sites) + len(self._thunk_starts)
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The tables as read, for the on-disk index (a warm decode then reads no table)."""
+        return marshal.dumps(
+            (
+                self.available,
+                [
+                    (
+                        site.link_address,
+                        site.length,
+                        site.reason.value,
+                        [(r.link_address, r.data) for r in site.replacements],
+                    )
+                    for site in self._sites
+                ],
+                self._thunk_starts,
+                [reason.value for reason in self._thunk_reasons],
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, image: KernelImage, data: bytes) -> PatchSites:
+        """Tables stored by :meth:`to_bytes` for ``image``; :class:`ValueError` for other bytes."""
+        try:
+            available, sites, thunk_starts, thunk_reasons = marshal.loads(data)
+            table = cls()
+            table._image = image
+            table.available = bool(available)
+            table._sites = [
+                PatchSite(
+                    int(link),
+                    int(length),
+                    PatchReason(reason),
+                    tuple(Replacement(int(a), bytes(d)) for a, d in replacements),
+                )
+                for link, length, reason, replacements in sites
+            ]
+            table._starts = [site.link_address for site in table._sites]
+            table._thunk_starts = [int(start) for start in thunk_starts]
+            reasons = {reason.value: reason for reason in PatchReason}
+            table._thunk_reasons = [reasons[value] for value in thunk_reasons]
+        except (EOFError, TypeError, ValueError, KeyError) as error:
+            raise ValueError(f"not stored patch sites: {error}") from None
+        if len(table._thunk_starts) != len(table._thunk_reasons):
+            raise ValueError("not stored patch sites: thunk columns differ in length")
+        return table
 
     def covering(self, link_address: int) -> list[PatchSite]:
         """Sites whose bytes include ``link_address``."""
@@ -242,12 +293,36 @@ def _is_bytes(image: KernelImage, link_address: int) -> bool:
     return image.section_at(link_address) is not None
 
 
+class PatchSiteStore(Protocol):
+    """Where the tables are kept between runs (:class:`~ltosyms.index.store.IndexStore`)."""
+
+    def get_derived(self, kind: str, key: str) -> bytes | None: ...
+
+    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
+
+
+# Store kind of the tables (one entry per image, key ""); bump when the stored form changes.
+PATCH_SITES_KIND = "patch-sites/1"
+
 _cache: weakref.WeakKeyDictionary[KernelImage, PatchSites] = weakref.WeakKeyDictionary()
 
 
-def patch_sites(image: KernelImage) -> PatchSites:
-    """The image's patch sites, read once per open image."""
+def patch_sites(image: KernelImage, store: PatchSiteStore | None = None) -> PatchSites:
+    """The image's patch sites, read once per open image; with ``store``, read from it (or
+    kept there once read: the tables of a distro vmlinux take a tenth of a second)."""
     sites = _cache.get(image)
+    if sites is not None:
+        return sites
+    if store is not None:
+        data = store.get_derived(PATCH_SITES_KIND, "")
+        if data is not None:
+            try:
+                sites = PatchSites.from_bytes(image, data)
+            except ValueError as error:
+                log.debug("%s: stored patch sites ignored: %s", image.path, error)
     if sites is None:
-        sites = _cache[image] = PatchSites(image)
+        sites = PatchSites(image)
+        if store is not None:
+            store.put_derived(PATCH_SITES_KIND, [("", sites.to_bytes())])
+    _cache[image] = sites
     return sites

@@ -8,7 +8,7 @@ the symbols every kernel links in.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,21 +30,21 @@ class LoadedImage:
         return self.image.build_id
 
 
-class BlobStore(Protocol):
+class TableStore(Protocol):
     """Where loaded tables may be kept between runs (the on-disk index is one)."""
 
-    def get(self, cu_offset: int) -> bytes | None: ...
-    def put(self, cu_offset: int, data: bytes) -> None: ...
+    def get_derived(self, kind: str, key: str) -> bytes | None: ...
+    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
 
 
-# Store key of the symbol table (the DWARF layer uses -1 and -2 for its own tables). Stores
-# keep the first blob written under a key, so each format gets a key of its own.
-SYMBOLS_KEY = -1000 - SymbolTable.FORMAT
+# Store kind of the symbol table (one per image, key ""). Stores keep the first blob written
+# under a key, so each format gets a kind of its own.
+SYMBOLS_KIND = f"symbols/{SymbolTable.FORMAT}"
 
 
 def load_vmlinux(
     path: str | os.PathLike[str],
-    store_for: Callable[[KernelImage], BlobStore | None] | None = None,
+    store_for: Callable[[KernelImage], TableStore | None] | None = None,
 ) -> LoadedImage:
     """Open ``path`` as a vmlinux and load its symbols; :class:`InputError` if it is not one.
 
@@ -61,24 +61,29 @@ def load_vmlinux(
     return LoadedImage(image, symbols)
 
 
-def symbols_for(image: KernelImage, store: BlobStore | None) -> SymbolTable:
+def symbols_for(image: KernelImage, store: TableStore | None) -> SymbolTable:
     """The image's symbol table: from ``store`` when it holds this format, else loaded from
     the ELF and written there for the next run."""
     if store is not None:
-        stored = store.get(SYMBOLS_KEY)
+        stored = store.get_derived(SYMBOLS_KIND, "")
         table = SymbolTable.from_bytes(image, stored) if stored is not None else None
         if table is not None:
             return table
     table = SymbolTable(image)
     if store is not None:
-        store.put(SYMBOLS_KEY, table.to_bytes())
+        store.put_derived(SYMBOLS_KIND, [("", table.to_bytes())])
     return table
 
 
-def load_module(path: str | os.PathLike[str]) -> LoadedImage:
-    """Open ``path`` as a kernel module (ET_REL ``.ko``, possibly compressed)."""
+def load_module(
+    path: str | os.PathLike[str],
+    store_for: Callable[[KernelImage], TableStore | None] | None = None,
+) -> LoadedImage:
+    """Open ``path`` as a kernel module (ET_REL ``.ko``, possibly compressed); with
+    ``store_for``, its symbol table comes from (and goes to) the image's store."""
     image = open_image(path, expect=ImageKind.MODULE)
-    return LoadedImage(image, SymbolTable(image))
+    store = store_for(image) if store_for is not None else None
+    return LoadedImage(image, symbols_for(image, store))
 
 
 def load_any(path: str | os.PathLike[str]) -> LoadedImage:

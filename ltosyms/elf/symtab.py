@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import marshal
 import struct
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -190,24 +191,30 @@ class SymbolTable:
     # -- persistence ----------------------------------------------------------------------------
 
     # Bump when the columns or their meaning change: a stored table of another format is ignored.
-    FORMAT = 2
+    FORMAT = 3
 
     def to_bytes(self) -> bytes:
-        """The loaded columns, for the on-disk index (a warm decode then skips ``.symtab``)."""
+        """The loaded columns, for the on-disk index (a warm decode then skips ``.symtab``).
+
+        Numbers go in as packed arrays and names as one string: loading them back is a few
+        copies in C, where a list of 120,000 marshalled integers costs tens of milliseconds."""
         rule = self.rule
+        sizes = self.kallsyms_sizes
         return marshal.dumps(
             (
                 self.FORMAT,
                 self.image.build_id,
-                self.names,
-                self.link_addresses,
-                self.elf_sizes,
-                self._infos,
-                self._shndxs,
-                self.nm_types,
-                self.kallsyms_sizes,
-                self.kept_indexes,
-                self._kept_addresses,
+                "\0".join(self.names),
+                array("Q", self.link_addresses).tobytes(),
+                array("Q", self.elf_sizes).tobytes(),
+                bytes(self._infos),
+                array("H", self._shndxs).tobytes(),
+                "".join(self.nm_types),
+                array("Q", [0 if size is None else size for size in sizes]).tobytes(),
+                bytes(size is not None for size in sizes),
+                array("I", self.kept_indexes).tobytes(),
+                array("Q", self._kept_addresses).tobytes(),
+                array("I", self._name_order).tobytes(),
                 (rule.all_symbols, rule.text_ranges, rule.last_symbol_end),
             )
         )
@@ -215,31 +222,61 @@ class SymbolTable:
     @classmethod
     def from_bytes(cls, image: KernelImage, data: bytes) -> SymbolTable | None:
         """A table stored by :meth:`to_bytes` for this image; None if it does not fit."""
+
+        def numbers(code: str, raw: bytes) -> list[int]:
+            column = array(code)
+            column.frombytes(raw)
+            return column.tolist()
+
         try:
             fields = marshal.loads(data)
             if fields[0] != cls.FORMAT or fields[1] != image.build_id:
                 return None
-            table = cls.__new__(cls)
-            table.image = image
-            table.machine = image.machine
             (
                 _format,
                 _build_id,
-                table.names,
-                table.link_addresses,
-                table.elf_sizes,
-                table._infos,
-                table._shndxs,
-                table.nm_types,
-                table.kallsyms_sizes,
-                table.kept_indexes,
-                table._kept_addresses,
+                names,
+                addresses,
+                elf_sizes,
+                infos,
+                shndxs,
+                nm_types,
+                sizes,
+                has_size,
+                kept,
+                kept_addresses,
+                name_order,
                 (all_symbols, ranges, last_end),
             ) = fields
+            table = cls.__new__(cls)
+            table.image = image
+            table.machine = image.machine
+            table.names = names.split("\0") if names else []
+            table.link_addresses = numbers("Q", addresses)
+            table.elf_sizes = numbers("Q", elf_sizes)
+            table._infos = list(infos)
+            table._shndxs = numbers("H", shndxs)
+            table.nm_types = list(nm_types)
+            table.kallsyms_sizes = [
+                size if present else None
+                for size, present in zip(numbers("Q", sizes), has_size, strict=True)
+            ]
+            table.kept_indexes = numbers("I", kept)
+            table._kept_addresses = numbers("Q", kept_addresses)
+            table.__dict__["_name_order"] = numbers("I", name_order)
             table.rule = KeepRule(all_symbols, tuple(tuple(r) for r in ranges), last_end)
         except (ValueError, EOFError, TypeError, IndexError):
             return None
-        if len(table.names) != len(table.link_addresses):
+        count = len(table.names)
+        if not (
+            count
+            == len(table.link_addresses)
+            == len(table.elf_sizes)
+            == len(table._infos)
+            == len(table._shndxs)
+            == len(table.nm_types)
+            == len(table.kallsyms_sizes)
+        ) or any(not 0 <= i < count for i in (*table.kept_indexes[:1], *table._name_order[:1])):
             return None
         return table
 
@@ -369,41 +406,46 @@ class SymbolTable:
     # -- lookups --------------------------------------------------------------------------------
 
     @cached_property
-    def _by_name(self) -> dict[str, list[int]]:
-        # A tight loop: this runs over every symbol of a vmlinux on each decode.
-        infos, shndxs = self._infos, self._shndxs
-        table: dict[str, list[int]] = {}
-        get = table.get
-        for index, name in enumerate(self.names):
-            if not name or shndxs[index] == SHN_UNDEF or infos[index] & 0xF in _UNLISTED_TYPES:
-                continue
-            entry = get(name)
-            if entry is None:
-                table[name] = [index]
-            else:
-                entry.append(index)
-        return table
+    def _name_order(self) -> list[int]:
+        """Defined, listed symbols sorted by name (then .symtab order): exact names and names
+        sharing a prefix are contiguous, found by bisection. Stored with the table, so a warm
+        decode builds no name index over the ~120,000 symbols of a vmlinux."""
+        infos, shndxs, names = self._infos, self._shndxs, self.names
+        listed = [
+            index
+            for index, name in enumerate(names)
+            if name and shndxs[index] != SHN_UNDEF and infos[index] & 0xF not in _UNLISTED_TYPES
+        ]
+        listed.sort(key=names.__getitem__)  # stable: equal names stay in .symtab order
+        return listed
 
-    @cached_property
-    def _dotted_by_stem(self) -> dict[str, list[int]]:
-        """Defined symbols whose name has a dot (after a leading one), by the part before it.
+    def _indexes_named(self, name: str) -> list[int]:
+        order, names = self._name_order, self.names
+        position = bisect.bisect_left(order, name, key=names.__getitem__)
+        found = []
+        while position < len(order) and names[order[position]] == name:
+            found.append(order[position])
+            position += 1
+        return found
 
-        Every name with base ``foo`` is ``foo`` itself or starts with ``foo.``: the base-name
-        lookup parses only the few dotted names sharing ``foo``'s stem, not the whole table.
-        """
-        table: dict[str, list[int]] = {}
-        for name, indexes in self._by_name.items():
-            dot = name.find(".", 1)
-            if dot > 0:
-                table.setdefault(name[:dot], []).extend(indexes)
-        return table
+    def _indexes_with_prefix(self, prefix: str) -> list[int]:
+        order, names = self._name_order, self.names
+        position = bisect.bisect_left(order, prefix, key=names.__getitem__)
+        found = []
+        while position < len(order) and names[order[position]].startswith(prefix):
+            found.append(order[position])
+            position += 1
+        return found
 
     def _base_indexes(self, base: str) -> list[int]:
+        # Every name with base ``foo`` is ``foo`` itself or starts with ``foo.`` (a base with a
+        # dot after its first character: starts with the part before that dot, plus the dot),
+        # so only the few names with that prefix are parsed, not the whole table.
         dot = base.find(".", 1)
         if dot > 0:
-            candidates = self._dotted_by_stem.get(base[:dot], [])
+            candidates = self._indexes_with_prefix(base[: dot + 1])
         else:
-            candidates = self._by_name.get(base, []) + self._dotted_by_stem.get(base, [])
+            candidates = self._indexes_named(base) + self._indexes_with_prefix(base + ".")
         # Grouped by name, names in the order of their first .symtab entry (a stable order the
         # stored table reproduces).
         groups: dict[str, list[int]] = {}
@@ -422,7 +464,7 @@ class SymbolTable:
 
     def by_name(self, name: str) -> list[Symbol]:
         """Every defined symbol with exactly this ELF name (duplicates of statics included)."""
-        return [self.symbol(i) for i in self._by_name.get(name, ())]
+        return [self.symbol(i) for i in self._indexes_named(name)]
 
     def by_base_name(self, base: str) -> list[Symbol]:
         """Every defined symbol whose name parses to ``base`` (``foo``, ``foo.llvm.1``, ...)."""
@@ -479,8 +521,8 @@ class SymbolTable:
 
     def address_of(self, name: str) -> int | None:
         """Link address of a unique symbol (None when absent; first one when duplicated)."""
-        if "_by_name" in self.__dict__:
-            indexes = self._by_name.get(name)
+        if "_name_order" in self.__dict__:
+            indexes = self._indexes_named(name)
             return self.link_addresses[indexes[0]] if indexes else None
         # A few lookups need no name index: list.index scans in C.
         names = self.names

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltosyms.elf.image import KernelImage, open_image
-from ltosyms.elf.kernel import SYMBOLS_KEY, symbols_for
+from ltosyms.elf.kernel import SYMBOLS_KIND, symbols_for
 from ltosyms.errors import CacheError, LtosymsError
 from ltosyms.index.store import CacheLocation, IndexStore, open_store, pack_blob
 
@@ -153,7 +153,7 @@ def _build(
     def store_symbols_meanwhile() -> None:
         # Runs while the workers start and parse their first CUs.
         # The table decode loads (ltosyms.elf.kernel.load_vmlinux); modules load theirs fresh.
-        if not image.is_module and store.get(SYMBOLS_KEY) is None:
+        if not image.is_module and store.get_derived(SYMBOLS_KIND, "") is None:
             symbols_for(image, store)
             symbols_stored.append(True)
 

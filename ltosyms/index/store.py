@@ -1,9 +1,11 @@
 """The on-disk index of one kernel image: one SQLite file per build, under the cache directory.
 
 The index stores and decides nothing. It keeps, per image, what is expensive to compute and
-never changes for a given build: the symbol table (:mod:`ltosyms.index.symbols`) and one opaque
-blob per DWARF compilation unit, written by the DWARF layer as it parses a CU (a
-:class:`CuStore`). Every later decode against the same build is served from the file.
+never changes for a given build: one opaque blob per DWARF compilation unit, written by the
+DWARF layer as it parses a CU (a :class:`CuStore`), a few whole-image tables under negative CU
+keys (the symbol table, the unit map), and small derived facts by kind and key (the call
+instruction ending at a return address, found by disassembly). Every later decode against the
+same build is served from the file.
 
 **Where.** ``$LTOSYMS_CACHE_DIR``, else ``$XDG_CACHE_HOME/ltosyms`` (XDG Base Directory spec:
 only an absolute ``XDG_CACHE_HOME`` counts), else ``~/.cache/ltosyms``; ``--cache-dir`` beats
@@ -63,7 +65,7 @@ from ltosyms.errors import CacheError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the derived table (call sites)
 MAGIC = "ltosyms-index"
 FILE_SUFFIX = f".ltosyms-v{SCHEMA_VERSION}.sqlite"
 CACHE_ENV = "LTOSYMS_CACHE_DIR"
@@ -86,19 +88,13 @@ CREATE TABLE cu (
     crc32 INTEGER NOT NULL,         -- zlib.crc32 of the blob: SQLite does not check payloads
     data BLOB NOT NULL              -- the blob, zlib-compressed (level 1)
 );
-CREATE TABLE symbol (               -- the symbol table (ltosyms.index.symbols), .symtab order
-    idx INTEGER PRIMARY KEY,        -- position in .symtab
-    name TEXT NOT NULL,
-    base_name TEXT NOT NULL,        -- ltosyms.names.suffixes.parse_name(name).base
-    link_address INTEGER NOT NULL,  -- address - 2**63: SQLite integers are signed 64-bit
-    elf_size INTEGER NOT NULL,
-    kallsyms_size INTEGER,          -- NULL: kallsyms does not keep the symbol
-    type TEXT NOT NULL,
-    bind TEXT NOT NULL,
-    section TEXT NOT NULL,
-    nm_type TEXT NOT NULL,
-    flags INTEGER NOT NULL          -- ltosyms.index.symbols FLAG_* bits
-);
+CREATE TABLE derived (              -- facts other layers derive from the image, by kind and key
+    kind TEXT NOT NULL,             -- who wrote it and in which format, e.g. "call-site/1"
+    key TEXT NOT NULL,
+    crc32 INTEGER NOT NULL,         -- zlib.crc32 of data
+    data BLOB NOT NULL,             -- small blobs, stored as written
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
 """
 
 
@@ -251,6 +247,29 @@ class IndexStore:
     def stored_cu_offsets(self) -> set[int]:
         """Every key stored (negative keys included: they are the DWARF layer's own)."""
         return {row[0] for row in self._query("SELECT cu_offset FROM cu", ())}
+
+    # -- derived facts -----------------------------------------------------------------------
+
+    def get_derived(self, kind: str, key: str) -> bytes | None:
+        """The blob stored for ``(kind, key)``, None when absent (or the cache failed)."""
+        rows = self._query(
+            "SELECT crc32, data FROM derived WHERE kind = ? AND key = ?", (kind, key)
+        )
+        if not rows:
+            return None
+        crc, data = rows[0]
+        if not isinstance(data, bytes) or zlib.crc32(data) != crc:
+            self._discard(f"{kind} {key} fails its checksum")
+            return None
+        return data
+
+    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None:
+        """Store ``(key, data)`` pairs of one kind in one transaction (first writer wins)."""
+        if items:
+            self._write(
+                "INSERT OR IGNORE INTO derived (kind, key, crc32, data) VALUES (?, ?, ?, ?)",
+                [(kind, key, zlib.crc32(data), data) for key, data in items],
+            )
 
     # -- header --------------------------------------------------------------------------------
 
