@@ -14,11 +14,9 @@ from typing import IO
 
 import click
 
-from ltosyms.cli.index import cache_options, open_cache
-from ltosyms.debuginfod import DebuginfodConfig
+from ltosyms.cli.cache import cache_options, open_cache
 from ltosyms.decode.decode import DecodedReport, Decoder
 from ltosyms.decode.modules import ModuleSet
-from ltosyms.decode.sources import fetch_modules, find_kernel
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.kernel import LoadedImage, load_vmlinux
 from ltosyms.errors import InputError, MismatchError, UsageError
@@ -169,12 +167,18 @@ def command(
     vmlinux, log = split_paths(paths)
     debuginfod = None
     if debuginfod_urls or os.environ.get("DEBUGINFOD_URLS", "").strip():
+        # Imported only when used, as below: a decode with a given vmlinux needs neither the
+        # HTTP client nor the search of distro paths.
+        from ltosyms.debuginfod import DebuginfodConfig
+
         debuginfod = DebuginfodConfig.from_environment(list(debuginfod_urls) or None)
     use_color = color == "always" or (color == "auto" and sys.stdout.isatty())
     with seekable_log(log) as file:
         reports = list(iter_reports(file))
         module_dirs: tuple[Path, ...] = ()
         if vmlinux is None or (release is not None and len(paths) < 2):
+            from ltosyms.decode.sources import find_kernel
+
             found = find_kernel(reports, release, debuginfod, Path(sysroot))
             click.echo(f"ltosyms: vmlinux {found.vmlinux} ({found.how})", err=True)
             vmlinux, module_dirs = str(found.vmlinux), found.module_dirs
@@ -182,7 +186,11 @@ def command(
         loaded = load_vmlinux(vmlinux, stores)
         folders = (*module_folders, *(str(d) for d in module_dirs))
         decoder = make_decoder(loaded, folders, stores)
-        warnings = [*decoder.warnings, *fetch_modules(reports, decoder.modules, debuginfod)]
+        warnings = list(decoder.warnings)
+        if debuginfod is not None:
+            from ltosyms.decode.sources import fetch_modules
+
+            warnings += fetch_modules(reports, decoder.modules, debuginfod)
         for warning in warnings:
             click.echo(f"ltosyms: warning: {warning}", err=True)
         decoded = [decoder.decode(report) for report in reports]

@@ -1,55 +1,21 @@
-"""``ltosyms index``: build the whole index of a vmlinux (and modules) ahead of time.
-
-Also home of the cache options every command that reads the index shares (:func:`cache_options`,
-:func:`open_cache`).
-"""
+"""``ltosyms index``: build the whole index of a vmlinux (and modules) ahead of time."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from ltosyms.elf.image import KernelImage
-from ltosyms.errors import InputError, UsageError
+from ltosyms.errors import InputError
 from ltosyms.index.build import IndexBuild, Progress, build_index, default_jobs, dwarf_codec
-from ltosyms.index.store import IndexStore, cache_location, open_store
-
-F = TypeVar("F", bound=Callable[..., Any])
+from ltosyms.index.store import cache_location
 
 # A bar for a module of a few CUs would flash by: only images with more CUs get one.
 MIN_UNITS_FOR_BAR = 50
-
-
-def cache_options(function: F) -> F:
-    """``--cache-dir DIR`` and ``--no-cache``, passed as ``cache_dir`` and ``no_cache``."""
-    function = click.option(
-        "--no-cache",
-        is_flag=True,
-        help="Neither read nor write the index (parse the DWARF every time).",
-    )(function)
-    return click.option(
-        "--cache-dir",
-        type=click.Path(file_okay=False),
-        metavar="DIR",
-        help="Where the index lives (default $LTOSYMS_CACHE_DIR, $XDG_CACHE_HOME/ltosyms or "
-        "~/.cache/ltosyms). An unusable DIR given here is an error; an unusable default only "
-        "a warning.",
-    )(function)
-
-
-def open_cache(image: KernelImage, cache_dir: str | None, no_cache: bool) -> IndexStore | None:
-    """The index of ``image`` as the cache options ask, None to decode without one."""
-    if no_cache:
-        if cache_dir is not None:
-            raise UsageError("--cache-dir and --no-cache contradict each other")
-        return None
-    return open_store(image, cache_location(cache_dir), cu_format=dwarf_codec().format)
 
 
 @click.command("index")

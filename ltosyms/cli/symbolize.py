@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import click
 
+from ltosyms.cli.cache import cache_options
 from ltosyms.cli.decode import CacheStores, make_decoder
-from ltosyms.cli.index import cache_options
 from ltosyms.decode.symbolize import Symbolized, parse_query, symbolize
 from ltosyms.elf.kernel import load_vmlinux
 from ltosyms.oops.records import FrameRole

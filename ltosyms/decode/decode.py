@@ -32,7 +32,7 @@ from ltosyms.disasm import (
     disassemble_code,
     image_window,
 )
-from ltosyms.elf.build_facts import choose_rule, read_build_facts
+from ltosyms.elf.build_facts import FactStore, choose_rule, read_build_facts
 from ltosyms.elf.dwarf import CuStore, DwarfResolver
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.kernel import LoadedImage
@@ -43,8 +43,9 @@ from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
 log = logging.getLogger(__name__)
 
 
-class ImageStore(CuStore, CallSiteStore, Protocol):
-    """What a decode keeps per image between runs: DWARF units and call sites (the index)."""
+class ImageStore(CuStore, CallSiteStore, FactStore, Protocol):
+    """What a decode keeps per image between runs: DWARF units, call sites, build facts (the
+    index)."""
 
 
 StoreFactory = Callable[[KernelImage], ImageStore | None]
@@ -116,7 +117,8 @@ class Decoder:
         self.store_for = store_for
         if store_for is not None and self.modules.store_for is None:
             self.modules.store_for = store_for  # module symbol tables come from the index too
-        self.facts = read_build_facts(vmlinux.image, vmlinux.symbols)
+        store = store_for(vmlinux.image) if store_for is not None else None
+        self.facts = read_build_facts(vmlinux.image, vmlinux.symbols, store)
         self.banner = self.facts.banner
         # The name the kernel printed depends on its version and on clang LTO (DOMAIN §2).
         self.rule = rule or choose_rule(self.facts).rule

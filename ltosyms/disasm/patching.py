@@ -30,6 +30,7 @@ import logging
 import marshal
 import struct
 import weakref
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -102,8 +103,27 @@ _LONG_FORMS = (0x0F, 0x2E)
 _MAX_SITE = 256
 
 
+# Reason codes of the stored tables (only table-backed reasons occur there).
+_REASON_CODES = {
+    PatchReason.ALTERNATIVE: 0,
+    PatchReason.PARAVIRT: 1,
+    PatchReason.RETPOLINE: 2,
+    PatchReason.RETURN_THUNK: 3,
+}
+_REASONS_BY_CODE = {code: reason for reason, code in _REASON_CODES.items()}
+
+
+def _numbers(code: str, raw: bytes) -> list[int]:
+    column = array(code)
+    column.frombytes(raw)
+    return column.tolist()
+
+
 class PatchSites:
-    """The patch sites of one image, sorted by address; empty for images without tables."""
+    """The patch sites of one image, sorted by address; empty for images without tables.
+
+    Kept as columns, records made when a lookup hits them: a distro vmlinux has ~60,000 sites
+    and a decode looks at a handful."""
 
     def __init__(self, image: KernelImage | None = None) -> None:
         self._image = image
@@ -117,13 +137,47 @@ class PatchSites:
             thunks = self._thunk_sites(image)
         sites.sort(key=lambda site: (site.link_address, site.reason.value))
         thunks.sort(key=lambda thunk: thunk[0])
-        self._sites = sites
         self._starts = [site.link_address for site in sites]
+        self._lengths = [site.length for site in sites]
+        self._reasons = [site.reason for site in sites]
+        # Replacements of site i: positions _first_replacement[i] .. [i + 1] of the columns.
+        self._first_replacement = [0]
+        self._replacement_addresses: list[int] = []
+        self._replacement_ends: list[int] = []  # end offsets of each one's bytes in the blob
+        blob = bytearray()
+        for site in sites:
+            for replacement in site.replacements:
+                self._replacement_addresses.append(replacement.link_address)
+                blob += replacement.data
+                self._replacement_ends.append(len(blob))
+            self._first_replacement.append(len(self._replacement_addresses))
+        self._replacement_bytes = bytes(blob)
+        self._records: dict[int, PatchSite] = {}
         self._thunk_starts = [start for start, _reason in thunks]
         self._thunk_reasons = [reason for _start, reason in thunks]
 
     def __len__(self) -> int:
-        return len(self._sites) + len(self._thunk_starts)
+        return len(self._starts) + len(self._thunk_starts)
+
+    def _site(self, position: int) -> PatchSite:
+        site = self._records.get(position)
+        if site is None:
+            first, last = self._first_replacement[position : position + 2]
+            ends = self._replacement_ends
+            replacements = tuple(
+                Replacement(
+                    self._replacement_addresses[number],
+                    self._replacement_bytes[ends[number - 1] if number else 0 : ends[number]],
+                )
+                for number in range(first, last)
+            )
+            site = self._records[position] = PatchSite(
+                self._starts[position],
+                self._lengths[position],
+                self._reasons[position],
+                replacements,
+            )
+        return site
 
     # -- persistence --------------------------------------------------------------------------
 
@@ -132,17 +186,15 @@ class PatchSites:
         return marshal.dumps(
             (
                 self.available,
-                [
-                    (
-                        site.link_address,
-                        site.length,
-                        site.reason.value,
-                        [(r.link_address, r.data) for r in site.replacements],
-                    )
-                    for site in self._sites
-                ],
-                self._thunk_starts,
-                [reason.value for reason in self._thunk_reasons],
+                array("Q", self._starts).tobytes(),
+                array("I", self._lengths).tobytes(),
+                bytes(_REASON_CODES[reason] for reason in self._reasons),
+                array("I", self._first_replacement).tobytes(),
+                array("Q", self._replacement_addresses).tobytes(),
+                array("I", self._replacement_ends).tobytes(),
+                self._replacement_bytes,
+                array("Q", self._thunk_starts).tobytes(),
+                bytes(_REASON_CODES[reason] for reason in self._thunk_reasons),
             )
         )
 
@@ -150,27 +202,41 @@ class PatchSites:
     def from_bytes(cls, image: KernelImage, data: bytes) -> PatchSites:
         """Tables stored by :meth:`to_bytes` for ``image``; :class:`ValueError` for other bytes."""
         try:
-            available, sites, thunk_starts, thunk_reasons = marshal.loads(data)
+            (
+                available,
+                starts,
+                lengths,
+                reasons,
+                first_replacement,
+                replacement_addresses,
+                replacement_ends,
+                replacement_bytes,
+                thunk_starts,
+                thunk_reasons,
+            ) = marshal.loads(data)
             table = cls()
             table._image = image
             table.available = bool(available)
-            table._sites = [
-                PatchSite(
-                    int(link),
-                    int(length),
-                    PatchReason(reason),
-                    tuple(Replacement(int(a), bytes(d)) for a, d in replacements),
-                )
-                for link, length, reason, replacements in sites
-            ]
-            table._starts = [site.link_address for site in table._sites]
-            table._thunk_starts = [int(start) for start in thunk_starts]
-            reasons = {reason.value: reason for reason in PatchReason}
-            table._thunk_reasons = [reasons[value] for value in thunk_reasons]
+            table._starts = _numbers("Q", starts)
+            table._lengths = _numbers("I", lengths)
+            table._reasons = [_REASONS_BY_CODE[code] for code in reasons]
+            table._first_replacement = _numbers("I", first_replacement)
+            table._replacement_addresses = _numbers("Q", replacement_addresses)
+            table._replacement_ends = _numbers("I", replacement_ends)
+            table._replacement_bytes = bytes(replacement_bytes)
+            table._thunk_starts = _numbers("Q", thunk_starts)
+            table._thunk_reasons = [_REASONS_BY_CODE[code] for code in thunk_reasons]
         except (EOFError, TypeError, ValueError, KeyError) as error:
             raise ValueError(f"not stored patch sites: {error}") from None
-        if len(table._thunk_starts) != len(table._thunk_reasons):
-            raise ValueError("not stored patch sites: thunk columns differ in length")
+        sites = len(table._starts)
+        if (
+            len(table._lengths) != sites
+            or len(table._reasons) != sites
+            or len(table._first_replacement) != sites + 1
+            or len(table._replacement_ends) != len(table._replacement_addresses)
+            or len(table._thunk_starts) != len(table._thunk_reasons)
+        ):
+            raise ValueError("not stored patch sites: columns differ in length")
         return table
 
     def covering(self, link_address: int) -> list[PatchSite]:
@@ -181,7 +247,11 @@ class PatchSites:
         """Sites with at least one byte in [start, end), by address."""
         low = bisect.bisect_left(self._starts, start - _MAX_SITE)
         high = bisect.bisect_left(self._starts, end)
-        found = [site for site in self._sites[low:high] if site.end_address > start]
+        found = [
+            self._site(position)
+            for position in range(low, high)
+            if self._starts[position] + self._lengths[position] > start
+        ]
         low = bisect.bisect_left(self._thunk_starts, start - _THUNK_SITE_LENGTH - 1)
         high = bisect.bisect_left(self._thunk_starts, end)
         for position in range(low, high):

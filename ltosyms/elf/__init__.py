@@ -1,4 +1,4 @@
-"""The ELF layer: the only part of ltosyms that imports pyelftools."""
+"""The ELF layer: kernel images, symbol tables, DWARF (headers and DWARF read by our own code)."""
 
 from ltosyms.elf.image import ImageKind, KernelImage, Section, open_image
 from ltosyms.elf.symtab import Symbol, SymbolTable

@@ -11,9 +11,12 @@ Three cheap clues, none needing DWARF:
 
 from __future__ import annotations
 
+import marshal
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
@@ -70,7 +73,72 @@ class RuleChoice:
     reason: str
 
 
-def read_build_facts(image: KernelImage, table: SymbolTable) -> BuildFacts:
+class FactStore(Protocol):
+    """Where the facts are kept between runs (:class:`~ltosyms.index.store.IndexStore`)."""
+
+    def get_derived(self, kind: str, key: str) -> bytes | None: ...
+
+    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
+
+
+# Store kind of the facts (one entry per image, key ""); bump when BuildFacts changes.
+BUILD_FACTS_KIND = "build-facts/1"
+
+
+def read_build_facts(
+    image: KernelImage, table: SymbolTable, store: FactStore | None = None
+) -> BuildFacts:
+    """The facts of ``image``; with ``store``, read from it or kept there (counting the
+    ``.llvm.`` names among ~90,000 kept symbols is a noticeable part of a short decode)."""
+    if store is not None:
+        data = store.get_derived(BUILD_FACTS_KIND, "")
+        if data is not None:
+            try:
+                return _facts_from_bytes(data)
+            except ValueError:
+                pass  # another format: read again below
+    facts = _read_build_facts(image, table)
+    if store is not None:
+        store.put_derived(BUILD_FACTS_KIND, [("", _facts_to_bytes(facts))])
+    return facts
+
+
+def _facts_to_bytes(facts: BuildFacts) -> bytes:
+    return marshal.dumps(
+        (
+            facts.banner,
+            facts.version,
+            facts.compiler,
+            facts.compiler_ident,
+            facts.lto_note,
+            facts.llvm_symbols,
+            facts.clang_lto,
+            facts.numbered_functions,
+        )
+    )
+
+
+def _facts_from_bytes(data: bytes) -> BuildFacts:
+    try:
+        banner, version, compiler, ident, note, llvm, clang_lto, numbered = marshal.loads(data)
+        if version is not None:
+            major, minor, sublevel = (int(part) for part in version)
+            version = (major, minor, sublevel)
+        return BuildFacts(
+            banner=None if banner is None else str(banner),
+            version=version,
+            compiler=None if compiler is None else str(compiler),
+            compiler_ident=None if ident is None else str(ident),
+            lto_note=None if note is None else bool(note),
+            llvm_symbols=int(llvm),
+            clang_lto=bool(clang_lto),
+            numbered_functions=int(numbered),
+        )
+    except (EOFError, TypeError, ValueError) as error:
+        raise ValueError(f"not stored build facts: {error}") from None
+
+
+def _read_build_facts(image: KernelImage, table: SymbolTable) -> BuildFacts:
     banner = _banner(image, table)
     comment = _comment(image)
     compiler: str | None = None

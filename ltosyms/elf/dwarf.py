@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from ltosyms.elf import dwarf_cudata, dwarf_cumap
 from ltosyms.elf.dwarf_build import build_cu_data
 from ltosyms.elf.dwarf_cudata import CuData, FunctionExtent, SourceLocation
 from ltosyms.elf.dwarf_cumap import CuMap, build_cu_map
@@ -40,6 +41,7 @@ from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import CacheError, InputError
 
 __all__ = [
+    "CU_FORMAT",
     "CU_MAP_KEY",
     "OUTER_NAMES_KEY",
     "CuData",
@@ -63,6 +65,8 @@ T = TypeVar("T")
 CuKey = int  # .debug_info offset of a unit header: names a unit within one build
 CU_MAP_KEY = -1  # the store key of the address -> unit map
 OUTER_NAMES_KEY = -2  # the store key of the symbol names of outermost entries (symbols=...)
+# The formats of the stored blobs: an index written with other formats is not used.
+CU_FORMAT = f"cudata-{dwarf_cudata.FORMAT_VERSION}.cumap-{dwarf_cumap.FORMAT_VERSION}"
 
 
 class CuStore(Protocol):

@@ -79,10 +79,9 @@ def relocated_bytes(
         2: struct.Struct(endian + "H"),
     }
     for section in image.sections:
-        header = image.elffile.get_section(section.index).header
-        if header["sh_info"] != target.index or header["sh_type"] not in ("SHT_RELA", "SHT_REL"):
+        if section.info != target.index or section.elf_type not in (SHT_RELA, SHT_REL):
             continue
-        with_addend = header["sh_type"] == "SHT_RELA"
+        with_addend = section.elf_type == SHT_RELA
         raw = image.section_bytes(section)
         layout = endian + ("QQq" if with_addend else "QQ")
         entry_size = 24 if with_addend else 16

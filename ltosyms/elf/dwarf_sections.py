@@ -153,8 +153,7 @@ class DwarfSections:
             section = image.get_section(name)
             if section is None or not section.has_bits or not section.size:
                 continue
-            flags = image.elffile.get_section(section.index).header["sh_flags"]
-            compressed = bool(flags & SHF_COMPRESSED)
+            compressed = bool(section.flags & SHF_COMPRESSED)
             if not image.is_module and not compressed:
                 if file is None and isinstance(image.data, mmap.mmap):
                     try:

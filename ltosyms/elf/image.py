@@ -21,20 +21,139 @@ import os
 import stat
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import IO, Any
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.constants import SH_FLAGS
-from elftools.elf.elffile import ELFFile
+from typing import IO, Any, NamedTuple
 
 from ltosyms.errors import InputError
 
 # sizeof(Elf64_Ehdr) (ELF gABI "ELF Header").
 _ELF64_HEADER_SIZE = 64
 
-# e_machine values we decode (elf.h EM_X86_64, EM_AARCH64).
-_MACHINES = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64"}
+# e_machine values we decode (elf.h EM_X86_64, EM_AARCH64), and names for the error message.
+_MACHINES = {62: "x86_64", 183: "aarch64"}
+_MACHINE_NAMES = {
+    3: "EM_386",
+    8: "EM_MIPS",
+    20: "EM_PPC",
+    21: "EM_PPC64",
+    22: "EM_S390",
+    40: "EM_ARM",
+    42: "EM_SH",
+    43: "EM_SPARCV9",
+    50: "EM_IA_64",
+    62: "EM_X86_64",
+    183: "EM_AARCH64",
+    243: "EM_RISCV",
+    258: "EM_LOONGARCH",
+}
+# e_type (gABI "ELF Header").
+_ET_REL, _ET_EXEC, _ET_DYN = 1, 2, 3
+_TYPE_NAMES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
+# sh_type and sh_flags values (gABI "Sections").
+SHT_NOBITS = 8
+SHT_RELA, SHT_REL = 4, 9
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
+_SHN_LORESERVE, _SHN_XINDEX = 0xFF00, 0xFFFF
+_ELF64_SECTION_HEADER_SIZE = 64
+
+
+class _ElfHeader(NamedTuple):
+    elf_class: int  # 32 or 64
+    little_endian: bool
+    type: int
+    machine: int
+    section_headers_offset: int
+    section_header_size: int
+    section_count: int
+    names_index: int  # e_shstrndx
+
+    @property
+    def section_headers_end(self) -> int:
+        return self.section_headers_offset + self.section_count * self.section_header_size
+
+
+class _SectionHeader(NamedTuple):
+    name: str
+    type: int
+    flags: int
+    address: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    alignment: int
+
+
+def _read_header(data: mmap.mmap | bytes) -> _ElfHeader:
+    """The ELF header fields ltosyms needs (gABI "ELF Header"); the class and byte order from
+    ``e_ident``. Our own reader: importing pyelftools and building its parsers costs a short
+    decode more than everything else it does with six images."""
+    elf_class = {1: 32, 2: 64}.get(data[4])
+    if elf_class is None:
+        raise ValueError(f"EI_CLASS {data[4]} is neither 32- nor 64-bit")
+    if data[5] not in (1, 2):
+        raise ValueError(f"EI_DATA {data[5]} is neither little- nor big-endian")
+    endian = "<" if data[5] == 1 else ">"
+    elf_type, machine = struct.unpack_from(endian + "HH", data, 16)
+    if elf_class == 32:
+        (shoff,) = struct.unpack_from(endian + "I", data, 0x20)
+        shentsize, shnum, shstrndx = struct.unpack_from(endian + "HHH", data, 0x2E)
+    else:
+        (shoff,) = struct.unpack_from(endian + "Q", data, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from(endian + "HHH", data, 0x3A)
+    if elf_class == 64 and shoff and shentsize != _ELF64_SECTION_HEADER_SIZE:
+        raise ValueError(f"e_shentsize {shentsize}, not {_ELF64_SECTION_HEADER_SIZE}")
+    if shoff and (shnum == 0 or shstrndx == _SHN_XINDEX) and elf_class == 64:
+        # More sections than e_shnum/e_shstrndx hold: section 0 keeps the real values.
+        _name, _type, _flags, _addr, _offset, size, link, _info, _align, _entsize = (
+            struct.unpack_from(endian + "IIQQQQIIQQ", data, shoff)
+        )
+        shnum = shnum or size
+        if shstrndx == _SHN_XINDEX:
+            shstrndx = link
+    return _ElfHeader(
+        elf_class, endian == "<", elf_type, machine, shoff, shentsize, shnum, shstrndx
+    )
+
+
+def _read_section_headers(data: mmap.mmap | bytes, header: _ElfHeader) -> list[_SectionHeader]:
+    endian = "<" if header.little_endian else ">"
+    rows = [
+        struct.unpack_from(endian + "IIQQQQIIQQ", data, header.section_headers_offset + i * 64)
+        for i in range(header.section_count)
+    ]
+    names_at = names_size = 0
+    if rows:
+        if not header.names_index < len(rows) or header.names_index >= _SHN_LORESERVE:
+            raise ValueError(f"e_shstrndx {header.names_index} names no section")
+        names_row = rows[header.names_index]
+        names_at, names_size = names_row[4], names_row[5]
+        if names_row[1] == SHT_NOBITS or names_at + names_size > len(data):
+            raise ValueError("the section name table lies outside the file")
+    sections = []
+    for number, (
+        name_offset,
+        kind,
+        flags,
+        address,
+        offset,
+        size,
+        link,
+        info,
+        align,
+        _es,
+    ) in enumerate(rows):
+        if name_offset >= names_size:
+            raise ValueError(f"section {number}: name offset {name_offset} is past its table")
+        start = names_at + name_offset
+        end = data.find(b"\0", start, names_at + names_size)
+        if end < 0:
+            raise ValueError(f"section {number}: its name is not terminated")
+        name = bytes(data[start:end]).decode("utf-8", "replace")
+        sections.append(_SectionHeader(name, kind, flags, address, offset, size, link, info, align))
+    return sections
+
 
 # Where a module's first allocated section is placed. Any base works, since oops frames of
 # modules are `name+off`; a page-aligned non-zero base keeps 0 meaning "no address".
@@ -60,6 +179,10 @@ class Section:
     is_exec: bool
     is_write: bool
     has_bits: bool  # False for SHT_NOBITS (.bss): no bytes in the file
+    elf_type: int = 0  # sh_type
+    link: int = 0  # sh_link: e.g. the string table of a symbol table
+    info: int = 0  # sh_info: e.g. the section a relocation section applies to
+    flags: int = 0  # sh_flags
 
     @property
     def end_address(self) -> int:
@@ -73,7 +196,8 @@ class KernelImage:
     """A validated vmlinux or kernel module, opened read-only.
 
     The file is memory-mapped (a Debian vmlinux is 590 MB); compressed modules are decompressed
-    into memory. ``elffile`` is the pyelftools object for the DWARF layer.
+    into memory. Headers are read by this module; ``elffile`` (pyelftools, made on first use)
+    is there for tools and cross-checks, ltosyms itself does not need it.
     """
 
     def __init__(self, path: Path, data: mmap.mmap | bytes, stream: IO[bytes] | mmap.mmap) -> None:
@@ -87,35 +211,36 @@ class KernelImage:
                 "ELF header"
             )
         try:
-            self.elffile = ELFFile(stream)  # type: ignore[arg-type]  # mmap reads like a file
-            header = self.elffile.header
-            headers_end = header["e_shoff"] + header["e_shnum"] * header["e_shentsize"]
-            if headers_end > len(data):
-                raise InputError(
-                    f"{path}: truncated or damaged: section headers end at byte {headers_end}, "
-                    f"file has {len(data)}"
-                )
-            self.machine = _MACHINES.get(header["e_machine"], "")
-            self.elf_class = self.elffile.elfclass
-            self.little_endian = self.elffile.little_endian
-            etype = header["e_type"]
-            raw_sections = list(self.elffile.iter_sections())
-        except (ELFError, struct.error, ValueError, OSError, EOFError, OverflowError) as error:
-            # OverflowError: offsets beyond what a seek accepts in damaged section headers.
+            header = _read_header(data)
+        except (struct.error, ValueError, IndexError, OverflowError) as error:
             raise InputError(f"{path}: not a usable ELF file ({error})") from None
-        if not self.machine:
+        headers_end = header.section_headers_end
+        if headers_end > len(data):
             raise InputError(
-                f"{path}: ELF machine {header['e_machine']} is not supported "
-                "(x86-64 and aarch64 kernels are)"
+                f"{path}: truncated or damaged: section headers end at byte {headers_end}, "
+                f"file has {len(data)}"
+            )
+        self.machine = _MACHINES.get(header.machine, "")
+        self.elf_class = header.elf_class
+        self.little_endian = header.little_endian
+        if not self.machine:
+            name = _MACHINE_NAMES.get(header.machine, str(header.machine))
+            raise InputError(
+                f"{path}: ELF machine {name} is not supported (x86-64 and aarch64 kernels are)"
             )
         if self.elf_class != 64:
             raise InputError(f"{path}: 32-bit ELF; only 64-bit kernels are supported")
-        if etype == "ET_REL":
+        if header.type == _ET_REL:
             self.kind = ImageKind.MODULE
-        elif etype in ("ET_EXEC", "ET_DYN"):
+        elif header.type in (_ET_EXEC, _ET_DYN):
             self.kind = ImageKind.VMLINUX
         else:
+            etype = _TYPE_NAMES.get(header.type, str(header.type))
             raise InputError(f"{path}: ELF type {etype} is neither a kernel nor a module")
+        try:
+            raw_sections = _read_section_headers(data, header)
+        except (struct.error, ValueError, IndexError, OverflowError) as error:
+            raise InputError(f"{path}: not a usable ELF file ({error})") from None
         self.sections = self._layout(raw_sections)
         self._by_name = {s.name: s for s in self.sections}
         self._check_within_file()
@@ -125,40 +250,47 @@ class KernelImage:
         )
         self.build_id = self._read_build_id()
 
+    @cached_property
+    def elffile(self) -> Any:
+        """The pyelftools ``ELFFile`` of the image (imported and built on first use)."""
+        from elftools.elf.elffile import ELFFile
+
+        return ELFFile(self._stream)  # type: ignore[arg-type]  # mmap reads like a file
+
     # -- construction helpers ---------------------------------------------------------------
 
-    def _layout(self, raw_sections: list[Any]) -> list[Section]:
-        headers = [raw.header for raw in raw_sections]
+    def _layout(self, raw_sections: list[_SectionHeader]) -> list[Section]:
         module_addresses = (
             self._module_layout(raw_sections) if self.kind is ImageKind.MODULE else {}
         )
-        sections = []
-        for index, (raw, header) in enumerate(zip(raw_sections, headers, strict=True)):
-            flags = header["sh_flags"]
-            sections.append(
-                Section(
-                    index=index,
-                    name=raw.name,
-                    link_address=module_addresses.get(index, int(header["sh_addr"])),
-                    size=int(header["sh_size"]),
-                    file_offset=int(header["sh_offset"]),
-                    alignment=max(int(header["sh_addralign"]), 1),
-                    is_alloc=bool(flags & SH_FLAGS.SHF_ALLOC),
-                    is_exec=bool(flags & SH_FLAGS.SHF_EXECINSTR),
-                    is_write=bool(flags & SH_FLAGS.SHF_WRITE),
-                    has_bits=header["sh_type"] != "SHT_NOBITS",
-                )
+        return [
+            Section(
+                index=index,
+                name=raw.name,
+                link_address=module_addresses.get(index, raw.address),
+                size=raw.size,
+                file_offset=raw.offset,
+                alignment=max(raw.alignment, 1),
+                is_alloc=bool(raw.flags & SHF_ALLOC),
+                is_exec=bool(raw.flags & SHF_EXECINSTR),
+                is_write=bool(raw.flags & SHF_WRITE),
+                has_bits=raw.type != SHT_NOBITS,
+                elf_type=raw.type,
+                link=raw.link,
+                info=raw.info,
+                flags=raw.flags,
             )
-        return sections
+            for index, raw in enumerate(raw_sections)
+        ]
 
     @staticmethod
-    def _module_layout(raw_sections: list[Any]) -> dict[int, int]:
+    def _module_layout(raw_sections: list[_SectionHeader]) -> dict[int, int]:
         """Section addresses as the module loader lays them out (kernel/module/main.c 6.1
         ``layout_sections``): executable, then read-only, then writable sections, each class in
         section-header order and aligned; ``.init*`` sections after the core ones (``.exit*``
         stay in the core with CONFIG_MODULE_UNLOAD, which every distro kernel sets). This order
         makes module kallsyms sizes come out as the kernel prints them."""
-        alloc, execinstr, write = SH_FLAGS.SHF_ALLOC, SH_FLAGS.SHF_EXECINSTR, SH_FLAGS.SHF_WRITE
+        alloc, execinstr, write = SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE
         mask = alloc | write | execinstr
         # (flags & mask) per class: code, read-only data, writable data
         classes = (alloc | execinstr, alloc, alloc | write)
@@ -167,21 +299,19 @@ class KernelImage:
         for init in (False, True):
             for wanted in classes:
                 for index, raw in enumerate(raw_sections):
-                    header = raw.header
-                    flags = header["sh_flags"]
                     is_init = raw.name.startswith(".init")
                     # rewrite_section_headers() clears SHF_ALLOC of these: never loaded.
                     if raw.name in (".modinfo", "__versions"):
                         continue
-                    belongs = flags & mask == wanted or (
-                        wanted == alloc | execinstr and flags & mask == mask
+                    belongs = raw.flags & mask == wanted or (
+                        wanted == alloc | execinstr and raw.flags & mask == mask
                     )
                     if index in addresses or is_init != init or not belongs:
                         continue
-                    alignment = max(int(header["sh_addralign"]), 1)
+                    alignment = max(raw.alignment, 1)
                     next_address = -(-next_address // alignment) * alignment
                     addresses[index] = next_address
-                    next_address += int(header["sh_size"])
+                    next_address += raw.size
                 # strict_align(): with CONFIG_STRICT_MODULE_RWX each class starts on a page.
                 next_address = -(-next_address // 4096) * 4096
         return addresses

@@ -125,7 +125,7 @@ class SymbolTable:
         symtab = image.get_section(".symtab")
         if symtab is None:
             raise InputError(f"{image.path}: has no .symtab")
-        link = int(image.elffile.get_section(symtab.index).header["sh_link"])
+        link = symtab.link
         # sh_link names the symbol string table (gABI "Section Header"); a damaged one may not.
         if not 0 < link < len(image.sections) or not image.sections[link].has_bits:
             raise InputError(f"{image.path}: .symtab links to no string table (section {link})")

@@ -341,10 +341,10 @@ def _worker_parse(cu_offset: int) -> _Outcome:
 
 def dwarf_codec() -> CuCodec:
     """The DWARF layer's CU functions and blob formats (what decode and index must agree on)."""
-    from ltosyms.elf import dwarf, dwarf_cudata, dwarf_cumap
+    from ltosyms.elf import dwarf
 
     return CuCodec(
-        format=f"cudata-{dwarf_cudata.FORMAT_VERSION}.cumap-{dwarf_cumap.FORMAT_VERSION}",
+        format=dwarf.CU_FORMAT,
         iter_cu_offsets=dwarf.iter_cu_offsets,
         parse_cu=dwarf.parse_cu,
         prepare=_store_cu_map,
