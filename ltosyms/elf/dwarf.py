@@ -64,7 +64,9 @@ T = TypeVar("T")
 
 CuKey = int  # .debug_info offset of a unit header: names a unit within one build
 CU_MAP_KEY = -1  # the store key of the address -> unit map
-OUTER_NAMES_KEY = -2  # the store key of the symbol names of outermost entries (symbols=...)
+# The store key of the symbol names of outermost entries (symbols=...); stores keep the first
+# blob written under a key, so a new format takes a new key (-2 held format 1).
+OUTER_NAMES_KEY = -3
 # The formats of the stored blobs: an index written with other formats is not used.
 CU_FORMAT = f"cudata-{dwarf_cudata.FORMAT_VERSION}.cumap-{dwarf_cumap.FORMAT_VERSION}"
 
@@ -208,7 +210,7 @@ class DwarfResolver:
             raw = self.store.get(OUTER_NAMES_KEY)
             if raw is not None:
                 try:
-                    self._outer_names = OuterNames.from_bytes(raw)
+                    self._outer_names = OuterNames.from_bytes(raw, self.symbols)
                 except CacheError as error:
                     log.warning("%s: stored symbol names discarded: %s", self.image.path, error)
             if self._outer_names is None:

@@ -16,12 +16,14 @@ past its end.
 from __future__ import annotations
 
 import marshal
+from array import array
 from bisect import bisect_right
+from collections.abc import Sequence
 
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import CacheError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: packed columns, names by symbol-table position
 _MAGIC = "ltosyms-outer-names"
 
 # nm letters of symbols defined in executable sections (bfd decode_section_type: 't'), weak
@@ -29,12 +31,24 @@ _MAGIC = "ltosyms-outer-names"
 _CODE_LETTERS = frozenset("tTWwi")
 
 
-class OuterNames:
-    """llvm-symbolizer's symbol-table name for a code address, built once per table."""
+def _column(code: str, raw: bytes) -> array[int]:
+    numbers = array(code)
+    numbers.frombytes(raw)
+    return numbers
 
-    def __init__(self, starts: list[int], ends: list[int], names: list[str]) -> None:
+
+class OuterNames:
+    """llvm-symbolizer's symbol-table name for a code address, built once per table.
+
+    Kept as the start, end and symbol-table position of each chosen symbol: the stored form is
+    three packed arrays and the names come from the (already loaded) table."""
+
+    def __init__(
+        self, starts: Sequence[int], ends: Sequence[int], indexes: Sequence[int], names: list[str]
+    ) -> None:
         self._starts = starts
         self._ends = ends  # 0: no size (the symbol extends to the next one)
+        self._indexes = indexes
         self._names = names
 
     @classmethod
@@ -64,31 +78,35 @@ class OuterNames:
             else:
                 starts.append(address)
                 kept.append(index)
-        return cls(
-            starts,
-            [addresses[i] + sizes[i] if sizes[i] else 0 for i in kept],
-            [names[i] for i in kept],
-        )
+        ends = [addresses[i] + sizes[i] if sizes[i] else 0 for i in kept]
+        return cls(starts, ends, kept, names)
 
     def to_bytes(self) -> bytes:
-        return marshal.dumps((_MAGIC, FORMAT_VERSION, self._starts, self._ends, self._names))
+        return marshal.dumps(
+            (
+                _MAGIC,
+                FORMAT_VERSION,
+                array("Q", self._starts).tobytes(),
+                array("Q", self._ends).tobytes(),
+                array("I", self._indexes).tobytes(),
+            )
+        )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> OuterNames:
+    def from_bytes(cls, data: bytes, symbols: SymbolTable) -> OuterNames:
+        """The record :meth:`to_bytes` stored for the image whose table is ``symbols``."""
         try:
-            magic, version, starts, ends, names = marshal.loads(data)
+            magic, version, starts, ends, indexes = marshal.loads(data)
+            if magic != _MAGIC or version != FORMAT_VERSION:
+                raise CacheError("symbol name record has a foreign format")
+            columns = (_column("Q", starts), _column("Q", ends), _column("I", indexes))
         except (EOFError, ValueError, TypeError) as error:
             raise CacheError(f"symbol name record is damaged ({error})") from None
-        if magic != _MAGIC or version != FORMAT_VERSION:
-            raise CacheError("symbol name record has a foreign format")
-        if not (
-            isinstance(starts, list)
-            and isinstance(ends, list)
-            and isinstance(names, list)
-            and len(starts) == len(ends) == len(names)
+        if not len(columns[0]) == len(columns[1]) == len(columns[2]) or any(
+            index >= len(symbols.names) for index in columns[2][-1:]
         ):
             raise CacheError("symbol name record is damaged")
-        return cls(starts, ends, names)
+        return cls(*columns, symbols.names)
 
     def name_at(self, link_address: int, within_size: bool = True) -> str | None:
         """The symbol name at ``link_address``; with ``within_size`` False, the nearest symbol
@@ -100,4 +118,4 @@ class OuterNames:
         end = self._ends[position]
         if within_size and end and link_address >= end:
             return None
-        return self._names[position]
+        return self._names[self._indexes[position]]

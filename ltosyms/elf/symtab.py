@@ -117,7 +117,21 @@ def nm_type_letter(info: int, shndx: int, section_letters: Sequence[str]) -> str
 
 
 class SymbolTable:
-    """All named, defined-or-not symbols of an image, in ``.symtab`` order, plus indexes."""
+    """All named, defined-or-not symbols of an image, in ``.symtab`` order, plus indexes.
+
+    Columns are lists when read from the ELF and packed arrays when loaded from the index:
+    readers index and iterate them, nothing writes them after construction."""
+
+    names: list[str]
+    link_addresses: Sequence[int]
+    elf_sizes: Sequence[int]
+    _infos: Sequence[int]
+    _shndxs: Sequence[int]
+    nm_types: Sequence[str]
+    _sizes: Sequence[int]
+    _sized: Sequence[int]
+    kept_indexes: Sequence[int]
+    _kept_addresses: Sequence[int]
 
     def __init__(self, image: KernelImage, rule: KeepRule | None = None) -> None:
         self.image = image
@@ -175,7 +189,7 @@ class SymbolTable:
         self.nm_types = letters
         if image.is_module:
             self.rule = rule or keep_rule_for(self)
-            self.kallsyms_sizes = self._compute_module_kallsyms_sizes()
+            self._set_kallsyms_sizes(self._compute_module_kallsyms_sizes())
         else:
             # The name/type filters run once; the rule's text ranges only cut that list down.
             filtered = [
@@ -186,7 +200,20 @@ class SymbolTable:
                 and passes_name_filters(name, letter)
             ]
             self.rule = rule or keep_rule_for(self, filtered=filtered)
-            self.kallsyms_sizes = self._compute_kallsyms_sizes(filtered)
+            self._set_kallsyms_sizes(self._compute_kallsyms_sizes(filtered))
+
+    def _set_kallsyms_sizes(self, sizes: list[int | None]) -> None:
+        self.__dict__["kallsyms_sizes"] = sizes
+        # The columns records are made from (and stored): a size, and whether there is one.
+        self._sizes = [0 if size is None else size for size in sizes]
+        self._sized = bytes(size is not None for size in sizes)
+
+    @cached_property
+    def kallsyms_sizes(self) -> list[int | None]:
+        """Per symbol, the size an oops prints; None where kallsyms does not keep it."""
+        return [
+            size if sized else None for size, sized in zip(self._sizes, self._sized, strict=True)
+        ]
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -199,7 +226,6 @@ class SymbolTable:
         Numbers go in as packed arrays and names as one string: loading them back is a few
         copies in C, where a list of 120,000 marshalled integers costs tens of milliseconds."""
         rule = self.rule
-        sizes = self.kallsyms_sizes
         return marshal.dumps(
             (
                 self.FORMAT,
@@ -210,8 +236,8 @@ class SymbolTable:
                 bytes(self._infos),
                 array("H", self._shndxs).tobytes(),
                 "".join(self.nm_types),
-                array("Q", [0 if size is None else size for size in sizes]).tobytes(),
-                bytes(size is not None for size in sizes),
+                array("Q", self._sizes).tobytes(),
+                bytes(self._sized),
                 array("I", self.kept_indexes).tobytes(),
                 array("Q", self._kept_addresses).tobytes(),
                 array("I", self._name_order).tobytes(),
@@ -223,10 +249,10 @@ class SymbolTable:
     def from_bytes(cls, image: KernelImage, data: bytes) -> SymbolTable | None:
         """A table stored by :meth:`to_bytes` for this image; None if it does not fit."""
 
-        def numbers(code: str, raw: bytes) -> list[int]:
-            column = array(code)
-            column.frombytes(raw)
-            return column.tolist()
+        def column(code: str, raw: bytes) -> array[int]:
+            numbers = array(code)
+            numbers.frombytes(raw)
+            return numbers
 
         try:
             fields = marshal.loads(data)
@@ -248,22 +274,22 @@ class SymbolTable:
                 name_order,
                 (all_symbols, ranges, last_end),
             ) = fields
+            # Columns stay packed arrays (indexing one is as cheap as indexing a list, and
+            # nothing is copied); names become one list, the name order needs them.
             table = cls.__new__(cls)
             table.image = image
             table.machine = image.machine
             table.names = names.split("\0") if names else []
-            table.link_addresses = numbers("Q", addresses)
-            table.elf_sizes = numbers("Q", elf_sizes)
-            table._infos = list(infos)
-            table._shndxs = numbers("H", shndxs)
-            table.nm_types = list(nm_types)
-            table.kallsyms_sizes = [
-                size if present else None
-                for size, present in zip(numbers("Q", sizes), has_size, strict=True)
-            ]
-            table.kept_indexes = numbers("I", kept)
-            table._kept_addresses = numbers("Q", kept_addresses)
-            table.__dict__["_name_order"] = numbers("I", name_order)
+            table.link_addresses = column("Q", addresses)
+            table.elf_sizes = column("Q", elf_sizes)
+            table._infos = bytes(infos)
+            table._shndxs = column("H", shndxs)
+            table.nm_types = str(nm_types)
+            table._sizes = column("Q", sizes)
+            table._sized = bytes(has_size)
+            table.kept_indexes = column("I", kept)
+            table._kept_addresses = column("Q", kept_addresses)
+            table.__dict__["_name_order"] = column("I", name_order)
             table.rule = KeepRule(all_symbols, tuple(tuple(r) for r in ranges), last_end)
         except (ValueError, EOFError, TypeError, IndexError):
             return None
@@ -275,8 +301,11 @@ class SymbolTable:
             == len(table._infos)
             == len(table._shndxs)
             == len(table.nm_types)
-            == len(table.kallsyms_sizes)
-        ) or any(not 0 <= i < count for i in (*table.kept_indexes[:1], *table._name_order[:1])):
+            == len(table._sizes)
+            == len(table._sized)
+        ) or len(table.kept_indexes) != len(table._kept_addresses):
+            return None
+        if any(i >= count for i in (*table.kept_indexes[-1:], *table._name_order[-1:])):
             return None
         return table
 
@@ -348,17 +377,17 @@ class SymbolTable:
         addresses = self.link_addresses
         keep.sort(key=addresses.__getitem__)  # address order, ties in .symtab order
         self.kept_indexes = keep
-        kept_addresses = sorted({addresses[i] for i in keep})
+        starts = sorted({addresses[i] for i in keep})
         sizes: list[int | None] = [None] * len(self.names)
         for index in keep:
             address = addresses[index]
             in_init = any(s.contains(address) for s in init_exec)
             bound = init_text_end if in_init else core_text_end
-            position = bisect.bisect_right(kept_addresses, address)
-            following = kept_addresses[position] if position < len(kept_addresses) else bound
+            position = bisect.bisect_right(starts, address)
+            following = starts[position] if position < len(starts) else bound
             next_value = following if following < bound else bound
             sizes[index] = (next_value - address) & 0xFFFF_FFFF_FFFF_FFFF
-        self._kept_addresses = kept_addresses
+        self._kept_addresses = [addresses[i] for i in keep]
         return sizes
 
     @property
@@ -371,6 +400,17 @@ class SymbolTable:
         return len(self.names)
 
     def symbol(self, index: int) -> Symbol:
+        record = self._records.get(index)
+        if record is None:
+            record = self._records[index] = self._make_symbol(index)
+        return record
+
+    @cached_property
+    def _records(self) -> dict[int, Symbol]:
+        # Lookups return the same few hundred symbols over and over in a long log.
+        return {}
+
+    def _make_symbol(self, index: int) -> Symbol:
         info = self._infos[index]
         shndx = self._shndxs[index]
         sections = self.image.sections
@@ -390,7 +430,7 @@ class SymbolTable:
             bind=SYMBOL_BINDS.get(info >> 4, str(info >> 4)),
             section=section,
             nm_type=self.nm_types[index],
-            kallsyms_size=self.kallsyms_sizes[index],
+            kallsyms_size=self._sizes[index] if self._sized[index] else None,
             index=index,
         )
 
@@ -406,7 +446,7 @@ class SymbolTable:
     # -- lookups --------------------------------------------------------------------------------
 
     @cached_property
-    def _name_order(self) -> list[int]:
+    def _name_order(self) -> Sequence[int]:
         """Defined, listed symbols sorted by name (then .symtab order): exact names and names
         sharing a prefix are contiguous, found by bisection. Stored with the table, so a warm
         decode builds no name index over the ~120,000 symbols of a vmlinux."""
@@ -455,12 +495,11 @@ class SymbolTable:
                 groups.setdefault(name, []).append(index)
         return [index for indexes in groups.values() for index in indexes]
 
-    @cached_property
-    def _address_order(self) -> tuple[list[int], list[int]]:
+    @property
+    def _address_order(self) -> tuple[Sequence[int], Sequence[int]]:
         """Kept symbols sorted by address, for the kernel's own address -> symbol lookup."""
         # kept_indexes is in address order already, equal addresses in .symtab order.
-        order = self.kept_indexes
-        return [self.link_addresses[i] for i in order], order
+        return self._kept_addresses, self.kept_indexes
 
     def by_name(self, name: str) -> list[Symbol]:
         """Every defined symbol with exactly this ELF name (duplicates of statics included)."""

@@ -164,9 +164,14 @@ def in_system_map(name: str, nm_type: str) -> bool:
 
 
 class _SymbolColumns(Protocol):
-    names: list[str]
-    link_addresses: list[int]
-    nm_types: list[str]
+    @property
+    def names(self) -> list[str]: ...
+
+    @property
+    def link_addresses(self) -> Sequence[int]: ...
+
+    @property
+    def nm_types(self) -> Sequence[str]: ...
 
     def is_listed(self, index: int) -> bool: ...
 
