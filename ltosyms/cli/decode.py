@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +20,6 @@ from ltosyms.errors import InputError, MismatchError, UsageError
 from ltosyms.index.store import IndexStore
 from ltosyms.oops.lines import iter_physical_lines
 from ltosyms.oops.parse import iter_reports
-from ltosyms.render.decode_json import decode_document
 from ltosyms.render.decode_text import (
     decode_stacktrace_annotations,
     render_log,
@@ -37,6 +33,9 @@ def seekable_log(log: str) -> Iterator[IO[bytes]]:
     """The log as a binary file that can be read twice (stdin is spooled to a temp file):
     once to find and decode reports, once to print it with the decoding interleaved."""
     if log == "-":
+        import shutil
+        import tempfile
+
         with tempfile.TemporaryFile() as spool:
             shutil.copyfileobj(sys.stdin.buffer, spool)
             spool.seek(0)
@@ -195,6 +194,10 @@ def command(
             click.echo(f"ltosyms: warning: {warning}", err=True)
         decoded = [decoder.decode(report) for report in reports]
         if as_json:
+            import json
+
+            from ltosyms.render.decode_json import decode_document
+
             click.echo(json.dumps(decode_document(loaded, decoded), indent=1))
         elif output_format == "decode-stacktrace":
             annotations = {}

@@ -22,15 +22,19 @@ from ltosyms.decode.frames import (
     narrow_by_caller,
     unresolved,
 )
+from ltosyms.decode.memo import remembered
 from ltosyms.decode.modules import ModuleSet
 from ltosyms.disasm import (
+    LISTING_KIND,
     CallSiteStore,
     CodeListing,
     CodeMatch,
     CodeVerdict,
-    compare_code,
     disassemble_code,
     image_window,
+    listing_from_bytes,
+    listing_key,
+    listing_to_bytes,
 )
 from ltosyms.elf.build_facts import FactStore, choose_rule, read_build_facts
 from ltosyms.elf.dwarf import CuStore, DwarfResolver
@@ -344,6 +348,7 @@ class Decoder:
         marker_link_address = resolved.link_address if resolved is not None else None
         window = None
         image_name = None
+        resolver = None
         if ip is not None and marker_link_address is not None:
             resolver = self.resolver(ip.module, ip.module_build_id, work.warnings)
             if resolver is not None:
@@ -359,7 +364,7 @@ class Decoder:
                 except LtosymsError as error:
                     work.warnings.append(f"Code: not compared: {error}")
         try:
-            listing = disassemble_code(
+            listing = self._listing(
                 code.data,
                 code.marker_offset,
                 arch,
@@ -370,14 +375,33 @@ class Decoder:
             work.warnings.append(f"Code: cannot be disassembled: {error}")
             listing = None
         match = None
-        if window is not None:
-            match = compare_code(code.data, code.marker_offset, window, arch)
+        if window is not None and resolver is not None and marker_link_address is not None:
+            match = resolver.compare_code(code, window, marker_link_address)
             if match.verdict is CodeVerdict.MISMATCH:
                 work.warnings.append(
                     f"Code: bytes differ from {image_name} at the RIP in {match.unexplained} "
                     f"bytes: the {image_name} is not the crashed kernel"
                 )
         return CodeReport(listing, match, image_name)
+
+    def _listing(
+        self,
+        data: bytes,
+        marker_index: int,
+        arch: str,
+        marker_link_address: int | None,
+        boundaries: tuple[int, ...],
+    ) -> CodeListing:
+        """:func:`disassemble_code`, kept in the vmlinux's index (see :mod:`.memo`)."""
+        store = self.store_for(self.vmlinux.image) if self.store_for is not None else None
+        return remembered(
+            store,
+            LISTING_KIND,
+            listing_key(data, marker_index, arch, marker_link_address, boundaries),
+            lambda: disassemble_code(data, marker_index, arch, marker_link_address, boundaries),
+            listing_to_bytes,
+            listing_from_bytes,
+        )
 
     def _judge_mismatch(self, frames: list[Frame], code: CodeReport | None, work: _Work) -> bool:
         if (

@@ -26,14 +26,21 @@ from ltosyms.decode.candidates import (
     narrow_further,
     resolve_name,
 )
+from ltosyms.decode.memo import remembered
 from ltosyms.disasm import (
+    MATCH_KIND,
     CallKind,
     CallSite,
     CallSiteStore,
+    CodeMatch,
     CodeVerdict,
+    ImageWindow,
     compare_code,
     finder_for,
     image_window,
+    match_from_bytes,
+    match_key,
+    match_to_bytes,
 )
 from ltosyms.elf.dwarf import DwarfResolver, SourceLocation
 from ltosyms.elf.kernel import LoadedImage
@@ -137,10 +144,26 @@ class ImageResolver:
                 )
             except InputError:
                 return False  # no code there at all
-            match = compare_code(code.data, marker, window, code.arch)
+            match = self.compare_code(code, window, candidate.link_address)
             return None if match.verdict is CodeVerdict.UNKNOWN else match.is_match
 
         return test
+
+    def compare_code(
+        self, code: CodeBytes, window: ImageWindow, marker_link_address: int
+    ) -> CodeMatch:
+        """:func:`compare_code` of ``Code:`` bytes with this image's ``window`` at
+        ``marker_link_address``, kept in the image's index (see :mod:`.memo`)."""
+        assert code.marker_offset is not None
+        marker = code.marker_offset
+        return remembered(
+            self.finder.store,
+            MATCH_KIND,
+            match_key(code.data, marker, code.arch, marker_link_address),
+            lambda: compare_code(code.data, marker, window, code.arch),
+            match_to_bytes,
+            match_from_bytes,
+        )
 
     # -- resolution ---------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from ltosyms.disasm.callsite import (
     finder_for,
 )
 from ltosyms.disasm.compare import (
+    MATCH_KIND,
     CodeMatch,
     CodeVerdict,
     ImageWindow,
@@ -32,18 +33,27 @@ from ltosyms.disasm.compare import (
     PatchedSite,
     compare_code,
     image_window,
+    match_from_bytes,
+    match_key,
+    match_to_bytes,
 )
 from ltosyms.disasm.decoder import AARCH64, X86_64, normalize_arch
 from ltosyms.disasm.listing import (
+    LISTING_KIND,
     CodeInstruction,
     CodeListing,
     code_bytes_from_words,
     disassemble_code,
+    listing_from_bytes,
+    listing_key,
+    listing_to_bytes,
 )
 from ltosyms.disasm.patching import PatchReason, PatchSite, PatchSites, Replacement, patch_sites
 
 __all__ = [
     "AARCH64",
+    "LISTING_KIND",
+    "MATCH_KIND",
     "RETPOLINE_THUNK_PREFIXES",
     "X86_64",
     "BytesSource",
@@ -70,6 +80,12 @@ __all__ = [
     "disassemble_code",
     "finder_for",
     "image_window",
+    "listing_from_bytes",
+    "listing_key",
+    "listing_to_bytes",
+    "match_from_bytes",
+    "match_key",
+    "match_to_bytes",
     "normalize_arch",
     "patch_sites",
 ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import marshal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -69,6 +70,43 @@ class CodeMatch:
     @property
     def unexplained(self) -> int:
         return len(self.unexplained_offsets)
+
+
+# Store kind of comparisons (see match_key); bump when CodeMatch or the rules change.
+MATCH_KIND = "code-match/1"
+
+
+def match_key(code: bytes, marker_index: int, arch: str, marker_link_address: int) -> str:
+    """What a comparison with one image depends on besides the image itself (the window is
+    read at ``marker_link_address``), as a store key of that image's index."""
+    return f"{normalize_arch(arch)}/{marker_index}/{marker_link_address:x}/{bytes(code).hex()}"
+
+
+def match_to_bytes(match: CodeMatch) -> bytes:
+    return marshal.dumps(
+        (
+            match.verdict.value,
+            match.compared,
+            match.differing,
+            match.unexplained_offsets,
+            [(site.offset, site.length, site.reason.value) for site in match.patched_sites],
+        )
+    )
+
+
+def match_from_bytes(data: bytes) -> CodeMatch:
+    """The comparison :func:`match_to_bytes` stored; :class:`ValueError` for other bytes."""
+    try:
+        verdict, compared, differing, unexplained, sites = marshal.loads(data)
+        return CodeMatch(
+            CodeVerdict(verdict),
+            int(compared),
+            int(differing),
+            tuple(int(offset) for offset in unexplained),
+            tuple(PatchedSite(int(o), int(n), PatchReason(r)) for o, n, r in sites),
+        )
+    except (EOFError, TypeError, ValueError) as error:
+        raise ValueError(f"not a stored comparison: {error}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ scripts/decodecode's "All code" does by eye.
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,58 @@ class CodeListing:
             if instruction.is_fault:
                 return instruction
         return None
+
+
+# Store kind of listings (see listing_key); bump when CodeListing or the decoding changes.
+LISTING_KIND = "code-listing/1"
+
+
+def listing_key(
+    code: bytes,
+    marker_index: int | None,
+    arch: str,
+    link_address_of_marker: int | None,
+    boundaries: Sequence[int],
+) -> str:
+    """Everything :func:`disassemble_code` depends on, as a store key: a listing is a pure
+    function of them (and of capstone's version, which a new ltosyms release may change)."""
+    marker = "-" if marker_index is None else str(marker_index)
+    address = "-" if link_address_of_marker is None else f"{link_address_of_marker:x}"
+    known = ",".join(str(b) for b in boundaries)
+    return f"{normalize_arch(arch)}/{marker}/{address}/{known}/{bytes(code).hex()}"
+
+
+def listing_to_bytes(listing: CodeListing) -> bytes:
+    return marshal.dumps(
+        (
+            listing.arch,
+            [
+                (i.offset, i.link_address, i.raw, i.mnemonic, i.op_str, i.is_fault)
+                for i in listing.instructions
+            ],
+            listing.marker_index,
+            listing.marker_link_address,
+            listing.undecoded_prefix,
+        )
+    )
+
+
+def listing_from_bytes(data: bytes) -> CodeListing:
+    """The listing :func:`listing_to_bytes` stored; :class:`ValueError` for other bytes."""
+    try:
+        arch, instructions, marker_index, marker_link_address, prefix = marshal.loads(data)
+        return CodeListing(
+            arch=str(arch),
+            instructions=tuple(
+                CodeInstruction(int(o), a, bytes(r), str(m), str(op), bool(f))
+                for o, a, r, m, op, f in instructions
+            ),
+            marker_index=marker_index,
+            marker_link_address=marker_link_address,
+            undecoded_prefix=int(prefix),
+        )
+    except (EOFError, TypeError, ValueError) as error:
+        raise ValueError(f"not a stored listing: {error}") from None
 
 
 @dataclass(frozen=True, slots=True)

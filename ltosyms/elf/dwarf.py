@@ -26,19 +26,21 @@ import struct
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ltosyms.elf import dwarf_cudata, dwarf_cumap
-from ltosyms.elf.dwarf_build import build_cu_data
 from ltosyms.elf.dwarf_cudata import CuData, FunctionExtent, SourceLocation
 from ltosyms.elf.dwarf_cumap import CuMap, build_cu_map
 from ltosyms.elf.dwarf_forms import DwarfError
-from ltosyms.elf.dwarf_info import DieReader
-from ltosyms.elf.dwarf_sections import DwarfSections
 from ltosyms.elf.dwarf_symnames import OuterNames
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import CacheError, InputError
+
+if TYPE_CHECKING:
+    # The DWARF parsers are imported where a unit is parsed, not with this module: a decode
+    # served from the index never loads them.
+    from ltosyms.elf.dwarf_info import DieReader
 
 __all__ = [
     "CU_FORMAT",
@@ -185,6 +187,8 @@ class DwarfResolver:
             except CacheError as error:
                 log.warning("%s: stored unit %#x discarded: %s", self.image.path, cu_offset, error)
         if data is None:
+            from ltosyms.elf.dwarf_build import build_cu_data
+
             data = _translated(self.image, lambda: build_cu_data(self.reader, cu_offset))
             self.parsed_units += 1
             self.store.put(cu_offset, data.to_bytes())
@@ -285,6 +289,9 @@ _readers: weakref.WeakKeyDictionary[KernelImage, DieReader] = weakref.WeakKeyDic
 def _reader_for(image: KernelImage) -> DieReader:
     reader = _readers.get(image)
     if reader is None:
+        from ltosyms.elf.dwarf_info import DieReader
+        from ltosyms.elf.dwarf_sections import DwarfSections
+
         reader = _translated(image, lambda: DieReader(DwarfSections.from_image(image)))
         _readers[image] = reader
     return reader
@@ -310,6 +317,8 @@ def parse_cu(path_or_image: KernelImage | str | os.PathLike[str], cu_offset: int
 
     Usable in a worker process: the image and its DWARF readers are opened once per process
     and path, then reused for every unit the worker is given."""
+    from ltosyms.elf.dwarf_build import build_cu_data
+
     image = _image_for(path_or_image)
     reader = _reader_for(image)
     return _translated(image, lambda: build_cu_data(reader, cu_offset)).to_bytes()

@@ -20,10 +20,9 @@ from ltosyms.elf.dwarf_codegen import (
     V_RANGES,
     V_RANGES_IS_INDEX,
 )
-from ltosyms.elf.dwarf_cudata import NO_FILE, CuData, narrow
+from ltosyms.elf.dwarf_cudata import END_OF_SEQUENCE, NO_FILE, CuData, narrow
 from ltosyms.elf.dwarf_info import DieReader, RawFunctions, walk_unit
 from ltosyms.elf.dwarf_line import (
-    END_OF_SEQUENCE,
     FileTable,
     LineRows,
     read_line_header,

@@ -27,8 +27,24 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ltosyms.elf.dwarf_line import find_row
 from ltosyms.errors import CacheError
+
+# The file number of a row that ends a sequence (the first address after it); the line
+# program in ltosyms.elf.dwarf_line writes such rows.
+END_OF_SEQUENCE = 0xFFFFFFFF
+
+
+def find_row(
+    addresses: array[int], files: array[int], address: int, end_marker: int = END_OF_SEQUENCE
+) -> int | None:
+    """Index of the row that covers ``address``: the last row at or before it in its sequence
+    (llvm DWARFDebugLine::LineTable::findRowInSeq); None outside every sequence. A row whose
+    file is ``end_marker`` ends a sequence."""
+    position = bisect_right(addresses, address) - 1
+    if position < 0 or files[position] == end_marker:
+        return None
+    return position
+
 
 FORMAT_VERSION = 2
 _MAGIC = "ltosyms-cu"
@@ -255,6 +271,9 @@ class CuData:
     # -- bytes ---------------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
+        # Every index is checked against its array here, once, so that a stored record is
+        # consistent; loading it back checks the lengths only (the store's CRC guards bytes).
+        self.check(indexes=True)
         arrays = tuple(
             (values.typecode, values.tobytes())
             for values in (getattr(self, name) for name in ARRAY_FIELDS)
@@ -321,11 +340,12 @@ class CuData:
             )
         except (TypeError, ValueError) as error:
             raise CacheError(f"unit record is damaged ({error})") from None
-        unit.check()
+        unit.check(indexes=False)
         return unit
 
-    def check(self) -> None:
-        """Raise :class:`CacheError` unless the arrays fit together (indexes stay inside)."""
+    def check(self, indexes: bool = True) -> None:
+        """Raise :class:`CacheError` unless the arrays fit together; with ``indexes``, also
+        unless every index stays inside the array it points into (a scan of every array)."""
         rows = len(self.row_addresses)
         nodes = len(self.names)
         ranges = len(self.range_lows)
@@ -339,13 +359,18 @@ class CuData:
             and ranges == len(self.range_highs)
             and len(self.root_lows) == len(self.root_highs) == len(self.root_nodes)
             and files == len(self.relative_paths) == len(self.file_numbers) >= 1
-            and max(self.range_starts, default=0) <= ranges
-            and max(self.root_nodes, default=0) < max(nodes, 1)
-            and max(self.ends, default=0) <= nodes
-            and max(self.parents, default=0) <= nodes
-            and max(self.row_files, default=0) < files
-            and max(self.call_files, default=0) < files
-            and max(self.decl_files, default=0) < files
+        )
+        consistent = consistent and (
+            not indexes
+            or (
+                max(self.range_starts, default=0) <= ranges
+                and max(self.root_nodes, default=0) < max(nodes, 1)
+                and max(self.ends, default=0) <= nodes
+                and max(self.parents, default=0) <= nodes
+                and max(self.row_files, default=0) < files
+                and max(self.call_files, default=0) < files
+                and max(self.decl_files, default=0) < files
+            )
         )
         if not consistent:
             raise CacheError(f"unit record for {self.cu_offset:#x} is inconsistent")

@@ -12,18 +12,16 @@ from __future__ import annotations
 import posixpath
 import struct
 from array import array
-from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from ltosyms.elf import dwarf_forms as F
+from ltosyms.elf.dwarf_cudata import END_OF_SEQUENCE, find_row
 from ltosyms.elf.dwarf_forms import DwarfError, read_sleb, read_uleb
 from ltosyms.elf.dwarf_paths import choose_roots, root_candidate
 from ltosyms.elf.dwarf_sections import DwarfSections
 from ltosyms.elf.dwarf_units import Unit, UnitHeader, read_form
-
-END_OF_SEQUENCE = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +56,6 @@ class LineRows:
         if row is None:
             return None
         return self.files[row], self.lines[row], self.columns[row]
-
-
-def find_row(
-    addresses: array[int], files: array[int], address: int, end_marker: int = END_OF_SEQUENCE
-) -> int | None:
-    """Index of the row that covers ``address``: the last row at or before it in its sequence
-    (llvm DWARFDebugLine::LineTable::findRowInSeq); None outside every sequence. A row whose
-    file is ``end_marker`` ends a sequence."""
-    position = bisect_right(addresses, address) - 1
-    if position < 0 or files[position] == end_marker:
-        return None
-    return position
 
 
 class FileTable:

@@ -44,7 +44,11 @@ class OuterNames:
     three packed arrays and the names come from the (already loaded) table."""
 
     def __init__(
-        self, starts: Sequence[int], ends: Sequence[int], indexes: Sequence[int], names: list[str]
+        self,
+        starts: Sequence[int],
+        ends: Sequence[int],
+        indexes: Sequence[int],
+        names: Sequence[str],
     ) -> None:
         self._starts = starts
         self._ends = ends  # 0: no size (the symbol extends to the next one)

@@ -45,13 +45,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import sqlite3
 import stat
 import struct
-import tempfile
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -73,6 +71,9 @@ CACHE_ENV = "LTOSYMS_CACHE_DIR"
 # Seconds a writer waits for another process's transaction (a batch of the index build holds
 # the write lock for milliseconds; a cold decode storing a symbol table for about a second).
 BUSY_TIMEOUT_SECONDS = 60.0
+
+# Largest part of an index file read through a memory map (more than any index is).
+_MMAP_BYTES = 1 << 30
 
 # Temporary files older than this were left by a killed process, not by one still creating.
 _STALE_TEMPORARY_SECONDS = 3600.0
@@ -137,6 +138,8 @@ def image_key(image: KernelImage) -> str:
     """The name of ``image``'s index: its GNU build id, else a digest of what identifies it."""
     if image.build_id:
         return image.build_id.lower()
+    import hashlib  # only images without a build id need it
+
     digest = hashlib.sha1(usedforsecurity=False)
     try:
         file_status = os.stat(image.path)
@@ -564,6 +567,11 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         # WAL: readers never block the writer nor each other. synchronous=NORMAL is safe in
         # WAL mode (a power loss may drop the last transactions, never corrupts the file).
         connection.execute("PRAGMA synchronous = NORMAL")
+    # Memory-mapped reads (sqlite.org/mmap.html): a stored symbol table is a multi-megabyte
+    # blob, and reading its overflow pages through read() calls takes several times longer.
+    # The map is only ever invalidated by truncation, which nothing does to an index file
+    # (a corrupt one is unlinked and replaced, never truncated in place).
+    connection.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
     return connection
 
 
@@ -605,6 +613,8 @@ def _primary_code(error: sqlite3.Error) -> int:
 
 def _create(path: Path, header: dict[str, str]) -> None:
     """Write a complete empty index into a temporary file and rename it to ``path``."""
+    import tempfile  # only a new index file needs it
+
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(descriptor)
     try:
