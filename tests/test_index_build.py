@@ -338,11 +338,7 @@ def test_next_run_resumes_and_completes(indexed_kernel: IndexedKernel) -> None:
     with open_image(indexed_kernel.vmlinux) as image:
         assert report["cu_total"] == len(list(dwarf.iter_cu_offsets(image)))
         store = open_store(image, indexed_kernel.location, cu_format=dwarf_codec().format)
-        assert (
-            store is not None
-            and store.is_complete
-            and store.get_derived(SYMBOLS_KIND, "") is not None
-        )
+        assert store is not None and store.is_complete and store.get_table(SYMBOLS_KIND) is not None
         store.close()
 
 

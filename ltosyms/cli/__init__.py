@@ -8,6 +8,7 @@ traceback only under ``-v``.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import sys
@@ -49,6 +50,10 @@ class LtosymsGroup(click.Group):
         if module_name is None:
             return None
         module = importlib.import_module(f"ltosyms.cli.{module_name}")
+        # Modules, classes and functions live as long as the process: moved out of the
+        # collector's sight, they are not traversed again by every collection a command's
+        # allocations trigger (a tenth of a short decode's time otherwise).
+        gc.freeze()
         command: click.Command = module.command
         return command
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -58,6 +58,19 @@ def log_lines(file: IO[bytes]) -> Iterator[str]:
     return iter_physical_lines(file)
 
 
+def echo_lines(lines: Iterable[str], batch: int = 1024) -> None:
+    """Print ``lines`` a batch at a time (one echo per line costs a long log ~10 ms); the log's
+    own escapes are kept as they were (``color=True``: click strips nothing)."""
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= batch:
+            click.echo("\n".join(chunk), color=True)
+            chunk = []
+    if chunk:
+        click.echo("\n".join(chunk), color=True)
+
+
 class CacheStores:
     """The index store of each image, opened once per run (None: no cache for it)."""
 
@@ -71,6 +84,20 @@ class CacheStores:
         if key not in self._stores:
             self._stores[key] = open_cache(image, self.cache_dir, self.no_cache)
         return self._stores[key]
+
+    def close(self) -> None:
+        """Close every store: the last connection to an index folds its write-ahead log back
+        into the file and removes it, which interpreter shutdown does not promise to do."""
+        for store in self._stores.values():
+            if store is not None:
+                store.close()
+        self._stores.clear()
+
+    def __enter__(self) -> CacheStores:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def make_decoder(
@@ -172,7 +199,7 @@ def command(
 
         debuginfod = DebuginfodConfig.from_environment(list(debuginfod_urls) or None)
     use_color = color == "always" or (color == "auto" and sys.stdout.isatty())
-    with seekable_log(log) as file:
+    with seekable_log(log) as file, CacheStores(cache_dir, no_cache) as stores:
         reports = list(iter_reports(file))
         module_dirs: tuple[Path, ...] = ()
         if vmlinux is None or (release is not None and len(paths) < 2):
@@ -181,7 +208,6 @@ def command(
             found = find_kernel(reports, release, debuginfod, Path(sysroot))
             click.echo(f"ltosyms: vmlinux {found.vmlinux} ({found.how})", err=True)
             vmlinux, module_dirs = str(found.vmlinux), found.module_dirs
-        stores = CacheStores(cache_dir, no_cache)
         loaded = load_vmlinux(vmlinux, stores)
         folders = (*module_folders, *(str(d) for d in module_dirs))
         decoder = make_decoder(loaded, folders, stores)
@@ -203,16 +229,16 @@ def command(
             annotations = {}
             for report in decoded:
                 annotations.update(decode_stacktrace_annotations(report))
-            for line in render_log_decode_stacktrace(log_lines(file), annotations):
-                click.echo(line, color=True)  # the log's own escapes stay as they were
+            echo_lines(render_log_decode_stacktrace(log_lines(file), annotations))
         else:
             notes: dict[int, list[str]] = {}
             for report in decoded:
                 for number, lines in report_annotations(report).items():
                     notes.setdefault(number, []).extend(lines)
-            for text, is_note in render_log(log_lines(file), notes):
-                styled = click.style(text, fg="cyan") if is_note and use_color else text
-                click.echo(styled, color=True)  # the log's own escapes stay as they were
+            echo_lines(
+                click.style(text, fg="cyan") if is_note and use_color else text
+                for text, is_note in render_log(log_lines(file), notes)
+            )
     _finish(decoded)
 
 

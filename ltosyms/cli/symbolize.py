@@ -68,20 +68,20 @@ def command(
         raise click.BadParameter(
             f"not a number: {kaslr_offset}", param_hint="--kaslr-offset"
         ) from None
-    stores = CacheStores(cache_dir, no_cache)
-    loaded = load_vmlinux(vmlinux, stores)
-    decoder = make_decoder(loaded, module_folders, stores)
-    role = FrameRole.RETURN_ADDRESS if return_address else FrameRole.EXACT_IP
-    results: list[Symbolized] = []
-    try:
-        for text in _queries(queries):
-            result = symbolize(decoder, parse_query(text, role, offset))
-            if as_json:
-                results.append(result)
-            else:
-                for line in symbolized_lines(result):
-                    click.echo(line)
-    finally:
-        decoder.save()
+    with CacheStores(cache_dir, no_cache) as stores:
+        loaded = load_vmlinux(vmlinux, stores)
+        decoder = make_decoder(loaded, module_folders, stores)
+        role = FrameRole.RETURN_ADDRESS if return_address else FrameRole.EXACT_IP
+        results: list[Symbolized] = []
+        try:
+            for text in _queries(queries):
+                result = symbolize(decoder, parse_query(text, role, offset))
+                if as_json:
+                    results.append(result)
+                else:
+                    for line in symbolized_lines(result):
+                        click.echo(line)
+        finally:
+            decoder.save()
     if as_json:
         click.echo(json.dumps(symbolized_json(results, str(loaded.image.path), loaded.build_id)))

@@ -39,7 +39,7 @@ from ltosyms.disasm import (
 from ltosyms.elf.build_facts import FactStore, choose_rule, read_build_facts
 from ltosyms.elf.dwarf import CuStore, DwarfResolver
 from ltosyms.elf.image import KernelImage
-from ltosyms.elf.kernel import LoadedImage
+from ltosyms.elf.kernel import LoadedImage, TableStore
 from ltosyms.errors import LtosymsError, MismatchError
 from ltosyms.names.kallsyms import CleanupRule
 from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
@@ -47,9 +47,9 @@ from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
 log = logging.getLogger(__name__)
 
 
-class ImageStore(CuStore, CallSiteStore, FactStore, Protocol):
-    """What a decode keeps per image between runs: DWARF units, call sites, build facts (the
-    index)."""
+class ImageStore(CuStore, CallSiteStore, FactStore, TableStore, Protocol):
+    """What a decode keeps per image between runs: DWARF units, call sites, build facts, the
+    symbol table (the index)."""
 
 
 StoreFactory = Callable[[KernelImage], ImageStore | None]
@@ -143,10 +143,13 @@ class Decoder:
         return ImageResolver(loaded, dwarf, self.rule, store)
 
     def save(self) -> None:
-        """Keep what this decoder found out (call sites) in the images' stores."""
+        """Keep what this decoder found out (call sites, inline chains) in the images'
+        stores."""
         for resolver in self._resolvers.values():
             if resolver is not None:
                 resolver.finder.save()
+                if resolver.dwarf is not None:
+                    resolver.dwarf.save()
 
     def resolver(
         self, module: str | None, build_id: str | None, warnings: list[str] | None = None

@@ -21,10 +21,11 @@ of the inlined subroutine inside it; the outermost entry is the function itself.
 from __future__ import annotations
 
 import logging
+import marshal
 import os
 import struct
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -69,6 +70,9 @@ CU_MAP_KEY = -1  # the store key of the address -> unit map
 # The store key of the symbol names of outermost entries (symbols=...); stores keep the first
 # blob written under a key, so a new format takes a new key (-2 held format 1).
 OUTER_NAMES_KEY = -3
+# Store kind of inline chains by address (derived facts of the index); bump on any change to
+# SourceLocation or to how chains are made.
+LOCATIONS_KIND = "locations/1"
 # The formats of the stored blobs: an index written with other formats is not used.
 CU_FORMAT = f"cudata-{dwarf_cudata.FORMAT_VERSION}.cumap-{dwarf_cumap.FORMAT_VERSION}"
 
@@ -78,6 +82,33 @@ class CuStore(Protocol):
 
     def get(self, cu_offset: int) -> bytes | None: ...
     def put(self, cu_offset: int, data: bytes) -> None: ...
+
+
+class DerivedStore(Protocol):
+    """A store that also keeps small answers by kind and key (the index does)."""
+
+    def get_derived(self, kind: str, key: str) -> bytes | None: ...
+
+    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
+
+
+def _chain_to_bytes(chain: tuple[SourceLocation, ...]) -> bytes:
+    return marshal.dumps(
+        [
+            (e.function, e.file, e.full_path, e.line, e.column, e.inlined, e.dwarf_function)
+            for e in chain
+        ]
+    )
+
+
+def _chain_from_bytes(data: bytes) -> tuple[SourceLocation, ...]:
+    try:
+        return tuple(
+            SourceLocation(function, file, full_path, line, column, bool(inlined), dwarf)
+            for function, file, full_path, line, column, inlined, dwarf in marshal.loads(data)
+        )
+    except (EOFError, TypeError, ValueError) as error:
+        raise CacheError(f"stored chain is damaged ({error})") from None
 
 
 class MemoryCuStore:
@@ -122,6 +153,8 @@ class DwarfResolver:
         self._reader: DieReader | None = None
         self._cu_map: CuMap | None = None
         self._units: dict[int, CuData] = {}
+        self._answers: dict[int, tuple[SourceLocation, ...]] = {}  # chains by address
+        self._unsaved: list[tuple[str, bytes]] = []
         self.parsed_units = 0  # units decoded from DWARF by this resolver
         self.loaded_units = 0  # units loaded from the store
 
@@ -201,11 +234,47 @@ class DwarfResolver:
         """The inline chain at ``link_address``, innermost first; () if no unit covers it.
 
         For a return address, pass the call site (or return address - 1), not the return
-        address: the line after a call is not where the caller is (DOMAIN §3)."""
+        address: the line after a call is not where the caller is (DOMAIN §3).
+
+        With a store that keeps answers (the index) and the symbol table, the chain of an
+        address asked before comes from the store without loading its unit; new chains are
+        written by :meth:`save`."""
+        chain = self._answers.get(link_address)
+        if chain is not None:
+            return chain
+        answers = self._answer_store()
+        key = f"{link_address:x}"
+        if answers is not None:
+            stored = answers.get_derived(LOCATIONS_KIND, key)
+            if stored is not None:
+                try:
+                    chain = self._answers[link_address] = _chain_from_bytes(stored)
+                    return chain
+                except CacheError as error:
+                    log.debug("%s: stored chain at %s ignored: %s", self.image.path, key, error)
         cu_offset = self.cu_for(link_address)
-        if cu_offset is None:
-            return ()
-        return self.cu_data(cu_offset).locations(link_address, self._namer())
+        chain = (
+            ()
+            if cu_offset is None
+            else self.cu_data(cu_offset).locations(link_address, self._namer())
+        )
+        self._answers[link_address] = chain
+        if answers is not None:
+            self._unsaved.append((key, _chain_to_bytes(chain)))
+        return chain
+
+    def _answer_store(self) -> DerivedStore | None:
+        # Chains name the outermost entry from the symbol table: only then are they stored.
+        if self.symbols is None or not hasattr(self.store, "get_derived"):
+            return None
+        return self.store  # type: ignore[return-value]  # has the derived-facts methods
+
+    def save(self) -> None:
+        """Write the chains found since the last save to the store, in one transaction."""
+        answers = self._answer_store()
+        if answers is not None and self._unsaved:
+            answers.put_derived(LOCATIONS_KIND, self._unsaved)
+        self._unsaved = []
 
     def _namer(self) -> Callable[[int, bool], str | None] | None:
         if self.symbols is None:

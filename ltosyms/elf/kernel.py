@@ -8,7 +8,7 @@ the symbols every kernel links in.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,12 +33,11 @@ class LoadedImage:
 class TableStore(Protocol):
     """Where loaded tables may be kept between runs (the on-disk index is one)."""
 
-    def get_derived(self, kind: str, key: str) -> bytes | None: ...
-    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
+    def get_table(self, kind: str) -> memoryview | None: ...
+    def put_table(self, kind: str, data: bytes) -> bool: ...
 
 
-# Store kind of the symbol table (one per image, key ""). Stores keep the first blob written
-# under a key, so each format gets a kind of its own.
+# Store kind of the symbol table (stores keep one table per kind: a new format is a new kind).
 SYMBOLS_KIND = f"symbols/{SymbolTable.FORMAT}"
 
 
@@ -65,13 +64,13 @@ def symbols_for(image: KernelImage, store: TableStore | None) -> SymbolTable:
     """The image's symbol table: from ``store`` when it holds this format, else loaded from
     the ELF and written there for the next run."""
     if store is not None:
-        stored = store.get_derived(SYMBOLS_KIND, "")
+        stored = store.get_table(SYMBOLS_KIND)
         table = SymbolTable.from_bytes(image, stored) if stored is not None else None
         if table is not None:
             return table
     table = SymbolTable(image)
     if store is not None:
-        store.put_derived(SYMBOLS_KIND, [("", table.to_bytes())])
+        store.put_table(SYMBOLS_KIND, table.to_bytes())
     return table
 
 

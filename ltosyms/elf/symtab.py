@@ -309,8 +309,9 @@ class SymbolTable:
         return b"".join([struct.pack("<I", len(header) + padding), header, bytes(padding), *parts])
 
     @classmethod
-    def from_bytes(cls, image: KernelImage, data: bytes) -> SymbolTable | None:
-        """A table stored by :meth:`to_bytes` for this image; None if it does not fit."""
+    def from_bytes(cls, image: KernelImage, data: bytes | memoryview) -> SymbolTable | None:
+        """A table stored by :meth:`to_bytes` for this image; None if it does not fit. ``data``
+        may be a memory map: the columns are read in place, the pages as they are touched."""
         try:
             (header_size,) = struct.unpack_from("<I", data)
             format_, build_id, (all_symbols, ranges, last_end), places = marshal.loads(

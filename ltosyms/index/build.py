@@ -153,7 +153,7 @@ def _build(
     def store_symbols_meanwhile() -> None:
         # Runs while the workers start and parse their first CUs.
         # The table decode loads (ltosyms.elf.kernel.load_vmlinux); modules load theirs fresh.
-        if not image.is_module and store.get_derived(SYMBOLS_KIND, "") is None:
+        if not image.is_module and store.get_table(SYMBOLS_KIND) is None:
             symbols_for(image, store)
             symbols_stored.append(True)
 

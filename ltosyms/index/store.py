@@ -46,7 +46,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import marshal
+import mmap
 import os
+import re
 import sqlite3
 import stat
 import struct
@@ -66,6 +69,12 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2  # 2: the derived table (call sites)
 MAGIC = "ltosyms-index"
 FILE_SUFFIX = f".ltosyms-v{SCHEMA_VERSION}.sqlite"
+# Whole tables a decode maps instead of reading (the symbol table): one file per table kind,
+# `<index file>.<kind>.table`, a small header (magic, kind, image key, length, CRC-32) then
+# the payload, 8-byte aligned.
+TABLE_SUFFIX = ".table"
+_TABLE_MAGIC = b"ltosyms-table-1\n"
+_TABLE_KIND = re.compile(r"[a-z0-9/-]+")
 CACHE_ENV = "LTOSYMS_CACHE_DIR"
 
 # Seconds a writer waits for another process's transaction (a batch of the index build holds
@@ -274,6 +283,79 @@ class IndexStore:
                 [(kind, key, zlib.crc32(data), data) for key, data in items],
             )
 
+    # -- whole tables, memory-mapped ------------------------------------------------------------
+
+    def table_path(self, kind: str) -> Path:
+        """Where the table of ``kind`` lives: next to the database, named after it."""
+        if not _TABLE_KIND.fullmatch(kind):
+            raise ValueError(f"table kind {kind!r}: letters, digits, '-' and '/' only")
+        return Path(f"{self.path}.{kind.replace('/', '-')}{TABLE_SUFFIX}")
+
+    def get_table(self, kind: str) -> memoryview | None:
+        """The table stored for ``kind``, mapped read-only (pages are read as they are
+        touched); None when absent, of another image, or cut short."""
+        if not self.usable:
+            return None
+        path = self.table_path(kind)
+        try:
+            with open(path, "rb") as file:
+                mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None  # absent (or empty: mmap refuses a zero-length file)
+        placed = _table_payload(mapped, kind, self.header["image_key"])
+        if placed is None:
+            log.warning("index table %s does not fit this index; it will be rewritten", path)
+            return None
+        start, length, _crc = placed
+        return memoryview(mapped)[start : start + length]
+
+    def put_table(self, kind: str, data: bytes) -> bool:
+        """Store ``data`` as the table of ``kind`` (written to a temporary file, then renamed
+        into place: readers see the old table or the whole new one)."""
+        if self.read_only or not self.usable:
+            return False
+        path = self.table_path(kind)
+        header = marshal.dumps((kind, self.header["image_key"], len(data), zlib.crc32(data)))
+        prefix = _TABLE_MAGIC + struct.pack("<I", len(header)) + header
+        prefix += bytes(-len(prefix) % 8)  # the payload starts 8-byte aligned
+        import tempfile  # only a new table needs it
+
+        try:
+            descriptor, temporary = tempfile.mkstemp(
+                dir=path.parent, prefix=self.path.name + ".", suffix=".tmp"
+            )
+            try:
+                with os.fdopen(descriptor, "wb") as file:
+                    file.write(prefix)
+                    file.write(data)
+                os.replace(temporary, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+        except OSError as error:
+            log.warning("index table %s not written: %s", path, error)
+            return False
+        return True
+
+    def _check_tables(self) -> bool:
+        """Every table's checksum (read in full: only ``ltosyms index`` pays for it)."""
+        intact = True
+        for path in _table_files(self.path):
+            kind_part = path.name[len(self.path.name) + 1 : -len(TABLE_SUFFIX)]
+            try:
+                with open(path, "rb") as file:
+                    data = file.read()
+            except OSError:
+                continue
+            placed = _table_payload(data, None, self.header["image_key"])
+            if placed is None or zlib.crc32(data[placed[0] : placed[0] + placed[1]]) != placed[2]:
+                log.warning("index table %s is damaged (%s); removing it", path, kind_part)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                intact = False
+        return intact
+
     # -- header --------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
@@ -312,10 +394,11 @@ class IndexStore:
         return self._transaction(statements)
 
     def check_integrity(self) -> bool:
-        """``PRAGMA quick_check``: O(file size), so only ``ltosyms index`` pays for it."""
+        """``PRAGMA quick_check`` and the tables' checksums: O(file size), so only ``ltosyms
+        index`` pays for it. A damaged table is removed (made again when next needed)."""
         rows = self._query("PRAGMA quick_check", ())
         if rows and rows[0][0] == "ok":
-            return True
+            return self._check_tables()
         if self.usable:
             self._discard("quick_check: " + (str(rows[0][0]) if rows else "no answer"))
         return False
@@ -424,6 +507,44 @@ class IndexStore:
             return False
         self._attach(connection)
         return True
+
+
+def _table_payload(
+    data: mmap.mmap | bytes, kind: str | None, image_key: str
+) -> tuple[int, int, int] | None:
+    """(start, length, crc32) of a table file's payload, None unless the file is a whole table
+    of ``kind`` (any kind for None) of the image ``image_key``."""
+    try:
+        if data[: len(_TABLE_MAGIC)] != _TABLE_MAGIC:
+            return None
+        (size,) = struct.unpack_from("<I", data, len(_TABLE_MAGIC))
+        start = len(_TABLE_MAGIC) + 4
+        stored_kind, stored_key, length, crc = marshal.loads(data[start : start + size])
+    except (struct.error, EOFError, ValueError, TypeError):
+        return None
+    start += size
+    start += -start % 8
+    if (kind is not None and stored_kind != kind) or stored_key != image_key:
+        return None
+    if not isinstance(length, int) or start + length != len(data):
+        return None
+    return start, length, crc
+
+
+def _table_files(path: Path) -> list[Path]:
+    """The table files of the database at ``path``."""
+    prefix = path.name + "."
+    try:
+        with os.scandir(path.parent) as entries:
+            return [
+                Path(entry.path)
+                for entry in entries
+                if entry.name.startswith(prefix)
+                and entry.name.endswith(TABLE_SUFFIX)
+                and entry.is_file(follow_symlinks=False)
+            ]
+    except OSError:
+        return []
 
 
 def pack_blob(data: bytes) -> tuple[int, bytes]:
@@ -675,12 +796,16 @@ def _remove_orphans(path: Path) -> None:
 
 
 def _remove_index_files(path: Path) -> None:
-    """Remove the database at ``path`` and its journal files (all made by this module)."""
+    """Remove the database at ``path``, its journal files and its tables (all made by this
+    module)."""
     for suffix in ("", "-wal", "-shm", "-journal"):
         name = str(path) + suffix
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISREG(os.lstat(name).st_mode):
                 os.unlink(name)
+    for table in _table_files(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(table)
 
 
 def _remove_stale_temporaries(path: Path) -> None:
