@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -132,7 +133,7 @@ def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str,
     units = sorted({u for a in addresses if (u := resolver.cu_for(a)) is not None})
     sized = sorted(units, key=lambda u: reader.header(u).end - u, reverse=True)[:count]
     dwarf = image.elffile.get_dwarf_info(relocate_dwarf_sections=False)
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for unit_offset in sized:
         header = reader.header(unit_offset)
         data = reader.unit_bytes(unit_offset)
@@ -172,7 +173,7 @@ def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str,
     return rows
 
 
-def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+def table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]

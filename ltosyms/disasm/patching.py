@@ -113,17 +113,27 @@ _REASON_CODES = {
 _REASONS_BY_CODE = {code: reason for reason, code in _REASON_CODES.items()}
 
 
-def _numbers(code: str, raw: bytes) -> list[int]:
+def _numbers(code: str, raw: bytes) -> array[int]:
     column = array(code)
     column.frombytes(raw)
-    return column.tolist()
+    return column
 
 
 class PatchSites:
     """The patch sites of one image, sorted by address; empty for images without tables.
 
     Kept as columns, records made when a lookup hits them: a distro vmlinux has ~60,000 sites
-    and a decode looks at a handful."""
+    and a decode looks at a handful. Columns are lists when read from the image and packed
+    arrays when loaded from the index."""
+
+    _starts: Sequence[int]
+    _lengths: Sequence[int]
+    _reason_codes: Sequence[int]  # _REASON_CODES values
+    _first_replacement: Sequence[int]
+    _replacement_addresses: Sequence[int]
+    _replacement_ends: Sequence[int]
+    _thunk_starts: Sequence[int]
+    _thunk_reason_codes: Sequence[int]
 
     def __init__(self, image: KernelImage | None = None) -> None:
         self._image = image
@@ -139,22 +149,25 @@ class PatchSites:
         thunks.sort(key=lambda thunk: thunk[0])
         self._starts = [site.link_address for site in sites]
         self._lengths = [site.length for site in sites]
-        self._reasons = [site.reason for site in sites]
+        self._reason_codes = bytes(_REASON_CODES[site.reason] for site in sites)
         # Replacements of site i: positions _first_replacement[i] .. [i + 1] of the columns.
-        self._first_replacement = [0]
-        self._replacement_addresses: list[int] = []
-        self._replacement_ends: list[int] = []  # end offsets of each one's bytes in the blob
+        first_replacement = [0]
+        addresses: list[int] = []
+        ends: list[int] = []  # end offsets of each one's bytes in the blob
         blob = bytearray()
         for site in sites:
             for replacement in site.replacements:
-                self._replacement_addresses.append(replacement.link_address)
+                addresses.append(replacement.link_address)
                 blob += replacement.data
-                self._replacement_ends.append(len(blob))
-            self._first_replacement.append(len(self._replacement_addresses))
+                ends.append(len(blob))
+            first_replacement.append(len(addresses))
+        self._first_replacement = first_replacement
+        self._replacement_addresses = addresses
+        self._replacement_ends = ends
         self._replacement_bytes = bytes(blob)
         self._records: dict[int, PatchSite] = {}
         self._thunk_starts = [start for start, _reason in thunks]
-        self._thunk_reasons = [reason for _start, reason in thunks]
+        self._thunk_reason_codes = bytes(_REASON_CODES[reason] for _start, reason in thunks)
 
     def __len__(self) -> int:
         return len(self._starts) + len(self._thunk_starts)
@@ -174,7 +187,7 @@ class PatchSites:
             site = self._records[position] = PatchSite(
                 self._starts[position],
                 self._lengths[position],
-                self._reasons[position],
+                _REASONS_BY_CODE[self._reason_codes[position]],
                 replacements,
             )
         return site
@@ -188,13 +201,13 @@ class PatchSites:
                 self.available,
                 array("Q", self._starts).tobytes(),
                 array("I", self._lengths).tobytes(),
-                bytes(_REASON_CODES[reason] for reason in self._reasons),
+                bytes(self._reason_codes),
                 array("I", self._first_replacement).tobytes(),
                 array("Q", self._replacement_addresses).tobytes(),
                 array("I", self._replacement_ends).tobytes(),
                 self._replacement_bytes,
                 array("Q", self._thunk_starts).tobytes(),
-                bytes(_REASON_CODES[reason] for reason in self._thunk_reasons),
+                bytes(self._thunk_reason_codes),
             )
         )
 
@@ -219,24 +232,27 @@ class PatchSites:
             table.available = bool(available)
             table._starts = _numbers("Q", starts)
             table._lengths = _numbers("I", lengths)
-            table._reasons = [_REASONS_BY_CODE[code] for code in reasons]
+            table._reason_codes = bytes(reasons)
             table._first_replacement = _numbers("I", first_replacement)
             table._replacement_addresses = _numbers("Q", replacement_addresses)
             table._replacement_ends = _numbers("I", replacement_ends)
             table._replacement_bytes = bytes(replacement_bytes)
             table._thunk_starts = _numbers("Q", thunk_starts)
-            table._thunk_reasons = [_REASONS_BY_CODE[code] for code in thunk_reasons]
+            table._thunk_reason_codes = bytes(thunk_reasons)
         except (EOFError, TypeError, ValueError, KeyError) as error:
             raise ValueError(f"not stored patch sites: {error}") from None
         sites = len(table._starts)
         if (
             len(table._lengths) != sites
-            or len(table._reasons) != sites
+            or len(table._reason_codes) != sites
             or len(table._first_replacement) != sites + 1
             or len(table._replacement_ends) != len(table._replacement_addresses)
-            or len(table._thunk_starts) != len(table._thunk_reasons)
+            or len(table._thunk_starts) != len(table._thunk_reason_codes)
+            # Codes are 0 .. len - 1 (see _REASON_CODES).
+            or max(table._reason_codes, default=0) >= len(_REASONS_BY_CODE)
+            or max(table._thunk_reason_codes, default=0) >= len(_REASONS_BY_CODE)
         ):
-            raise ValueError("not stored patch sites: columns differ in length")
+            raise ValueError("not stored patch sites: columns differ in length or reasons unknown")
         return table
 
     def covering(self, link_address: int) -> list[PatchSite]:
@@ -267,7 +283,7 @@ class PatchSites:
             return None
         first = self._image.read(start, 1)
         length = _THUNK_SITE_LENGTH + (bool(first) and first[0] in _LONG_FORMS)
-        return PatchSite(start, length, self._thunk_reasons[position])
+        return PatchSite(start, length, _REASONS_BY_CODE[self._thunk_reason_codes[position]])
 
     # -- tables -----------------------------------------------------------------------------------
 
