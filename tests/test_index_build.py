@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from conftest import PROJECT, SAMPLES, Corpus
 
 from ltosyms.cli import cli
-from ltosyms.elf import dwarf, dwarf_build
+from ltosyms.elf import dwarf, dwarf_build, dwarf_cumap
 from ltosyms.elf.dwarf_cudata import CuData
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.kernel import SYMBOLS_KIND
@@ -355,7 +355,7 @@ def test_decodes_after_the_index_parse_no_dwarf(
 
     # The parsers are imported where a unit or map is parsed: replace them at their source.
     monkeypatch.setattr(dwarf_build, "build_cu_data", no_parsing)
-    monkeypatch.setattr(dwarf, "build_cu_map", no_parsing)
+    monkeypatch.setattr(dwarf_cumap, "build_cu_map", no_parsing)
     with open_image(indexed_kernel.vmlinux) as image:
         store = open_store(image, indexed_kernel.location, cu_format=dwarf_codec().format)
         assert store is not None

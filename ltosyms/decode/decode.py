@@ -8,6 +8,7 @@ and comparison -> :class:`DecodedReport` records for the renderers.
 from __future__ import annotations
 
 import logging
+import marshal
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,17 +25,16 @@ from ltosyms.decode.frames import (
 )
 from ltosyms.decode.memo import remembered
 from ltosyms.decode.modules import ModuleSet
-from ltosyms.disasm import (
-    LISTING_KIND,
-    CallSiteStore,
+from ltosyms.disasm.callsite import CallSiteStore
+from ltosyms.disasm.records import (
     CodeListing,
     CodeMatch,
     CodeVerdict,
-    disassemble_code,
-    image_window,
     listing_from_bytes,
     listing_key,
     listing_to_bytes,
+    match_from_bytes,
+    match_to_bytes,
 )
 from ltosyms.elf.build_facts import FactStore, choose_rule, read_build_facts
 from ltosyms.elf.dwarf import CuStore, DwarfResolver
@@ -339,72 +339,38 @@ class Decoder:
                 callee_frame = frame
 
     def _code(self, report: Report, ip_frames: list[Frame], work: _Work) -> CodeReport | None:
-        """Disassemble ``Code:`` and compare it with the image at the resolved IP (DOMAIN §4)."""
+        """Disassemble ``Code:`` and compare it with the image at the resolved IP (DOMAIN §4).
+
+        The result is a pure function of the printed bytes, the IP's link address and the
+        image: it is kept in the image's index (see :mod:`.memo`), so the same crash decoded
+        again needs no disassembler."""
         code = report.code
         if code is None or code.unavailable or code.marker_offset is None:
             return None
-        arch = code.arch
-        if arch not in ("x86_64", "aarch64"):
+        if code.arch not in ("x86_64", "aarch64"):
             return None
         ip = next((f for f in ip_frames if f.exact_ip), None)
         resolved = work.resolved.get(frame_key(ip)) if ip is not None else None
         marker_link_address = resolved.link_address if resolved is not None else None
-        window = None
-        image_name = None
         resolver = None
         if ip is not None and marker_link_address is not None:
             resolver = self.resolver(ip.module, ip.module_build_id, work.warnings)
-            if resolver is not None:
-                image_name = ip.module or "vmlinux"
-                try:
-                    window = image_window(
-                        resolver.image,
-                        marker_link_address,
-                        len(code.data),
-                        code.marker_offset,
-                        resolver.symbols,
-                    )
-                except LtosymsError as error:
-                    work.warnings.append(f"Code: not compared: {error}")
-        try:
-            listing = self._listing(
-                code.data,
-                code.marker_offset,
-                arch,
-                marker_link_address,
-                window.boundaries if window is not None else (),
-            )
-        except LtosymsError as error:
-            work.warnings.append(f"Code: cannot be disassembled: {error}")
-            listing = None
-        match = None
-        if window is not None and resolver is not None and marker_link_address is not None:
-            match = resolver.compare_code(code, window, marker_link_address)
-            if match.verdict is CodeVerdict.MISMATCH:
-                work.warnings.append(
-                    f"Code: bytes differ from {image_name} at the RIP in {match.unexplained} "
-                    f"bytes: the {image_name} is not the crashed kernel"
-                )
-        return CodeReport(listing, match, image_name)
-
-    def _listing(
-        self,
-        data: bytes,
-        marker_index: int,
-        arch: str,
-        marker_link_address: int | None,
-        boundaries: tuple[int, ...],
-    ) -> CodeListing:
-        """:func:`disassemble_code`, kept in the vmlinux's index (see :mod:`.memo`)."""
-        store = self.store_for(self.vmlinux.image) if self.store_for is not None else None
-        return remembered(
-            store,
-            LISTING_KIND,
-            listing_key(data, marker_index, arch, marker_link_address, boundaries),
-            lambda: disassemble_code(data, marker_index, arch, marker_link_address, boundaries),
-            listing_to_bytes,
-            listing_from_bytes,
+        image = resolver.image if resolver is not None else self.vmlinux.image
+        store = self.store_for(image) if self.store_for is not None else None
+        image_name = (ip.module or "vmlinux") if resolver is not None and ip is not None else None
+        key = f"{image_name or '-'}/" + listing_key(
+            code.data, code.marker_offset, code.arch, marker_link_address, ()
         )
+        analysis = remembered(
+            store,
+            CODE_ANALYSIS_KIND,
+            key,
+            lambda: _analyse_code(code, marker_link_address, resolver, image_name),
+            _CodeAnalysis.to_bytes,
+            _CodeAnalysis.from_bytes,
+        )
+        work.warnings.extend(analysis.warnings)
+        return analysis.report
 
     def _judge_mismatch(self, frames: list[Frame], code: CodeReport | None, work: _Work) -> bool:
         if (
@@ -431,6 +397,88 @@ class Decoder:
             )
             return True
         return False
+
+
+# Store kind of Code: analyses (listing, comparison, warnings); bump when any of them changes.
+CODE_ANALYSIS_KIND = "code-analysis/1"
+
+
+@dataclass(frozen=True, slots=True)
+class _CodeAnalysis:
+    report: CodeReport
+    warnings: tuple[str, ...]
+
+    def to_bytes(self) -> bytes:
+        listing, match = self.report.listing, self.report.match
+        return marshal.dumps(
+            (
+                None if listing is None else listing_to_bytes(listing),
+                None if match is None else match_to_bytes(match),
+                self.report.image,
+                self.warnings,
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> _CodeAnalysis:
+        try:
+            listing, match, image, warnings = marshal.loads(data)
+            return cls(
+                CodeReport(
+                    None if listing is None else listing_from_bytes(listing),
+                    None if match is None else match_from_bytes(match),
+                    None if image is None else str(image),
+                ),
+                tuple(str(warning) for warning in warnings),
+            )
+        except (EOFError, TypeError) as error:
+            raise ValueError(f"not a stored Code: analysis: {error}") from None
+
+
+def _analyse_code(
+    code: CodeBytes,
+    marker_link_address: int | None,
+    resolver: ImageResolver | None,
+    image_name: str | None,
+) -> _CodeAnalysis:
+    """The listing of ``code`` and, with the IP's image, its comparison with that image."""
+    from ltosyms.disasm.compare import image_window
+    from ltosyms.disasm.listing import disassemble_code
+
+    assert code.marker_offset is not None
+    warnings: list[str] = []
+    window = None
+    if resolver is not None and marker_link_address is not None:
+        try:
+            window = image_window(
+                resolver.image,
+                marker_link_address,
+                len(code.data),
+                code.marker_offset,
+                resolver.symbols,
+            )
+        except LtosymsError as error:
+            warnings.append(f"Code: not compared: {error}")
+    try:
+        listing = disassemble_code(
+            code.data,
+            code.marker_offset,
+            code.arch,
+            marker_link_address,
+            window.boundaries if window is not None else (),
+        )
+    except LtosymsError as error:
+        warnings.append(f"Code: cannot be disassembled: {error}")
+        listing = None
+    match = None
+    if window is not None and resolver is not None and marker_link_address is not None:
+        match = resolver.compare_code(code, window, marker_link_address)
+        if match.verdict is CodeVerdict.MISMATCH:
+            warnings.append(
+                f"Code: bytes differ from {image_name} at the RIP in {match.unexplained} "
+                f"bytes: the {image_name} is not the crashed kernel"
+            )
+    return _CodeAnalysis(CodeReport(listing, match, image_name), tuple(warnings))
 
 
 def frame_key(frame: Frame) -> tuple[int, str]:

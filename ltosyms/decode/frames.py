@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ltosyms.decode.candidates import (
     Candidate,
@@ -27,17 +28,13 @@ from ltosyms.decode.candidates import (
     resolve_name,
 )
 from ltosyms.decode.memo import remembered
-from ltosyms.disasm import (
+from ltosyms.disasm.callsite import CallSiteStore, finder_for
+from ltosyms.disasm.records import (
     MATCH_KIND,
     CallKind,
     CallSite,
-    CallSiteStore,
     CodeMatch,
     CodeVerdict,
-    ImageWindow,
-    compare_code,
-    finder_for,
-    image_window,
     match_from_bytes,
     match_key,
     match_to_bytes,
@@ -46,6 +43,9 @@ from ltosyms.elf.dwarf import DwarfResolver, SourceLocation
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import InputError
+
+if TYPE_CHECKING:
+    from ltosyms.disasm.compare import ImageWindow
 from ltosyms.names.kallsyms import CleanupRule
 from ltosyms.oops.records import CodeBytes, FrameRole
 
@@ -138,6 +138,8 @@ class ImageResolver:
         assert marker is not None
 
         def test(candidate: Candidate) -> bool | None:
+            from ltosyms.disasm.compare import image_window
+
             try:
                 window = image_window(
                     self.image, candidate.link_address, len(code.data), marker, self.symbols
@@ -154,6 +156,8 @@ class ImageResolver:
     ) -> CodeMatch:
         """:func:`compare_code` of ``Code:`` bytes with this image's ``window`` at
         ``marker_link_address``, kept in the image's index (see :mod:`.memo`)."""
+        from ltosyms.disasm.compare import compare_code
+
         assert code.marker_offset is not None
         marker = code.marker_offset
         return remembered(

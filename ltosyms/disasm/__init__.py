@@ -12,43 +12,67 @@ records, never text (:mod:`ltosyms.render.code_listing` renders listings).
   :mod:`.patching`.
 """
 
+from typing import TYPE_CHECKING
+
 from ltosyms.disasm.callsite import (
     RETPOLINE_THUNK_PREFIXES,
     BytesSource,
-    CallKind,
-    CallSite,
     CallSiteFinder,
     CallSiteStore,
     CodeSource,
-    SweepMethod,
     call_ending_at,
     finder_for,
 )
-from ltosyms.disasm.compare import (
+from ltosyms.disasm.decoder import AARCH64, X86_64, normalize_arch
+from ltosyms.disasm.records import (
+    LISTING_KIND,
     MATCH_KIND,
+    CallKind,
+    CallSite,
+    CodeInstruction,
+    CodeListing,
     CodeMatch,
     CodeVerdict,
-    ImageWindow,
-    PatchedRange,
     PatchedSite,
-    compare_code,
-    image_window,
+    PatchReason,
+    SweepMethod,
+    listing_from_bytes,
+    listing_key,
+    listing_to_bytes,
     match_from_bytes,
     match_key,
     match_to_bytes,
 )
-from ltosyms.disasm.decoder import AARCH64, X86_64, normalize_arch
-from ltosyms.disasm.listing import (
-    LISTING_KIND,
-    CodeInstruction,
-    CodeListing,
-    code_bytes_from_words,
-    disassemble_code,
-    listing_from_bytes,
-    listing_key,
-    listing_to_bytes,
-)
-from ltosyms.disasm.patching import PatchReason, PatchSite, PatchSites, Replacement, patch_sites
+
+if TYPE_CHECKING:
+    from ltosyms.disasm.compare import ImageWindow, PatchedRange, compare_code, image_window
+    from ltosyms.disasm.listing import code_bytes_from_words, disassemble_code
+    from ltosyms.disasm.patching import PatchSite, PatchSites, Replacement, patch_sites
+
+# The comparison rules, the listing decoder and the patch-site tables load on first use
+# (PEP 562): a decode served from the index needs none of them.
+_LAZY = {
+    "ImageWindow": "compare",
+    "PatchedRange": "compare",
+    "compare_code": "compare",
+    "image_window": "compare",
+    "code_bytes_from_words": "listing",
+    "disassemble_code": "listing",
+    "PatchSite": "patching",
+    "PatchSites": "patching",
+    "Replacement": "patching",
+    "patch_sites": "patching",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "AARCH64",

@@ -18,13 +18,12 @@ index) keeps them there: a later run asks the store first and disassembles nothi
 from __future__ import annotations
 
 import bisect
-import enum
 import marshal
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ltosyms.disasm.decoder import (
     AARCH64,
@@ -38,10 +37,20 @@ from ltosyms.disasm.decoder import (
     normalize_arch,
     tidy_op_str,
 )
-from ltosyms.disasm.patching import PatchReason, PatchSite, PatchSites, patch_sites
+from ltosyms.disasm.records import (
+    CallKind,
+    CallSite,
+    PatchReason,
+    SweepMethod,
+    decode_call_site,
+    encode_call_site,
+)
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
+
+if TYPE_CHECKING:
+    from ltosyms.disasm.patching import PatchSite, PatchSites
 
 # A sweep longer than this is not started: the largest kernel functions are a few tens of KiB
 # (Debian 6.1: ~40 KiB), so a "function start" further away is a wrong guess.
@@ -60,105 +69,10 @@ RETPOLINE_THUNK_PREFIXES = (
 )
 
 
-class CallKind(enum.Enum):
-    NOT_A_CALL = "not-a-call"
-    DIRECT = "direct"  # call rel32, bl imm26
-    INDIRECT = "indirect"  # call *%rax, call *0x8(%rbx), blr x8, a paravirt call
-    THUNK = "indirect-thunk"  # call __x86_indirect_thunk_rax: indirect, through a retpoline
-
-
-class SweepMethod(enum.Enum):
-    FUNCTION_SWEEP = "function-sweep"  # decoded forward from the function start: exact
-    BACKWARD_WINDOW = "backward-window"  # no usable start: guessed from the bytes before it
-    FIXED_WIDTH = "fixed-width"  # arm64: every instruction is 4 bytes
-
-
-@dataclass(frozen=True, slots=True)
-class CallSite:
-    """The instruction ending at ``return_address``; ``link_address`` is the call site."""
-
-    return_address: int
-    link_address: int
-    length: int  # return_address - link_address: the instruction's length at run time
-    raw: bytes  # the image's bytes of the instruction (of the replacement for alternatives)
-    mnemonic: str
-    op_str: str
-    kind: CallKind
-    target_link_address: int | None  # direct calls whose target the image knows
-    # Every target an alternative site may call at run time (one per replacement).
-    possible_targets: tuple[int, ...]
-    thunk: str | None  # the retpoline thunk called, for kind THUNK
-    # Set when the call exists only after boot-time patching (see ltosyms.disasm.patching):
-    # the vmlinux has other bytes there, the crashed kernel had this call.
-    patch: PatchReason | None
-    method: SweepMethod
-
-    @property
-    def is_call(self) -> bool:
-        return self.kind is not CallKind.NOT_A_CALL
-
-    @property
-    def is_indirect(self) -> bool:
-        return self.kind in (CallKind.INDIRECT, CallKind.THUNK)
-
-    @property
-    def call_site(self) -> int:
-        return self.link_address
-
-
 # Store kind of call-site answers; bump the number when the record or its meaning changes.
 CALL_SITE_KIND = "call-site/1"
 BOUNDARY_KIND = "boundary/1"  # first instruction start at or after an address
 _SAVE_EVERY = 512
-
-
-def encode_call_site(site: CallSite | None) -> bytes:
-    """``site`` (None: no instruction ends there) as stored bytes."""
-    if site is None:
-        return marshal.dumps(None)
-    return marshal.dumps(
-        (
-            site.return_address,
-            site.link_address,
-            site.length,
-            site.raw,
-            site.mnemonic,
-            site.op_str,
-            site.kind.value,
-            site.target_link_address,
-            site.possible_targets,
-            site.thunk,
-            site.patch.value if site.patch is not None else None,
-            site.method.value,
-        )
-    )
-
-
-def decode_call_site(data: bytes) -> CallSite | None:
-    """The record :func:`encode_call_site` stored; :class:`ValueError` for other bytes."""
-    try:
-        fields = marshal.loads(data)
-        if fields is None:
-            return None
-        (ra, link, length, raw, mnemonic, op_str, kind, target, targets, thunk, patch, method) = (
-            fields
-        )
-        return CallSite(
-            return_address=int(ra),
-            link_address=int(link),
-            length=int(length),
-            raw=bytes(raw),
-            mnemonic=str(mnemonic),
-            op_str=str(op_str),
-            kind=CallKind(kind),
-            target_link_address=None if target is None else int(target),
-            possible_targets=tuple(int(t) for t in targets),
-            thunk=None if thunk is None else str(thunk),
-            patch=None if patch is None else PatchReason(patch),
-            method=SweepMethod(method),
-        )
-    except (EOFError, TypeError, ValueError) as error:
-        raise ValueError(f"not a stored call site: {error}") from None
 
 
 class CallSiteStore(Protocol):
@@ -372,6 +286,8 @@ class CallSiteFinder:
     @cached_property
     def sites(self) -> PatchSites:
         """The image's boot-time patch sites (read on first need: most lookups end at a call)."""
+        from ltosyms.disasm.patching import PatchSites, patch_sites
+
         if isinstance(self.source, KernelImage):
             return patch_sites(self.source, self.store)
         return PatchSites()

@@ -21,8 +21,6 @@ Everything else counts as an unexplained difference.
 from __future__ import annotations
 
 import bisect
-import enum
-import marshal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -36,77 +34,14 @@ from ltosyms.disasm.decoder import (
     x86_operand_fields,
 )
 from ltosyms.disasm.listing import decode_anchored
-from ltosyms.disasm.patching import PatchReason
+from ltosyms.disasm.records import (
+    CodeMatch,
+    CodeVerdict,
+    PatchedSite,
+    PatchReason,
+)
 from ltosyms.elf.image import KernelImage, Section
 from ltosyms.elf.symtab import SymbolTable
-
-
-class CodeVerdict(enum.Enum):
-    MATCH = "match"  # every compared byte is equal
-    PATCHED = "patched-only"  # differences only where the kernel patches code: a match
-    MISMATCH = "mismatch"  # the image is not the code that ran
-    UNKNOWN = "unknown"  # no Code: bytes ("Unable to access opcode bytes") or no image bytes
-
-
-@dataclass(frozen=True, slots=True)
-class PatchedSite:
-    offset: int  # of the site's first byte, from the faulting instruction
-    length: int
-    reason: PatchReason
-
-
-@dataclass(frozen=True, slots=True)
-class CodeMatch:
-    verdict: CodeVerdict
-    compared: int  # bytes compared (the image may cover only part of the Code: line)
-    differing: int  # bytes that differ, explained or not
-    unexplained_offsets: tuple[int, ...]  # of differing bytes, from the faulting instruction
-    patched_sites: tuple[PatchedSite, ...]
-
-    @property
-    def is_match(self) -> bool:
-        return self.verdict in (CodeVerdict.MATCH, CodeVerdict.PATCHED)
-
-    @property
-    def unexplained(self) -> int:
-        return len(self.unexplained_offsets)
-
-
-# Store kind of comparisons (see match_key); bump when CodeMatch or the rules change.
-MATCH_KIND = "code-match/1"
-
-
-def match_key(code: bytes, marker_index: int, arch: str, marker_link_address: int) -> str:
-    """What a comparison with one image depends on besides the image itself (the window is
-    read at ``marker_link_address``), as a store key of that image's index."""
-    return f"{normalize_arch(arch)}/{marker_index}/{marker_link_address:x}/{bytes(code).hex()}"
-
-
-def match_to_bytes(match: CodeMatch) -> bytes:
-    return marshal.dumps(
-        (
-            match.verdict.value,
-            match.compared,
-            match.differing,
-            match.unexplained_offsets,
-            [(site.offset, site.length, site.reason.value) for site in match.patched_sites],
-        )
-    )
-
-
-def match_from_bytes(data: bytes) -> CodeMatch:
-    """The comparison :func:`match_to_bytes` stored; :class:`ValueError` for other bytes."""
-    try:
-        verdict, compared, differing, unexplained, sites = marshal.loads(data)
-        return CodeMatch(
-            CodeVerdict(verdict),
-            int(compared),
-            int(differing),
-            tuple(int(offset) for offset in unexplained),
-            tuple(PatchedSite(int(o), int(n), PatchReason(r)) for o, n, r in sites),
-        )
-    except (EOFError, TypeError, ValueError) as error:
-        raise ValueError(f"not a stored comparison: {error}") from None
 
 
 @dataclass(frozen=True, slots=True)

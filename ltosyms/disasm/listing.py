@@ -11,7 +11,6 @@ scripts/decodecode's "All code" does by eye.
 
 from __future__ import annotations
 
-import marshal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,94 +23,8 @@ from ltosyms.disasm.decoder import (
     normalize_arch,
     tidy_op_str,
 )
+from ltosyms.disasm.records import CodeInstruction, CodeListing
 from ltosyms.errors import InputError
-
-
-@dataclass(frozen=True, slots=True)
-class CodeInstruction:
-    """One instruction of a ``Code:`` line, or bytes that decode to none (``mnemonic`` "")."""
-
-    offset: int  # bytes from the faulting instruction; negative before it
-    link_address: int | None  # when the faulting instruction's link address is known
-    raw: bytes  # in memory order
-    mnemonic: str
-    op_str: str
-    is_fault: bool
-
-    @property
-    def is_valid(self) -> bool:
-        return bool(self.mnemonic)
-
-
-@dataclass(frozen=True, slots=True)
-class CodeListing:
-    arch: str  # x86_64 or aarch64
-    instructions: tuple[CodeInstruction, ...]
-    # Index of the faulting instruction's first byte in the Code: bytes; None for a line
-    # without a marker (offsets then count from the first byte).
-    marker_index: int | None
-    marker_link_address: int | None
-    # Leading bytes left undecoded: no start before the marker lands on it (x86 only).
-    undecoded_prefix: int
-
-    @property
-    def fault(self) -> CodeInstruction | None:
-        for instruction in self.instructions:
-            if instruction.is_fault:
-                return instruction
-        return None
-
-
-# Store kind of listings (see listing_key); bump when CodeListing or the decoding changes.
-LISTING_KIND = "code-listing/1"
-
-
-def listing_key(
-    code: bytes,
-    marker_index: int | None,
-    arch: str,
-    link_address_of_marker: int | None,
-    boundaries: Sequence[int],
-) -> str:
-    """Everything :func:`disassemble_code` depends on, as a store key: a listing is a pure
-    function of them (and of capstone's version, which a new ltosyms release may change)."""
-    marker = "-" if marker_index is None else str(marker_index)
-    address = "-" if link_address_of_marker is None else f"{link_address_of_marker:x}"
-    known = ",".join(str(b) for b in boundaries)
-    return f"{normalize_arch(arch)}/{marker}/{address}/{known}/{bytes(code).hex()}"
-
-
-def listing_to_bytes(listing: CodeListing) -> bytes:
-    return marshal.dumps(
-        (
-            listing.arch,
-            [
-                (i.offset, i.link_address, i.raw, i.mnemonic, i.op_str, i.is_fault)
-                for i in listing.instructions
-            ],
-            listing.marker_index,
-            listing.marker_link_address,
-            listing.undecoded_prefix,
-        )
-    )
-
-
-def listing_from_bytes(data: bytes) -> CodeListing:
-    """The listing :func:`listing_to_bytes` stored; :class:`ValueError` for other bytes."""
-    try:
-        arch, instructions, marker_index, marker_link_address, prefix = marshal.loads(data)
-        return CodeListing(
-            arch=str(arch),
-            instructions=tuple(
-                CodeInstruction(int(o), a, bytes(r), str(m), str(op), bool(f))
-                for o, a, r, m, op, f in instructions
-            ),
-            marker_index=marker_index,
-            marker_link_address=marker_link_address,
-            undecoded_prefix=int(prefix),
-        )
-    except (EOFError, TypeError, ValueError) as error:
-        raise ValueError(f"not a stored listing: {error}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ fall back on instruction-level rules.
 from __future__ import annotations
 
 import bisect
-import enum
 import logging
 import marshal
 import struct
@@ -36,28 +35,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
 
+from ltosyms.disasm.records import PatchReason
 from ltosyms.elf.image import KernelImage
 
 log = logging.getLogger(__name__)
-
-
-class PatchReason(enum.Enum):
-    """Why code bytes at run time may differ from the image's."""
-
-    # From the image's site tables: exact.
-    ALTERNATIVE = "alternative"
-    PARAVIRT = "paravirt"
-    RETPOLINE = "retpoline"
-    RETURN_THUNK = "return thunk"
-    # Instruction-level rules, for images without tables (modules, old kernels) and for patch
-    # kinds kept in tables we do not read (jump labels, static calls, ftrace):
-    CALL_OR_JUMP = "call/jmp site"  # static calls, thunks, __fentry__, jump labels taken
-    NOP = "nop"  # jump labels not taken, ftrace, alternatives (any NOP length, arm64 HINTs)
-    # The loader writes module addresses into fields that are zero in the .ko (RELA).
-    MODULE_RELOCATION = "module relocation"
-    # x86 KASLR adds the random offset to absolute 32/64-bit addresses
-    # (arch/x86/boot/compressed/misc.c handle_relocations).
-    KASLR_RELOCATION = "kaslr relocation"
 
 
 @dataclass(frozen=True, slots=True)

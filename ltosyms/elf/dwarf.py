@@ -29,19 +29,24 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from ltosyms.elf import dwarf_cudata, dwarf_cumap
-from ltosyms.elf.dwarf_cudata import CuData, FunctionExtent, SourceLocation
-from ltosyms.elf.dwarf_cumap import CuMap, build_cu_map
 from ltosyms.elf.dwarf_forms import DwarfError
-from ltosyms.elf.dwarf_symnames import OuterNames
+from ltosyms.elf.dwarf_records import (
+    CU_DATA_FORMAT,
+    CU_MAP_FORMAT,
+    FunctionExtent,
+    SourceLocation,
+)
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import CacheError, InputError
 
 if TYPE_CHECKING:
-    # The DWARF parsers are imported where a unit is parsed, not with this module: a decode
-    # served from the index never loads them.
+    # The unit tables and the DWARF parsers are imported where a unit is loaded or parsed,
+    # not with this module: a decode served from stored chains never loads them.
+    from ltosyms.elf.dwarf_cudata import CuData
+    from ltosyms.elf.dwarf_cumap import CuMap
     from ltosyms.elf.dwarf_info import DieReader
+    from ltosyms.elf.dwarf_symnames import OuterNames
 
 __all__ = [
     "CU_FORMAT",
@@ -63,6 +68,20 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+def __getattr__(name: str) -> object:
+    # CuData and CuMap are part of this module's interface but load on first use (PEP 562).
+    if name == "CuData":
+        from ltosyms.elf.dwarf_cudata import CuData
+
+        return CuData
+    if name == "CuMap":
+        from ltosyms.elf.dwarf_cumap import CuMap
+
+        return CuMap
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 T = TypeVar("T")
 
 CuKey = int  # .debug_info offset of a unit header: names a unit within one build
@@ -74,7 +93,7 @@ OUTER_NAMES_KEY = -3
 # SourceLocation or to how chains are made.
 LOCATIONS_KIND = "locations/1"
 # The formats of the stored blobs: an index written with other formats is not used.
-CU_FORMAT = f"cudata-{dwarf_cudata.FORMAT_VERSION}.cumap-{dwarf_cumap.FORMAT_VERSION}"
+CU_FORMAT = f"cudata-{CU_DATA_FORMAT}.cumap-{CU_MAP_FORMAT}"
 
 
 class CuStore(Protocol):
@@ -185,6 +204,8 @@ class DwarfResolver:
     @property
     def cu_map(self) -> CuMap:
         if self._cu_map is None:
+            from ltosyms.elf.dwarf_cumap import CuMap, build_cu_map
+
             raw = self.store.get(CU_MAP_KEY)
             if raw is not None:
                 try:
@@ -212,6 +233,8 @@ class DwarfResolver:
         data = self._units.get(cu_offset)
         if data is not None:
             return data
+        from ltosyms.elf.dwarf_cudata import CuData
+
         raw = self.store.get(cu_offset)
         if raw is not None:
             try:
@@ -280,6 +303,8 @@ class DwarfResolver:
         if self.symbols is None:
             return None
         if self._outer_names is None:
+            from ltosyms.elf.dwarf_symnames import OuterNames
+
             raw = self.store.get(OUTER_NAMES_KEY)
             if raw is not None:
                 try:
@@ -313,6 +338,8 @@ class DwarfResolver:
 
     def _prefetch(self, cu_offsets: Iterable[int]) -> None:
         """Load stored units in one batch when the store can (the index's ``get_many``)."""
+        from ltosyms.elf.dwarf_cudata import CuData
+
         get_many = getattr(self.store, "get_many", None)
         wanted = [offset for offset in cu_offsets if offset not in self._units]
         if get_many is None or len(wanted) < 2:
@@ -395,6 +422,8 @@ def parse_cu(path_or_image: KernelImage | str | os.PathLike[str], cu_offset: int
 
 def parse_cu_map(path_or_image: KernelImage | str | os.PathLike[str]) -> bytes:
     """The stored form of the address -> unit map (store it under :data:`CU_MAP_KEY`)."""
+    from ltosyms.elf.dwarf_cumap import build_cu_map
+
     image = _image_for(path_or_image)
     reader = _reader_for(image)
     return _translated(image, lambda: build_cu_map(reader)).to_bytes()
@@ -402,6 +431,8 @@ def parse_cu_map(path_or_image: KernelImage | str | os.PathLike[str]) -> bytes:
 
 def iter_cu_offsets(path_or_image: KernelImage | str | os.PathLike[str]) -> Iterator[int]:
     """The offset of every unit with code, in .debug_info order (what an index parses)."""
+    from ltosyms.elf.dwarf_cumap import build_cu_map
+
     image = _image_for(path_or_image)
     if not image.has_section(".debug_info"):
         return iter(())

@@ -27,7 +27,19 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ltosyms.elf.dwarf_records import CU_DATA_FORMAT, FunctionExtent, SourceLocation
 from ltosyms.errors import CacheError
+
+__all__ = [
+    "END_OF_SEQUENCE",
+    "FORMAT_VERSION",
+    "NO_FILE",
+    "CuData",
+    "FunctionExtent",
+    "SourceLocation",
+    "find_row",
+    "narrow",
+]
 
 # The file number of a row that ends a sequence (the first address after it); the line
 # program in ltosyms.elf.dwarf_line writes such rows.
@@ -46,40 +58,9 @@ def find_row(
     return position
 
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = CU_DATA_FORMAT
 _MAGIC = "ltosyms-cu"
 NO_FILE = 0  # file index: no file (call and declaration files), end of sequence (rows)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceLocation:
-    """One entry of an inline chain: a function and the source position inside it.
-
-    ``function`` is the name tools print: the DWARF name, except for the outermost entry when
-    the resolver has the symbol table, where it is the ELF symbol holding the address, as
-    llvm-symbolizer prints it (``foo.cold``, ``foo.isra.0``, ``foo.llvm.123``, assembly
-    functions without DWARF). ``dwarf_function`` is always the DWARF name: DW_AT_linkage_name,
-    else DW_AT_name, through DW_AT_abstract_origin / DW_AT_specification (across units too)."""
-
-    function: str | None
-    file: str | None  # relative to the kernel source tree ("lib/dump_stack.c")
-    full_path: str | None  # as DWARF has it, joined with its directory
-    line: int | None  # None: no line information (never invented)
-    column: int | None
-    inlined: bool  # True for every entry except the outermost (the real function)
-    dwarf_function: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionExtent:
-    """The DWARF function (DW_TAG_subprogram with code) that holds an address."""
-
-    name: str | None
-    ranges: tuple[tuple[int, int], ...]  # [low, high) link addresses, entry range first
-    entry_address: int  # DW_AT_low_pc, or the start of the first range
-    decl_file: str | None  # source-relative
-    decl_line: int | None
-    cu_offset: int
 
 
 @dataclass(frozen=True, slots=True)

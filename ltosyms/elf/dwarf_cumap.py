@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ltosyms.elf import dwarf_forms as F
+from ltosyms.elf.dwarf_records import CU_MAP_FORMAT
 from ltosyms.errors import CacheError
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = CU_MAP_FORMAT
 _MAGIC = "ltosyms-cumap"
 _CODE_UNITS = (F.UT_COMPILE, F.UT_PARTIAL)
 

@@ -1,0 +1,284 @@
+"""The records the machine-code layer answers with, and their stored forms.
+
+Kept apart from the code that computes them (capstone sweeps, the ``Code:`` comparison): a
+decode served from the index reads these records without loading the disassembler or the
+comparison rules.
+"""
+
+from __future__ import annotations
+
+import enum
+import marshal
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ltosyms.disasm.decoder import normalize_arch
+
+
+class PatchReason(enum.Enum):
+    """Why code bytes at run time may differ from the image's."""
+
+    # From the image's site tables: exact.
+    ALTERNATIVE = "alternative"
+    PARAVIRT = "paravirt"
+    RETPOLINE = "retpoline"
+    RETURN_THUNK = "return thunk"
+    # Instruction-level rules, for images without tables (modules, old kernels) and for patch
+    # kinds kept in tables we do not read (jump labels, static calls, ftrace):
+    CALL_OR_JUMP = "call/jmp site"  # static calls, thunks, __fentry__, jump labels taken
+    NOP = "nop"  # jump labels not taken, ftrace, alternatives (any NOP length, arm64 HINTs)
+    # The loader writes module addresses into fields that are zero in the .ko (RELA).
+    MODULE_RELOCATION = "module relocation"
+    # x86 KASLR adds the random offset to absolute 32/64-bit addresses
+    # (arch/x86/boot/compressed/misc.c handle_relocations).
+    KASLR_RELOCATION = "kaslr relocation"
+
+
+class CallKind(enum.Enum):
+    NOT_A_CALL = "not-a-call"
+    DIRECT = "direct"  # call rel32, bl imm26
+    INDIRECT = "indirect"  # call *%rax, call *0x8(%rbx), blr x8, a paravirt call
+    THUNK = "indirect-thunk"  # call __x86_indirect_thunk_rax: indirect, through a retpoline
+
+
+class SweepMethod(enum.Enum):
+    FUNCTION_SWEEP = "function-sweep"  # decoded forward from the function start: exact
+    BACKWARD_WINDOW = "backward-window"  # no usable start: guessed from the bytes before it
+    FIXED_WIDTH = "fixed-width"  # arm64: every instruction is 4 bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """The instruction ending at ``return_address``; ``link_address`` is the call site."""
+
+    return_address: int
+    link_address: int
+    length: int  # return_address - link_address: the instruction's length at run time
+    raw: bytes  # the image's bytes of the instruction (of the replacement for alternatives)
+    mnemonic: str
+    op_str: str
+    kind: CallKind
+    target_link_address: int | None  # direct calls whose target the image knows
+    # Every target an alternative site may call at run time (one per replacement).
+    possible_targets: tuple[int, ...]
+    thunk: str | None  # the retpoline thunk called, for kind THUNK
+    # Set when the call exists only after boot-time patching (see ltosyms.disasm.patching):
+    # the vmlinux has other bytes there, the crashed kernel had this call.
+    patch: PatchReason | None
+    method: SweepMethod
+
+    @property
+    def is_call(self) -> bool:
+        return self.kind is not CallKind.NOT_A_CALL
+
+    @property
+    def is_indirect(self) -> bool:
+        return self.kind in (CallKind.INDIRECT, CallKind.THUNK)
+
+    @property
+    def call_site(self) -> int:
+        return self.link_address
+
+
+def encode_call_site(site: CallSite | None) -> bytes:
+    """``site`` (None: no instruction ends there) as stored bytes."""
+    if site is None:
+        return marshal.dumps(None)
+    return marshal.dumps(
+        (
+            site.return_address,
+            site.link_address,
+            site.length,
+            site.raw,
+            site.mnemonic,
+            site.op_str,
+            site.kind.value,
+            site.target_link_address,
+            site.possible_targets,
+            site.thunk,
+            site.patch.value if site.patch is not None else None,
+            site.method.value,
+        )
+    )
+
+
+def decode_call_site(data: bytes) -> CallSite | None:
+    """The record :func:`encode_call_site` stored; :class:`ValueError` for other bytes."""
+    try:
+        fields = marshal.loads(data)
+        if fields is None:
+            return None
+        (ra, link, length, raw, mnemonic, op_str, kind, target, targets, thunk, patch, method) = (
+            fields
+        )
+        return CallSite(
+            return_address=int(ra),
+            link_address=int(link),
+            length=int(length),
+            raw=bytes(raw),
+            mnemonic=str(mnemonic),
+            op_str=str(op_str),
+            kind=CallKind(kind),
+            target_link_address=None if target is None else int(target),
+            possible_targets=tuple(int(t) for t in targets),
+            thunk=None if thunk is None else str(thunk),
+            patch=None if patch is None else PatchReason(patch),
+            method=SweepMethod(method),
+        )
+    except (EOFError, TypeError, ValueError) as error:
+        raise ValueError(f"not a stored call site: {error}") from None
+
+
+class CodeVerdict(enum.Enum):
+    MATCH = "match"  # every compared byte is equal
+    PATCHED = "patched-only"  # differences only where the kernel patches code: a match
+    MISMATCH = "mismatch"  # the image is not the code that ran
+    UNKNOWN = "unknown"  # no Code: bytes ("Unable to access opcode bytes") or no image bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PatchedSite:
+    offset: int  # of the site's first byte, from the faulting instruction
+    length: int
+    reason: PatchReason
+
+
+@dataclass(frozen=True, slots=True)
+class CodeMatch:
+    verdict: CodeVerdict
+    compared: int  # bytes compared (the image may cover only part of the Code: line)
+    differing: int  # bytes that differ, explained or not
+    unexplained_offsets: tuple[int, ...]  # of differing bytes, from the faulting instruction
+    patched_sites: tuple[PatchedSite, ...]
+
+    @property
+    def is_match(self) -> bool:
+        return self.verdict in (CodeVerdict.MATCH, CodeVerdict.PATCHED)
+
+    @property
+    def unexplained(self) -> int:
+        return len(self.unexplained_offsets)
+
+
+# Store kind of comparisons (see match_key); bump when CodeMatch or the rules change.
+MATCH_KIND = "code-match/1"
+
+
+def match_key(code: bytes, marker_index: int, arch: str, marker_link_address: int) -> str:
+    """What a comparison with one image depends on besides the image itself (the window is
+    read at ``marker_link_address``), as a store key of that image's index."""
+    return f"{normalize_arch(arch)}/{marker_index}/{marker_link_address:x}/{bytes(code).hex()}"
+
+
+def match_to_bytes(match: CodeMatch) -> bytes:
+    return marshal.dumps(
+        (
+            match.verdict.value,
+            match.compared,
+            match.differing,
+            match.unexplained_offsets,
+            [(site.offset, site.length, site.reason.value) for site in match.patched_sites],
+        )
+    )
+
+
+def match_from_bytes(data: bytes) -> CodeMatch:
+    """The comparison :func:`match_to_bytes` stored; :class:`ValueError` for other bytes."""
+    try:
+        verdict, compared, differing, unexplained, sites = marshal.loads(data)
+        return CodeMatch(
+            CodeVerdict(verdict),
+            int(compared),
+            int(differing),
+            tuple(int(offset) for offset in unexplained),
+            tuple(PatchedSite(int(o), int(n), PatchReason(r)) for o, n, r in sites),
+        )
+    except (EOFError, TypeError, ValueError) as error:
+        raise ValueError(f"not a stored comparison: {error}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInstruction:
+    """One instruction of a ``Code:`` line, or bytes that decode to none (``mnemonic`` "")."""
+
+    offset: int  # bytes from the faulting instruction; negative before it
+    link_address: int | None  # when the faulting instruction's link address is known
+    raw: bytes  # in memory order
+    mnemonic: str
+    op_str: str
+    is_fault: bool
+
+    @property
+    def is_valid(self) -> bool:
+        return bool(self.mnemonic)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeListing:
+    arch: str  # x86_64 or aarch64
+    instructions: tuple[CodeInstruction, ...]
+    # Index of the faulting instruction's first byte in the Code: bytes; None for a line
+    # without a marker (offsets then count from the first byte).
+    marker_index: int | None
+    marker_link_address: int | None
+    # Leading bytes left undecoded: no start before the marker lands on it (x86 only).
+    undecoded_prefix: int
+
+    @property
+    def fault(self) -> CodeInstruction | None:
+        for instruction in self.instructions:
+            if instruction.is_fault:
+                return instruction
+        return None
+
+
+# Store kind of listings (see listing_key); bump when CodeListing or the decoding changes.
+LISTING_KIND = "code-listing/1"
+
+
+def listing_key(
+    code: bytes,
+    marker_index: int | None,
+    arch: str,
+    link_address_of_marker: int | None,
+    boundaries: Sequence[int],
+) -> str:
+    """Everything :func:`disassemble_code` depends on, as a store key: a listing is a pure
+    function of them (and of capstone's version, which a new ltosyms release may change)."""
+    marker = "-" if marker_index is None else str(marker_index)
+    address = "-" if link_address_of_marker is None else f"{link_address_of_marker:x}"
+    known = ",".join(str(b) for b in boundaries)
+    return f"{normalize_arch(arch)}/{marker}/{address}/{known}/{bytes(code).hex()}"
+
+
+def listing_to_bytes(listing: CodeListing) -> bytes:
+    return marshal.dumps(
+        (
+            listing.arch,
+            [
+                (i.offset, i.link_address, i.raw, i.mnemonic, i.op_str, i.is_fault)
+                for i in listing.instructions
+            ],
+            listing.marker_index,
+            listing.marker_link_address,
+            listing.undecoded_prefix,
+        )
+    )
+
+
+def listing_from_bytes(data: bytes) -> CodeListing:
+    """The listing :func:`listing_to_bytes` stored; :class:`ValueError` for other bytes."""
+    try:
+        arch, instructions, marker_index, marker_link_address, prefix = marshal.loads(data)
+        return CodeListing(
+            arch=str(arch),
+            instructions=tuple(
+                CodeInstruction(int(o), a, bytes(r), str(m), str(op), bool(f))
+                for o, a, r, m, op, f in instructions
+            ),
+            marker_index=marker_index,
+            marker_link_address=marker_link_address,
+            undecoded_prefix=int(prefix),
+        )
+    except (EOFError, TypeError, ValueError) as error:
+        raise ValueError(f"not a stored listing: {error}") from None
