@@ -9,7 +9,8 @@ records, never text (:mod:`ltosyms.render.code_listing` renders listings).
   (:mod:`.listing`);
 * :func:`compare_code` / :func:`image_window` -- whether the ``Code:`` bytes are the image's,
   boot-time patching excepted (:mod:`.compare`), with the image's patch-site tables from
-  :mod:`.patching`.
+  :mod:`.patching`;
+* the records all of these answer with, and their stored forms (:mod:`.records`).
 """
 
 from typing import TYPE_CHECKING
@@ -25,7 +26,6 @@ from ltosyms.disasm.callsite import (
 )
 from ltosyms.disasm.decoder import AARCH64, X86_64, normalize_arch
 from ltosyms.disasm.records import (
-    LISTING_KIND,
     MATCH_KIND,
     CallKind,
     CallSite,
@@ -76,7 +76,6 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AARCH64",
-    "LISTING_KIND",
     "MATCH_KIND",
     "RETPOLINE_THUNK_PREFIXES",
     "X86_64",

@@ -18,7 +18,6 @@ index) keeps them there: a later run asks the store first and disassembles nothi
 from __future__ import annotations
 
 import bisect
-import marshal
 import weakref
 from collections.abc import Sequence
 from dataclasses import replace
@@ -71,7 +70,6 @@ RETPOLINE_THUNK_PREFIXES = (
 
 # Store kind of call-site answers; bump the number when the record or its meaning changes.
 CALL_SITE_KIND = "call-site/1"
-BOUNDARY_KIND = "boundary/1"  # first instruction start at or after an address
 _SAVE_EVERY = 512
 
 
@@ -178,7 +176,6 @@ class CallSiteFinder:
         self._sweeps: dict[int, _Sweep] = {}
         # Answers given, by (return address, function start); the ones not in the store yet.
         self._answers: dict[tuple[int, int | None], CallSite | None] = {}
-        self._boundaries: dict[tuple[int, int], int | None] = {}
         self._unsaved: list[tuple[str, bytes]] = []
         self.store: CallSiteStore | None = None
 
@@ -249,39 +246,21 @@ class CallSiteFinder:
 
     def boundary_at_or_after(self, function_start: int, link_address: int) -> int | None:
         """The first instruction start at or after ``link_address`` in the function starting
-        at ``function_start`` (x86; arm64 instructions start every 4 bytes). Remembered, and
-        kept in the store like call sites."""
+        at ``function_start`` (x86; arm64 instructions start every 4 bytes)."""
         if self.arch == AARCH64:
             return -(-link_address // ARM64_INSTRUCTION) * ARM64_INSTRUCTION
         if not 0 <= link_address - function_start <= MAX_SWEEP_BYTES:
             return None
-        key = (function_start, link_address)
-        if key in self._boundaries:
-            return self._boundaries[key]
-        store_key = f"{function_start:x}/{link_address:x}"
-        if self.store is not None:
-            data = self.store.get_derived(BOUNDARY_KIND, store_key)
-            if data is not None:
-                try:
-                    boundary = marshal.loads(data)
-                    if boundary is None or isinstance(boundary, int):
-                        self._boundaries[key] = boundary
-                        return boundary
-                except (EOFError, ValueError, TypeError):
-                    pass  # found again below
         sweep = self._sweep(function_start)
         sweep.extend_to(self.source, link_address + X86_MAX_INSTRUCTION + 1)
         position = bisect.bisect_left(sweep.addresses, link_address)
-        found = sweep.addresses[position] if position < len(sweep.addresses) else None
-        self._boundaries[key] = found
-        if self.store is not None:
-            self.store.put_derived(BOUNDARY_KIND, [(store_key, marshal.dumps(found))])
-        return found
+        if position < len(sweep.addresses):
+            return sweep.addresses[position]
+        return None
 
     def clear_cache(self) -> None:
         self._sweeps.clear()
         self._answers.clear()
-        self._boundaries.clear()
 
     @cached_property
     def sites(self) -> PatchSites:

@@ -232,10 +232,6 @@ class CodeListing:
         return None
 
 
-# Store kind of listings (see listing_key); bump when CodeListing or the decoding changes.
-LISTING_KIND = "code-listing/1"
-
-
 def listing_key(
     code: bytes,
     marker_index: int | None,
@@ -243,8 +239,9 @@ def listing_key(
     link_address_of_marker: int | None,
     boundaries: Sequence[int],
 ) -> str:
-    """Everything :func:`disassemble_code` depends on, as a store key: a listing is a pure
-    function of them (and of capstone's version, which a new ltosyms release may change)."""
+    """Everything :func:`~ltosyms.disasm.listing.disassemble_code` depends on, as (part of) a
+    store key: a listing is a pure function of them, and of capstone's version (stored
+    answers carry the kind's version, bumped when a release changes what they hold)."""
     marker = "-" if marker_index is None else str(marker_index)
     address = "-" if link_address_of_marker is None else f"{link_address_of_marker:x}"
     known = ",".join(str(b) for b in boundaries)

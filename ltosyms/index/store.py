@@ -2,10 +2,13 @@
 
 The index stores and decides nothing. It keeps, per image, what is expensive to compute and
 never changes for a given build: one opaque blob per DWARF compilation unit, written by the
-DWARF layer as it parses a CU (a :class:`CuStore`), a few whole-image tables under negative CU
-keys (the symbol table, the unit map), and small derived facts by kind and key (the call
-instruction ending at a return address, found by disassembly). Every later decode against the
-same build is served from the file.
+DWARF layer as it parses a CU (a :class:`CuStore`), the DWARF layer's own tables under
+negative CU keys (the unit map, outer names), and small derived facts by kind and key: the
+call instruction ending at a return address, the inline chain at an address, the analysis of
+a ``Code:`` line, boot-patch tables, build facts. Every later decode against the same build is
+served from the file. The symbol table, a multi-megabyte table read on every run, is a file
+of its own next to the database (``<index>.symbols-N.table``), memory-mapped so that a decode
+reads only the pages its lookups touch.
 
 **Where.** ``$LTOSYMS_CACHE_DIR``, else ``$XDG_CACHE_HOME/ltosyms`` (XDG Base Directory spec:
 only an absolute ``XDG_CACHE_HOME`` counts), else ``~/.cache/ltosyms``; ``--cache-dir`` beats
@@ -36,9 +39,9 @@ silently ignoring a directory the user asked for hides their mistake. A director
 read but not written serves an existing index read-only.
 
 **Never touched:** anything outside the cache directory, and in it anything but files whose
-name this module makes (``<key>.ltosyms-v<N>.sqlite`` and its ``-wal``, ``-shm``, ``.lock`` and
-``.tmp`` companions). A non-regular file (symlink, directory) at an index name is left alone and
-the cache is not used.
+name this module makes (``<key>.ltosyms-v<N>.sqlite`` and its ``-wal``, ``-shm``, ``.lock``,
+``.tmp`` and ``.<kind>.table`` companions). A non-regular file (symlink, directory) at an index
+name is left alone and the cache is not used.
 """
 
 from __future__ import annotations
