@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from ltosyms.elf.image import KernelImage, open_image
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT / "testdata" / "vmlinux-samples"
@@ -69,6 +72,14 @@ def corpus() -> Corpus:
             pytest.fail(reason + "; LTOSYMS_REQUIRE_CORPUS=1 requires it")
         pytest.skip(reason)
     return Corpus(root)
+
+
+@pytest.fixture
+def gcc_sample() -> Iterator[KernelImage]:
+    """The gcc sample vmlinux, opened (closed after the test)."""
+    opened = open_image(SAMPLES / "vmlinux-gcc")
+    yield opened
+    opened.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -47,10 +47,8 @@ class DictStore:
 
 
 @pytest.fixture
-def image() -> Iterator[KernelImage]:
-    opened = open_image(GCC)
-    yield opened
-    opened.close()
+def image(gcc_sample: KernelImage) -> KernelImage:
+    return gcc_sample
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import shutil
 import sqlite3
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from ltosyms.errors import CacheError
 from ltosyms.index.store import (
     SCHEMA_VERSION,
     CacheLocation,
-    IndexStore,
     cache_location,
     default_cache_dir,
     image_key,
@@ -56,10 +54,8 @@ def with_build_id(source: Path, target: Path, build_id: bytes | None) -> Path:
 
 
 @pytest.fixture
-def image() -> Iterator[KernelImage]:
-    opened = open_image(GCC)
-    yield opened
-    opened.close()
+def image(gcc_sample: KernelImage) -> KernelImage:
+    return gcc_sample
 
 
 @pytest.fixture
@@ -413,13 +409,22 @@ def test_checksum_covers_the_stored_blob(image: KernelImage, location: CacheLoca
     store.close()
 
 
-def test_store_is_a_cu_store(image: KernelImage, location: CacheLocation) -> None:
-    from ltosyms.index.store import CuStore
+def test_store_serves_every_layer(image: KernelImage, location: CacheLocation) -> None:
+    from ltosyms.stores import CuStore, DerivedStore, TableStore
 
     store = open_store(image, location)
     assert store is not None
-    as_protocol: CuStore = store
-    as_protocol.put(1, b"a")
-    assert as_protocol.get(1) == b"a"
-    assert isinstance(store, IndexStore)
+    units: CuStore = store
+    units.put(1, b"a")
+    assert units.get(1) == b"a"
+    derived: DerivedStore = store
+    derived.put_derived("test/1", [("k", b"first"), ("k", b"second")])  # first one kept
+    assert derived.get_derived("test/1", "k") == b"first"
+    assert derived.get_derived("test/2", "k") is None
+    tables: TableStore = store
+    assert tables.put_table("test/1", b"x" * 1000)
+    mapped = tables.get_table("test/1")
+    assert mapped is not None and bytes(mapped) == b"x" * 1000
+    with pytest.raises(ValueError, match="table kind"):
+        tables.get_table("../escape")
     store.close()

@@ -25,7 +25,6 @@ from ltosyms.decode.frames import (
 )
 from ltosyms.decode.memo import remembered
 from ltosyms.decode.modules import ModuleSet
-from ltosyms.disasm.callsite import CallSiteStore
 from ltosyms.disasm.records import (
     CodeListing,
     CodeMatch,
@@ -36,18 +35,19 @@ from ltosyms.disasm.records import (
     match_from_bytes,
     match_to_bytes,
 )
-from ltosyms.elf.build_facts import FactStore, choose_rule, read_build_facts
-from ltosyms.elf.dwarf import CuStore, DwarfResolver
+from ltosyms.elf.build_facts import choose_rule, read_build_facts
+from ltosyms.elf.dwarf import DwarfResolver
 from ltosyms.elf.image import KernelImage
-from ltosyms.elf.kernel import LoadedImage, TableStore
+from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import LtosymsError, MismatchError
 from ltosyms.names.kallsyms import CleanupRule
 from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
+from ltosyms.stores import CuStore, DerivedStore, TableStore
 
 log = logging.getLogger(__name__)
 
 
-class ImageStore(CuStore, CallSiteStore, FactStore, TableStore, Protocol):
+class ImageStore(CuStore, DerivedStore, TableStore, Protocol):
     """What a decode keeps per image between runs: DWARF units, call sites, build facts, the
     symbol table (the index)."""
 

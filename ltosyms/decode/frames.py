@@ -28,7 +28,7 @@ from ltosyms.decode.candidates import (
     resolve_name,
 )
 from ltosyms.decode.memo import remembered
-from ltosyms.disasm.callsite import CallSiteStore, finder_for
+from ltosyms.disasm.callsite import finder_for
 from ltosyms.disasm.records import (
     MATCH_KIND,
     CallKind,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ltosyms.disasm.compare import ImageWindow
 from ltosyms.names.kallsyms import CleanupRule
 from ltosyms.oops.records import CodeBytes, FrameRole
+from ltosyms.stores import DerivedStore
 
 STATIC_CALL_TRAMPOLINE_PREFIX = "__SCT__"
 
@@ -100,7 +101,7 @@ class ImageResolver:
         loaded: LoadedImage,
         dwarf: DwarfResolver | None,
         rule: CleanupRule,
-        call_sites: CallSiteStore | None = None,
+        call_sites: DerivedStore | None = None,
     ) -> None:
         self.loaded = loaded
         self.symbols = loaded.symbols

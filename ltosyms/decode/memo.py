@@ -9,18 +9,14 @@ the same crash many times; with the answers stored, a warm decode needs no disas
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
+
+from ltosyms.stores import DerivedStore
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class DerivedStore(Protocol):
-    def get_derived(self, kind: str, key: str) -> bytes | None: ...
-
-    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
 
 
 def remembered(

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ltosyms.elf.image import KernelImage
-from ltosyms.elf.kernel import LoadedImage, TableStore, load_module
+from ltosyms.elf.kernel import LoadedImage, load_module
 from ltosyms.errors import InputError, MismatchError
+from ltosyms.stores import TableStore
 
 log = logging.getLogger(__name__)
 

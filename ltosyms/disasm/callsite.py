@@ -11,7 +11,7 @@ friends hundreds of times. When a sweep is impossible (no start, or bytes that d
 nothing before the address) the bytes just before the address are tried as one instruction of
 each length 1..15. arm64 is fixed-width: the instruction is the word before the address.
 
-Answers are facts about the image, so a finder given a :class:`CallSiteStore` (the on-disk
+Answers are facts about the image, so a finder given a :class:`DerivedStore` (the on-disk
 index) keeps them there: a later run asks the store first and disassembles nothing it has seen.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import bisect
 import weakref
-from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
@@ -47,6 +46,7 @@ from ltosyms.disasm.records import (
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
+from ltosyms.stores import DerivedStore
 
 if TYPE_CHECKING:
     from ltosyms.disasm.patching import PatchSite, PatchSites
@@ -71,14 +71,6 @@ RETPOLINE_THUNK_PREFIXES = (
 # Store kind of call-site answers; bump the number when the record or its meaning changes.
 CALL_SITE_KIND = "call-site/1"
 _SAVE_EVERY = 512
-
-
-class CallSiteStore(Protocol):
-    """Where a finder keeps its answers between runs (:class:`~ltosyms.index.store.IndexStore`)."""
-
-    def get_derived(self, kind: str, key: str) -> bytes | None: ...
-
-    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
 
 
 class CodeSource(Protocol):
@@ -177,9 +169,9 @@ class CallSiteFinder:
         # Answers given, by (return address, function start); the ones not in the store yet.
         self._answers: dict[tuple[int, int | None], CallSite | None] = {}
         self._unsaved: list[tuple[str, bytes]] = []
-        self.store: CallSiteStore | None = None
+        self.store: DerivedStore | None = None
 
-    def use_store(self, store: CallSiteStore) -> None:
+    def use_store(self, store: DerivedStore) -> None:
         """Answer from ``store`` first and keep new answers there (see :meth:`save`). The
         answers depend on the symbol table (thunk names), so only a finder with one gets it."""
         if self.symbols is None:
@@ -510,7 +502,7 @@ _finders: weakref.WeakKeyDictionary[KernelImage, CallSiteFinder] = weakref.WeakK
 
 
 def finder_for(
-    image: KernelImage, symbols: SymbolTable | None = None, store: CallSiteStore | None = None
+    image: KernelImage, symbols: SymbolTable | None = None, store: DerivedStore | None = None
 ) -> CallSiteFinder:
     """The image's shared finder (its sweeps are cached as long as the image lives); with
     ``store`` (and ``symbols``), answers are kept there for later runs."""

@@ -33,10 +33,10 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Protocol
 
 from ltosyms.disasm.records import PatchReason
 from ltosyms.elf.image import KernelImage
+from ltosyms.stores import DerivedStore
 
 log = logging.getLogger(__name__)
 
@@ -360,21 +360,13 @@ def _is_bytes(image: KernelImage, link_address: int) -> bool:
     return image.section_at(link_address) is not None
 
 
-class PatchSiteStore(Protocol):
-    """Where the tables are kept between runs (:class:`~ltosyms.index.store.IndexStore`)."""
-
-    def get_derived(self, kind: str, key: str) -> bytes | None: ...
-
-    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
-
-
 # Store kind of the tables (one entry per image, key ""); bump when the stored form changes.
 PATCH_SITES_KIND = "patch-sites/1"
 
 _cache: weakref.WeakKeyDictionary[KernelImage, PatchSites] = weakref.WeakKeyDictionary()
 
 
-def patch_sites(image: KernelImage, store: PatchSiteStore | None = None) -> PatchSites:
+def patch_sites(image: KernelImage, store: DerivedStore | None = None) -> PatchSites:
     """The image's patch sites, read once per open image; with ``store``, read from it (or
     kept there once read: the tables of a distro vmlinux take a tenth of a second)."""
     sites = _cache.get(image)

@@ -14,9 +14,7 @@ from __future__ import annotations
 import marshal
 import re
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
@@ -28,6 +26,7 @@ from ltosyms.names.kallsyms import (
     parse_kernel_version,
 )
 from ltosyms.names.suffixes import SuffixKind, parse_name
+from ltosyms.stores import DerivedStore
 
 LINUX_ELFNOTE_LTO_INFO = 0x101  # include/linux/elfnote-lto.h
 _BANNER_LIMIT = 512  # init/version.c: "Linux version " UTS_RELEASE " (" ... ")\n", well below
@@ -73,20 +72,12 @@ class RuleChoice:
     reason: str
 
 
-class FactStore(Protocol):
-    """Where the facts are kept between runs (:class:`~ltosyms.index.store.IndexStore`)."""
-
-    def get_derived(self, kind: str, key: str) -> bytes | None: ...
-
-    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
-
-
 # Store kind of the facts (one entry per image, key ""); bump when BuildFacts changes.
 BUILD_FACTS_KIND = "build-facts/1"
 
 
 def read_build_facts(
-    image: KernelImage, table: SymbolTable, store: FactStore | None = None
+    image: KernelImage, table: SymbolTable, store: DerivedStore | None = None
 ) -> BuildFacts:
     """The facts of ``image``; with ``store``, read from it or kept there (counting the
     ``.llvm.`` names among ~90,000 kept symbols is a noticeable part of a short decode)."""

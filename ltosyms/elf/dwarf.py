@@ -25,9 +25,9 @@ import marshal
 import os
 import struct
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ltosyms.elf.dwarf_forms import DwarfError
 from ltosyms.elf.dwarf_records import (
@@ -39,6 +39,7 @@ from ltosyms.elf.dwarf_records import (
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import CacheError, InputError
+from ltosyms.stores import CuStore, DerivedStore
 
 if TYPE_CHECKING:
     # The unit tables and the DWARF parsers are imported where a unit is loaded or parsed,
@@ -94,21 +95,6 @@ OUTER_NAMES_KEY = -3
 LOCATIONS_KIND = "locations/1"
 # The formats of the stored blobs: an index written with other formats is not used.
 CU_FORMAT = f"cudata-{CU_DATA_FORMAT}.cumap-{CU_MAP_FORMAT}"
-
-
-class CuStore(Protocol):
-    """Where parsed units are kept between runs (the index implements it with SQLite)."""
-
-    def get(self, cu_offset: int) -> bytes | None: ...
-    def put(self, cu_offset: int, data: bytes) -> None: ...
-
-
-class DerivedStore(Protocol):
-    """A store that also keeps small answers by kind and key (the index does)."""
-
-    def get_derived(self, kind: str, key: str) -> bytes | None: ...
-
-    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
 
 
 def _chain_to_bytes(chain: tuple[SourceLocation, ...]) -> bytes:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from ltosyms.elf.image import ImageKind, KernelImage, open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
+from ltosyms.stores import TableStore
 
 # Every Linux vmlinux defines at least one of these (arch/*/kernel/vmlinux.lds.S, init/version.c).
 KERNEL_MARKERS = ("_stext", "_text", "linux_banner", "start_kernel")
@@ -28,13 +28,6 @@ class LoadedImage:
     @property
     def build_id(self) -> str | None:
         return self.image.build_id
-
-
-class TableStore(Protocol):
-    """Where loaded tables may be kept between runs (the on-disk index is one)."""
-
-    def get_table(self, kind: str) -> memoryview | None: ...
-    def put_table(self, kind: str, data: bytes) -> bool: ...
 
 
 # Store kind of the symbol table (stores keep one table per kind: a new format is a new kind).

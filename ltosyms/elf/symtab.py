@@ -16,7 +16,7 @@ import bisect
 import marshal
 import struct
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal, overload
@@ -508,9 +508,12 @@ class SymbolTable:
         return {}
 
     def _indexes_named(self, name: str) -> list[int]:
-        found = self._lookups.get((False, name))
+        return self._remembered(False, name, self._find_named)
+
+    def _remembered(self, by_base: bool, text: str, find: Callable[[str], list[int]]) -> list[int]:
+        found = self._lookups.get((by_base, text))
         if found is None:
-            found = self._lookups[(False, name)] = self._find_named(name)
+            found = self._lookups[(by_base, text)] = find(text)
         return found
 
     def _find_named(self, name: str) -> list[int]:
@@ -532,10 +535,7 @@ class SymbolTable:
         return found
 
     def _base_indexes(self, base: str) -> list[int]:
-        found = self._lookups.get((True, base))
-        if found is None:
-            found = self._lookups[(True, base)] = self._find_base(base)
-        return found
+        return self._remembered(True, base, self._find_base)
 
     def _find_base(self, base: str) -> list[int]:
         # Every name with base ``foo`` is ``foo`` itself or starts with ``foo.`` (a base with a

@@ -1,8 +1,8 @@
-"""The persistent index: per-image SQLite files holding the symbol table and parsed DWARF."""
+"""The persistent index: per-image SQLite files (and table files) holding parsed DWARF, the
+symbol table and what decodes derived from the image."""
 
 from ltosyms.index.store import (
     CacheLocation,
-    CuStore,
     IndexStore,
     cache_location,
     default_cache_dir,
@@ -12,7 +12,6 @@ from ltosyms.index.store import (
 
 __all__ = [
     "CacheLocation",
-    "CuStore",
     "IndexStore",
     "cache_location",
     "default_cache_dir",

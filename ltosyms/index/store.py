@@ -61,7 +61,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ltosyms import __version__
 from ltosyms.elf.image import KernelImage
@@ -109,14 +109,6 @@ CREATE TABLE derived (              -- facts other layers derive from the image,
     PRIMARY KEY (kind, key)
 ) WITHOUT ROWID;
 """
-
-
-class CuStore(Protocol):
-    """What the DWARF layer needs from a persistent store: bytes by CU offset."""
-
-    def get(self, cu_offset: int) -> bytes | None: ...
-
-    def put(self, cu_offset: int, data: bytes) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
