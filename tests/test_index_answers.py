@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT, SAMPLES, Corpus
 
-from ltosyms.disasm.callsite import CALL_SITE_KIND, CallSiteFinder
+from ltosyms.disasm import callsite
+from ltosyms.disasm.callsite import CALL_SITE_KIND, SWEEP_KIND, CallSiteFinder
 from ltosyms.disasm.patching import PatchSites
 from ltosyms.elf import build_facts
 from ltosyms.elf.build_facts import read_build_facts
@@ -93,6 +94,40 @@ def test_call_sites_come_back_from_the_store(image: KernelImage) -> None:
     assert not second._sweeps  # nothing was disassembled
     fresh = CallSiteFinder(image, symbols=symbols)
     assert [fresh.call_ending_at(ra, start) for ra, start in queries] == answers
+
+
+def test_stored_sweeps_answer_other_addresses_of_the_same_functions(
+    image: KernelImage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    symbols = SymbolTable(image)
+    calls = _return_addresses(image, symbols)
+    # One call per function is asked first; the others (and every other instruction end) later.
+    first_calls = {start: (ra, start) for ra, start in reversed(calls)}
+    store = DictStore()
+    first = CallSiteFinder(image, symbols=symbols)
+    first.use_store(store)
+    for ra, start in first_calls.values():
+        first.call_ending_at(ra, start)
+    first.save()
+    sweeps = {key for kind, key in store.items if kind == SWEEP_KIND}
+    assert sweeps == {f"{start:x}" for start in first_calls}
+
+    later = [
+        (end, symbol.link_address)
+        for symbol in symbols
+        if symbol.is_function and f"{symbol.link_address:x}" in sweeps
+        for end in range(symbol.link_address + 1, symbol.end_address + 1)
+    ]
+    expected = [CallSiteFinder(image, symbols=symbols).call_ending_at(*q) for q in later]
+    assert sum(1 for site in expected if site is not None and site.is_call) > len(first_calls)
+
+    def no_disassembly(*args: object) -> None:
+        raise AssertionError("disassembled although the function's sweep is stored")
+
+    monkeypatch.setattr(callsite, "iter_instructions", no_disassembly)
+    second = CallSiteFinder(image, symbols=symbols)
+    second.use_store(store)
+    assert [second.call_ending_at(*q) for q in later] == expected
 
 
 def test_a_store_needs_the_symbol_table(image: KernelImage) -> None:

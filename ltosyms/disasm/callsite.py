@@ -18,7 +18,9 @@ index) keeps them there: a later run asks the store first and disassembles nothi
 from __future__ import annotations
 
 import bisect
+import marshal
 import weakref
+from array import array
 from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
@@ -70,6 +72,7 @@ RETPOLINE_THUNK_PREFIXES = (
 
 # Store kind of call-site answers; bump the number when the record or its meaning changes.
 CALL_SITE_KIND = "call-site/1"
+SWEEP_KIND = "sweep/1"  # a function's instructions, decoded from its start
 _SAVE_EVERY = 512
 
 
@@ -133,6 +136,44 @@ class _Sweep:
                 consumed += 1
             self.next_address += consumed
 
+    def to_bytes(self) -> bytes:
+        """The instructions decoded so far (x86 instructions are at most 15 bytes long)."""
+        return marshal.dumps(
+            (
+                self.next_address,
+                self.exhausted,
+                self.desyncs,
+                array("Q", self.addresses).tobytes(),
+                bytes(size for size, _mnemonic, _op_str in self.texts),
+                [mnemonic for _size, mnemonic, _op_str in self.texts],
+                [op_str for _size, _mnemonic, op_str in self.texts],
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, start: int, data: bytes) -> _Sweep:
+        """A sweep stored by :meth:`to_bytes`; :class:`ValueError` for other bytes."""
+        try:
+            next_address, exhausted, desyncs, addresses, sizes, mnemonics, op_strs = marshal.loads(
+                data
+            )
+            column = array("Q")
+            column.frombytes(addresses)
+            sweep = cls(start)
+            sweep.addresses = column.tolist()
+            sweep.texts = list(zip(sizes, mnemonics, op_strs, strict=True))
+            sweep.ends = {a + n: i for i, (a, n) in enumerate(zip(column, sizes, strict=True))}
+            sweep.desyncs = [int(address) for address in desyncs]
+            sweep.next_address = int(next_address)
+            sweep.exhausted = bool(exhausted)
+        except (EOFError, TypeError, ValueError) as error:
+            raise ValueError(f"not a stored sweep: {error}") from None
+        if len(sweep.addresses) != len(sweep.texts) or (
+            sweep.addresses and sweep.addresses[0] < start
+        ):
+            raise ValueError("not a stored sweep: columns differ")
+        return sweep
+
     def covering(self, address: int) -> int | None:
         position = bisect.bisect_right(self.addresses, address) - 1
         if position >= 0 and self.addresses[position] + self.texts[position][0] > address:
@@ -169,6 +210,7 @@ class CallSiteFinder:
         # Answers given, by (return address, function start); the ones not in the store yet.
         self._answers: dict[tuple[int, int | None], CallSite | None] = {}
         self._unsaved: list[tuple[str, bytes]] = []
+        self._grown: set[int] = set()  # starts of sweeps decoded further than stored
         self.store: DerivedStore | None = None
 
     def use_store(self, store: DerivedStore) -> None:
@@ -179,10 +221,16 @@ class CallSiteFinder:
         self.store = store
 
     def save(self) -> None:
-        """Write the answers found since the last save to the store, in one transaction."""
+        """Write the answers and sweeps found since the last save to the store."""
         if self.store is not None and self._unsaved:
             self.store.put_derived(CALL_SITE_KIND, self._unsaved)
+        if self.store is not None and self._grown:
+            self.store.put_derived(
+                SWEEP_KIND,
+                [(f"{start:x}", self._sweeps[start].to_bytes()) for start in sorted(self._grown)],
+            )
         self._unsaved = []
+        self._grown = set()
 
     def call_ending_at(self, return_address: int, function_start: int | None) -> CallSite | None:
         """The instruction ending exactly at ``return_address``; remembered, and with a store
@@ -222,7 +270,7 @@ class CallSiteFinder:
         if function_start is None or not 0 <= return_address - function_start <= MAX_SWEEP_BYTES:
             return self._window(return_address)
         sweep = self._sweep(function_start)
-        sweep.extend_to(self.source, return_address)
+        self._extend(sweep, function_start, return_address)
         position = sweep.ends.get(return_address)
         if position is not None:
             site = self._from_sweep(sweep, position, return_address)
@@ -232,7 +280,10 @@ class CallSiteFinder:
         patched = self._patched_call(sweep, return_address)
         if patched is not None:
             return patched
-        if (sweep.desyncs and sweep.desyncs[0] < return_address) or sweep.exhausted:
+        # The code ran out before the return address (however far the sweep went: a stored
+        # sweep covers its whole function).
+        ran_out = sweep.exhausted and sweep.next_address < return_address
+        if (sweep.desyncs and sweep.desyncs[0] < return_address) or ran_out:
             return self._window(return_address)
         return None
 
@@ -244,7 +295,7 @@ class CallSiteFinder:
         if not 0 <= link_address - function_start <= MAX_SWEEP_BYTES:
             return None
         sweep = self._sweep(function_start)
-        sweep.extend_to(self.source, link_address + X86_MAX_INSTRUCTION + 1)
+        self._extend(sweep, function_start, link_address + X86_MAX_INSTRUCTION + 1)
         position = bisect.bisect_left(sweep.addresses, link_address)
         if position < len(sweep.addresses):
             return sweep.addresses[position]
@@ -266,8 +317,34 @@ class CallSiteFinder:
     def _sweep(self, function_start: int) -> _Sweep:
         sweep = self._sweeps.get(function_start)
         if sweep is None:
-            sweep = self._sweeps[function_start] = _Sweep(function_start)
+            sweep = self._stored_sweep(function_start) or _Sweep(function_start)
+            self._sweeps[function_start] = sweep
         return sweep
+
+    def _stored_sweep(self, function_start: int) -> _Sweep | None:
+        if self.store is None:
+            return None
+        data = self.store.get_derived(SWEEP_KIND, f"{function_start:x}")
+        if data is None:
+            return None
+        try:
+            return _Sweep.from_bytes(function_start, data)
+        except ValueError:
+            return None  # another format: swept again
+
+    def _extend(self, sweep: _Sweep, function_start: int, target: int) -> None:
+        """Decode ``sweep`` up to ``target``; with a store, up to its function's end, so that
+        the stored sweep answers any later question about that function. (A linear sweep
+        decodes the same instructions however far it goes at a time.)"""
+        if sweep.next_address >= target or sweep.exhausted:
+            return
+        if self.store is not None and self.symbols is not None:
+            symbol = self.symbols.lookup(function_start)
+            if symbol is not None and symbol.link_address == function_start:
+                size = min(symbol.kallsyms_size or 0, MAX_SWEEP_BYTES)
+                target = max(target, function_start + size)
+            self._grown.add(function_start)
+        sweep.extend_to(self.source, target)
 
     # -- boot-time patched calls ------------------------------------------------------------------
 
