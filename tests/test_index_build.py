@@ -18,7 +18,9 @@ from click.testing import CliRunner
 from conftest import PROJECT, SAMPLES, Corpus
 
 from ltosyms.cli import cli
+from ltosyms.disasm.patching import PATCH_SITES_KIND
 from ltosyms.elf import dwarf, dwarf_build, dwarf_cumap
+from ltosyms.elf.build_facts import BUILD_FACTS_KIND
 from ltosyms.elf.dwarf_cudata import CuData
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.kernel import SYMBOLS_KIND
@@ -70,8 +72,17 @@ def stored_units(location: CacheLocation, codec: CuCodec = FAKE) -> dict[int, by
         assert store is not None
         found = store.get_many(store.stored_cu_offsets())
         store.close()
-    # Negative keys hold whole-image tables (the symbol table, the unit map), not units.
+    # Negative keys hold the DWARF layer's whole-image tables (the unit map), not units.
     return {offset: blob for offset, blob in found.items() if offset >= 0}
+
+
+def stored_kinds(location: CacheLocation, codec: CuCodec = FAKE) -> set[str]:
+    with open_image(VMLINUX) as image:
+        store = open_store(image, location, cu_format=codec.format)
+        assert store is not None
+        kinds = {row[0] for row in store.query("SELECT DISTINCT kind FROM derived")}
+        store.close()
+    return kinds
 
 
 @dataclass
@@ -100,11 +111,16 @@ def test_workers_store_every_unit(fake_build: FakeBuild) -> None:
     with open_image(VMLINUX) as image:
         build_id = image.build_id
     assert result.index_path.name == index_file_name(build_id or "")
-    assert result.size_bytes == result.index_path.stat().st_size
+    # The database and its table files (the symbol table is one).
+    tables = list(result.index_path.parent.glob(result.index_path.name + ".*.table"))
+    assert len(tables) == 1
+    assert result.size_bytes == sum(p.stat().st_size for p in [result.index_path, *tables])
     expected = {
         o: fake_blob(build_id, o) for o in FAKE_UNITS if o not in (BROKEN_UNIT, CRASHING_UNIT)
     }
     assert stored_units(fake_build.location) == expected
+    # What every decode reads besides units is there too.
+    assert {PATCH_SITES_KIND, BUILD_FACTS_KIND} <= stored_kinds(fake_build.location)
 
 
 def test_failed_units_are_reported_and_lose_nothing_else(fake_build: FakeBuild) -> None:

@@ -150,16 +150,24 @@ def _build(
     failed: list[tuple[int, str]] = []
     symbols_stored = []
 
-    def store_symbols_meanwhile() -> None:
-        # Runs while the workers start and parse their first CUs.
-        # The table decode loads (ltosyms.elf.kernel.load_vmlinux); modules load theirs fresh.
-        if not image.is_module and store.get_table(SYMBOLS_KIND) is None:
-            symbols_for(image, store)
+    def store_tables_meanwhile() -> None:
+        # Runs while the workers start and parse their first CUs: what every decode reads
+        # besides units -- the symbol table, and for a vmlinux its boot-patch tables and build
+        # facts (ltosyms.elf.kernel.symbols_for, ltosyms.disasm.patching, elf.build_facts).
+        missing = store.get_table(SYMBOLS_KIND) is None
+        symbols = symbols_for(image, store)
+        if missing and store.get_table(SYMBOLS_KIND) is not None:
             symbols_stored.append(True)
+        if not image.is_module:
+            from ltosyms.disasm.patching import patch_sites
+            from ltosyms.elf.build_facts import read_build_facts
+
+            patch_sites(image, store)
+            read_build_facts(image, symbols, store)
 
     try:
         for outcome in _parse_all(
-            image, codec, _biggest_first(image, offsets, missing), jobs, store_symbols_meanwhile
+            image, codec, _biggest_first(image, offsets, missing), jobs, store_tables_meanwhile
         ):
             if outcome.error is not None:
                 failed.append((outcome.cu_offset, outcome.error))

@@ -366,11 +366,11 @@ class IndexStore:
         return self.get_meta("complete") == "1"
 
     def size_bytes(self) -> int:
-        """Bytes on disk: the database and its write-ahead log."""
+        """Bytes on disk: the database, its write-ahead log and its tables."""
         total = 0
-        for suffix in ("", "-wal"):
+        for path in (self.path, Path(f"{self.path}-wal"), *_table_files(self.path)):
             with contextlib.suppress(OSError):
-                total += os.stat(str(self.path) + suffix).st_size
+                total += os.stat(path).st_size
         return total
 
     # -- for ltosyms.index modules -------------------------------------------------------------
