@@ -235,7 +235,8 @@ def install_ltosyms() -> str:
     return f"{LTOSYMS[0]} (pip install of {PROJECT})"
 
 
-# Derived kinds a decode stores per address or per Code: line (see ltosyms.index.store).
+# Derived kinds a decode stores per address or per Code: line (see ltosyms.index.store);
+# "sweep/1" (a function's instructions) is kept: another log hits the same functions.
 PER_QUERY_KINDS = ("call-site/1", "locations/1", "code-analysis/1", "code-match/1")
 
 
@@ -409,9 +410,10 @@ def main() -> int:
         record(min((decode("ltosyms decode cold", c) for c in caches), key=lambda m: m.seconds))
         record(best_of(options.repeat, lambda: decode("ltosyms decode warm", caches[0])))
 
-        # The same log against an index that holds the units, tables and facts but none of the
-        # answers a decode stores per address (call sites, inline chains, Code: analyses):
-        # what a warm decode of *another* log touching the same units costs.
+        # The same log against an index that holds the units, tables, facts and function
+        # sweeps but none of the answers a decode stores per address (call sites, inline
+        # chains, Code: analyses): about what a warm decode of *another* log over the same
+        # units and functions costs (its Code: lines would be new too).
         def units_only() -> Measurement:
             cache = work / "cache-units-only"
             shutil.rmtree(cache, ignore_errors=True)
