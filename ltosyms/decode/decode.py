@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 
 
 class ImageStore(CuStore, DerivedStore, TableStore, Protocol):
-    """What a decode keeps per image between runs: DWARF units, call sites, build facts, the
-    symbol table (the index)."""
+    """What a decode keeps per image between runs (the on-disk index): DWARF units, the
+    symbol table, and derived answers (call sites, sweeps, inline chains, Code: analyses,
+    patch tables, build facts)."""
 
 
 StoreFactory = Callable[[KernelImage], ImageStore | None]
