@@ -15,9 +15,11 @@ DWARF 5) and the corpus log ``console-sysrq.log`` (~70 traces, 656 frames). The 
 
 Each command runs as its own process tree. Peak RSS is the largest resident set of any single
 process of the tree (``wait4``) and, sampled every 20 ms, the sum of PSS over the tree (what the
-machine must hold at once, e.g. ``index`` with its workers; shared pages counted once). Warm
-runs are repeated and the fastest kept; the vmlinux is read once before anything is timed, so
-every tool finds it in the page cache.
+machine must hold at once, e.g. ``index`` with its workers; shared pages counted once). The
+short commands (peers, warm ltosyms runs) run in ``--repeat`` rounds of one run each, and each
+keeps its fastest run, so that ratios compare runs made under the same machine load. ltosyms
+runs as pip installs it, in a venv of the bench's own. The vmlinux is read once before
+anything is timed, so every tool finds it in the page cache.
 
     python3 bench/bench_decode.py [--jobs N] [--repeat N] [--skip-script] [--skip-index]
 """
@@ -163,11 +165,6 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
-def best_of(repeat: int, measure: Callable[[], Measurement]) -> Measurement:
-    runs = [measure() for _ in range(repeat)]
-    return min(runs, key=lambda m: m.seconds)
-
-
 # -- inputs -----------------------------------------------------------------------------------
 
 
@@ -304,7 +301,7 @@ def main() -> int:
     parser.add_argument("--vmlinux", type=Path, help="default: the corpus Debian vmlinux")
     parser.add_argument("--log", default=LOG_NAME, help="a log of the Debian corpus")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="for index")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each fast command")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of the fast commands")
     parser.add_argument("--work", type=Path, help="keep outputs here (default: a temp dir)")
     parser.add_argument("--skip-script", action="store_true", help="no decode_stacktrace.sh")
     parser.add_argument("--skip-index", action="store_true", help="no ltosyms index")
@@ -345,6 +342,10 @@ def main() -> int:
     def out(name: str) -> Path:
         return work / (name.replace(" ", "_").replace("/", "_") + ".out")
 
+    # Short commands run in rounds, one of each per round, and each keeps its fastest run:
+    # load on a shared machine drifts, and a peer timed minutes before ltosyms would see
+    # another machine. Cold runs (each needs an empty index) come first.
+    fast: list[tuple[str, Callable[[], Measurement]]] = []
     peers = [
         ("llvm-symbolizer --inlining", ["llvm-symbolizer", "--inlining", "--obj", str(vmlinux)]),
         ("addr2line -fi", ["addr2line", "-fi", "-e", str(vmlinux)]),
@@ -353,11 +354,7 @@ def main() -> int:
         if shutil.which(argv[0]) is None:
             print(f"  {name}: not installed, skipped", file=sys.stderr)
             continue
-        record(
-            best_of(
-                options.repeat, partial(run, name, argv, stdin=addresses_file, output=out(name))
-            )
-        )
+        fast.append((name, partial(run, name, argv, stdin=addresses_file, output=out(name))))
 
     try:
         import drgn  # noqa: F401
@@ -369,7 +366,7 @@ def main() -> int:
     if has_drgn:
         script = work / "drgn_symbolize.py"
         script.write_text(DRGN_SCRIPT)
-        argv = [
+        drgn_argv = [
             sys.executable,
             str(script),
             str(vmlinux),
@@ -378,10 +375,16 @@ def main() -> int:
             # x86-64: swapper_pg_dir is init_top_pgt (arch/x86/include/asm/pgtable_64.h).
             symbol_value(vmlinux, "init_top_pgt"),
         ]
-        record(
-            best_of(
-                options.repeat,
-                lambda: run("drgn source_location", argv, stdin=addresses_file, output=out("drgn")),
+        fast.append(
+            (
+                "drgn source_location",
+                partial(
+                    run,
+                    "drgn source_location",
+                    drgn_argv,
+                    stdin=addresses_file,
+                    output=out("drgn"),
+                ),
             )
         )
 
@@ -408,7 +411,7 @@ def main() -> int:
         for cache in caches:
             shutil.rmtree(cache, ignore_errors=True)
         record(min((decode("ltosyms decode cold", c) for c in caches), key=lambda m: m.seconds))
-        record(best_of(options.repeat, lambda: decode("ltosyms decode warm", caches[0])))
+        fast.append(("ltosyms decode warm", partial(decode, "ltosyms decode warm", caches[0])))
 
         # The same log against an index that holds the units, tables, facts and function
         # sweeps but none of the answers a decode stores per address (call sites, inline
@@ -421,7 +424,7 @@ def main() -> int:
             forget_answers(cache)
             return decode("ltosyms decode warm, units only", cache)
 
-        record(best_of(options.repeat, units_only))
+        fast.append(("ltosyms decode warm, units only", units_only))
     else:
         print("  ltosyms decode: no such command yet, skipped", file=sys.stderr)
 
@@ -439,9 +442,16 @@ def main() -> int:
         cold = work / "cache-symbolize"
         shutil.rmtree(cold, ignore_errors=True)
         record(symbolize("ltosyms symbolize cold", cold))
-        record(best_of(options.repeat, lambda: symbolize("ltosyms symbolize warm", cold)))
+        fast.append(("ltosyms symbolize warm", partial(symbolize, "ltosyms symbolize warm", cold)))
     else:
         print("  ltosyms symbolize: no such command yet, skipped", file=sys.stderr)
+
+    runs: dict[str, list[Measurement]] = {name: [] for name, _measure in fast}
+    for _round in range(options.repeat):
+        for name, measure in fast:
+            runs[name].append(measure())
+    for name, _measure in fast:
+        record(min(runs[name], key=lambda m: m.seconds))
 
     if not options.skip_script:
         scripts = kernel_scripts()
@@ -482,7 +492,25 @@ def main() -> int:
     return 0
 
 
+# Table rows: the peers, then ltosyms from cold to warm (commands missing here come last).
+ROW_ORDER = (
+    "llvm-symbolizer --inlining",
+    "addr2line -fi",
+    "drgn source_location",
+    "ltosyms decode cold",
+    "ltosyms decode warm",
+    "ltosyms decode warm, units only",
+    "ltosyms symbolize cold",
+    "ltosyms symbolize warm",
+    "decode_stacktrace.sh",
+)
+
+
 def print_table(results: list[Measurement]) -> None:
+    results = sorted(
+        results,
+        key=lambda m: ROW_ORDER.index(m.name) if m.name in ROW_ORDER else len(ROW_ORDER),
+    )
     by_name = {m.name: m for m in results}
     llvm = by_name.get("llvm-symbolizer --inlining")
     script = by_name.get("decode_stacktrace.sh")

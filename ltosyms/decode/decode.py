@@ -128,6 +128,7 @@ class Decoder:
         # The name the kernel printed depends on its version and on clang LTO (DOMAIN §2).
         self.rule = rule or choose_rule(self.facts).rule
         self._resolvers: dict[str, ImageResolver | None] = {}
+        self._named: dict[FrameQuery, ResolvedFrame] = {}  # printed frames resolved so far
         self.warnings: list[str] = []
         if not vmlinux.image.has_dwarf():
             self.warnings.append(
@@ -256,12 +257,18 @@ class Decoder:
                 query.module, [f"module {frame.module}: {reason}"]
             )
             return
-        notes: list[str] = []
-        try:
-            resolution = resolver.resolve_named(query, code)
-            work.resolved[frame_key(frame)] = resolver.finish(query, resolution, notes)
-        except LtosymsError as error:
-            work.resolved[frame_key(frame)] = unresolved(query.module, [str(error)])
+        # A sysrq dump prints the same scheduler frames for every task: frames that read the
+        # same (and carry no Code: bytes) resolve the same.
+        known = self._named.get(query) if code is None else None
+        if known is None:
+            try:
+                resolution = resolver.resolve_named(query, code)
+                known = resolver.finish(query, resolution, [])
+            except LtosymsError as error:
+                known = unresolved(query.module, [str(error)])
+            if code is None:
+                self._named[query] = known
+        work.resolved[frame_key(frame)] = known
 
     def _resolve_raw(self, frame: Frame, kaslr_offset: int | None, work: _Work) -> None:
         query = self._query(frame)
