@@ -230,6 +230,19 @@ def test_damaged_or_foreign_table_files_are_not_used(
     assert store.check_integrity() is True
 
 
+def test_a_mapped_table_survives_its_replacement(store: IndexStore) -> None:
+    # Another process writing the same table replaces the file by a rename: a reader that
+    # mapped the old one keeps reading it whole, the next reader gets the new one.
+    assert store.put_table("test/1", b"a" * 5000)
+    old = store.get_table("test/1")
+    assert store.put_table("test/1", b"b" * 6000)
+    assert old is not None and bytes(old) == b"a" * 5000
+    new = store.get_table("test/1")
+    assert new is not None and bytes(new) == b"b" * 6000
+    leftovers = [p.name for p in store.path.parent.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
 def test_discarding_an_index_removes_its_tables(image: KernelImage, tmp_path: Path) -> None:
     location = CacheLocation(tmp_path / "cache")
     store = open_store(image, location, cu_format="test")
