@@ -178,7 +178,8 @@ def index_file_name(key: str) -> str:
 
 
 class IndexStore:
-    """One image's index file, open. A :class:`CuStore`, plus the symbol table rows.
+    """One image's index file, open: a :class:`~ltosyms.stores.CuStore`, a
+    :class:`~ltosyms.stores.DerivedStore` and a :class:`~ltosyms.stores.TableStore`.
 
     Reads and writes never raise: a busy database turns a read into a miss and drops a write
     (the other process is writing the same bytes); a corrupt one is discarded and rebuilt; one
