@@ -7,8 +7,13 @@ build facts, inline chains, ``Code:`` analyses) depend on these only, not on SQL
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class DerivedStore(Protocol):
@@ -35,3 +40,27 @@ class TableStore(Protocol):
     def get_table(self, kind: str) -> memoryview | None: ...
 
     def put_table(self, kind: str, data: bytes) -> bool: ...
+
+
+def remembered(
+    store: DerivedStore | None,
+    kind: str,
+    key: str,
+    make: Callable[[], T],
+    encode: Callable[[T], bytes],
+    decode: Callable[[bytes], T],
+) -> T:
+    """``make()``, or what an earlier run stored for ``(kind, key)``; a made answer is stored
+    at once. ``decode`` raises :class:`ValueError` on bytes it does not know (then the answer
+    is made again)."""
+    if store is None:
+        return make()
+    stored = store.get_derived(kind, key)
+    if stored is not None:
+        try:
+            return decode(stored)
+        except ValueError as error:
+            log.debug("stored %s %s ignored: %s", kind, key, error)
+    answer = make()
+    store.put_derived(kind, [(key, encode(answer))])
+    return answer

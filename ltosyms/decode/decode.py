@@ -23,7 +23,6 @@ from ltosyms.decode.frames import (
     narrow_by_caller,
     unresolved,
 )
-from ltosyms.decode.memo import remembered
 from ltosyms.decode.modules import ModuleSet
 from ltosyms.disasm.records import (
     CodeListing,
@@ -42,7 +41,7 @@ from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import LtosymsError, MismatchError
 from ltosyms.names.kallsyms import CleanupRule
 from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
-from ltosyms.stores import CuStore, DerivedStore, TableStore
+from ltosyms.stores import CuStore, DerivedStore, TableStore, remembered
 
 log = logging.getLogger(__name__)
 
@@ -350,8 +349,8 @@ class Decoder:
         """Disassemble ``Code:`` and compare it with the image at the resolved IP (DOMAIN §4).
 
         The result is a pure function of the printed bytes, the IP's link address and the
-        image: it is kept in the image's index (see :mod:`.memo`), so the same crash decoded
-        again needs no disassembler."""
+        image: it is kept in the image's index (:func:`ltosyms.stores.remembered`), so the
+        same crash decoded again needs no disassembler."""
         code = report.code
         if code is None or code.unavailable or code.marker_offset is None:
             return None

@@ -27,7 +27,6 @@ from ltosyms.decode.candidates import (
     narrow_further,
     resolve_name,
 )
-from ltosyms.decode.memo import remembered
 from ltosyms.disasm.callsite import finder_for
 from ltosyms.disasm.records import (
     MATCH_KIND,
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
     from ltosyms.disasm.compare import ImageWindow
 from ltosyms.names.kallsyms import CleanupRule
 from ltosyms.oops.records import CodeBytes, FrameRole
-from ltosyms.stores import DerivedStore
+from ltosyms.stores import DerivedStore, remembered
 
 STATIC_CALL_TRAMPOLINE_PREFIX = "__SCT__"
 
@@ -156,7 +155,7 @@ class ImageResolver:
         self, code: CodeBytes, window: ImageWindow, marker_link_address: int
     ) -> CodeMatch:
         """:func:`compare_code` of ``Code:`` bytes with this image's ``window`` at
-        ``marker_link_address``, kept in the image's index (see :mod:`.memo`)."""
+        ``marker_link_address``, kept in the image's index (:func:`ltosyms.stores.remembered`)."""
         from ltosyms.disasm.compare import compare_code
 
         assert code.marker_offset is not None

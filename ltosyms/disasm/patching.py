@@ -36,7 +36,7 @@ from functools import cached_property
 
 from ltosyms.disasm.records import PatchReason
 from ltosyms.elf.image import KernelImage
-from ltosyms.stores import DerivedStore
+from ltosyms.stores import DerivedStore, remembered
 
 log = logging.getLogger(__name__)
 
@@ -372,16 +372,13 @@ def patch_sites(image: KernelImage, store: DerivedStore | None = None) -> PatchS
     sites = _cache.get(image)
     if sites is not None:
         return sites
-    if store is not None:
-        data = store.get_derived(PATCH_SITES_KIND, "")
-        if data is not None:
-            try:
-                sites = PatchSites.from_bytes(image, data)
-            except ValueError as error:
-                log.debug("%s: stored patch sites ignored: %s", image.path, error)
-    if sites is None:
-        sites = PatchSites(image)
-        if store is not None:
-            store.put_derived(PATCH_SITES_KIND, [("", sites.to_bytes())])
+    sites = remembered(
+        store,
+        PATCH_SITES_KIND,
+        "",
+        lambda: PatchSites(image),
+        PatchSites.to_bytes,
+        lambda data: PatchSites.from_bytes(image, data),
+    )
     _cache[image] = sites
     return sites

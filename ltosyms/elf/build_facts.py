@@ -26,7 +26,7 @@ from ltosyms.names.kallsyms import (
     parse_kernel_version,
 )
 from ltosyms.names.suffixes import SuffixKind, parse_name
-from ltosyms.stores import DerivedStore
+from ltosyms.stores import DerivedStore, remembered
 
 LINUX_ELFNOTE_LTO_INFO = 0x101  # include/linux/elfnote-lto.h
 _BANNER_LIMIT = 512  # init/version.c: "Linux version " UTS_RELEASE " (" ... ")\n", well below
@@ -81,17 +81,14 @@ def read_build_facts(
 ) -> BuildFacts:
     """The facts of ``image``; with ``store``, read from it or kept there (counting the
     ``.llvm.`` names among ~90,000 kept symbols is a noticeable part of a short decode)."""
-    if store is not None:
-        data = store.get_derived(BUILD_FACTS_KIND, "")
-        if data is not None:
-            try:
-                return _facts_from_bytes(data)
-            except ValueError:
-                pass  # another format: read again below
-    facts = _read_build_facts(image, table)
-    if store is not None:
-        store.put_derived(BUILD_FACTS_KIND, [("", _facts_to_bytes(facts))])
-    return facts
+    return remembered(
+        store,
+        BUILD_FACTS_KIND,
+        "",
+        lambda: _read_build_facts(image, table),
+        _facts_to_bytes,
+        _facts_from_bytes,
+    )
 
 
 def _facts_to_bytes(facts: BuildFacts) -> bytes:
