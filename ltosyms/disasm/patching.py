@@ -94,12 +94,6 @@ _REASON_CODES = {
 _REASONS_BY_CODE = {code: reason for reason, code in _REASON_CODES.items()}
 
 
-def _numbers(code: str, raw: bytes) -> array[int]:
-    column = array(code)
-    column.frombytes(raw)
-    return column
-
-
 class PatchSites:
     """The patch sites of one image, sorted by address; empty for images without tables.
 
@@ -211,16 +205,16 @@ class PatchSites:
             table = cls()
             table._image = image
             table.available = bool(available)
-            table._starts = _numbers("Q", starts)
-            table._lengths = _numbers("I", lengths)
+            table._starts = memoryview(starts).cast("Q")
+            table._lengths = memoryview(lengths).cast("I")
             table._reason_codes = bytes(reasons)
-            table._first_replacement = _numbers("I", first_replacement)
-            table._replacement_addresses = _numbers("Q", replacement_addresses)
-            table._replacement_ends = _numbers("I", replacement_ends)
+            table._first_replacement = memoryview(first_replacement).cast("I")
+            table._replacement_addresses = memoryview(replacement_addresses).cast("Q")
+            table._replacement_ends = memoryview(replacement_ends).cast("I")
             table._replacement_bytes = bytes(replacement_bytes)
-            table._thunk_starts = _numbers("Q", thunk_starts)
+            table._thunk_starts = memoryview(thunk_starts).cast("Q")
             table._thunk_reason_codes = bytes(thunk_reasons)
-        except (EOFError, TypeError, ValueError, KeyError) as error:
+        except (EOFError, TypeError, ValueError) as error:
             raise ValueError(f"not stored patch sites: {error}") from None
         sites = len(table._starts)
         if (

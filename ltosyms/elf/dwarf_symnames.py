@@ -31,12 +31,6 @@ _MAGIC = "ltosyms-outer-names"
 _CODE_LETTERS = frozenset("tTWwi")
 
 
-def _column(code: str, raw: bytes) -> array[int]:
-    numbers = array(code)
-    numbers.frombytes(raw)
-    return numbers
-
-
 class OuterNames:
     """llvm-symbolizer's symbol-table name for a code address, built once per table.
 
@@ -103,7 +97,12 @@ class OuterNames:
             magic, version, starts, ends, indexes = marshal.loads(data)
             if magic != _MAGIC or version != FORMAT_VERSION:
                 raise CacheError("symbol name record has a foreign format")
-            columns = (_column("Q", starts), _column("Q", ends), _column("I", indexes))
+            # Read in place, as the symbol table's columns are.
+            columns = (
+                memoryview(starts).cast("Q"),
+                memoryview(ends).cast("Q"),
+                memoryview(indexes).cast("I"),
+            )
         except (EOFError, ValueError, TypeError) as error:
             raise CacheError(f"symbol name record is damaged ({error})") from None
         if not len(columns[0]) == len(columns[1]) == len(columns[2]) or any(
