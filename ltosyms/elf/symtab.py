@@ -19,6 +19,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import accumulate
 from typing import Literal, overload
 
 from ltosyms.elf.image import KernelImage, Section
@@ -236,8 +237,8 @@ class SymbolTable:
             self._set_kallsyms_sizes(self._compute_kallsyms_sizes(filtered))
 
     def _set_kallsyms_sizes(self, sizes: list[int | None]) -> None:
-        self.__dict__["kallsyms_sizes"] = sizes
-        # The columns records are made from (and stored): a size, and whether there is one.
+        # The columns records are made from (and stored): a size, and whether there is one;
+        # kallsyms_sizes gives the list form back to the callers that want it.
         self._sizes = [0 if size is None else size for size in sizes]
         self._sized = bytes(size is not None for size in sizes)
 
@@ -275,11 +276,7 @@ class SymbolTable:
         :meth:`from_bytes` reads the columns in place (memoryview casts): a 120,000-symbol
         table loads without copying or converting a single value."""
         text = "\0".join(self.names)
-        offsets = array("I", [0])
-        position = 0
-        for name in self.names:
-            position += len(name) + 1
-            offsets.append(position)
+        offsets = array("I", accumulate((len(name) + 1 for name in self.names), initial=0))
         parts: list[bytes] = []
         places: list[tuple[str, int, int]] = []
         cursor = 0
@@ -517,19 +514,17 @@ class SymbolTable:
         return found
 
     def _find_named(self, name: str) -> list[int]:
-        order, names = self._name_order, self.names
-        position = bisect.bisect_left(order, name, key=names.__getitem__)
-        found = []
-        while position < len(order) and names[order[position]] == name:
-            found.append(order[position])
-            position += 1
-        return found
+        return self._run_from(name, name.__eq__)
 
     def _indexes_with_prefix(self, prefix: str) -> list[int]:
+        return self._run_from(prefix, lambda name: name.startswith(prefix))
+
+    def _run_from(self, probe: str, belongs: Callable[[str], bool]) -> list[int]:
+        """The symbols, in name order, from the first name >= ``probe`` while ``belongs``."""
         order, names = self._name_order, self.names
-        position = bisect.bisect_left(order, prefix, key=names.__getitem__)
+        position = bisect.bisect_left(order, probe, key=names.__getitem__)
         found = []
-        while position < len(order) and names[order[position]].startswith(prefix):
+        while position < len(order) and belongs(names[order[position]]):
             found.append(order[position])
             position += 1
         return found
