@@ -449,7 +449,7 @@ def _analyse_code(
     image_name: str | None,
 ) -> _CodeAnalysis:
     """The listing of ``code`` and, with the IP's image, its comparison with that image."""
-    from ltosyms.disasm.compare import image_window
+    from ltosyms.disasm.compare import compare_code, image_window
     from ltosyms.disasm.listing import disassemble_code
 
     assert code.marker_offset is not None
@@ -479,7 +479,8 @@ def _analyse_code(
         listing = None
     match = None
     if window is not None and resolver is not None and marker_link_address is not None:
-        match = resolver.compare_code(code, window, marker_link_address)
+        # Kept as part of the analysis: not stored again on its own.
+        match = compare_code(code.data, code.marker_offset, window, code.arch)
         if match.verdict is CodeVerdict.MISMATCH:
             warnings.append(
                 f"Code: bytes differ from {image_name} at the RIP in {match.unexplained} "

@@ -439,20 +439,14 @@ class CallSiteFinder:
         original = self._from_sweep(sweep, position, return_address, site.reason)
         if not original.is_call:
             return None
-        thunk = original.thunk if kind is CallKind.THUNK else None
-        return CallSite(
-            return_address=return_address,
-            link_address=site.link_address,
+        # The vmlinux's instruction, with what the rewrite makes of it at run time.
+        return replace(
+            original,
             length=length,
-            raw=original.raw,
-            mnemonic=original.mnemonic,
-            op_str=original.op_str,
             kind=kind,
             target_link_address=None,
             possible_targets=(),
-            thunk=thunk,
-            patch=site.reason,
-            method=SweepMethod.FUNCTION_SWEEP,
+            thunk=original.thunk if kind is CallKind.THUNK else None,
         )
 
     # -- records ----------------------------------------------------------------------------------
