@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import pytest
 
 from ltosyms.oops.frames import parse_code, parse_frame, parse_ip, parse_registers
-from ltosyms.oops.records import SourceAnnotation
+from ltosyms.oops.records import (
+    Frame,
+    FrameRole,
+    SourceAnnotation,
+    StackSection,
+    make_frame,
+)
 
 BUILD_ID = "b6f57dc61cf5f6932874fe02c99a5089fe6d9d19"
 
@@ -293,3 +302,28 @@ def test_unreadable_and_garbled_code() -> None:
     truncated = parse_code("Code: 48 89 <0f> 0b b8 e", 1, None)
     assert truncated is not None and truncated.data == bytes.fromhex("48890f0bb8")
     assert parse_code("Code: zz", 1, None) is None
+
+
+def test_make_frame_takes_every_field_of_frame_by_keyword() -> None:
+    """The parser's fast builder and the record must not drift apart: same fields, same
+    order, every one a keyword, and the record it builds equals the dataclass's own."""
+    parameters = inspect.signature(make_frame).parameters
+    assert list(parameters) == [field.name for field in dataclasses.fields(Frame)]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
+    values = {
+        "line": 12,
+        "raw_text": " ? try_to_wake_up+0x24e/0x2a0 [lkdtm abc]",
+        "role": FrameRole.RETURN_ADDRESS,
+        "section": StackSection.TASK,
+        "reliable": False,
+        "symbol": "try_to_wake_up",
+        "offset": 0x24E,
+        "kallsyms_size": 0x2A0,
+        "module": "lkdtm",
+        "module_build_id": "abc",
+        "runtime_address": 0xFFFFFFFF8106F86E,
+        "marker": "P",
+        "source": SourceAnnotation("kernel/sched/core.c", 4241, 2),
+        "inline": True,
+    }
+    assert make_frame(**values) == Frame(**values)

@@ -201,20 +201,20 @@ class OopsParser:
                     unreliable, symbol, offset, size, module, build_id = fast.groups()
                     trace.frames.append(
                         make_frame(
-                            number,
-                            text.rstrip(),
-                            _RETURN_ADDRESS,
-                            trace.sections[-1] if trace.sections else _UNKNOWN,
-                            unreliable is None,
-                            symbol,
-                            int(offset, 16),
-                            int(size, 16),
-                            module,
-                            build_id,
-                            None,
-                            None,
-                            None,
-                            False,
+                            line=number,
+                            raw_text=text.rstrip(),
+                            role=_RETURN_ADDRESS,
+                            section=trace.sections[-1] if trace.sections else _UNKNOWN,
+                            reliable=unreliable is None,
+                            symbol=symbol,
+                            offset=int(offset, 16),
+                            kallsyms_size=int(size, 16),
+                            module=module,
+                            module_build_id=build_id,
+                            runtime_address=None,
+                            marker=None,
+                            source=None,
+                            inline=False,
                         )
                     )
                     trace.stack_frames += 1
@@ -826,20 +826,20 @@ def _same_dump(previous: IpLine | None, ip: IpText) -> bool:
 
 def _frame(line: LogLine, parsed: FrameText, role: FrameRole, section: StackSection) -> Frame:
     return make_frame(
-        line.number,
-        line.text.rstrip(),
-        role,
-        section,
-        parsed.reliable,
-        parsed.symbol,
-        parsed.offset,
-        parsed.kallsyms_size,
-        parsed.module,
-        parsed.module_build_id,
-        parsed.runtime_address,
-        parsed.marker,
-        parsed.source,
-        parsed.inline,
+        line=line.number,
+        raw_text=line.text.rstrip(),
+        role=role,
+        section=section,
+        reliable=parsed.reliable,
+        symbol=parsed.symbol,
+        offset=parsed.offset,
+        kallsyms_size=parsed.kallsyms_size,
+        module=parsed.module,
+        module_build_id=parsed.module_build_id,
+        runtime_address=parsed.runtime_address,
+        marker=parsed.marker,
+        source=parsed.source,
+        inline=parsed.inline,
     )
 
 

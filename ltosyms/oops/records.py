@@ -143,7 +143,8 @@ class Frame:
 # The parser makes one Frame per trace entry, and a frozen dataclass's generated __init__
 # assigns every field through object.__setattr__ (its own __setattr__ refuses), which costs as
 # much as the rest of parsing the entry. make_frame() builds the same record by calling the slot
-# descriptors directly: all fields, positional, in declaration order; no defaults are applied.
+# descriptors directly: every field given by keyword (tests/test_parse_frames.py checks that its
+# parameters are the record's fields); no defaults are applied.
 _new_object = object.__new__
 _FRAME_SLOTS = Frame.__dict__
 _set_line = _FRAME_SLOTS["line"].__set__
@@ -163,6 +164,7 @@ _set_inline = _FRAME_SLOTS["inline"].__set__
 
 
 def make_frame(
+    *,
     line: int,
     raw_text: str,
     role: FrameRole,
