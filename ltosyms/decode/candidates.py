@@ -65,6 +65,8 @@ class NameResolution:
         return len(self.candidates) > 1
 
 
+WRAPPED_SIZE = 1 << 63
+
 # A filter judges one candidate: True keeps it, False drops it, None means "cannot tell".
 CandidateTest = Callable[[Candidate], bool | None]
 
@@ -146,7 +148,10 @@ def resolve_name(
     candidates = [Candidate(s, s.link_address + offset) for s in found]
     if not candidates:
         return NameResolution((), tuple(evidence))
-    if size is not None:
+    # A module address past its text prints a wrapped size (kernel/module/kallsyms.c
+    # find_kallsyms_symbol(): nextval below the address, unsigned subtraction) whose value
+    # depends on where the module was loaded: it tells nothing about the symbol.
+    if size is not None and size < WRAPPED_SIZE:
         fitting = [c for c in candidates if c.symbol.kallsyms_size == size]
         if not fitting:
             # The kernel printed the kallsyms size of the symbol it found: a size no
