@@ -95,7 +95,7 @@ CLEANUP_RULES: tuple[CleanupRule, ...] = (
         "gcc builds of any version; clang LTO up to 5.15 without CFI, 6.10.7+ and 6.11+",
         "kernel/kallsyms.c: no cleanup_symbol_name() before 5.13; it returns early without "
         "CONFIG_LTO_CLANG (5.16-6.10); removed by fb6a421fb615 'kallsyms: Match symbols "
-        "exactly with CONFIG_LTO_CLANG' (6.11, stable 6.10.7)",
+        "exactly with CONFIG_LTO_CLANG' and 020925ce9299 (6.11, stable 6.10.7)",
         ("fb6a421fb615", "020925ce9299"),
         (_range("0.0", "5.15.y"), _range("6.10.7", "6.10.y"), _range("6.11", None)),
     ),
