@@ -90,6 +90,9 @@ FRAME_FIELDS = (
 # kernel source tree.
 BUILD_PREFIXES = (
     "/build/lb/kernels/src/linux-source-6.1/",
+    "/build/k612/src/linux-source-6.12/",
+    "/build/gcclto01/src/linux-source-6.1/",
+    "/usr/src/linux-sample/",  # testdata/vmlinux-samples/build.sh
     "/build/reproducible-path/linux-6.1.192/",
     "debian/build/build_amd64_none_cloud-amd64/",
 )
