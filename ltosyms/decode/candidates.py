@@ -148,11 +148,10 @@ def resolve_name(
     candidates = [Candidate(s, s.link_address + offset) for s in found]
     if not candidates:
         return NameResolution((), tuple(evidence))
-    # A module address past its text prints a wrapped size (kernel/module/kallsyms.c
-    # find_kallsyms_symbol(): nextval below the address, unsigned subtraction) whose value
-    # depends on where the module was loaded: it tells nothing about the symbol.
-    if size is not None and size < WRAPPED_SIZE:
-        fitting = [c for c in candidates if c.symbol.kallsyms_size == size]
+    if size is not None:
+        module = symbols.image.is_module
+        verdicts = [_size_fits(c.symbol, size, module) for c in candidates]
+        fitting = [c for c, v in zip(candidates, verdicts, strict=True) if v is not False]
         if not fitting:
             # The kernel printed the kallsyms size of the symbol it found: a size no
             # candidate has means another build, never a reason to pick one anyway.
@@ -164,7 +163,7 @@ def resolve_name(
             )
             evidence.append(Evidence(EvidenceKind.KALLSYMS_SIZE, detail, len(candidates), 0))
             return NameResolution((), tuple(evidence))
-        if len(fitting) < len(candidates) or len(candidates) == 1:
+        if len(fitting) < len(candidates) or (len(candidates) == 1 and verdicts[0]):
             evidence.append(
                 Evidence(
                     EvidenceKind.KALLSYMS_SIZE,
@@ -183,6 +182,19 @@ def resolve_name(
     for candidate in candidates:
         unique_code.setdefault(candidate.symbol.link_address, candidate)
     return NameResolution(tuple(unique_code.values()), tuple(evidence))
+
+
+def _size_fits(symbol: Symbol, printed_size: int, module: bool) -> bool | None:
+    """Whether ``symbol`` has the printed kallsyms size; None when the printed size depends
+    on how the kernel laid the module out, not on the symbol: module data (kernel/module/
+    kallsyms.c find_kallsyms_symbol() bounds the size by the end of the memory region holding
+    the address: the text end in 6.1, which wraps below a data address, the data region's end
+    in 6.4+) and wrapped sizes. vmlinux sizes and module text sizes are exact."""
+    if printed_size >= WRAPPED_SIZE:
+        return None
+    if module and symbol.nm_type not in "tTwW":
+        return None
+    return symbol.kallsyms_size == printed_size
 
 
 def narrow_further(
