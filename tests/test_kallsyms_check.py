@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import Corpus
+from conftest import SMALL_KERNELS, Corpus
 
 from ltosyms.elf.kernel import LoadedImage, load_vmlinux
 from ltosyms.elf.symtab import Symbol
@@ -319,7 +319,7 @@ def test_arm64_console_kallsyms_matches(corpus: Corpus, tmp_path: Path) -> None:
     assert check.dump.modules == ("lkdtm",)
 
 
-@pytest.mark.parametrize("variant", ["clang-thinlto", "gcc-nolto"])
+@pytest.mark.parametrize("variant", SMALL_KERNELS)
 def test_system_map_matches_at_offset_zero(corpus: Corpus, variant: str) -> None:
     loaded = load_vmlinux(corpus.kernel_vmlinux(variant))
     path = corpus.kernels / variant / "System.map"

@@ -64,7 +64,7 @@ class Stage(enum.Enum):
 class NameFilter:
     """One row of the keep rules: symbols matching it are dropped."""
 
-    how: str  # "type", "exact", "prefix", "suffix", "contains"
+    how: str  # "type", "exact", "prefix", "suffix", "contains", "weak-contains" (W symbols)
     values: tuple[str, ...]
     origin: str
     stage: Stage = Stage.KALLSYMS
@@ -85,6 +85,16 @@ KEEP_FILTERS: tuple[NameFilter, ...] = (
         Stage.MKSYSMAP,
     ),
     NameFilter("exact", ("L0",), "scripts/mksysmap 6.1: ' L0$'", Stage.MKSYSMAP),
+    # Only gcc LTO makes weak source-file symbols (`W head64.c.552cf5a6`); no other build has
+    # a W symbol containing ".c.", so the row is harmless where the series is not applied.
+    NameFilter(
+        "weak-contains",
+        (".c.",),
+        "scripts/mksysmap with the out-of-tree gcc LTO series (Kleen, Liska, Slaby, 2022) "
+        "patch 38/46 'Kbuild, lto: don't include weak source file symbols in System.map': "
+        "grep -v ' W .*\\.c\\.'",
+        Stage.MKSYSMAP,
+    ),
     NameFilter(
         "exact",
         (
@@ -149,6 +159,7 @@ _DROP_EXACT = frozenset(v for f in KEEP_FILTERS if f.how == "exact" for v in f.v
 _DROP_PREFIX = tuple(v for f in KEEP_FILTERS if f.how == "prefix" for v in f.values)
 _DROP_SUFFIX = tuple(v for f in KEEP_FILTERS if f.how == "suffix" for v in f.values)
 _DROP_CONTAINS = tuple(v for f in KEEP_FILTERS if f.how == "contains" for v in f.values)
+_WEAK_CONTAINS = tuple(v for f in KEEP_FILTERS if f.how == "weak-contains" for v in f.values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +183,7 @@ def passes_name_filters(name: str, nm_type: str) -> bool:
         or name.endswith(_DROP_SUFFIX)
         # every ignored_matches[] entry has a dot: skip the scan for the many names without one
         or ("." in name and any(c in name for c in _DROP_CONTAINS))
+        or (nm_type == "W" and any(c in name for c in _WEAK_CONTAINS))
     )
 
 
@@ -194,7 +206,12 @@ def kept(rule: KeepRule, name: str, nm_type: str, link_address: int) -> bool:
 def in_system_map(name: str, nm_type: str) -> bool:
     """True when ``scripts/mksysmap`` lists this symbol in ``System.map`` (the rows of
     :data:`KEEP_FILTERS` whose stage is :attr:`Stage.MKSYSMAP`; scripts/kallsyms drops more)."""
-    return not (nm_type in _MAP_TYPES or name in _MAP_EXACT or name.startswith(_MAP_PREFIX))
+    return not (
+        nm_type in _MAP_TYPES
+        or name in _MAP_EXACT
+        or name.startswith(_MAP_PREFIX)
+        or (nm_type == "W" and any(c in name for c in _WEAK_CONTAINS))
+    )
 
 
 class _SymbolColumns(Protocol):
