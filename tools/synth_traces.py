@@ -444,8 +444,12 @@ class Synthesizer:
         # Every kallsyms symbol by each name an oops of some era prints for it: a decoder
         # must consider them all (a log may come from a backport, or carry no version).
         self.by_printed: dict[str, list[KallsymsEntry]] = {}
+        # Other eras' names only for code: a function frame never means a data object.
         for entry in self.kallsyms.entries:
-            for printed in {printed_as(entry.name, style) for style in STYLES}:
+            self.by_printed.setdefault(entry.name, []).append(entry)
+            if entry.letter not in "tTwW":
+                continue
+            for printed in {printed_as(entry.name, style) for style in STYLES} - {entry.name}:
                 self.by_printed.setdefault(printed, []).append(entry)
         # What the kernel itself prints: the names its duplicate cases are printed with.
         self.by_own_name: dict[str, list[KallsymsEntry]] = {}

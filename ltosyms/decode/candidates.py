@@ -66,6 +66,7 @@ class NameResolution:
 
 
 WRAPPED_SIZE = 1 << 63
+_CODE_TYPES = frozenset("tTwW")  # nm letters of code (W: weak, functions in practice)
 
 # A filter judges one candidate: True keeps it, False drops it, None means "cannot tell".
 CandidateTest = Callable[[Candidate], bool | None]
@@ -102,12 +103,14 @@ def name_candidates(
     """Symbols that an oops of some era would print as ``name`` (step 1): the exact name
     first, then the names ``rules`` cut to ``name``, in the order of ``rules``."""
     exact = [s for s in symbols.by_name(name) if s.kallsyms_size is not None]
-    # Every era cuts at a '.' (or, CFI, at a '$'): the names it cuts to `name` start so.
+    # Every era cuts at a '.' (or, CFI, at a '$'): the names it cuts to `name` start so. Only
+    # code: a function's frame never means clang's function-local static `kthread.param` or
+    # gcc's `__already_done.3`, which a first-dot cut also prints as the function's name.
     longer = [
         s
         for prefix in (name + ".", name + "$")
         for s in symbols.by_name_prefix(prefix)
-        if s.kallsyms_size is not None
+        if s.kallsyms_size is not None and s.nm_type in _CODE_TYPES
     ]
     by_era: list[tuple[Symbol, str]] = []
     for rule in rules:
