@@ -3,11 +3,14 @@
 The corpus logs hold only a few LTO-renamed and duplicate-name frames. This generator writes
 regression suites (``tests/data/synth/<kernel>.json``) that hold many, built from real code:
 
-* **llvm** cases (clang ThinLTO kernels): for every ``name.llvm.N`` function that contains a
-  call, a return-address frame printed as 6.1.42+ prints it, ``name+0xRET/0xSIZE`` (the
-  ``.llvm.N`` suffix cut by kernel/kallsyms.c ``cleanup_symbol_name()``), where RET is the
-  address after a real call inside it; when that call is direct, the callee's ``RIP:`` line
-  comes first, as in a real trace.
+* **suffixed** cases, per naming style: for functions with a suffix (``name.llvm.N``,
+  ``name.lto_priv.N``, ``.cold``, ``.part.N``, full LTO's ``name.N``) that contain a call, a
+  return-address frame ``name+0xRET/0xSIZE`` with the name printed as one era of
+  kernel/kallsyms.c ``cleanup_symbol_name()`` prints it (``exact``: 6.11+ and gcc;
+  ``llvm-cut``: 6.1.42+; ``first-dot``: 5.16 - 6.1.41; ``gcc-lto-numeric``: the out-of-tree gcc
+  LTO series' filter), where RET is the address after a real call inside it; when that call
+  is direct, the callee's ``RIP:`` line, printed the same way, comes first. A report holds
+  one style.
 * **duplicate** cases: for every text name that several copies print as (``name_show`` x6,
   ``jhash`` x17 in the Debian vmlinux), a ``RIP:`` line inside a copy followed by the
   return-address frame of a real direct caller of that copy (*callee* cases), and a copy's own
@@ -22,8 +25,9 @@ Independent answers, per frame: the ELF symbol (from ``readelf``) and the kallsy
 the kernel's own ``System.map`` or a real ``/proc/kallsyms``); the call site, found with
 capstone by a linear sweep from the symbol start; the inline chain from ``llvm-symbolizer
 --inlining`` at the call site (return addresses) or at the exact address (``RIP:``), paths
-relative to the source tree; and which copies of a duplicated name the evidence can tell
-apart (DOMAIN.md §2-4, :meth:`Synthesizer.resolve_evidence`): the printed kallsyms size,
+relative to the source tree; and which copies the evidence can tell apart among every code
+symbol some era prints with the frame's name (:meth:`Synthesizer.resolve_evidence`; in
+``alone`` without the neighbouring frames, as ``symbolize`` sees a frame): the printed size,
 whether a call instruction ends at ``copy + offset``, and between adjacent frames whether the
 caller's direct call enters the callee. What the evidence cannot separate stays in
 ``survivors``; a decoder must then report the frame as ambiguous with exactly those copies.
@@ -32,10 +36,13 @@ Usage::
 
     python tools/synth_traces.py [KERNEL ...] [--out tests/data/synth] [--max-cases N]
 
-KERNEL is ``clang-thinlto``, ``gcc-nolto``, ``arm64-clang-thinlto`` or ``debian`` (default:
-all four). ``--max-cases`` bounds the duplicate cases of the Debian suite (default 300, which
-keeps at least one case of each of its 300 duplicated names); the small kernels get every
-case. The corpus is ``../shared/corpus`` or ``$LTOSYMS_CORPUS``. Output is deterministic.
+KERNEL is ``clang-thinlto``, ``clang-thinlto-6.12``, ``gcc-nolto``, ``gcc-lto``,
+``arm64-clang-thinlto``, ``debian`` or ``clang-lto-sample`` (testdata's clang full-LTO image;
+default: all). ``--max-cases`` bounds the suffixed cases per style (default 200: a
+deterministic sample that keeps the files small, ~1 MB for all suites; ``0`` writes every
+case, which ``tools/era_accuracy.py`` can measure); the Debian suite keeps 300 duplicate cases,
+one per duplicated name. The corpus is
+``../shared/corpus`` or ``$LTOSYMS_CORPUS``. Output is deterministic.
 """
 
 from __future__ import annotations
@@ -124,6 +131,8 @@ class KernelSpec:
     own_style: str  # how this kernel itself prints names (STYLES)
     styles: tuple[str, ...]  # the styles its suffixed functions are printed in
     duplicate_cases: bool
+    # Debian has 300 duplicated text names: 300 cases keep one of each (round-robin).
+    duplicate_bound: int | None = None
 
 
 # How a kernel prints an ELF name, per naming era (kernel/kallsyms.c cleanup_symbol_name();
@@ -200,6 +209,7 @@ def kernel_specs(corpus: Path) -> dict[str, KernelSpec]:
             "exact",
             (),
             duplicate_cases=True,
+            duplicate_bound=300,
         ),
         # The clang full-LTO sample of testdata: statics renamed name.N; its banner says
         # 6.1.0, so it prints first-dot names itself.
@@ -896,7 +906,7 @@ def build_suite(spec: KernelSpec, max_cases: int | None) -> dict[str, object]:
     # One report prints in one style: cases are written style by style.
     by_style: list[list[Case]] = [synth.suffixed_cases(style, max_cases) for style in spec.styles]
     if spec.duplicate_cases:
-        by_style.append(synth.duplicate_cases(max_cases if spec.name == "debian" else None))
+        by_style.append(synth.duplicate_cases(spec.duplicate_bound))
     release = banner_release(vmlinux, synth.elf_symbols)
     # The small kernels have CONFIG_STACKTRACE_BUILD_ID=y, Debian's and the sample have not.
     with_build_id = spec.name not in ("debian", "clang-lto-sample")
