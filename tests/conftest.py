@@ -20,6 +20,9 @@ from ltosyms.elf.image import KernelImage, open_image
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT / "testdata" / "vmlinux-samples"
 KERNEL_VARIANTS = ("clang-thinlto", "clang-nolto", "gcc-nolto", "arm64-clang-thinlto")
+# Every small corpus kernel: the 6.1 four, Linux 6.12 (clang ThinLTO, no name cleanup) and the
+# same 6.1 built with gcc LTO (out-of-tree series).
+SMALL_KERNELS = (*KERNEL_VARIANTS, "clang-thinlto-6.12", "gcc-lto")
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def test_json_document(thinlto_json: dict[str, Any]) -> None:
     assert [r["rule"] for r in document["rules"]] == [
         "none",
         "gcc-lto-numeric",
+        "cfi-hash",
         "first-dot",
         "llvm-suffix",
     ]

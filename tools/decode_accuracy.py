@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from conftest import Corpus
+from conftest import SMALL_KERNELS, Corpus
 from test_decode import _run
 
 
@@ -23,7 +23,7 @@ def main() -> None:
     )
     corpus = Corpus(root)
     rows = []
-    for variant in ("clang-thinlto", "clang-nolto", "gcc-nolto", "arm64-clang-thinlto"):
+    for variant in SMALL_KERNELS:
         folder = corpus.kernels / variant
         rows.append(
             (variant, *_run(corpus.kernel_vmlinux(variant), folder, ["console.log"], folder))

@@ -3,11 +3,14 @@
 The corpus logs hold only a few LTO-renamed and duplicate-name frames. This generator writes
 regression suites (``tests/data/synth/<kernel>.json``) that hold many, built from real code:
 
-* **llvm** cases (clang ThinLTO kernels): for every ``name.llvm.N`` function that contains a
-  call, a return-address frame printed as 6.1.42+ prints it, ``name+0xRET/0xSIZE`` (the
-  ``.llvm.N`` suffix cut by kernel/kallsyms.c ``cleanup_symbol_name()``), where RET is the
-  address after a real call inside it; when that call is direct, the callee's ``RIP:`` line
-  comes first, as in a real trace.
+* **suffixed** cases, per naming style: for functions with a suffix (``name.llvm.N``,
+  ``name.lto_priv.N``, ``.cold``, ``.part.N``, full LTO's ``name.N``) that contain a call, a
+  return-address frame ``name+0xRET/0xSIZE`` with the name printed as one era of
+  kernel/kallsyms.c ``cleanup_symbol_name()`` prints it (``exact``: 6.11+ and gcc;
+  ``llvm-cut``: 6.1.42+; ``first-dot``: 5.16 - 6.1.41; ``gcc-lto-numeric``: the out-of-tree gcc
+  LTO series' filter), where RET is the address after a real call inside it; when that call
+  is direct, the callee's ``RIP:`` line, printed the same way, comes first. A report holds
+  one style.
 * **duplicate** cases: for every text name that several copies print as (``name_show`` x6,
   ``jhash`` x17 in the Debian vmlinux), a ``RIP:`` line inside a copy followed by the
   return-address frame of a real direct caller of that copy (*callee* cases), and a copy's own
@@ -22,8 +25,9 @@ Independent answers, per frame: the ELF symbol (from ``readelf``) and the kallsy
 the kernel's own ``System.map`` or a real ``/proc/kallsyms``); the call site, found with
 capstone by a linear sweep from the symbol start; the inline chain from ``llvm-symbolizer
 --inlining`` at the call site (return addresses) or at the exact address (``RIP:``), paths
-relative to the source tree; and which copies of a duplicated name the evidence can tell
-apart (DOMAIN.md §2-4, :meth:`Synthesizer.resolve_evidence`): the printed kallsyms size,
+relative to the source tree; and which copies the evidence can tell apart among every code
+symbol some era prints with the frame's name (:meth:`Synthesizer.resolve_evidence`; in
+``alone`` without the neighbouring frames, as ``symbolize`` sees a frame): the printed size,
 whether a call instruction ends at ``copy + offset``, and between adjacent frames whether the
 caller's direct call enters the callee. What the evidence cannot separate stays in
 ``survivors``; a decoder must then report the frame as ambiguous with exactly those copies.
@@ -32,10 +36,13 @@ Usage::
 
     python tools/synth_traces.py [KERNEL ...] [--out tests/data/synth] [--max-cases N]
 
-KERNEL is ``clang-thinlto``, ``gcc-nolto``, ``arm64-clang-thinlto`` or ``debian`` (default:
-all four). ``--max-cases`` bounds the duplicate cases of the Debian suite (default 300, which
-keeps at least one case of each of its 300 duplicated names); the small kernels get every
-case. The corpus is ``../shared/corpus`` or ``$LTOSYMS_CORPUS``. Output is deterministic.
+KERNEL is ``clang-thinlto``, ``clang-thinlto-6.12``, ``gcc-nolto``, ``gcc-lto``,
+``arm64-clang-thinlto``, ``debian`` or ``clang-lto-sample`` (testdata's clang full-LTO image;
+default: all). ``--max-cases`` bounds the suffixed cases per style (default 200: a
+deterministic sample that keeps the files small, ~1 MB for all suites; ``0`` writes every
+case, which ``tools/era_accuracy.py`` can measure); the Debian suite keeps 300 duplicate cases,
+one per duplicated name. The corpus is
+``../shared/corpus`` or ``$LTOSYMS_CORPUS``. Output is deterministic.
 """
 
 from __future__ import annotations
@@ -69,16 +76,18 @@ from ltosyms.disasm.decoder import (  # noqa: E402
     iter_instructions,
 )
 
-SCHEMA = "ltosyms.synth/1"
+SCHEMA = "ltosyms.synth/2"
 FRAME_FIELDS = (
     "line",  # 1-based line of the log
-    "kind",  # callee, dup-callee: exact IPs (RIP:/pc :); llvm, caller, dup-caller: return
+    "kind",  # callee, dup-callee: exact IPs (RIP:/pc :); suffixed, caller, dup-caller: return
     # addresses (see the module docstring)
+    "style",  # how the frame prints its name: exact, llvm-cut, first-dot, gcc-lto-numeric
     "symbol",  # the ELF name of the symbol the frame means
     "address",  # its link address
     "call_site",  # return addresses: the call instruction ending there
     "candidates",  # every listed symbol printed with this frame's name ([] when only one)
     "survivors",  # indexes into candidates: what the evidence cannot reject
+    "alone",  # the same from the frame alone (no neighbouring frame), as symbolize sees it
     "chain",  # llvm-symbolizer: [[function, index into files, line], ...] innermost first
 )
 # Addresses in the suite are hex offsets from the suite's "address_base" (_text), to keep
@@ -88,6 +97,9 @@ FRAME_FIELDS = (
 # kernel source tree.
 BUILD_PREFIXES = (
     "/build/lb/kernels/src/linux-source-6.1/",
+    "/build/k612/src/linux-source-6.12/",
+    "/build/gcclto01/src/linux-source-6.1/",
+    "/usr/src/linux-sample/",  # testdata/vmlinux-samples/build.sh
     "/build/reproducible-path/linux-6.1.192/",
     "debian/build/build_amd64_none_cloud-amd64/",
 )
@@ -115,38 +127,108 @@ STATIC_CALL_TRAMPOLINE_PREFIX = "__SCT__"
 class KernelSpec:
     name: str
     get_vmlinux: tuple[str, ...]  # script and arguments printing the vmlinux path
-    kallsyms_list: Path  # System.map or a real /proc/kallsyms
-    llvm_cases: bool
+    kallsyms_list: Path | None  # System.map or a real /proc/kallsyms; None: `nm -n` of it
+    own_style: str  # how this kernel itself prints names (STYLES)
+    styles: tuple[str, ...]  # the styles its suffixed functions are printed in
     duplicate_cases: bool
+    # Debian has 300 duplicated text names: 300 cases keep one of each (round-robin).
+    duplicate_bound: int | None = None
+
+
+# How a kernel prints an ELF name, per naming era (kernel/kallsyms.c cleanup_symbol_name();
+# written here from the kernel source, not taken from ltosyms):
+#   exact:     no cleanup (gcc builds; clang LTO up to 5.15 and from 6.10.7/6.11)
+#   llvm-cut:  strstr(s, ".llvm.") cut (6.1.42+, 6.4.7+, 6.5 - 6.10.6)
+#   first-dot: strchr(s, '.') cut (5.16 - 6.1.41, 6.2 - 6.4.6)
+#   gcc-lto-numeric: the out-of-tree gcc LTO series' filter of numeric ".NNNNN" postfixes
+STYLES = ("exact", "llvm-cut", "first-dot", "gcc-lto-numeric")
+
+
+def printed_as(name: str, style: str) -> str:
+    if style == "llvm-cut":
+        cut = name.find(".llvm.")
+        return name if cut < 0 else name[:cut]
+    if style == "first-dot":
+        cut = name.find(".")
+        return name if cut < 0 else name[:cut]
+    if style == "gcc-lto-numeric":
+        stem, dot, tail = name.rpartition(".")
+        return stem if dot and tail.isdigit() else name
+    return name
 
 
 def kernel_specs(corpus: Path) -> dict[str, KernelSpec]:
     kernels = corpus / "kernels"
     debian = corpus / "debian-6.1.0-57-cloud-amd64"
-    specs = {
-        variant: KernelSpec(
-            variant,
-            (str(kernels / "get-vmlinux.sh"), variant),
-            kernels / variant / "System.map",
-            llvm_cases="thinlto" in variant,
-            duplicate_cases=not variant.startswith("arm64"),
-        )
-        for variant in ("clang-thinlto", "gcc-nolto", "arm64-clang-thinlto")
+    script = str(kernels / "get-vmlinux.sh")
+    return {
+        "clang-thinlto": KernelSpec(
+            "clang-thinlto",
+            (script, "clang-thinlto"),
+            kernels / "clang-thinlto" / "System.map",
+            "llvm-cut",
+            ("exact", "llvm-cut", "first-dot"),
+            duplicate_cases=True,
+        ),
+        "clang-thinlto-6.12": KernelSpec(
+            "clang-thinlto-6.12",
+            (script, "clang-thinlto-6.12"),
+            kernels / "clang-thinlto-6.12" / "System.map",
+            "exact",
+            ("exact", "llvm-cut", "first-dot"),
+            duplicate_cases=True,
+        ),
+        "gcc-nolto": KernelSpec(
+            "gcc-nolto",
+            (script, "gcc-nolto"),
+            kernels / "gcc-nolto" / "System.map",
+            "exact",
+            ("exact", "first-dot"),
+            duplicate_cases=True,
+        ),
+        "gcc-lto": KernelSpec(
+            "gcc-lto",
+            (script, "gcc-lto"),
+            kernels / "gcc-lto" / "System.map",
+            "exact",
+            ("exact", "first-dot", "gcc-lto-numeric"),
+            duplicate_cases=True,
+        ),
+        "arm64-clang-thinlto": KernelSpec(
+            "arm64-clang-thinlto",
+            (script, "arm64-clang-thinlto"),
+            kernels / "arm64-clang-thinlto" / "System.map",
+            "llvm-cut",
+            ("llvm-cut",),
+            duplicate_cases=False,
+        ),
+        "debian": KernelSpec(
+            "debian",
+            (str(debian / "get-vmlinux.sh"),),
+            debian / "kallsyms" / "proc-kallsyms.txt",
+            "exact",
+            (),
+            duplicate_cases=True,
+            duplicate_bound=300,
+        ),
+        # The clang full-LTO sample of testdata: statics renamed name.N; its banner says
+        # 6.1.0, so it prints first-dot names itself.
+        "clang-lto-sample": KernelSpec(
+            "clang-lto-sample",
+            ("echo", str(PROJECT / "testdata" / "vmlinux-samples" / "vmlinux-clang-lto")),
+            None,
+            "first-dot",
+            ("exact", "first-dot"),
+            duplicate_cases=True,
+        ),
     }
-    specs["debian"] = KernelSpec(
-        "debian",
-        (str(debian / "get-vmlinux.sh"),),
-        debian / "kallsyms" / "proc-kallsyms.txt",
-        llvm_cases=False,
-        duplicate_cases=True,
-    )
-    return specs
 
 
 def vmlinux_path(spec: KernelSpec) -> Path:
-    result = subprocess.run(
-        ["sh", *spec.get_vmlinux], capture_output=True, text=True, check=True, timeout=1800
-    )
+    command = list(spec.get_vmlinux)
+    if command[0] != "echo":
+        command = ["sh", *command]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=1800)
     return Path(result.stdout.strip().splitlines()[-1])
 
 
@@ -214,11 +296,18 @@ class Kallsyms:
         return self.addresses[position]
 
 
-def read_kallsyms(path: Path, elf_symbols: Sequence[ElfSymbol]) -> Kallsyms:
+def read_kallsyms(path: Path | None, vmlinux: Path, elf_symbols: Sequence[ElfSymbol]) -> Kallsyms:
     """Read a System.map or /proc/kallsyms; runtime addresses are moved to link time by the
-    offset of ``_stext`` (KASLR), module symbols (``[mod]``) are left out."""
+    offset of ``_stext`` (KASLR), module symbols (``[mod]``) are left out. Without a list,
+    ``nm -n`` of the image is its System.map (scripts/mksysmap drops what is left out below)."""
+    if path is None:
+        text = subprocess.run(
+            ["nm", "-n", str(vmlinux)], capture_output=True, text=True, check=True
+        ).stdout
+    else:
+        text = path.read_text(errors="replace")
     rows = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) != 3:
             continue
@@ -229,17 +318,9 @@ def read_kallsyms(path: Path, elf_symbols: Sequence[ElfSymbol]) -> Kallsyms:
     entries = [
         KallsymsEntry(name, address - offset, letter, index)
         for index, (address, letter, name) in enumerate(rows)
-        if letter not in "aAuUnN"  # absolute and per-CPU symbols are not code
+        if letter not in "aAuUnNw"  # absolute, per-CPU, weak undefined: not code
     ]
     return Kallsyms(entries)
-
-
-def printed_name(name: str, llvm_rule: bool) -> str:
-    """The name 6.1.192 prints: clang LTO builds cut from ``.llvm.`` on (kernel/kallsyms.c
-    ``cleanup_symbol_name()`` since 6.1.42); every other build prints the ELF name."""
-    if llvm_rule and ".llvm." in name:
-        return name[: name.index(".llvm.")]
-    return name
 
 
 # -- code --------------------------------------------------------------------------------------
@@ -343,8 +424,10 @@ class SynthFrame:
     link_address: int  # IP or return address
     lookup_address: int  # what the oracle is asked: the IP, or the call instruction
     call_site: int | None
+    style: str = "exact"  # how the frame prints its name (STYLES)
     candidates: list[int] = field(default_factory=list)
     survivors: list[int] = field(default_factory=list)
+    alone: list[int] = field(default_factory=list)
     line: int = 0
     chain: list[tuple[str | None, str | None, int]] = field(default_factory=list)
 
@@ -359,20 +442,30 @@ class Synthesizer:
         self.spec = spec
         self.vmlinux = vmlinux
         self.elf_symbols = read_elf_symbols(vmlinux)
-        self.kallsyms = read_kallsyms(spec.kallsyms_list, self.elf_symbols)
+        self.kallsyms = read_kallsyms(spec.kallsyms_list, vmlinux, self.elf_symbols)
         with vmlinux.open("rb") as file:
             machine = ELFFile(file)["e_machine"]
         self.arch = AARCH64 if machine == "EM_AARCH64" else X86_64
         self.code = Code(vmlinux, self.arch)
-        self.llvm_rule = any(".llvm." in s.name for s in self.elf_symbols)
         self.random = random.Random(seed)
         self.elf_by_address: dict[int, list[ElfSymbol]] = {}
         for symbol in self.elf_symbols:
             self.elf_by_address.setdefault(symbol.link_address, []).append(symbol)
-        # Every kallsyms text symbol by the name an oops prints for it.
+        # Every kallsyms symbol by each name an oops of some era prints for it: a decoder
+        # must consider them all (a log may come from a backport, or carry no version).
         self.by_printed: dict[str, list[KallsymsEntry]] = {}
+        # Other eras' names only for code: a function frame never means a data object.
         for entry in self.kallsyms.entries:
-            self.by_printed.setdefault(printed_name(entry.name, self.llvm_rule), []).append(entry)
+            self.by_printed.setdefault(entry.name, []).append(entry)
+            if entry.letter not in "tTwW":
+                continue
+            for printed in {printed_as(entry.name, style) for style in STYLES} - {entry.name}:
+                self.by_printed.setdefault(printed, []).append(entry)
+        # What the kernel itself prints: the names its duplicate cases are printed with.
+        self.by_own_name: dict[str, list[KallsymsEntry]] = {}
+        for entry in self.kallsyms.entries:
+            own = printed_as(entry.name, spec.own_style)
+            self.by_own_name.setdefault(own, []).append(entry)
         self.text_letters = "tTwW"
 
     # -- helpers -------------------------------------------------------------------------------
@@ -394,10 +487,10 @@ class Synthesizer:
             return None
         return entries[0]
 
-    def frame_text(self, entry: KallsymsEntry, offset: int) -> str:
+    def frame_text(self, entry: KallsymsEntry, offset: int, style: str) -> str:
         size = self.kallsyms.size_at(entry.link_address)
         assert size is not None
-        return f"{printed_name(entry.name, self.llvm_rule)}+{offset:#x}/{size:#x}"
+        return f"{printed_as(entry.name, style)}+{offset:#x}/{size:#x}"
 
     def calls_in(self, start: int) -> list[RawInstruction]:
         """Call instructions of the function at ``start`` that a running kernel executes."""
@@ -425,7 +518,7 @@ class Synthesizer:
         return self.printed_entry(target)
 
     def return_frame(
-        self, kind: str, entry: KallsymsEntry, call: RawInstruction
+        self, kind: str, entry: KallsymsEntry, call: RawInstruction, style: str
     ) -> SynthFrame | None:
         """The trace entry of the return address after ``call``, inside ``entry``."""
         return_address = call[0] + call[1]
@@ -437,15 +530,16 @@ class Synthesizer:
         return SynthFrame(
             kind,
             "ret",
-            self.frame_text(entry, offset),
+            self.frame_text(entry, offset, style),
             entry,
             entry.name,
             return_address,
             call[0],
             call[0],
+            style,
         )
 
-    def ip_frame(self, kind: str, entry: KallsymsEntry) -> SynthFrame | None:
+    def ip_frame(self, kind: str, entry: KallsymsEntry, style: str) -> SynthFrame | None:
         """A ``RIP:`` inside ``entry`` at a pseudo-random instruction boundary of its code."""
         begin, end = self.function_extent(entry.link_address)
         instructions = [i for i in self.code.sweep(begin, end) if i[0] < end]
@@ -453,45 +547,64 @@ class Synthesizer:
             return None
         ip = self.random.choice(instructions)[0]
         return SynthFrame(
-            kind, "ip", self.frame_text(entry, ip - begin), entry, entry.name, ip, ip, None
+            kind,
+            "ip",
+            self.frame_text(entry, ip - begin, style),
+            entry,
+            entry.name,
+            ip,
+            ip,
+            None,
+            style,
         )
 
     # -- cases ---------------------------------------------------------------------------------
 
-    def llvm_cases(self) -> list[Case]:
-        """One case per ``.llvm.`` function with a call: its return frame, after the callee."""
-        cases = []
+    def suffixed_cases(self, style: str, max_cases: int | None) -> list[Case]:
+        """One case per function the style prints differently from its plain name (exact:
+        every function with a suffix, printed in full): a return frame after a real call
+        inside it, after its callee's RIP. ``max_cases`` keeps a deterministic sample."""
         starts = sorted(
             {
                 s.link_address
                 for s in self.elf_symbols
-                if s.type == "FUNC" and ".llvm." in s.name and s.elf_size
+                if s.type == "FUNC" and "." in s.name and s.elf_size
             }
         )
+        chosen = []
         for start in starts:
             entry = self.printed_entry(start)
-            if entry is None or ".llvm." not in entry.name:
-                print(f"  skipped {self.names_at(start)}: aliased or not listed", file=sys.stderr)
+            if entry is None or entry.letter not in self.text_letters or "." not in entry.name:
                 continue
-            calls = self.calls_in(start)
+            if style != "exact" and printed_as(entry.name, style) == entry.name:
+                continue
+            chosen.append(entry)
+        if max_cases is not None and len(chosen) > max_cases:
+            sampler = random.Random(f"{self.spec.name}/{style}")
+            chosen = sorted(sampler.sample(chosen, max_cases), key=lambda e: e.link_address)
+        cases = []
+        for entry in chosen:
+            calls = self.calls_in(entry.link_address)
             self.random.shuffle(calls)
             for call in calls:
-                frame = self.return_frame("llvm", entry, call)
+                frame = self.return_frame("suffixed", entry, call, style)
                 if frame is None:
                     continue
-                cases.append(Case(self.with_callee(call, frame, "callee")))
+                cases.append(Case(self.with_callee(call, frame, "callee", style)))
                 break
         return cases
 
-    def with_callee(self, call: RawInstruction, frame: SynthFrame, kind: str) -> list[SynthFrame]:
+    def with_callee(
+        self, call: RawInstruction, frame: SynthFrame, kind: str, style: str
+    ) -> list[SynthFrame]:
         callee = self.callee_of(call)
-        ip = self.ip_frame(kind, callee) if callee is not None else None
+        ip = self.ip_frame(kind, callee, style) if callee is not None else None
         return [ip, frame] if ip is not None else [frame]
 
     def duplicate_groups(self) -> list[list[KallsymsEntry]]:
         """Text names printed for more than one piece of code (one entry per address)."""
         groups = []
-        for _name, entries in sorted(self.by_printed.items()):
+        for _name, entries in sorted(self.by_own_name.items()):
             text = {
                 e.link_address: e
                 for e in entries
@@ -536,7 +649,8 @@ class Synthesizer:
         return chosen
 
     def callee_case(self, copy: KallsymsEntry, call_addresses: list[int]) -> Case | None:
-        ip = self.ip_frame("dup-callee", copy)
+        style = self.spec.own_style
+        ip = self.ip_frame("dup-callee", copy, style)
         if ip is None:
             return None
         frames = [ip]
@@ -550,7 +664,7 @@ class Synthesizer:
             call = next((i for i in sweep if i[0] == call_address), None)
             if call is None or not is_call(self.arch, call[2]):
                 continue  # the e8 byte is inside another instruction
-            frame = self.return_frame("caller", caller, call)
+            frame = self.return_frame("caller", caller, call, style)
             if frame is not None:
                 frames.append(frame)
                 break
@@ -561,9 +675,9 @@ class Synthesizer:
         # Prefer direct calls: they give the callee's RIP and the call-target evidence.
         direct = [c for c in calls if self.callee_of(c) is not None]
         for call in self.random.sample(direct, len(direct)) + calls:
-            frame = self.return_frame("dup-caller", copy, call)
+            frame = self.return_frame("dup-caller", copy, call, self.spec.own_style)
             if frame is not None:
-                return Case(self.with_callee(call, frame, "callee"))
+                return Case(self.with_callee(call, frame, "callee", self.spec.own_style))
         return None
 
     # -- evidence ------------------------------------------------------------------------------
@@ -591,6 +705,8 @@ class Synthesizer:
                 sites = {start: self.call_ending_at(start, offset) for start in left}
                 if len(left) > 1:
                     left = _keep(left, [sites[s] is not None for s in left])
+            frame.alone = list(left)
+            if frame.role == "ret":
                 if len(left) > 1 and callee is not None and len(callee.survivors) == 1:
                     entered = callee.survivors[0]
                     verdicts: list[bool | None] = []
@@ -720,12 +836,19 @@ def report_frames(arch: str, cases: Sequence[Case]) -> list[SynthFrame]:
 
 
 def write_log(
-    arch: str, release: str, build_id: str | None, cases: Sequence[Case]
+    arch: str,
+    release: str,
+    build_id: str | None,
+    cases: Sequence[Case],
+    reports_before: int = 0,
+    lines_before: int = 0,
 ) -> tuple[list[str], list[list[SynthFrame]]]:
-    """Reports of up to CASES_PER_REPORT cases each; sets every frame's ``line``."""
+    """Reports of up to CASES_PER_REPORT cases each, numbered after ``reports_before``, their
+    lines after ``lines_before``; sets every frame's ``line``."""
     lines: list[str] = []
     reports: list[list[SynthFrame]] = []
-    for number, first in enumerate(range(0, len(cases), CASES_PER_REPORT), start=1):
+    first_number = reports_before + 1
+    for number, first in enumerate(range(0, len(cases), CASES_PER_REPORT), start=first_number):
         frames = report_frames(arch, cases[first : first + CASES_PER_REPORT])
         reports.append(frames)
         cpu = f"CPU: 0 PID: 1 Comm: synth Not tainted {release} #{number}"
@@ -742,14 +865,14 @@ def write_log(
             ]
             if head is not None:
                 lines.append(f"RIP: 0010:{head.printed}")
-                head.line = len(lines)
+                head.line = lines_before + len(lines)
                 lines.append("RSP: 0018:ffffc90000013d98 EFLAGS: 00010246")
             lines += ["Call Trace:", " <TASK>"]
             for frame in frames:
                 if frame is not head:
                     prefix = " RIP: 0010:" if frame.role == "ip" else " "
                     lines.append(prefix + frame.printed)
-                    frame.line = len(lines)
+                    frame.line = lines_before + len(lines)
             lines.append(" </TASK>")
         else:
             lines += [
@@ -762,16 +885,16 @@ def write_log(
             ]
             if head is not None:
                 lines.append(f"pc : {head.printed}")
-                head.line = len(lines)
+                head.line = lines_before + len(lines)
             lines += ["sp : ffffffc00800bd60", "Call trace:"]
             for index, frame in enumerate(list(frames)):
                 lines.append(" " + frame.printed)
                 if frame is head:
                     # The first entry repeats pc: an exact IP too (arch/arm64/kernel/stacktrace.c).
-                    repeated = dataclasses.replace(head, line=len(lines))
+                    repeated = dataclasses.replace(head, line=lines_before + len(lines))
                     frames.insert(index + 1, repeated)
                 else:
-                    frame.line = len(lines)
+                    frame.line = lines_before + len(lines)
         lines.append(f"---[ end trace {number:016x} ]---")
     return lines, reports
 
@@ -780,15 +903,21 @@ def build_suite(spec: KernelSpec, max_cases: int | None) -> dict[str, object]:
     vmlinux = vmlinux_path(spec)
     print(f"{spec.name}: {vmlinux}", file=sys.stderr)
     synth = Synthesizer(spec, vmlinux)
-    cases: list[Case] = []
-    if spec.llvm_cases:
-        cases += synth.llvm_cases()
+    # One report prints in one style: cases are written style by style.
+    by_style: list[list[Case]] = [synth.suffixed_cases(style, max_cases) for style in spec.styles]
     if spec.duplicate_cases:
-        cases += synth.duplicate_cases(max_cases)
+        by_style.append(synth.duplicate_cases(spec.duplicate_bound))
     release = banner_release(vmlinux, synth.elf_symbols)
-    # The small kernels have CONFIG_STACKTRACE_BUILD_ID=y, Debian's has not.
-    stacktrace_build_id = synth.code.build_id if spec.name != "debian" else None
-    lines, reports = write_log(synth.arch, release, stacktrace_build_id, cases)
+    # The small kernels have CONFIG_STACKTRACE_BUILD_ID=y, Debian's and the sample have not.
+    with_build_id = spec.name not in ("debian", "clang-lto-sample")
+    stacktrace_build_id = synth.code.build_id if with_build_id else None
+    lines, reports = [], []
+    for cases in by_style:
+        more_lines, more_reports = write_log(
+            synth.arch, release, stacktrace_build_id, cases, len(reports), len(lines)
+        )
+        lines += more_lines
+        reports += more_reports
     for frames in reports:
         synth.resolve_evidence(frames)
     frames = [f for report in reports for f in report]
@@ -812,6 +941,7 @@ def build_suite(spec: KernelSpec, max_cases: int | None) -> dict[str, object]:
             [
                 frame.line,
                 frame.kind,
+                frame.style,
                 frame.elf_name,
                 hexoffset(frame.symbol.link_address),
                 None if frame.call_site is None else hexoffset(frame.call_site),
@@ -819,12 +949,14 @@ def build_suite(spec: KernelSpec, max_cases: int | None) -> dict[str, object]:
                 [frame.candidates.index(a) for a in frame.survivors]
                 if len(frame.candidates) > 1
                 else [],
+                [frame.candidates.index(a) for a in frame.alone]
+                if len(frame.candidates) > 1
+                else [],
                 chain,
             ]
         )
-    counts = {
+    counts: dict[str, object] = {
         "frames": len(rows),
-        "llvm": sum(1 for f in frames if f.kind == "llvm"),
         "duplicate_groups": len(synth.duplicate_groups()) if spec.duplicate_cases else 0,
         "dup-callee": sum(1 for f in frames if f.kind == "dup-callee"),
         "dup-caller": sum(1 for f in frames if f.kind == "dup-caller"),
@@ -833,6 +965,10 @@ def build_suite(spec: KernelSpec, max_cases: int | None) -> dict[str, object]:
             1 for f in frames if len(f.candidates) > 1 and len(f.survivors) == 1
         ),
     }
+    for style in spec.styles:
+        counts[f"suffixed {style}"] = sum(
+            1 for f in frames if f.kind == "suffixed" and f.style == style
+        )
     return {
         "schema": SCHEMA,
         "kernel": spec.name,
@@ -841,7 +977,7 @@ def build_suite(spec: KernelSpec, max_cases: int | None) -> dict[str, object]:
         "address_base": f"{base:#x}",
         "release": release,
         "generator": f"python tools/synth_traces.py {spec.name}"
-        + (f" --max-cases {max_cases}" if max_cases is not None else ""),
+        + (f" --max-cases {max_cases}" if max_cases is not None else " --max-cases 0"),
         "oracle": tool_version("llvm-symbolizer"),
         "counts": counts,
         "frame_fields": list(FRAME_FIELDS),
@@ -867,7 +1003,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("kernels", nargs="*", default=[])
     parser.add_argument("--out", type=Path, default=PROJECT / "tests" / "data" / "synth")
-    parser.add_argument("--max-cases", type=int, default=300)
+    parser.add_argument(
+        "--max-cases",
+        type=int,
+        default=200,
+        help="cases per style (and Debian duplicate cases) kept, a deterministic sample; 0: all",
+    )
     parser.add_argument(
         "--corpus",
         type=Path,
@@ -880,8 +1021,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in names:
         if name not in specs:
             raise SystemExit(f"unknown kernel {name!r} (one of {', '.join(specs)})")
-        max_cases = args.max_cases if name == "debian" else None
-        suite = build_suite(specs[name], max_cases)
+        suite = build_suite(specs[name], args.max_cases or None)
         path = args.out / f"{name}.json"
         path.write_text(dump(suite))
         print(f"{path}: {json.dumps(suite['counts'])}", file=sys.stderr)

@@ -39,7 +39,7 @@ from ltosyms.elf.dwarf import DwarfResolver
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import LtosymsError, MismatchError
-from ltosyms.names.kallsyms import CleanupRule
+from ltosyms.names.eras import CleanupRule, rules_in_order
 from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
 from ltosyms.stores import CuStore, DerivedStore, TableStore, remembered
 
@@ -124,8 +124,10 @@ class Decoder:
         store = store_for(vmlinux.image) if store_for is not None else None
         self.facts = read_build_facts(vmlinux.image, vmlinux.symbols, store)
         self.banner = self.facts.banner
-        # The name the kernel printed depends on its version and on clang LTO (DOMAIN §2).
+        # The name the kernel printed depends on its version and on clang LTO: the build's
+        # own era (or ``rule``) is tried first, every other era too (ltosyms.names.eras).
         self.rule = rule or choose_rule(self.facts).rule
+        self.rules = rules_in_order(self.rule)
         self._resolvers: dict[str, ImageResolver | None] = {}
         self._named: dict[FrameQuery, ResolvedFrame] = {}  # printed frames resolved so far
         self.warnings: list[str] = []
@@ -141,7 +143,7 @@ class Decoder:
         dwarf = None
         if loaded.image.has_dwarf():
             dwarf = DwarfResolver(loaded.image, store, loaded.symbols)
-        return ImageResolver(loaded, dwarf, self.rule, store)
+        return ImageResolver(loaded, dwarf, self.rules, store)
 
     def save(self) -> None:
         """Keep what this decoder found out (call sites, inline chains) in the images'

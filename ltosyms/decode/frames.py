@@ -45,7 +45,7 @@ from ltosyms.errors import InputError
 
 if TYPE_CHECKING:
     from ltosyms.disasm.compare import ImageWindow
-from ltosyms.names.kallsyms import CleanupRule
+from ltosyms.names.eras import CleanupRule
 from ltosyms.oops.records import CodeBytes, FrameRole
 from ltosyms.stores import DerivedStore, remembered
 
@@ -99,14 +99,14 @@ class ImageResolver:
         self,
         loaded: LoadedImage,
         dwarf: DwarfResolver | None,
-        rule: CleanupRule,
+        rules: Sequence[CleanupRule],
         call_sites: DerivedStore | None = None,
     ) -> None:
         self.loaded = loaded
         self.symbols = loaded.symbols
         self.image = loaded.image
         self.dwarf = dwarf
-        self.rule = rule
+        self.rules = tuple(rules)  # every naming era, the build's own first
         self.arch = loaded.image.machine
         self.finder = finder_for(loaded.image, loaded.symbols, call_sites)
         # x86 return addresses name `address - 1` (%pB); arm64's bl is 4 bytes before.
@@ -187,7 +187,7 @@ class ImageResolver:
             tests.append(
                 (EvidenceKind.CODE_BYTES, "Code: bytes equal the image's", self._code_test(code))
             )
-        return resolve_name(self.symbols, query.symbol, query.offset, query.size, self.rule, tests)
+        return resolve_name(self.symbols, query.symbol, query.offset, query.size, self.rules, tests)
 
     def resolve_link_address(self, link_address: int, role: FrameRole) -> NameResolution:
         """A raw address (KASLR already removed): the symbol the kernel would print."""
@@ -206,6 +206,12 @@ class ImageResolver:
         """Call site and source locations for the one candidate left (or none for many)."""
         module = query.module
         if not resolution.candidates:
+            # Why nothing fits (a printed size no candidate has) is the frame's answer.
+            notes.extend(
+                f"unresolved: {e.detail}"
+                for e in resolution.evidence
+                if e.kind is EvidenceKind.KALLSYMS_SIZE and e.candidates_before
+            )
             return unresolved(module, notes, resolution.evidence)
         if resolution.ambiguous:
             listed = ", ".join(
@@ -226,13 +232,9 @@ class ImageResolver:
                 tuple(notes),
             )
         candidate = resolution.candidates[0]
-        # A test that rejected every candidate was set aside (see candidates._narrow): say so,
-        # the pick rests on weaker evidence and the vmlinux may be another build.
-        notes.extend(
-            f"{e.detail} (kept {candidate.symbol.name} anyway: wrong vmlinux?)"
-            for e in resolution.evidence
-            if e.candidates_after == 0 and e.candidates_before
-        )
+        # One candidate is left by name and size: a machine-code test that rejected it too
+        # (candidates._narrow) is reported by its own consequence (not a return address, the
+        # Code: comparison), the symbol is no pick.
         symbol, link_address = candidate.symbol, candidate.link_address
         if query.symbol is not None and symbol.name != query.symbol:
             notes.append(f"ELF name {symbol.name}")

@@ -560,6 +560,15 @@ class SymbolTable:
         """Every defined symbol with exactly this ELF name (duplicates of statics included)."""
         return [self.symbol(i) for i in self._indexes_named(name)]
 
+    def by_name_prefix(self, prefix: str) -> list[Symbol]:
+        """Every defined symbol whose name starts with ``prefix`` (``foo.`` finds ``foo.cold``,
+        ``foo.llvm.1``, ``foo.31``), in name order; found by bisection, not by a scan."""
+        # "\0" keeps these answers apart from exact-name ones in the lookup memo.
+        indexes = self._remembered(
+            False, "\0" + prefix, lambda key: self._indexes_with_prefix(key[1:])
+        )
+        return [self.symbol(i) for i in indexes]
+
     def by_base_name(self, base: str) -> list[Symbol]:
         """Every defined symbol whose name parses to ``base`` (``foo``, ``foo.llvm.1``, ...)."""
         return [self.symbol(i) for i in self._base_indexes(base)]

@@ -7,16 +7,50 @@ Two kinds of rules, each row citing where it comes from:
   ``CONFIG_KALLSYMS_ALL`` everything outside ``[_stext, _etext]`` and
   ``[_sinittext, _einittext]`` is dropped too. Kallsyms sizes are computed over what remains.
 * **Cleanup rules** (run time): ``kernel/kallsyms.c`` ``cleanup_symbol_name()`` shortens
-  clang-LTO names before printing them; the rule changed several times (DOMAIN §2).
+  clang-LTO names before printing them; the rule changed several times. The eras live in
+  :mod:`ltosyms.names.eras` and are re-exported here, where the keep rules' users look.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from ltosyms.names.eras import (
+    CLEANUP_BY_NAME,
+    CLEANUP_RULES,
+    CleanupKind,
+    CleanupRule,
+    candidates_for_printed,
+    cleanup_rule_for,
+    parse_kernel_version,
+    printed_name,
+    rules_in_order,
+)
+
+__all__ = [
+    "CLEANUP_BY_NAME",
+    "CLEANUP_RULES",
+    "KEEP_FILTERS",
+    "CleanupKind",
+    "CleanupRule",
+    "KeepRule",
+    "NameFilter",
+    "Stage",
+    "candidates_for_printed",
+    "cleanup_rule_for",
+    "in_system_map",
+    "in_text_ranges",
+    "keep_rule_for",
+    "kept",
+    "parse_kernel_version",
+    "passes_name_filters",
+    "printed_name",
+    "rules_in_order",
+    "stored_symbol_count",
+]
 
 
 class Stage(enum.Enum):
@@ -30,7 +64,7 @@ class Stage(enum.Enum):
 class NameFilter:
     """One row of the keep rules: symbols matching it are dropped."""
 
-    how: str  # "type", "exact", "prefix", "suffix", "contains"
+    how: str  # "type", "exact", "prefix", "suffix", "contains", "weak-contains" (W symbols)
     values: tuple[str, ...]
     origin: str
     stage: Stage = Stage.KALLSYMS
@@ -51,6 +85,16 @@ KEEP_FILTERS: tuple[NameFilter, ...] = (
         Stage.MKSYSMAP,
     ),
     NameFilter("exact", ("L0",), "scripts/mksysmap 6.1: ' L0$'", Stage.MKSYSMAP),
+    # Only gcc LTO makes weak source-file symbols (`W head64.c.552cf5a6`); no other build has
+    # a W symbol containing ".c.", so the row is harmless where the series is not applied.
+    NameFilter(
+        "weak-contains",
+        (".c.",),
+        "scripts/mksysmap with the out-of-tree gcc LTO series (Kleen, Liska, Slaby, 2022) "
+        "patch 38/46 'Kbuild, lto: don't include weak source file symbols in System.map': "
+        "grep -v ' W .*\\.c\\.'",
+        Stage.MKSYSMAP,
+    ),
     NameFilter(
         "exact",
         (
@@ -115,6 +159,7 @@ _DROP_EXACT = frozenset(v for f in KEEP_FILTERS if f.how == "exact" for v in f.v
 _DROP_PREFIX = tuple(v for f in KEEP_FILTERS if f.how == "prefix" for v in f.values)
 _DROP_SUFFIX = tuple(v for f in KEEP_FILTERS if f.how == "suffix" for v in f.values)
 _DROP_CONTAINS = tuple(v for f in KEEP_FILTERS if f.how == "contains" for v in f.values)
+_WEAK_CONTAINS = tuple(v for f in KEEP_FILTERS if f.how == "weak-contains" for v in f.values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +183,7 @@ def passes_name_filters(name: str, nm_type: str) -> bool:
         or name.endswith(_DROP_SUFFIX)
         # every ignored_matches[] entry has a dot: skip the scan for the many names without one
         or ("." in name and any(c in name for c in _DROP_CONTAINS))
+        or (nm_type == "W" and any(c in name for c in _WEAK_CONTAINS))
     )
 
 
@@ -160,7 +206,12 @@ def kept(rule: KeepRule, name: str, nm_type: str, link_address: int) -> bool:
 def in_system_map(name: str, nm_type: str) -> bool:
     """True when ``scripts/mksysmap`` lists this symbol in ``System.map`` (the rows of
     :data:`KEEP_FILTERS` whose stage is :attr:`Stage.MKSYSMAP`; scripts/kallsyms drops more)."""
-    return not (nm_type in _MAP_TYPES or name in _MAP_EXACT or name.startswith(_MAP_PREFIX))
+    return not (
+        nm_type in _MAP_TYPES
+        or name in _MAP_EXACT
+        or name.startswith(_MAP_PREFIX)
+        or (nm_type == "W" and any(c in name for c in _WEAK_CONTAINS))
+    )
 
 
 class _SymbolColumns(Protocol):
@@ -264,109 +315,3 @@ def _stored_symbol_count(columns: _SymbolColumns, link_address: int | None) -> i
         return None
     little = getattr(image, "little_endian", True)
     return int.from_bytes(raw, "little" if little else "big")
-
-
-# -- cleanup rules: the name the kernel prints ---------------------------------------------------
-
-
-class CleanupKind(enum.Enum):
-    NONE = "none"
-    GCC_LTO_NUMERIC = "gcc-lto-numeric"
-    FIRST_DOT = "first-dot"
-    LLVM_SUFFIX = "llvm-suffix"
-
-
-@dataclass(frozen=True, slots=True)
-class CleanupRule:
-    """One version of kernel/kallsyms.c cleanup_symbol_name()."""
-
-    name: str
-    kind: CleanupKind
-    applies_to: str  # which kernels/compilers
-    origin: str
-
-
-CLEANUP_RULES: tuple[CleanupRule, ...] = (
-    CleanupRule(
-        "none",
-        CleanupKind.NONE,
-        "gcc builds of any version; clang builds up to 5.12 and from 6.10.7/6.11",
-        "kernel/kallsyms.c: no cleanup_symbol_name() before 5.13; returns early without "
-        "CONFIG_LTO_CLANG; removed by 'kallsyms: Do not cleanup .llvm.<hash> suffix before "
-        "sorting symbols' (6.11, backported to 6.10.7)",
-    ),
-    CleanupRule(
-        "gcc-lto-numeric",
-        CleanupKind.GCC_LTO_NUMERIC,
-        "out-of-tree gcc LTO patch sets (numeric .NNN promotions stripped)",
-        "gcc LTO kernels of the 4.x era (Andi Kleen's LTO series) printed promoted statics "
-        "without their numeric '.NNN' suffix; never merged upstream",
-    ),
-    CleanupRule(
-        "first-dot",
-        CleanupKind.FIRST_DOT,
-        "clang LTO, 5.15 - 6.1.41 and 6.2 - 6.4",
-        "kernel/kallsyms.c 5.15 cleanup_symbol_name(): `res = strchr(s, '.'); if (res) "
-        "*res = '\\0';` (commit 8b8e6b5d3b01 'kallsyms: strip ThinLTO hashes from static "
-        "functions')",
-    ),
-    CleanupRule(
-        "llvm-suffix",
-        CleanupKind.LLVM_SUFFIX,
-        "clang LTO, 6.1.42+ (stable backport) and 6.5 - 6.10.6",
-        'kernel/kallsyms.c 6.5 cleanup_symbol_name(): `res = strstr(s, ".llvm."); if (res) '
-        "*res = '\\0';` (commit 8cc32a9bbf29 'kallsyms: strip LTO-only suffixes from promoted "
-        "global functions')",
-    ),
-)
-CLEANUP_BY_NAME = {rule.name: rule for rule in CLEANUP_RULES}
-
-_GCC_LTO_NUMERIC = re.compile(r"\.\d+$")
-
-
-def printed_name(elf_name: str, rule: CleanupRule) -> str:
-    """The name an oops prints for ``elf_name`` under ``rule``."""
-    kind = rule.kind
-    if kind is CleanupKind.NONE:
-        return elf_name
-    if kind is CleanupKind.FIRST_DOT:
-        # strchr(s, '.') from the first byte: a compiler-made `.str.1.llvm.N` prints as ""
-        dot = elf_name.find(".")
-        return elf_name if dot < 0 else elf_name[:dot]
-    if kind is CleanupKind.LLVM_SUFFIX:
-        cut = elf_name.find(".llvm.")
-        return elf_name if cut < 0 else elf_name[:cut]
-    return _GCC_LTO_NUMERIC.sub("", elf_name)
-
-
-def parse_kernel_version(banner: str) -> tuple[int, int, int] | None:
-    """``(6, 1, 192)`` from a ``Linux version 6.1.0-57-cloud-amd64 ... 6.1.192-3`` banner.
-
-    Distro release strings (6.1.0-57) hide the stable sublevel; the package version at the
-    end of Debian's banner has it, so the highest x.y.z with the release's x.y wins.
-    """
-    match = re.search(r"Linux version (\d+)\.(\d+)(?:\.(\d+))?", banner)
-    if not match:
-        return None
-    major, minor = int(match.group(1)), int(match.group(2))
-    sublevel = int(match.group(3) or 0)
-    for other in re.finditer(rf"\b{major}\.{minor}\.(\d+)\b", banner):
-        sublevel = max(sublevel, int(other.group(1)))
-    return major, minor, sublevel
-
-
-def cleanup_rule_for(version: tuple[int, int, int] | None, clang_lto: bool) -> CleanupRule:
-    """The cleanup rule of a kernel version, per the DOMAIN §2 table."""
-    if not clang_lto or version is None:
-        return CLEANUP_BY_NAME["none"]
-    if version < (5, 15, 0) or version >= (6, 11, 0) or (6, 10, 7) <= version < (6, 11, 0):
-        return CLEANUP_BY_NAME["none"]
-    if (6, 1, 42) <= version < (6, 2, 0) or version >= (6, 5, 0):
-        return CLEANUP_BY_NAME["llvm-suffix"]
-    return CLEANUP_BY_NAME["first-dot"]
-
-
-def candidates_for_printed(printed: str, elf_names: Sequence[str], rule: CleanupRule) -> list[str]:
-    """ELF names that print as ``printed`` under ``rule`` (exact name first)."""
-    exact = [n for n in elf_names if n == printed]
-    return exact + [n for n in elf_names if n != printed and printed_name(n, rule) == printed]

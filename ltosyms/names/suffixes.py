@@ -1,15 +1,19 @@
-"""The grammar of compiler- and linker-made symbol suffixes (DOMAIN §1).
+"""The grammar of compiler- and linker-made symbol suffixes.
 
 A name is a *base* followed by an ordered chain of suffix parts, each of a known kind::
 
     NF_HOOK.constprop.0.isra.0   -> NF_HOOK  + [constprop ".constprop.0", isra ".isra.0"]
     foo.part.0.cold              -> foo      + [part ".part.0", cold ".cold"]
     try_to_wake_up.llvm.14717294184349261171 -> try_to_wake_up + [llvm ...]
+    set_track_update.argelim.argprom -> set_track_update + [argelim, argprom]
 
 The base is the *shortest* prefix (cut at a dot) whose remainder parses completely as a suffix
-chain. A name whose dotted tail is not a chain of known parts keeps that tail in its base:
-gcc LTO's weak ``head64.c.552cf5a6`` is a base of its own, not ``head64`` with odd suffixes.
-``render()`` gives the original name back, byte for byte.
+chain. A chain starts with a known part; after one, an unknown ``.word`` is kept as an
+*opaque* part (a suffix some newer compiler pass adds), so ``foo.cold.newpass`` is still
+``foo`` with parts. A dotted tail that does not start with a known part stays in the base:
+gcc LTO's weak ``head64.c.552cf5a6`` and clang's function-local static ``idt_invalidate.idt``
+(``idt_invalidate.idt.llvm.N`` once promoted) are bases of their own, not functions with odd
+suffixes. ``render()`` gives the original name back, byte for byte.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from functools import lru_cache
 
 
 class SuffixKind(enum.Enum):
-    """Who made the suffix and what it means (DOMAIN §1 table)."""
+    """Who made the suffix and what it means."""
 
     CONSTPROP = "constprop"  # gcc IPA-CP clone
     ISRA = "isra"  # gcc IPA-SRA clone
@@ -30,12 +34,18 @@ class SuffixKind(enum.Enum):
     LOCALALIAS = "localalias"  # gcc local alias of a global
     LTO_PRIV = "lto_priv"  # gcc LTO promoted static
     NUMERIC = "numeric"  # old gcc LTO promotion, or a function-local static object
-    LLVM = "llvm"  # clang ThinLTO promoted local
+    LLVM = "llvm"  # clang ThinLTO promoted local: .llvm.<module hash> or, with
+    # -use-source-filename-for-promoted-locals, .llvm.<source path with _> (number None)
     SPECIALIZED = "specialized"  # LLVM function specialization
-    ARGELIM = "argelim"  # LLVM dead argument elimination
+    # llvm-project PR 105742 (2024, re-landed as PR 109899): passes that change a signature
+    # rename the function, e.g. set_track_update.argelim.argprom
+    ARGELIM = "argelim"  # LLVM dead argument elimination: an argument removed
+    RETELIM = "retelim"  # LLVM dead argument elimination: the return value removed
+    ARGPROM = "argprom"  # LLVM argument promotion: a pointer argument passed by value
     UNIQ = "uniq"  # clang -funique-internal-linkage-names
     CFI = "cfi"  # clang CFI (5.13-6.0) canonical function
     CFI_JT = "cfi_jt"  # clang CFI jump-table entry
+    OPAQUE = "opaque"  # an unknown .word after a known part: kept, meaning unknown
 
     @property
     def is_clone(self) -> bool:
@@ -56,6 +66,8 @@ _CLONE_KINDS = frozenset(
         SuffixKind.COLD,
         SuffixKind.SPECIALIZED,
         SuffixKind.ARGELIM,
+        SuffixKind.RETELIM,
+        SuffixKind.ARGPROM,
     }
 )
 _PROMOTION_KINDS = frozenset(
@@ -117,9 +129,11 @@ _PART = re.compile(
       | (?P<cold>cold)(?:\.(?P<cold_n>\d+))?
       | (?P<localalias>localalias)(?:\.(?P<localalias_n>\d+))?
       | (?P<lto_priv>lto_priv)\.(?P<lto_priv_n>\d+)
-      | (?P<llvm>llvm)\.(?P<llvm_n>\d+)
+      | (?P<llvm>llvm)\.(?P<llvm_n>\d+|[A-Za-z0-9]*_[A-Za-z0-9_]*)  # path: a_b_c
       | (?P<specialized>specialized)\.(?P<specialized_n>\d+)
       | (?P<argelim>argelim)
+      | (?P<retelim>retelim)
+      | (?P<argprom>argprom)
       | (?P<uniq>__uniq)\.(?P<uniq_n>\d+)
       | (?P<cfi_jt>cfi_jt)
       | (?P<cfi>cfi)
@@ -137,11 +151,17 @@ _KIND_BY_GROUP = {
     "llvm": SuffixKind.LLVM,
     "specialized": SuffixKind.SPECIALIZED,
     "argelim": SuffixKind.ARGELIM,
+    "retelim": SuffixKind.RETELIM,
+    "argprom": SuffixKind.ARGPROM,
     "uniq": SuffixKind.UNIQ,
     "cfi_jt": SuffixKind.CFI_JT,
     "cfi": SuffixKind.CFI,
     "numeric": SuffixKind.NUMERIC,
 }
+
+
+# An unknown part: one dotted word (letters, digits, underscores).
+_OPAQUE = re.compile(r"\.[A-Za-z0-9_]+(?=\.|$)")
 
 
 def _parse_chain(tail: str) -> tuple[Suffix, ...] | None:
@@ -151,7 +171,12 @@ def _parse_chain(tail: str) -> tuple[Suffix, ...] | None:
     while position < len(tail):
         match = _PART.match(tail, position)
         if match is None:
-            return None
+            opaque = _OPAQUE.match(tail, position) if parts else None
+            if opaque is None:
+                return None
+            parts.append(Suffix(SuffixKind.OPAQUE, opaque.group(0)))
+            position = opaque.end()
+            continue
         group = match.lastgroup
         # lastgroup names the last group that matched; the keyword group precedes its number.
         keyword = group[:-2] if group and group.endswith("_n") else group
@@ -160,7 +185,8 @@ def _parse_chain(tail: str) -> tuple[Suffix, ...] | None:
         number_text = match.group(keyword + "_n") if keyword + "_n" in _PART.groupindex else None
         if kind is SuffixKind.NUMERIC:
             number_text = match.group("numeric")
-        parts.append(Suffix(kind, match.group(0), int(number_text) if number_text else None))
+        number = int(number_text) if number_text and number_text.isdigit() else None
+        parts.append(Suffix(kind, match.group(0), number))
         position = match.end()
     return tuple(parts)
 

@@ -13,6 +13,7 @@ from ltosyms.decode.decode import DecodedFrame, DecodedReport, frame_key
 from ltosyms.decode.frames import ResolvedFrame
 from ltosyms.elf.dwarf import SourceLocation
 from ltosyms.elf.kernel import LoadedImage
+from ltosyms.names.rust import demangle
 from ltosyms.render.code_listing import code_listing_json
 from ltosyms.render.parse_json import frame_to_json, hex_or_none
 
@@ -20,7 +21,7 @@ SCHEMA = "ltosyms.decode/1"
 
 
 def location_json(location: SourceLocation) -> dict[str, Any]:
-    return {
+    document = {
         "function": location.function,
         "file": location.file,
         "full_path": location.full_path,
@@ -28,13 +29,23 @@ def location_json(location: SourceLocation) -> dict[str, Any]:
         "column": location.column,
         "inlined": location.inlined,
     }
+    return _with_demangled(document, location.function)
+
+
+def _with_demangled(document: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """Adds ``demangled`` next to a Rust symbol or function name (the name stays the ELF
+    one); other names get no such field."""
+    demangled = demangle(name) if name else None
+    if demangled is not None:
+        document["demangled"] = demangled
+    return document
 
 
 def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
     if not resolved.candidates and resolved.symbol is None:
         return None
     site = resolved.call_site
-    return {
+    document = {
         "symbol": resolved.symbol.name if resolved.symbol is not None else None,
         "address": hex_or_none(resolved.link_address),
         "symbol_address": hex_or_none(resolved.symbol.link_address) if resolved.symbol else None,
@@ -45,12 +56,15 @@ def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
         "not_return_address": resolved.not_return_address,
         "ambiguous": resolved.ambiguous,
         "candidates": [
-            {
-                "symbol": c.symbol.name,
-                "address": hex_or_none(c.link_address),
-                "symbol_address": hex_or_none(c.symbol.link_address),
-                "kallsyms_size": c.symbol.kallsyms_size,
-            }
+            _with_demangled(
+                {
+                    "symbol": c.symbol.name,
+                    "address": hex_or_none(c.link_address),
+                    "symbol_address": hex_or_none(c.symbol.link_address),
+                    "kallsyms_size": c.symbol.kallsyms_size,
+                },
+                c.symbol.name,
+            )
             for c in resolved.candidates
         ],
         "evidence": [
@@ -63,6 +77,7 @@ def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
             for e in resolved.evidence
         ],
     }
+    return _with_demangled(document, resolved.symbol.name if resolved.symbol else None)
 
 
 def frame_json(decoded: DecodedFrame, trace_index: int | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from ltosyms.decode.decode import DecodedFrame, DecodedReport
 from ltosyms.decode.frames import ResolvedFrame
 from ltosyms.elf.dwarf import SourceLocation
+from ltosyms.names.rust import demangle
 from ltosyms.render.code_listing import code_listing_lines, code_match_line
 
 INDENT = "    "
@@ -32,6 +33,12 @@ def _where(location: SourceLocation) -> str:
     return f"{location.file}:{location.line}{column}"
 
 
+def shown_name(name: str) -> str:
+    """A symbol or function name as people read it: Rust names demangled (the ELF name is
+    in the JSON output)."""
+    return demangle(name) or name
+
+
 def frame_lines(decoded: DecodedFrame) -> list[str]:
     """The annotation lines printed under one frame."""
     return resolution_lines(decoded.resolved) if decoded.resolved is not None else []
@@ -42,14 +49,15 @@ def resolution_lines(resolved: ResolvedFrame) -> list[str]:
     lines = []
     for location in resolved.locations:
         marker = " (inlined)" if location.inlined else ""
-        lines.append(f"{INDENT}{_where(location)}  {location.function or '??'}{marker}")
+        function = shown_name(location.function) if location.function else "??"
+        lines.append(f"{INDENT}{_where(location)}  {function}{marker}")
     if resolved.ambiguous:
         lines.append(f"{INDENT}ambiguous: {len(resolved.candidates)} candidates, none chosen:")
         lines.extend(
-            f"{INDENT}  {c.symbol.name} at {c.symbol.link_address:#x}"
+            f"{INDENT}  {shown_name(c.symbol.name)} at {c.symbol.link_address:#x}"
             f" (kallsyms size {c.symbol.kallsyms_size:#x})"
             if c.symbol.kallsyms_size is not None
-            else f"{INDENT}  {c.symbol.name} at {c.symbol.link_address:#x}"
+            else f"{INDENT}  {shown_name(c.symbol.name)} at {c.symbol.link_address:#x}"
             for c in resolved.candidates
         )
         lines.extend(

@@ -7,7 +7,7 @@ from typing import Any
 
 from ltosyms.decode.symbolize import Symbolized
 from ltosyms.render.decode_json import location_json, resolved_json
-from ltosyms.render.decode_text import resolution_lines
+from ltosyms.render.decode_text import resolution_lines, shown_name
 
 SCHEMA = "ltosyms.symbolize/1"
 
@@ -18,7 +18,8 @@ def symbolized_lines(result: Symbolized) -> Iterator[str]:
     head = result.query.text
     if resolved.symbol is not None and resolved.link_address is not None:
         offset = resolved.link_address - resolved.symbol.link_address
-        head += f"  = {resolved.symbol.name}+{offset:#x} at {resolved.link_address:#x}"
+        shown = shown_name(resolved.symbol.name)
+        head += f"  = {shown}+{offset:#x} at {resolved.link_address:#x}"
     elif not resolved.candidates:
         head += "  = ??"
     yield head
