@@ -1,0 +1,87 @@
+"""Bytes of the changes added up per directory (at one depth, or at every depth) and per
+MAINTAINERS subsystem. A change belongs to the file of its DWARF compilation unit."""
+
+from __future__ import annotations
+
+import posixpath
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from ltosyms.diff.maintainers import Maintainers
+from ltosyms.diff.model import Change, DirectoryTotals, SymbolKind
+
+UNKNOWN_DIRECTORY = "(no DWARF unit)"
+UNMAINTAINED = "(no MAINTAINERS section)"
+
+
+def directory_of(unit: str | None, depth: int | None) -> str:
+    """The directory of a unit cut to ``depth`` components (None: the whole directory)."""
+    if not unit:
+        return UNKNOWN_DIRECTORY
+    directory = posixpath.dirname(unit)
+    if not directory:
+        return "."
+    return directory if depth is None else "/".join(directory.split("/")[:depth])
+
+
+def _unit(change: Change) -> str | None:
+    return (change.base.unit if change.base else None) or (change.new.unit if change.new else None)
+
+
+def directory_totals(changes: Iterable[Change]) -> list[DirectoryTotals]:
+    """Per directory at the depth the changes were made with (``Change.directory``)."""
+    return _totals(changes, lambda change: [change.directory or UNKNOWN_DIRECTORY])
+
+
+def directory_tree(changes: Iterable[Change]) -> list[DirectoryTotals]:
+    """Every directory at every depth: ``drivers``, ``drivers/tty``, ``drivers/tty/serial``,
+    each with everything below it."""
+
+    def prefixes(change: Change) -> list[str]:
+        directory = directory_of(_unit(change), None)
+        if directory in (UNKNOWN_DIRECTORY, "."):
+            return [directory]
+        parts = directory.split("/")
+        return ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+
+    rows = _totals(changes, prefixes)
+    rows.sort(key=lambda row: row.directory)
+    return rows
+
+
+def subsystem_totals(changes: Iterable[Change], maintainers: Maintainers) -> list[DirectoryTotals]:
+    """Per MAINTAINERS section (the most specific one for the change's file)."""
+
+    def subsystem(change: Change) -> list[str]:
+        unit = _unit(change)
+        if not unit:
+            return [UNKNOWN_DIRECTORY]
+        return [maintainers.subsystem_of(unit) or UNMAINTAINED]
+
+    return _totals(changes, subsystem)
+
+
+def _totals(
+    changes: Iterable[Change], keys: Callable[[Change], list[str]]
+) -> list[DirectoryTotals]:
+    sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for change in changes:
+        for key in keys(change):
+            entry = sizes[key]
+            entry[0] += change.base_size
+            entry[1] += change.new_size
+            if change.kind is SymbolKind.FUNCTION:
+                entry[2] += change.base is not None
+                entry[3] += change.new is not None
+    rows = [
+        DirectoryTotals(
+            directory=key,
+            base_size=values[0],
+            new_size=values[1],
+            functions_base=values[2],
+            functions_new=values[3],
+        )
+        for key, values in sizes.items()
+    ]
+    rows.sort(key=lambda row: (-abs(row.delta), -row.base_size, row.directory))
+    return rows
