@@ -155,7 +155,7 @@ def diff_censuses(
         sections=tuple(sections),
         classes=tuple(_class_totals(sections, base, new)),
         changes=tuple(changes),
-        directories=tuple(directory_totals(changes)),
+        directories=tuple(directory_totals(changes, directory_depth)),
         inline_counts=tuple(_inline_counts(base, new)),
         notes=tuple(notes),
         directory_depth=directory_depth,

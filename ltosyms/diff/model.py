@@ -292,15 +292,11 @@ class DirectoryTotals:
     new_size: int
     functions_base: int
     functions_new: int
+    depth: int = 0  # the rollup depth: directories cut to this many components (0: none)
 
     @property
     def delta(self) -> int:
         return self.new_size - self.base_size
-
-    @property
-    def depth(self) -> int:
-        """Path components of the directory (``drivers/tty`` is 2)."""
-        return self.directory.count("/") + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +337,7 @@ class DiffReport:
     inline_counts: tuple[InlineCount, ...]  # only functions whose count differs
     notes: tuple[str, ...]
     directory_depth: int = 2  # of ``directories``
-    directory_tree: tuple[DirectoryTotals, ...] = ()  # every directory at every depth
+    directory_tree: tuple[DirectoryTotals, ...] = ()  # the rollup at every depth
     subsystems: tuple[DirectoryTotals, ...] = ()  # per MAINTAINERS section, when one was given
 
     def of_kind(self, kind: SymbolKind) -> list[Change]:

@@ -3,9 +3,10 @@ MAINTAINERS subsystem. A change belongs to the file of its DWARF compilation uni
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from ltosyms.diff.maintainers import Maintainers
 from ltosyms.diff.model import Change, DirectoryTotals, SymbolKind
@@ -28,25 +29,27 @@ def _unit(change: Change) -> str | None:
     return (change.base.unit if change.base else None) or (change.new.unit if change.new else None)
 
 
-def directory_totals(changes: Iterable[Change]) -> list[DirectoryTotals]:
+def directory_totals(changes: Iterable[Change], depth: int) -> list[DirectoryTotals]:
     """Per directory at the depth the changes were made with (``Change.directory``)."""
-    return _totals(changes, lambda change: [change.directory or UNKNOWN_DIRECTORY])
+    return _totals(changes, lambda change: [change.directory or UNKNOWN_DIRECTORY], depth)
 
 
-def directory_tree(changes: Iterable[Change]) -> list[DirectoryTotals]:
-    """Every directory at every depth: ``drivers``, ``drivers/tty``, ``drivers/tty/serial``,
-    each with everything below it."""
-
-    def prefixes(change: Change) -> list[str]:
-        directory = directory_of(_unit(change), None)
-        if directory in (UNKNOWN_DIRECTORY, "."):
-            return [directory]
-        parts = directory.split("/")
-        return ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
-
-    rows = _totals(changes, prefixes)
-    rows.sort(key=lambda row: row.directory)
+def directory_tree(changes: Sequence[Change]) -> list[DirectoryTotals]:
+    """The rollup at every depth from 1 to the deepest directory: at depth 2 ``drivers/tty``
+    holds everything below it and ``mm`` the files of ``mm/`` itself, as ``--depth 2`` shows."""
+    deepest = max(
+        (directory_of(_unit(change), None).count("/") + 1 for change in changes if _unit(change)),
+        default=1,
+    )
+    rows = []
+    for depth in range(1, deepest + 1):
+        rows += _totals(changes, functools.partial(_directory_at, depth=depth), depth)
+    rows.sort(key=lambda row: (row.depth, row.directory))
     return rows
+
+
+def _directory_at(change: Change, depth: int) -> list[str]:
+    return [directory_of(_unit(change), depth)]
 
 
 def subsystem_totals(changes: Iterable[Change], maintainers: Maintainers) -> list[DirectoryTotals]:
@@ -62,7 +65,7 @@ def subsystem_totals(changes: Iterable[Change], maintainers: Maintainers) -> lis
 
 
 def _totals(
-    changes: Iterable[Change], keys: Callable[[Change], list[str]]
+    changes: Iterable[Change], keys: Callable[[Change], list[str]], depth: int = 0
 ) -> list[DirectoryTotals]:
     sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for change in changes:
@@ -80,6 +83,7 @@ def _totals(
             new_size=values[1],
             functions_base=values[2],
             functions_new=values[3],
+            depth=depth,
         )
         for key, values in sizes.items()
     ]

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ltosyms.diff.model import ListedSection, SectionClass, SectionSize
-from ltosyms.elf.image import KernelImage, Section
+from ltosyms.elf.image import SHT_REL, SHT_RELA, KernelImage, Section
 from ltosyms.elf.symtab import SymbolTable
 
 # Sections size -A leaves out: BFD reads them as the symbol table and relocations.
 _NOT_LISTED = frozenset({"", ".symtab", ".strtab", ".shstrtab", ".symtab_shndx"})
-_RELOCATION_PREFIXES = (".rela.", ".rel.", ".rela_", ".rel_")
+_RELOCATION_TYPES = (SHT_RELA, SHT_REL)
 
 # Section names whose class is not what the ELF flags say.
 _CLASS_BY_NAME_PREFIX: tuple[tuple[str, SectionClass], ...] = (
@@ -56,7 +56,8 @@ def classify_section(section: Section, init_range: tuple[int, int] | None) -> Se
 def is_listed_by_size(section: Section) -> bool:
     if section.index == 0 or section.name in _NOT_LISTED:
         return False
-    return not (not section.is_alloc and section.name.startswith(_RELOCATION_PREFIXES))
+    # By type, not name: 6.12's runtime-const sections leave `.relaruntime_shift_d_hash_shift`.
+    return not (not section.is_alloc and section.elf_type in _RELOCATION_TYPES)
 
 
 def init_range(symbols: SymbolTable) -> tuple[int, int] | None:

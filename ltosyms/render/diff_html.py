@@ -57,7 +57,8 @@ th{background:#f5f7fa;font-weight:600;position:sticky;top:0}
 table.rows th{cursor:pointer;user-select:none}table.rows th.asc:after{content:" \\25B2"}
 table.rows th.desc:after{content:" \\25BC"}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
+table.rows td{max-width:28em}
 svg{max-width:100%;height:auto}
 svg text{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}
 .legend i{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;border-radius:2px}
@@ -250,7 +251,7 @@ def _data_table(
 _CHANGE_COLUMNS = (
     {"key": "delta", "label": "Δ bytes", "type": "delta"},
     {"key": "class", "label": "class", "type": "text"},
-    {"key": "kind", "label": "kind", "type": "text"},
+    {"key": "kind", "label": "kind", "type": "text", "hidden": True},
     {"key": "name", "label": "name", "type": "code"},
     {"key": "base", "label": "BASE symbols", "type": "code"},
     {"key": "base_size", "label": "BASE bytes", "type": "num"},
@@ -295,7 +296,7 @@ def _changes_table(report: DiffReport) -> str:
     )
 
 
-def _names(names: Sequence[str], limit: int = 6) -> str:
+def _names(names: Sequence[str], limit: int = 3) -> str:
     shown = " ".join(names[:limit])
     return shown + (f" +{len(names) - limit}" if len(names) > limit else "")
 
@@ -329,10 +330,10 @@ def _rollup_rows(rows: Sequence[DirectoryTotals], depth: bool) -> list[tuple[obj
 def _directory_table(report: DiffReport) -> str:
     if not report.directory_tree or not (report.base.has_dwarf or report.new.has_dwarf):
         return ""
-    depths = sorted({str(row.depth) for row in report.directory_tree})
+    depths = [str(depth) for depth in sorted({row.depth for row in report.directory_tree})]
     return _data_table(
         "dirs",
-        "Directories at every depth (DWARF compilation units): pick a depth",
+        "Directories (DWARF compilation units) at any depth: pick one",
         _ROLLUP_COLUMNS,
         _rollup_rows(report.directory_tree, depth=True),
         sort="delta",

@@ -89,8 +89,10 @@ def report_json(report: DiffReport) -> dict[str, Any]:
 
 
 def _rollup(row: DirectoryTotals, key: str) -> dict[str, Any]:
+    depth = {"depth": row.depth} if key == "directory" else {}
     return {
         key: row.directory,
+        **depth,
         "base_size": row.base_size,
         "new_size": row.new_size,
         "functions_base": row.functions_base,
