@@ -70,6 +70,8 @@ def classify(
         if base.kind is SymbolKind.FUNCTION and inlined_in_new:
             return ChangeClass.DROPPED_INLINED
         return ChangeClass.DROPPED_REMOVED
+    if base.names == new.names:  # most pairs: nothing renamed, nothing cloned
+        return _by_size(base, new)
     base_shapes = {clone_shape(name) for name in base.names}
     added = {clone_shape(name) for name in new.names} - base_shapes - {()}
     if added:
@@ -82,6 +84,10 @@ def classify(
         canonical_name(name) for name in new.names
     ):
         return ChangeClass.RENAMED
+    return _by_size(base, new)
+
+
+def _by_size(base: SymbolGroup, new: SymbolGroup) -> ChangeClass:
     if new.size > base.size:
         return ChangeClass.GROWN
     if new.size < base.size:

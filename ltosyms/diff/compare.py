@@ -13,7 +13,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from ltosyms.diff.census import ImageCensus, take_image_census
+from ltosyms.diff.census import ImageCensus, bulk_records, take_image_census
 from ltosyms.diff.classify import classify
 from ltosyms.diff.maintainers import Maintainers
 from ltosyms.diff.match import folded_partners, match_groups
@@ -117,6 +117,17 @@ def diff_censuses(
 ) -> DiffReport:
     """The diff of two image censuses (no file is read)."""
     check_comparable((base.path, base.machine, base.kind), (new.path, new.machine, new.kind))
+    with bulk_records():
+        return _diff_censuses(base, new, directory_depth, maintainers, dwarf_requested)
+
+
+def _diff_censuses(
+    base: ImageCensus,
+    new: ImageCensus,
+    directory_depth: int,
+    maintainers: Maintainers | None,
+    dwarf_requested: bool,
+) -> DiffReport:
     notes: list[str] = []
     for role, census in (("BASE", base), ("NEW", new)):
         if census.dwarf_note:

@@ -15,6 +15,7 @@ UNKNOWN_DIRECTORY = "(no DWARF unit)"
 UNMAINTAINED = "(no MAINTAINERS section)"
 
 
+@functools.cache  # a few thousand units, each asked about once per change it holds
 def directory_of(unit: str | None, depth: int | None) -> str:
     """The directory of a unit cut to ``depth`` components (None: the whole directory)."""
     if not unit:
@@ -36,20 +37,40 @@ def directory_totals(changes: Iterable[Change], depth: int) -> list[DirectoryTot
 
 def directory_tree(changes: Sequence[Change]) -> list[DirectoryTotals]:
     """The rollup at every depth from 1 to the deepest directory: at depth 2 ``drivers/tty``
-    holds everything below it and ``mm`` the files of ``mm/`` itself, as ``--depth 2`` shows."""
-    deepest = max(
-        (directory_of(_unit(change), None).count("/") + 1 for change in changes if _unit(change)),
-        default=1,
-    )
-    rows = []
-    for depth in range(1, deepest + 1):
-        rows += _totals(changes, functools.partial(_directory_at, depth=depth), depth)
+    holds everything below it and ``mm`` the files of ``mm/`` itself, as ``--depth 2`` shows.
+    Changes are added up per directory first, then each directory into its prefixes."""
+    per_directory = {row.directory: row for row in _totals(changes, _whole_directory)}
+    # A marker (no unit, the top directory) is its own directory at every depth.
+    parts = {
+        name: [name] if name in (UNKNOWN_DIRECTORY, ".") else name.split("/")
+        for name in per_directory
+    }
+    deepest = max((len(components) for components in parts.values()), default=1)
+    sizes: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for name, row in per_directory.items():
+        for depth in range(1, deepest + 1):
+            entry = sizes[(depth, "/".join(parts[name][:depth]))]
+            entry[0] += row.base_size
+            entry[1] += row.new_size
+            entry[2] += row.functions_base
+            entry[3] += row.functions_new
+    rows = [
+        DirectoryTotals(
+            directory=key,
+            base_size=values[0],
+            new_size=values[1],
+            functions_base=values[2],
+            functions_new=values[3],
+            depth=depth,
+        )
+        for (depth, key), values in sizes.items()
+    ]
     rows.sort(key=lambda row: (row.depth, row.directory))
     return rows
 
 
-def _directory_at(change: Change, depth: int) -> list[str]:
-    return [directory_of(_unit(change), depth)]
+def _whole_directory(change: Change) -> list[str]:
+    return [directory_of(_unit(change), None)]
 
 
 def subsystem_totals(changes: Iterable[Change], maintainers: Maintainers) -> list[DirectoryTotals]:
