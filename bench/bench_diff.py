@@ -17,8 +17,8 @@ kernel source package (``/usr/src/linux-source-6.1.tar.xz``, extracted once) or 
 given with ``--kernel-tree``. ``--baseline-python PY`` adds the cold diff of another checkout
 (the interpreter of its venv), e.g. the main branch, for a before/after in the same run.
 
-Usage: python3 bench/bench_diff.py [--repeat N] [--skip-debian] [--kernel-tree DIR]
-                                   [--baseline-python PY] [--screenshot PNG]
+Usage: python3 bench/bench_diff.py [--repeat N] [--skip-debian] [--debian-repeat N]
+                                   [--kernel-tree DIR] [--baseline-python PY] [--screenshot PNG]
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from ltosyms.diff.census import take_image_census  # noqa: E402
-from ltosyms.diff.compare import diff_censuses  # noqa: E402
+from ltosyms.diff import diff_censuses, take_image_census  # noqa: E402
 from ltosyms.elf.kernel import load_any  # noqa: E402
 from ltosyms.render.diff_text import render_text  # noqa: E402
 
@@ -97,15 +96,16 @@ class Rows:
     def __init__(self, repeat: int) -> None:
         self.repeat = repeat
         self.peer_cpu: float | None = None
-        print(f"{'':<58} {'CPU s':>7} {'wall s':>7} {'CPU/peer':>9}")
+        print(f"{'':<64} {'CPU s':>7} {'wall s':>7} {'CPU/peer':>9}")
 
     def measure(self, label: str, once: Callable[[], tuple[float, float]]) -> float:
         # Interleaving would be fairer, but each row's runs share the caches they warm.
         samples = [once() for _ in range(self.repeat)]
+        label += f" (n={self.repeat})" if self.repeat != 1 else ""
         cpu = statistics.median(sample[0] for sample in samples)
         wall = statistics.median(sample[1] for sample in samples)
         ratio = f"{cpu / self.peer_cpu:8.1f}x" if self.peer_cpu else ""
-        print(f"{label:<58} {cpu:7.2f} {wall:7.2f} {ratio:>9}")
+        print(f"{label:<64} {cpu:7.2f} {wall:7.2f} {ratio:>9}")
         return cpu
 
 
@@ -180,6 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-debian", action="store_true")
+    parser.add_argument("--debian-repeat", type=int, default=1, metavar="N")
     parser.add_argument("--kernel-tree", type=Path)
     parser.add_argument("--baseline-python", metavar="PY")
     parser.add_argument("--screenshot", type=Path, metavar="PNG")
@@ -201,6 +202,7 @@ def main() -> None:
         )
     if not args.skip_debian:
         debian = corpus_vmlinux()
+        rows.repeat = args.debian_repeat
         bench_pair(rows, "Debian 6.1 cloud, against itself", debian, debian, script, None)
     if args.screenshot:
         screenshot(corpus_vmlinux("clang-nolto"), corpus_vmlinux("clang-thinlto"), args.screenshot)

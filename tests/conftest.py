@@ -15,10 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ltosyms.diff.census import ImageCensus, take_image_census
-from ltosyms.diff.compare import diff_censuses
-from ltosyms.diff.maintainers import Maintainers
-from ltosyms.diff.model import DiffReport
+from ltosyms.diff import DiffReport, ImageCensus, Maintainers, diff_censuses, take_image_census
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.kernel import load_any
 

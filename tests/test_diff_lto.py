@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import shutil
 import subprocess
@@ -574,3 +575,19 @@ def test_csv_has_one_row_per_change(clang_lto: DiffReport, corpus: Corpus) -> No
     vfs_stat = next(row for row in rows if row["name"] == "vfs_stat")
     assert vfs_stat["class"] == "outlined" and vfs_stat["file"] == "fs/stat.c"
     assert vfs_stat["base_size"] == "" and vfs_stat["inlined_count_base"] == "2"
+
+
+# -- 10. bloat-o-meter's format reads no DWARF unless asked ----------------------------------
+
+
+def test_bloat_o_meter_format_reads_no_dwarf_unless_asked(
+    corpus: Corpus, caplog: pytest.LogCaptureFixture
+) -> None:
+    pair = [str(corpus.kernel_vmlinux("clang-nolto")), str(corpus.kernel_vmlinux("clang-thinlto"))]
+    caplog.set_level(logging.INFO, logger="ltosyms")
+    for extra, reads_dwarf in (([], False), (["--dwarf"], True)):
+        caplog.clear()
+        result = CliRunner().invoke(cli, ["diff", *pair, "--format", "bloat-o-meter", *extra])
+        assert result.exit_code == 0
+        censuses = [r for r in caplog.records if "DWARF census in" in r.getMessage()]
+        assert len(censuses) == (2 if reads_dwarf else 0)

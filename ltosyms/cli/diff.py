@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from ltosyms.diff import diff_images
-from ltosyms.diff.maintainers import read_maintainers
+from ltosyms.diff import diff_images, read_maintainers
 from ltosyms.errors import InputError, UsageError
 from ltosyms.render.diff_bloat import Selection, render_bloat
 from ltosyms.render.diff_csv import render_csv

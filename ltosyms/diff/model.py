@@ -344,11 +344,16 @@ class DiffReport:
         return [change for change in self.changes if change.kind is kind]
 
     def of_class(self, change_class: ChangeClass, kind: SymbolKind | None = None) -> list[Change]:
-        return [
-            change
-            for change in self.changes
-            if change.change_class is change_class and (kind is None or change.kind is kind)
-        ]
+        if kind is not None:
+            return list(self.by_class().get((change_class, kind), ()))
+        return [change for change in self.changes if change.change_class is change_class]
+
+    def by_class(self) -> dict[tuple[ChangeClass, SymbolKind], list[Change]]:
+        """The changes per (class, kind), in report order: one pass for all classes."""
+        grouped: dict[tuple[ChangeClass, SymbolKind], list[Change]] = {}
+        for change in self.changes:
+            grouped.setdefault((change.change_class, change.kind), []).append(change)
+        return grouped
 
     @property
     def inline_evidence(self) -> bool:

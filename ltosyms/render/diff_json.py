@@ -34,6 +34,7 @@ SCHEMA = "ltosyms.diff/1"
 
 
 def report_json(report: DiffReport) -> dict[str, Any]:
+    grouped = report.by_class()
     return {
         "schema": SCHEMA,
         "base": _image(report.base),
@@ -64,7 +65,7 @@ def report_json(report: DiffReport) -> dict[str, Any]:
         ],
         "class_counts": {
             kind.value + "s": {
-                change_class.value: len(report.of_class(change_class, kind))
+                change_class.value: len(grouped.get((change_class, kind), ()))
                 for change_class in ChangeClass
             }
             for kind in SymbolKind

@@ -59,9 +59,10 @@ def percent(delta: int, base: int) -> str:
 
 def class_counts(report: DiffReport, kind: SymbolKind) -> list[tuple[ChangeClass, int, int]]:
     """(class, groups, byte delta) per class, in summary order."""
+    grouped = report.by_class()
     rows = []
     for change_class in SUMMARY_ORDER:
-        changes = report.of_class(change_class, kind)
+        changes = grouped.get((change_class, kind), [])
         rows.append((change_class, len(changes), sum(change.delta for change in changes)))
     return rows
 
@@ -128,11 +129,12 @@ def render_text(report: DiffReport, limit: int | None = 20) -> Iterator[str]:
     if report.subsystems:
         yield ""
         yield from _subsystems(report, limit)
+    grouped = report.by_class()
     for kind, title in ((SymbolKind.FUNCTION, "Functions"), (SymbolKind.OBJECT, "Objects")):
         yield ""
         yield f"{title} by class, largest effects first"
         for change_class in CLASS_ORDER:
-            changes = report.of_class(change_class, kind)
+            changes = grouped.get((change_class, kind), [])
             if not changes or change_class is ChangeClass.UNCHANGED:
                 continue
             yield from _class_section(change_class, changes, limit, kind)
