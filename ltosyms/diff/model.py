@@ -189,13 +189,13 @@ class SymbolGroup:
 # name the kernel or the compiler makes many times over.
 _COLLECTION_NOUNS = {
     ".str": "string literals",  # clang: private string constants, named once ThinLTO promotes
-    "__func__": "function-name strings",  # C99 __func__ in pr_*() and WARN() messages
+    "__func__": "function-name strings",  # C99 __func__ in pr_*() and WARN() messages (gcc)
     "__already_done": "once-flags",  # include/linux/once_lite.h DO_ONCE_LITE_IF (WARN_ONCE)
-    "__warned": "once-flags",  # include/asm-generic/bug.h WARN_ON_ONCE (before 5.11)
-    "__print_once": "once-flags",  # printk_once() before once_lite.h
-    "__key": "lockdep class keys",  # include/linux/lockdep.h: static struct lock_class_key
-    "_rs": "ratelimit states",  # include/linux/ratelimit.h DEFINE_RATELIMIT_STATE in macros
-    "__quirk": "quirk entries",
+    "__warned": "once-flags",  # include/linux/rcupdate.h RCU_LOCKDEP_WARN
+    "__print_once": "once-flags",  # include/linux/libata.h ata_print_version_once
+    "__key": "lockdep class keys",  # static struct lock_class_key __key in wait.h, mutex.h...
+    "_rs": "ratelimit states",  # include/linux/printk.h printk_ratelimited and friends
+    "__quirk": "quirk entries",  # arch/x86/events/perf_event.h x86_add_quirk
     "__compound_literal": "compound literals",  # gcc's name for (struct x){...} objects
     ".compoundliteral": "compound literals",  # clang's
     "CSWTCH": "switch tables",  # gcc: lookup tables made from switch statements
