@@ -1,40 +1,45 @@
 #!/usr/bin/env python3
-"""Time ``ltosyms diff`` on two Debian-sized vmlinux files, with the kernel's bloat-o-meter as
-the peer.
+"""Time ``ltosyms diff`` against the kernel's scripts/bloat-o-meter, both in the same run.
 
-The pair is the Debian 6.1 cloud vmlinux (590 MB, gcc 12, 164 MB of .debug_info) against
-itself, opened twice as two files would be. Measured:
+Rows (issue #16, "Speed"), each the median of ``--repeat`` runs, CPU time (user + system of
+the command's process and its children) and wall time:
 
-- the symbol and size parts (``--no-dwarf``): section classes, groups, matching, classes;
-- the full diff, whose DWARF census walks all of .debug_info of both builds;
-- ``scripts/bloat-o-meter`` from the kernel source package on the same pair (it runs
-  ``nm --size-sort`` twice), extracted once into a cache folder.
+- ``scripts/bloat-o-meter`` on the pair (the peer: two ``nm --size-sort`` and a dict);
+- ``ltosyms diff --format bloat-o-meter``: no DWARF is read unless asked;
+- ``ltosyms diff`` cold: both images' DWARF census (target: <= 5 s CPU for the corpus' small
+  kernels);
+- the comparison of two censuses already made (what a diff of two indexed images would cost
+  once the index keeps each image's census, loading it aside; target: <= 2x bloat-o-meter).
 
-Optionally (``--pair BASE NEW``) the same on another pair, e.g. the corpus clang kernels.
+Pairs: the corpus' clang-nolto -> clang-thinlto and gcc-nolto -> gcc-lto, and Debian's 590 MB
+vmlinux against itself (``--skip-debian`` leaves it out). scripts/bloat-o-meter comes from the
+kernel source package (``/usr/src/linux-source-6.1.tar.xz``, extracted once) or a kernel tree
+given with ``--kernel-tree``. ``--baseline-python PY`` adds the cold diff of another checkout
+(the interpreter of its venv), e.g. the main branch, for a before/after in the same run.
 
-``--screenshot PNG`` also writes the HTML report of the pair and renders it with headless
-Chromium (installed with apt-get when missing), to look at the charts.
-
-Usage: python3 bench/bench_diff.py [--repeat N] [--pair BASE NEW] [--skip-dwarf]
-                                   [--screenshot PNG]
+Usage: python3 bench/bench_diff.py [--repeat N] [--skip-debian] [--debian-repeat N]
+                                   [--kernel-tree DIR] [--baseline-python PY] [--screenshot PNG]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from ltosyms.diff import diff_images  # noqa: E402
+from ltosyms.diff import diff_censuses, take_image_census  # noqa: E402
+from ltosyms.elf.kernel import load_any  # noqa: E402
+from ltosyms.render.diff_text import render_text  # noqa: E402
 
 CORPUS = Path(os.environ.get("LTOSYMS_CORPUS", PROJECT.parent / "shared" / "corpus"))
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ltosyms-bench"
@@ -42,14 +47,21 @@ KERNEL_SOURCE = Path("/usr/src/linux-source-6.1.tar.xz")
 BLOAT_MEMBER = "linux-source-6.1/scripts/bloat-o-meter"
 
 
-def debian_vmlinux() -> Path:
-    script = CORPUS / "debian-6.1.0-57-cloud-amd64" / "get-vmlinux.sh"
-    output = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=True)
+def corpus_vmlinux(*args: str) -> Path:
+    script = (
+        CORPUS / "kernels" / "get-vmlinux.sh"
+        if args
+        else CORPUS / "debian-6.1.0-57-cloud-amd64" / "get-vmlinux.sh"
+    )
+    output = subprocess.run(["sh", str(script), *args], capture_output=True, text=True, check=True)
     return Path(output.stdout.strip().splitlines()[-1])
 
 
-def bloat_o_meter() -> Path | None:
-    """scripts/bloat-o-meter from the kernel source package, extracted once."""
+def bloat_o_meter(kernel_tree: Path | None) -> Path | None:
+    """scripts/bloat-o-meter of a kernel tree, or from the kernel source package (once)."""
+    if kernel_tree is not None:
+        script = kernel_tree / "scripts" / "bloat-o-meter"
+        return script if script.is_file() else None
     target = CACHE / "bloat-o-meter"
     if target.is_file():
         return target
@@ -63,24 +75,86 @@ def bloat_o_meter() -> Path | None:
     return target if target.is_file() else None
 
 
-def timed(label: str, repeat: int, action: object) -> float:
-    assert callable(action)
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    best = min(times)
-    print(f"{label:<52} best {best:7.2f} s  median {statistics.median(times):7.2f} s  (n={repeat})")
-    return best
+def run_command(command: Sequence[str]) -> tuple[float, float]:
+    """(CPU seconds of the command and its children, wall seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, wall
+
+
+def run_here(action: Callable[[], object]) -> tuple[float, float]:
+    started_cpu, started = time.process_time(), time.perf_counter()
+    action()
+    return time.process_time() - started_cpu, time.perf_counter() - started
+
+
+class Rows:
+    def __init__(self, repeat: int) -> None:
+        self.repeat = repeat
+        self.peer_cpu: float | None = None
+        print(f"{'':<64} {'CPU s':>7} {'wall s':>7} {'CPU/peer':>9}")
+
+    def measure(self, label: str, once: Callable[[], tuple[float, float]]) -> float:
+        # Interleaving would be fairer, but each row's runs share the caches they warm.
+        samples = [once() for _ in range(self.repeat)]
+        label += f" (n={self.repeat})" if self.repeat != 1 else ""
+        cpu = statistics.median(sample[0] for sample in samples)
+        wall = statistics.median(sample[1] for sample in samples)
+        ratio = f"{cpu / self.peer_cpu:8.1f}x" if self.peer_cpu else ""
+        print(f"{label:<64} {cpu:7.2f} {wall:7.2f} {ratio:>9}")
+        return cpu
+
+
+def bench_pair(
+    rows: Rows,
+    label: str,
+    base: Path,
+    new: Path,
+    script: Path | None,
+    baseline_python: str | None,
+) -> None:
+    print(f"== {label}: {base} ({base.stat().st_size / 1e6:.0f} MB) -> {new}")
+    ltosyms = [sys.executable, "-m", "ltosyms", "diff", str(base), str(new)]
+    rows.peer_cpu = None
+    if script is not None and shutil.which("nm") is not None:
+        rows.peer_cpu = rows.measure(
+            "scripts/bloat-o-meter (peer)",
+            lambda: run_command([sys.executable, str(script), str(base), str(new)]),
+        )
+    else:
+        print("scripts/bloat-o-meter: not available (kernel source package or --kernel-tree)")
+    rows.measure(
+        "ltosyms diff --format bloat-o-meter (no DWARF)",
+        lambda: run_command([*ltosyms, "--format", "bloat-o-meter"]),
+    )
+    rows.measure("ltosyms diff, cold (DWARF census of both)", lambda: run_command(ltosyms))
+    if baseline_python:
+        rows.measure(
+            "  the same with --baseline-python",
+            lambda: run_command([baseline_python, "-m", "ltosyms", "diff", str(base), str(new)]),
+        )
+    censuses = []
+    for path in (base, new):
+        loaded = load_any(path)
+        try:
+            censuses.append(take_image_census(loaded))
+        finally:
+            loaded.image.close()
+    rows.measure(
+        "two censuses in memory: compare + text (indexed, load aside)",
+        lambda: run_here(lambda: list(render_text(diff_censuses(*censuses)))),
+    )
 
 
 def screenshot(base: Path, new: Path, png: Path) -> None:
-    """Render the HTML report of the pair in headless Chromium."""
+    """Render the HTML report of the pair in headless Chromium, to look at it."""
+    from ltosyms.diff import diff_images
     from ltosyms.render.diff_html import render_html
 
-    if shutil.which("chromium") is None:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True)
     page = png.with_suffix(".html")
     page.write_text(render_html(diff_images(base, new)), encoding="utf-8")
     subprocess.run(
@@ -90,8 +164,9 @@ def screenshot(base: Path, new: Path, png: Path) -> None:
             "--no-sandbox",
             "--disable-gpu",
             "--no-first-run",
+            "--virtual-time-budget=10000",
             f"--screenshot={png}",
-            "--window-size=1200,2400",
+            "--window-size=1300,3000",
             page.resolve().as_uri(),
         ],
         check=True,
@@ -101,58 +176,36 @@ def screenshot(base: Path, new: Path, png: Path) -> None:
     print(f"HTML {page}, screenshot {png}")
 
 
-def run_pair(base: Path, new: Path, repeat: int, skip_dwarf: bool) -> None:
-    print(f"BASE {base} ({base.stat().st_size / 1e6:.0f} MB)")
-    print(f"NEW  {new} ({new.stat().st_size / 1e6:.0f} MB)")
-    ours = timed(
-        "ltosyms diff --no-dwarf (symbols and sizes)",
-        repeat,
-        lambda: diff_images(base, new, use_dwarf=False),
-    )
-    if not skip_dwarf:
-        reports = []
-        timed(
-            "ltosyms diff (with DWARF census of both)",
-            1,
-            lambda: reports.append(diff_images(base, new)),
-        )
-        report = reports[-1]
-        print(
-            f"  DWARF census: BASE {report.base.dwarf_seconds:.1f} s, "
-            f"NEW {report.new.dwarf_seconds:.1f} s"
-        )
-        classes = Counter(
-            c.change_class.value for c in report.changes if c.kind.value == "function"
-        )
-        print("  function classes:", ", ".join(f"{k} {v}" for k, v in sorted(classes.items())))
-    script = bloat_o_meter()
-    if script is None or shutil.which("nm") is None:
-        print("bloat-o-meter: not available (needs", KERNEL_SOURCE, "and nm)")
-        return
-    peer = timed(
-        "scripts/bloat-o-meter (peer)",
-        repeat,
-        lambda: subprocess.run(
-            [sys.executable, str(script), str(base), str(new)], capture_output=True, check=True
-        ),
-    )
-    print(f"ratio ltosyms --no-dwarf / bloat-o-meter: {ours / peer:.2f}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--pair", nargs=2, type=Path, metavar=("BASE", "NEW"))
-    parser.add_argument("--skip-dwarf", action="store_true")
+    parser.add_argument("--skip-debian", action="store_true")
+    parser.add_argument("--debian-repeat", type=int, default=1, metavar="N")
+    parser.add_argument("--kernel-tree", type=Path)
+    parser.add_argument("--baseline-python", metavar="PY")
     parser.add_argument("--screenshot", type=Path, metavar="PNG")
     args = parser.parse_args()
-    if args.pair:
-        run_pair(args.pair[0], args.pair[1], args.repeat, args.skip_dwarf)
-        if args.screenshot:
-            screenshot(args.pair[0], args.pair[1], args.screenshot)
-        return
-    debian = debian_vmlinux()
-    run_pair(debian, debian, args.repeat, args.skip_dwarf)
+    script = bloat_o_meter(args.kernel_tree)
+    rows = Rows(args.repeat)
+    pairs = [
+        ("clang-nolto -> clang-thinlto", "clang-nolto", "clang-thinlto"),
+        ("gcc-nolto -> gcc-lto", "gcc-nolto", "gcc-lto"),
+    ]
+    for label, base, new in pairs:
+        bench_pair(
+            rows,
+            label,
+            corpus_vmlinux(base),
+            corpus_vmlinux(new),
+            script,
+            args.baseline_python,
+        )
+    if not args.skip_debian:
+        debian = corpus_vmlinux()
+        rows.repeat = args.debian_repeat
+        bench_pair(rows, "Debian 6.1 cloud, against itself", debian, debian, script, None)
+    if args.screenshot:
+        screenshot(corpus_vmlinux("clang-nolto"), corpus_vmlinux("clang-thinlto"), args.screenshot)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ltosyms.diff import DiffReport, ImageCensus, Maintainers, diff_censuses, take_image_census
 from ltosyms.elf.image import KernelImage, open_image
+from ltosyms.elf.kernel import load_any
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT / "testdata" / "vmlinux-samples"
@@ -75,6 +77,36 @@ def corpus() -> Corpus:
             pytest.fail(reason + "; LTOSYMS_REQUIRE_CORPUS=1 requires it")
         pytest.skip(reason)
     return Corpus(root)
+
+
+@pytest.fixture(scope="session")
+def kernel_diff(corpus: Corpus) -> Callable[..., DiffReport]:
+    """``kernel_diff(base, new, dwarf=True, maintainers=None)``: the diff of two corpus kernels
+    (variant names, or paths for modules). Each image's census is taken once per session, as a
+    stored census would serve several diffs."""
+    censuses: dict[tuple[str, bool], ImageCensus] = {}
+
+    def census(image: str, dwarf: bool) -> ImageCensus:
+        if (image, dwarf) not in censuses:
+            path = Path(image) if "/" in image else corpus.kernel_vmlinux(image)
+            loaded = load_any(path)
+            try:
+                censuses[(image, dwarf)] = take_image_census(loaded, use_dwarf=dwarf)
+            finally:
+                loaded.image.close()
+        return censuses[(image, dwarf)]
+
+    def diff(
+        base: str, new: str, dwarf: bool = True, maintainers: Maintainers | None = None
+    ) -> DiffReport:
+        return diff_censuses(
+            census(base, dwarf),
+            census(new, dwarf),
+            dwarf_requested=dwarf,
+            maintainers=maintainers,
+        )
+
+    return diff
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from ltosyms.diff.classify import canonical_name, classify, clone_shape
-from ltosyms.diff.match import match_groups
+from ltosyms.diff.match import folded_partners, match_groups
 from ltosyms.diff.model import ChangeClass, SectionClass, SymbolGroup, SymbolKind
 from ltosyms.names.suffixes import parse_name
 
@@ -21,6 +21,9 @@ def group(
     file_symbol: str | None = None,
     kind: SymbolKind = SymbolKind.FUNCTION,
     link_address: int = 0x1000,
+    is_global: bool = False,
+    members: int | None = None,
+    aliases: tuple[str, ...] = (),
 ) -> SymbolGroup:
     return SymbolGroup(
         kind=kind,
@@ -33,8 +36,10 @@ def group(
         file_symbol=file_symbol,
         dwarf_name=parse_name(names[0]).base,
         decl_file=unit,
-        is_global=False,
+        is_global=is_global,
         symbol_indexes=tuple(next(_index) for _ in names),
+        member_count=members if members is not None else len(names) - len(aliases),
+        alias_names=aliases,
     )
 
 
@@ -59,9 +64,17 @@ def test_canonical_name_drops_promotions_and_clone_numbers() -> None:
         (group("foo"), None, None, ChangeClass.DROPPED_REMOVED),  # no DWARF: no evidence
         (group("foo"), group("foo.constprop.0"), 0, ChangeClass.SPECIALIZED),
         (group("foo"), group("foo", "foo.isra.0"), 0, ChangeClass.SPECIALIZED),
-        (group("foo"), group("foo.lto_priv.0", "foo.lto_priv.0.cold"), 0, ChangeClass.SPECIALIZED),
+        (group("foo"), group("foo", "foo.part.0.cold"), 0, ChangeClass.SPECIALIZED),
+        # A hot/cold split is not a specialization, whatever else the names say.
+        (group("foo"), group("foo", "foo.cold"), 0, ChangeClass.SPLIT),
+        (group("foo"), group("foo.lto_priv.0", "foo.lto_priv.0.cold"), 0, ChangeClass.SPLIT),
+        (group("foo", "foo.part.0"), group("foo", "foo.part.0.cold"), 0, ChangeClass.SPLIT),
         (group("foo"), group("foo.llvm.12", size=140), 0, ChangeClass.RENAMED),
-        (group("foo.constprop.0"), group("foo.constprop.1"), 0, ChangeClass.RENAMED),
+        (group("foo.3"), group("foo.lto_priv.0"), 0, ChangeClass.RENAMED),
+        # Numbers the compiler picks (ThinLTO module hashes, clone counters) are no rename.
+        (group("foo.llvm.1"), group("foo.llvm.2"), 0, ChangeClass.UNCHANGED),
+        (group("foo.llvm.1"), group("foo.llvm.2", size=120), 0, ChangeClass.GROWN),
+        (group("foo.constprop.0"), group("foo.constprop.1"), 0, ChangeClass.UNCHANGED),
         (group("foo", "foo.cold"), group("foo", size=80), 0, ChangeClass.SHRUNK),
         (group("foo"), group("foo", size=120), 0, ChangeClass.GROWN),
         (group("foo"), group("foo", size=100), 0, ChangeClass.UNCHANGED),
@@ -74,6 +87,13 @@ def test_classification_rules(
     expected: ChangeClass,
 ) -> None:
     assert classify(base, new, inlined) is expected
+
+
+def test_a_function_base_had_only_inlined_is_outlined() -> None:
+    assert classify(None, group("vfs_stat"), None, 2) is ChangeClass.OUTLINED
+    assert classify(None, group("vfs_stat"), None, 0) is ChangeClass.NEW
+    assert classify(None, group("vfs_stat"), None, None) is ChangeClass.NEW  # no BASE DWARF
+    assert classify(None, group("table", kind=SymbolKind.OBJECT), None, 2) is ChangeClass.NEW
 
 
 def test_objects_are_never_dropped_inlined() -> None:
@@ -142,6 +162,75 @@ def test_alias_names_match_groups_whose_owner_differs() -> None:
     base = [group("memmove", "__memmove", unit=None)]
     new = [group("__memmove", "memmove", unit=None)]
     assert match_groups(base, new) == [(base[0], new[0])]
+
+
+def test_statics_of_different_units_never_pair() -> None:
+    # Out-of-line copies of a header inline: one per unit that did not inline it.
+    base = [group("put_page", unit="init/do_mounts.c")]
+    new = [group("put_page", unit="kernel/futex/core.c")]
+    assert match_groups(base, new) == [(base[0], None), (None, new[0])]
+    # A global name is one definition: it may change units (DWARF of an internalized variable).
+    base = [group("panic_on_oops", unit="kernel/panic.c", is_global=True)]
+    new = [group("panic_on_oops", unit="drivers/mailbox/mailbox.c")]
+    assert match_groups(base, new) == [(base[0], new[0])]
+
+
+def test_same_named_copies_pair_by_unit_then_leave_the_rest() -> None:
+    base = [
+        group("put_page", unit="kernel/futex/core.c", link_address=0x10),
+        group("put_page", unit="mm/memory.c", link_address=0x20),
+    ]
+    new = [
+        group("put_page", unit="init/do_mounts.c", link_address=0x5),
+        group("put_page", unit="kernel/futex/core.c", link_address=0x50),
+    ]
+    for new_order in itertools.permutations(new):
+        pairs = match_groups(base, list(new_order))
+        assert sorted(((b.unit if b else ""), (n.unit if n else "")) for b, n in pairs) == [
+            ("", "init/do_mounts.c"),
+            ("kernel/futex/core.c", "kernel/futex/core.c"),
+            ("mm/memory.c", ""),
+        ]
+
+
+def test_a_group_left_over_pairs_with_an_empty_symbol_of_its_name() -> None:
+    # ThinLTO empties the lockdep keys (and promotes some): still there, size 0.
+    base = [
+        group("alloc_super.__key", "alloc_super.__key.9", kind=SymbolKind.OBJECT, size=2),
+        group("mmap_init.__key", kind=SymbolKind.OBJECT, size=1, unit="mm/mmap.c"),
+        group("gone", kind=SymbolKind.OBJECT, size=1),
+    ]
+    empty = [
+        group("alloc_super.__key", "alloc_super.__key.9", kind=SymbolKind.OBJECT, size=0),
+        group("mmap_init.__key.llvm.60", kind=SymbolKind.OBJECT, size=0, unit=None),
+        group("unrelated", kind=SymbolKind.OBJECT, size=0),
+    ]
+    pairs = match_groups(base, [], (), empty)
+    assert pairs == [(base[0], empty[0]), (base[1], empty[1]), (base[2], None)]
+    assert classify(base[0], empty[0], None) is ChangeClass.SHRUNK
+    assert classify(base[1], empty[1], None) is ChangeClass.RENAMED
+
+
+def test_folded_partner_is_the_group_holding_the_name_as_an_alias() -> None:
+    # gcc -fipa-icf: one body, ct_kernel_exit_state an alias of ct_kernel_enter_state.
+    folded = group(
+        "ct_kernel_enter_state", "ct_kernel_exit_state", aliases=("ct_kernel_exit_state",)
+    )
+    exit_state = group("ct_kernel_exit_state")
+    assert folded_partners([exit_state], [folded]) == {id(exit_state): "ct_kernel_enter_state"}
+    # Another member of a group (not an alias) is no folding: different bytes.
+    parts = group("foo", "foo.cold")
+    assert folded_partners([group("foo.cold")], [parts]) == {}
+
+
+def test_collections_of_objects_are_labelled_as_such() -> None:
+    names = [f".str.{n}.llvm.28" for n in range(341)]
+    strings = group(*names, kind=SymbolKind.OBJECT, aliases=(names[-1],))
+    assert strings.label == "341 string literals (.str.*)"
+    keys = group("alloc_super.__key", "alloc_super.__key.9", kind=SymbolKind.OBJECT)
+    assert keys.label == "2 lockdep class keys (alloc_super.__key.*)"
+    assert group("foo", "foo.cold").label == "foo"  # a function and its parts: the function
+    assert group("memcpy", "__memcpy", aliases=("__memcpy",)).label == "memcpy"
 
 
 def test_every_group_appears_exactly_once() -> None:

@@ -84,7 +84,7 @@ def test_removed_function_is_dropped_removed(
     assert change.inlined_count_new == 0
 
 
-def test_new_clones_are_specialized(
+def test_new_clones_are_specialized_and_new_cold_parts_split(
     lto_pair: tuple[DiffReport, dict[str, Any], dict[str, Any]],
 ) -> None:
     report, base, new = lto_pair
@@ -95,10 +95,18 @@ def test_new_clones_are_specialized(
     for entries in new["clones"].values():
         for entry in entries:
             change = change_with(report, entry["name"], "new")
-            if clone_shape(entry["name"]) in base_shapes.get(entry["base"], set()):
+            shape = clone_shape(entry["name"])
+            if shape in base_shapes.get(entry["base"], set()):
                 assert change.change_class is not ChangeClass.NEW
-            else:
-                assert change.change_class is ChangeClass.SPECIALIZED, entry["name"]
+                continue
+            # New kinds besides .cold: specialized (when the function has such a clone).
+            new_kinds = {
+                kind
+                for name in change.new.names  # type: ignore[union-attr]
+                for kind in clone_shape(name)
+            } - {k for s in base_shapes.get(entry["base"], set()) for k in s}
+            expected = ChangeClass.SPLIT if new_kinds <= {"cold"} else ChangeClass.SPECIALIZED
+            assert change.change_class is expected, entry["name"]
 
 
 def test_promoted_statics_are_renamed(
@@ -121,7 +129,11 @@ def test_promoted_statics_are_renamed(
                 assert change.change_class is ChangeClass.RENAMED, entry["name"]
                 checked += 1
             elif entry["kind"] == "FUNC":
-                assert change.change_class in (ChangeClass.RENAMED, ChangeClass.SPECIALIZED)
+                assert change.change_class in (
+                    ChangeClass.RENAMED,
+                    ChangeClass.SPECIALIZED,
+                    ChangeClass.SPLIT,
+                )
     assert checked
 
 

@@ -21,6 +21,7 @@ from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import InputError
 from ltosyms.kallsyms_check import (
     DumpKind,
+    FailCondition,
     KallsymsCheck,
     Verdict,
     check_kallsyms,
@@ -298,12 +299,107 @@ def test_debian_proc_kallsyms_matches_with_its_kaslr_offset(
     assert set(dump.modules) == set(modules) and dump.module_entries == sum(modules.values())
 
 
-def test_hidden_addresses_are_reported(corpus: Corpus, debian: LoadedImage) -> None:
+def test_hidden_addresses_of_a_partial_copy(corpus: Corpus, debian: LoadedImage) -> None:
+    # The first 2000 lines of the right kernel's /proc/kallsyms, addresses hidden: every name
+    # is the vmlinux's, but most are not there; names are all that can be checked.
     path = corpus.debian / "kallsyms" / "proc-kallsyms-kptr_restrict2-first2000.txt"
     dump = verify_dump(debian.symbols, read_dump(path, DumpKind.KALLSYMS))
-    assert dump.verdict is Verdict.HIDDEN and dump.kaslr_offset is None
+    assert dump.addresses_hidden and dump.kaslr_offset is None
+    assert dump.verdict is Verdict.MISMATCH and "partial copy" in dump.reason
     assert not dump.extra  # every name it lists is a vmlinux name
     assert dump.vmlinux_entries == 2000 and len(dump.missing) == dump.compared - 2000
+
+
+def hidden_copy(lines: list[str], target: Path) -> Path:
+    """``lines`` of a /proc/kallsyms copy as kptr_restrict prints them: every address zero."""
+    target.write_text("".join("0" * 16 + line[16:] + "\n" for line in lines))
+    return target
+
+
+def arm64_kallsyms(corpus: Corpus) -> list[str]:
+    lines = (corpus.kernels / "arm64-clang-thinlto" / "console.log").read_text().splitlines()
+    return lines[lines.index("=== KALLSYMS BEGIN") + 1 : lines.index("=== KALLSYMS END")]
+
+
+def test_hidden_addresses_of_the_right_kernel(corpus: Corpus, tmp_path: Path) -> None:
+    loaded = load_vmlinux(corpus.kernel_vmlinux("arm64-clang-thinlto"))
+    dump_path = hidden_copy(arm64_kallsyms(corpus), tmp_path / "kallsyms")
+    check = check_kallsyms(loaded, dump=read_dump(dump_path, DumpKind.KALLSYMS))
+    assert check.dump is not None
+    assert check.dump.verdict is Verdict.HIDDEN and check.dump.addresses_hidden
+    assert not check.dump.missing and not check.dump.extra
+    assert check.holds(FailCondition.HIDDEN) and not check.holds(FailCondition.MISMATCH)
+
+
+@needs_nm
+def test_hidden_addresses_of_another_kernel_are_a_mismatch(
+    corpus: Corpus, thinlto: LoadedImage
+) -> None:
+    # Debian's kernel, addresses hidden, against the corpus' clang kernel: the names differ.
+    path = corpus.debian / "kallsyms" / "proc-kallsyms-kptr_restrict2-first2000.txt"
+    check = check_kallsyms(thinlto, dump=read_dump(path, DumpKind.KALLSYMS))
+    assert check.dump is not None and check.dump.addresses_hidden
+    assert check.dump.verdict is Verdict.MISMATCH and "another kernel" in check.dump.reason
+    assert check.holds(FailCondition.MISMATCH) and check.holds(FailCondition.HIDDEN)
+    # The names that are too many: the dump's multiset less what kallsyms keeps (nm).
+    kept = Counter(name for _a, _t, name in nm_kept(corpus.kernel_vmlinux("clang-thinlto")))
+    listed = Counter(line.split()[2] for line in path.read_text().splitlines() if "\t[" not in line)
+    surplus = listed - kept
+    assert Counter(entry.name for entry in check.dump.extra) == surplus
+    assert len(check.dump.missing) == sum((kept - listed).values())
+
+
+def percpu_range(path: Path) -> tuple[int, int]:
+    return nm_address(path, "__per_cpu_start"), nm_address(path, "__per_cpu_end")
+
+
+@needs_nm
+def test_an_arm64_dump_against_an_x86_vmlinux(corpus: Corpus, thinlto: LoadedImage) -> None:
+    dump_lines = arm64_kallsyms(corpus)
+    dump = parse_dump(dump_lines, "arm64-kallsyms", DumpKind.KALLSYMS)
+    check = verify_dump(thinlto.symbols, dump)
+    assert check.verdict is Verdict.MISMATCH and check.dump_machine == "aarch64"
+    wrappers = {
+        fields[2]
+        for line in dump_lines
+        if len(fields := line.split()) == 3 and fields[2].startswith("__arm64_sys_")
+    }
+    assert f"architecture mismatch: the dump is of an aarch64 kernel ({len(wrappers)} " in (
+        check.reason
+    )
+    assert "the vmlinux is x86_64" in check.reason
+    # x86-64 per-cpu symbols are where they are linked whatever the KASLR offset: the dump's
+    # per-cpu entries are expected at the link address.
+    start, end = percpu_range(corpus.kernel_vmlinux("clang-thinlto"))
+    percpu = [m for m in check.moved if start <= m.link_address <= end]
+    assert len(percpu) > 50
+    assert all(m.expected_address == m.link_address for m in percpu)
+    others = [m for m in check.moved if not start <= m.link_address <= end]
+    assert all(m.expected_address != m.link_address for m in others)
+
+
+@needs_nm
+def test_per_cpu_symbols_are_not_moved_whatever_their_letter(
+    corpus: Corpus, debian: LoadedImage, tmp_path: Path
+) -> None:
+    # Debian's real dump, per-cpu symbols given System.map's letters instead of `A`: they are
+    # still at their link address, and the KASLR offset still does not apply to them.
+    path = corpus.debian / "kallsyms" / "proc-kallsyms.txt"
+    letters = {name: letter for _address, letter, name in nm_kept(corpus.debian_vmlinux())}
+    lines = []
+    relettered = 0
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[1] == "A" and letters.get(fields[2], "A") != "A":
+            lines.append(f"{fields[0]} {letters[fields[2]]} {fields[2]}")
+            relettered += 1
+        else:
+            lines.append(line)
+    assert relettered > 300
+    (tmp_path / "kallsyms").write_text("\n".join(lines) + "\n")
+    dump = verify_dump(debian.symbols, read_dump(tmp_path / "kallsyms", DumpKind.KALLSYMS))
+    assert dump.verdict is Verdict.MATCH, dump.reason
+    assert dump.matched == dump.compared == debian.symbols.kept_count
 
 
 def test_arm64_console_kallsyms_matches(corpus: Corpus, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,11 @@ def test_fail_on_unresolvable_follows_the_groups(
     result = run(thinlto, "--fail-on", "unresolvable", "--json")
     assert result.exit_code == (1 if unresolvable_function else 0)
     assert as_json(result)["failed"] == (["unresolvable"] if unresolvable_function else [])
-    # A condition about a dump cannot hold without one.
-    assert run(thinlto, "--fail-on", "mismatch", "--fail-on", "hidden").exit_code == 0
+    # A condition about a dump without a dump is a usage error, not a gate that passes.
+    for condition in ("mismatch", "hidden"):
+        result = run(thinlto, "--fail-on", condition)
+        assert result.exit_code == 2
+        assert result.stderr.count("\n") == 1 and "--kallsyms FILE" in result.stderr
 
 
 def test_wrong_kernel_dump_fails_the_gate(corpus: Corpus, thinlto: Path) -> None:
@@ -108,10 +112,26 @@ def test_matching_system_map_passes_the_gate(corpus: Corpus, thinlto: Path) -> N
 
 
 def test_hidden_dump_gate(corpus: Corpus, thinlto: Path) -> None:
+    # Debian's first 2000 lines, addresses hidden: another kernel, and hidden.
     dump = corpus.debian / "kallsyms" / "proc-kallsyms-kptr_restrict2-first2000.txt"
     result = run(thinlto, "--kallsyms", dump, "--fail-on", "hidden", "--json")
     assert result.exit_code == 1
-    assert as_json(result)["dump"]["verdict"] == "hidden"
+    document = as_json(result)["dump"]
+    assert document["addresses_hidden"] is True and document["verdict"] == "mismatch"
+    # Before, a hidden dump of another kernel passed this gate.
+    assert run(thinlto, "--kallsyms", dump, "--fail-on", "mismatch").exit_code == 1
+
+
+def test_text_explains_columns_and_markers(corpus: Corpus, thinlto: Path) -> None:
+    dump = corpus.debian / "kallsyms" / "proc-kallsyms.txt"
+    result = run(thinlto, "--kallsyms", dump, "--limit", "3")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "'=' when another" in out and "/kallsyms size as an oops prints it" in out
+    assert "missing: a vmlinux symbol the dump does not list" in out
+    assert "moved: listed elsewhere than" in out
+    # A member line carries the marker the legend explains.
+    assert re.search(r"^    ffff[0-9a-f]{12} /0x[0-9a-f]+ += ", out, flags=re.MULTILINE)
 
 
 @pytest.mark.parametrize(

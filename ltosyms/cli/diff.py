@@ -1,5 +1,5 @@
 """``ltosyms diff``: what LTO (or any rebuild) dropped, specialized, renamed, inlined, and what it
-cost, per section class, function, object and directory."""
+cost, per section class, function, object, directory and MAINTAINERS subsystem."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from ltosyms.diff import diff_images
+from ltosyms.diff import diff_images, read_maintainers
 from ltosyms.errors import InputError, UsageError
-from ltosyms.render.diff_bloat import render_bloat
+from ltosyms.render.diff_bloat import Selection, render_bloat
+from ltosyms.render.diff_csv import render_csv
 from ltosyms.render.diff_html import render_html
 from ltosyms.render.diff_json import report_json
 from ltosyms.render.diff_text import render_text
@@ -23,22 +24,44 @@ from ltosyms.render.diff_text import render_text
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["text", "bloat-o-meter"]),
+    type=click.Choice(["text", "bloat-o-meter", "csv"]),
     default="text",
     show_default=True,
-    help="Text report, or scripts/bloat-o-meter's table with LTO-aware matching.",
+    help="Text report, scripts/bloat-o-meter's table with LTO-aware matching, or CSV "
+    "(one row per function or object).",
+)
+@click.option(
+    "-c",
+    "selection",
+    flag_value=Selection.CATEGORIES.value,
+    help="bloat-o-meter: one table each for functions, data and read-only data.",
+)
+@click.option(
+    "-d", "selection", flag_value=Selection.DATA.value, help="bloat-o-meter: data symbols only."
+)
+@click.option(
+    "-t", "selection", flag_value=Selection.TEXT.value, help="bloat-o-meter: functions only."
 )
 @click.option(
     "--html",
     "html_path",
     type=str,
     metavar="FILE",
-    help="Also write a self-contained HTML report with charts to FILE.",
+    help="Also write a self-contained HTML report (charts, sortable and filterable tables).",
 )
 @click.option(
-    "--no-dwarf",
-    is_flag=True,
-    help="Symbols and sizes only: skip the DWARF pass (units, directories, inlining).",
+    "--dwarf/--no-dwarf",
+    "dwarf",
+    default=None,
+    help="Read DWARF (units, directories, inlining) or symbols and sizes only. Default: read "
+    "it, except for --format bloat-o-meter without --html.",
+)
+@click.option(
+    "--maintainers",
+    "maintainers_path",
+    type=str,
+    metavar="FILE",
+    help="The kernel's MAINTAINERS file: add a rollup per subsystem.",
 )
 @click.option(
     "--limit",
@@ -54,7 +77,7 @@ from ltosyms.render.diff_text import render_text
     default=2,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Directory depth of the per-directory rollup.",
+    help="Directory depth of the per-directory rollup (the HTML page has every depth).",
 )
 def command(
     *,
@@ -62,19 +85,28 @@ def command(
     new: str,
     as_json: bool,
     output_format: str,
+    selection: str | None,
     html_path: str | None,
-    no_dwarf: bool,
+    dwarf: bool | None,
+    maintainers_path: str | None,
     limit: int,
     show_all: bool,
     depth: int,
 ) -> None:
-    """Compare two vmlinux files, typically BASE without LTO and NEW with LTO of the same source
-    and config: section sizes like size -A, every function and object matched by identity
-    (base name, suffix grammar, DWARF unit) and classified as unchanged, grown, shrunk, renamed,
-    specialized, dropped_inlined, dropped_removed or new."""
+    """Compare two vmlinux files (or two modules), typically BASE without LTO and NEW with LTO
+    of the same source and config: section sizes like size -A, every function and object
+    matched by identity (base name, suffix grammar, DWARF unit) and classified as unchanged,
+    grown, shrunk, renamed, specialized, split, dropped_inlined, dropped_removed, folded,
+    outlined or new."""
     if as_json and output_format != "text":
-        raise UsageError("--json and --format bloat-o-meter exclude each other")
-    report = diff_images(base, new, use_dwarf=not no_dwarf, directory_depth=depth)
+        raise UsageError(f"--json and --format {output_format} exclude each other")
+    if selection is not None and output_format != "bloat-o-meter":
+        raise UsageError("-c, -d and -t select bloat-o-meter tables: add --format bloat-o-meter")
+    maintainers = read_maintainers(maintainers_path) if maintainers_path else None
+    use_dwarf = dwarf if dwarf is not None else output_format != "bloat-o-meter" or bool(html_path)
+    report = diff_images(
+        base, new, use_dwarf=use_dwarf, directory_depth=depth, maintainers=maintainers
+    )
     if html_path:
         try:
             Path(html_path).write_text(render_html(report), encoding="utf-8")
@@ -83,8 +115,11 @@ def command(
     if as_json:
         click.echo(json.dumps(report_json(report), indent=1))
     elif output_format == "bloat-o-meter":
-        for line in render_bloat(report):
+        for line in render_bloat(report, Selection(selection or Selection.ALL.value)):
             click.echo(line)
+    elif output_format == "csv":
+        for line in render_csv(report, maintainers):
+            click.echo(line, nl=False)
     else:
         for line in render_text(report, limit=None if show_all else limit):
             click.echo(line)

@@ -86,6 +86,14 @@ def command(
     Exit status: 0, 1 when a --fail-on condition holds, 2 for bad input."""
     if kallsyms_path and system_map_path:
         raise UsageError("--kallsyms and --system-map exclude each other")
+    about_dump = [
+        c for c in fail_on if c in (FailCondition.MISMATCH.value, FailCondition.HIDDEN.value)
+    ]
+    if about_dump and not (kallsyms_path or system_map_path):
+        # A gate that cannot fail is no gate: without a dump there is nothing to mismatch.
+        raise UsageError(
+            f"--fail-on {about_dump[0]} checks a dump: give --kallsyms FILE or --system-map FILE"
+        )
     loaded = load_vmlinux(vmlinux)
     dump = None
     if kallsyms_path:

@@ -1,7 +1,27 @@
-"""Build-to-build diff: sizes per section class, per function and object, per directory, with
-LTO-aware matching and classification (what LTO dropped, specialized, renamed and inlined)."""
+"""Build-to-build diff: sizes per section class, per function and object, per directory and
+MAINTAINERS subsystem, with LTO-aware matching and classification (what LTO dropped,
+specialized, split, renamed, folded, inlined and outlined).
 
-from ltosyms.diff.compare import diff_images, diff_loaded
-from ltosyms.diff.model import ChangeClass, DiffReport, SectionClass, SymbolKind
+Each image's part is an :class:`ImageCensus`, taken once (:func:`take_image_census`); a diff
+compares two of them (:func:`diff_censuses`), or opens the files first (:func:`diff_images`).
+"""
 
-__all__ = ["ChangeClass", "DiffReport", "SectionClass", "SymbolKind", "diff_images", "diff_loaded"]
+from ltosyms.diff.census import ImageCensus, take_image_census
+from ltosyms.diff.compare import diff_censuses, diff_images, diff_loaded
+from ltosyms.diff.maintainers import Maintainers, read_maintainers
+from ltosyms.diff.model import ChangeClass, DiffReport, SectionClass, SymbolKind, Visibility
+
+__all__ = [
+    "ChangeClass",
+    "DiffReport",
+    "ImageCensus",
+    "Maintainers",
+    "SectionClass",
+    "SymbolKind",
+    "Visibility",
+    "diff_censuses",
+    "diff_images",
+    "diff_loaded",
+    "read_maintainers",
+    "take_image_census",
+]

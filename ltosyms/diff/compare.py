@@ -1,44 +1,45 @@
-"""Compare two builds: open -> symbols (+ DWARF census) -> groups -> match -> classify -> report.
+"""Compare two builds: open -> census of each image -> match -> classify -> report.
 
-The symbol and size parts need only the symbol tables and section headers (under a second for
-a Debian vmlinux). The DWARF part (compilation units for identity, per-directory rollup,
-inlined-instance counts) walks all of ``.debug_info`` once per build and is optional.
+Each image's census (:mod:`ltosyms.diff.census`) is made once and holds all the diff needs
+from it; the comparison itself (:func:`diff_censuses`) reads no file. The symbol and size parts
+need only the symbol tables and section headers (under a second for a Debian vmlinux). The
+DWARF part (compilation units for identity, per-directory rollup, inlined-instance counts)
+walks all of ``.debug_info`` once per build and is optional.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import posixpath
-import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from ltosyms.diff.census import ImageCensus, bulk_records, take_image_census
 from ltosyms.diff.classify import classify
-from ltosyms.diff.groups import BuildSymbols, build_groups
-from ltosyms.diff.match import match_groups
+from ltosyms.diff.maintainers import Maintainers
+from ltosyms.diff.match import folded_partners, match_groups
 from ltosyms.diff.model import (
     Caller,
     Change,
     ChangeClass,
     ClassTotals,
     DiffReport,
-    DirectoryTotals,
     ImageSummary,
     InlineCount,
     SectionClass,
+    SectionSize,
     SymbolGroup,
     SymbolKind,
 )
-from ltosyms.diff.sections import compare_sections, listed_sections, section_classes
-from ltosyms.elf.dwarf_census import DwarfCensus, take_census
-from ltosyms.elf.kernel import LoadedImage, load_vmlinux
-from ltosyms.elf.symtab import SymbolTable
+from ltosyms.diff.rollup import (
+    directory_of,
+    directory_totals,
+    directory_tree,
+    subsystem_totals,
+)
+from ltosyms.diff.sections import compare_sections
+from ltosyms.elf.image import ImageKind
+from ltosyms.elf.kernel import LoadedImage, load_any
 from ltosyms.errors import InputError
-
-log = logging.getLogger(__name__)
-
-UNKNOWN_DIRECTORY = "(no DWARF unit)"
 
 
 def diff_images(
@@ -47,178 +48,212 @@ def diff_images(
     *,
     use_dwarf: bool = True,
     directory_depth: int = 2,
+    maintainers: Maintainers | None = None,
 ) -> DiffReport:
-    """Diff two vmlinux files (BASE typically without LTO, NEW with)."""
-    base = load_vmlinux(base_path)
+    """Diff two vmlinux files (BASE typically without LTO, NEW with), or two modules."""
+    base = load_any(base_path)
     try:
-        new = load_vmlinux(new_path)
+        new = load_any(new_path)
     except Exception:
         base.image.close()
         raise
     try:
-        return diff_loaded(base, new, use_dwarf=use_dwarf, directory_depth=directory_depth)
+        return diff_loaded(
+            base,
+            new,
+            use_dwarf=use_dwarf,
+            directory_depth=directory_depth,
+            maintainers=maintainers,
+        )
     finally:
         base.image.close()
         new.image.close()
 
 
 def diff_loaded(
-    base: LoadedImage, new: LoadedImage, *, use_dwarf: bool = True, directory_depth: int = 2
+    base: LoadedImage,
+    new: LoadedImage,
+    *,
+    use_dwarf: bool = True,
+    directory_depth: int = 2,
+    maintainers: Maintainers | None = None,
+) -> DiffReport:
+    check_comparable(
+        (str(base.image.path), base.image.machine, base.image.kind),
+        (str(new.image.path), new.image.machine, new.image.kind),
+    )
+    return diff_censuses(
+        take_image_census(base, use_dwarf=use_dwarf),
+        take_image_census(new, use_dwarf=use_dwarf),
+        directory_depth=directory_depth,
+        maintainers=maintainers,
+        dwarf_requested=use_dwarf,
+    )
+
+
+def check_comparable(base: tuple[str, str, ImageKind], new: tuple[str, str, ImageKind]) -> None:
+    """:class:`InputError` unless both (path, machine, kind) are of one architecture and both
+    vmlinux files or both modules: sizes of different instruction sets or of a module against
+    a kernel compare nothing."""
+    if base[1] != new[1]:
+        raise InputError(
+            f"{base[0]} is {base[1]} and {new[0]} is {new[1]}: "
+            "a diff compares builds of one architecture"
+        )
+    if base[2] is not new[2]:
+        raise InputError(
+            f"{base[0]} is a {base[2].value} and {new[0]} a {new[2].value}: "
+            "a diff compares two vmlinux files or two modules"
+        )
+
+
+def diff_censuses(
+    base: ImageCensus,
+    new: ImageCensus,
+    *,
+    directory_depth: int = 2,
+    maintainers: Maintainers | None = None,
+    dwarf_requested: bool = True,
+) -> DiffReport:
+    """The diff of two image censuses (no file is read)."""
+    check_comparable((base.path, base.machine, base.kind), (new.path, new.machine, new.kind))
+    with bulk_records():
+        return _diff_censuses(base, new, directory_depth, maintainers, dwarf_requested)
+
+
+def _diff_censuses(
+    base: ImageCensus,
+    new: ImageCensus,
+    directory_depth: int,
+    maintainers: Maintainers | None,
+    dwarf_requested: bool,
 ) -> DiffReport:
     notes: list[str] = []
-    base_census, base_seconds = _census(base, "BASE", use_dwarf, notes)
-    new_census, new_seconds = _census(new, "NEW", use_dwarf, notes)
-    if not use_dwarf:
+    for role, census in (("BASE", base), ("NEW", new)):
+        if census.dwarf_note:
+            notes.append(f"{role} {census.dwarf_note}")
+    if not dwarf_requested:
         notes.append(
             "DWARF not read (--no-dwarf): identity from symbol names and STT_FILE "
             "symbols; no inlined-instance counts, no directory rollup"
         )
-    base_classes = section_classes(base.image, base.symbols)
-    new_classes = section_classes(new.image, new.symbols)
-    sections = compare_sections(
-        listed_sections(base.image), base_classes, listed_sections(new.image), new_classes
-    )
-    base_symbols = build_groups(base.image, base.symbols, base_classes, base_census)
-    new_symbols = build_groups(new.image, new.symbols, new_classes, new_census)
-    pairs = match_groups(base_symbols.groups, new_symbols.groups)
+    sections = compare_sections(base.sections, new.sections)
+    pairs = match_groups(base.groups, new.groups, base.empty_groups, new.empty_groups)
+    unpaired_base = [b for b, n in pairs if n is None and b is not None]
+    unpaired_new = [n for b, n in pairs if b is None and n is not None]
+    folded = folded_partners(unpaired_base, new.groups)
+    folded.update(folded_partners(unpaired_new, base.groups))
     changes = [
         _change(
             base_group,
-            new=new_group,
-            base_census=base_census,
-            new_census=new_census,
-            new_symbols=new.symbols,
+            new_group,
+            base=base,
+            new=new,
+            folded_with=folded.get(id(base_group or new_group)),
             directory_depth=directory_depth,
         )
         for base_group, new_group in pairs
     ]
     changes.sort(key=lambda c: (-abs(c.delta), c.name, c.base.link_address if c.base else 0))
-    if new_census is None:
+    if not new.has_dwarf:
         notes.append(
             "NEW has no DWARF read: dropped functions cannot be told apart; "
             "all are shown as dropped_removed"
         )
     return DiffReport(
-        base=_summary(base, base_symbols, base_census is not None, base_seconds),
-        new=_summary(new, new_symbols, new_census is not None, new_seconds),
+        base=_summary(base),
+        new=_summary(new),
         sections=tuple(sections),
-        classes=tuple(_class_totals(sections, base_symbols, new_symbols)),
+        classes=tuple(_class_totals(sections, base, new)),
         changes=tuple(changes),
-        directories=tuple(_directories(changes)),
-        inline_counts=tuple(_inline_counts(base_census, new_census)),
+        directories=tuple(directory_totals(changes, directory_depth)),
+        inline_counts=tuple(_inline_counts(base, new)),
         notes=tuple(notes),
+        directory_depth=directory_depth,
+        directory_tree=tuple(directory_tree(changes)),
+        subsystems=tuple(subsystem_totals(changes, maintainers)) if maintainers else (),
     )
 
 
-def _census(
-    loaded: LoadedImage, role: str, use_dwarf: bool, notes: list[str]
-) -> tuple[DwarfCensus | None, float | None]:
-    if not use_dwarf:
-        return None, None
-    if not loaded.image.has_dwarf():
-        notes.append(f"{role} {loaded.image.path} has no DWARF: DWARF parts skipped for it")
-        return None, None
-    started = time.perf_counter()
-    try:
-        census = take_census(loaded.image)
-    except InputError as error:
-        notes.append(f"{role} DWARF unusable, skipped: {error}")
-        return None, None
-    seconds = time.perf_counter() - started
-    log.info("%s: DWARF census in %.1f s", loaded.image.path, seconds)
-    return census, seconds
-
-
-def _summary(
-    loaded: LoadedImage, symbols: BuildSymbols, has_dwarf: bool, seconds: float | None
-) -> ImageSummary:
-    functions = sum(1 for g in symbols.groups if g.kind is SymbolKind.FUNCTION)
+def _summary(census: ImageCensus) -> ImageSummary:
+    functions = sum(1 for g in census.groups if g.kind is SymbolKind.FUNCTION)
     return ImageSummary(
-        path=str(loaded.image.path),
-        build_id=loaded.build_id,
-        has_dwarf=has_dwarf,
+        path=census.path,
+        build_id=census.build_id,
+        has_dwarf=census.has_dwarf,
         functions=functions,
-        objects=len(symbols.groups) - functions,
-        dwarf_seconds=seconds,
+        objects=len(census.groups) - functions,
+        dwarf_seconds=census.dwarf_seconds,
+        machine=census.machine,
+        function_bytes=census.function_bytes,
+        object_bytes=census.object_bytes,
     )
-
-
-def _inlined(census: DwarfCensus | None, group: SymbolGroup) -> int | None:
-    if census is None:
-        return None
-    record = census.inlined_instances(group.dwarf_name or group.base_name, group.decl_file)
-    return record.count if record is not None else 0
 
 
 def _change(
-    base: SymbolGroup | None,
+    base_group: SymbolGroup | None,
+    new_group: SymbolGroup | None,
     *,
-    new: SymbolGroup | None,
-    base_census: DwarfCensus | None,
-    new_census: DwarfCensus | None,
-    new_symbols: SymbolTable,
+    base: ImageCensus,
+    new: ImageCensus,
+    folded_with: str | None,
     directory_depth: int,
 ) -> Change:
-    group = base or new
+    group = base_group or new_group
     assert group is not None
     inlined_base: int | None = None
     inlined_new: int | None = None
     callers: tuple[Caller, ...] = ()
     if group.kind is SymbolKind.FUNCTION:
         # The identity of the function in each build: its own group if it has one there.
-        inlined_base = _inlined(base_census, base or group)
-        inlined_new = _inlined(new_census, new or group)
-        change_class = classify(base, new, inlined_new)
-        if change_class is ChangeClass.DROPPED_INLINED and new_census is not None:
-            record = new_census.inlined_instances(
-                group.dwarf_name or group.base_name, group.decl_file
-            )
+        inlined_base = base.inlined_count(base_group or group)
+        inlined_new = new.inlined_count(new_group or group)
+        change_class = classify(base_group, new_group, inlined_new, inlined_base)
+        if change_class is ChangeClass.DROPPED_INLINED:
+            record = new.inlined_instances(group.dwarf_name or group.base_name, group.decl_file)
             if record is not None:
-                callers = tuple(_name_callers(record.callers, new_symbols))
+                callers = tuple(_name_callers(record.callers, new))
     else:
-        change_class = classify(base, new, None)
+        change_class = classify(base_group, new_group, None)
+    if folded_with is not None:
+        change_class = ChangeClass.FOLDED
     return Change(
         kind=group.kind,
         change_class=change_class,
-        base=base,
-        new=new,
+        base=base_group,
+        new=new_group,
         inlined_count_base=inlined_base,
         inlined_count_new=inlined_new,
         callers_new=callers,
-        directory=_directory(
-            (base.unit if base else None) or (new.unit if new else None), directory_depth
+        directory=directory_of(
+            (base_group.unit if base_group else None) or (new_group.unit if new_group else None),
+            directory_depth,
         ),
+        folded_with=folded_with,
     )
 
 
-def _name_callers(callers: Iterable[tuple[int, int]], symbols: SymbolTable) -> list[Caller]:
+def _name_callers(callers: Iterable[tuple[int, int]], census: ImageCensus) -> list[Caller]:
     named: dict[str, int] = defaultdict(int)
     for low_pc, count in callers:
-        symbol = symbols.function_containing(low_pc) if low_pc >= 0 else None
-        named[symbol.name if symbol else f"{low_pc:#x}" if low_pc >= 0 else "?"] += count
+        named[census.function_name_at(low_pc)] += count
     return [
         Caller(name, count)
         for name, count in sorted(named.items(), key=lambda item: (-item[1], item[0]))
     ]
 
 
-def _directory(unit: str | None, depth: int) -> str:
-    if not unit:
-        return UNKNOWN_DIRECTORY
-    directory = posixpath.dirname(unit)
-    if not directory:
-        return "."
-    return "/".join(directory.split("/")[:depth])
-
-
 def _class_totals(
-    sections: Iterable[object], base: BuildSymbols, new: BuildSymbols
+    sections: Sequence[SectionSize], base: ImageCensus, new: ImageCensus
 ) -> list[ClassTotals]:
+    """Bytes per section class, each build's sections under their own class."""
     base_size: dict[SectionClass, int] = defaultdict(int)
     new_size: dict[SectionClass, int] = defaultdict(int)
     for row in sections:
-        base_size[row.section_class] += row.base_size or 0  # type: ignore[attr-defined]
-        new_size[row.section_class] += row.new_size or 0  # type: ignore[attr-defined]
+        if row.base_class is not None:
+            base_size[row.base_class] += row.base_size or 0
+        if row.new_class is not None:
+            new_size[row.new_class] += row.new_size or 0
     return [
         ClassTotals(
             section_class=section_class,
@@ -232,22 +267,8 @@ def _class_totals(
     ]
 
 
-def _directories(changes: Iterable[Change]) -> list[DirectoryTotals]:
-    sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for change in changes:
-        entry = sizes[change.directory or UNKNOWN_DIRECTORY]
-        entry[0] += change.base_size
-        entry[1] += change.new_size
-        if change.kind is SymbolKind.FUNCTION:
-            entry[2] += change.base is not None
-            entry[3] += change.new is not None
-    rows = [DirectoryTotals(directory, *values) for directory, values in sizes.items()]
-    rows.sort(key=lambda row: (-abs(row.delta), -row.base_size, row.directory))
-    return rows
-
-
-def _inline_counts(base: DwarfCensus | None, new: DwarfCensus | None) -> list[InlineCount]:
-    if base is None or new is None:
+def _inline_counts(base: ImageCensus, new: ImageCensus) -> list[InlineCount]:
+    if not base.has_dwarf or not new.has_dwarf:
         return []
     keys = set(base.inlined) | set(new.inlined)
     rows = []

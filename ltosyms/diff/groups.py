@@ -3,7 +3,9 @@
 Which symbols count: defined, sized (``st_size > 0``, as ``nm --size-sort`` lists them) and in
 a section that is loaded. Symbols at the same address with the same size are aliases
 (``memcpy``/``__memcpy``, gcc's ``.localalias``): their bytes are counted once, under the
-owner's group, and their names are kept beside the owner's.
+owner's group, and their names are kept beside the owner's. Defined symbols of size 0 make
+groups of their own, kept apart: they count no bytes, but they tell a symbol that became empty
+(clang ThinLTO gives the lockdep keys ``alloc_tty_struct.__key`` size 0) from one that is gone.
 
 Where a symbol comes from, in order of trust:
 1. DWARF: the compilation unit of the function (``DW_TAG_subprogram`` whose code holds the
@@ -37,6 +39,7 @@ class _Candidate(NamedTuple):
     name: str
     link_address: int
     elf_size: int
+    nm_type: str
     is_function: bool
     section_class: SectionClass
     is_global: bool
@@ -55,6 +58,7 @@ class BuildSymbols:
 
     groups: list[SymbolGroup]
     symbol_bytes: dict[SectionClass, int]  # distinct sized symbols, per section class
+    empty_groups: list[SymbolGroup]  # defined symbols of size 0, grouped the same way
 
 
 def build_groups(
@@ -63,8 +67,22 @@ def build_groups(
     classes: dict[str, SectionClass],
     census: DwarfCensus | None,
 ) -> BuildSymbols:
-    candidates = list(_candidates(image, symbols, classes))
-    owners, aliases = _fold_aliases(candidates)
+    sized: list[_Candidate] = []
+    empty: list[_Candidate] = []
+    for candidate in _candidates(image, symbols, classes):
+        (sized if candidate.elf_size else empty).append(candidate)
+    groups, symbol_bytes = _groups(sized, census)
+    # Symbols of size 0 at one address are not aliases of one another (ThinLTO puts all the
+    # empty lockdep keys at one address), and DWARF cannot tell whose they are: grouped by
+    # name and STT_FILE only.
+    empty_groups, _none = _groups(empty, None, fold_aliases=False)
+    return BuildSymbols(groups, symbol_bytes, empty_groups)
+
+
+def _groups(
+    candidates: list[_Candidate], census: DwarfCensus | None, *, fold_aliases: bool = True
+) -> tuple[list[SymbolGroup], dict[SectionClass, int]]:
+    owners, aliases = _fold_aliases(candidates) if fold_aliases else (candidates, {})
     # Keys hold `is_function` rather than the kind: enum hashing dominates at 200,000 symbols.
     keyed: dict[tuple[bool, str, str], list[_Candidate]] = defaultdict(list)
     unit_of: dict[int, str | None] = {}
@@ -84,6 +102,7 @@ def build_groups(
         main = members[0]
         names: list[str] = []
         indexes: list[int] = []
+        alias_names: list[str] = []
         for member in members:
             names.append(member.name)
             indexes.append(member.symbol_index)
@@ -91,6 +110,7 @@ def build_groups(
             for alias in aliases.get(member.symbol_index, ()):
                 names.append(alias.name)
                 indexes.append(alias.symbol_index)
+                alias_names.append(alias.name)
         dwarf_name, decl_file = dwarf_of[main.symbol_index]
         groups.append(
             SymbolGroup(
@@ -106,10 +126,13 @@ def build_groups(
                 decl_file=decl_file,
                 is_global=any(member.is_global for member in members),
                 symbol_indexes=tuple(indexes),
+                nm_type=main.nm_type,
+                member_count=len(members),
+                alias_names=tuple(alias_names),
             )
         )
     groups.sort(key=lambda group: (group.link_address, group.symbol_indexes))
-    return BuildSymbols(groups, {SectionClass(k): v for k, v in symbol_bytes.items()})
+    return groups, {SectionClass(k): v for k, v in symbol_bytes.items()}
 
 
 def _attach_orphan_clones(keyed: dict[tuple[bool, str, str], list[_Candidate]]) -> None:
@@ -127,7 +150,7 @@ def _attach_orphan_clones(keyed: dict[tuple[bool, str, str], list[_Candidate]]) 
         else:
             originals[(key[0], key[1])].append(key)
     for key in orphans:
-        if key[2] and not key[2].startswith(("file:", "llvm:")):
+        if key[2] and not key[2].startswith(("file:", "llvm:", "promoted:")):
             continue  # DWARF gave this clone its own unit: the original is not in this build
         homes = originals.get((key[0], key[1]), [])
         if len(homes) == 1:
@@ -143,7 +166,8 @@ _SHN_LORESERVE = 0xFF00
 def _candidates(
     image: KernelImage, symbols: SymbolTable, classes: dict[str, SectionClass]
 ) -> Iterable[_Candidate]:
-    """Sized symbols of loaded sections, in .symtab order, with their STT_FILE."""
+    """Defined symbols of loaded sections (size 0 included), in .symtab order, with their
+    STT_FILE."""
     section_class = [
         loaded if (loaded := classes.get(section.name)) and loaded.is_loaded else None
         for section in image.sections
@@ -153,6 +177,7 @@ def _candidates(
     names = symbols.names
     addresses = symbols.link_addresses
     sizes = symbols.elf_sizes
+    nm_types = symbols.nm_types
     file_symbol: str | None = None
     for index, (info, other, shndx) in enumerate(_raw_symbol_fields(image)):
         symbol_type = info & 0xF
@@ -160,8 +185,7 @@ def _candidates(
             # ELF gABI: STT_FILE precedes the local symbols of its file.
             file_symbol = names[index] or None
             continue
-        size = sizes[index]
-        if not size or not shndx or shndx >= _SHN_LORESERVE or shndx >= section_count:
+        if not shndx or shndx >= _SHN_LORESERVE or shndx >= section_count:
             continue
         loaded_class = section_class[shndx]
         if loaded_class is None or not names[index]:
@@ -181,7 +205,8 @@ def _candidates(
             index,
             names[index],
             addresses[index],
-            size,
+            sizes[index],
+            nm_types[index],
             is_function,
             loaded_class,
             is_global,
@@ -255,15 +280,28 @@ def _dwarf_source(
     return (variable.unit or None, None, None) if variable is not None else (None, None, None)
 
 
+# Promotions that number same-named statics apart (clang full LTO's `name_show.31`, gcc LTO's
+# `foo.lto_priv.1`): without DWARF the number is what tells two such functions apart, since
+# full LTO puts every local under the one STT_FILE `ld-temp.o`.
+_NUMBERED_PROMOTIONS = (SuffixKind.NUMERIC, SuffixKind.LTO_PRIV)
+
+
 def _origin(candidate: _Candidate, unit: str | None) -> str:
     if unit:
         return unit
+    numbered = ""
+    if candidate.is_function:
+        numbered = "".join(
+            f".{s.kind.value}.{s.number}"
+            for s in candidate.parsed.suffixes
+            if s.kind in _NUMBERED_PROMOTIONS
+        )
     if candidate.file_symbol:
-        return "file:" + candidate.file_symbol
+        return "file:" + candidate.file_symbol + numbered
     for suffix in candidate.parsed.suffixes:
         if suffix.kind is SuffixKind.LLVM:
             return f"llvm:{suffix.number}"
-    return ""
+    return "promoted:" + numbered if numbered else ""
 
 
 def _main_rank(candidate: _Candidate) -> int:

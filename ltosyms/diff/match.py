@@ -11,22 +11,42 @@ it comes from, and the passes go from the strongest evidence to the weakest:
 3. same kind and base name, unique among what is left in both builds;
 4. a raw name (aliases included: ``memmove``/``__memmove``) held by one group left in each build;
 5. what is left of one base name, paired in address order (the link order of object files
-   survives LTO for the most part); the surplus is dropped or new.
+   survives LTO for the most part); the surplus is dropped or new;
+6. a raw name of a group left in one build that names a symbol of size 0 in the other (clang
+   ThinLTO's empty lockdep keys ``alloc_tty_struct.__key``): the object is still there, empty.
+
+Passes 2 to 5 never pair two static (local) groups of different compilation units: those are
+different functions, e.g. the out-of-line copies of the header inline ``put_page`` that
+``init/do_mounts.c`` and ``kernel/futex/core.c`` each have. A global name stands for one
+definition in the whole kernel, so a global may change units (DWARF of an internalized
+variable, a function moved between kernel versions).
+
+What is still left may be a *folded* name (:func:`folded_partners`): gcc's identical code
+folding (``-fipa-icf``) keeps one body for ``ct_kernel_enter_state`` and
+``ct_kernel_exit_state`` and makes the second name an alias of the first.
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 
 from ltosyms.diff.model import SymbolGroup, SymbolKind
+from ltosyms.names.suffixes import SuffixKind, parse_name
 
 Pair = tuple[SymbolGroup | None, SymbolGroup | None]
+_PROMOTIONS = tuple(kind for kind in SuffixKind if kind.is_promotion)
 
 
-def match_groups(base: list[SymbolGroup], new: list[SymbolGroup]) -> list[Pair]:
-    """Every group of both lists exactly once: matched pairs, BASE-only, NEW-only."""
+def match_groups(
+    base: Sequence[SymbolGroup],
+    new: Sequence[SymbolGroup],
+    base_empty: Sequence[SymbolGroup] = (),
+    new_empty: Sequence[SymbolGroup] = (),
+) -> list[Pair]:
+    """Every group of ``base`` and ``new`` exactly once: matched pairs, BASE-only, NEW-only.
+    A group of size 0 (``*_empty``) appears only when it is paired with a sized one."""
     base_left = dict(enumerate(base))
     new_left = dict(enumerate(new))
     pairs: list[Pair] = []
@@ -36,7 +56,9 @@ def match_groups(base: list[SymbolGroup], new: list[SymbolGroup]) -> list[Pair]:
         new_keys = _unique_keys(new_left, key)
         for value, base_position in base_keys.items():
             new_position = new_keys.get(value)
-            if new_position is not None:
+            if new_position is not None and may_pair(
+                base_left[base_position], new_left[new_position]
+            ):
                 pairs.append((base_left.pop(base_position), new_left.pop(new_position)))
 
     # Keys hold `is_function` rather than the kind enum: enum hashing is slow at this scale.
@@ -55,11 +77,74 @@ def match_groups(base: list[SymbolGroup], new: list[SymbolGroup]) -> list[Pair]:
         new_positions = new_by_name.get(name_key, [])
         base_positions.sort(key=lambda p: base_left[p].link_address)
         new_positions.sort(key=lambda p: new_left[p].link_address)
-        for base_position, new_position in zip(base_positions, new_positions, strict=False):
-            pairs.append((base_left.pop(base_position), new_left.pop(new_position)))
+        for base_position in base_positions:
+            base_group = base_left[base_position]
+            for new_position in new_positions:
+                if new_position in new_left and may_pair(base_group, new_left[new_position]):
+                    pairs.append((base_left.pop(base_position), new_left.pop(new_position)))
+                    break
+    # Pass 6: still there, with size 0.
+    _empty_pass(base_left, new_empty, pairs, base_side=True)
+    _empty_pass(new_left, base_empty, pairs, base_side=False)
     pairs.extend((group, None) for group in base_left.values())
     pairs.extend((None, group) for group in new_left.values())
     return pairs
+
+
+def may_pair(base: SymbolGroup, new: SymbolGroup) -> bool:
+    """False for two local groups of different compilation units (see the module docstring)."""
+    if base.unit and new.unit and base.unit != new.unit:
+        return base.is_global or new.is_global
+    return True
+
+
+def _empty_pass(
+    left: dict[int, SymbolGroup],
+    empty: Sequence[SymbolGroup],
+    pairs: list[Pair],
+    *,
+    base_side: bool,
+) -> None:
+    """Pair groups left on one side with the other side's size-0 groups holding one of their
+    names, each size-0 group at most once, in address order (the header inline's static
+    ``init_completion.__key`` is there once per unit that uses it)."""
+    holders: dict[tuple[bool, str], list[int]] = defaultdict(list)
+    for position, group in sorted(enumerate(empty), key=lambda item: item[1].link_address):
+        for name in group.names:
+            holders[(_is_function(group), _unpromoted(name))].append(position)
+    taken: set[int] = set()
+    for position, group in sorted(left.items(), key=lambda item: item[1].link_address):
+        other = next(
+            (
+                found
+                for name in group.names
+                for found in holders.get((_is_function(group), _unpromoted(name)), ())
+                if found not in taken and may_pair(group, empty[found])
+            ),
+            None,
+        )
+        if other is not None:
+            taken.add(other)
+            del left[position]
+            pairs.append((group, empty[other]) if base_side else (empty[other], group))
+
+
+def folded_partners(
+    unpaired: Sequence[SymbolGroup], other_build: Sequence[SymbolGroup]
+) -> dict[int, str]:
+    """For groups one build has and the other has not: the other build's group that holds
+    the group's main name as an alias (identical code folding), by ``id`` of the unpaired
+    group -> main name of the group it is folded with."""
+    alias_of: dict[tuple[bool, str], list[SymbolGroup]] = defaultdict(list)
+    for group in other_build:
+        for name in group.alias_names:
+            alias_of[(_is_function(group), name)].append(group)
+    partners: dict[int, str] = {}
+    for group in unpaired:
+        holders = alias_of.get((_is_function(group), group.main_name), [])
+        if len(holders) == 1 and holders[0].main_name != group.main_name:
+            partners[id(group)] = holders[0].main_name
+    return partners
 
 
 def _alias_pass(
@@ -80,8 +165,19 @@ def _alias_pass(
             continue
         (base_position,) = base_positions
         (new_position,) = new_positions
-        if base_position in base_left and new_position in new_left:
+        if (
+            base_position in base_left
+            and new_position in new_left
+            and may_pair(base_left[base_position], new_left[new_position])
+        ):
             pairs.append((base_left.pop(base_position), new_left.pop(new_position)))
+
+
+def _unpromoted(name: str) -> str:
+    """The name without promotion suffixes: ThinLTO renames ``mmap_init.__key`` to
+    ``mmap_init.__key.llvm.<hash>`` as it empties it."""
+    parsed = parse_name(name)
+    return parsed.without(*_PROMOTIONS) if parsed.suffixes else name
 
 
 def _is_function(group: SymbolGroup) -> bool:

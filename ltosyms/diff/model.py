@@ -2,8 +2,9 @@
 
 A *group* is what the diff compares: every symbol of one build that belongs to one function
 (or one object) of the source, e.g. gcc's ``foo``, ``foo.cold`` and ``foo.constprop.0`` from
-``kernel/foo.c``. Its identity is the base name of the symbols (suffix grammar, DOMAIN §1)
-plus where the code came from (the DWARF compilation unit, else the ``STT_FILE`` symbol).
+``kernel/foo.c``. Its identity is the base name of the symbols (the suffix grammar of
+:mod:`ltosyms.names.suffixes`) plus where the code came from (the DWARF compilation unit, else
+the ``STT_FILE`` symbol).
 """
 
 from __future__ import annotations
@@ -35,26 +36,65 @@ class SymbolKind(enum.Enum):
 
 
 class ChangeClass(enum.Enum):
-    """Every BASE group falls in exactly one of the first seven; NEW-only groups are ``NEW``."""
+    """Every change falls in exactly one class (rules: :mod:`ltosyms.diff.classify`).
+
+    ``split``, ``outlined`` and ``folded`` were added to ``ltosyms.diff/1`` after the first
+    version: ``split`` takes the hot/cold splits ``specialized`` used to count, ``outlined`` the
+    NEW-only functions BASE had inlined (``new`` before), ``folded`` the functions one build
+    shares with another by identical code folding (``new`` or ``dropped_*`` before).
+    """
 
     UNCHANGED = "unchanged"
     GROWN = "grown"
     SHRUNK = "shrunk"
-    RENAMED = "renamed"  # only promotion suffixes or clone numbers differ
-    SPECIALIZED = "specialized"  # NEW has clone kinds (.constprop, .isra, ...) BASE lacks
+    RENAMED = "renamed"  # the promotion or clone kinds of the names differ, not only numbers
+    SPECIALIZED = "specialized"  # NEW has clone kinds (.constprop, .isra, .part, ...) BASE lacks
+    SPLIT = "split"  # NEW splits hot and cold code (.cold) where BASE did not
     DROPPED_INLINED = "dropped_inlined"  # no code of its own in NEW, inlined instances there
     DROPPED_REMOVED = "dropped_removed"  # no code and no inlined instance in NEW
+    FOLDED = "folded"  # one build has no code of its own for it: its name aliases another's
+    OUTLINED = "outlined"  # NEW-only function that BASE had inlined (and only inlined)
     NEW = "new"
+
+
+class Visibility(enum.Enum):
+    """A change of ELF binding between the builds (LTO internalizes globals it can see all
+    users of: ``STB_GLOBAL`` in BASE, ``STB_LOCAL`` in NEW)."""
+
+    LOCALIZED = "localized"  # global in BASE, local in NEW
+    GLOBALIZED = "globalized"  # local in BASE, global in NEW
+
+
+@dataclass(frozen=True, slots=True)
+class ListedSection:
+    """A section of one build as ``size -A`` lists it, classified by its own header."""
+
+    name: str
+    size: int
+    section_class: SectionClass
 
 
 @dataclass(frozen=True, slots=True)
 class SectionSize:
-    """One row of ``size -A`` in either build (None: the build has no such section)."""
+    """One row of ``size -A`` in either build (None: the build has no such section).
+
+    Each build's section is classified by that build's own header: ``.orc_lookup`` is
+    PROGBITS under ld.lld and NOBITS under GNU ld, so the same name can be rodata in one build
+    and bss in the other.
+    """
 
     name: str
-    section_class: SectionClass
+    base_class: SectionClass | None
+    new_class: SectionClass | None
     base_size: int | None
     new_size: int | None
+
+    @property
+    def section_class(self) -> SectionClass:
+        """BASE's class of the section, NEW's when BASE has no such section."""
+        section_class = self.base_class or self.new_class
+        assert section_class is not None
+        return section_class
 
     @property
     def delta(self) -> int:
@@ -112,6 +152,9 @@ class SymbolGroup:
     decl_file: str | None  # DW_AT_decl_file, source-relative
     is_global: bool
     symbol_indexes: tuple[int, ...]  # .symtab indexes, to tell duplicates apart
+    nm_type: str = "?"  # the letter nm prints for the main symbol (t, T, d, r, b, W, ...)
+    member_count: int = 1  # distinct symbols (by address and size) whose bytes are counted
+    alias_names: tuple[str, ...] = ()  # names of ``names`` at another member's address and size
 
     @property
     def main_name(self) -> str:
@@ -121,6 +164,51 @@ class SymbolGroup:
     def source(self) -> str | None:
         """The best-known file the group comes from."""
         return self.unit or self.file_symbol
+
+    @property
+    def is_collection(self) -> bool:
+        """Many objects under one base name (clang's ``.str.N`` string literals, gcc's
+        ``__func__.N``): the group is not one object and must not be named after one."""
+        return self.kind is SymbolKind.OBJECT and self.member_count > 1
+
+    @property
+    def label(self) -> str:
+        """What a report calls the group: the main name, or for a collection of objects its
+        number of symbols and pattern, ``341 string literals (.str.*)``."""
+        if not self.is_collection:
+            return self.main_name
+        return f"{len(self.names)} {collection_noun(self.base_name)} ({self.pattern})"
+
+    @property
+    def pattern(self) -> str:
+        """The base name with a wildcard for the numbers and promotions that follow it."""
+        return f"{self.base_name}.*"
+
+
+# What the objects of one base name are, by the last dot-part of the base name. Each row is a
+# name the kernel or the compiler makes many times over.
+_COLLECTION_NOUNS = {
+    ".str": "string literals",  # clang: private string constants, named once ThinLTO promotes
+    "__func__": "function-name strings",  # C99 __func__ in pr_*() and WARN() messages (gcc)
+    "__already_done": "once-flags",  # include/linux/once_lite.h DO_ONCE_LITE_IF (WARN_ONCE)
+    "__warned": "once-flags",  # include/linux/rcupdate.h RCU_LOCKDEP_WARN
+    "__print_once": "once-flags",  # include/linux/libata.h ata_print_version_once
+    "__key": "lockdep class keys",  # static struct lock_class_key __key in wait.h, mutex.h...
+    "_rs": "ratelimit states",  # include/linux/printk.h printk_ratelimited and friends
+    "__quirk": "quirk entries",  # arch/x86/events/perf_event.h x86_add_quirk
+    "__compound_literal": "compound literals",  # gcc's name for (struct x){...} objects
+    ".compoundliteral": "compound literals",  # clang's
+    "CSWTCH": "switch tables",  # gcc: lookup tables made from switch statements
+}
+
+
+def collection_noun(base_name: str) -> str:
+    """``string literals`` for ``.str``, ``lockdep class keys`` for ``alloc_super.__key``."""
+    if base_name.startswith(".") and base_name.count(".") == 1:
+        key = base_name
+    else:
+        key = base_name.rsplit(".", 1)[-1]
+    return _COLLECTION_NOUNS.get(key, "objects")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +231,7 @@ class Change:
     inlined_count_new: int | None
     callers_new: tuple[Caller, ...] = ()  # where NEW inlined it (dropped_inlined and others)
     directory: str | None = None
+    folded_with: str | None = None  # folded: the function whose code the folded name shares
 
     @property
     def base_size(self) -> int:
@@ -163,20 +252,47 @@ class Change:
         return group.main_name
 
     @property
+    def label(self) -> str:
+        """The group's label (:attr:`SymbolGroup.label`), NEW's when both builds have it."""
+        group = self.new or self.base
+        assert group is not None
+        return group.label
+
+    @property
     def display_name(self) -> str:
-        """``old -> new`` when the main name changed, else the one name."""
+        """``old -> new`` when the main name changed, else the one name; a collection of
+        objects by its label."""
+        group = self.new or self.base
+        if group is not None and group.is_collection:
+            return group.label
         if self.base and self.new and self.base.main_name != self.new.main_name:
             return f"{self.base.main_name} -> {self.new.main_name}"
         return self.name
 
+    @property
+    def source(self) -> str | None:
+        """The file the function or object comes from (BASE's when both have one)."""
+        return (self.base.source if self.base else None) or (self.new.source if self.new else None)
+
+    @property
+    def visibility(self) -> Visibility | None:
+        """How the ELF binding changed between the builds (None: it did not, or one side
+        is missing)."""
+        if self.base is None or self.new is None or self.base.is_global == self.new.is_global:
+            return None
+        return Visibility.LOCALIZED if self.base.is_global else Visibility.GLOBALIZED
+
 
 @dataclass(frozen=True, slots=True)
 class DirectoryTotals:
+    """Bytes of the functions and objects of one directory (or MAINTAINERS subsystem)."""
+
     directory: str
     base_size: int
     new_size: int
     functions_base: int
     functions_new: int
+    depth: int = 0  # the rollup depth: directories cut to this many components (0: none)
 
     @property
     def delta(self) -> int:
@@ -205,6 +321,9 @@ class ImageSummary:
     functions: int  # groups
     objects: int
     dwarf_seconds: float | None
+    machine: str = ""
+    function_bytes: int = 0  # sum of the sizes of the function groups: the code itself
+    object_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,16 +336,24 @@ class DiffReport:
     directories: tuple[DirectoryTotals, ...]
     inline_counts: tuple[InlineCount, ...]  # only functions whose count differs
     notes: tuple[str, ...]
+    directory_depth: int = 2  # of ``directories``
+    directory_tree: tuple[DirectoryTotals, ...] = ()  # the rollup at every depth
+    subsystems: tuple[DirectoryTotals, ...] = ()  # per MAINTAINERS section, when one was given
 
     def of_kind(self, kind: SymbolKind) -> list[Change]:
         return [change for change in self.changes if change.kind is kind]
 
     def of_class(self, change_class: ChangeClass, kind: SymbolKind | None = None) -> list[Change]:
-        return [
-            change
-            for change in self.changes
-            if change.change_class is change_class and (kind is None or change.kind is kind)
-        ]
+        if kind is not None:
+            return list(self.by_class().get((change_class, kind), ()))
+        return [change for change in self.changes if change.change_class is change_class]
+
+    def by_class(self) -> dict[tuple[ChangeClass, SymbolKind], list[Change]]:
+        """The changes per (class, kind), in report order: one pass for all classes."""
+        grouped: dict[tuple[ChangeClass, SymbolKind], list[Change]] = {}
+        for change in self.changes:
+            grouped.setdefault((change.change_class, change.kind), []).append(change)
+        return grouped
 
     @property
     def inline_evidence(self) -> bool:

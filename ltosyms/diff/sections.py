@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ltosyms.diff.model import SectionClass, SectionSize
-from ltosyms.elf.image import KernelImage, Section
+from ltosyms.diff.model import ListedSection, SectionClass, SectionSize
+from ltosyms.elf.image import SHT_REL, SHT_RELA, KernelImage, Section
 from ltosyms.elf.symtab import SymbolTable
 
 # Sections size -A leaves out: BFD reads them as the symbol table and relocations.
 _NOT_LISTED = frozenset({"", ".symtab", ".strtab", ".shstrtab", ".symtab_shndx"})
-_RELOCATION_PREFIXES = (".rela.", ".rel.", ".rela_", ".rel_")
+_RELOCATION_TYPES = (SHT_RELA, SHT_REL)
 
 # Section names whose class is not what the ELF flags say.
 _CLASS_BY_NAME_PREFIX: tuple[tuple[str, SectionClass], ...] = (
@@ -56,7 +56,8 @@ def classify_section(section: Section, init_range: tuple[int, int] | None) -> Se
 def is_listed_by_size(section: Section) -> bool:
     if section.index == 0 or section.name in _NOT_LISTED:
         return False
-    return not (not section.is_alloc and section.name.startswith(_RELOCATION_PREFIXES))
+    # By type, not name: 6.12's runtime-const sections leave `.relaruntime_shift_d_hash_shift`.
+    return not (not section.is_alloc and section.elf_type in _RELOCATION_TYPES)
 
 
 def init_range(symbols: SymbolTable) -> tuple[int, int] | None:
@@ -67,37 +68,50 @@ def init_range(symbols: SymbolTable) -> tuple[int, int] | None:
     return (begin, end)
 
 
+# kernel/module/main.c 6.1 rewrite_section_headers(): the loader clears SHF_ALLOC of these.
+_MODULE_UNLOADED = frozenset({".modinfo", "__versions"})
+
+
 def section_classes(image: KernelImage, symbols: SymbolTable) -> dict[str, SectionClass]:
     """Class of every section of ``image`` by name."""
     span = init_range(symbols)
-    return {section.name: classify_section(section, span) for section in image.sections}
+    classes = {section.name: classify_section(section, span) for section in image.sections}
+    if image.is_module:
+        classes.update((name, SectionClass.OTHER) for name in _MODULE_UNLOADED if name in classes)
+    return classes
 
 
-def listed_sections(image: KernelImage) -> list[Section]:
-    """The sections ``size -A`` prints, in file order."""
-    return [section for section in image.sections if is_listed_by_size(section)]
+def listed_sections(image: KernelImage, classes: dict[str, SectionClass]) -> list[ListedSection]:
+    """The sections ``size -A`` prints, in file order, with their classes."""
+    return [
+        ListedSection(section.name, section.size, classes[section.name])
+        for section in image.sections
+        if is_listed_by_size(section)
+    ]
 
 
 def compare_sections(
-    base: Sequence[Section],
-    base_classes: dict[str, SectionClass],
-    new: Sequence[Section],
-    new_classes: dict[str, SectionClass],
+    base: Sequence[ListedSection], new: Sequence[ListedSection]
 ) -> list[SectionSize]:
-    """One row per section name of either build, BASE order first, NEW-only ones after."""
-    base_sizes: dict[str, int] = {}
-    for section in base:
-        base_sizes[section.name] = base_sizes.get(section.name, 0) + section.size
-    new_sizes: dict[str, int] = {}
-    for section in new:
-        new_sizes[section.name] = new_sizes.get(section.name, 0) + section.size
+    """One row per section name of either build, BASE order first, NEW-only ones after; each
+    build's size under that build's own class of the section."""
+
+    def by_name(sections: Sequence[ListedSection]) -> dict[str, tuple[int, SectionClass]]:
+        sizes: dict[str, tuple[int, SectionClass]] = {}
+        for section in sections:
+            size = sizes[section.name][0] if section.name in sizes else 0
+            sizes[section.name] = (size + section.size, section.section_class)
+        return sizes
+
+    base_sizes, new_sizes = by_name(base), by_name(new)
     names = list(dict.fromkeys([s.name for s in base] + [s.name for s in new]))
     return [
         SectionSize(
             name=name,
-            section_class=base_classes.get(name) or new_classes[name],
-            base_size=base_sizes.get(name),
-            new_size=new_sizes.get(name),
+            base_class=base_sizes[name][1] if name in base_sizes else None,
+            new_class=new_sizes[name][1] if name in new_sizes else None,
+            base_size=base_sizes[name][0] if name in base_sizes else None,
+            new_size=new_sizes[name][0] if name in new_sizes else None,
         )
         for name in names
     ]

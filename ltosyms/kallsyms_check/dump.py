@@ -12,14 +12,16 @@ few more symbols than kallsyms keeps.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ltosyms.elf.symtab import Symbol, SymbolTable
 from ltosyms.errors import InputError
+from ltosyms.kallsyms_check.arch import dump_machine
 from ltosyms.kallsyms_check.records import (
     Dump,
     DumpCheck,
@@ -91,55 +93,62 @@ def verify_dump(table: SymbolTable, dump: Dump) -> DumpCheck:
     for entry in core:
         listed.setdefault(entry.name, []).append(entry)
     compared = sum(len(v) for v in expected.values())
+    machine, evidence = dump_machine(listed)
+    hidden = all(e.runtime_address == 0 for e in core)
+    check = functools.partial(
+        _check, dump, core=core, compared=compared, hidden=hidden, machine=machine
+    )
 
-    if all(e.runtime_address == 0 for e in core):
+    if hidden:
         missing, extra = _by_name_only(table, expected, listed)
         comparison = _Comparison(None, 0, 0, compared - len(missing), missing, extra, ())
-        reason = (
-            "every address is zero (kptr_restrict, or read without CAP_SYSLOG): "
-            "only names can be compared"
-        )
-        return _check(
-            dump,
-            core=core,
-            compared=compared,
-            verdict=Verdict.HIDDEN,
-            reason=reason,
-            comparison=comparison,
-        )
-
-    comparison = _compare(table, expected, listed)
-    counts = (
-        f"{len(comparison.missing)} missing, {len(comparison.extra)} extra, "
-        f"{len(comparison.moved)} moved"
-    )
-    if not (comparison.missing or comparison.extra or comparison.moved):
-        verdict = Verdict.MATCH
-        shift = comparison.kaslr_offset or 0
-        where = f"link address {'-' if shift < 0 else '+'} {abs(shift):#x}"
-        reason = f"all {compared} symbols are where the vmlinux puts them ({where})"
-    elif comparison.kaslr_offset is None:
+        why = "every address is zero (kptr_restrict, or read without CAP_SYSLOG)"
+        if not (missing or extra):
+            reason = f"{why}: the names are the vmlinux's, all {compared} of them"
+            return check(verdict=Verdict.HIDDEN, reason=reason, comparison=comparison)
+        if extra:
+            reason = (
+                f"{why}; by names alone: {len(extra)} names the vmlinux does not have "
+                f"({len(missing)} missing): another kernel"
+            )
+        else:
+            reason = (
+                f"{why}; by names alone: every name is the vmlinux's, but {len(missing)} of "
+                f"its {compared} symbols are not listed (a partial copy?)"
+            )
         verdict = Verdict.MISMATCH
-        reason = f"no symbol name in common with this vmlinux: another kernel ({counts})"
-    elif comparison.votes < comparison.voters * _SAME_BUILD_SHARE:
-        verdict = Verdict.MISMATCH
-        reason = (
-            f"only {comparison.votes} of {comparison.voters} unique names agree on one KASLR "
-            f"offset: the dump is of another build ({counts})"
-        )
-        # The most common difference of unrelated layouts is no KASLR offset at all.
-        comparison = dataclasses.replace(comparison, kaslr_offset=None)
     else:
+        comparison = _compare(table, expected, listed)
+        counts = (
+            f"{len(comparison.missing)} missing, {len(comparison.extra)} extra, "
+            f"{len(comparison.moved)} moved"
+        )
+        if not (comparison.missing or comparison.extra or comparison.moved):
+            verdict = Verdict.MATCH
+            shift = comparison.kaslr_offset or 0
+            where = f"link address {'-' if shift < 0 else '+'} {abs(shift):#x}"
+            reason = f"all {compared} symbols are where the vmlinux puts them ({where})"
+        elif comparison.kaslr_offset is None:
+            verdict = Verdict.MISMATCH
+            reason = f"no symbol name in common with this vmlinux: another kernel ({counts})"
+        elif comparison.votes < comparison.voters * _SAME_BUILD_SHARE:
+            verdict = Verdict.MISMATCH
+            reason = (
+                f"only {comparison.votes} of {comparison.voters} unique names agree on one "
+                f"KASLR offset: the dump is of another build ({counts})"
+            )
+            # The most common difference of unrelated layouts is no KASLR offset at all.
+            comparison = dataclasses.replace(comparison, kaslr_offset=None)
+        else:
+            verdict = Verdict.MISMATCH
+            reason = f"the dump differs from this vmlinux ({counts})"
+    if machine is not None and machine != table.machine:
         verdict = Verdict.MISMATCH
-        reason = f"the dump differs from this vmlinux ({counts})"
-    return _check(
-        dump,
-        core=core,
-        compared=compared,
-        verdict=verdict,
-        reason=reason,
-        comparison=comparison,
-    )
+        reason = (
+            f"architecture mismatch: the dump is of an {machine} kernel ({evidence} system "
+            f"call wrappers of {machine}), the vmlinux is {table.machine}"
+        )
+    return check(verdict=verdict, reason=reason, comparison=comparison)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +167,8 @@ def _check(
     *,
     core: list[DumpEntry],
     compared: int,
+    hidden: bool,
+    machine: str | None,
     verdict: Verdict,
     reason: str,
     comparison: _Comparison,
@@ -179,35 +190,59 @@ def _check(
         extra=comparison.extra,
         moved=comparison.moved,
         skipped_lines=dump.skipped_lines,
+        addresses_hidden=hidden,
+        dump_machine=machine,
     )
+
+
+def per_cpu_range(table: SymbolTable) -> tuple[int, int] | None:
+    """[__per_cpu_start, __per_cpu_end] when kallsyms makes per-cpu symbols absolute: an
+    x86-64 SMP kernel links .data..percpu at 0 (arch/x86/kernel/vmlinux.lds.S PERCPU_VADDR)
+    and scripts/kallsyms.c 6.1 make_percpus_absolute() keeps every symbol in that range,
+    both ends included (symbol_in_range()), at its link address."""
+    start = table.address_of("__per_cpu_start")
+    end = table.address_of("__per_cpu_end")
+    if table.machine != "x86_64" or start != 0 or end is None:
+        return None
+    return (start, end)
 
 
 def _compare(
     table: SymbolTable, expected: dict[str, list[int]], listed: dict[str, list[DumpEntry]]
 ) -> _Comparison:
-    """Match the symbols of each name on both sides by address (after the KASLR offset);
-    what is left of a name on both sides has moved, the rest is missing or extra."""
-    offset, votes, voters = _kaslr_offset(table, expected, listed)
+    """Match the symbols of each name on both sides by address (after the KASLR offset, which
+    per-cpu symbols do not take); what is left of a name on both sides has moved, the rest is
+    missing or extra."""
+    per_cpu = per_cpu_range(table)
     addresses = table.link_addresses
+
+    def unmoved(index: int) -> bool:
+        return per_cpu is not None and per_cpu[0] <= addresses[index] <= per_cpu[1]
+
+    offset, votes, voters = _kaslr_offset(table, expected, listed, unmoved)
     matched = 0
     missing: list[Symbol] = []
     extra: list[DumpEntry] = []
     moved: list[MovedSymbol] = []
     for name, indexes in expected.items():
         found = listed.get(name, ())
+        still = any(unmoved(i) for i in indexes)
         # The common case, without the bookkeeping: one symbol, found where expected.
         if (
             len(indexes) == 1
             and len(found) == 1
-            and _link_address(found[0], offset) == addresses[indexes[0]]
+            and addresses[indexes[0]] in _link_addresses(found[0], offset, still)
         ):
             matched += 1
             continue
         unmatched_links = Counter(addresses[i] for i in indexes)
         unmatched_entries: list[DumpEntry] = []
         for entry in found:
-            link = _link_address(entry, offset)
-            if link is not None and unmatched_links[link] > 0:
+            link = next(
+                (a for a in _link_addresses(entry, offset, still) if unmatched_links[a] > 0),
+                None,
+            )
+            if link is not None:
                 unmatched_links[link] -= 1
                 matched += 1
             else:
@@ -220,11 +255,13 @@ def _compare(
         unmatched_entries.sort(key=lambda e: e.runtime_address)
         pairs = min(len(left), len(unmatched_entries))
         for i, entry in zip(left[:pairs], unmatched_entries[:pairs], strict=True):
+            absolute = unmoved(i) or entry.nm_type in _ABSOLUTE_TYPES
+            shift = 0 if absolute or offset is None else offset
             moved.append(
                 MovedSymbol(
                     name=name,
                     link_address=addresses[i],
-                    expected_address=_expected(addresses[i], entry, offset),
+                    expected_address=(addresses[i] + shift) & _MASK,
                     runtime_address=entry.runtime_address,
                 )
             )
@@ -238,17 +275,21 @@ def _compare(
 
 
 def _kaslr_offset(
-    table: SymbolTable, expected: dict[str, list[int]], listed: dict[str, list[DumpEntry]]
+    table: SymbolTable,
+    expected: dict[str, list[int]],
+    listed: dict[str, list[DumpEntry]],
+    unmoved: Callable[[int], bool],
 ) -> tuple[int | None, int, int]:
-    """The most common ``runtime - link`` over names unique on both sides (absolute symbols,
-    which KASLR does not move, left out), with its number of votes and of voters."""
+    """The most common ``runtime - link`` over names unique on both sides (absolute and
+    per-cpu symbols, which KASLR does not move, left out), with its number of votes and of
+    voters."""
     differences: Counter[int] = Counter()
     for name, found in listed.items():
         indexes = expected.get(name)
         if indexes is None or len(indexes) != 1 or len(found) != 1:
             continue
         entry = found[0]
-        if entry.nm_type in _ABSOLUTE_TYPES:
+        if entry.nm_type in _ABSOLUTE_TYPES or unmoved(indexes[0]):
             continue
         differences[(entry.runtime_address - table.link_addresses[indexes[0]]) & _MASK] += 1
     if not differences:
@@ -258,18 +299,13 @@ def _kaslr_offset(
     return signed, votes, sum(differences.values())
 
 
-def _link_address(entry: DumpEntry, offset: int | None) -> int | None:
-    if entry.nm_type in _ABSOLUTE_TYPES:
-        return entry.runtime_address
-    if offset is None:
-        return None
-    return (entry.runtime_address - offset) & _MASK
-
-
-def _expected(link_address: int, entry: DumpEntry, offset: int | None) -> int:
-    if entry.nm_type in _ABSOLUTE_TYPES or offset is None:
-        return link_address
-    return (link_address + offset) & _MASK
+def _link_addresses(entry: DumpEntry, offset: int | None, unmoved: bool) -> tuple[int, ...]:
+    """The link addresses a dump entry can stand for: its address less the KASLR offset, or
+    its address itself for an absolute entry or a name whose symbols are per-cpu."""
+    shifted = (entry.runtime_address - offset) & _MASK if offset is not None else None
+    if entry.nm_type in _ABSOLUTE_TYPES or unmoved:
+        return (entry.runtime_address,) if shifted is None else (entry.runtime_address, shifted)
+    return () if shifted is None else (shifted,)
 
 
 def _by_name_only(

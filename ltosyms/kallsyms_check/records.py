@@ -116,8 +116,8 @@ class Dump:
 
 class Verdict(enum.Enum):
     MATCH = "match"  # every symbol is where the vmlinux puts it (after the KASLR offset)
-    MISMATCH = "mismatch"  # missing, extra or moved symbols: another build
-    HIDDEN = "hidden"  # all addresses are zero (kptr_restrict): only names can be compared
+    MISMATCH = "mismatch"  # missing, extra or moved symbols, other names, another architecture
+    HIDDEN = "hidden"  # all addresses are zero (kptr_restrict) and the names are the vmlinux's
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +148,8 @@ class DumpCheck:
     extra: tuple[DumpEntry, ...]  # in the dump, not in the vmlinux
     moved: tuple[MovedSymbol, ...]  # in both, at another address
     skipped_lines: int
+    addresses_hidden: bool = False  # every address is zero: names compared, nothing else
+    dump_machine: str | None = None  # the architecture the dump's names are of, when they say
 
 
 class FailCondition(enum.Enum):
@@ -189,4 +191,4 @@ class KallsymsCheck:
             return False
         if condition is FailCondition.MISMATCH:
             return self.dump.verdict is Verdict.MISMATCH
-        return self.dump.verdict is Verdict.HIDDEN
+        return self.dump.addresses_hidden

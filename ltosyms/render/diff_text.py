@@ -10,15 +10,20 @@ from ltosyms.diff.model import (
     ChangeClass,
     ClassTotals,
     DiffReport,
+    DirectoryTotals,
     ImageSummary,
     SymbolKind,
+    Visibility,
 )
 
 # Order in which classes are reported: what LTO did first, then plain size changes.
 CLASS_ORDER = (
     ChangeClass.DROPPED_INLINED,
     ChangeClass.DROPPED_REMOVED,
+    ChangeClass.OUTLINED,
     ChangeClass.SPECIALIZED,
+    ChangeClass.SPLIT,
+    ChangeClass.FOLDED,
     ChangeClass.RENAMED,
     ChangeClass.GROWN,
     ChangeClass.SHRUNK,
@@ -31,8 +36,11 @@ SUMMARY_ORDER = (
     ChangeClass.SHRUNK,
     ChangeClass.RENAMED,
     ChangeClass.SPECIALIZED,
+    ChangeClass.SPLIT,
     ChangeClass.DROPPED_INLINED,
     ChangeClass.DROPPED_REMOVED,
+    ChangeClass.FOLDED,
+    ChangeClass.OUTLINED,
     ChangeClass.NEW,
 )
 
@@ -51,9 +59,10 @@ def percent(delta: int, base: int) -> str:
 
 def class_counts(report: DiffReport, kind: SymbolKind) -> list[tuple[ChangeClass, int, int]]:
     """(class, groups, byte delta) per class, in summary order."""
+    grouped = report.by_class()
     rows = []
     for change_class in SUMMARY_ORDER:
-        changes = report.of_class(change_class, kind)
+        changes = grouped.get((change_class, kind), [])
         rows.append((change_class, len(changes), sum(change.delta for change in changes)))
     return rows
 
@@ -61,6 +70,46 @@ def class_counts(report: DiffReport, kind: SymbolKind) -> list[tuple[ChangeClass
 def loaded_totals(classes: Sequence[ClassTotals]) -> tuple[int, int]:
     loaded = [row for row in classes if row.section_class.is_loaded]
     return sum(row.base_size for row in loaded), sum(row.new_size for row in loaded)
+
+
+def visibility_counts(report: DiffReport, kind: SymbolKind) -> dict[Visibility, int]:
+    """Matched functions (or objects) whose ELF binding changed, per direction."""
+    counts = dict.fromkeys(Visibility, 0)
+    for change in report.of_kind(kind):
+        if change.visibility is not None:
+            counts[change.visibility] += 1
+    return counts
+
+
+def change_notes(change: Change, callers: int = 6) -> list[str]:
+    """What a report says about one change besides sizes: inlining, folding, binding."""
+    notes = []
+    if change.change_class is ChangeClass.DROPPED_INLINED:
+        shown = ", ".join(
+            caller.name + (f" x{caller.count}" if caller.count > 1 else "")
+            for caller in change.callers_new[:callers]
+        )
+        more = len(change.callers_new) - callers
+        notes.append(
+            f"inlined {change.inlined_count_new}x into {shown}"
+            + (f", +{more} more" if more > 0 else "")
+        )
+    elif change.change_class is ChangeClass.OUTLINED:
+        notes.append(f"inlined {change.inlined_count_base}x in BASE, out of line in NEW")
+    elif (
+        change.inlined_count_base is not None
+        and change.inlined_count_new is not None
+        and (change.inlined_count_base or change.inlined_count_new)
+    ):
+        notes.append(f"inlined {change.inlined_count_base} -> {change.inlined_count_new}")
+    if change.folded_with is not None:
+        side = "NEW" if change.new is None else "BASE"
+        notes.append(f"folded into {change.folded_with} in {side} (identical code)")
+    if change.visibility is Visibility.LOCALIZED:
+        notes.append("made local")
+    elif change.visibility is Visibility.GLOBALIZED:
+        notes.append("made global")
+    return notes
 
 
 def render_text(report: DiffReport, limit: int | None = 20) -> Iterator[str]:
@@ -77,11 +126,15 @@ def render_text(report: DiffReport, limit: int | None = 20) -> Iterator[str]:
     if report.directories and (report.base.has_dwarf or report.new.has_dwarf):
         yield ""
         yield from _directories(report, limit)
+    if report.subsystems:
+        yield ""
+        yield from _subsystems(report, limit)
+    grouped = report.by_class()
     for kind, title in ((SymbolKind.FUNCTION, "Functions"), (SymbolKind.OBJECT, "Objects")):
         yield ""
         yield f"{title} by class, largest effects first"
         for change_class in CLASS_ORDER:
-            changes = report.of_class(change_class, kind)
+            changes = grouped.get((change_class, kind), [])
             if not changes or change_class is ChangeClass.UNCHANGED:
                 continue
             yield from _class_section(change_class, changes, limit, kind)
@@ -113,6 +166,14 @@ def _summary(report: DiffReport) -> Iterator[str]:
         f"{number(new_total)} bytes ({signed(new_total - base_total)}, "
         f"{percent(new_total - base_total, base_total)})"
     )
+    # Section sizes hide code growth when a section is padded to a fixed size (the corpus
+    # kernels' .text is 6 MiB in every build): the sum of function sizes does not.
+    base_code, new_code = report.base.function_bytes, report.new.function_bytes
+    yield (
+        f"  function bytes (sum of function sizes): {number(base_code)} -> "
+        f"{number(new_code)} ({signed(new_code - base_code)}, "
+        f"{percent(new_code - base_code, base_code)})"
+    )
     for kind, label in ((SymbolKind.FUNCTION, "functions"), (SymbolKind.OBJECT, "objects")):
         base_count = report.base.functions if kind is SymbolKind.FUNCTION else report.base.objects
         new_count = report.new.functions if kind is SymbolKind.FUNCTION else report.new.objects
@@ -122,6 +183,12 @@ def _summary(report: DiffReport) -> Iterator[str]:
             if count
         ]
         yield f"  {label}: {number(base_count)} -> {number(new_count)}: " + ", ".join(parts)
+    bindings = visibility_counts(report, SymbolKind.FUNCTION)
+    if any(bindings.values()):
+        yield (
+            f"  binding: {number(bindings[Visibility.LOCALIZED])} functions global in BASE are "
+            f"local in NEW, {number(bindings[Visibility.GLOBALIZED])} the other way"
+        )
 
 
 def _class_table(report: DiffReport) -> Iterator[str]:
@@ -156,30 +223,54 @@ def _sections(report: DiffReport) -> Iterator[str]:
         f"  {'Total':<8} {number(base_total):>13} {number(new_total):>13} "
         f"{signed(new_total - base_total):>11}"
     )
-    changed = [row for row in report.sections if row.base_size != row.new_size]
+    changed = [
+        row
+        for row in report.sections
+        if row.base_size != row.new_size
+        or (row.base_class and row.new_class and row.base_class is not row.new_class)
+    ]
     if changed:
-        yield "  sections that differ:"
+        yield "  sections that differ (class by each build's own section header):"
         for section in changed:
             base = "-" if section.base_size is None else number(section.base_size)
             new = "-" if section.new_size is None else number(section.new_size)
+            classes = section.section_class.value
+            if section.base_class and section.new_class and section.base_class != section.new_class:
+                classes = f"{section.base_class.value}->{section.new_class.value}"
             yield (
-                f"    {section.name:<24} {section.section_class.value:<7} {base:>13} "
+                f"    {section.name:<24} {classes:<13} {base:>13} "
                 f"{new:>13} {signed(section.delta):>11}"
             )
 
 
 def _directories(report: DiffReport, limit: int | None) -> Iterator[str]:
-    rows = [row for row in report.directories if row.delta] or list(report.directories)
+    title = (
+        f"Directories at depth {report.directory_depth} (DWARF compilation units), "
+        "largest changes first"
+    )
+    yield from _rollup(title, "directory", report.directories, limit, 32)
+
+
+def _subsystems(report: DiffReport, limit: int | None) -> Iterator[str]:
+    title = "MAINTAINERS subsystems (most specific section of each unit), largest changes first"
+    yield from _rollup(title, "subsystem", report.subsystems, limit, 48)
+
+
+def _rollup(
+    title: str, column: str, rows_in: Sequence[DirectoryTotals], limit: int | None, width: int
+) -> Iterator[str]:
+    rows = [row for row in rows_in if row.delta] or list(rows_in)
     shown = rows if limit is None else rows[:limit]
-    yield "Directories (DWARF compilation units), largest changes first"
-    yield f"  {'directory':<32} {'base':>11} {'new':>11} {'delta':>9} {'functions':>13}"
+    yield title
+    yield f"  {column:<{width}} {'base':>11} {'new':>11} {'delta':>9} {'functions':>13}"
     for row in shown:
+        name = row.directory if len(row.directory) <= width else row.directory[: width - 1] + "~"
         yield (
-            f"  {row.directory:<32} {number(row.base_size):>11} {number(row.new_size):>11} "
+            f"  {name:<{width}} {number(row.base_size):>11} {number(row.new_size):>11} "
             f"{signed(row.delta):>9} {row.functions_base:>6}->{row.functions_new}"
         )
     if len(rows) > len(shown):
-        yield f"  ... {len(rows) - len(shown)} more directories"
+        yield f"  ... {len(rows) - len(shown)} more"
 
 
 def _class_section(
@@ -197,33 +288,17 @@ def _class_section(
 
 def _change_line(change: Change) -> str:
     sizes = f"{number(change.base_size):>8} -> {number(change.new_size):<8}"
-    where = change.directory or ""
     text = f"{signed(change.delta):>9}  {sizes} {_names(change)}"
-    extra = []
-    if change.change_class is ChangeClass.DROPPED_INLINED:
-        callers = ", ".join(
-            f"{caller.name}" + (f" x{caller.count}" if caller.count > 1 else "")
-            for caller in change.callers_new[:6]
-        )
-        more = len(change.callers_new) - 6
-        extra.append(
-            f"inlined {change.inlined_count_new}x into {callers}"
-            + (f", +{more} more" if more > 0 else "")
-        )
-    elif (
-        change.inlined_count_base is not None
-        and change.inlined_count_new is not None
-        and (change.inlined_count_base or change.inlined_count_new)
-    ):
-        extra.append(f"inlined {change.inlined_count_base} -> {change.inlined_count_new}")
-    source = change.base or change.new
-    if source is not None and source.source:
-        where = source.source
-    extra.append(where)
-    return text + "  [" + "; ".join(part for part in extra if part) + "]"
+    extra = [*change_notes(change), change.source or ""]
+    shown = "; ".join(part for part in extra if part)
+    return text + (f"  [{shown}]" if shown else "")
 
 
 def _names(change: Change) -> str:
+    group = change.new or change.base
+    if group is not None and group.is_collection:
+        # Hundreds of string literals are one row: named as what they are, not after one.
+        return group.label
     if change.base and change.new:
         base_names = list(change.base.names)
         new_names = list(change.new.names)

@@ -108,6 +108,8 @@ def _dump(dump: DumpCheck) -> dict[str, Any]:
         "compared": dump.compared,
         "matched": dump.matched,
         "skipped_lines": dump.skipped_lines,
+        "addresses_hidden": dump.addresses_hidden,
+        "dump_machine": dump.dump_machine,
         "missing": [
             {"name": s.name, "address": _signed_hex(s.link_address), "nm_type": s.nm_type}
             for s in dump.missing

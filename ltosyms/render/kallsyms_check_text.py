@@ -110,10 +110,19 @@ def _ambiguous(analysis: NameAnalysis, limit: int) -> Iterator[str]:
         f"{summary.unresolvable_text} of them functions)"
     )
     shown, left_out = _limited(analysis.ambiguous, limit)
+    if shown:
+        yield from _GROUP_LEGEND
     for group in shown:
         yield from _group(group)
     if left_out:
         yield f"  ... {left_out} more (--limit 0 shows all, --json lists all)"
+
+
+_GROUP_LEGEND = (
+    "  (each symbol: link address, /kallsyms size as an oops prints it, '=' when another",
+    "  address of the name has the same size so the size cannot tell them apart, nm type,",
+    "  ELF name, compilation unit)",
+)
 
 
 def _group(group: AmbiguousName) -> Iterator[str]:
@@ -164,6 +173,13 @@ def _lossy(analysis: NameAnalysis, rules: Sequence[RuleSummary], limit: int) -> 
             yield f"    ... {left_out} more"
 
 
+_DUMP_LEGEND = (
+    "  (missing: a vmlinux symbol the dump does not list, at its link address; extra: a dump",
+    "  line the vmlinux has no symbol for, at the dump's address; moved: listed elsewhere than",
+    "  link address + KASLR offset, or the link address itself for per-cpu symbols)",
+)
+
+
 def _dump(dump: DumpCheck, limit: int) -> Iterator[str]:
     yield f"dump {dump.path} ({dump.kind.value}): {dump.verdict.value.upper()}"
     yield f"  {dump.reason}"
@@ -177,7 +193,10 @@ def _dump(dump: DumpCheck, limit: int) -> Iterator[str]:
         f"  {dump.compared} vmlinux symbols expected, {dump.vmlinux_entries} listed: "
         f"{dump.matched} matched, {len(dump.missing)} missing, {len(dump.extra)} extra, "
         f"{len(dump.moved)} moved"
+        + (" (by name: addresses hidden)" if dump.addresses_hidden else "")
     )
+    if dump.missing or dump.extra or dump.moved:
+        yield from _DUMP_LEGEND
     if dump.module_entries:
         yield (f"  {dump.module_entries} module symbols not compared ({', '.join(dump.modules)})")
     if dump.skipped_lines:
