@@ -62,7 +62,7 @@ def test_json_schema() -> None:
     code, out, _err = run(BASE, NEW, "--json")
     assert code == 0
     document = json.loads(out)
-    assert document["schema"] == "ltosyms.diff/1"
+    assert document["schema"] == "ltosyms.diff/2"
     assert all({"name", "base_size", "new_size"} <= set(s) for s in document["sections"])
     assert document["functions"]
     for entry in document["functions"]:

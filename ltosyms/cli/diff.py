@@ -20,7 +20,7 @@ from ltosyms.render.diff_text import render_text
 @click.command("diff")
 @click.argument("base", type=str)
 @click.argument("new", type=str)
-@click.option("--json", "as_json", is_flag=True, help="JSON output (schema ltosyms.diff/1).")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (schema ltosyms.diff/2).")
 @click.option(
     "--format",
     "output_format",

@@ -1,4 +1,4 @@
-"""The ``ltosyms.diff/1`` JSON document.
+"""The ``ltosyms.diff/2`` JSON document.
 
 Required by the schema: ``sections`` (``name``, ``base_size``, ``new_size``) and ``functions``
 (``class``, ``base``/``new`` with ``names`` and ``size`` or null, ``inlined_count_base``,
@@ -30,7 +30,7 @@ from ltosyms.diff.model import (
     SymbolKind,
 )
 
-SCHEMA = "ltosyms.diff/1"
+SCHEMA = "ltosyms.diff/2"
 
 
 def report_json(report: DiffReport) -> dict[str, Any]:
