@@ -58,7 +58,7 @@ RUN = r"""
 import marshal, resource, sys, time
 wall, cpu = time.perf_counter(), time.process_time()
 sys.path.insert(0, {project!r})
-from ltosyms.elf.dwarf import DwarfResolver, MemoryCuStore
+from ltosyms.dwarf.resolver import DwarfResolver, MemoryCuStore
 from ltosyms.elf.image import open_image
 addresses = {addresses!r}
 store = MemoryCuStore()
@@ -121,10 +121,10 @@ def peer(command: list[str], addresses: list[int]) -> tuple[float, float] | None
 
 
 def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str, ...]]:
+    from ltosyms.dwarf.info import walk_unit
+    from ltosyms.dwarf.line import read_line_table
+    from ltosyms.dwarf.resolver import DwarfResolver
     from ltosyms.elf import dwarf_forms
-    from ltosyms.elf.dwarf import DwarfResolver
-    from ltosyms.elf.dwarf_info import walk_unit
-    from ltosyms.elf.dwarf_line import read_line_table
     from ltosyms.elf.image import open_image
 
     image = open_image(vmlinux)

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from test_dwarf_info import attribute_lists, encode
 
 from ltosyms.diff import diff_images
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_census import take_census
-from ltosyms.elf.dwarf_codegen import (
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.census import take_census
+from ltosyms.dwarf.codegen import (
     V_ORIGIN,
     VAR_LOCATION,
     VAR_NAME,
@@ -31,8 +31,8 @@ from ltosyms.elf.dwarf_codegen import (
     VAR_SPECIFICATION,
     compile_variable_extractor,
 )
-from ltosyms.elf.dwarf_info import DieReader
-from ltosyms.elf.dwarf_sections import DwarfSections
+from ltosyms.dwarf.info import DieReader
+from ltosyms.dwarf.sections import DwarfSections
 from ltosyms.elf.image import open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from conftest import KERNEL_VARIANTS, Corpus
 
-from ltosyms.elf.dwarf import (
+from ltosyms.dwarf.resolver import (
     CU_MAP_KEY,
     CuData,
     DwarfResolver,

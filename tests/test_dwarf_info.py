@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from leb128 import sleb, uleb
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_build import build_cu_data
-from ltosyms.elf.dwarf_codegen import (
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.build import build_cu_data
+from ltosyms.dwarf.codegen import (
     V_CALL_FILE,
     V_CALL_LINE,
     V_DECL_FILE,
@@ -30,11 +30,11 @@ from ltosyms.elf.dwarf_codegen import (
     compile_extractor,
     compile_skipper,
 )
-from ltosyms.elf.dwarf_cumap import build_cu_map
-from ltosyms.elf.dwarf_forms import DwarfError
-from ltosyms.elf.dwarf_info import DieReader
-from ltosyms.elf.dwarf_sections import DwarfSections
-from ltosyms.elf.dwarf_units import UnitHeader, read_form
+from ltosyms.dwarf.forms import DwarfError
+from ltosyms.dwarf.info import DieReader
+from ltosyms.dwarf.sections import DwarfSections
+from ltosyms.dwarf.unit_map import build_cu_map
+from ltosyms.dwarf.units import UnitHeader, read_form
 
 
 def encode(form: int, value: Any, offset_size: int = 4) -> bytes:

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from leb128 import sleb, uleb
 
-from ltosyms.elf.dwarf_line import LineRows, read_line_header, read_line_table
-from ltosyms.elf.dwarf_sections import DwarfSections
+from ltosyms.dwarf.line import LineRows, read_line_header, read_line_table
+from ltosyms.dwarf.sections import DwarfSections
 
 Row = tuple[int, int, int, int]  # address, file, line, column
 Sequence = tuple[list[Row], int]  # rows (addresses non-decreasing), end address

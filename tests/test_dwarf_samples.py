@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLES
 
-from ltosyms.elf.dwarf import DwarfResolver, SourceLocation
+from ltosyms.dwarf.resolver import DwarfResolver, SourceLocation
 from ltosyms.elf.image import open_image
 from ltosyms.elf.symtab import SymbolTable
 

@@ -18,9 +18,9 @@ from conftest import PROJECT, SAMPLES, Corpus
 from ltosyms.disasm import callsite
 from ltosyms.disasm.callsite import CALL_SITE_KIND, SWEEP_KIND, CallSiteFinder
 from ltosyms.disasm.patching import PatchSites
+from ltosyms.dwarf.resolver import LOCATIONS_KIND, DwarfResolver
 from ltosyms.elf import build_facts
 from ltosyms.elf.build_facts import read_build_facts
-from ltosyms.elf.dwarf import LOCATIONS_KIND, DwarfResolver
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.kernel import SYMBOLS_KIND, load_vmlinux
 from ltosyms.elf.symtab import SymbolTable
@@ -308,9 +308,9 @@ _COLD_ONLY_MODULES = (
     "capstone",
     "ltosyms.disasm.compare",
     "ltosyms.disasm.listing",
-    "ltosyms.elf.dwarf_build",
-    "ltosyms.elf.dwarf_cudata",
-    "ltosyms.elf.dwarf_info",
+    "ltosyms.dwarf.build",
+    "ltosyms.dwarf.unit_tables",
+    "ltosyms.dwarf.info",
 )
 
 

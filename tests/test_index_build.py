@@ -19,9 +19,11 @@ from conftest import PROJECT, SAMPLES, Corpus
 
 from ltosyms.cli import cli
 from ltosyms.disasm.patching import PATCH_SITES_KIND
-from ltosyms.elf import dwarf, dwarf_build, dwarf_cumap
+from ltosyms.dwarf import build as dwarf_build
+from ltosyms.dwarf import resolver as dwarf
+from ltosyms.dwarf import unit_map as dwarf_cumap
+from ltosyms.dwarf.unit_tables import CuData
 from ltosyms.elf.build_facts import BUILD_FACTS_KIND
-from ltosyms.elf.dwarf_cudata import CuData
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.kernel import SYMBOLS_KIND
 from ltosyms.errors import CacheError, InputError

@@ -16,7 +16,7 @@ Targets (each runs ``--count`` inputs, default 10,000):
     The sample images of ``testdata/vmlinux-samples`` with bytes changed inside one section
     (``headers``: the ELF header or the section header table), then opened with
     ``open_image``, loaded into a ``SymbolTable``, looked up, and resolved with
-    ``ltosyms.elf.dwarf.DwarfResolver`` (when that module exists). A finding is any exception
+    ``ltosyms.dwarf.resolver.DwarfResolver`` (when that module exists). A finding is any exception
     that is not an ``LtosymsError``: the library promises a clean error or a result.
 
 An input that runs longer than ``HANG_SECONDS`` is a finding too (a loop on damaged data).
@@ -339,10 +339,10 @@ def _load_samples() -> dict[str, Sample]:
 
 
 def dwarf_resolver() -> Any:
-    """``ltosyms.elf.dwarf.DwarfResolver`` if the DWARF layer exists in this tree."""
-    if importlib.util.find_spec("ltosyms.elf.dwarf") is None:
+    """``ltosyms.dwarf.resolver.DwarfResolver`` if the DWARF layer exists in this tree."""
+    if importlib.util.find_spec("ltosyms.dwarf.resolver") is None:
         return None
-    return getattr(importlib.import_module("ltosyms.elf.dwarf"), "DwarfResolver", None)
+    return getattr(importlib.import_module("ltosyms.dwarf.resolver"), "DwarfResolver", None)
 
 
 def apply_patches(data: bytes, start: int, patches: tuple[tuple[int, int], ...]) -> bytes:
@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         return max(replay(name, options.seed, options.index) for name in names)
     print(f"seed {options.seed}, {options.count} inputs per target, {options.jobs} jobs")
     if dwarf_resolver() is None:
-        print("note: ltosyms.elf.dwarf.DwarfResolver does not exist; DWARF is not exercised")
+        print("note: ltosyms.dwarf.resolver.DwarfResolver does not exist; DWARF is not exercised")
     print(
         f"{'target':<18} {'inputs':>8} {'accepted':>9} {'partial':>8} {'rejected':>9} "
         f"{'unexpected':>10} seconds"

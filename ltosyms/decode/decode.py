@@ -34,8 +34,8 @@ from ltosyms.disasm.records import (
     match_from_bytes,
     match_to_bytes,
 )
+from ltosyms.dwarf.resolver import DwarfResolver
 from ltosyms.elf.build_facts import choose_rule, read_build_facts
-from ltosyms.elf.dwarf import DwarfResolver
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import LtosymsError, MismatchError

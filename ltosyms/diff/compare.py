@@ -31,7 +31,7 @@ from ltosyms.diff.model import (
     SymbolKind,
 )
 from ltosyms.diff.sections import compare_sections, listed_sections, section_classes
-from ltosyms.elf.dwarf_census import DwarfCensus, take_census
+from ltosyms.dwarf.census import DwarfCensus, take_census
 from ltosyms.elf.kernel import LoadedImage, load_vmlinux
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError

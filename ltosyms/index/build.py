@@ -349,7 +349,7 @@ def _worker_parse(cu_offset: int) -> _Outcome:
 
 def dwarf_codec() -> CuCodec:
     """The DWARF layer's CU functions and blob formats (what decode and index must agree on)."""
-    from ltosyms.elf import dwarf
+    from ltosyms.dwarf import resolver as dwarf
 
     return CuCodec(
         format=dwarf.CU_FORMAT,
@@ -360,7 +360,7 @@ def dwarf_codec() -> CuCodec:
 
 
 def _store_cu_map(image: KernelImage, store: IndexStore) -> None:
-    from ltosyms.elf import dwarf
+    from ltosyms.dwarf import resolver as dwarf
 
     if image.has_dwarf() and not store.has(dwarf.CU_MAP_KEY):
         store.put(dwarf.CU_MAP_KEY, dwarf.parse_cu_map(image))

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ltosyms.elf import dwarf_forms
-from ltosyms.elf.dwarf import DwarfResolver
-from ltosyms.elf.dwarf_paths import relative_path, source_roots
+from ltosyms.dwarf import forms as dwarf_forms
+from ltosyms.dwarf.paths import relative_path, source_roots
+from ltosyms.dwarf.resolver import DwarfResolver
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import LtosymsError

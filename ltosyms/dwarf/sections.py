@@ -3,7 +3,7 @@
 For a vmlinux every section is a window into the memory-mapped file: nothing is copied until a
 decoder slices one unit out (a Debian ``.debug_info`` is 164 MB; a lookup needs a few hundred
 KB of it). For a module the sections are small; they are copied, decompressed if needed and
-relocated (:mod:`ltosyms.elf.dwarf_reloc`).
+relocated (:mod:`ltosyms.elf.debug_sections`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import zlib
 from functools import cached_property
 from typing import Any
 
-from ltosyms.elf.dwarf_forms import DwarfError
-from ltosyms.elf.dwarf_reloc import relocated_bytes, symbol_values
+from ltosyms.dwarf.forms import DwarfError
+from ltosyms.elf.debug_sections import relocated_bytes, symbol_values
 from ltosyms.elf.image import KernelImage, Section
 
 SHF_COMPRESSED = 0x800

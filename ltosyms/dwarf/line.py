@@ -16,12 +16,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_cudata import END_OF_SEQUENCE, find_row
-from ltosyms.elf.dwarf_forms import DwarfError, read_sleb, read_uleb
-from ltosyms.elf.dwarf_paths import choose_roots, root_candidate
-from ltosyms.elf.dwarf_sections import DwarfSections
-from ltosyms.elf.dwarf_units import Unit, UnitHeader, read_form
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.forms import DwarfError, read_sleb, read_uleb
+from ltosyms.dwarf.paths import choose_roots, root_candidate
+from ltosyms.dwarf.sections import DwarfSections
+from ltosyms.dwarf.unit_tables import END_OF_SEQUENCE, find_row
+from ltosyms.dwarf.units import Unit, UnitHeader, read_form
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +115,7 @@ class FileTable:
         return tuple(self.path(number) for number in range(len(self.header.files)))
 
     def roots(self) -> tuple[str, ...]:
-        """Prefixes to strip from this table's paths (:mod:`ltosyms.elf.dwarf_paths`): the
+        """Prefixes to strip from this table's paths (:mod:`ltosyms.dwarf.paths`): the
         compilation directory and the source root most of the files lie under."""
         found: Counter[str] = Counter()
         directory_roots: dict[int, str | None] = {}

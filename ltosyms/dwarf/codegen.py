@@ -22,8 +22,8 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_forms import DwarfError, read_sleb, read_uleb
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.forms import DwarfError, read_sleb, read_uleb
 
 # Layout of the tuple an extractor returns (after the new position).
 V_LOW_PC = 0

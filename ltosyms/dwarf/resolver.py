@@ -3,15 +3,15 @@
 :class:`DwarfResolver` is the door. It is lazy by design (DOMAIN §7): the address -> unit map
 comes from ``.debug_aranges`` (or, for clang, from each unit's top DIE), and only the units
 that hold asked-for addresses are parsed, each once, into a :class:`CuData` (line rows and the
-function/inline tree, :mod:`ltosyms.elf.dwarf_build`). Every parsed unit, and the unit map, is
+function/inline tree, :mod:`ltosyms.dwarf.build`). Every parsed unit, and the unit map, is
 handed to a :class:`CuStore` as bytes; the on-disk index implements that store, so a later
 run loads the unit instead of parsing DWARF, and never opens a debug section at all.
 
 The DWARF decoders are ltosyms' own (pyelftools needs ~0.6 s per kernel unit): a line-program
-state machine over bytes (:mod:`ltosyms.elf.dwarf_line`) and a DIE walker driven by
-abbreviation tables compiled to straight-line code (:mod:`ltosyms.elf.dwarf_codegen`,
-:mod:`ltosyms.elf.dwarf_info`). Modules (ET_REL) get their DWARF relocated first
-(:mod:`ltosyms.elf.dwarf_reloc`); a vmlinux never does.
+state machine over bytes (:mod:`ltosyms.dwarf.line`) and a DIE walker driven by
+abbreviation tables compiled to straight-line code (:mod:`ltosyms.dwarf.codegen`,
+:mod:`ltosyms.dwarf.info`). Modules (ET_REL) get their DWARF relocated first
+(:mod:`ltosyms.elf.debug_sections`); a vmlinux never does.
 
 Inline chains follow llvm-symbolizer ``--inlining``: the innermost entry takes the line-table
 row at the address; each enclosing entry takes the call site (DW_AT_call_file/line/column)
@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from ltosyms.elf.dwarf_forms import DwarfError
-from ltosyms.elf.dwarf_records import (
+from ltosyms.dwarf.forms import DwarfError
+from ltosyms.dwarf.records import (
     CU_DATA_FORMAT,
     CU_MAP_FORMAT,
     FunctionExtent,
@@ -44,10 +44,10 @@ from ltosyms.stores import CuStore, DerivedStore
 if TYPE_CHECKING:
     # The unit tables and the DWARF parsers are imported where a unit is loaded or parsed,
     # not with this module: a decode served from stored chains never loads them.
-    from ltosyms.elf.dwarf_cudata import CuData
-    from ltosyms.elf.dwarf_cumap import CuMap
-    from ltosyms.elf.dwarf_info import DieReader
-    from ltosyms.elf.dwarf_symnames import OuterNames
+    from ltosyms.dwarf.info import DieReader
+    from ltosyms.dwarf.unit_map import CuMap
+    from ltosyms.dwarf.unit_tables import CuData
+    from ltosyms.elf.outer_names import OuterNames
 
 __all__ = [
     "CU_FORMAT",
@@ -73,11 +73,11 @@ log = logging.getLogger(__name__)
 def __getattr__(name: str) -> object:
     # CuData and CuMap are part of this module's interface but load on first use (PEP 562).
     if name == "CuData":
-        from ltosyms.elf.dwarf_cudata import CuData
+        from ltosyms.dwarf.unit_tables import CuData
 
         return CuData
     if name == "CuMap":
-        from ltosyms.elf.dwarf_cumap import CuMap
+        from ltosyms.dwarf.unit_map import CuMap
 
         return CuMap
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -150,7 +150,7 @@ class DwarfResolver:
         self, image: KernelImage, store: CuStore | None = None, symbols: SymbolTable | None = None
     ) -> None:
         """``symbols``, when given, names the outermost entry of each chain from the ELF
-        symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.dwarf_symnames`)."""
+        symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.outer_names`)."""
         self.image = image
         self.store: CuStore = store if store is not None else MemoryCuStore()
         self.symbols = symbols
@@ -190,7 +190,7 @@ class DwarfResolver:
     @property
     def cu_map(self) -> CuMap:
         if self._cu_map is None:
-            from ltosyms.elf.dwarf_cumap import CuMap, build_cu_map
+            from ltosyms.dwarf.unit_map import CuMap, build_cu_map
 
             raw = self.store.get(CU_MAP_KEY)
             if raw is not None:
@@ -219,7 +219,7 @@ class DwarfResolver:
         data = self._units.get(cu_offset)
         if data is not None:
             return data
-        from ltosyms.elf.dwarf_cudata import CuData
+        from ltosyms.dwarf.unit_tables import CuData
 
         raw = self.store.get(cu_offset)
         if raw is not None:
@@ -229,7 +229,7 @@ class DwarfResolver:
             except CacheError as error:
                 log.warning("%s: stored unit %#x discarded: %s", self.image.path, cu_offset, error)
         if data is None:
-            from ltosyms.elf.dwarf_build import build_cu_data
+            from ltosyms.dwarf.build import build_cu_data
 
             data = _translated(self.image, lambda: build_cu_data(self.reader, cu_offset))
             self.parsed_units += 1
@@ -289,7 +289,7 @@ class DwarfResolver:
         if self.symbols is None:
             return None
         if self._outer_names is None:
-            from ltosyms.elf.dwarf_symnames import OuterNames
+            from ltosyms.elf.outer_names import OuterNames
 
             raw = self.store.get(OUTER_NAMES_KEY)
             if raw is not None:
@@ -324,7 +324,7 @@ class DwarfResolver:
 
     def _prefetch(self, cu_offsets: Iterable[int]) -> None:
         """Load stored units in one batch when the store can (the index's ``get_many``)."""
-        from ltosyms.elf.dwarf_cudata import CuData
+        from ltosyms.dwarf.unit_tables import CuData
 
         get_many = getattr(self.store, "get_many", None)
         wanted = [offset for offset in cu_offsets if offset not in self._units]
@@ -371,8 +371,8 @@ _readers: weakref.WeakKeyDictionary[KernelImage, DieReader] = weakref.WeakKeyDic
 def _reader_for(image: KernelImage) -> DieReader:
     reader = _readers.get(image)
     if reader is None:
-        from ltosyms.elf.dwarf_info import DieReader
-        from ltosyms.elf.dwarf_sections import DwarfSections
+        from ltosyms.dwarf.info import DieReader
+        from ltosyms.dwarf.sections import DwarfSections
 
         reader = _translated(image, lambda: DieReader(DwarfSections.from_image(image)))
         _readers[image] = reader
@@ -399,7 +399,7 @@ def parse_cu(path_or_image: KernelImage | str | os.PathLike[str], cu_offset: int
 
     Usable in a worker process: the image and its DWARF readers are opened once per process
     and path, then reused for every unit the worker is given."""
-    from ltosyms.elf.dwarf_build import build_cu_data
+    from ltosyms.dwarf.build import build_cu_data
 
     image = _image_for(path_or_image)
     reader = _reader_for(image)
@@ -408,7 +408,7 @@ def parse_cu(path_or_image: KernelImage | str | os.PathLike[str], cu_offset: int
 
 def parse_cu_map(path_or_image: KernelImage | str | os.PathLike[str]) -> bytes:
     """The stored form of the address -> unit map (store it under :data:`CU_MAP_KEY`)."""
-    from ltosyms.elf.dwarf_cumap import build_cu_map
+    from ltosyms.dwarf.unit_map import build_cu_map
 
     image = _image_for(path_or_image)
     reader = _reader_for(image)
@@ -417,7 +417,7 @@ def parse_cu_map(path_or_image: KernelImage | str | os.PathLike[str]) -> bytes:
 
 def iter_cu_offsets(path_or_image: KernelImage | str | os.PathLike[str]) -> Iterator[int]:
     """The offset of every unit with code, in .debug_info order (what an index parses)."""
-    from ltosyms.elf.dwarf_cumap import build_cu_map
+    from ltosyms.dwarf.unit_map import build_cu_map
 
     image = _image_for(path_or_image)
     if not image.has_section(".debug_info"):

@@ -1,7 +1,7 @@
 """What the DWARF layer answers with, apart from how it finds the answers.
 
 Kept in a module of their own so that a decode served from the index (chains stored by
-address) loads these records without the unit tables (:mod:`ltosyms.elf.dwarf_cudata`) or
+address) loads these records without the unit tables (:mod:`ltosyms.dwarf.unit_tables`) or
 any parser.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Formats of the stored unit tables and unit map (bump on any change to their layout): an
-# index written with other formats is not used (ltosyms.elf.dwarf.CU_FORMAT).
+# index written with other formats is not used (ltosyms.dwarf.resolver.CU_FORMAT).
 CU_DATA_FORMAT = 2
 CU_MAP_FORMAT = 1
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_forms import DwarfError, read_uleb
-from ltosyms.elf.dwarf_sections import DwarfSections
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.forms import DwarfError, read_uleb
+from ltosyms.dwarf.sections import DwarfSections
 
 Range = tuple[int, int]
 

@@ -2,7 +2,7 @@
 inlined subroutines inside them, with their ranges and call sites.
 
 Only DW_TAG_subprogram and DW_TAG_inlined_subroutine DIEs are read (through generated
-extractors, :mod:`ltosyms.elf.dwarf_codegen`); every other DIE is skipped by byte count, and
+extractors, :mod:`ltosyms.dwarf.codegen`); every other DIE is skipped by byte count, and
 every other subtree is jumped over with DW_AT_sibling when the producer emitted one (gcc does;
 clang does not, and then the subtree is walked without reading anything). Lexical blocks are
 walked into: they hold inlined calls. Names come through DW_AT_abstract_origin and
@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_codegen import (
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.codegen import (
     TEXT,
     V_DECL_FILE,
     V_DECL_LINE,
@@ -35,9 +35,9 @@ from ltosyms.elf.dwarf_codegen import (
     V_SIBLING,
     V_SPECIFICATION,
 )
-from ltosyms.elf.dwarf_forms import DwarfError, read_uleb
-from ltosyms.elf.dwarf_sections import DwarfSections
-from ltosyms.elf.dwarf_units import (
+from ltosyms.dwarf.forms import DwarfError, read_uleb
+from ltosyms.dwarf.sections import DwarfSections
+from ltosyms.dwarf.units import (
     ACT_ENTER,
     ACT_ENTER_FIXED,
     ACT_FUNCTION,
@@ -301,7 +301,7 @@ class DieReader:
         return None, values
 
     def text(self, form: int, raw: Any) -> str | None:
-        """A name as an extractor left it (:data:`ltosyms.elf.dwarf_codegen.V_NAME_FORM`)."""
+        """A name as an extractor left it (:data:`ltosyms.dwarf.codegen.V_NAME_FORM`)."""
         if raw is None:
             return None
         if form == F.FORM_STRP:

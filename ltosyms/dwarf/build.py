@@ -6,8 +6,8 @@ import posixpath
 from array import array
 from dataclasses import dataclass, field
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_codegen import (
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.codegen import (
     V_CALL_COLUMN,
     V_CALL_FILE,
     V_CALL_LINE,
@@ -20,17 +20,17 @@ from ltosyms.elf.dwarf_codegen import (
     V_RANGES,
     V_RANGES_IS_INDEX,
 )
-from ltosyms.elf.dwarf_cudata import END_OF_SEQUENCE, NO_FILE, CuData, narrow
-from ltosyms.elf.dwarf_info import DieReader, RawFunctions, walk_unit
-from ltosyms.elf.dwarf_line import (
+from ltosyms.dwarf.info import DieReader, RawFunctions, walk_unit
+from ltosyms.dwarf.line import (
     FileTable,
     LineRows,
     read_line_header,
     read_line_table,
 )
-from ltosyms.elf.dwarf_paths import relative_path
-from ltosyms.elf.dwarf_ranges import Range, RangeReader
-from ltosyms.elf.dwarf_units import Unit
+from ltosyms.dwarf.paths import relative_path
+from ltosyms.dwarf.ranges import Range, RangeReader
+from ltosyms.dwarf.unit_tables import END_OF_SEQUENCE, NO_FILE, CuData, narrow
+from ltosyms.dwarf.units import Unit
 
 _EMPTY_ROWS = LineRows(array("Q"), array("I"), array("I"), array("I"))
 _NONE = -1  # no file / no value in the raw columns below

@@ -4,7 +4,7 @@ Questions about one address go CU by CU (DOMAIN §7). A diff of two builds asks 
 functions at once: where each out-of-line copy came from (name, declaring file, compilation
 unit) and how many times each function was inlined, into which callers. That needs one linear
 walk of ``.debug_info``. The walk is the shared DIE reader's
-(:meth:`ltosyms.elf.dwarf_info.DieReader.program_dies`: abbreviations compiled to straight-line
+(:meth:`ltosyms.dwarf.info.DieReader.program_dies`: abbreviations compiled to straight-line
 code, uninteresting subtrees jumped over with ``DW_AT_sibling``); this module turns what it
 finds into names:
 
@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_build import unit_range_reader
-from ltosyms.elf.dwarf_codegen import (
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.build import unit_range_reader
+from ltosyms.dwarf.codegen import (
     V_DECL_FILE,
     V_HIGH_IS_OFFSET,
     V_HIGH_PC,
@@ -51,12 +51,12 @@ from ltosyms.elf.dwarf_codegen import (
     VAR_ORIGIN,
     VAR_SPECIFICATION,
 )
-from ltosyms.elf.dwarf_forms import DwarfError, read_uleb
-from ltosyms.elf.dwarf_info import DieReader, Values
-from ltosyms.elf.dwarf_line import LineHeader, read_line_header
-from ltosyms.elf.dwarf_ranges import RangeReader
-from ltosyms.elf.dwarf_sections import DwarfSections
-from ltosyms.elf.dwarf_units import Unit
+from ltosyms.dwarf.forms import DwarfError, read_uleb
+from ltosyms.dwarf.info import DieReader, Values
+from ltosyms.dwarf.line import LineHeader, read_line_header
+from ltosyms.dwarf.ranges import RangeReader
+from ltosyms.dwarf.sections import DwarfSections
+from ltosyms.dwarf.units import Unit
 from ltosyms.elf.image import KernelImage
 from ltosyms.errors import InputError
 

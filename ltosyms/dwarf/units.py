@@ -15,8 +15,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_codegen import (
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.codegen import (
     Extractor,
     Skipper,
     Spec,
@@ -26,8 +26,8 @@ from ltosyms.elf.dwarf_codegen import (
     compile_variable_extractor,
     sibling_offset,
 )
-from ltosyms.elf.dwarf_forms import DwarfError, read_sleb, read_uleb
-from ltosyms.elf.dwarf_sections import DwarfSections, SectionBuffer
+from ltosyms.dwarf.forms import DwarfError, read_sleb, read_uleb
+from ltosyms.dwarf.sections import DwarfSections, SectionBuffer
 
 # What the DIE walkers do with a DIE, by abbreviation (see dwarf_info.walk_unit, walk_program).
 ACT_LEAF_FIXED = 0  # no children, uninteresting, constant size: skip the bytes
@@ -210,7 +210,7 @@ _MAX_ABBREV_CODE = 1 << 20
 class CompiledAbbrevs:
     """An abbreviation table turned into per-code lists the DIE walker indexes directly.
 
-    ``whole_program`` compiles it for :func:`ltosyms.elf.dwarf_info.walk_program` instead of
+    ``whole_program`` compiles it for :func:`ltosyms.dwarf.info.walk_program` instead of
     ``walk_unit``: variables whose DW_AT_location is an expression are read too
     (``ACT_VARIABLE``)."""
 

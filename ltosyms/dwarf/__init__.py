@@ -1,0 +1,1 @@
+"""The DWARF layer: debug sections in, source locations and function extents out."""
