@@ -58,7 +58,8 @@ RUN = r"""
 import marshal, resource, sys, time
 wall, cpu = time.perf_counter(), time.process_time()
 sys.path.insert(0, {project!r})
-from ltosyms.dwarf.resolver import DwarfResolver, MemoryCuStore
+from ltosyms.dwarf import MemoryCuStore
+from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import open_image
 addresses = {addresses!r}
 store = MemoryCuStore()
@@ -68,7 +69,7 @@ if mode == "warm":
         store.records = marshal.load(file)
 started_wall, started_cpu = time.perf_counter(), time.process_time()
 image = open_image({vmlinux!r})
-resolver = DwarfResolver(image, store)
+resolver = dwarf_resolver(image, store)
 found = resolver.locations_many(addresses)
 done_wall, done_cpu = time.perf_counter(), time.process_time()
 if mode == "cold":
@@ -123,13 +124,13 @@ def peer(command: list[str], addresses: list[int]) -> tuple[float, float] | None
 def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str, ...]]:
     from ltosyms.dwarf.info import walk_unit
     from ltosyms.dwarf.line import read_line_table
-    from ltosyms.dwarf.resolver import DwarfResolver
     from ltosyms.elf import dwarf_forms
+    from ltosyms.elf.debug_sections import dwarf_resolver
     from ltosyms.elf.image import open_image
 
     image = open_image(vmlinux)
-    resolver = DwarfResolver(image)
-    reader = resolver.reader
+    resolver = dwarf_resolver(image)
+    reader = resolver.parser.reader
     units = sorted({u for a in addresses if (u := resolver.cu_for(a)) is not None})
     sized = sorted(units, key=lambda u: reader.header(u).end - u, reverse=True)[:count]
     dwarf = image.elffile.get_dwarf_info(relocate_dwarf_sections=False)

@@ -21,7 +21,7 @@ from test_dwarf_info import attribute_lists, encode
 
 from ltosyms.diff import diff_images
 from ltosyms.dwarf import forms as F
-from ltosyms.dwarf.census import take_census
+from ltosyms.dwarf import take_census
 from ltosyms.dwarf.codegen import (
     V_ORIGIN,
     VAR_LOCATION,
@@ -32,7 +32,7 @@ from ltosyms.dwarf.codegen import (
     compile_variable_extractor,
 )
 from ltosyms.dwarf.info import DieReader
-from ltosyms.dwarf.sections import DwarfSections
+from ltosyms.elf.debug_sections import dwarf_sections
 from ltosyms.elf.image import open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
@@ -60,7 +60,7 @@ def inlined_instances_by_dwarfdump(path: Path) -> int:
 @pytest.mark.parametrize("name", SAMPLE_IMAGES)
 def test_every_inlined_instance_of_a_sample_is_counted(name: str) -> None:
     with open_image(SAMPLES / name) as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
     assert sum(r.count for r in census.inlined.values()) == inlined_instances_by_dwarfdump(
         SAMPLES / name
     )
@@ -71,7 +71,7 @@ def test_every_inlined_instance_of_a_sample_is_counted(name: str) -> None:
 def test_every_inlined_instance_of_a_kernel_is_counted(corpus: Corpus) -> None:
     path = corpus.kernel_vmlinux("clang-nolto")
     with open_image(path) as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
     assert sum(r.count for r in census.inlined.values()) == inlined_instances_by_dwarfdump(path)
     assert census.source_root.endswith("/linux-source-6.1")
     assert len(census.functions) > 10_000
@@ -83,7 +83,7 @@ def test_every_inlined_instance_of_a_kernel_is_counted(corpus: Corpus) -> None:
 def test_duplicate_statics_resolve_to_their_own_unit(name: str) -> None:
     manifest = json.loads((SAMPLES / "MANIFEST.json").read_text())["images"][name]
     with open_image(SAMPLES / name) as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
     for member in manifest["duplicate_statics"]["members"]:
         function = census.function_at(int(member["address"], 16))
         assert function is not None
@@ -94,7 +94,7 @@ def test_duplicate_statics_resolve_to_their_own_unit(name: str) -> None:
 def test_gcc_cold_part_belongs_to_its_function() -> None:
     manifest = json.loads((SAMPLES / "MANIFEST.json").read_text())["images"]["vmlinux-gcc-lto"]
     with open_image(SAMPLES / "vmlinux-gcc-lto") as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
     for entry in manifest["clones"]["cold"]:
         function = census.function_at(int(entry["address"], 16))
         assert function is not None and function.name == entry["base"]
@@ -107,7 +107,7 @@ def test_image_without_dwarf(tmp_path: Path) -> None:
         ["objcopy", "--strip-debug", str(SAMPLES / "vmlinux-gcc"), str(stripped)], check=True
     )
     with open_image(stripped) as image, pytest.raises(InputError, match="no DWARF"):
-        take_census(image)
+        take_census(dwarf_sections(image))
     report = diff_images(SAMPLES / "vmlinux-gcc", stripped)
     assert report.base.has_dwarf and not report.new.has_dwarf
     assert any("has no DWARF" in note for note in report.notes)
@@ -124,7 +124,7 @@ def test_truncated_dwarf_is_an_input_error(tmp_path: Path) -> None:
     broken = tmp_path / "vmlinux-broken"
     broken.write_bytes(bytes(data))
     with open_image(broken) as image, pytest.raises(InputError):
-        take_census(image)
+        take_census(dwarf_sections(image))
 
 
 @pytest.mark.parametrize("name", SAMPLE_IMAGES)
@@ -132,7 +132,7 @@ def test_static_variables_are_named_as_the_symbol_table_names_them(name: str) ->
     # gcc names a function's static `count` count.0 in .symtab, clang widget_update.count:
     # either way the DWARF name is one of the symbol's dot-separated parts.
     with open_image(SAMPLES / name) as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
         symbols = SymbolTable(image)
     assert len(census.variables) > 10
     for variable in census.variables:
@@ -150,7 +150,7 @@ def test_static_locals_of_inline_functions_are_found(corpus: Corpus) -> None:
     # gcc describes a static local of an inline function once, in the function's abstract
     # instance (a subprogram without code, behind a DW_AT_sibling the walk must not take).
     with open_image(corpus.kernel_vmlinux("gcc-nolto")) as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
         symbols = SymbolTable(image)
     statics = [
         (match.group(1), symbol)
@@ -205,7 +205,7 @@ def pyelftools_program_dies(image: Any) -> list[tuple[int, int, int, Any]]:
 def test_program_walk_keeps_what_pyelftools_finds(name: str) -> None:
     with open_image(SAMPLES / name) as image:
         expected = pyelftools_program_dies(image)
-        reader = DieReader(DwarfSections.from_image(image))
+        reader = DieReader(dwarf_sections(image))
         walked = []
         for unit_offset in reader.index.offsets:
             _unit, dies = reader.program_dies(unit_offset)
@@ -233,7 +233,7 @@ def test_program_walk_keeps_what_pyelftools_finds(name: str) -> None:
 def test_attributes_at_reads_any_die() -> None:
     with open_image(SAMPLES / "vmlinux-gcc-lto") as image:
         expected = pyelftools_program_dies(image)
-        reader = DieReader(DwarfSections.from_image(image))
+        reader = DieReader(dwarf_sections(image))
         for offset, tag, _parent, die in expected[:40]:
             unit, read_tag, values = reader.attributes_at(offset)
             assert read_tag == tag

@@ -17,19 +17,19 @@ from typing import Any
 import pytest
 from conftest import KERNEL_VARIANTS, Corpus
 
-from ltosyms.dwarf.resolver import (
+from ltosyms.dwarf import (
     CU_MAP_KEY,
     CuData,
     DwarfResolver,
     MemoryCuStore,
     SourceLocation,
-    iter_cu_offsets,
-    parse_cu,
-    parse_cu_map,
+    UnitParser,
 )
+from ltosyms.elf.debug_sections import dwarf_resolver, dwarf_sections
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import CacheError
+from ltosyms.index.build import dwarf_codec
 
 # Build prefixes of the corpus kernels (corpus READMEs): oracle paths carry them, users
 # should not see them.
@@ -127,7 +127,7 @@ def test_vmlinux_frames_match_the_oracles(
     opened: dict[str, tuple[KernelImage, SymbolTable, list[dict[str, Any]]]], kernel: str
 ) -> None:
     image, symbols, records = opened[kernel]
-    resolver = DwarfResolver(image, symbols=symbols)
+    resolver = dwarf_resolver(image, symbols=symbols)
     score = Score(differences=[])
     for record in judged(records, modules=False):
         address = int(record["lookup_address"], 16)
@@ -163,7 +163,7 @@ def test_module_frames_match_the_oracles(
         if record["module"] not in modules:
             module = open_image(ko)
             table = SymbolTable(module)
-            modules[record["module"]] = (table, DwarfResolver(module, symbols=table))
+            modules[record["module"]] = (table, dwarf_resolver(module, symbols=table))
         table, resolver = modules[record["module"]]
         name = record.get("elf_name") or record["symbol"]
         section = record.get("section")
@@ -194,11 +194,11 @@ def test_store_round_trip_gives_the_same_answers_without_parsing(
     image, symbols, records = opened["clang-thinlto"]
     addresses = sorted({int(r["lookup_address"], 16) for r in records if not r["module"]})
     store = MemoryCuStore()
-    cold = DwarfResolver(image, store, symbols=symbols)
+    cold = dwarf_resolver(image, store, symbols=symbols)
     answers = cold.locations_many(addresses)
     assert cold.parsed_units > 10 and cold.loaded_units == 0
     assert CU_MAP_KEY in store.records
-    warm = DwarfResolver(image, store, symbols=symbols)
+    warm = dwarf_resolver(image, store, symbols=symbols)
     assert warm.locations_many(addresses) == answers
     assert warm.parsed_units == 0 and warm.loaded_units == cold.parsed_units
     # The warm resolver never opened the DWARF sections.
@@ -211,15 +211,15 @@ def test_damaged_store_records_are_reparsed(
 ) -> None:
     image, _symbols, records = opened["gcc-nolto"]
     address = int(next(r for r in records if not r["module"] and r["oracle"])["lookup_address"], 16)
-    reference = DwarfResolver(image).locations(address)
+    reference = dwarf_resolver(image).locations(address)
     store = MemoryCuStore()
-    first = DwarfResolver(image, store)
+    first = dwarf_resolver(image, store)
     unit = first.cu_for(address)
     assert unit is not None
     first.locations(address)
     store.records[unit] = store.records[unit][:100]
     store.records[CU_MAP_KEY] = b"not a map"
-    second = DwarfResolver(image, store)
+    second = dwarf_resolver(image, store)
     assert second.locations(address) == reference
     assert second.parsed_units == 1
     assert "discarded" in caplog.text
@@ -231,17 +231,18 @@ def test_worker_entry_points_produce_loadable_records(
     opened: dict[str, tuple[KernelImage, SymbolTable, list[dict[str, Any]]]],
 ) -> None:
     image, _symbols, records = opened["clang-nolto"]
-    offsets = list(iter_cu_offsets(image))
+    codec = dwarf_codec()
+    offsets = list(codec.iter_cu_offsets(image))
     assert offsets == sorted(offsets) and len(offsets) > 100
     address = int(next(r for r in records if not r["module"] and r["oracle"])["lookup_address"], 16)
-    resolver = DwarfResolver(image)
+    resolver = dwarf_resolver(image)
     unit = resolver.cu_for(address)
     assert unit in offsets
-    data = CuData.from_bytes(parse_cu(image.path, unit))
+    data = CuData.from_bytes(codec.parse_cu(image, unit))
     assert data.locations(address) == resolver.locations(address)
     store = MemoryCuStore()
-    store.put(CU_MAP_KEY, parse_cu_map(image))
-    assert DwarfResolver(image, store).cu_for(address) == unit
+    store.put(CU_MAP_KEY, UnitParser(dwarf_sections(image)).unit_map().to_bytes())
+    assert dwarf_resolver(image, store).cu_for(address) == unit
 
 
 def test_clang_unit_map_covers_every_function_symbol(
@@ -252,7 +253,7 @@ def test_clang_unit_map_covers_every_function_symbol(
     # trampolines (``__SCT__*``, ``__static_call_return``), emitted by inline assembly
     # (arch/x86/include/asm/static_call.h) that no unit claims.
     image, symbols, _records = opened["clang-thinlto"]
-    resolver = DwarfResolver(image)
+    resolver = dwarf_resolver(image)
     text = image.get_section(".text")
     assert text is not None
     functions = [
@@ -279,7 +280,7 @@ def test_debian_sysrq_log_cost(corpus: Corpus) -> None:
     }
     with open_image(corpus.debian_vmlinux()) as image:
         store = MemoryCuStore()
-        resolver = DwarfResolver(image, store)
+        resolver = dwarf_resolver(image, store)
         found = resolver.locations_many(addresses)
         assert len(found) == len(addresses) == 114
         assert 40 <= resolver.parsed_units <= 60
@@ -314,7 +315,7 @@ def die_name(die: Any) -> str | None:
 def small_units(resolver: DwarfResolver, count: int) -> list[int]:
     """A few units of modest size spread over the image (pyelftools is slow on big ones)."""
     offsets = resolver.unit_offsets()
-    reader = resolver.reader
+    reader = resolver.parser.reader
     sized = [(reader.header(o).end - o, o) for o in offsets]
     chosen = [o for size, o in sized if 3_000 < size < 60_000]
     step = max(len(chosen) // count, 1)
@@ -326,7 +327,7 @@ def test_units_agree_with_pyelftools(
     opened: dict[str, tuple[KernelImage, SymbolTable, list[dict[str, Any]]]], kernel: str
 ) -> None:
     image, _symbols, _records = opened[kernel]
-    resolver = DwarfResolver(image)
+    resolver = dwarf_resolver(image)
     for unit_offset in small_units(resolver, 3):
         data = resolver.cu_data(unit_offset)
         dwarf, unit = pyelftools_unit(image, unit_offset)
@@ -345,7 +346,7 @@ def test_units_agree_with_pyelftools(
         mismatched = [
             address
             for address, answer in answers.items()
-            if resolver.image.section_at(address) is not None
+            if image.section_at(address) is not None
             and (row := data.line_row(address)) is not None
             and (data.file_numbers[data.row_files[row]], data.row_lines[row], data.row_columns[row])
             != answer
@@ -362,7 +363,7 @@ def test_units_agree_with_pyelftools(
             high = die.attributes["DW_AT_high_pc"].value
             if die.attributes["DW_AT_high_pc"].form != "DW_FORM_addr":
                 high += low
-            if low < resolver.reader.sections.lowest_address or high <= low:
+            if low < resolver.parser.sections.lowest_address or high <= low:
                 continue
             extent = data.function_extent(low)
             assert extent is not None, f"{die_name(die)} at {low:#x}"
@@ -376,7 +377,7 @@ def test_module_dwarf_is_relocated_per_section(corpus: Corpus) -> None:
     for variant in ("clang-thinlto", "arm64-clang-thinlto"):
         module = open_image(corpus.kernels / variant / "lkdtm.ko")
         table = SymbolTable(module)
-        resolver = DwarfResolver(module)
+        resolver = dwarf_resolver(module)
         checked = 0
         for unit_offset in resolver.unit_offsets():
             for extent in resolver.functions(unit_offset):

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from leb128 import sleb, uleb
 
+from ltosyms.dwarf import DwarfConfig, DwarfSections
 from ltosyms.dwarf import forms as F
 from ltosyms.dwarf.build import build_cu_data
 from ltosyms.dwarf.codegen import (
@@ -30,11 +31,10 @@ from ltosyms.dwarf.codegen import (
     compile_extractor,
     compile_skipper,
 )
-from ltosyms.dwarf.forms import DwarfError
 from ltosyms.dwarf.info import DieReader
-from ltosyms.dwarf.sections import DwarfSections
 from ltosyms.dwarf.unit_map import build_cu_map
 from ltosyms.dwarf.units import UnitHeader, read_form
+from ltosyms.errors import DwarfError
 
 
 def encode(form: int, value: Any, offset_size: int = 4) -> bytes:
@@ -433,8 +433,7 @@ def build_image() -> tuple[DwarfSections, dict[str, int]]:
             ".debug_rnglists": bytes(rnglists),
             ".debug_line": lines,
         },
-        lowest_address=0x100,
-        highest_address=0x10000,
+        DwarfConfig("<memory>", lowest_address=0x100, highest_address=0x10000),
     )
     return sections, offsets
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLES
 
-from ltosyms.dwarf.resolver import DwarfResolver
+from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import LtosymsError
@@ -113,7 +113,7 @@ def _use(path: Path, probes: list[int]) -> None:
             table.lookup(address)
             table.function_containing(address)
         if image.has_dwarf():
-            resolver = DwarfResolver(image)
+            resolver = dwarf_resolver(image)
             for address in probes:
                 with suppress(LtosymsError):
                     resolver.locations(address)

@@ -15,9 +15,10 @@ Targets (each runs ``--count`` inputs, default 10,000):
 ``elf:.debug_abbrev``, ``elf:.debug_aranges``, ``elf:.debug_rnglists``, ``elf:.debug_str``)
     The sample images of ``testdata/vmlinux-samples`` with bytes changed inside one section
     (``headers``: the ELF header or the section header table), then opened with
-    ``open_image``, loaded into a ``SymbolTable``, looked up, and resolved with
-    ``ltosyms.dwarf.resolver.DwarfResolver`` (when that module exists). A finding is any exception
-    that is not an ``LtosymsError``: the library promises a clean error or a result.
+    ``open_image``, loaded into a ``SymbolTable``, looked up, and resolved with the image's
+    DWARF resolver (``ltosyms.elf.debug_sections.dwarf_resolver``, when that exists). A
+    finding is any exception that is not an ``LtosymsError``: the library promises a clean
+    error or a result.
 
 An input that runs longer than ``HANG_SECONDS`` is a finding too (a loop on damaged data).
 Every input derives from ``(seed, target, index)`` alone, so ``--target T --index I`` replays
@@ -339,10 +340,10 @@ def _load_samples() -> dict[str, Sample]:
 
 
 def dwarf_resolver() -> Any:
-    """``ltosyms.dwarf.resolver.DwarfResolver`` if the DWARF layer exists in this tree."""
-    if importlib.util.find_spec("ltosyms.dwarf.resolver") is None:
+    """``ltosyms.elf.debug_sections.dwarf_resolver`` (image -> resolver) if this tree has it."""
+    if importlib.util.find_spec("ltosyms.elf.debug_sections") is None:
         return None
-    return getattr(importlib.import_module("ltosyms.dwarf.resolver"), "DwarfResolver", None)
+    return getattr(importlib.import_module("ltosyms.elf.debug_sections"), "dwarf_resolver", None)
 
 
 def apply_patches(data: bytes, start: int, patches: tuple[tuple[int, int], ...]) -> bytes:
@@ -373,9 +374,9 @@ def exercise_image(path: Path, probes: tuple[int, ...], names: tuple[str, ...]) 
         for name in names:
             table.by_name(name)
             table.by_base_name(parse_name(name).base)
-        resolver_class = dwarf_resolver()
-        if resolver_class is not None and image.has_dwarf():
-            resolver = resolver_class(image)
+        resolver_for = dwarf_resolver()
+        if resolver_for is not None and image.has_dwarf():
+            resolver = resolver_for(image)
             clean_errors = 0
             for address in probes:
                 try:
@@ -575,7 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         return max(replay(name, options.seed, options.index) for name in names)
     print(f"seed {options.seed}, {options.count} inputs per target, {options.jobs} jobs")
     if dwarf_resolver() is None:
-        print("note: ltosyms.dwarf.resolver.DwarfResolver does not exist; DWARF is not exercised")
+        print(
+            "note: ltosyms.elf.debug_sections.dwarf_resolver does not exist; DWARF is not exercised"
+        )
     print(
         f"{'target':<18} {'inputs':>8} {'accepted':>9} {'partial':>8} {'rejected':>9} "
         f"{'unexpected':>10} seconds"

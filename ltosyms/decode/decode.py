@@ -34,8 +34,8 @@ from ltosyms.disasm.records import (
     match_from_bytes,
     match_to_bytes,
 )
-from ltosyms.dwarf.resolver import DwarfResolver
 from ltosyms.elf.build_facts import choose_rule, read_build_facts
+from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import LtosymsError, MismatchError
@@ -140,7 +140,7 @@ class Decoder:
         store = self.store_for(loaded.image) if self.store_for is not None else None
         dwarf = None
         if loaded.image.has_dwarf():
-            dwarf = DwarfResolver(loaded.image, store, loaded.symbols)
+            dwarf = dwarf_resolver(loaded.image, store, loaded.symbols)
         return ImageResolver(loaded, dwarf, self.rule, store)
 
     def save(self) -> None:

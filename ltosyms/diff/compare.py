@@ -31,7 +31,8 @@ from ltosyms.diff.model import (
     SymbolKind,
 )
 from ltosyms.diff.sections import compare_sections, listed_sections, section_classes
-from ltosyms.dwarf.census import DwarfCensus, take_census
+from ltosyms.dwarf import DwarfCensus, take_census
+from ltosyms.elf.debug_sections import dwarf_sections
 from ltosyms.elf.kernel import LoadedImage, load_vmlinux
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
@@ -120,7 +121,7 @@ def _census(
         return None, None
     started = time.perf_counter()
     try:
-        census = take_census(loaded.image)
+        census = take_census(dwarf_sections(loaded.image))
     except InputError as error:
         notes.append(f"{role} DWARF unusable, skipped: {error}")
         return None, None

@@ -14,7 +14,7 @@ finds into names:
 - each inlined instance is charged to the outermost out-of-line function holding it;
 - large sections are split by compilation unit over worker processes.
 
-Malformed DWARF raises :class:`ltosyms.errors.InputError`.
+Malformed DWARF raises :class:`ltosyms.errors.DwarfError`.
 """
 
 from __future__ import annotations
@@ -51,14 +51,13 @@ from ltosyms.dwarf.codegen import (
     VAR_ORIGIN,
     VAR_SPECIFICATION,
 )
-from ltosyms.dwarf.forms import DwarfError, read_uleb
+from ltosyms.dwarf.forms import read_uleb
 from ltosyms.dwarf.info import DieReader, Values
 from ltosyms.dwarf.line import LineHeader, read_line_header
 from ltosyms.dwarf.ranges import RangeReader
 from ltosyms.dwarf.sections import DwarfSections
 from ltosyms.dwarf.units import Unit
-from ltosyms.elf.image import KernelImage
-from ltosyms.errors import InputError
+from ltosyms.errors import DwarfError
 
 log = logging.getLogger(__name__)
 
@@ -173,15 +172,13 @@ class DwarfCensus:
 # -- entry point -------------------------------------------------------------------------------
 
 
-def take_census(image: KernelImage, workers: int | None = None) -> DwarfCensus:
-    """Walk all of ``.debug_info`` once. :class:`InputError` if the image has no DWARF."""
-    if not image.has_dwarf():
-        raise InputError(f"{image.path}: has no DWARF (.debug_info)")
-    if image.is_module:
-        # The census answers for linked images (diff compares vmlinux builds); a module's
-        # functions share addresses section by section (DOMAIN §5).
-        raise InputError(f"{image.path}: the DWARF census reads vmlinux files, not modules")
-    reader = DieReader(DwarfSections.from_image(image))
+def take_census(sections: DwarfSections, workers: int | None = None) -> DwarfCensus:
+    """Walk all of ``.debug_info`` of a linked image (a vmlinux: in a module, functions of
+    different sections share addresses, DOMAIN §5) once. :class:`DwarfError` if the sections
+    hold no DWARF or it cannot be decoded."""
+    if not sections.has_dwarf():
+        raise DwarfError(f"{sections.name}: has no DWARF (.debug_info)")
+    reader = DieReader(sections)
     offsets = reader.index.offsets
     units = [
         (offset, end - offset)
@@ -324,10 +321,10 @@ def _scan_units(reader: DieReader, unit_offsets: Sequence[int]) -> _BatchResult:
         try:
             _scan_unit(reader, unit_offset, other_units, result)
         except DwarfError as error:
-            raise DwarfError(f"{reader.sections.path}: {error}") from None
+            raise DwarfError(f"{reader.sections.name}: {error}") from None
         except _DECODE_ERRORS as error:
             raise DwarfError(
-                f"{reader.sections.path}: .debug_info unit at {unit_offset:#x} is malformed "
+                f"{reader.sections.name}: .debug_info unit at {unit_offset:#x} is malformed "
                 f"({type(error).__name__})"
             ) from None
     return result

@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ltosyms.dwarf import forms as F
-from ltosyms.dwarf.forms import DwarfError, read_sleb, read_uleb
+from ltosyms.dwarf.forms import read_sleb, read_uleb
+from ltosyms.errors import DwarfError
 
 # Layout of the tuple an extractor returns (after the new position).
 V_LOW_PC = 0

@@ -35,7 +35,7 @@ from ltosyms.dwarf.codegen import (
     V_SIBLING,
     V_SPECIFICATION,
 )
-from ltosyms.dwarf.forms import DwarfError, read_uleb
+from ltosyms.dwarf.forms import read_uleb
 from ltosyms.dwarf.sections import DwarfSections
 from ltosyms.dwarf.units import (
     ACT_ENTER,
@@ -57,6 +57,7 @@ from ltosyms.dwarf.units import (
     read_attributes,
     read_unit_header,
 )
+from ltosyms.errors import DwarfError
 
 Values = tuple[Any, ...]
 

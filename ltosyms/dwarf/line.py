@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ltosyms.dwarf import forms as F
-from ltosyms.dwarf.forms import DwarfError, read_sleb, read_uleb
+from ltosyms.dwarf.forms import read_sleb, read_uleb
 from ltosyms.dwarf.paths import choose_roots, root_candidate
 from ltosyms.dwarf.sections import DwarfSections
 from ltosyms.dwarf.unit_tables import END_OF_SEQUENCE, find_row
 from ltosyms.dwarf.units import Unit, UnitHeader, read_form
+from ltosyms.errors import DwarfError
 
 
 @dataclass(frozen=True, slots=True)

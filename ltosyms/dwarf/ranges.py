@@ -8,8 +8,9 @@ import struct
 from collections.abc import Callable
 
 from ltosyms.dwarf import forms as F
-from ltosyms.dwarf.forms import DwarfError, read_uleb
+from ltosyms.dwarf.forms import read_uleb
 from ltosyms.dwarf.sections import DwarfSections
+from ltosyms.errors import DwarfError
 
 Range = tuple[int, int]
 
@@ -168,5 +169,5 @@ def read_aranges(sections: DwarfSections) -> list[tuple[int, int, int]]:
                     result.append((start, start + length_, unit_offset))
             offset = end
     except (struct.error, IndexError):
-        raise DwarfError(f"{sections.path}: .debug_aranges is truncated") from None
+        raise DwarfError(".debug_aranges is truncated") from None
     return result

@@ -44,3 +44,12 @@ class FunctionExtent:
     decl_file: str | None  # source-relative
     decl_line: int | None
     cu_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompileUnit:
+    """A compilation unit as its top DIE names it (DWARF 5 §3.1.1)."""
+
+    offset: int  # .debug_info offset of the unit header: names the unit within one build
+    name: str | None  # DW_AT_name: the primary source file, as the compiler was given it
+    comp_dir: str | None  # DW_AT_comp_dir

@@ -26,8 +26,9 @@ from ltosyms.dwarf.codegen import (
     compile_variable_extractor,
     sibling_offset,
 )
-from ltosyms.dwarf.forms import DwarfError, read_sleb, read_uleb
+from ltosyms.dwarf.forms import read_sleb, read_uleb
 from ltosyms.dwarf.sections import DwarfSections, SectionBuffer
+from ltosyms.errors import DwarfError
 
 # What the DIE walkers do with a DIE, by abbreviation (see dwarf_info.walk_unit, walk_program).
 ACT_LEAF_FIXED = 0  # no children, uninteresting, constant size: skip the bytes
@@ -117,9 +118,9 @@ class UnitIndex:
                 offsets.append(offset)
                 offset += 4 + length
         except struct.error:
-            raise DwarfError(f"{sections.path}: .debug_info unit lengths are corrupt") from None
+            raise DwarfError(".debug_info unit lengths are corrupt") from None
         if offset > size:
-            raise DwarfError(f"{sections.path}: last .debug_info unit runs past the section")
+            raise DwarfError("the last .debug_info unit runs past the section")
         self.offsets = offsets
 
     def unit_containing(self, info_offset: int) -> int:

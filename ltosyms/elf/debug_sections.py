@@ -1,21 +1,159 @@
-"""Apply a module's relocations to its DWARF sections.
+"""The debug sections of a kernel image, handed to the DWARF layer (:mod:`ltosyms.dwarf`).
 
-A ``.ko`` is an ET_REL object: its ``.debug_*`` sections hold zeros (or addends) wherever an
-address, a string offset or a cross-section offset belongs, and ``.rela.debug_*`` says what to
-put there. We apply them as the linker would, with S + A, where S is the symbol value plus the
-link address :mod:`ltosyms.elf.image` gave the symbol's section. That is what keeps the DWARF of
-the many ``.text.<name>`` sections of a clang LTO module from colliding at address 0 (DOMAIN §5).
+The DWARF layer reads section buffers and a :class:`~ltosyms.dwarf.DwarfConfig`; this is the one
+adapter that makes them from a :class:`KernelImage`:
 
-A vmlinux is never relocated here: its relocations (``--emit-relocs``, 250 MB of
-``.rela.debug_*`` on Debian) are already applied in the section contents (DOMAIN §7).
+- a vmlinux: every section is a window into the memory-mapped file, nothing is copied until a
+  decoder slices one unit out. Its relocations (``--emit-relocs``, 250 MB of ``.rela.debug_*``
+  on Debian) are already applied in the section contents, so they are never read (DOMAIN §7).
+- a module (``.ko``, ET_REL): the sections are small; they are copied, decompressed if
+  needed and relocated. The ``.debug_*`` sections hold zeros (or addends) wherever an
+  address, a string offset or a cross-section offset belongs, and ``.rela.debug_*`` says what
+  to put there. We apply them as the linker would, with S + A, where S is the symbol value
+  plus the link address :mod:`ltosyms.elf.image` gave the symbol's section. That is what keeps
+  the DWARF of the many ``.text.<name>`` sections of a clang LTO module from colliding at
+  address 0 (DOMAIN §5).
 """
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
+import weakref
+import zlib
 
+from ltosyms.dwarf import DEBUG_SECTIONS, DwarfConfig, DwarfResolver, DwarfSections, SectionBuffer
 from ltosyms.elf.image import KernelImage, Section
-from ltosyms.errors import InputError
+from ltosyms.elf.outer_names import outer_namer
+from ltosyms.elf.symtab import SymbolTable
+from ltosyms.errors import DwarfError, InputError
+from ltosyms.stores import CuStore
+
+__all__ = ["ImageDebugSections", "dwarf_resolver", "dwarf_sections"]
+
+SHF_COMPRESSED = 0x800
+ELFCOMPRESS_ZLIB = 1
+ELFCOMPRESS_ZSTD = 2
+
+
+def dwarf_resolver(
+    image: KernelImage, store: CuStore | None = None, symbols: SymbolTable | None = None
+) -> DwarfResolver:
+    """The DWARF resolver of ``image``; its sections are opened only when a unit must be
+    parsed. ``symbols``, when given, names the outermost entry of each chain from the ELF
+    symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.outer_names`)."""
+    outer_name = outer_namer(symbols, store, str(image.path)) if symbols is not None else None
+    return DwarfResolver(ImageDebugSections(image), store, outer_name)
+
+
+class ImageDebugSections:
+    """The :class:`~ltosyms.dwarf.SectionSource` of an image: asks the section headers whether
+    there is DWARF, reads the sections on :meth:`open` (once)."""
+
+    def __init__(self, image: KernelImage) -> None:
+        self.image = image
+        self.name = str(image.path)
+        self._opened: DwarfSections | None = None
+
+    def has_dwarf(self) -> bool:
+        return self.image.has_section(".debug_info") and self.image.has_section(".debug_abbrev")
+
+    def open(self) -> DwarfSections:
+        if self._opened is None:
+            self._opened = dwarf_sections(self.image)
+        return self._opened
+
+
+def dwarf_sections(image: KernelImage) -> DwarfSections:
+    """The debug sections of ``image``: windows into the mapped file for a vmlinux,
+    decompressed and relocated copies for a module."""
+    # Not all allocated sections bound the code: x86-64 links .data..percpu at 0.
+    code = [s for s in image.sections if s.is_alloc and s.is_exec and s.size]
+    symbols: list[int] | None = None
+    sections: dict[str, SectionBuffer] = {}
+    file: _File | None = None
+    for name in DEBUG_SECTIONS:
+        section = image.get_section(name)
+        if section is None or not section.has_bits or not section.size:
+            continue
+        compressed = bool(section.flags & SHF_COMPRESSED)
+        if not image.is_module and not compressed:
+            if file is None and isinstance(image.data, mmap.mmap):
+                try:
+                    file = _File(str(image.path))
+                except OSError:
+                    file = None
+            sections[name] = SectionBuffer(
+                name,
+                image.data,
+                section.file_offset,
+                section.size,
+                file.pread if file is not None else None,
+            )
+            continue
+        contents = image.section_bytes(section)
+        if compressed:
+            contents = _decompress(image, section, contents)
+        if image.is_module:
+            if symbols is None:
+                symbols = symbol_values(image)
+            contents = relocated_bytes(image, section, contents, symbols)
+        sections[name] = SectionBuffer(name, contents, 0, len(contents))
+    return DwarfSections(
+        sections,
+        DwarfConfig(
+            name=str(image.path),
+            little_endian=image.little_endian,
+            lowest_address=min((s.link_address for s in code), default=0),
+            highest_address=max((s.end_address for s in code), default=1 << 64),
+        ),
+    )
+
+
+class _File:
+    """A read-only descriptor of an image file, closed when the sections go away."""
+
+    def __init__(self, path: str) -> None:
+        self.descriptor = os.open(path, os.O_RDONLY)
+        self._closer = weakref.finalize(self, os.close, self.descriptor)
+
+    def pread(self, position: int, length: int) -> bytes:
+        return os.pread(self.descriptor, length, position)
+
+
+def _decompress(image: KernelImage, section: Section, contents: bytes) -> bytes:
+    # Elf64_Chdr (gABI "Section Compression"): ch_type u32, reserved u32, ch_size u64, align u64.
+    endian = "<" if image.little_endian else ">"
+    try:
+        kind, _reserved, size, _align = struct.unpack_from(endian + "IIQQ", contents)
+    except struct.error:
+        raise DwarfError(f"{image.path}: {section.name}: truncated compression header") from None
+    payload = contents[24:]
+    if kind == ELFCOMPRESS_ZLIB:
+        try:
+            data = zlib.decompress(payload)
+        except zlib.error as error:
+            raise DwarfError(f"{image.path}: {section.name}: {error}") from None
+    elif kind == ELFCOMPRESS_ZSTD:
+        try:
+            import zstandard  # type: ignore[import-not-found]
+        except ImportError:
+            raise DwarfError(
+                f"{image.path}: {section.name} is zstd-compressed; install 'zstandard'"
+            ) from None
+        try:
+            data = bytes(zstandard.ZstdDecompressor().decompress(payload, max_output_size=size))
+        except zstandard.ZstdError as error:
+            raise DwarfError(f"{image.path}: {section.name}: {error}") from None
+    else:
+        raise DwarfError(f"{image.path}: {section.name}: unknown compression type {kind}")
+    if len(data) != size:
+        raise DwarfError(f"{image.path}: {section.name}: decompressed size mismatch")
+    return data
+
+
+# -- module relocation ------------------------------------------------------------------------
 
 SHT_RELA = 4
 SHT_REL = 9
@@ -50,6 +188,8 @@ def symbol_values(image: KernelImage) -> list[int]:
     if symtab is None:
         return []
     raw = image.section_bytes(symtab)
+    if len(raw) % 24:  # sizeof(Elf64_Sym)
+        raise InputError(f"{image.path}: .symtab size is not a multiple of 24")
     endian = "<" if image.little_endian else ">"
     addresses = [s.link_address for s in image.sections]
     count = len(addresses)

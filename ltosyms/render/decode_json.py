@@ -11,7 +11,7 @@ from typing import Any
 
 from ltosyms.decode.decode import DecodedFrame, DecodedReport, frame_key
 from ltosyms.decode.frames import ResolvedFrame
-from ltosyms.dwarf.resolver import SourceLocation
+from ltosyms.dwarf import SourceLocation
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.render.code_listing import code_listing_json
 from ltosyms.render.parse_json import frame_to_json, hex_or_none
