@@ -122,8 +122,8 @@ def peer(command: list[str], addresses: list[int]) -> tuple[float, float] | None
 
 
 def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str, ...]]:
-    from ltosyms.dwarf.info import walk_unit
     from ltosyms.dwarf.line import read_line_table
+    from ltosyms.dwarf.walk import walk_dies
     from ltosyms.elf import dwarf_forms
     from ltosyms.elf.debug_sections import dwarf_resolver
     from ltosyms.elf.image import open_image
@@ -150,7 +150,7 @@ def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str,
         )
         ours_line = time.process_time() - started
         started = time.process_time()
-        functions = walk_unit(unit, data)
+        functions = walk_dies(unit, data, unit.abbrevs)
         ours_walk = time.process_time() - started
         started = time.process_time()
         theirs_unit = dwarf.get_CU_at(unit_offset)

@@ -22,15 +22,7 @@ from test_dwarf_info import attribute_lists, encode
 from ltosyms.diff import diff_images
 from ltosyms.dwarf import forms as F
 from ltosyms.dwarf import take_census
-from ltosyms.dwarf.codegen import (
-    V_ORIGIN,
-    VAR_LOCATION,
-    VAR_NAME,
-    VAR_NAME_FORM,
-    VAR_ORIGIN,
-    VAR_SPECIFICATION,
-    compile_variable_extractor,
-)
+from ltosyms.dwarf.extract import VARIABLE_LAYOUT, VariableValues
 from ltosyms.dwarf.info import DieReader
 from ltosyms.elf.debug_sections import dwarf_sections
 from ltosyms.elf.image import open_image
@@ -219,15 +211,14 @@ def test_program_walk_keeps_what_pyelftools_finds(name: str) -> None:
     assert any(tag == F.TAG_VARIABLE for _o, tag, _p, _v in walked)
     for (_offset, tag, _parent, values), (*_, die) in zip(walked, expected, strict=True):
         if tag == F.TAG_VARIABLE:
-            assert values[VAR_LOCATION] == bytes(die.attributes["DW_AT_location"].value)
+            assert isinstance(values, VariableValues)
+            assert values.location == bytes(die.attributes["DW_AT_location"].value)
             name_attribute = die.attributes.get("DW_AT_name")
             if name_attribute is not None:
-                assert reader.text(values[VAR_NAME_FORM], values[VAR_NAME]) == (
-                    name_attribute.value.decode()
-                )
+                assert reader.text(values.name_form, values.name) == (name_attribute.value.decode())
         elif tag == F.TAG_INLINED_SUBROUTINE:
             origin = die.get_DIE_from_attribute("DW_AT_abstract_origin")
-            assert values[V_ORIGIN] == origin.offset
+            assert values.origin == origin.offset
 
 
 def test_attributes_at_reads_any_die() -> None:
@@ -281,16 +272,16 @@ def test_variable_extractor_reads_its_attributes_among_any_others(
         def strx(self, index: int) -> str:
             return f"string {index}"
 
-    end, values = compile_variable_extractor(specs, 4, 8, "<", 5)(data + b"\xee", 0, UnitStub())
+    end, values = VARIABLE_LAYOUT.extractor(specs, 4, 8, "<", 5)(data + b"\xee", 0, UnitStub())
     assert end == len(data)
     if location_form == F.FORM_SEC_OFFSET:  # a location list: no expression to read
-        assert values[VAR_LOCATION] is None
+        assert values.location is None
     else:
-        assert values[VAR_LOCATION] == expression
+        assert values.location == expression
     if name_form == F.FORM_STRX:
-        assert (values[VAR_NAME_FORM], values[VAR_NAME]) == (0, "string 7")
+        assert (values.name_form, values.name) == (0, "string 7")
     else:
-        assert (values[VAR_NAME_FORM], values[VAR_NAME]) == (name_form, name_value)
+        assert (values.name_form, values.name) == (name_form, name_value)
     relative = reference_form != F.FORM_REF_ADDR
-    assert values[VAR_SPECIFICATION] == (0x1000 + 0x2A if relative else 0x2A)
-    assert values[VAR_ORIGIN] is None
+    assert values.specification == (0x1000 + 0x2A if relative else 0x2A)
+    assert values.origin is None

@@ -17,20 +17,8 @@ from leb128 import sleb, uleb
 from ltosyms.dwarf import DwarfConfig, DwarfSections
 from ltosyms.dwarf import forms as F
 from ltosyms.dwarf.build import build_cu_data
-from ltosyms.dwarf.codegen import (
-    V_CALL_FILE,
-    V_CALL_LINE,
-    V_DECL_FILE,
-    V_HIGH_IS_OFFSET,
-    V_HIGH_PC,
-    V_LOW_PC,
-    V_NAME,
-    V_ORIGIN,
-    V_RANGES,
-    V_RANGES_IS_INDEX,
-    compile_extractor,
-    compile_skipper,
-)
+from ltosyms.dwarf.codegen import compile_skipper
+from ltosyms.dwarf.extract import FUNCTION_LAYOUT
 from ltosyms.dwarf.info import DieReader
 from ltosyms.dwarf.unit_map import build_cu_map
 from ltosyms.dwarf.units import UnitHeader, read_form
@@ -601,13 +589,13 @@ def test_extractors_read_the_wanted_attributes_among_any_others(
     class UnitStub:
         base = 0x1000
 
-    extract = compile_extractor(specs, 4, 8, "<", 5)
+    extract = FUNCTION_LAYOUT.extractor(specs, 4, 8, "<", 5)
     end, values = extract(data, 0, UnitStub())
     assert end == len(data)
-    assert values[V_LOW_PC] == low_pc
-    assert values[V_HIGH_PC] == 0x123 and values[V_HIGH_IS_OFFSET]
-    assert values[V_CALL_LINE] == call_line and values[V_CALL_FILE] == 17
-    assert values[V_ORIGIN] == 0x1456
-    assert values[V_RANGES] == 9 and values[V_RANGES_IS_INDEX] == ranges_by_index
-    assert values[V_NAME] == b"fn"
-    assert values[V_DECL_FILE] is None
+    assert values.low_pc == low_pc
+    assert values.high_pc == 0x123 and values.high_is_offset
+    assert values.call_line == call_line and values.call_file == 17
+    assert values.origin == 0x1456
+    assert values.ranges == 9 and values.ranges_is_index == ranges_by_index
+    assert values.name == b"fn"
+    assert values.decl_file is None

@@ -5,22 +5,11 @@ from __future__ import annotations
 import posixpath
 from array import array
 from dataclasses import dataclass, field
+from typing import cast
 
 from ltosyms.dwarf import forms as F
-from ltosyms.dwarf.codegen import (
-    V_CALL_COLUMN,
-    V_CALL_FILE,
-    V_CALL_LINE,
-    V_HIGH_IS_OFFSET,
-    V_HIGH_PC,
-    V_LINKAGE_NAME,
-    V_LOW_PC,
-    V_NAME,
-    V_ORIGIN,
-    V_RANGES,
-    V_RANGES_IS_INDEX,
-)
-from ltosyms.dwarf.info import DieReader, RawFunctions, walk_unit
+from ltosyms.dwarf.extract import FunctionValues
+from ltosyms.dwarf.info import DieReader
 from ltosyms.dwarf.line import (
     FileTable,
     LineRows,
@@ -31,6 +20,7 @@ from ltosyms.dwarf.paths import relative_path
 from ltosyms.dwarf.ranges import Range, RangeReader
 from ltosyms.dwarf.unit_tables import END_OF_SEQUENCE, NO_FILE, CuData, narrow
 from ltosyms.dwarf.units import Unit
+from ltosyms.dwarf.walk import FoundDies
 
 _EMPTY_ROWS = LineRows(array("Q"), array("I"), array("I"), array("I"))
 _NONE = -1  # no file / no value in the raw columns below
@@ -79,8 +69,7 @@ def unit_code_ranges(reader: DieReader, unit: Unit) -> list[Range]:
 def build_cu_data(reader: DieReader, unit_offset: int) -> CuData:
     """Parse everything the resolver keeps from the unit at ``unit_offset``."""
     sections = reader.sections
-    data = reader.unit_bytes(unit_offset)
-    unit = reader.unit(unit_offset, data)
+    unit, raw = reader.unit_dies(unit_offset)
     header = unit.header
     comp_dir = unit.top_string(F.AT_COMP_DIR)
     producer = unit.top_string(F.AT_PRODUCER) or ""
@@ -92,8 +81,10 @@ def build_cu_data(reader: DieReader, unit_offset: int) -> CuData:
         table = read_line_table(sections, statement_list[1], unit, comp_dir, header.address_size)
         rows, files = table.rows, table.files
 
-    raw = walk_unit(unit, data)
-    tree = _function_tree(reader, unit, raw)
+    # A unit walk keeps functions only (no variables): every value is a FunctionValues.
+    functions = cast(list[FunctionValues], raw.values)
+    inlined = [tag == F.TAG_INLINED_SUBROUTINE for tag in raw.tags]
+    tree = _function_tree(reader, unit, raw, functions, inlined)
 
     # Keep only the files something names, numbered densely from 1 (0: none / end of
     # sequence). gcc's file tables list every included header; rows name a few dozen.
@@ -133,7 +124,7 @@ def build_cu_data(reader: DieReader, unit_offset: int) -> CuData:
         names=tuple(tree.names),
         parents=narrow([parent + 1 for parent in raw.parents]),
         ends=narrow(_subtree_ends(raw.parents)),
-        inlined=array("B", raw.inlined),
+        inlined=array("B", inlined),
         call_files=narrow(call_files),
         call_lines=narrow(tree.call_lines),
         call_columns=narrow(tree.call_columns),
@@ -215,7 +206,13 @@ class _Tree:
     roots: list[tuple[int, int, int]] = field(default_factory=list)
 
 
-def _function_tree(reader: DieReader, unit: Unit, raw: RawFunctions) -> _Tree:
+def _function_tree(
+    reader: DieReader,
+    unit: Unit,
+    raw: FoundDies,
+    functions: list[FunctionValues],
+    inlined_flags: list[bool],
+) -> _Tree:
     """Ranges, names, call sites and declarations of the function DIEs, as columns.
 
     Long because it is a per-DIE loop kept flat: a big unit has 40,000 function DIEs."""
@@ -233,27 +230,27 @@ def _function_tree(reader: DieReader, unit: Unit, raw: RawFunctions) -> _Tree:
     # Inlined copies of a function share its abstract origin: name each origin once.
     origin_names: dict[int, str | None] = {}
     add_start, add_low, add_high, add_root = starts.append, lows.append, highs.append, roots.append
-    for node, (values, inlined) in enumerate(zip(raw.values, raw.inlined, strict=True)):
+    for node, (values, inlined) in enumerate(zip(functions, inlined_flags, strict=True)):
         add_start(len(lows))
-        low = values[V_LOW_PC]
-        high = values[V_HIGH_PC]
+        low = values.low_pc
+        high = values.high_pc
         if low is not None and high is not None:
-            if values[V_HIGH_IS_OFFSET]:
+            if values.high_is_offset:
                 high += low
             if lowest <= low < high <= highest:
                 add_low(low)
                 add_high(high)
                 if not inlined:
                     add_root((low, high, node))
-        elif values[V_RANGES] is not None:
-            for start, end in ranges_of(values[V_RANGES], values[V_RANGES_IS_INDEX]):
+        elif values.ranges is not None:
+            for start, end in ranges_of(values.ranges, values.ranges_is_index):
                 if lowest <= start < end <= highest:
                     add_low(start)
                     add_high(end)
                     if not inlined:
                         add_root((start, end, node))
-        origin = values[V_ORIGIN]
-        if values[V_NAME] is None and values[V_LINKAGE_NAME] is None and origin is not None:
+        origin = values.origin
+        if values.name is None and values.linkage_name is None and origin is not None:
             if origin in origin_names:
                 function_name = origin_names[origin]
             else:
@@ -264,11 +261,11 @@ def _function_tree(reader: DieReader, unit: Unit, raw: RawFunctions) -> _Tree:
         if inlined:
             # Constants from the extractor: an int (possibly negative from DW_FORM_sdata in
             # bad data) or None.
-            value = values[V_CALL_FILE]
+            value = values.call_file
             call_files.append(value if value is not None and value >= 0 else _NONE)
-            value = values[V_CALL_LINE]
+            value = values.call_line
             call_lines.append(value if value is not None and value >= 0 else 0)
-            value = values[V_CALL_COLUMN]
+            value = values.call_column
             call_columns.append(value if value is not None and value >= 0 else 0)
             decl_files.append(_NONE)
             decl_lines.append(0)

@@ -32,27 +32,9 @@ from typing import Any
 
 from ltosyms.dwarf import forms as F
 from ltosyms.dwarf.build import unit_range_reader
-from ltosyms.dwarf.codegen import (
-    V_DECL_FILE,
-    V_HIGH_IS_OFFSET,
-    V_HIGH_PC,
-    V_LINKAGE_NAME,
-    V_LINKAGE_NAME_FORM,
-    V_LOW_PC,
-    V_NAME,
-    V_NAME_FORM,
-    V_ORIGIN,
-    V_RANGES,
-    V_RANGES_IS_INDEX,
-    V_SPECIFICATION,
-    VAR_LOCATION,
-    VAR_NAME,
-    VAR_NAME_FORM,
-    VAR_ORIGIN,
-    VAR_SPECIFICATION,
-)
+from ltosyms.dwarf.extract import FunctionValues, VariableValues
 from ltosyms.dwarf.forms import read_uleb
-from ltosyms.dwarf.info import DieReader, Values
+from ltosyms.dwarf.info import DieReader
 from ltosyms.dwarf.line import LineHeader, read_line_header
 from ltosyms.dwarf.ranges import RangeReader
 from ltosyms.dwarf.sections import DwarfSections
@@ -331,7 +313,7 @@ def _scan_units(reader: DieReader, unit_offsets: Sequence[int]) -> _BatchResult:
 
 
 # A subprogram or variable DIE as met in the unit: name, decl file number, links to resolve.
-# The name is kept as the extractor left it (V_NAME_FORM, V_NAME), read only if asked for.
+# The name is kept as the extractor left it (name_form, name), read only if asked for.
 _Named = tuple[int, Any, int | None, int | None, int | None]  # name form, name, file, origin, spec
 
 
@@ -354,42 +336,42 @@ def _scan_unit(
     # caller its inlined instances are charged to. A DIE outside any function has parent -1,
     # which reads the last entry: still -1 while any other DIE is looked at.
     callers = [-1] * len(dies.offsets)
-    inlined_tag, subprogram_tag = F.TAG_INLINED_SUBROUTINE, F.TAG_SUBPROGRAM
+    inlined_tag = F.TAG_INLINED_SUBROUTINE
     for node, (die_offset, tag, parent, values) in enumerate(
         zip(dies.offsets, dies.tags, dies.parents, dies.values, strict=True)
     ):
         caller = callers[parent]
-        if tag == inlined_tag:
+        if isinstance(values, VariableValues):
+            link_address = _static_address(unit, values.location)
+            if link_address:
+                named[die_offset] = (
+                    values.name_form,
+                    values.name,
+                    None,
+                    None,
+                    values.specification or values.origin,
+                )
+                variables.append((die_offset, link_address))
+        elif tag == inlined_tag:
             callers[node] = caller
-            origin = values[V_ORIGIN]
+            origin = values.origin
             if origin is not None:
                 inline_sites[(origin, caller)] += 1
-        elif tag == subprogram_tag:
+        else:
             named[die_offset] = (
-                values[V_NAME_FORM],
-                values[V_NAME],
-                values[V_DECL_FILE],
-                values[V_ORIGIN],
-                values[V_SPECIFICATION],
+                values.name_form,
+                values.name,
+                values.decl_file,
+                values.origin,
+                values.specification,
             )
             spans = _code_spans(reader, unit, values, ranges)
             if spans:
-                linkage = text(values[V_LINKAGE_NAME_FORM], values[V_LINKAGE_NAME])
+                linkage = text(values.linkage_name_form, values.linkage_name)
                 concrete.append((die_offset, linkage, spans[0][0], tuple(spans)))
                 if caller == -1:
                     caller = spans[0][0]
             callers[node] = caller
-        else:
-            link_address = _static_address(unit, values[VAR_LOCATION])
-            if link_address:
-                named[die_offset] = (
-                    values[VAR_NAME_FORM],
-                    values[VAR_NAME],
-                    None,
-                    None,
-                    values[VAR_SPECIFICATION] or values[VAR_ORIGIN],
-                )
-                variables.append((die_offset, link_address))
     in_unit = _InUnitResolver(named, names, text).resolve
 
     def resolve(die: int) -> _Source | None:
@@ -408,24 +390,24 @@ def _scan_unit(
 
 
 def _code_spans(
-    reader: DieReader, unit: Unit, values: Values, ranges: list[RangeReader]
+    reader: DieReader, unit: Unit, values: FunctionValues, ranges: list[RangeReader]
 ) -> list[tuple[int, int]]:
     """[start, end) spans of a subprogram's code, the entry point first; [] if it has none (or
     the linker discarded it: its DW_AT_low_pc is 0)."""
-    low_pc = values[V_LOW_PC]
+    low_pc = values.low_pc
     if low_pc is not None:
-        high_pc = values[V_HIGH_PC]
+        high_pc = values.high_pc
         if high_pc is None:
             return [(low_pc, low_pc + 1)]
-        if values[V_HIGH_IS_OFFSET]:
+        if values.high_is_offset:
             high_pc += low_pc
         return [(low_pc, high_pc)] if low_pc else []
-    if values[V_RANGES] is None:
+    if values.ranges is None:
         return []
     if not ranges:
         ranges.append(unit_range_reader(reader, unit))
     try:
-        spans = ranges[0].ranges_of(values[V_RANGES], values[V_RANGES_IS_INDEX])
+        spans = ranges[0].ranges_of(values.ranges, values.ranges_is_index)
     except DwarfError as error:  # one function's damaged list: that function has no code
         log.debug("unit %#x: %s", unit.base, error)
         return []

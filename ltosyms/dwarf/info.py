@@ -1,17 +1,9 @@
-"""Walk one unit's DIEs and keep its functions: subprograms with code, and the tree of
-inlined subroutines inside them, with their ranges and call sites.
+"""Units, abbreviation tables and single DIEs of one image, read on demand and cached.
 
-Only DW_TAG_subprogram and DW_TAG_inlined_subroutine DIEs are read (through generated
-extractors, :mod:`ltosyms.dwarf.codegen`); every other DIE is skipped by byte count, and
-every other subtree is jumped over with DW_AT_sibling when the producer emitted one (gcc does;
-clang does not, and then the subtree is walked without reading anything). Lexical blocks are
-walked into: they hold inlined calls. Names come through DW_AT_abstract_origin and
-DW_AT_specification chains, within the unit or, for LTO's DW_FORM_ref_addr, in another unit,
-where only the one DIE is parsed (:meth:`DieReader.values_at`).
-
-:func:`walk_program` is the whole-image variant (:meth:`DieReader.program_dies`): every
-subprogram, with code or not, every inlined subroutine and every variable whose location is an
-expression, with their real nesting.
+:class:`DieReader` is what the walks (:mod:`ltosyms.dwarf.walk`) and the builders above them
+read through: unit headers and top DIEs, abbreviation tables compiled for a walk, and the odd
+single DIE a walk did not keep (a name behind DW_AT_abstract_origin or DW_AT_specification in
+another unit, for LTO's DW_FORM_ref_addr), where only that one DIE is parsed.
 """
 
 from __future__ import annotations
@@ -19,35 +11,13 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ltosyms.dwarf import forms as F
-from ltosyms.dwarf.codegen import (
-    TEXT,
-    V_DECL_FILE,
-    V_DECL_LINE,
-    V_LINKAGE_NAME,
-    V_LINKAGE_NAME_FORM,
-    V_NAME,
-    V_NAME_FORM,
-    V_ORIGIN,
-    V_SIBLING,
-    V_SPECIFICATION,
-)
+from ltosyms.dwarf.extract import TEXT, FunctionValues
 from ltosyms.dwarf.forms import read_uleb
 from ltosyms.dwarf.sections import DwarfSections
 from ltosyms.dwarf.units import (
-    ACT_ENTER,
-    ACT_ENTER_FIXED,
-    ACT_FUNCTION,
-    ACT_INLINED,
-    ACT_JUMP,
-    ACT_JUMP_FIXED,
-    ACT_LEAF,
-    ACT_LEAF_FIXED,
-    ACT_NAME,
-    ACT_VARIABLE,
     Abbrev,
     CompiledAbbrevs,
     Unit,
@@ -57,35 +27,17 @@ from ltosyms.dwarf.units import (
     read_attributes,
     read_unit_header,
 )
+from ltosyms.dwarf.walk import FoundDies, walk_dies
 from ltosyms.errors import DwarfError
 
-Values = tuple[Any, ...]
+T = TypeVar("T")
 
 # How many DW_AT_abstract_origin / DW_AT_specification hops a name may take; real chains are
 # 1-3 long (inlined -> abstract -> declaration); more means a reference cycle in bad data.
 _MAX_NAME_HOPS = 8
-
-
-@dataclass(slots=True)
-class RawFunctions:
-    """What :func:`walk_unit` found: function DIEs in preorder and every subprogram's values."""
-
-    offsets: list[int]  # .debug_info offset of each function DIE
-    inlined: list[bool]  # True for DW_TAG_inlined_subroutine
-    parents: list[int]  # index of the enclosing function DIE, -1 for subprograms
-    values: list[Values]
-    subprograms: dict[int, Values]  # every DW_TAG_subprogram of the unit, by offset
-
-
-@dataclass(slots=True)
-class ProgramDies:
-    """What :func:`walk_program` found, in preorder: every DW_TAG_subprogram, every
-    DW_TAG_inlined_subroutine and every DW_TAG_variable whose location is an expression."""
-
-    offsets: list[int]  # .debug_info offset of each DIE
-    tags: list[int]  # F.TAG_SUBPROGRAM, F.TAG_INLINED_SUBROUTINE or F.TAG_VARIABLE
-    parents: list[int]  # index of the enclosing subprogram or inlined subroutine, -1 for none
-    values: list[Values]  # dwarf_codegen V_* layout; VAR_* layout for variables
+# What a read past the end of the bytes raises: a byte (IndexError), a NUL-terminated string
+# (ValueError of bytes.index) or a fixed-size value (struct.error).
+_READ_PAST_END = (IndexError, ValueError, struct.error)
 
 
 K = TypeVar("K")
@@ -128,7 +80,7 @@ class DieReader:
         self._tables: _Recent[int, dict[int, Abbrev]] = _Recent(256)
         self._partial: dict[int, dict[int, Abbrev]] = {}
         self._units: dict[int, Unit] = {}
-        self._die_values: dict[int, Values | None] = {}
+        self._die_values: dict[int, FunctionValues | None] = {}
 
     @property
     def index(self) -> UnitIndex:
@@ -140,8 +92,8 @@ class DieReader:
         return read_unit_header(self.info, unit_offset, self.endian)
 
     def compiled_abbrevs(self, header: UnitHeader, whole_program: bool = False) -> CompiledAbbrevs:
-        """The unit's abbreviations compiled for :func:`walk_unit`, or with ``whole_program``
-        for :func:`walk_program`."""
+        """The unit's abbreviations compiled for the unit walk, or with ``whole_program`` for
+        the whole-program walk (:mod:`ltosyms.dwarf.walk`)."""
         key = (
             header.abbrev_offset,
             header.offset_size,
@@ -187,23 +139,18 @@ class DieReader:
         header = self.header(unit_offset)
         unit = Unit(self.sections, header, self)
         if data is None:
-            window = 4096
-            while True:
-                chunk = self.info.read_to_end(unit_offset, min(window, header.end - unit_offset))
-                try:
-                    unit.read_top(chunk, unit_offset)
-                    break
-                except (IndexError, ValueError) as error:
-                    if len(chunk) >= header.end - unit_offset:
-                        raise DwarfError(
-                            f"unit at {unit_offset:#x}: top DIE is truncated ({error})"
-                        ) from None
-                    window *= 16
+            self._read_die(
+                unit_offset,
+                header.end,
+                lambda chunk: unit.read_top(chunk, unit_offset),
+                f"unit at {unit_offset:#x}: top DIE",
+                window=4096,
+            )
         else:
             # The caller walks the unit next and needs the whole table anyway: parse it now
             # rather than its first declarations now and all of it again later.
             self.compiled_abbrevs(header)
-            unit.read_top(data, unit_offset)
+            _read_top(unit, data)
         self._units[unit_offset] = unit
         return unit
 
@@ -211,8 +158,14 @@ class DieReader:
         header = self.header(unit_offset)
         return self.info.read(unit_offset, header.end - unit_offset)
 
-    def program_dies(self, unit_offset: int) -> tuple[Unit, ProgramDies]:
-        """The unit at ``unit_offset`` and what :func:`walk_program` finds in it."""
+    def unit_dies(self, unit_offset: int) -> tuple[Unit, FoundDies]:
+        """The unit at ``unit_offset`` and what the unit walk keeps of it."""
+        data = self.unit_bytes(unit_offset)
+        unit = self.unit(unit_offset, data)
+        return unit, walk_dies(unit, data, unit.abbrevs)
+
+    def program_dies(self, unit_offset: int) -> tuple[Unit, FoundDies]:
+        """The unit at ``unit_offset`` and what the whole-program walk keeps of it."""
         header = self.header(unit_offset)
         data = self.info.read(unit_offset, header.end - unit_offset)
         # The whole table first: reading the top DIE then finds it parsed.
@@ -220,14 +173,9 @@ class DieReader:
         unit = self._units.get(unit_offset)
         if unit is None:
             unit = Unit(self.sections, header, self)
-            try:
-                unit.read_top(data, unit_offset)
-            except (IndexError, ValueError, struct.error) as error:
-                raise DwarfError(
-                    f"unit at {unit_offset:#x}: top DIE is truncated ({error})"
-                ) from None
+            _read_top(unit, data)
             self._units[unit_offset] = unit
-        return unit, walk_program(unit, data, abbrevs)
+        return unit, walk_dies(unit, data, abbrevs)
 
     def attributes_at(self, die_offset: int) -> tuple[Unit, int, dict[int, tuple[int, Any]]]:
         """The unit, tag and every attribute (``{attribute: (form, raw value)}``) of the DIE
@@ -235,66 +183,74 @@ class DieReader:
         not keep (a variable's declaration in another unit)."""
         unit = self.unit(self.index.unit_containing(die_offset))
         header = unit.header
-        end = header.end
-        if die_offset >= end:
+        if die_offset >= header.end:
             raise DwarfError(f"DIE offset {die_offset:#x} lies past the last unit")
-        window = 1024
-        while True:
-            data = self.info.read_to_end(die_offset, min(window, end - die_offset))
-            try:
-                code, position = read_uleb(data, 0)
-                abbrev = self.abbrev(header, code)
-                if abbrev is None:
-                    raise DwarfError(f"DIE at {die_offset:#x} uses unknown abbreviation {code}")
-                values, _ = read_attributes(data, position, abbrev.specs, header, self.endian)
-                return unit, abbrev.tag, values
-            except (IndexError, ValueError, struct.error):
-                if len(data) >= end - die_offset:
-                    raise DwarfError(f"DIE at {die_offset:#x} is truncated") from None
-                window *= 16
 
-    def values_at(self, die_offset: int) -> Values | None:
-        """The extractor values of the subprogram-like DIE at ``die_offset`` (any unit)."""
+        def parse(data: bytes) -> tuple[Unit, int, dict[int, tuple[int, Any]]]:
+            code, position = read_uleb(data, 0)
+            abbrev = self.abbrev(header, code)
+            if abbrev is None:
+                raise DwarfError(f"DIE at {die_offset:#x} uses unknown abbreviation {code}")
+            values, _ = read_attributes(data, position, abbrev.specs, header, self.endian)
+            return unit, abbrev.tag, values
+
+        return self._read_die(die_offset, header.end, parse, f"DIE at {die_offset:#x}")
+
+    def values_at(self, die_offset: int) -> FunctionValues | None:
+        """What the unit walk keeps of the subprogram-like DIE at ``die_offset`` (any unit);
+        None for a DIE of another kind."""
         if die_offset in self._die_values:
             return self._die_values[die_offset]
         unit = self.unit(self.index.unit_containing(die_offset))
-        end = unit.header.end
-        window = 1024
-        values: Values | None = None
-        while True:
-            data = self.info.read_to_end(die_offset, min(window, end - die_offset))
-            try:
-                code, position = read_uleb(data, 0)
-                extract = unit.abbrevs.extract
-                if 0 < code < len(extract) and extract[code] is not None:
-                    function = extract[code]
-                    assert function is not None
-                    values = function(data, position, unit)[1]
-                elif code not in unit.abbrevs.table:
-                    raise DwarfError(f"DIE at {die_offset:#x} uses unknown abbreviation {code}")
-                break
-            except (IndexError, ValueError):
-                if len(data) >= end - die_offset:
-                    raise DwarfError(f"DIE at {die_offset:#x} is truncated") from None
-                window *= 16
+
+        def parse(data: bytes) -> FunctionValues | None:
+            code, position = read_uleb(data, 0)
+            extract = unit.abbrevs.extract
+            if 0 < code < len(extract) and (function := extract[code]) is not None:
+                found: FunctionValues = function(data, position, unit)[1]
+                return found
+            if code not in unit.abbrevs.table:
+                raise DwarfError(f"DIE at {die_offset:#x} uses unknown abbreviation {code}")
+            return None
+
+        values = self._read_die(die_offset, unit.header.end, parse, f"DIE at {die_offset:#x}")
         self._die_values[die_offset] = values
         return values
 
-    def name_of(self, values: Values, local: dict[int, Values]) -> tuple[str | None, Values]:
+    def _read_die(
+        self, offset: int, end: int, parse: Callable[[bytes], T], what: str, window: int = 1024
+    ) -> T:
+        """``parse`` of the ``.debug_info`` bytes from ``offset`` on: read in a window that
+        grows while the parse runs past it, up to ``end`` (the unit's end). A read past the
+        bytes is an IndexError (a byte), ValueError (a NUL-terminated string) or struct.error
+        (a fixed-size value): a longer window, or :class:`DwarfError` once the unit's bytes
+        run out."""
+        while True:
+            data = self.info.read_to_end(offset, min(window, end - offset))
+            try:
+                return parse(data)
+            except _READ_PAST_END as error:
+                if len(data) >= end - offset:
+                    raise DwarfError(f"{what} is truncated ({error})") from None
+                window *= 16
+
+    def name_of(
+        self, values: FunctionValues, local: dict[int, FunctionValues]
+    ) -> tuple[str | None, FunctionValues]:
         """(name, values of the DIE that holds it) following abstract origins and
         specifications; ``local`` holds the values of the current unit's subprograms."""
-        current: Values | None = values
+        current: FunctionValues | None = values
         for _ in range(_MAX_NAME_HOPS):
             if current is None:
                 return None, values
             # The linkage name first, as llvm-symbolizer names functions (in C it differs
             # from DW_AT_name only for gcc's builtins: __builtin_memcpy -> memcpy).
-            name = self.text(current[V_LINKAGE_NAME_FORM], current[V_LINKAGE_NAME])
+            name = self.text(current.linkage_name_form, current.linkage_name)
             if name is None:
-                name = self.text(current[V_NAME_FORM], current[V_NAME])
+                name = self.text(current.name_form, current.name)
             if name is not None:
                 return name, current
-            reference = current[V_ORIGIN] or current[V_SPECIFICATION]
+            reference = current.origin or current.specification
             if reference is None:
                 return None, current
             target = local.get(reference)
@@ -302,7 +258,7 @@ class DieReader:
         return None, values
 
     def text(self, form: int, raw: Any) -> str | None:
-        """A name as an extractor left it (:data:`ltosyms.dwarf.codegen.V_NAME_FORM`)."""
+        """A name as an extractor left it (``name_form`` and ``name`` of the values)."""
         if raw is None:
             return None
         if form == F.FORM_STRP:
@@ -316,17 +272,17 @@ class DieReader:
         return None
 
     def declaration_of(
-        self, values: Values, local: dict[int, Values]
+        self, values: FunctionValues, local: dict[int, FunctionValues]
     ) -> tuple[int | None, int | None, int | None]:
         """(decl_file, decl_line, offset of the DIE holding them), following references."""
-        current: Values | None = values
+        current: FunctionValues | None = values
         reference: int | None = None
         for _ in range(_MAX_NAME_HOPS):
             if current is None:
                 break
-            if current[V_DECL_LINE] is not None or current[V_DECL_FILE] is not None:
-                return current[V_DECL_FILE], current[V_DECL_LINE], reference
-            reference = current[V_ORIGIN] or current[V_SPECIFICATION]
+            if current.decl_line is not None or current.decl_file is not None:
+                return current.decl_file, current.decl_line, reference
+            reference = current.origin or current.specification
             if reference is None:
                 break
             target = local.get(reference)
@@ -334,194 +290,9 @@ class DieReader:
         return None, None, None
 
 
-def walk_unit(unit: Unit, data: bytes) -> RawFunctions:
-    """Every function DIE of the unit (``data`` is the unit's bytes, from its header on).
-
-    Long on purpose: this is the inner loop over every DIE of the unit, with each abbreviation
-    action handled inline (no call per DIE unless the abbreviation needs one).
-    """
-    offsets: list[int] = []
-    inlined: list[bool] = []
-    parents: list[int] = []
-    values: list[Values] = []
-    subprograms: dict[int, Values] = {}
-    raw = RawFunctions(offsets, inlined, parents, values, subprograms)
-    if not unit.top_has_children:
-        return raw
-    abbrevs: CompiledAbbrevs = unit.abbrevs
-    action = abbrevs.action
-    fixed = abbrevs.fixed
-    skip = abbrevs.skip
-    sibling_at = abbrevs.sibling_at
-    sibling_read = abbrevs.sibling_read
-    extract: list[Callable[[bytes, int, Any], tuple[int, Values]] | None] = abbrevs.extract
-    children = abbrevs.children
-    unit_base = unit.base
-    end = unit.header.end - unit_base
-    position = unit.children_start - unit_base
-    # One stack entry per open DIE with children: the index of the innermost enclosing
-    # function node (-1 outside any function). An abbreviation code past the table's end
-    # raises IndexError like truncated data does.
-    stack = [-1]
+def _read_top(unit: Unit, data: bytes) -> None:
+    """Read the top DIE of ``unit`` from ``data``, the whole unit's bytes."""
     try:
-        while position < end:
-            start = position
-            code = data[position]
-            position += 1
-            if code > 127:
-                code, position = read_uleb(data, start)
-            if code == 0:
-                stack.pop()
-                if not stack:
-                    break
-                continue
-            kind = action[code]
-            if kind == ACT_LEAF_FIXED:
-                position += fixed[code]
-            elif kind == ACT_LEAF:
-                position = skip[code](data, position)  # type: ignore[misc]
-            elif kind == ACT_ENTER_FIXED:
-                position += fixed[code]
-                stack.append(stack[-1])
-            elif kind == ACT_INLINED:
-                position, found = extract[code](data, position, unit)  # type: ignore[misc]
-                offsets.append(unit_base + start)
-                inlined.append(True)
-                parents.append(stack[-1])
-                values.append(found)
-                if children[code]:
-                    stack.append(len(values) - 1)
-            elif kind == ACT_JUMP_FIXED:
-                position = sibling_read[code](data, position + sibling_at[code])[0]
-                if position <= start:
-                    raise DwarfError(f"DW_AT_sibling at {unit_base + start:#x} points back")
-            elif kind == ACT_FUNCTION:
-                position, found = extract[code](data, position, unit)  # type: ignore[misc]
-                die_offset = unit_base + start
-                subprograms[die_offset] = found
-                offsets.append(die_offset)
-                inlined.append(False)
-                # A subprogram is its own root even when nested (its code is its own).
-                parents.append(-1)
-                values.append(found)
-                if children[code]:
-                    stack.append(len(values) - 1)
-            elif kind == ACT_NAME:
-                position, found = extract[code](data, position, unit)  # type: ignore[misc]
-                subprograms[unit_base + start] = found
-                if children[code]:
-                    sibling = found[V_SIBLING]
-                    if sibling is not None and sibling > unit_base + start:
-                        position = sibling - unit_base
-                    else:
-                        stack.append(stack[-1])
-            elif kind == ACT_ENTER:
-                position = skip[code](data, position)  # type: ignore[misc]
-                stack.append(stack[-1])
-            elif kind == ACT_JUMP:
-                position = sibling_read[code](data, position)
-                if position <= start:
-                    raise DwarfError(f"DW_AT_sibling at {unit_base + start:#x} points back")
-            else:
-                raise DwarfError(
-                    f"unit at {unit_base:#x}: DIE at {unit_base + start:#x} uses unknown "
-                    f"abbreviation {code}"
-                )
-    except (IndexError, ValueError) as error:
-        raise DwarfError(f"unit at {unit_base:#x}: DIEs are truncated ({error})") from None
-    return raw
-
-
-def walk_program(unit: Unit, data: bytes, abbrevs: CompiledAbbrevs) -> ProgramDies:
-    """Every subprogram, inlined subroutine and variable with a location expression of the unit
-    (``data`` is the unit's bytes from its header on; ``abbrevs`` its table compiled with
-    ``whole_program``), for a census of the whole image.
-
-    Unlike :func:`walk_unit`, subprograms without code (abstract instances, declarations) are
-    walked into too (their static variables live there), and each DIE's parent is the real
-    enclosing subprogram or inlined subroutine, nested subprograms included. The loop is kept
-    flat for the same reason as :func:`walk_unit`'s.
-    """
-    offsets: list[int] = []
-    tags: list[int] = []
-    parents: list[int] = []
-    values: list[Values] = []
-    found_dies = ProgramDies(offsets, tags, parents, values)
-    if not unit.top_has_children:
-        return found_dies
-    action = abbrevs.action
-    fixed = abbrevs.fixed
-    skip = abbrevs.skip
-    sibling_at = abbrevs.sibling_at
-    sibling_read = abbrevs.sibling_read
-    extract: list[Callable[[bytes, int, Any], tuple[int, Values]] | None] = abbrevs.extract
-    children = abbrevs.children
-    unit_base = unit.base
-    end = unit.header.end - unit_base
-    position = unit.children_start - unit_base
-    # One stack entry per open DIE with children: the index of the innermost enclosing
-    # subprogram or inlined subroutine (-1 outside any).
-    stack = [-1]
-    try:
-        while position < end:
-            start = position
-            code = data[position]
-            position += 1
-            if code > 127:
-                code, position = read_uleb(data, start)
-            if code == 0:
-                stack.pop()
-                if not stack:
-                    break
-                continue
-            kind = action[code]
-            if kind == ACT_LEAF_FIXED:
-                position += fixed[code]
-            elif kind == ACT_LEAF:
-                position = skip[code](data, position)  # type: ignore[misc]
-            elif kind == ACT_ENTER_FIXED:
-                position += fixed[code]
-                stack.append(stack[-1])
-            elif kind == ACT_INLINED:
-                position, found = extract[code](data, position, unit)  # type: ignore[misc]
-                offsets.append(unit_base + start)
-                tags.append(F.TAG_INLINED_SUBROUTINE)
-                parents.append(stack[-1])
-                values.append(found)
-                if children[code]:
-                    stack.append(len(values) - 1)
-            elif kind == ACT_JUMP_FIXED:
-                position = sibling_read[code](data, position + sibling_at[code])[0]
-                if position <= start:
-                    raise DwarfError(f"DW_AT_sibling at {unit_base + start:#x} points back")
-            elif kind in (ACT_FUNCTION, ACT_NAME):
-                position, found = extract[code](data, position, unit)  # type: ignore[misc]
-                offsets.append(unit_base + start)
-                tags.append(F.TAG_SUBPROGRAM)
-                parents.append(stack[-1])
-                values.append(found)
-                if children[code]:
-                    stack.append(len(values) - 1)
-            elif kind == ACT_VARIABLE:
-                position, found = extract[code](data, position, unit)  # type: ignore[misc]
-                offsets.append(unit_base + start)
-                tags.append(F.TAG_VARIABLE)
-                parents.append(stack[-1])
-                values.append(found)
-                if children[code]:
-                    stack.append(stack[-1])
-            elif kind == ACT_ENTER:
-                position = skip[code](data, position)  # type: ignore[misc]
-                stack.append(stack[-1])
-            elif kind == ACT_JUMP:
-                position = sibling_read[code](data, position)
-                if position <= start:
-                    raise DwarfError(f"DW_AT_sibling at {unit_base + start:#x} points back")
-            else:
-                raise DwarfError(
-                    f"unit at {unit_base:#x}: DIE at {unit_base + start:#x} uses unknown "
-                    f"abbreviation {code}"
-                )
-    except (IndexError, ValueError) as error:
-        raise DwarfError(f"unit at {unit_base:#x}: DIEs are truncated ({error})") from None
-    return found_dies
+        unit.read_top(data, unit.base)
+    except _READ_PAST_END as error:
+        raise DwarfError(f"unit at {unit.base:#x}: top DIE is truncated ({error})") from None
