@@ -30,6 +30,8 @@ def encode(form: int, value: Any, offset_size: int = 4) -> bytes:
     fixed = {1: "B", 2: "H", 4: "I", 8: "Q"}
     if form in (F.FORM_FLAG_PRESENT, F.FORM_IMPLICIT_CONST):
         return b""
+    if form == F.FORM_INDIRECT:  # the value is given encoded: the real form(s), then the value
+        return bytes(value)
     if form == F.FORM_STRING:
         return bytes(value) + b"\0"
     if form in (F.FORM_STRX3, F.FORM_ADDRX3):

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLES
 
-from ltosyms.elf.debug_sections import dwarf_resolver
+from ltosyms.dwarf import take_census
+from ltosyms.elf.debug_sections import dwarf_resolver, dwarf_sections
 from ltosyms.elf.image import open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import LtosymsError
@@ -77,6 +78,14 @@ ELF_CASES = [
         "vmlinux-gcc", ".debug_line", [(130, -17)],
         id="line-v5-file-count-huge",
     ),
+    pytest.param(
+        "vmlinux-clang-thinlto", ".debug_rnglists",
+        [(136, 255), (138, 255), (139, 255), (140, 255), (141, 255), (142, 255), (143, 255)],
+        id="addr-base-far-past-debug-addr",
+        # OverflowError in Unit.addrx: an index so far past .debug_addr that struct could not
+        # even take the offset (found once the resolver stopped turning every exception into
+        # "malformed DWARF").
+    ),
 ]  # fmt: skip
 
 
@@ -106,7 +115,7 @@ def _damaged_copy(sample: str, region: str, patches: list[tuple[int, int]], work
 
 
 def _use(path: Path, probes: list[int]) -> None:
-    """Open, load symbols, look up and resolve, as the commands do."""
+    """Open, load symbols, look up and resolve, take the DWARF census, as the commands do."""
     with open_image(path) as image:
         table = SymbolTable(image)
         for address in probes:
@@ -117,6 +126,11 @@ def _use(path: Path, probes: list[int]) -> None:
             for address in probes:
                 with suppress(LtosymsError):
                     resolver.locations(address)
+                with suppress(LtosymsError):
+                    resolver.compile_unit(address)
+            if not image.is_module:
+                with suppress(LtosymsError):
+                    take_census(dwarf_sections(image), workers=1)
 
 
 def _probes(sample: str) -> list[int]:

@@ -16,8 +16,9 @@ Targets (each runs ``--count`` inputs, default 10,000):
     The sample images of ``testdata/vmlinux-samples`` with bytes changed inside one section
     (``headers``: the ELF header or the section header table), then opened with
     ``open_image``, loaded into a ``SymbolTable``, looked up, and resolved with the image's
-    DWARF resolver (``ltosyms.elf.debug_sections.dwarf_resolver``, when that exists). A
-    finding is any exception that is not an ``LtosymsError``: the library promises a clean
+    DWARF resolver (``ltosyms.elf.debug_sections.dwarf_resolver``, when that exists: inline
+    chains and compilation units), and a vmlinux's DWARF census taken (what ``diff`` reads).
+    A finding is any exception that is not an ``LtosymsError``: the library promises a clean
     error or a result.
 
 An input that runs longer than ``HANG_SECONDS`` is a finding too (a loop on damaged data).
@@ -346,6 +347,15 @@ def dwarf_resolver() -> Any:
     return getattr(importlib.import_module("ltosyms.elf.debug_sections"), "dwarf_resolver", None)
 
 
+def dwarf_census() -> Any:
+    """image -> the DWARF census (what ``diff`` reads), if this tree has it."""
+    if importlib.util.find_spec("ltosyms.elf.debug_sections") is None:
+        return None
+    dwarf_sections = importlib.import_module("ltosyms.elf.debug_sections").dwarf_sections
+    take_census = importlib.import_module("ltosyms.dwarf").take_census
+    return lambda image: take_census(dwarf_sections(image), workers=1)
+
+
 def apply_patches(data: bytes, start: int, patches: tuple[tuple[int, int], ...]) -> bytes:
     """``data`` with ``patches`` applied from ``start``; a negative value ``-1-m`` flips the
     bits of mask ``m``."""
@@ -381,6 +391,16 @@ def exercise_image(path: Path, probes: tuple[int, ...], names: tuple[str, ...]) 
             for address in probes:
                 try:
                     resolver.locations(address)
+                except LtosymsError:
+                    clean_errors += 1
+                try:
+                    resolver.compile_unit(address)
+                except LtosymsError:
+                    clean_errors += 1
+            census = dwarf_census()
+            if census is not None and not image.is_module:
+                try:
+                    census(image)
                 except LtosymsError:
                     clean_errors += 1
             return clean_errors

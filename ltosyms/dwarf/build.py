@@ -48,21 +48,21 @@ def unit_code_ranges(reader: DieReader, unit: Unit) -> list[Range]:
     sections = reader.sections
     lowest, highest = sections.lowest_address, sections.highest_address
     ranges: list[Range] = []
-    entry = unit.top.get(F.AT_RANGES)
-    if entry is not None:
-        form, value = entry
-        ranges = unit_range_reader(reader, unit).ranges_of(value, form == F.FORM_RNGLISTX)
+    ranges_value = unit.top_constant(F.AT_RANGES)
+    if ranges_value is not None:
+        is_index = unit.top[F.AT_RANGES][0] == F.FORM_RNGLISTX
+        ranges = unit_range_reader(reader, unit).ranges_of(ranges_value, is_index)
     else:
         low = unit.top_address(F.AT_LOW_PC)
-        high_entry = unit.top.get(F.AT_HIGH_PC)
-        if low is not None and high_entry is not None:
-            form, value = high_entry
+        high = unit.top_constant(F.AT_HIGH_PC)
+        if low is not None and high is not None:
+            form = unit.top[F.AT_HIGH_PC][0]
             if form in F.CONSTANT_FORMS:
-                ranges = [(low, low + value)]
+                ranges = [(low, low + high)]
             elif form in F.ADDRX_FORMS:
-                ranges = [(low, unit.addrx(value) or low)]
+                ranges = [(low, unit.addrx(high) or low)]
             else:
-                ranges = [(low, value)]
+                ranges = [(low, high)]
     return [(low, high) for low, high in ranges if lowest <= low < high <= highest]
 
 
@@ -76,9 +76,9 @@ def build_cu_data(reader: DieReader, unit_offset: int) -> CuData:
 
     rows = _EMPTY_ROWS
     files: FileTable | None = None
-    statement_list = unit.top.get(F.AT_STMT_LIST)
+    statement_list = unit.top_constant(F.AT_STMT_LIST)
     if statement_list is not None and sections.has(".debug_line"):
-        table = read_line_table(sections, statement_list[1], unit, comp_dir, header.address_size)
+        table = read_line_table(sections, statement_list, unit, comp_dir, header.address_size)
         rows, files = table.rows, table.files
 
     # A unit walk keeps functions only (no variables): every value is a FunctionValues.
@@ -178,12 +178,12 @@ class _Paths:
     def _foreign_table(self, unit_offset: int) -> FileTable | None:
         if unit_offset not in self._foreign:
             unit = self.reader.unit(unit_offset)
-            statement_list = unit.top.get(F.AT_STMT_LIST)
+            statement_list = unit.top_constant(F.AT_STMT_LIST)
             table = None
             if statement_list is not None:
                 table = read_line_header(
                     self.reader.sections,
-                    statement_list[1],
+                    statement_list,
                     unit,
                     unit.top_string(F.AT_COMP_DIR),
                     unit.header.address_size,
@@ -259,14 +259,9 @@ def _function_tree(
             function_name = name_of(values, subprograms)[0]
         names.append(function_name)
         if inlined:
-            # Constants from the extractor: an int (possibly negative from DW_FORM_sdata in
-            # bad data) or None.
-            value = values.call_file
-            call_files.append(value if value is not None and value >= 0 else _NONE)
-            value = values.call_line
-            call_lines.append(value if value is not None and value >= 0 else 0)
-            value = values.call_column
-            call_columns.append(value if value is not None and value >= 0 else 0)
+            call_files.append(_count(values.call_file, _NONE))
+            call_lines.append(_count(values.call_line, 0))
+            call_columns.append(_count(values.call_column, 0))
             decl_files.append(_NONE)
             decl_lines.append(0)
             continue

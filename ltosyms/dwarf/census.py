@@ -24,7 +24,6 @@ import logging
 import multiprocessing
 import os
 import posixpath
-import struct
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -46,8 +45,6 @@ log = logging.getLogger(__name__)
 PARALLEL_THRESHOLD = 48 << 20  # bytes of .debug_info above which units go to worker processes
 # How many DW_AT_abstract_origin / DW_AT_specification hops a name may take across units.
 _MAX_HOPS = 8
-# What malformed DWARF can make a decoder raise besides DwarfError.
-_DECODE_ERRORS = (IndexError, ValueError, KeyError, TypeError, OverflowError, struct.error)
 
 
 # -- public records ----------------------------------------------------------------------------
@@ -160,6 +157,13 @@ def take_census(sections: DwarfSections, workers: int | None = None) -> DwarfCen
     hold no DWARF or it cannot be decoded."""
     if not sections.has_dwarf():
         raise DwarfError(f"{sections.name}: has no DWARF (.debug_info)")
+    try:
+        return _take_census(sections, workers)
+    except DwarfError as error:
+        raise DwarfError(f"{sections.name}: {error}") from None
+
+
+def _take_census(sections: DwarfSections, workers: int | None) -> DwarfCensus:
     reader = DieReader(sections)
     offsets = reader.index.offsets
     units = [
@@ -243,19 +247,19 @@ class _UnitNames:
     def _line_header(self) -> LineHeader | None:
         if not self._read:
             self._read = True
-            statement_list = self.unit.top.get(F.AT_STMT_LIST)
-            if statement_list is not None:
-                try:
+            try:
+                statement_list = self.unit.top_constant(F.AT_STMT_LIST)
+                if statement_list is not None:
                     table = read_line_header(
                         self.reader.sections,
-                        statement_list[1],
+                        statement_list,
                         self.unit,
                         self.comp_dir,
                         self.unit.header.address_size,
                     )
                     self._header = table.header
-                except DwarfError as error:
-                    log.debug("unit %#x: unreadable line table header: %s", self.unit.base, error)
+            except DwarfError as error:
+                log.debug("unit %#x: unreadable line table header: %s", self.unit.base, error)
         return self._header
 
 
@@ -300,15 +304,7 @@ def _scan_units(reader: DieReader, unit_offsets: Sequence[int]) -> _BatchResult:
     # unit just walked (a variable's declaration), whose abbreviations are still at hand.
     other_units = _CrossUnitResolver(reader)
     for unit_offset in unit_offsets:
-        try:
-            _scan_unit(reader, unit_offset, other_units, result)
-        except DwarfError as error:
-            raise DwarfError(f"{reader.sections.name}: {error}") from None
-        except _DECODE_ERRORS as error:
-            raise DwarfError(
-                f"{reader.sections.name}: .debug_info unit at {unit_offset:#x} is malformed "
-                f"({type(error).__name__})"
-            ) from None
+        _scan_unit(reader, unit_offset, other_units, result)
     return result
 
 
@@ -446,10 +442,12 @@ class _InUnitResolver:
         self.text = text
         self.resolved: dict[int, _Origin] = {}
 
-    def resolve(self, die: int) -> _Origin:
+    def resolve(self, die: int, depth: int = 0) -> _Origin:
         resolved = self.resolved
         if die in resolved:
             return resolved[die]
+        if depth > _MAX_HOPS:  # a chain no compiler makes: leave the rest unnamed here
+            return die
         resolved[die] = die  # cycle guard
         entry = self.named.get(die)
         if entry is None:
@@ -464,12 +462,12 @@ class _InUnitResolver:
             if (
                 file_number is None
                 and spec is not None
-                and isinstance(inner := self.resolve(spec), tuple)
+                and isinstance(inner := self.resolve(spec, depth + 1), tuple)
             ):
                 outcome = (name, inner[1], inner[2])
         else:
             link = origin if origin is not None else spec
-            outcome = self.resolve(link) if link is not None else die
+            outcome = self.resolve(link, depth + 1) if link is not None else die
         resolved[die] = outcome
         return outcome
 
@@ -501,8 +499,8 @@ class _CrossUnitResolver:
             names = self.names_of(unit)
             name_entry = values.get(F.AT_NAME)
             name = unit.form_string(*name_entry) if name_entry is not None else None
-        except (DwarfError, *_DECODE_ERRORS):
-            self.cache[die_offset] = None
+        except DwarfError as error:  # names what it can: a DIE it cannot read names nothing
+            log.debug("DIE %#x: %s", die_offset, error)
             return None
         if depth < _MAX_HOPS:
             decl = values.get(F.AT_DECL_FILE)
@@ -510,9 +508,10 @@ class _CrossUnitResolver:
             inner = None
             if link is not None:
                 form, target = link
-                inner = self.resolve(
-                    unit.base + target if form in F.UNIT_REF_FORMS else target, depth + 1
-                )
+                if form in F.UNIT_REF_FORMS:
+                    inner = self.resolve(unit.base + target, depth + 1)
+                elif form == F.FORM_REF_ADDR:
+                    inner = self.resolve(target, depth + 1)
             if name is not None:
                 decl_file = None
                 if decl is not None and isinstance(decl[1], int):

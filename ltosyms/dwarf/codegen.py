@@ -183,6 +183,8 @@ def compile_function(
 def _indirect_skipper(offset_size: int, address_size: int, endian: str, version: int) -> Skipper:
     def skip_indirect(data: bytes, position: int) -> int:
         form, position = read_uleb(data, position)
+        while form == F.FORM_INDIRECT:  # a form naming a form naming ...: read on, no recursion
+            form, position = read_uleb(data, position)
         if form == F.FORM_IMPLICIT_CONST:
             raise DwarfError("DW_FORM_indirect naming DW_FORM_implicit_const")
         skipper = compile_skipper((form,), offset_size, address_size, endian, version)

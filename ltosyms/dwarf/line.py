@@ -24,6 +24,9 @@ from ltosyms.dwarf.unit_tables import END_OF_SEQUENCE, find_row
 from ltosyms.dwarf.units import Unit, UnitHeader, read_form
 from ltosyms.errors import DwarfError
 
+# The file register value kept for a file number that does not fit the row arrays (bad data).
+_NO_SUCH_FILE = END_OF_SEQUENCE - 1
+
 
 @dataclass(frozen=True, slots=True)
 class LineHeader:
@@ -412,15 +415,16 @@ def _run_program(
             array("Q", addresses), array("I", files), array("I", lines), array("I", columns)
         )
     except OverflowError:
-        # A line advanced below 0 or a column past 2**32 in bad data: no such line.
-        def clamp(values: tuple[int, ...]) -> list[int]:
-            return [value if 0 <= value < 1 << 32 else 0 for value in values]
+        # A line advanced below 0, a column or a file number past 2**32 in bad data: no such
+        # line, and a file number past any table (which names no file).
+        def clamp(values: tuple[int, ...], default: int) -> list[int]:
+            return [value if 0 <= value < 1 << 32 else default for value in values]
 
         return LineRows(
             array("Q", addresses),
-            array("I", files),
-            array("I", clamp(lines)),
-            array("I", clamp(columns)),
+            array("I", clamp(files, _NO_SUCH_FILE)),
+            array("I", clamp(lines, 0)),
+            array("I", clamp(columns, 0)),
         )
 
 

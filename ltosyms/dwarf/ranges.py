@@ -60,7 +60,8 @@ class RangeReader:
             if self.ranges is None:
                 raise DwarfError("DW_AT_ranges without a .debug_ranges section")
             return self._decode_ranges(self.ranges, value)
-        except (IndexError, struct.error):
+        except (IndexError, struct.error, OverflowError):
+            # A read past the section (OverflowError: an offset too large to read at all).
             raise DwarfError(f"range list at {value:#x} runs past its section") from None
 
     def _decode_rnglist(self, data: bytes, position: int) -> list[Range]:

@@ -91,6 +91,9 @@ def read_unit_header(info: SectionBuffer, offset: int, endian: str) -> UnitHeade
         raise DwarfError(f"{info.name}: truncated unit header at {offset:#x}") from None
     if version > 5:
         raise DwarfError(f"{info.name}: unit at {offset:#x} has DWARF version {version}")
+    if address_size not in (4, 8):
+        # The readers take 4- and 8-byte addresses (32- and 64-bit targets; DWARF 5 §7.5.1.1).
+        raise DwarfError(f"{info.name}: unit at {offset:#x} has {address_size}-byte addresses")
     if end > info.size or length < position - 4:
         raise DwarfError(f"{info.name}: unit at {offset:#x} runs past the section")
     return UnitHeader(
@@ -373,14 +376,29 @@ class Unit:
         self.top_tag = abbrev.tag
         self.top_has_children = abbrev.has_children
         self.children_start = data_base + position
-        for attribute, target in (
-            (F.AT_STR_OFFSETS_BASE, "str_offsets_base"),
-            (F.AT_ADDR_BASE, "addr_base"),
-            (F.AT_GNU_ADDR_BASE, "addr_base"),
-            (F.AT_RNGLISTS_BASE, "rnglists_base"),
-        ):
-            if attribute in values:
-                setattr(self, target, values[attribute][1])
+        str_offsets_base = self.top_constant(F.AT_STR_OFFSETS_BASE)
+        if str_offsets_base is not None:
+            self.str_offsets_base = str_offsets_base
+        for attribute in (F.AT_ADDR_BASE, F.AT_GNU_ADDR_BASE):  # the GNU one wins
+            addr_base = self.top_constant(attribute)
+            if addr_base is not None:
+                self.addr_base = addr_base
+        self.rnglists_base = self.top_constant(F.AT_RNGLISTS_BASE)
+
+    def top_constant(self, attribute: int) -> int | None:
+        """An attribute of the top DIE that holds a number (an offset into another section,
+        a base, a constant); None when absent. Any other value (a block, a string) is damage:
+        :class:`DwarfError`."""
+        entry = self.top.get(attribute)
+        if entry is None:
+            return None
+        form, value = entry
+        if not isinstance(value, int) or value < 0:
+            raise DwarfError(
+                f"unit at {self.base:#x}: top DIE attribute {attribute:#x} has form {form:#x}, "
+                "not a number"
+            )
+        return value
 
     def top_string(self, attribute: int) -> str | None:
         entry = self.top.get(attribute)
@@ -416,7 +434,7 @@ class Unit:
             (offset,) = self._offset_format.unpack_from(
                 self._str_offsets, self.str_offsets_base + index * self.header.offset_size
             )
-        except struct.error:
+        except (struct.error, OverflowError):  # past the section; OverflowError: far past
             raise DwarfError(f"string index {index} outside .debug_str_offsets") from None
         return self.strp(offset)
 
@@ -428,10 +446,13 @@ class Unit:
             (value,) = self._address_format.unpack_from(
                 self._addr, self.addr_base + index * self.header.address_size
             )
-        except struct.error:
+        except (struct.error, OverflowError):  # past the section; OverflowError: far past
             raise DwarfError(f"address index {index} outside .debug_addr") from None
         assert isinstance(value, int)
         return value
+
+
+_UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
 def read_attributes(
@@ -476,7 +497,9 @@ def read_form(
             chunk = data[position : position + 3]
             value = int.from_bytes(chunk, "little" if endian == "<" else "big")
             return value, position + 3, form
-        fmt = {1: "B", 2: "H", 4: "I", 8: "Q"}[size]
+        fmt = _UNSIGNED.get(size)
+        if fmt is None:  # an address size no header of ours has (a line table's is any byte)
+            raise DwarfError(f"form {form:#x} of {size} bytes is not supported")
         (value,) = struct.unpack_from(endian + fmt, data, position)
         return value, position + size, form
     if form == F.FORM_SDATA:

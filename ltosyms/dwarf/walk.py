@@ -24,6 +24,7 @@ never holds the other walk's actions.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,13 @@ from ltosyms.errors import DwarfError
 
 if TYPE_CHECKING:
     from ltosyms.dwarf.units import CompiledAbbrevs, Unit
+
+# How deep DIEs may nest where an inlined subroutine opens: every level can become an entry
+# of an inline chain, so damaged data must not make chains of thousands of entries. The
+# deepest nesting of the corpus' kernels and modules (gcc 12, clang 14, LTO or not, x86-64
+# and arm64, Debian's distribution kernel included) is 29 DIEs with 17 inlined subroutines
+# inside one another; 256 is far beyond what a compiler emits.
+MAX_DEPTH = 256
 
 
 @dataclass(slots=True)
@@ -123,6 +131,11 @@ def walk_dies(unit: Unit, data: bytes, abbrevs: CompiledAbbrevs) -> FoundDies:
                 values.append(found)
                 if children[code]:
                     stack.append(len(values) - 1)
+                    if len(stack) > MAX_DEPTH:
+                        raise DwarfError(
+                            f"unit at {unit_base:#x}: DIEs nest more than {MAX_DEPTH} deep at "
+                            f"{unit_base + start:#x}"
+                        )
             elif kind == ACT_JUMP_FIXED:
                 position = sibling_read[code](data, position + sibling_at[code])[0]
                 if position <= start:
@@ -176,6 +189,8 @@ def walk_dies(unit: Unit, data: bytes, abbrevs: CompiledAbbrevs) -> FoundDies:
                     f"unit at {unit_base:#x}: DIE at {unit_base + start:#x} uses unknown "
                     f"abbreviation {code}"
                 )
-    except (IndexError, ValueError) as error:
+    except (IndexError, ValueError, struct.error) as error:
+        # A read past the unit's bytes: a byte (IndexError: also an abbreviation code past
+        # the table), a NUL-terminated string (ValueError) or a fixed-size value (struct.error).
         raise DwarfError(f"unit at {unit_base:#x}: DIEs are truncated ({error})") from None
     return found_dies
