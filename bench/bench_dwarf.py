@@ -133,7 +133,11 @@ def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str,
     reader = resolver.parser.reader
     units = sorted({u for a in addresses if (u := resolver.cu_for(a)) is not None})
     sized = sorted(units, key=lambda u: reader.header(u).end - u, reverse=True)[:count]
-    dwarf = image.elffile.get_dwarf_info(relocate_dwarf_sections=False)
+    # pyelftools is a test dependency (pip install -e '.[test]'), the peer measured here.
+    from elftools.elf.elffile import ELFFile
+
+    stream = open(vmlinux, "rb")  # noqa: SIM115  # read lazily while the units are compared
+    dwarf = ELFFile(stream).get_dwarf_info(relocate_dwarf_sections=False)
     rows: list[tuple[str, ...]] = []
     for unit_offset in sized:
         header = reader.header(unit_offset)

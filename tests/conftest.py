@@ -7,11 +7,14 @@ and logs. Without it those tests skip with a reason; ``LTOSYMS_REQUIRE_CORPUS=1`
 
 from __future__ import annotations
 
+import mmap
 import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,6 +75,17 @@ def corpus() -> Corpus:
             pytest.fail(reason + "; LTOSYMS_REQUIRE_CORPUS=1 requires it")
         pytest.skip(reason)
     return Corpus(root)
+
+
+@cache
+def elffile(path: Path) -> Any:
+    """pyelftools' ``ELFFile`` of ``path``: the reference our readers are checked against
+    (pyelftools is a test dependency; ltosyms does not import it). The file is mapped, as
+    pyelftools reads it lazily."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as file:
+        return ELFFile(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLES, Corpus
+from conftest import SAMPLES, Corpus, elffile
 from elftools.dwarf.enums import ENUM_DW_AT
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,7 +22,7 @@ from test_dwarf_info import attribute_lists, encode
 from ltosyms.diff import diff_images
 from ltosyms.dwarf import forms as F
 from ltosyms.dwarf import take_census
-from ltosyms.dwarf.extract import VARIABLE_LAYOUT, VariableValues
+from ltosyms.dwarf.extract import FUNCTION_LAYOUT, VARIABLE_LAYOUT
 from ltosyms.dwarf.info import DieReader
 from ltosyms.elf.debug_sections import dwarf_sections
 from ltosyms.elf.image import open_image
@@ -166,7 +166,7 @@ BLOCK_FORM_NAMES = {
 def pyelftools_program_dies(image: Any) -> list[tuple[int, int, int, Any]]:
     """(offset, tag, offset of the enclosing subprogram or inlined subroutine, DIE) of every
     DIE walk_program keeps, as pyelftools reads them."""
-    dwarf = image.elffile.get_dwarf_info()
+    dwarf = elffile(image.path).get_dwarf_info()
     tags = {
         "DW_TAG_subprogram": F.TAG_SUBPROGRAM,
         "DW_TAG_inlined_subroutine": F.TAG_INLINED_SUBROUTINE,
@@ -211,14 +211,15 @@ def test_program_walk_keeps_what_pyelftools_finds(name: str) -> None:
     assert any(tag == F.TAG_VARIABLE for _o, tag, _p, _v in walked)
     for (_offset, tag, _parent, values), (*_, die) in zip(walked, expected, strict=True):
         if tag == F.TAG_VARIABLE:
-            assert isinstance(values, VariableValues)
-            assert values.location == bytes(die.attributes["DW_AT_location"].value)
+            variable = VARIABLE_LAYOUT.record(values)
+            assert variable.location == bytes(die.attributes["DW_AT_location"].value)
             name_attribute = die.attributes.get("DW_AT_name")
             if name_attribute is not None:
-                assert reader.text(values.name_form, values.name) == (name_attribute.value.decode())
+                expected_name = name_attribute.value.decode()
+                assert reader.text(variable.name_form, variable.name) == expected_name
         elif tag == F.TAG_INLINED_SUBROUTINE:
             origin = die.get_DIE_from_attribute("DW_AT_abstract_origin")
-            assert values.origin == origin.offset
+            assert FUNCTION_LAYOUT.record(values).origin == origin.offset
 
 
 def test_attributes_at_reads_any_die() -> None:
@@ -272,7 +273,8 @@ def test_variable_extractor_reads_its_attributes_among_any_others(
         def strx(self, index: int) -> str:
             return f"string {index}"
 
-    end, values = VARIABLE_LAYOUT.extractor(specs, 4, 8, "<", 5)(data + b"\xee", 0, UnitStub())
+    end, raw = VARIABLE_LAYOUT.extractor(specs, 4, 8, "<", 5)(data + b"\xee", 0, UnitStub())
+    values = VARIABLE_LAYOUT.record(raw)
     assert end == len(data)
     if location_form == F.FORM_SEC_OFFSET:  # a location list: no expression to read
         assert values.location is None

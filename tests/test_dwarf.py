@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KERNEL_VARIANTS, Corpus
+from conftest import KERNEL_VARIANTS, Corpus, elffile
 
 from ltosyms.dwarf import (
     CU_MAP_KEY,
@@ -294,7 +294,7 @@ def test_debian_sysrq_log_cost(corpus: Corpus) -> None:
 
 
 def pyelftools_unit(image: KernelImage, unit_offset: int) -> tuple[Any, Any]:
-    dwarf = image.elffile.get_dwarf_info(relocate_dwarf_sections=image.is_module)
+    dwarf = elffile(image.path).get_dwarf_info(relocate_dwarf_sections=image.is_module)
     return dwarf, dwarf.get_CU_at(unit_offset)
 
 

@@ -592,7 +592,8 @@ def test_extractors_read_the_wanted_attributes_among_any_others(
         base = 0x1000
 
     extract = FUNCTION_LAYOUT.extractor(specs, 4, 8, "<", 5)
-    end, values = extract(data, 0, UnitStub())
+    end, raw = extract(data, 0, UnitStub())
+    values = FUNCTION_LAYOUT.record(raw)
     assert end == len(data)
     assert values.low_pc == low_pc
     assert values.high_pc == 0x123 and values.high_is_offset

@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, elffile
 
 from ltosyms.dwarf import take_census
 from ltosyms.elf.debug_sections import dwarf_resolver, dwarf_sections
@@ -94,7 +94,7 @@ def _region_start(image_path: Path, region: str) -> int:
         if region == "headers":
             return 0
         if region == "section-headers":
-            return int(image.elffile.header["e_shoff"])
+            return int(elffile(image_path).header["e_shoff"])
         section = image.get_section(region)
         assert section is not None, f"{image_path.name} has no {region}"
         return section.file_offset

@@ -5,10 +5,9 @@ from __future__ import annotations
 import posixpath
 from array import array
 from dataclasses import dataclass, field
-from typing import cast
 
 from ltosyms.dwarf import forms as F
-from ltosyms.dwarf.extract import FunctionValues
+from ltosyms.dwarf.extract import FUNCTION_LAYOUT
 from ltosyms.dwarf.info import DieReader
 from ltosyms.dwarf.line import (
     FileTable,
@@ -24,6 +23,7 @@ from ltosyms.dwarf.walk import FoundDies
 
 _EMPTY_ROWS = LineRows(array("Q"), array("I"), array("I"), array("I"))
 _NONE = -1  # no file / no value in the raw columns below
+_LIMIT = 1 << 32  # file numbers, lines and columns past 32 bits are damage: none
 
 # A file as the functions name it: a file number of this unit's line table, or
 # (unit offset, file number) for a function declared in another unit (LTO).
@@ -81,10 +81,8 @@ def build_cu_data(reader: DieReader, unit_offset: int) -> CuData:
         table = read_line_table(sections, statement_list, unit, comp_dir, header.address_size)
         rows, files = table.rows, table.files
 
-    # A unit walk keeps functions only (no variables): every value is a FunctionValues.
-    functions = cast(list[FunctionValues], raw.values)
     inlined = [tag == F.TAG_INLINED_SUBROUTINE for tag in raw.tags]
-    tree = _function_tree(reader, unit, raw, functions, inlined)
+    tree = _function_tree(reader, unit, raw, inlined)
 
     # Keep only the files something names, numbered densely from 1 (0: none / end of
     # sequence). gcc's file tables list every included header; rows name a few dozen.
@@ -206,12 +204,22 @@ class _Tree:
     roots: list[tuple[int, int, int]] = field(default_factory=list)
 
 
+# Positions of the fields the function tree reads of each function DIE (FunctionValues).
+_LOW_PC = FUNCTION_LAYOUT.index["low_pc"]
+_HIGH_PC = FUNCTION_LAYOUT.index["high_pc"]
+_HIGH_IS_OFFSET = FUNCTION_LAYOUT.index["high_is_offset"]
+_RANGES = FUNCTION_LAYOUT.index["ranges"]
+_RANGES_IS_INDEX = FUNCTION_LAYOUT.index["ranges_is_index"]
+_NAME = FUNCTION_LAYOUT.index["name"]
+_LINKAGE_NAME = FUNCTION_LAYOUT.index["linkage_name"]
+_ORIGIN = FUNCTION_LAYOUT.index["origin"]
+_CALL_FILE = FUNCTION_LAYOUT.index["call_file"]
+_CALL_LINE = FUNCTION_LAYOUT.index["call_line"]
+_CALL_COLUMN = FUNCTION_LAYOUT.index["call_column"]
+
+
 def _function_tree(
-    reader: DieReader,
-    unit: Unit,
-    raw: FoundDies,
-    functions: list[FunctionValues],
-    inlined_flags: list[bool],
+    reader: DieReader, unit: Unit, raw: FoundDies, inlined_flags: list[bool]
 ) -> _Tree:
     """Ranges, names, call sites and declarations of the function DIEs, as columns.
 
@@ -230,27 +238,27 @@ def _function_tree(
     # Inlined copies of a function share its abstract origin: name each origin once.
     origin_names: dict[int, str | None] = {}
     add_start, add_low, add_high, add_root = starts.append, lows.append, highs.append, roots.append
-    for node, (values, inlined) in enumerate(zip(functions, inlined_flags, strict=True)):
+    for node, (values, inlined) in enumerate(zip(raw.values, inlined_flags, strict=True)):
         add_start(len(lows))
-        low = values.low_pc
-        high = values.high_pc
+        low = values[_LOW_PC]
+        high = values[_HIGH_PC]
         if low is not None and high is not None:
-            if values.high_is_offset:
+            if values[_HIGH_IS_OFFSET]:
                 high += low
             if lowest <= low < high <= highest:
                 add_low(low)
                 add_high(high)
                 if not inlined:
                     add_root((low, high, node))
-        elif values.ranges is not None:
-            for start, end in ranges_of(values.ranges, values.ranges_is_index):
+        elif values[_RANGES] is not None:
+            for start, end in ranges_of(values[_RANGES], values[_RANGES_IS_INDEX]):
                 if lowest <= start < end <= highest:
                     add_low(start)
                     add_high(end)
                     if not inlined:
                         add_root((start, end, node))
-        origin = values.origin
-        if values.name is None and values.linkage_name is None and origin is not None:
+        origin = values[_ORIGIN]
+        if values[_NAME] is None and values[_LINKAGE_NAME] is None and origin is not None:
             if origin in origin_names:
                 function_name = origin_names[origin]
             else:
@@ -259,9 +267,14 @@ def _function_tree(
             function_name = name_of(values, subprograms)[0]
         names.append(function_name)
         if inlined:
-            call_files.append(_count(values.call_file, _NONE))
-            call_lines.append(_count(values.call_line, 0))
-            call_columns.append(_count(values.call_column, 0))
+            # Constants from the extractor (an int, negative from DW_FORM_sdata or past 32
+            # bits in bad data, or None), checked inline as _count would: a call costs more.
+            value = values[_CALL_FILE]
+            call_files.append(value if value is not None and 0 <= value < _LIMIT else _NONE)
+            value = values[_CALL_LINE]
+            call_lines.append(value if value is not None and 0 <= value < _LIMIT else 0)
+            value = values[_CALL_COLUMN]
+            call_columns.append(value if value is not None and 0 <= value < _LIMIT else 0)
             decl_files.append(_NONE)
             decl_lines.append(0)
             continue
@@ -282,7 +295,7 @@ def _function_tree(
 
 def _count(value: object, default: int) -> int:
     """A file number, line or column from DWARF, or ``default`` if absent or not one."""
-    return value if isinstance(value, int) and 0 <= value < 1 << 32 else default
+    return value if isinstance(value, int) and 0 <= value < _LIMIT else default
 
 
 def _subtree_ends(parents: list[int]) -> list[int]:

@@ -31,7 +31,7 @@ from typing import Any
 
 from ltosyms.dwarf import forms as F
 from ltosyms.dwarf.build import unit_range_reader
-from ltosyms.dwarf.extract import FunctionValues, VariableValues
+from ltosyms.dwarf.extract import FUNCTION_LAYOUT, VARIABLE_LAYOUT, Values
 from ltosyms.dwarf.forms import read_uleb
 from ltosyms.dwarf.info import DieReader
 from ltosyms.dwarf.line import LineHeader, read_line_header
@@ -308,6 +308,25 @@ def _scan_units(reader: DieReader, unit_offsets: Sequence[int]) -> _BatchResult:
     return result
 
 
+# Positions of the fields the scan reads of the DIEs the whole-program walk keeps.
+_LOW_PC = FUNCTION_LAYOUT.index["low_pc"]
+_HIGH_PC = FUNCTION_LAYOUT.index["high_pc"]
+_HIGH_IS_OFFSET = FUNCTION_LAYOUT.index["high_is_offset"]
+_RANGES = FUNCTION_LAYOUT.index["ranges"]
+_RANGES_IS_INDEX = FUNCTION_LAYOUT.index["ranges_is_index"]
+_NAME = FUNCTION_LAYOUT.index["name"]
+_NAME_FORM = FUNCTION_LAYOUT.index["name_form"]
+_LINKAGE_NAME = FUNCTION_LAYOUT.index["linkage_name"]
+_LINKAGE_NAME_FORM = FUNCTION_LAYOUT.index["linkage_name_form"]
+_ORIGIN = FUNCTION_LAYOUT.index["origin"]
+_SPECIFICATION = FUNCTION_LAYOUT.index["specification"]
+_DECL_FILE = FUNCTION_LAYOUT.index["decl_file"]
+_VARIABLE_LOCATION = VARIABLE_LAYOUT.index["location"]
+_VARIABLE_NAME = VARIABLE_LAYOUT.index["name"]
+_VARIABLE_NAME_FORM = VARIABLE_LAYOUT.index["name_form"]
+_VARIABLE_ORIGIN = VARIABLE_LAYOUT.index["origin"]
+_VARIABLE_SPECIFICATION = VARIABLE_LAYOUT.index["specification"]
+
 # A subprogram or variable DIE as met in the unit: name, decl file number, links to resolve.
 # The name is kept as the extractor left it (name_form, name), read only if asked for.
 _Named = tuple[int, Any, int | None, int | None, int | None]  # name form, name, file, origin, spec
@@ -332,42 +351,42 @@ def _scan_unit(
     # caller its inlined instances are charged to. A DIE outside any function has parent -1,
     # which reads the last entry: still -1 while any other DIE is looked at.
     callers = [-1] * len(dies.offsets)
-    inlined_tag = F.TAG_INLINED_SUBROUTINE
+    inlined_tag, subprogram_tag = F.TAG_INLINED_SUBROUTINE, F.TAG_SUBPROGRAM
     for node, (die_offset, tag, parent, values) in enumerate(
         zip(dies.offsets, dies.tags, dies.parents, dies.values, strict=True)
     ):
         caller = callers[parent]
-        if isinstance(values, VariableValues):
-            link_address = _static_address(unit, values.location)
-            if link_address:
-                named[die_offset] = (
-                    values.name_form,
-                    values.name,
-                    None,
-                    None,
-                    values.specification or values.origin,
-                )
-                variables.append((die_offset, link_address))
-        elif tag == inlined_tag:
+        if tag == inlined_tag:
             callers[node] = caller
-            origin = values.origin
+            origin = values[_ORIGIN]
             if origin is not None:
                 inline_sites[(origin, caller)] += 1
-        else:
+        elif tag == subprogram_tag:
             named[die_offset] = (
-                values.name_form,
-                values.name,
-                values.decl_file,
-                values.origin,
-                values.specification,
+                values[_NAME_FORM],
+                values[_NAME],
+                values[_DECL_FILE],
+                values[_ORIGIN],
+                values[_SPECIFICATION],
             )
             spans = _code_spans(reader, unit, values, ranges)
             if spans:
-                linkage = text(values.linkage_name_form, values.linkage_name)
+                linkage = text(values[_LINKAGE_NAME_FORM], values[_LINKAGE_NAME])
                 concrete.append((die_offset, linkage, spans[0][0], tuple(spans)))
                 if caller == -1:
                     caller = spans[0][0]
             callers[node] = caller
+        else:  # a variable (VariableValues)
+            link_address = _static_address(unit, values[_VARIABLE_LOCATION])
+            if link_address:
+                named[die_offset] = (
+                    values[_VARIABLE_NAME_FORM],
+                    values[_VARIABLE_NAME],
+                    None,
+                    None,
+                    values[_VARIABLE_SPECIFICATION] or values[_VARIABLE_ORIGIN],
+                )
+                variables.append((die_offset, link_address))
     in_unit = _InUnitResolver(named, names, text).resolve
 
     def resolve(die: int) -> _Source | None:
@@ -386,24 +405,24 @@ def _scan_unit(
 
 
 def _code_spans(
-    reader: DieReader, unit: Unit, values: FunctionValues, ranges: list[RangeReader]
+    reader: DieReader, unit: Unit, values: Values, ranges: list[RangeReader]
 ) -> list[tuple[int, int]]:
     """[start, end) spans of a subprogram's code, the entry point first; [] if it has none (or
     the linker discarded it: its DW_AT_low_pc is 0)."""
-    low_pc = values.low_pc
+    low_pc = values[_LOW_PC]
     if low_pc is not None:
-        high_pc = values.high_pc
+        high_pc = values[_HIGH_PC]
         if high_pc is None:
             return [(low_pc, low_pc + 1)]
-        if values.high_is_offset:
+        if values[_HIGH_IS_OFFSET]:
             high_pc += low_pc
         return [(low_pc, high_pc)] if low_pc else []
-    if values.ranges is None:
+    if values[_RANGES] is None:
         return []
     if not ranges:
         ranges.append(unit_range_reader(reader, unit))
     try:
-        spans = ranges[0].ranges_of(values.ranges, values.ranges_is_index)
+        spans = ranges[0].ranges_of(values[_RANGES], values[_RANGES_IS_INDEX])
     except DwarfError as error:  # one function's damaged list: that function has no code
         log.debug("unit %#x: %s", unit.base, error)
         return []

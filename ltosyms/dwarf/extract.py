@@ -1,23 +1,28 @@
-"""What the DIE walks keep of a DIE: records declared once, read by generated extractors.
+"""What the DIE walks keep of a DIE: a layout declared once, read by generated extractors.
 
-A function DIE (DW_TAG_subprogram, DW_TAG_inlined_subroutine) becomes a
-:class:`FunctionValues`, a static variable (DW_TAG_variable with a location expression) a
-:class:`VariableValues`. Each record is declared once, as data: its fields and their defaults
-(the NamedTuple), and the attributes that fill each field (a :class:`Layout`). From that
-declaration an extractor is generated per abbreviation shape (:mod:`ltosyms.dwarf.codegen`):
-straight-line code that reads exactly the declared attributes among any others, turns indexed
-strings and addresses into values through the unit (:class:`UnitStrings`), and builds the
-record. The layout keeps what it compiled, shared by every unit with the same shape.
+A function DIE (DW_TAG_subprogram, DW_TAG_inlined_subroutine) is kept as the fields of
+:class:`FunctionValues`, a static variable (DW_TAG_variable with a location expression) as
+those of :class:`VariableValues`. Each layout is declared once, as data: its fields with their
+types and defaults (the NamedTuple) and the attributes that fill each field (a :class:`Layout`).
+From that declaration an extractor is generated per abbreviation shape
+(:mod:`ltosyms.dwarf.codegen`): straight-line code that reads exactly the declared attributes
+among any others and turns indexed strings and addresses into values through the unit
+(:class:`UnitStrings`). The layout keeps what it compiled, shared by every unit with the same
+shape.
 
-A record costs a little more to build than a plain tuple (about 0.2 us per function DIE, a
-few milliseconds per decode); it is read by name everywhere.
+Extractors return plain tuples laid out as the NamedTuple, not instances of it: building a
+tuple subclass costs a second allocation, about 0.2 us per DIE, which made the whole-image walk
+(the census ``diff`` takes) a fifth slower. The modules that read fields in their per-DIE loops
+take each field's position from :attr:`Layout.index` by name, once, into a module constant:
+indexing a tuple with a module constant is the fastest read Python has (an
+``operator.itemgetter`` over several fields, or a NamedTuple's attributes, cost more).
+:meth:`Layout.record` gives the NamedTuple itself, for tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 from ltosyms.dwarf import forms as F
@@ -31,7 +36,7 @@ TEXT = 0
 
 
 class FunctionValues(NamedTuple):
-    """The attributes the walks keep of a subprogram or inlined subroutine (DWARF 5 §3.3)."""
+    """The layout of what the walks keep of a subprogram or inlined subroutine (DWARF 5 §3.3)."""
 
     low_pc: int | None = None
     high_pc: int | None = None
@@ -55,7 +60,8 @@ class FunctionValues(NamedTuple):
 
 
 class VariableValues(NamedTuple):
-    """What the whole-image walk keeps of a DW_TAG_variable with a location expression."""
+    """The layout of what the whole-image walk keeps of a DW_TAG_variable with a location
+    expression."""
 
     location: bytes | None = None  # a block-form DW_AT_location (an expression)
     name: Any = None  # as name_form says
@@ -73,7 +79,9 @@ class UnitStrings(Protocol):
     def addrx(self, index: int) -> int | None: ...
 
 
-Extractor = Callable[[bytes, int, UnitStrings], tuple[int, Any]]
+# What an extractor returns besides its new position: a tuple laid out as a layout's NamedTuple.
+Values = tuple[Any, ...]
+Extractor = Callable[[bytes, int, UnitStrings], tuple[int, Values]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +118,23 @@ class Layout:
     values (gcc gives each declaring file its own abbreviation) are parameters of a generated
     factory, not part of the shape, so they do not multiply compilations."""
 
-    def __init__(self, record: type[tuple[Any, ...]], fields: Sequence[Field]) -> None:
-        self.record = record
+    def __init__(self, schema: type[Any], fields: Sequence[Field]) -> None:
+        self.schema = schema  # the NamedTuple: names, order, types and defaults of the fields
         self.fields = tuple(fields)
         self._field_of = {attribute: field for field in fields for attribute in field.attributes}
         self.attributes = frozenset(self._field_of)
-        defaults: dict[str, Any] = record._field_defaults  # type: ignore[attr-defined]
+        names: tuple[str, ...] = schema._fields
+        # Position of each field in the tuples extractors return (a missing name is a
+        # KeyError where a reader takes its positions: at import).
+        self.index = {name: position for position, name in enumerate(names)}
+        defaults: dict[str, Any] = schema._field_defaults
         self._defaults = {name: repr(value) for name, value in defaults.items()}
-        # Builds the record from the tuple the generated code makes, without a Python call.
-        self._make = partial(tuple.__new__, record)
         self._factories: dict[tuple[Any, ...], Callable[..., Extractor]] = {}
         self._extractors: dict[tuple[Any, ...], Extractor] = {}
+
+    def record(self, values: Values) -> Any:
+        """``values`` as the NamedTuple (fields by attribute: for tests and debugging)."""
+        return self.schema._make(values)
 
     def extractor(
         self, specs: Sequence[Spec], offset_size: int, address_size: int, endian: str, version: int
@@ -174,11 +188,11 @@ class Layout:
             if field.form_field is not None and field.form_note is not None:
                 values[field.form_field] = repr(field.form_note(form))
         emitter.flush()
-        name = self.record.__name__.lower()
+        name = self.schema.__name__.lower()
         body = [f"    def {name}(d, p, u):"]
         body += ["    " + line for line in emitter.lines]
-        fields: tuple[str, ...] = self.record._fields  # type: ignore[attr-defined]
-        body.append(f"        return p, make(({', '.join(values[f] for f in fields)},))")
+        fields: tuple[str, ...] = self.schema._fields
+        body.append(f"        return p, ({', '.join(values[f] for f in fields)},)")
         body.append(f"    return {name}")
         factory: Callable[..., Extractor] = compile_function(
             f"{name}_factory",
@@ -186,7 +200,6 @@ class Layout:
             ", ".join(parameters),
             endian,
             (offset_size, address_size, endian, version),
-            {"make": self._make},
         )
         return factory
 

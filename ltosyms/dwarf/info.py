@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from ltosyms.dwarf import forms as F
-from ltosyms.dwarf.extract import TEXT, FunctionValues
+from ltosyms.dwarf.extract import FUNCTION_LAYOUT, TEXT, Values
 from ltosyms.dwarf.forms import read_uleb
 from ltosyms.dwarf.sections import DwarfSections
 from ltosyms.dwarf.units import (
@@ -35,6 +35,15 @@ T = TypeVar("T")
 # How many DW_AT_abstract_origin / DW_AT_specification hops a name may take; real chains are
 # 1-3 long (inlined -> abstract -> declaration); more means a reference cycle in bad data.
 _MAX_NAME_HOPS = 8
+# Positions of the fields names and declarations are read from (FunctionValues).
+_NAME = FUNCTION_LAYOUT.index["name"]
+_NAME_FORM = FUNCTION_LAYOUT.index["name_form"]
+_LINKAGE_NAME = FUNCTION_LAYOUT.index["linkage_name"]
+_LINKAGE_NAME_FORM = FUNCTION_LAYOUT.index["linkage_name_form"]
+_ORIGIN = FUNCTION_LAYOUT.index["origin"]
+_SPECIFICATION = FUNCTION_LAYOUT.index["specification"]
+_DECL_FILE = FUNCTION_LAYOUT.index["decl_file"]
+_DECL_LINE = FUNCTION_LAYOUT.index["decl_line"]
 # What a read past the end of the bytes raises: a byte (IndexError), a NUL-terminated string
 # (ValueError of bytes.index) or a fixed-size value (struct.error).
 _READ_PAST_END = (IndexError, ValueError, struct.error)
@@ -80,7 +89,7 @@ class DieReader:
         self._tables: _Recent[int, dict[int, Abbrev]] = _Recent(256)
         self._partial: dict[int, dict[int, Abbrev]] = {}
         self._units: dict[int, Unit] = {}
-        self._die_values: dict[int, FunctionValues | None] = {}
+        self._die_values: dict[int, Values | None] = {}
 
     @property
     def index(self) -> UnitIndex:
@@ -196,19 +205,18 @@ class DieReader:
 
         return self._read_die(die_offset, header.end, parse, f"DIE at {die_offset:#x}")
 
-    def values_at(self, die_offset: int) -> FunctionValues | None:
+    def values_at(self, die_offset: int) -> Values | None:
         """What the unit walk keeps of the subprogram-like DIE at ``die_offset`` (any unit);
         None for a DIE of another kind."""
         if die_offset in self._die_values:
             return self._die_values[die_offset]
         unit = self.unit(self.index.unit_containing(die_offset))
 
-        def parse(data: bytes) -> FunctionValues | None:
+        def parse(data: bytes) -> Values | None:
             code, position = read_uleb(data, 0)
             extract = unit.abbrevs.extract
             if 0 < code < len(extract) and (function := extract[code]) is not None:
-                found: FunctionValues = function(data, position, unit)[1]
-                return found
+                return function(data, position, unit)[1]
             if code not in unit.abbrevs.table:
                 raise DwarfError(f"DIE at {die_offset:#x} uses unknown abbreviation {code}")
             return None
@@ -234,23 +242,22 @@ class DieReader:
                     raise DwarfError(f"{what} is truncated ({error})") from None
                 window *= 16
 
-    def name_of(
-        self, values: FunctionValues, local: dict[int, FunctionValues]
-    ) -> tuple[str | None, FunctionValues]:
+    def name_of(self, values: Values, local: dict[int, Values]) -> tuple[str | None, Values]:
         """(name, values of the DIE that holds it) following abstract origins and
-        specifications; ``local`` holds the values of the current unit's subprograms."""
-        current: FunctionValues | None = values
+        specifications; ``values`` and ``local`` (the current unit's subprograms) are laid out
+        as :class:`~ltosyms.dwarf.extract.FunctionValues`."""
+        current: Values | None = values
         for _ in range(_MAX_NAME_HOPS):
             if current is None:
                 return None, values
             # The linkage name first, as llvm-symbolizer names functions (in C it differs
             # from DW_AT_name only for gcc's builtins: __builtin_memcpy -> memcpy).
-            name = self.text(current.linkage_name_form, current.linkage_name)
+            name = self.text(current[_LINKAGE_NAME_FORM], current[_LINKAGE_NAME])
             if name is None:
-                name = self.text(current.name_form, current.name)
+                name = self.text(current[_NAME_FORM], current[_NAME])
             if name is not None:
                 return name, current
-            reference = current.origin or current.specification
+            reference = current[_ORIGIN] or current[_SPECIFICATION]
             if reference is None:
                 return None, current
             target = local.get(reference)
@@ -272,17 +279,17 @@ class DieReader:
         return None
 
     def declaration_of(
-        self, values: FunctionValues, local: dict[int, FunctionValues]
+        self, values: Values, local: dict[int, Values]
     ) -> tuple[int | None, int | None, int | None]:
         """(decl_file, decl_line, offset of the DIE holding them), following references."""
-        current: FunctionValues | None = values
+        current: Values | None = values
         reference: int | None = None
         for _ in range(_MAX_NAME_HOPS):
             if current is None:
                 break
-            if current.decl_line is not None or current.decl_file is not None:
-                return current.decl_file, current.decl_line, reference
-            reference = current.origin or current.specification
+            if current[_DECL_LINE] is not None or current[_DECL_FILE] is not None:
+                return current[_DECL_FILE], current[_DECL_LINE], reference
+            reference = current[_ORIGIN] or current[_SPECIFICATION]
             if reference is None:
                 break
             target = local.get(reference)

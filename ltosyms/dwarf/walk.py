@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ltosyms.dwarf import forms as F
-from ltosyms.dwarf.extract import FunctionValues, VariableValues
+from ltosyms.dwarf.extract import FUNCTION_LAYOUT, Values
 from ltosyms.dwarf.forms import read_uleb
 from ltosyms.dwarf.units import (
     ACT_ENTER,
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 # and arm64, Debian's distribution kernel included) is 29 DIEs with 17 inlined subroutines
 # inside one another; 256 is far beyond what a compiler emits.
 MAX_DEPTH = 256
+_SIBLING = FUNCTION_LAYOUT.index["sibling"]
 
 
 @dataclass(slots=True)
@@ -64,8 +65,8 @@ class FoundDies:
     offsets: list[int]  # .debug_info offset of each DIE
     tags: list[int]  # F.TAG_SUBPROGRAM, F.TAG_INLINED_SUBROUTINE or F.TAG_VARIABLE
     parents: list[int]  # index of the enclosing kept DIE (see the module note), -1 for none
-    values: list[FunctionValues | VariableValues]  # VariableValues for variables only
-    subprograms: dict[int, FunctionValues]  # with or without code, kept or not
+    values: list[Values]  # laid out as FunctionValues; VariableValues for variables
+    subprograms: dict[int, Values]  # unit walk: every subprogram, with code or not, by offset
 
 
 def walk_dies(unit: Unit, data: bytes, abbrevs: CompiledAbbrevs) -> FoundDies:
@@ -79,8 +80,8 @@ def walk_dies(unit: Unit, data: bytes, abbrevs: CompiledAbbrevs) -> FoundDies:
     offsets: list[int] = []
     tags: list[int] = []
     parents: list[int] = []
-    values: list[FunctionValues | VariableValues] = []
-    subprograms: dict[int, FunctionValues] = {}
+    values: list[Values] = []
+    subprograms: dict[int, Values] = {}
     found_dies = FoundDies(offsets, tags, parents, values, subprograms)
     if not unit.top_has_children:
         return found_dies
@@ -154,11 +155,19 @@ def walk_dies(unit: Unit, data: bytes, abbrevs: CompiledAbbrevs) -> FoundDies:
                 position, found = extract[code](data, position, unit)  # type: ignore[misc]
                 subprograms[unit_base + start] = found
                 if children[code]:
-                    sibling = found.sibling
+                    sibling = found[_SIBLING]
                     if sibling is not None and sibling > unit_base + start:
                         position = sibling - unit_base
                     else:
                         stack.append(stack[-1])
+            elif kind == ACT_SUBPROGRAM:
+                position, found = extract[code](data, position, unit)  # type: ignore[misc]
+                offsets.append(unit_base + start)
+                tags.append(subprogram_tag)
+                parents.append(stack[-1])
+                values.append(found)
+                if children[code]:
+                    stack.append(len(values) - 1)
             elif kind == ACT_ENTER:
                 position = skip[code](data, position)  # type: ignore[misc]
                 stack.append(stack[-1])
@@ -166,16 +175,6 @@ def walk_dies(unit: Unit, data: bytes, abbrevs: CompiledAbbrevs) -> FoundDies:
                 position = sibling_read[code](data, position)
                 if position <= start:
                     raise DwarfError(f"DW_AT_sibling at {unit_base + start:#x} points back")
-            elif kind == ACT_SUBPROGRAM:
-                position, found = extract[code](data, position, unit)  # type: ignore[misc]
-                die_offset = unit_base + start
-                subprograms[die_offset] = found
-                offsets.append(die_offset)
-                tags.append(subprogram_tag)
-                parents.append(stack[-1])
-                values.append(found)
-                if children[code]:
-                    stack.append(len(values) - 1)
             elif kind == ACT_VARIABLE:
                 position, found = extract[code](data, position, unit)  # type: ignore[misc]
                 offsets.append(unit_base + start)
