@@ -23,6 +23,9 @@ from ltosyms.elf.image import KernelImage, open_image
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT / "testdata" / "vmlinux-samples"
 KERNEL_VARIANTS = ("clang-thinlto", "clang-nolto", "gcc-nolto", "arm64-clang-thinlto")
+# Every small kernel of the corpus: the four builds above, Linux 6.12 (clang ThinLTO) and the
+# gcc LTO build. The DWARF tests run on all of them.
+SMALL_KERNELS = (*KERNEL_VARIANTS, "clang-thinlto-6.12", "gcc-lto")
 
 
 @dataclass(frozen=True)
