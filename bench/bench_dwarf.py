@@ -8,7 +8,8 @@ Measures, on the unique vmlinux lookup addresses of one corpus log (default: the
   peak RSS);
 - warm: a fresh process with the units of the cold run as stored bytes (what the index holds);
 - llvm-symbolizer --inlining and addr2line -fi on the same addresses, when installed;
-- per unit, for the largest units touched: line program and DIE walk, ltosyms vs pyelftools.
+- per unit, for the largest units touched: line program and DIE walk, ltosyms vs pyelftools
+  (pyelftools' time over ours: per part and for the unit).
 
     python bench/bench_dwarf.py [--vmlinux PATH] [--frames FRAMES.json] [--log NAME]
 """
@@ -122,9 +123,9 @@ def peer(command: list[str], addresses: list[int]) -> tuple[float, float] | None
 
 
 def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str, ...]]:
+    from ltosyms.dwarf import forms as dwarf_forms
     from ltosyms.dwarf.line import read_line_table
     from ltosyms.dwarf.walk import walk_dies
-    from ltosyms.elf import dwarf_forms
     from ltosyms.elf.debug_sections import dwarf_resolver
     from ltosyms.elf.image import open_image
 
@@ -169,10 +170,13 @@ def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str,
                 f"{(header.end - unit_offset) / 1024:.0f} KB",
                 f"{ours_line * 1000:.1f}",
                 f"{theirs_line * 1000:.0f}",
+                f"{theirs_line / ours_line:.0f}x",
                 f"{len(table.rows.addresses)}/{len(entries)}",
                 f"{ours_walk * 1000:.1f}",
                 f"{theirs_walk * 1000:.0f}",
+                f"{theirs_walk / ours_walk:.0f}x",
                 f"{len(functions.values)}/{dies}",
+                f"{(theirs_line + theirs_walk) / (ours_line + ours_walk):.0f}x",
             )
         )
     return rows
@@ -234,10 +238,13 @@ def main() -> None:
                 "size",
                 "lines ms",
                 "pyelftools",
+                "ratio",
                 "rows",
                 "DIEs ms",
                 "pyelftools",
+                "ratio",
                 "functions/DIEs",
+                "unit ratio",
             ),
         )
     )
