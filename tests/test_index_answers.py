@@ -309,9 +309,20 @@ _COLD_ONLY_MODULES = (
     "capstone",
     "ltosyms.disasm.compare",
     "ltosyms.disasm.listing",
+    # The DWARF layer's parsers and unit tables: a warm decode imports its package, the
+    # resolver, the records and the section types only.
     "ltosyms.dwarf.build",
-    "ltosyms.dwarf.unit_tables",
+    "ltosyms.dwarf.codegen",
+    "ltosyms.dwarf.extract",
+    "ltosyms.dwarf.forms",
     "ltosyms.dwarf.info",
+    "ltosyms.dwarf.line",
+    "ltosyms.dwarf.parser",
+    "ltosyms.dwarf.ranges",
+    "ltosyms.dwarf.unit_map",
+    "ltosyms.dwarf.unit_tables",
+    "ltosyms.dwarf.units",
+    "ltosyms.dwarf.walk",
 )
 
 
