@@ -165,7 +165,7 @@ BLOCK_FORM_NAMES = {
 
 def pyelftools_program_dies(image: Any) -> list[tuple[int, int, int, Any]]:
     """(offset, tag, offset of the enclosing subprogram or inlined subroutine, DIE) of every
-    DIE walk_program keeps, as pyelftools reads them."""
+    DIE the whole-program walk keeps, as pyelftools reads them."""
     dwarf = elffile(image.path).get_dwarf_info()
     tags = {
         "DW_TAG_subprogram": F.TAG_SUBPROGRAM,

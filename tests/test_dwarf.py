@@ -43,6 +43,8 @@ BUILD_PREFIXES = (
     "/build/k612/src/linux-source-6.12/",  # clang-thinlto-6.12
     "/build/gcclto01/src/linux-source-6.1/",  # gcc-lto
 )
+
+
 def relative(path: str) -> str:
     for prefix in BUILD_PREFIXES:
         if path.startswith(prefix):

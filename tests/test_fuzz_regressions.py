@@ -72,7 +72,7 @@ ELF_CASES = [
     pytest.param(
         "vmlinux-gcc", ".debug_aranges", [(10, 0)],
         id="aranges-address-size-zero",
-        # ZeroDivisionError in dwarf_ranges.read_aranges: address_size 0 made tuples 0 long.
+        # ZeroDivisionError in dwarf/ranges.py read_aranges: address_size 0 made tuples 0 long.
     ),
     pytest.param(
         "vmlinux-gcc", ".debug_line", [(130, -17)],

@@ -1,8 +1,8 @@
 """Everything the resolver keeps from one unit, as compact arrays, and the lookups over them.
 
-A :class:`CuData` is built once from the DWARF (:func:`ltosyms.dwarf.resolver.parse_cu`) and can be
-turned into bytes and back (:meth:`CuData.to_bytes`, :meth:`CuData.from_bytes`) so the on-disk
-index can keep it per (build id, unit offset). Loading is a ``marshal.loads`` and a few
+A :class:`CuData` is built once from the DWARF (:meth:`ltosyms.dwarf.parser.UnitParser.unit`)
+and can be turned into bytes and back (:meth:`CuData.to_bytes`, :meth:`CuData.from_bytes`) so
+the on-disk index can keep it per (build id, unit offset). Loading is a ``marshal.loads`` and a few
 ``array.frombytes``: no DWARF is touched when a unit comes from the index.
 
 Layout (every array uses the narrowest type its values fit; addresses are offsets from
