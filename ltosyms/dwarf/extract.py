@@ -124,6 +124,9 @@ class Layout:
         self._field_of = {attribute: field for field in fields for attribute in field.attributes}
         self.attributes = frozenset(self._field_of)
         names: tuple[str, ...] = schema._fields
+        declared = {field.name for field in fields} | {f.form_field for f in fields if f.form_field}
+        if not declared <= set(names):
+            raise TypeError(f"{schema.__name__} has no field {sorted(declared - set(names))}")
         # Position of each field in the tuples extractors return (a missing name is a
         # KeyError where a reader takes its positions: at import).
         self.index = {name: position for position, name in enumerate(names)}
