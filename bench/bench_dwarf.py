@@ -8,7 +8,8 @@ Measures, on the unique vmlinux lookup addresses of one corpus log (default: the
   peak RSS);
 - warm: a fresh process with the units of the cold run as stored bytes (what the index holds);
 - llvm-symbolizer --inlining and addr2line -fi on the same addresses, when installed;
-- per unit, for the largest units touched: line program and DIE walk, ltosyms vs pyelftools.
+- per unit, for the largest units touched: line program and DIE walk, ltosyms vs pyelftools
+  (pyelftools' time over ours: per part and for the unit).
 
     python bench/bench_dwarf.py [--vmlinux PATH] [--frames FRAMES.json] [--log NAME]
 """
@@ -58,7 +59,8 @@ RUN = r"""
 import marshal, resource, sys, time
 wall, cpu = time.perf_counter(), time.process_time()
 sys.path.insert(0, {project!r})
-from ltosyms.elf.dwarf import DwarfResolver, MemoryCuStore
+from ltosyms.dwarf import MemoryCuStore
+from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import open_image
 addresses = {addresses!r}
 store = MemoryCuStore()
@@ -68,7 +70,7 @@ if mode == "warm":
         store.records = marshal.load(file)
 started_wall, started_cpu = time.perf_counter(), time.process_time()
 image = open_image({vmlinux!r})
-resolver = DwarfResolver(image, store)
+resolver = dwarf_resolver(image, store)
 found = resolver.locations_many(addresses)
 done_wall, done_cpu = time.perf_counter(), time.process_time()
 if mode == "cold":
@@ -121,18 +123,22 @@ def peer(command: list[str], addresses: list[int]) -> tuple[float, float] | None
 
 
 def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str, ...]]:
-    from ltosyms.elf import dwarf_forms
-    from ltosyms.elf.dwarf import DwarfResolver
-    from ltosyms.elf.dwarf_info import walk_unit
-    from ltosyms.elf.dwarf_line import read_line_table
+    from ltosyms.dwarf import forms as dwarf_forms
+    from ltosyms.dwarf.line import read_line_table
+    from ltosyms.dwarf.walk import walk_dies
+    from ltosyms.elf.debug_sections import dwarf_resolver
     from ltosyms.elf.image import open_image
 
     image = open_image(vmlinux)
-    resolver = DwarfResolver(image)
-    reader = resolver.reader
+    resolver = dwarf_resolver(image)
+    reader = resolver.parser.reader
     units = sorted({u for a in addresses if (u := resolver.cu_for(a)) is not None})
     sized = sorted(units, key=lambda u: reader.header(u).end - u, reverse=True)[:count]
-    dwarf = image.elffile.get_dwarf_info(relocate_dwarf_sections=False)
+    # pyelftools is a test dependency (pip install -e '.[test]'), the peer measured here.
+    from elftools.elf.elffile import ELFFile
+
+    stream = open(vmlinux, "rb")  # noqa: SIM115  # read lazily while the units are compared
+    dwarf = ELFFile(stream).get_dwarf_info(relocate_dwarf_sections=False)
     rows: list[tuple[str, ...]] = []
     for unit_offset in sized:
         header = reader.header(unit_offset)
@@ -149,7 +155,7 @@ def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str,
         )
         ours_line = time.process_time() - started
         started = time.process_time()
-        functions = walk_unit(unit, data)
+        functions = walk_dies(unit, data, unit.abbrevs)
         ours_walk = time.process_time() - started
         started = time.process_time()
         theirs_unit = dwarf.get_CU_at(unit_offset)
@@ -164,10 +170,13 @@ def per_unit(vmlinux: Path, addresses: list[int], count: int) -> list[tuple[str,
                 f"{(header.end - unit_offset) / 1024:.0f} KB",
                 f"{ours_line * 1000:.1f}",
                 f"{theirs_line * 1000:.0f}",
+                f"{theirs_line / ours_line:.0f}x",
                 f"{len(table.rows.addresses)}/{len(entries)}",
                 f"{ours_walk * 1000:.1f}",
                 f"{theirs_walk * 1000:.0f}",
+                f"{theirs_walk / ours_walk:.0f}x",
                 f"{len(functions.values)}/{dies}",
+                f"{(theirs_line + theirs_walk) / (ours_line + ours_walk):.0f}x",
             )
         )
     return rows
@@ -229,10 +238,13 @@ def main() -> None:
                 "size",
                 "lines ms",
                 "pyelftools",
+                "ratio",
                 "rows",
                 "DIEs ms",
                 "pyelftools",
+                "ratio",
                 "functions/DIEs",
+                "unit ratio",
             ),
         )
     )

@@ -20,6 +20,12 @@ class InputError(LtosymsError):
     exit_code = 2
 
 
+class DwarfError(InputError):
+    """The DWARF of an image cannot be decoded (truncated, unknown form, bad offset, ...)."""
+
+    exit_code = 2
+
+
 class UsageError(LtosymsError):
     """Arguments that do not fit together."""
 

@@ -7,11 +7,14 @@ and logs. Without it those tests skip with a reason; ``LTOSYMS_REQUIRE_CORPUS=1`
 
 from __future__ import annotations
 
+import mmap
 import os
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,8 +25,8 @@ from ltosyms.elf.kernel import load_any
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT / "testdata" / "vmlinux-samples"
 KERNEL_VARIANTS = ("clang-thinlto", "clang-nolto", "gcc-nolto", "arm64-clang-thinlto")
-# Every small corpus kernel: the 6.1 four, Linux 6.12 (clang ThinLTO, no name cleanup) and the
-# same 6.1 built with gcc LTO (out-of-tree series).
+# Every small kernel of the corpus: the four builds above, Linux 6.12 (clang ThinLTO) and the
+# gcc LTO build. The DWARF tests run on all of them.
 SMALL_KERNELS = (*KERNEL_VARIANTS, "clang-thinlto-6.12", "gcc-lto")
 
 
@@ -107,6 +110,17 @@ def kernel_diff(corpus: Corpus) -> Callable[..., DiffReport]:
         )
 
     return diff
+
+
+@cache
+def elffile(path: Path) -> Any:
+    """pyelftools' ``ELFFile`` of ``path``: the reference our readers are checked against
+    (pyelftools is a test dependency; ltosyms does not import it). The file is mapped, as
+    pyelftools reads it lazily."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as file:
+        return ELFFile(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
 
 
 @pytest.fixture

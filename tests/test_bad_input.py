@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import PROJECT, SAMPLES
+from conftest import PROJECT, SAMPLES, elffile
 
 from ltosyms.cli import cli
 from ltosyms.elf.image import open_image
@@ -77,7 +77,7 @@ def _cut(where: str) -> Callable[[Path], Path]:
     def make(work: Path) -> Path:
         data = VMLINUX.read_bytes()
         with open_image(VMLINUX) as image:
-            header = image.elffile.header
+            header = elffile(VMLINUX).header
             if where == "ELF header":
                 offset = 40
             elif where == "section headers":

@@ -10,7 +10,7 @@ from conftest import SMALL_KERNELS, Corpus
 
 from ltosyms.decode.decode import DecodedFrame, Decoder
 from ltosyms.decode.modules import ModuleSet
-from ltosyms.elf.dwarf import SourceLocation
+from ltosyms.dwarf import SourceLocation
 from ltosyms.elf.kernel import load_vmlinux
 from ltosyms.names.suffixes import parse_name
 from ltosyms.oops.parse import iter_reports

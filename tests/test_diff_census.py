@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLES, Corpus
+from conftest import SAMPLES, Corpus, elffile
 from elftools.dwarf.enums import ENUM_DW_AT
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,19 +20,11 @@ from hypothesis import strategies as st
 from test_dwarf_info import attribute_lists, encode
 
 from ltosyms.diff import diff_images
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_census import take_census
-from ltosyms.elf.dwarf_codegen import (
-    V_ORIGIN,
-    VAR_LOCATION,
-    VAR_NAME,
-    VAR_NAME_FORM,
-    VAR_ORIGIN,
-    VAR_SPECIFICATION,
-    compile_variable_extractor,
-)
-from ltosyms.elf.dwarf_info import DieReader
-from ltosyms.elf.dwarf_sections import DwarfSections
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf import take_census
+from ltosyms.dwarf.extract import FUNCTION_LAYOUT, VARIABLE_LAYOUT
+from ltosyms.dwarf.info import DieReader
+from ltosyms.elf.debug_sections import dwarf_sections
 from ltosyms.elf.image import open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
@@ -60,7 +52,7 @@ def inlined_instances_by_dwarfdump(path: Path) -> int:
 @pytest.mark.parametrize("name", SAMPLE_IMAGES)
 def test_every_inlined_instance_of_a_sample_is_counted(name: str) -> None:
     with open_image(SAMPLES / name) as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
     assert sum(r.count for r in census.inlined.values()) == inlined_instances_by_dwarfdump(
         SAMPLES / name
     )
@@ -71,7 +63,7 @@ def test_every_inlined_instance_of_a_sample_is_counted(name: str) -> None:
 def test_every_inlined_instance_of_a_kernel_is_counted(corpus: Corpus) -> None:
     path = corpus.kernel_vmlinux("clang-nolto")
     with open_image(path) as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
     assert sum(r.count for r in census.inlined.values()) == inlined_instances_by_dwarfdump(path)
     assert census.source_root.endswith("/linux-source-6.1")
     assert len(census.functions) > 10_000
@@ -83,7 +75,7 @@ def test_every_inlined_instance_of_a_kernel_is_counted(corpus: Corpus) -> None:
 def test_duplicate_statics_resolve_to_their_own_unit(name: str) -> None:
     manifest = json.loads((SAMPLES / "MANIFEST.json").read_text())["images"][name]
     with open_image(SAMPLES / name) as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
     for member in manifest["duplicate_statics"]["members"]:
         function = census.function_at(int(member["address"], 16))
         assert function is not None
@@ -94,7 +86,7 @@ def test_duplicate_statics_resolve_to_their_own_unit(name: str) -> None:
 def test_gcc_cold_part_belongs_to_its_function() -> None:
     manifest = json.loads((SAMPLES / "MANIFEST.json").read_text())["images"]["vmlinux-gcc-lto"]
     with open_image(SAMPLES / "vmlinux-gcc-lto") as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
     for entry in manifest["clones"]["cold"]:
         function = census.function_at(int(entry["address"], 16))
         assert function is not None and function.name == entry["base"]
@@ -107,7 +99,7 @@ def test_image_without_dwarf(tmp_path: Path) -> None:
         ["objcopy", "--strip-debug", str(SAMPLES / "vmlinux-gcc"), str(stripped)], check=True
     )
     with open_image(stripped) as image, pytest.raises(InputError, match="no DWARF"):
-        take_census(image)
+        take_census(dwarf_sections(image))
     report = diff_images(SAMPLES / "vmlinux-gcc", stripped)
     assert report.base.has_dwarf and not report.new.has_dwarf
     assert any("has no DWARF" in note for note in report.notes)
@@ -124,7 +116,7 @@ def test_truncated_dwarf_is_an_input_error(tmp_path: Path) -> None:
     broken = tmp_path / "vmlinux-broken"
     broken.write_bytes(bytes(data))
     with open_image(broken) as image, pytest.raises(InputError):
-        take_census(image)
+        take_census(dwarf_sections(image))
 
 
 @pytest.mark.parametrize("name", SAMPLE_IMAGES)
@@ -132,7 +124,7 @@ def test_static_variables_are_named_as_the_symbol_table_names_them(name: str) ->
     # gcc names a function's static `count` count.0 in .symtab, clang widget_update.count:
     # either way the DWARF name is one of the symbol's dot-separated parts.
     with open_image(SAMPLES / name) as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
         symbols = SymbolTable(image)
     assert len(census.variables) > 10
     for variable in census.variables:
@@ -150,7 +142,7 @@ def test_static_locals_of_inline_functions_are_found(corpus: Corpus) -> None:
     # gcc describes a static local of an inline function once, in the function's abstract
     # instance (a subprogram without code, behind a DW_AT_sibling the walk must not take).
     with open_image(corpus.kernel_vmlinux("gcc-nolto")) as image:
-        census = take_census(image)
+        census = take_census(dwarf_sections(image))
         symbols = SymbolTable(image)
     statics = [
         (match.group(1), symbol)
@@ -173,8 +165,8 @@ BLOCK_FORM_NAMES = {
 
 def pyelftools_program_dies(image: Any) -> list[tuple[int, int, int, Any]]:
     """(offset, tag, offset of the enclosing subprogram or inlined subroutine, DIE) of every
-    DIE walk_program keeps, as pyelftools reads them."""
-    dwarf = image.elffile.get_dwarf_info()
+    DIE the whole-program walk keeps, as pyelftools reads them."""
+    dwarf = elffile(image.path).get_dwarf_info()
     tags = {
         "DW_TAG_subprogram": F.TAG_SUBPROGRAM,
         "DW_TAG_inlined_subroutine": F.TAG_INLINED_SUBROUTINE,
@@ -205,7 +197,7 @@ def pyelftools_program_dies(image: Any) -> list[tuple[int, int, int, Any]]:
 def test_program_walk_keeps_what_pyelftools_finds(name: str) -> None:
     with open_image(SAMPLES / name) as image:
         expected = pyelftools_program_dies(image)
-        reader = DieReader(DwarfSections.from_image(image))
+        reader = DieReader(dwarf_sections(image))
         walked = []
         for unit_offset in reader.index.offsets:
             _unit, dies = reader.program_dies(unit_offset)
@@ -219,21 +211,21 @@ def test_program_walk_keeps_what_pyelftools_finds(name: str) -> None:
     assert any(tag == F.TAG_VARIABLE for _o, tag, _p, _v in walked)
     for (_offset, tag, _parent, values), (*_, die) in zip(walked, expected, strict=True):
         if tag == F.TAG_VARIABLE:
-            assert values[VAR_LOCATION] == bytes(die.attributes["DW_AT_location"].value)
+            variable = VARIABLE_LAYOUT.record(values)
+            assert variable.location == bytes(die.attributes["DW_AT_location"].value)
             name_attribute = die.attributes.get("DW_AT_name")
             if name_attribute is not None:
-                assert reader.text(values[VAR_NAME_FORM], values[VAR_NAME]) == (
-                    name_attribute.value.decode()
-                )
+                expected_name = name_attribute.value.decode()
+                assert reader.text(variable.name_form, variable.name) == expected_name
         elif tag == F.TAG_INLINED_SUBROUTINE:
             origin = die.get_DIE_from_attribute("DW_AT_abstract_origin")
-            assert values[V_ORIGIN] == origin.offset
+            assert FUNCTION_LAYOUT.record(values).origin == origin.offset
 
 
 def test_attributes_at_reads_any_die() -> None:
     with open_image(SAMPLES / "vmlinux-gcc-lto") as image:
         expected = pyelftools_program_dies(image)
-        reader = DieReader(DwarfSections.from_image(image))
+        reader = DieReader(dwarf_sections(image))
         for offset, tag, _parent, die in expected[:40]:
             unit, read_tag, values = reader.attributes_at(offset)
             assert read_tag == tag
@@ -281,16 +273,17 @@ def test_variable_extractor_reads_its_attributes_among_any_others(
         def strx(self, index: int) -> str:
             return f"string {index}"
 
-    end, values = compile_variable_extractor(specs, 4, 8, "<", 5)(data + b"\xee", 0, UnitStub())
+    end, raw = VARIABLE_LAYOUT.extractor(specs, 4, 8, "<", 5)(data + b"\xee", 0, UnitStub())
+    values = VARIABLE_LAYOUT.record(raw)
     assert end == len(data)
     if location_form == F.FORM_SEC_OFFSET:  # a location list: no expression to read
-        assert values[VAR_LOCATION] is None
+        assert values.location is None
     else:
-        assert values[VAR_LOCATION] == expression
+        assert values.location == expression
     if name_form == F.FORM_STRX:
-        assert (values[VAR_NAME_FORM], values[VAR_NAME]) == (0, "string 7")
+        assert (values.name_form, values.name) == (0, "string 7")
     else:
-        assert (values[VAR_NAME_FORM], values[VAR_NAME]) == (name_form, name_value)
+        assert (values.name_form, values.name) == (name_form, name_value)
     relative = reference_form != F.FORM_REF_ADDR
-    assert values[VAR_SPECIFICATION] == (0x1000 + 0x2A if relative else 0x2A)
-    assert values[VAR_ORIGIN] is None
+    assert values.specification == (0x1000 + 0x2A if relative else 0x2A)
+    assert values.origin is None

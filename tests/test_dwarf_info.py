@@ -14,27 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from leb128 import sleb, uleb
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_build import build_cu_data
-from ltosyms.elf.dwarf_codegen import (
-    V_CALL_FILE,
-    V_CALL_LINE,
-    V_DECL_FILE,
-    V_HIGH_IS_OFFSET,
-    V_HIGH_PC,
-    V_LOW_PC,
-    V_NAME,
-    V_ORIGIN,
-    V_RANGES,
-    V_RANGES_IS_INDEX,
-    compile_extractor,
-    compile_skipper,
-)
-from ltosyms.elf.dwarf_cumap import build_cu_map
-from ltosyms.elf.dwarf_forms import DwarfError
-from ltosyms.elf.dwarf_info import DieReader
-from ltosyms.elf.dwarf_sections import DwarfSections
-from ltosyms.elf.dwarf_units import UnitHeader, read_form
+from ltosyms.dwarf import DwarfConfig, DwarfSections
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.build import build_cu_data
+from ltosyms.dwarf.codegen import compile_skipper
+from ltosyms.dwarf.extract import FUNCTION_LAYOUT
+from ltosyms.dwarf.info import DieReader
+from ltosyms.dwarf.unit_map import build_cu_map
+from ltosyms.dwarf.units import UnitHeader, read_form
+from ltosyms.errors import DwarfError
 
 
 def encode(form: int, value: Any, offset_size: int = 4) -> bytes:
@@ -42,6 +30,8 @@ def encode(form: int, value: Any, offset_size: int = 4) -> bytes:
     fixed = {1: "B", 2: "H", 4: "I", 8: "Q"}
     if form in (F.FORM_FLAG_PRESENT, F.FORM_IMPLICIT_CONST):
         return b""
+    if form == F.FORM_INDIRECT:  # the value is given encoded: the real form(s), then the value
+        return bytes(value)
     if form == F.FORM_STRING:
         return bytes(value) + b"\0"
     if form in (F.FORM_STRX3, F.FORM_ADDRX3):
@@ -433,8 +423,7 @@ def build_image() -> tuple[DwarfSections, dict[str, int]]:
             ".debug_rnglists": bytes(rnglists),
             ".debug_line": lines,
         },
-        lowest_address=0x100,
-        highest_address=0x10000,
+        DwarfConfig("<memory>", lowest_address=0x100, highest_address=0x10000),
     )
     return sections, offsets
 
@@ -602,13 +591,14 @@ def test_extractors_read_the_wanted_attributes_among_any_others(
     class UnitStub:
         base = 0x1000
 
-    extract = compile_extractor(specs, 4, 8, "<", 5)
-    end, values = extract(data, 0, UnitStub())
+    extract = FUNCTION_LAYOUT.extractor(specs, 4, 8, "<", 5)
+    end, raw = extract(data, 0, UnitStub())
+    values = FUNCTION_LAYOUT.record(raw)
     assert end == len(data)
-    assert values[V_LOW_PC] == low_pc
-    assert values[V_HIGH_PC] == 0x123 and values[V_HIGH_IS_OFFSET]
-    assert values[V_CALL_LINE] == call_line and values[V_CALL_FILE] == 17
-    assert values[V_ORIGIN] == 0x1456
-    assert values[V_RANGES] == 9 and values[V_RANGES_IS_INDEX] == ranges_by_index
-    assert values[V_NAME] == b"fn"
-    assert values[V_DECL_FILE] is None
+    assert values.low_pc == low_pc
+    assert values.high_pc == 0x123 and values.high_is_offset
+    assert values.call_line == call_line and values.call_file == 17
+    assert values.origin == 0x1456
+    assert values.ranges == 9 and values.ranges_is_index == ranges_by_index
+    assert values.name == b"fn"
+    assert values.decl_file is None

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from leb128 import sleb, uleb
 
-from ltosyms.elf.dwarf_line import LineRows, read_line_header, read_line_table
-from ltosyms.elf.dwarf_sections import DwarfSections
+from ltosyms.dwarf import DwarfConfig, DwarfSections
+from ltosyms.dwarf.line import LineRows, read_line_header, read_line_table
 
 Row = tuple[int, int, int, int]  # address, file, line, column
 Sequence = tuple[list[Row], int]  # rows (addresses non-decreasing), end address
@@ -124,7 +124,9 @@ def naive_row(sequences: list[Sequence], address: int) -> tuple[int, int, int] |
 
 
 def decode(contents: dict[str, bytes], lowest: int = 0, highest: int = 1 << 64) -> LineRows:
-    sections = DwarfSections.from_bytes(contents, lowest_address=lowest, highest_address=highest)
+    sections = DwarfSections.from_bytes(
+        contents, DwarfConfig("<memory>", lowest_address=lowest, highest_address=highest)
+    )
     return read_line_table(sections, 0, None, "/comp", 8).rows
 
 

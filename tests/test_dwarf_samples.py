@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLES
 
-from ltosyms.elf.dwarf import DwarfResolver, SourceLocation
+from ltosyms.dwarf import SourceLocation
+from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import open_image
 from ltosyms.elf.symtab import SymbolTable
 
@@ -99,7 +100,7 @@ def chain_of(locations: tuple[SourceLocation, ...], outer_from_dwarf: bool) -> l
 @pytest.mark.parametrize("path", sample_vmlinux(), ids=lambda p: p.name)
 def test_every_code_byte_matches_llvm_symbolizer(path: Path) -> None:
     with open_image(path) as image:
-        resolver = DwarfResolver(image, symbols=SymbolTable(image))
+        resolver = dwarf_resolver(image, symbols=SymbolTable(image))
         addresses = [
             address
             for section in image.sections
@@ -127,7 +128,7 @@ def test_every_code_byte_matches_llvm_symbolizer(path: Path) -> None:
 @pytest.mark.parametrize("path", sample_modules(), ids=lambda p: p.name)
 def test_every_module_code_byte_matches_addr2line(path: Path) -> None:
     with open_image(path) as image:
-        resolver = DwarfResolver(image, symbols=SymbolTable(image))
+        resolver = dwarf_resolver(image, symbols=SymbolTable(image))
         checked = 0
         differences = []
         for section in image.sections:

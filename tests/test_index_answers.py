@@ -18,9 +18,10 @@ from conftest import PROJECT, SAMPLES, Corpus
 from ltosyms.disasm import callsite
 from ltosyms.disasm.callsite import CALL_SITE_KIND, SWEEP_KIND, CallSiteFinder
 from ltosyms.disasm.patching import PatchSites
+from ltosyms.dwarf import LOCATIONS_KIND
 from ltosyms.elf import build_facts
 from ltosyms.elf.build_facts import read_build_facts
-from ltosyms.elf.dwarf import LOCATIONS_KIND, DwarfResolver
+from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.kernel import SYMBOLS_KIND, load_vmlinux
 from ltosyms.elf.symtab import SymbolTable
@@ -146,7 +147,7 @@ def test_inline_chains_come_back_without_loading_units(
         if symbol.is_function and symbol.elf_size
         for address in range(symbol.link_address, symbol.end_address, 7)
     ]
-    first = DwarfResolver(image, store, symbols)
+    first = dwarf_resolver(image, store, symbols)
     expected = [first.locations(address) for address in addresses]
     assert sum(1 for chain in expected if chain) > 0.9 * len(addresses)
     assert first.parsed_units > 0
@@ -155,12 +156,12 @@ def test_inline_chains_come_back_without_loading_units(
         (len(set(addresses)),)
     ]
 
-    second = DwarfResolver(image, store, symbols)
+    second = dwarf_resolver(image, store, symbols)
     assert [second.locations(address) for address in addresses] == expected
     assert second.parsed_units == 0 and second.loaded_units == 0
     # Without the symbol table, chains name the outermost entry from DWARF: nothing stored
     # is used for them.
-    third = DwarfResolver(image, store)
+    third = dwarf_resolver(image, store)
     third.locations(addresses[0])
     assert third.loaded_units == 1
 
@@ -308,9 +309,20 @@ _COLD_ONLY_MODULES = (
     "capstone",
     "ltosyms.disasm.compare",
     "ltosyms.disasm.listing",
-    "ltosyms.elf.dwarf_build",
-    "ltosyms.elf.dwarf_cudata",
-    "ltosyms.elf.dwarf_info",
+    # The DWARF layer's parsers and unit tables: a warm decode imports its package, the
+    # resolver, the records and the section types only.
+    "ltosyms.dwarf.build",
+    "ltosyms.dwarf.codegen",
+    "ltosyms.dwarf.extract",
+    "ltosyms.dwarf.forms",
+    "ltosyms.dwarf.info",
+    "ltosyms.dwarf.line",
+    "ltosyms.dwarf.parser",
+    "ltosyms.dwarf.ranges",
+    "ltosyms.dwarf.unit_map",
+    "ltosyms.dwarf.unit_tables",
+    "ltosyms.dwarf.units",
+    "ltosyms.dwarf.walk",
 )
 
 

@@ -19,9 +19,9 @@ from conftest import PROJECT, SAMPLES, Corpus
 
 from ltosyms.cli import cli
 from ltosyms.disasm.patching import PATCH_SITES_KIND
-from ltosyms.elf import dwarf, dwarf_build, dwarf_cumap
+from ltosyms.dwarf import CuData, UnitParser
 from ltosyms.elf.build_facts import BUILD_FACTS_KIND
-from ltosyms.elf.dwarf_cudata import CuData
+from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.kernel import SYMBOLS_KIND
 from ltosyms.errors import CacheError, InputError
@@ -352,7 +352,7 @@ def test_next_run_resumes_and_completes(indexed_kernel: IndexedKernel) -> None:
     assert report["cu_reused"] >= indexed_kernel.interrupted.stored_after
     assert report["cu_reused"] + report["cu_parsed"] == report["cu_total"]
     with open_image(indexed_kernel.vmlinux) as image:
-        assert report["cu_total"] == len(list(dwarf.iter_cu_offsets(image)))
+        assert report["cu_total"] == len(list(dwarf_codec().iter_cu_offsets(image)))
         store = open_store(image, indexed_kernel.location, cu_format=dwarf_codec().format)
         assert store is not None and store.is_complete and store.get_table(SYMBOLS_KIND) is not None
         store.close()
@@ -364,18 +364,18 @@ def test_decodes_after_the_index_parse_no_dwarf(
     frames = json.loads((corpus.kernels / "clang-nolto" / "expected" / "frames.json").read_text())
     addresses = sorted({int(f["lookup_address"], 16) for f in frames if f["module"] is None})
     with open_image(indexed_kernel.vmlinux) as image:
-        expected = dwarf.DwarfResolver(image).locations_many(addresses)
+        expected = dwarf_resolver(image).locations_many(addresses)
 
     def no_parsing(*args: object) -> None:
         raise AssertionError("DWARF parsed although the index holds every unit")
 
-    # The parsers are imported where a unit or map is parsed: replace them at their source.
-    monkeypatch.setattr(dwarf_build, "build_cu_data", no_parsing)
-    monkeypatch.setattr(dwarf_cumap, "build_cu_map", no_parsing)
+    # Every unit and the unit map are parsed through the UnitParser.
+    monkeypatch.setattr(UnitParser, "unit", no_parsing)
+    monkeypatch.setattr(UnitParser, "unit_map", no_parsing)
     with open_image(indexed_kernel.vmlinux) as image:
         store = open_store(image, indexed_kernel.location, cu_format=dwarf_codec().format)
         assert store is not None
-        resolver = dwarf.DwarfResolver(image, store)
+        resolver = dwarf_resolver(image, store)
         served = resolver.locations_many(addresses)
         assert resolver.parsed_units == 0
         assert resolver.loaded_units == len({resolver.cu_for(a) for a in addresses} - {None})

@@ -84,7 +84,7 @@ def test_any_text_demangles_or_is_refused_without_an_error(text: str) -> None:
 
 
 def test_decode_text_shows_rust_names_demangled_and_json_keeps_the_elf_name() -> None:
-    from ltosyms.elf.dwarf import SourceLocation
+    from ltosyms.dwarf import SourceLocation
     from ltosyms.render.decode_json import location_json
     from ltosyms.render.decode_text import shown_name
 

@@ -15,9 +15,11 @@ Targets (each runs ``--count`` inputs, default 10,000):
 ``elf:.debug_abbrev``, ``elf:.debug_aranges``, ``elf:.debug_rnglists``, ``elf:.debug_str``)
     The sample images of ``testdata/vmlinux-samples`` with bytes changed inside one section
     (``headers``: the ELF header or the section header table), then opened with
-    ``open_image``, loaded into a ``SymbolTable``, looked up, and resolved with
-    ``ltosyms.elf.dwarf.DwarfResolver`` (when that module exists). A finding is any exception
-    that is not an ``LtosymsError``: the library promises a clean error or a result.
+    ``open_image``, loaded into a ``SymbolTable``, looked up, and resolved with the image's
+    DWARF resolver (``ltosyms.elf.debug_sections.dwarf_resolver``, when that exists: inline
+    chains and compilation units), and a vmlinux's DWARF census taken (what ``diff`` reads).
+    A finding is any exception that is not an ``LtosymsError``: the library promises a clean
+    error or a result.
 
 An input that runs longer than ``HANG_SECONDS`` is a finding too (a loop on damaged data).
 Every input derives from ``(seed, target, index)`` alone, so ``--target T --index I`` replays
@@ -300,8 +302,12 @@ class ElfCase:
 
 def region_offsets(path: Path) -> dict[str, tuple[int, int]]:
     """File offset and size of every region the ELF targets change, in a pristine image."""
+    # pyelftools (a test dependency) reads the header fields ltosyms' own reader keeps to itself.
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as file:
+        header = ELFFile(file).header
     with open_image(path) as image:
-        header = image.elffile.header
         regions = {
             "headers": (0, int(header["e_ehsize"])),
             "section-headers": (
@@ -339,10 +345,19 @@ def _load_samples() -> dict[str, Sample]:
 
 
 def dwarf_resolver() -> Any:
-    """``ltosyms.elf.dwarf.DwarfResolver`` if the DWARF layer exists in this tree."""
-    if importlib.util.find_spec("ltosyms.elf.dwarf") is None:
+    """``ltosyms.elf.debug_sections.dwarf_resolver`` (image -> resolver) if this tree has it."""
+    if importlib.util.find_spec("ltosyms.elf.debug_sections") is None:
         return None
-    return getattr(importlib.import_module("ltosyms.elf.dwarf"), "DwarfResolver", None)
+    return getattr(importlib.import_module("ltosyms.elf.debug_sections"), "dwarf_resolver", None)
+
+
+def dwarf_census() -> Any:
+    """image -> the DWARF census (what ``diff`` reads), if this tree has it."""
+    if importlib.util.find_spec("ltosyms.elf.debug_sections") is None:
+        return None
+    dwarf_sections = importlib.import_module("ltosyms.elf.debug_sections").dwarf_sections
+    take_census = importlib.import_module("ltosyms.dwarf").take_census
+    return lambda image: take_census(dwarf_sections(image), workers=1)
 
 
 def apply_patches(data: bytes, start: int, patches: tuple[tuple[int, int], ...]) -> bytes:
@@ -373,13 +388,23 @@ def exercise_image(path: Path, probes: tuple[int, ...], names: tuple[str, ...]) 
         for name in names:
             table.by_name(name)
             table.by_base_name(parse_name(name).base)
-        resolver_class = dwarf_resolver()
-        if resolver_class is not None and image.has_dwarf():
-            resolver = resolver_class(image)
+        resolver_for = dwarf_resolver()
+        if resolver_for is not None and image.has_dwarf():
+            resolver = resolver_for(image)
             clean_errors = 0
             for address in probes:
                 try:
                     resolver.locations(address)
+                except LtosymsError:
+                    clean_errors += 1
+                try:
+                    resolver.compile_unit(address)
+                except LtosymsError:
+                    clean_errors += 1
+            census = dwarf_census()
+            if census is not None and not image.is_module:
+                try:
+                    census(image)
                 except LtosymsError:
                     clean_errors += 1
             return clean_errors
@@ -575,7 +600,9 @@ def main(argv: list[str] | None = None) -> int:
         return max(replay(name, options.seed, options.index) for name in names)
     print(f"seed {options.seed}, {options.count} inputs per target, {options.jobs} jobs")
     if dwarf_resolver() is None:
-        print("note: ltosyms.elf.dwarf.DwarfResolver does not exist; DWARF is not exercised")
+        print(
+            "note: ltosyms.elf.debug_sections.dwarf_resolver does not exist; DWARF is not exercised"
+        )
     print(
         f"{'target':<18} {'inputs':>8} {'accepted':>9} {'partial':>8} {'rejected':>9} "
         f"{'unexpected':>10} seconds"

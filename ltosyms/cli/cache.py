@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ltosyms.elf.dwarf import CU_FORMAT
+from ltosyms.dwarf import CU_FORMAT
 from ltosyms.elf.image import KernelImage
 from ltosyms.errors import UsageError
 from ltosyms.index.store import IndexStore, cache_location, open_store

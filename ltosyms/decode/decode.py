@@ -35,7 +35,7 @@ from ltosyms.disasm.records import (
     match_to_bytes,
 )
 from ltosyms.elf.build_facts import choose_rule, read_build_facts
-from ltosyms.elf.dwarf import DwarfResolver
+from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import LtosymsError, MismatchError
@@ -142,7 +142,7 @@ class Decoder:
         store = self.store_for(loaded.image) if self.store_for is not None else None
         dwarf = None
         if loaded.image.has_dwarf():
-            dwarf = DwarfResolver(loaded.image, store, loaded.symbols)
+            dwarf = dwarf_resolver(loaded.image, store, loaded.symbols)
         return ImageResolver(loaded, dwarf, self.rules, store)
 
     def save(self) -> None:

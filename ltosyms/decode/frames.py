@@ -38,7 +38,7 @@ from ltosyms.disasm.records import (
     match_key,
     match_to_bytes,
 )
-from ltosyms.elf.dwarf import DwarfResolver, SourceLocation
+from ltosyms.dwarf import DwarfResolver, SourceLocation
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import InputError

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from ltosyms.diff.groups import build_groups
 from ltosyms.diff.model import ListedSection, SectionClass, SymbolGroup, SymbolKind
 from ltosyms.diff.sections import listed_sections, section_classes
-from ltosyms.elf.dwarf_census import DwarfCensus, InlinedFunction, take_census
+from ltosyms.dwarf import DwarfCensus, InlinedFunction, take_census
+from ltosyms.elf.debug_sections import dwarf_sections
 from ltosyms.elf.image import ImageKind
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import InputError
@@ -152,7 +153,7 @@ def _dwarf(
         return None, None, f"{loaded.image.path} has no DWARF: DWARF parts skipped for it"
     started = time.perf_counter()
     try:
-        census = take_census(loaded.image)
+        census = take_census(dwarf_sections(loaded.image))
     except InputError as error:
         return None, None, f"DWARF unusable, skipped: {error}"
     seconds = time.perf_counter() - started

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ltosyms.diff.model import SectionClass, SymbolGroup, SymbolKind
-from ltosyms.elf.dwarf_census import DwarfCensus
+from ltosyms.dwarf import DwarfCensus
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.names.suffixes import SuffixKind, SymbolName, parse_name

@@ -38,9 +38,10 @@ class SymbolKind(enum.Enum):
 class ChangeClass(enum.Enum):
     """Every change falls in exactly one class (rules: :mod:`ltosyms.diff.classify`).
 
-    ``split``, ``outlined`` and ``folded`` came with ``ltosyms.diff/2``: ``split`` takes the hot/cold splits ``specialized`` used to count, ``outlined`` the
-    NEW-only functions BASE had inlined (``new`` before), ``folded`` the functions one build
-    shares with another by identical code folding (``new`` or ``dropped_*`` before).
+    ``split``, ``outlined`` and ``folded`` came with ``ltosyms.diff/2``: ``split`` takes the
+    hot/cold splits ``specialized`` used to count, ``outlined`` the NEW-only functions BASE had
+    inlined (``new`` before), ``folded`` the functions one build shares with another by
+    identical code folding (``new`` or ``dropped_*`` before).
     """
 
     UNCHANGED = "unchanged"

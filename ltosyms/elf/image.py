@@ -1,7 +1,8 @@
 """Open and validate a vmlinux or a kernel module; read its build id, sections and bytes.
 
-:func:`open_image` is the one door to a kernel ELF file. It translates every pyelftools and
-OS error into :class:`ltosyms.errors.InputError` so callers never see foreign exceptions.
+:func:`open_image` is the one door to a kernel ELF file. It reads the headers itself (no
+pyelftools at run time) and translates every OS error and every damaged header into
+:class:`ltosyms.errors.InputError`, so callers never see foreign exceptions.
 
 Modules (``.ko``) are ET_REL objects whose allocated sections all start at address 0. Like the
 module loader (kernel/module/main.c ``layout_sections``), we give each allocated section its own
@@ -14,16 +15,14 @@ from __future__ import annotations
 import bz2
 import enum
 import gzip
-import io
 import lzma
 import mmap
 import os
 import stat
 import struct
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import NamedTuple
 
 from ltosyms.errors import InputError
 
@@ -196,14 +195,12 @@ class KernelImage:
     """A validated vmlinux or kernel module, opened read-only.
 
     The file is memory-mapped (a Debian vmlinux is 590 MB); compressed modules are decompressed
-    into memory. Headers are read by this module; ``elffile`` (pyelftools, made on first use)
-    is there for tools and cross-checks, ltosyms itself does not need it.
+    into memory. Headers are read by this module.
     """
 
-    def __init__(self, path: Path, data: mmap.mmap | bytes, stream: IO[bytes] | mmap.mmap) -> None:
+    def __init__(self, path: Path, data: mmap.mmap | bytes) -> None:
         self.path = path
         self._data = data
-        self._stream = stream
         # Name a cut file as such instead of letting the parser fail somewhere inside it.
         if len(data) < _ELF64_HEADER_SIZE:
             raise InputError(
@@ -249,13 +246,6 @@ class KernelImage:
             key=lambda s: s.link_address,
         )
         self.build_id = self._read_build_id()
-
-    @cached_property
-    def elffile(self) -> Any:
-        """The pyelftools ``ELFFile`` of the image (imported and built on first use)."""
-        from elftools.elf.elffile import ELFFile
-
-        return ELFFile(self._stream)  # type: ignore[arg-type]  # mmap reads like a file
 
     # -- construction helpers ---------------------------------------------------------------
 
@@ -456,7 +446,6 @@ def open_image(
             magic = file.read(4)
             if path.suffix in (*_DECOMPRESSORS, ".zst"):
                 image_bytes: mmap.mmap | bytes = _decompress(path, magic + file.read())
-                stream: IO[bytes] | mmap.mmap = io.BytesIO(image_bytes)
             else:
                 if magic != b"\x7fELF":
                     raise InputError(f"{path}: not an ELF file")
@@ -465,14 +454,14 @@ def open_image(
                     mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
                 except (OSError, ValueError) as error:
                     raise InputError(f"{path}: cannot map file: {error}") from None
-                image_bytes, stream = mapped, mapped  # mmap has read/seek/tell
+                image_bytes = mapped
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, not an ELF file") from None
     except OSError as error:
         raise InputError(f"{path}: {error.strerror or error}") from None
     if image_bytes[:4] != b"\x7fELF":
         raise InputError(f"{path}: not an ELF file")
-    image = KernelImage(path, image_bytes, stream)
+    image = KernelImage(path, image_bytes)
     if expect is ImageKind.VMLINUX and image.is_module:
         raise InputError(f"{path}: is a kernel module (ET_REL), not a vmlinux")
     if expect is ImageKind.MODULE and not image.is_module:

@@ -24,16 +24,21 @@ import multiprocessing
 import os
 import signal
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.kernel import SYMBOLS_KIND, symbols_for
 from ltosyms.errors import CacheError, LtosymsError
 from ltosyms.index.store import CacheLocation, IndexStore, open_store, pack_blob
+
+if TYPE_CHECKING:
+    from ltosyms.dwarf import UnitParser
 
 log = logging.getLogger(__name__)
 
@@ -349,18 +354,47 @@ def _worker_parse(cu_offset: int) -> _Outcome:
 
 def dwarf_codec() -> CuCodec:
     """The DWARF layer's CU functions and blob formats (what decode and index must agree on)."""
-    from ltosyms.elf import dwarf
+    from ltosyms.dwarf import CU_FORMAT
 
     return CuCodec(
-        format=dwarf.CU_FORMAT,
-        iter_cu_offsets=dwarf.iter_cu_offsets,
-        parse_cu=dwarf.parse_cu,
+        format=CU_FORMAT,
+        iter_cu_offsets=dwarf_unit_offsets,
+        parse_cu=parse_dwarf_unit,
         prepare=_store_cu_map,
     )
 
 
-def _store_cu_map(image: KernelImage, store: IndexStore) -> None:
-    from ltosyms.elf import dwarf
+# -- the DWARF of an image, parsed in a worker process -----------------------------------------
 
-    if image.has_dwarf() and not store.has(dwarf.CU_MAP_KEY):
-        store.put(dwarf.CU_MAP_KEY, dwarf.parse_cu_map(image))
+# One parser per image and process: a worker is given many units of the same image, and the
+# parser's caches (unit list, abbreviation tables, compiled code) serve them all.
+_parsers: weakref.WeakKeyDictionary[KernelImage, UnitParser] = weakref.WeakKeyDictionary()
+
+
+def _parser_for(image: KernelImage) -> UnitParser:
+    parser = _parsers.get(image)
+    if parser is None:
+        from ltosyms.dwarf import UnitParser
+        from ltosyms.elf.debug_sections import dwarf_sections
+
+        parser = _parsers[image] = UnitParser(dwarf_sections(image))
+    return parser
+
+
+def dwarf_unit_offsets(image: KernelImage) -> list[int]:
+    """The offset of every unit with code, in .debug_info order (what an index parses)."""
+    if not image.has_section(".debug_info"):
+        return []
+    return _parser_for(image).unit_map().unit_offsets()
+
+
+def parse_dwarf_unit(image: KernelImage, cu_offset: int) -> bytes:
+    """The stored form (:meth:`CuData.to_bytes`) of one unit, parsed from DWARF."""
+    return _parser_for(image).unit(cu_offset).to_bytes()
+
+
+def _store_cu_map(image: KernelImage, store: IndexStore) -> None:
+    from ltosyms.dwarf import CU_MAP_KEY
+
+    if image.has_dwarf() and not store.has(CU_MAP_KEY):
+        store.put(CU_MAP_KEY, _parser_for(image).unit_map().to_bytes())

@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ltosyms.elf import dwarf_forms
-from ltosyms.elf.dwarf import DwarfResolver
-from ltosyms.elf.dwarf_paths import relative_path, source_roots
+from ltosyms.dwarf import CompileUnit, DwarfResolver, relative_path, source_roots
+from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import LtosymsError
@@ -28,7 +27,7 @@ def dwarf_files_of(image: KernelImage) -> FilesOf | None:
     """A :data:`FilesOf` over the image's DWARF, or None when it has none."""
     if not image.has_dwarf():
         return None
-    resolver = DwarfResolver(image)
+    resolver = dwarf_resolver(image)
 
     def files_of(symbols: Sequence[Symbol]) -> list[str | None]:
         try:
@@ -42,30 +41,19 @@ def dwarf_files_of(image: KernelImage) -> FilesOf | None:
 
 
 def _unit_files(resolver: DwarfResolver, symbols: Sequence[Symbol]) -> list[str | None]:
-    units: dict[int, tuple[str | None, str | None]] = {}
-    found: list[tuple[str | None, str | None] | None] = []
-    for symbol in symbols:
-        cu_offset = resolver.cu_for(symbol.link_address)
-        if cu_offset is None:  # assembly without DWARF
-            found.append(None)
-            continue
-        if cu_offset not in units:
-            unit = resolver.reader.unit(cu_offset)
-            units[cu_offset] = (
-                unit.top_string(dwarf_forms.AT_NAME),
-                unit.top_string(dwarf_forms.AT_COMP_DIR),
-            )
-        found.append(units[cu_offset])
-    # One source root for the whole build (dwarf_paths: the prefix before /arch/ or
+    found = [resolver.compile_unit(symbol.link_address) for symbol in symbols]
+    # None: assembly without DWARF. Units by offset, in the order first met.
+    units: dict[int, CompileUnit] = {unit.offset: unit for unit in found if unit is not None}
+    # One source root for the whole build (ltosyms.dwarf.paths: the prefix before /arch/ or
     # /include/linux/), recognized from all unit names together, plus each compilation dir.
-    names = [name for name, _ in units.values()]
+    names = [unit.name for unit in units.values()]
     roots: set[str] = set()
-    for comp_dir in {comp_dir for _, comp_dir in units.values()}:
+    for comp_dir in {unit.comp_dir for unit in units.values()}:
         roots.update(source_roots(comp_dir, names))
     ordered = tuple(sorted(roots, key=len, reverse=True))
     files: list[str | None] = []
-    for symbol, unit_names in zip(symbols, found, strict=True):
-        name = unit_names[0] if unit_names else None
+    for symbol, unit in zip(symbols, found, strict=True):
+        name = unit.name if unit is not None else None
         if name is not None and name.startswith("<artificial>"):
             extent = resolver.function_at(symbol.link_address)
             name = extent.decl_file if extent is not None else None

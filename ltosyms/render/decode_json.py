@@ -11,7 +11,7 @@ from typing import Any
 
 from ltosyms.decode.decode import DecodedFrame, DecodedReport, frame_key
 from ltosyms.decode.frames import ResolvedFrame
-from ltosyms.elf.dwarf import SourceLocation
+from ltosyms.dwarf import SourceLocation
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.names.rust import demangle
 from ltosyms.render.code_listing import code_listing_json

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 
 from ltosyms.decode.decode import DecodedFrame, DecodedReport
 from ltosyms.decode.frames import ResolvedFrame
-from ltosyms.elf.dwarf import SourceLocation
+from ltosyms.dwarf import SourceLocation
 from ltosyms.names.rust import demangle
 from ltosyms.render.code_listing import code_listing_lines, code_match_line
 

@@ -1,8 +1,8 @@
 """Everything the resolver keeps from one unit, as compact arrays, and the lookups over them.
 
-A :class:`CuData` is built once from the DWARF (:func:`ltosyms.elf.dwarf.parse_cu`) and can be
-turned into bytes and back (:meth:`CuData.to_bytes`, :meth:`CuData.from_bytes`) so the on-disk
-index can keep it per (build id, unit offset). Loading is a ``marshal.loads`` and a few
+A :class:`CuData` is built once from the DWARF (:meth:`ltosyms.dwarf.parser.UnitParser.unit`)
+and can be turned into bytes and back (:meth:`CuData.to_bytes`, :meth:`CuData.from_bytes`) so
+the on-disk index can keep it per (build id, unit offset). Loading is a ``marshal.loads`` and a few
 ``array.frombytes``: no DWARF is touched when a unit comes from the index.
 
 Layout (every array uses the narrowest type its values fit; addresses are offsets from
@@ -27,7 +27,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ltosyms.elf.dwarf_records import CU_DATA_FORMAT, FunctionExtent, SourceLocation
+from ltosyms.dwarf.records import CU_DATA_FORMAT, FunctionExtent, SourceLocation
 from ltosyms.errors import CacheError
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 # The file number of a row that ends a sequence (the first address after it); the line
-# program in ltosyms.elf.dwarf_line writes such rows.
+# program in ltosyms.dwarf.line writes such rows.
 END_OF_SEQUENCE = 0xFFFFFFFF
 
 
@@ -162,7 +162,7 @@ class CuData:
         the innermost entry takes the line table's row, each outer entry the call site
         (DW_AT_call_file/line/column) of the entry inside it. ``outer_name(address,
         within_size)``, when given, names the outermost entry from the ELF symbols
-        (:class:`ltosyms.elf.dwarf_symnames.OuterNames`); where DWARF has no function, the
+        (:class:`ltosyms.elf.outer_names.OuterNames`); where DWARF has no function, the
         nearest symbol names it even past its size."""
         chain = self.inline_chain(link_address)
         row = self.line_row(link_address)

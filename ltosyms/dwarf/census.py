@@ -4,7 +4,7 @@ Questions about one address go CU by CU (DOMAIN §7). A diff of two builds asks 
 functions at once: where each out-of-line copy came from (name, declaring file, compilation
 unit) and how many times each function was inlined, into which callers. That needs one linear
 walk of ``.debug_info``. The walk is the shared DIE reader's
-(:meth:`ltosyms.elf.dwarf_info.DieReader.program_dies`: abbreviations compiled to straight-line
+(:meth:`ltosyms.dwarf.info.DieReader.program_dies`: abbreviations compiled to straight-line
 code, uninteresting subtrees jumped over with ``DW_AT_sibling``); this module turns what it
 finds into names:
 
@@ -14,7 +14,7 @@ finds into names:
 - each inlined instance is charged to the outermost out-of-line function holding it;
 - large sections are split by compilation unit over worker processes.
 
-Malformed DWARF raises :class:`ltosyms.errors.InputError`.
+Malformed DWARF raises :class:`ltosyms.errors.DwarfError`.
 """
 
 from __future__ import annotations
@@ -24,49 +24,27 @@ import logging
 import multiprocessing
 import os
 import posixpath
-import struct
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_build import unit_range_reader
-from ltosyms.elf.dwarf_codegen import (
-    V_DECL_FILE,
-    V_HIGH_IS_OFFSET,
-    V_HIGH_PC,
-    V_LINKAGE_NAME,
-    V_LINKAGE_NAME_FORM,
-    V_LOW_PC,
-    V_NAME,
-    V_NAME_FORM,
-    V_ORIGIN,
-    V_RANGES,
-    V_RANGES_IS_INDEX,
-    V_SPECIFICATION,
-    VAR_LOCATION,
-    VAR_NAME,
-    VAR_NAME_FORM,
-    VAR_ORIGIN,
-    VAR_SPECIFICATION,
-)
-from ltosyms.elf.dwarf_forms import DwarfError, read_uleb
-from ltosyms.elf.dwarf_info import DieReader, Values
-from ltosyms.elf.dwarf_line import LineHeader, read_line_header
-from ltosyms.elf.dwarf_ranges import RangeReader
-from ltosyms.elf.dwarf_sections import DwarfSections
-from ltosyms.elf.dwarf_units import Unit
-from ltosyms.elf.image import KernelImage
-from ltosyms.errors import InputError
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.build import unit_range_reader
+from ltosyms.dwarf.extract import FUNCTION_LAYOUT, VARIABLE_LAYOUT, Values
+from ltosyms.dwarf.forms import read_uleb
+from ltosyms.dwarf.info import DieReader
+from ltosyms.dwarf.line import LineHeader, read_line_header
+from ltosyms.dwarf.ranges import RangeReader
+from ltosyms.dwarf.sections import DwarfSections
+from ltosyms.dwarf.units import Unit
+from ltosyms.errors import DwarfError
 
 log = logging.getLogger(__name__)
 
 PARALLEL_THRESHOLD = 48 << 20  # bytes of .debug_info above which units go to worker processes
 # How many DW_AT_abstract_origin / DW_AT_specification hops a name may take across units.
 _MAX_HOPS = 8
-# What malformed DWARF can make a decoder raise besides DwarfError.
-_DECODE_ERRORS = (IndexError, ValueError, KeyError, TypeError, OverflowError, struct.error)
 
 
 # -- public records ----------------------------------------------------------------------------
@@ -173,14 +151,20 @@ class DwarfCensus:
 # -- entry point -------------------------------------------------------------------------------
 
 
-def take_census(image: KernelImage, workers: int | None = None) -> DwarfCensus:
-    """Walk all of ``.debug_info`` once. :class:`InputError` if the image has no DWARF."""
-    if not image.has_dwarf():
-        raise InputError(f"{image.path}: has no DWARF (.debug_info)")
-    # A module's sections each have their own address (KernelImage lays them out as the module
-    # loader does) and its DWARF comes relocated to those addresses, so its census answers like
-    # a vmlinux's.
-    reader = DieReader(DwarfSections.from_image(image))
+def take_census(sections: DwarfSections, workers: int | None = None) -> DwarfCensus:
+    """Walk all of ``.debug_info`` once. :class:`DwarfError` if the sections hold no DWARF or
+    it cannot be decoded. A module's sections come relocated to the addresses its image lays
+    them out at (as the module loader does), so its census answers like a vmlinux's."""
+    if not sections.has_dwarf():
+        raise DwarfError(f"{sections.name}: has no DWARF (.debug_info)")
+    try:
+        return _take_census(sections, workers)
+    except DwarfError as error:
+        raise DwarfError(f"{sections.name}: {error}") from None
+
+
+def _take_census(sections: DwarfSections, workers: int | None) -> DwarfCensus:
+    reader = DieReader(sections)
     offsets = reader.index.offsets
     units = [
         (offset, end - offset)
@@ -263,19 +247,19 @@ class _UnitNames:
     def _line_header(self) -> LineHeader | None:
         if not self._read:
             self._read = True
-            statement_list = self.unit.top.get(F.AT_STMT_LIST)
-            if statement_list is not None:
-                try:
+            try:
+                statement_list = self.unit.top_constant(F.AT_STMT_LIST)
+                if statement_list is not None:
                     table = read_line_header(
                         self.reader.sections,
-                        statement_list[1],
+                        statement_list,
                         self.unit,
                         self.comp_dir,
                         self.unit.header.address_size,
                     )
                     self._header = table.header
-                except DwarfError as error:
-                    log.debug("unit %#x: unreadable line table header: %s", self.unit.base, error)
+            except DwarfError as error:
+                log.debug("unit %#x: unreadable line table header: %s", self.unit.base, error)
         return self._header
 
 
@@ -320,20 +304,31 @@ def _scan_units(reader: DieReader, unit_offsets: Sequence[int]) -> _BatchResult:
     # unit just walked (a variable's declaration), whose abbreviations are still at hand.
     other_units = _CrossUnitResolver(reader)
     for unit_offset in unit_offsets:
-        try:
-            _scan_unit(reader, unit_offset, other_units, result)
-        except DwarfError as error:
-            raise DwarfError(f"{reader.sections.path}: {error}") from None
-        except _DECODE_ERRORS as error:
-            raise DwarfError(
-                f"{reader.sections.path}: .debug_info unit at {unit_offset:#x} is malformed "
-                f"({type(error).__name__})"
-            ) from None
+        _scan_unit(reader, unit_offset, other_units, result)
     return result
 
 
+# Positions of the fields the scan reads of the DIEs the whole-program walk keeps.
+_LOW_PC = FUNCTION_LAYOUT.index["low_pc"]
+_HIGH_PC = FUNCTION_LAYOUT.index["high_pc"]
+_HIGH_IS_OFFSET = FUNCTION_LAYOUT.index["high_is_offset"]
+_RANGES = FUNCTION_LAYOUT.index["ranges"]
+_RANGES_IS_INDEX = FUNCTION_LAYOUT.index["ranges_is_index"]
+_NAME = FUNCTION_LAYOUT.index["name"]
+_NAME_FORM = FUNCTION_LAYOUT.index["name_form"]
+_LINKAGE_NAME = FUNCTION_LAYOUT.index["linkage_name"]
+_LINKAGE_NAME_FORM = FUNCTION_LAYOUT.index["linkage_name_form"]
+_ORIGIN = FUNCTION_LAYOUT.index["origin"]
+_SPECIFICATION = FUNCTION_LAYOUT.index["specification"]
+_DECL_FILE = FUNCTION_LAYOUT.index["decl_file"]
+_VARIABLE_LOCATION = VARIABLE_LAYOUT.index["location"]
+_VARIABLE_NAME = VARIABLE_LAYOUT.index["name"]
+_VARIABLE_NAME_FORM = VARIABLE_LAYOUT.index["name_form"]
+_VARIABLE_ORIGIN = VARIABLE_LAYOUT.index["origin"]
+_VARIABLE_SPECIFICATION = VARIABLE_LAYOUT.index["specification"]
+
 # A subprogram or variable DIE as met in the unit: name, decl file number, links to resolve.
-# The name is kept as the extractor left it (V_NAME_FORM, V_NAME), read only if asked for.
+# The name is kept as the extractor left it (name_form, name), read only if asked for.
 _Named = tuple[int, Any, int | None, int | None, int | None]  # name form, name, file, origin, spec
 
 
@@ -363,33 +358,33 @@ def _scan_unit(
         caller = callers[parent]
         if tag == inlined_tag:
             callers[node] = caller
-            origin = values[V_ORIGIN]
+            origin = values[_ORIGIN]
             if origin is not None:
                 inline_sites[(origin, caller)] += 1
         elif tag == subprogram_tag:
             named[die_offset] = (
-                values[V_NAME_FORM],
-                values[V_NAME],
-                values[V_DECL_FILE],
-                values[V_ORIGIN],
-                values[V_SPECIFICATION],
+                values[_NAME_FORM],
+                values[_NAME],
+                values[_DECL_FILE],
+                values[_ORIGIN],
+                values[_SPECIFICATION],
             )
             spans = _code_spans(reader, unit, values, ranges)
             if spans:
-                linkage = text(values[V_LINKAGE_NAME_FORM], values[V_LINKAGE_NAME])
+                linkage = text(values[_LINKAGE_NAME_FORM], values[_LINKAGE_NAME])
                 concrete.append((die_offset, linkage, spans[0][0], tuple(spans)))
                 if caller == -1:
                     caller = spans[0][0]
             callers[node] = caller
-        else:
-            link_address = _static_address(unit, values[VAR_LOCATION])
+        else:  # a variable (VariableValues)
+            link_address = _static_address(unit, values[_VARIABLE_LOCATION])
             if link_address:
                 named[die_offset] = (
-                    values[VAR_NAME_FORM],
-                    values[VAR_NAME],
+                    values[_VARIABLE_NAME_FORM],
+                    values[_VARIABLE_NAME],
                     None,
                     None,
-                    values[VAR_SPECIFICATION] or values[VAR_ORIGIN],
+                    values[_VARIABLE_SPECIFICATION] or values[_VARIABLE_ORIGIN],
                 )
                 variables.append((die_offset, link_address))
     in_unit = _InUnitResolver(named, names, text).resolve
@@ -414,20 +409,20 @@ def _code_spans(
 ) -> list[tuple[int, int]]:
     """[start, end) spans of a subprogram's code, the entry point first; [] if it has none (or
     the linker discarded it: its DW_AT_low_pc is 0)."""
-    low_pc = values[V_LOW_PC]
+    low_pc = values[_LOW_PC]
     if low_pc is not None:
-        high_pc = values[V_HIGH_PC]
+        high_pc = values[_HIGH_PC]
         if high_pc is None:
             return [(low_pc, low_pc + 1)]
-        if values[V_HIGH_IS_OFFSET]:
+        if values[_HIGH_IS_OFFSET]:
             high_pc += low_pc
         return [(low_pc, high_pc)] if low_pc else []
-    if values[V_RANGES] is None:
+    if values[_RANGES] is None:
         return []
     if not ranges:
         ranges.append(unit_range_reader(reader, unit))
     try:
-        spans = ranges[0].ranges_of(values[V_RANGES], values[V_RANGES_IS_INDEX])
+        spans = ranges[0].ranges_of(values[_RANGES], values[_RANGES_IS_INDEX])
     except DwarfError as error:  # one function's damaged list: that function has no code
         log.debug("unit %#x: %s", unit.base, error)
         return []
@@ -466,10 +461,12 @@ class _InUnitResolver:
         self.text = text
         self.resolved: dict[int, _Origin] = {}
 
-    def resolve(self, die: int) -> _Origin:
+    def resolve(self, die: int, depth: int = 0) -> _Origin:
         resolved = self.resolved
         if die in resolved:
             return resolved[die]
+        if depth > _MAX_HOPS:  # a chain no compiler makes: leave the rest unnamed here
+            return die
         resolved[die] = die  # cycle guard
         entry = self.named.get(die)
         if entry is None:
@@ -484,12 +481,12 @@ class _InUnitResolver:
             if (
                 file_number is None
                 and spec is not None
-                and isinstance(inner := self.resolve(spec), tuple)
+                and isinstance(inner := self.resolve(spec, depth + 1), tuple)
             ):
                 outcome = (name, inner[1], inner[2])
         else:
             link = origin if origin is not None else spec
-            outcome = self.resolve(link) if link is not None else die
+            outcome = self.resolve(link, depth + 1) if link is not None else die
         resolved[die] = outcome
         return outcome
 
@@ -521,8 +518,8 @@ class _CrossUnitResolver:
             names = self.names_of(unit)
             name_entry = values.get(F.AT_NAME)
             name = unit.form_string(*name_entry) if name_entry is not None else None
-        except (DwarfError, *_DECODE_ERRORS):
-            self.cache[die_offset] = None
+        except DwarfError as error:  # names what it can: a DIE it cannot read names nothing
+            log.debug("DIE %#x: %s", die_offset, error)
             return None
         if depth < _MAX_HOPS:
             decl = values.get(F.AT_DECL_FILE)
@@ -530,9 +527,10 @@ class _CrossUnitResolver:
             inner = None
             if link is not None:
                 form, target = link
-                inner = self.resolve(
-                    unit.base + target if form in F.UNIT_REF_FORMS else target, depth + 1
-                )
+                if form in F.UNIT_REF_FORMS:
+                    inner = self.resolve(unit.base + target, depth + 1)
+                elif form == F.FORM_REF_ADDR:
+                    inner = self.resolve(target, depth + 1)
             if name is not None:
                 decl_file = None
                 if decl is not None and isinstance(decl[1], int):

@@ -7,9 +7,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_forms import DwarfError, read_uleb
-from ltosyms.elf.dwarf_sections import DwarfSections
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.forms import read_uleb
+from ltosyms.dwarf.sections import DwarfSections
+from ltosyms.errors import DwarfError
 
 Range = tuple[int, int]
 
@@ -59,7 +60,8 @@ class RangeReader:
             if self.ranges is None:
                 raise DwarfError("DW_AT_ranges without a .debug_ranges section")
             return self._decode_ranges(self.ranges, value)
-        except (IndexError, struct.error):
+        except (IndexError, struct.error, OverflowError):
+            # A read past the section (OverflowError: an offset too large to read at all).
             raise DwarfError(f"range list at {value:#x} runs past its section") from None
 
     def _decode_rnglist(self, data: bytes, position: int) -> list[Range]:
@@ -168,5 +170,5 @@ def read_aranges(sections: DwarfSections) -> list[tuple[int, int, int]]:
                     result.append((start, start + length_, unit_offset))
             offset = end
     except (struct.error, IndexError):
-        raise DwarfError(f"{sections.path}: .debug_aranges is truncated") from None
+        raise DwarfError(".debug_aranges is truncated") from None
     return result

@@ -3,15 +3,15 @@
 :class:`DwarfResolver` is the door. It is lazy by design (DOMAIN §7): the address -> unit map
 comes from ``.debug_aranges`` (or, for clang, from each unit's top DIE), and only the units
 that hold asked-for addresses are parsed, each once, into a :class:`CuData` (line rows and the
-function/inline tree, :mod:`ltosyms.elf.dwarf_build`). Every parsed unit, and the unit map, is
+function/inline tree, :mod:`ltosyms.dwarf.build`). Every parsed unit, and the unit map, is
 handed to a :class:`CuStore` as bytes; the on-disk index implements that store, so a later
 run loads the unit instead of parsing DWARF, and never opens a debug section at all.
 
 The DWARF decoders are ltosyms' own (pyelftools needs ~0.6 s per kernel unit): a line-program
-state machine over bytes (:mod:`ltosyms.elf.dwarf_line`) and a DIE walker driven by
-abbreviation tables compiled to straight-line code (:mod:`ltosyms.elf.dwarf_codegen`,
-:mod:`ltosyms.elf.dwarf_info`). Modules (ET_REL) get their DWARF relocated first
-(:mod:`ltosyms.elf.dwarf_reloc`); a vmlinux never does.
+state machine over bytes (:mod:`ltosyms.dwarf.line`) and a DIE walker driven by
+abbreviation tables compiled to straight-line code (:mod:`ltosyms.dwarf.codegen`,
+:mod:`ltosyms.dwarf.info`). It reads the sections it is given (a :class:`SectionSource`): the
+ELF side maps them for a vmlinux and relocates them for a module (ET_REL).
 
 Inline chains follow llvm-symbolizer ``--inlining``: the innermost entry takes the line-table
 row at the address; each enclosing entry takes the call site (DW_AT_call_file/line/column)
@@ -22,79 +22,40 @@ from __future__ import annotations
 
 import logging
 import marshal
-import os
-import struct
-import weakref
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from ltosyms.elf.dwarf_forms import DwarfError
-from ltosyms.elf.dwarf_records import (
+from ltosyms.dwarf.records import (
     CU_DATA_FORMAT,
     CU_MAP_FORMAT,
+    CompileUnit,
     FunctionExtent,
     SourceLocation,
 )
-from ltosyms.elf.image import KernelImage, open_image
-from ltosyms.elf.symtab import SymbolTable
+from ltosyms.dwarf.sections import SectionSource
 from ltosyms.errors import CacheError, InputError
 from ltosyms.stores import CuStore, DerivedStore
 
 if TYPE_CHECKING:
     # The unit tables and the DWARF parsers are imported where a unit is loaded or parsed,
     # not with this module: a decode served from stored chains never loads them.
-    from ltosyms.elf.dwarf_cudata import CuData
-    from ltosyms.elf.dwarf_cumap import CuMap
-    from ltosyms.elf.dwarf_info import DieReader
-    from ltosyms.elf.dwarf_symnames import OuterNames
-
-__all__ = [
-    "CU_FORMAT",
-    "CU_MAP_KEY",
-    "OUTER_NAMES_KEY",
-    "CuData",
-    "CuKey",
-    "CuMap",
-    "CuStore",
-    "DwarfError",
-    "DwarfResolver",
-    "FunctionExtent",
-    "MemoryCuStore",
-    "SourceLocation",
-    "iter_cu_offsets",
-    "parse_cu",
-    "parse_cu_map",
-]
+    from ltosyms.dwarf.parser import UnitParser
+    from ltosyms.dwarf.unit_map import CuMap
+    from ltosyms.dwarf.unit_tables import CuData
 
 log = logging.getLogger(__name__)
 
-
-def __getattr__(name: str) -> object:
-    # CuData and CuMap are part of this module's interface but load on first use (PEP 562).
-    if name == "CuData":
-        from ltosyms.elf.dwarf_cudata import CuData
-
-        return CuData
-    if name == "CuMap":
-        from ltosyms.elf.dwarf_cumap import CuMap
-
-        return CuMap
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-T = TypeVar("T")
-
 CuKey = int  # .debug_info offset of a unit header: names a unit within one build
 CU_MAP_KEY = -1  # the store key of the address -> unit map
-# The store key of the symbol names of outermost entries (symbols=...); stores keep the first
-# blob written under a key, so a new format takes a new key (-2 held format 1).
-OUTER_NAMES_KEY = -3
 # Store kind of inline chains by address (derived facts of the index); bump on any change to
 # SourceLocation or to how chains are made.
 LOCATIONS_KIND = "locations/1"
 # The formats of the stored blobs: an index written with other formats is not used.
 CU_FORMAT = f"cudata-{CU_DATA_FORMAT}.cumap-{CU_MAP_FORMAT}"
+
+# Names the outermost entry of a chain: (link address, within the symbol's size) -> name.
+# llvm-symbolizer takes it from the ELF symbol table (ltosyms.elf.outer_names).
+OuterName = Callable[[int, bool], "str | None"]
 
 
 def _chain_to_bytes(chain: tuple[SourceLocation, ...]) -> bytes:
@@ -129,35 +90,26 @@ class MemoryCuStore:
         self.records[cu_offset] = data
 
 
-# Exceptions a decoder can raise on malformed DWARF that it did not anticipate itself.
-_DECODE_ERRORS = (
-    struct.error,
-    IndexError,
-    KeyError,
-    ValueError,
-    OverflowError,
-    UnicodeDecodeError,
-    TypeError,
-    ZeroDivisionError,
-    RecursionError,
-)
-
-
 class DwarfResolver:
     """Source locations for link addresses of one image (vmlinux or module)."""
 
     def __init__(
-        self, image: KernelImage, store: CuStore | None = None, symbols: SymbolTable | None = None
+        self,
+        sections: SectionSource,
+        store: CuStore | None = None,
+        outer_name: OuterName | None = None,
     ) -> None:
-        """``symbols``, when given, names the outermost entry of each chain from the ELF
-        symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.dwarf_symnames`)."""
-        self.image = image
+        """``sections`` are opened only when a unit or the unit map must be parsed.
+        ``outer_name``, when given, names the outermost entry of each chain (the ELF symbol,
+        as llvm-symbolizer does); chains are then also kept in the store, by address."""
+        self.sections = sections
+        self.name = sections.name
         self.store: CuStore = store if store is not None else MemoryCuStore()
-        self.symbols = symbols
-        self._outer_names: OuterNames | None = None
-        self._reader: DieReader | None = None
+        self.outer_name = outer_name
+        self._parser: UnitParser | None = None
         self._cu_map: CuMap | None = None
         self._units: dict[int, CuData] = {}
+        self._compile_units: dict[int, CompileUnit] = {}
         self._answers: dict[int, tuple[SourceLocation, ...]] = {}  # chains by address
         self._unsaved: list[tuple[str, bytes]] = []
         self.parsed_units = 0  # units decoded from DWARF by this resolver
@@ -167,42 +119,44 @@ class DwarfResolver:
 
     @property
     def has_dwarf(self) -> bool:
-        return self.image.has_section(".debug_info") and self.image.has_section(".debug_abbrev")
+        return self.sections.has_dwarf()
 
     @property
     def dwarf_opened(self) -> bool:
         """True once a unit or the unit map had to be parsed from DWARF (not the store)."""
-        return self._reader is not None
+        return self._parser is not None
 
     @property
-    def reader(self) -> DieReader:
-        if self._reader is None:
+    def parser(self) -> UnitParser:
+        if self._parser is None:
             if not self.has_dwarf:
                 raise InputError(
-                    f"{self.image.path}: has no DWARF (.debug_info); a debug "
+                    f"{self.name}: has no DWARF (.debug_info); a debug "
                     "build is needed for source lines"
                 )
-            self._reader = _reader_for(self.image)
-        return self._reader
+            from ltosyms.dwarf.parser import UnitParser
+
+            self._parser = UnitParser(self.sections.open())
+        return self._parser
 
     # -- units -----------------------------------------------------------------------------
 
     @property
     def cu_map(self) -> CuMap:
         if self._cu_map is None:
-            from ltosyms.elf.dwarf_cumap import CuMap, build_cu_map
+            from ltosyms.dwarf.unit_map import CuMap
 
             raw = self.store.get(CU_MAP_KEY)
             if raw is not None:
                 try:
                     self._cu_map = CuMap.from_bytes(raw)
                 except CacheError as error:
-                    log.warning("%s: stored unit map discarded: %s", self.image.path, error)
+                    log.warning("%s: stored unit map discarded: %s", self.name, error)
             if self._cu_map is None:
                 if not self.has_dwarf:
                     self._cu_map = CuMap.empty()
                 else:
-                    self._cu_map = _translated(self.image, lambda: build_cu_map(self.reader))
+                    self._cu_map = self.parser.unit_map()
                     self.store.put(CU_MAP_KEY, self._cu_map.to_bytes())
         return self._cu_map
 
@@ -219,7 +173,7 @@ class DwarfResolver:
         data = self._units.get(cu_offset)
         if data is not None:
             return data
-        from ltosyms.elf.dwarf_cudata import CuData
+        from ltosyms.dwarf.unit_tables import CuData
 
         raw = self.store.get(cu_offset)
         if raw is not None:
@@ -227,11 +181,9 @@ class DwarfResolver:
                 data = CuData.from_bytes(raw)
                 self.loaded_units += 1
             except CacheError as error:
-                log.warning("%s: stored unit %#x discarded: %s", self.image.path, cu_offset, error)
+                log.warning("%s: stored unit %#x discarded: %s", self.name, cu_offset, error)
         if data is None:
-            from ltosyms.elf.dwarf_build import build_cu_data
-
-            data = _translated(self.image, lambda: build_cu_data(self.reader, cu_offset))
+            data = self.parser.unit(cu_offset)
             self.parsed_units += 1
             self.store.put(cu_offset, data.to_bytes())
         self._units[cu_offset] = data
@@ -260,12 +212,12 @@ class DwarfResolver:
                     chain = self._answers[link_address] = _chain_from_bytes(stored)
                     return chain
                 except CacheError as error:
-                    log.debug("%s: stored chain at %s ignored: %s", self.image.path, key, error)
+                    log.debug("%s: stored chain at %s ignored: %s", self.name, key, error)
         cu_offset = self.cu_for(link_address)
         chain = (
             ()
             if cu_offset is None
-            else self.cu_data(cu_offset).locations(link_address, self._namer())
+            else self.cu_data(cu_offset).locations(link_address, self.outer_name)
         )
         self._answers[link_address] = chain
         if answers is not None:
@@ -274,7 +226,7 @@ class DwarfResolver:
 
     def _answer_store(self) -> DerivedStore | None:
         # Chains name the outermost entry from the symbol table: only then are they stored.
-        if self.symbols is None or not hasattr(self.store, "get_derived"):
+        if self.outer_name is None or not hasattr(self.store, "get_derived"):
             return None
         return self.store  # type: ignore[return-value]  # has the derived-facts methods
 
@@ -284,23 +236,6 @@ class DwarfResolver:
         if answers is not None and self._unsaved:
             answers.put_derived(LOCATIONS_KIND, self._unsaved)
         self._unsaved = []
-
-    def _namer(self) -> Callable[[int, bool], str | None] | None:
-        if self.symbols is None:
-            return None
-        if self._outer_names is None:
-            from ltosyms.elf.dwarf_symnames import OuterNames
-
-            raw = self.store.get(OUTER_NAMES_KEY)
-            if raw is not None:
-                try:
-                    self._outer_names = OuterNames.from_bytes(raw, self.symbols)
-                except CacheError as error:
-                    log.warning("%s: stored symbol names discarded: %s", self.image.path, error)
-            if self._outer_names is None:
-                self._outer_names = OuterNames.from_symbols(self.symbols)
-                self.store.put(OUTER_NAMES_KEY, self._outer_names.to_bytes())
-        return self._outer_names.name_at
 
     def locations_many(
         self, link_addresses: Iterable[int]
@@ -317,14 +252,13 @@ class DwarfResolver:
                 result.update(dict.fromkeys(addresses, ()))
                 continue
             data = self.cu_data(cu_offset)
-            namer = self._namer()
             for link_address in addresses:
-                result[link_address] = data.locations(link_address, namer)
+                result[link_address] = data.locations(link_address, self.outer_name)
         return result
 
     def _prefetch(self, cu_offsets: Iterable[int]) -> None:
         """Load stored units in one batch when the store can (the index's ``get_many``)."""
-        from ltosyms.elf.dwarf_cudata import CuData
+        from ltosyms.dwarf.unit_tables import CuData
 
         get_many = getattr(self.store, "get_many", None)
         wanted = [offset for offset in cu_offsets if offset not in self._units]
@@ -335,7 +269,7 @@ class DwarfResolver:
                 self._units[cu_offset] = CuData.from_bytes(raw)
                 self.loaded_units += 1
             except CacheError as error:
-                log.warning("%s: stored unit %#x discarded: %s", self.image.path, cu_offset, error)
+                log.warning("%s: stored unit %#x discarded: %s", self.name, cu_offset, error)
 
     def function_at(self, link_address: int) -> FunctionExtent | None:
         """The DWARF function (subprogram with code) holding ``link_address``."""
@@ -353,74 +287,13 @@ class DwarfResolver:
     def functions(self, cu_offset: CuKey) -> list[FunctionExtent]:
         return self.cu_data(cu_offset).functions()
 
-
-def _translated(image: KernelImage, work: Callable[[], T]) -> T:
-    try:
-        return work()
-    except DwarfError as error:
-        raise DwarfError(f"{image.path}: {error}") from None
-    except _DECODE_ERRORS as error:
-        raise DwarfError(
-            f"{image.path}: malformed DWARF ({type(error).__name__}: {error})"
-        ) from None
-
-
-_readers: weakref.WeakKeyDictionary[KernelImage, DieReader] = weakref.WeakKeyDictionary()
-
-
-def _reader_for(image: KernelImage) -> DieReader:
-    reader = _readers.get(image)
-    if reader is None:
-        from ltosyms.elf.dwarf_info import DieReader
-        from ltosyms.elf.dwarf_sections import DwarfSections
-
-        reader = _translated(image, lambda: DieReader(DwarfSections.from_image(image)))
-        _readers[image] = reader
-    return reader
-
-
-# -- worker-process entry points (``ltosyms index --jobs N``) -------------------------------
-
-_worker_images: dict[str, KernelImage] = {}
-
-
-def _image_for(path_or_image: KernelImage | str | os.PathLike[str]) -> KernelImage:
-    if isinstance(path_or_image, KernelImage):
-        return path_or_image
-    key = str(Path(path_or_image).resolve())
-    image = _worker_images.get(key)
-    if image is None:
-        image = _worker_images[key] = open_image(key)
-    return image
-
-
-def parse_cu(path_or_image: KernelImage | str | os.PathLike[str], cu_offset: int) -> bytes:
-    """The stored form (:meth:`CuData.to_bytes`) of one unit, parsed from DWARF.
-
-    Usable in a worker process: the image and its DWARF readers are opened once per process
-    and path, then reused for every unit the worker is given."""
-    from ltosyms.elf.dwarf_build import build_cu_data
-
-    image = _image_for(path_or_image)
-    reader = _reader_for(image)
-    return _translated(image, lambda: build_cu_data(reader, cu_offset)).to_bytes()
-
-
-def parse_cu_map(path_or_image: KernelImage | str | os.PathLike[str]) -> bytes:
-    """The stored form of the address -> unit map (store it under :data:`CU_MAP_KEY`)."""
-    from ltosyms.elf.dwarf_cumap import build_cu_map
-
-    image = _image_for(path_or_image)
-    reader = _reader_for(image)
-    return _translated(image, lambda: build_cu_map(reader)).to_bytes()
-
-
-def iter_cu_offsets(path_or_image: KernelImage | str | os.PathLike[str]) -> Iterator[int]:
-    """The offset of every unit with code, in .debug_info order (what an index parses)."""
-    from ltosyms.elf.dwarf_cumap import build_cu_map
-
-    image = _image_for(path_or_image)
-    if not image.has_section(".debug_info"):
-        return iter(())
-    reader = _reader_for(image)
-    return iter(_translated(image, lambda: build_cu_map(reader)).unit_offsets())
+    def compile_unit(self, link_address: int) -> CompileUnit | None:
+        """The compilation unit whose code holds ``link_address``: its name and compilation
+        directory, from its top DIE alone (None: no unit claims the address)."""
+        cu_offset = self.cu_for(link_address)
+        if cu_offset is None:
+            return None
+        unit = self._compile_units.get(cu_offset)
+        if unit is None:
+            unit = self._compile_units[cu_offset] = self.parser.compile_unit(cu_offset)
+        return unit

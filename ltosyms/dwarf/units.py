@@ -15,31 +15,32 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_codegen import (
-    Extractor,
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.codegen import (
     Skipper,
     Spec,
-    compile_extractor,
     compile_sibling_reader,
     compile_skipper,
-    compile_variable_extractor,
     sibling_offset,
 )
-from ltosyms.elf.dwarf_forms import DwarfError, read_sleb, read_uleb
-from ltosyms.elf.dwarf_sections import DwarfSections, SectionBuffer
+from ltosyms.dwarf.extract import FUNCTION_LAYOUT, VARIABLE_LAYOUT, Extractor
+from ltosyms.dwarf.forms import read_sleb, read_uleb
+from ltosyms.dwarf.sections import DwarfSections, SectionBuffer
+from ltosyms.errors import DwarfError
 
-# What the DIE walkers do with a DIE, by abbreviation (see dwarf_info.walk_unit, walk_program).
+# What the DIE walk does with a DIE, by abbreviation (ltosyms.dwarf.walk). The two walks differ
+# only in the actions their tables are compiled with (CompiledAbbrevs, ``whole_program``).
 ACT_LEAF_FIXED = 0  # no children, uninteresting, constant size: skip the bytes
 ACT_LEAF = 1  # no children, uninteresting, variable size: generated skipper
 ACT_JUMP_FIXED = 2  # uninteresting subtree, DW_AT_sibling at a constant offset: jump
 ACT_JUMP = 3  # uninteresting subtree, DW_AT_sibling after variable-size attributes
 ACT_ENTER_FIXED = 4  # children to walk (lexical block, or no sibling), constant size
 ACT_ENTER = 5  # same, variable size
-ACT_FUNCTION = 6  # subprogram with code: a tree root
-ACT_NAME = 7  # subprogram without code (abstract instance, declaration): names only
-ACT_INLINED = 8  # inlined subroutine: a tree node inside a function
-ACT_VARIABLE = 9  # variable with a location expression (whole-program walk only)
+ACT_INLINED = 6  # inlined subroutine: a node inside the function holding it
+ACT_FUNCTION = 7  # unit walk: subprogram with code, a tree root (nested or not)
+ACT_NAME = 8  # unit walk: subprogram without code (abstract instance, declaration): names only
+ACT_SUBPROGRAM = 9  # whole-program walk: any subprogram, a node where it is nested
+ACT_VARIABLE = 10  # whole-program walk: variable with a location expression
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,9 @@ def read_unit_header(info: SectionBuffer, offset: int, endian: str) -> UnitHeade
         raise DwarfError(f"{info.name}: truncated unit header at {offset:#x}") from None
     if version > 5:
         raise DwarfError(f"{info.name}: unit at {offset:#x} has DWARF version {version}")
+    if address_size not in (4, 8):
+        # The readers take 4- and 8-byte addresses (32- and 64-bit targets; DWARF 5 §7.5.1.1).
+        raise DwarfError(f"{info.name}: unit at {offset:#x} has {address_size}-byte addresses")
     if end > info.size or length < position - 4:
         raise DwarfError(f"{info.name}: unit at {offset:#x} runs past the section")
     return UnitHeader(
@@ -117,9 +121,9 @@ class UnitIndex:
                 offsets.append(offset)
                 offset += 4 + length
         except struct.error:
-            raise DwarfError(f"{sections.path}: .debug_info unit lengths are corrupt") from None
+            raise DwarfError(".debug_info unit lengths are corrupt") from None
         if offset > size:
-            raise DwarfError(f"{sections.path}: last .debug_info unit runs past the section")
+            raise DwarfError("the last .debug_info unit runs past the section")
         self.offsets = offsets
 
     def unit_containing(self, info_offset: int) -> int:
@@ -210,9 +214,9 @@ _MAX_ABBREV_CODE = 1 << 20
 class CompiledAbbrevs:
     """An abbreviation table turned into per-code lists the DIE walker indexes directly.
 
-    ``whole_program`` compiles it for :func:`ltosyms.elf.dwarf_info.walk_program` instead of
-    ``walk_unit``: variables whose DW_AT_location is an expression are read too
-    (``ACT_VARIABLE``)."""
+    Compiled for the unit walk (what the resolver keeps of a unit), or with ``whole_program``
+    for the census: every subprogram is a node, with or without code (``ACT_SUBPROGRAM``), and
+    variables whose DW_AT_location is an expression are read too (``ACT_VARIABLE``)."""
 
     __slots__ = (
         "action",
@@ -248,9 +252,10 @@ class CompiledAbbrevs:
         self.extract: list[Extractor | None] = [None] * size
         layout = (header.offset_size, header.address_size, endian, header.version)
         for code, abbrev in table.items():
-            # The mode changes only variables' plans: other plans are shared by both.
-            variable = whole_program and abbrev.tag == F.TAG_VARIABLE
-            key = (abbrev.tag, abbrev.has_children, abbrev.specs, *layout, variable)
+            # The mode changes only the plans of subprograms and variables: other plans are
+            # shared by both.
+            per_mode = whole_program and abbrev.tag in (F.TAG_SUBPROGRAM, F.TAG_VARIABLE)
+            key = (abbrev.tag, abbrev.has_children, abbrev.specs, *layout, per_mode)
             plan = _plans.get(key)
             if plan is None:
                 plan = _plans[key] = _plan(abbrev, layout, whole_program)
@@ -270,22 +275,24 @@ def _plan(abbrev: Abbrev, layout: tuple[int, int, str, int], whole_program: bool
     specs = abbrev.specs
     attributes = {a for a, _, _ in specs}
     if abbrev.tag in (F.TAG_SUBPROGRAM, F.TAG_INLINED_SUBROUTINE):
-        extract = compile_extractor(specs, *layout)
+        extract = FUNCTION_LAYOUT.extractor(specs, *layout)
         has_code = F.AT_LOW_PC in attributes or F.AT_RANGES in attributes
         if abbrev.tag == F.TAG_INLINED_SUBROUTINE:
             return (ACT_INLINED, 0, None, 0, None, extract)
+        if whole_program:
+            return (ACT_SUBPROGRAM, 0, None, 0, None, extract)
         if has_code:
             return (ACT_FUNCTION, 0, None, 0, None, extract)
         return (ACT_NAME, 0, None, 0, None, extract)
     if whole_program and abbrev.tag == F.TAG_VARIABLE and _has_location_expression(specs):
-        return (ACT_VARIABLE, 0, None, 0, None, compile_variable_extractor(specs, *layout))
+        return (ACT_VARIABLE, 0, None, 0, None, VARIABLE_LAYOUT.extractor(specs, *layout))
     skipper = compile_skipper([f for _, f, _ in specs], *layout)
     fixed = skipper if isinstance(skipper, int) else 0
     skip = None if isinstance(skipper, int) else skipper
     is_fixed = skip is None
     if not abbrev.has_children:
         return (ACT_LEAF_FIXED if is_fixed else ACT_LEAF, fixed, skip, 0, None, None)
-    if abbrev.tag not in F.DESCEND_TAGS and F.AT_SIBLING in attributes:
+    if abbrev.tag not in F.DESCEND_TAGS and _sibling_form(specs) in F.UNIT_REF_FORMS:
         located = sibling_offset(specs, offset_size, address_size, version)
         if located is not None:
             letter = {1: "B", 2: "H", 4: "I", 8: "Q"}[located[1]]
@@ -294,6 +301,12 @@ def _plan(abbrev: Abbrev, layout: tuple[int, int, str, int], whole_program: bool
         sibling = compile_sibling_reader(specs, *layout)
         return (ACT_JUMP, fixed, skip, 0, sibling, None)
     return (ACT_ENTER_FIXED if is_fixed else ACT_ENTER, fixed, skip, 0, None, None)
+
+
+def _sibling_form(specs: tuple[Spec, ...]) -> int | None:
+    # DW_AT_sibling is a reference into the unit (DWARF 5 §2.3). In any other form (damaged
+    # data) there is no subtree end to jump to: the walk goes through the children instead.
+    return next((form for attribute, form, _implicit in specs if attribute == F.AT_SIBLING), None)
 
 
 def _has_location_expression(specs: tuple[Spec, ...]) -> bool:
@@ -306,7 +319,9 @@ def _has_location_expression(specs: tuple[Spec, ...]) -> bool:
 
 
 class AbbrevSource(Protocol):
-    def compiled_abbrevs(self, header: UnitHeader) -> CompiledAbbrevs: ...
+    def compiled_abbrevs(
+        self, header: UnitHeader, whole_program: bool = False
+    ) -> CompiledAbbrevs: ...
     def abbrev(self, header: UnitHeader, code: int) -> Abbrev | None: ...
 
 
@@ -361,14 +376,29 @@ class Unit:
         self.top_tag = abbrev.tag
         self.top_has_children = abbrev.has_children
         self.children_start = data_base + position
-        for attribute, target in (
-            (F.AT_STR_OFFSETS_BASE, "str_offsets_base"),
-            (F.AT_ADDR_BASE, "addr_base"),
-            (F.AT_GNU_ADDR_BASE, "addr_base"),
-            (F.AT_RNGLISTS_BASE, "rnglists_base"),
-        ):
-            if attribute in values:
-                setattr(self, target, values[attribute][1])
+        str_offsets_base = self.top_constant(F.AT_STR_OFFSETS_BASE)
+        if str_offsets_base is not None:
+            self.str_offsets_base = str_offsets_base
+        for attribute in (F.AT_ADDR_BASE, F.AT_GNU_ADDR_BASE):  # the GNU one wins
+            addr_base = self.top_constant(attribute)
+            if addr_base is not None:
+                self.addr_base = addr_base
+        self.rnglists_base = self.top_constant(F.AT_RNGLISTS_BASE)
+
+    def top_constant(self, attribute: int) -> int | None:
+        """An attribute of the top DIE that holds a number (an offset into another section,
+        a base, a constant); None when absent. Any other value (a block, a string) is damage:
+        :class:`DwarfError`."""
+        entry = self.top.get(attribute)
+        if entry is None:
+            return None
+        form, value = entry
+        if not isinstance(value, int) or value < 0:
+            raise DwarfError(
+                f"unit at {self.base:#x}: top DIE attribute {attribute:#x} has form {form:#x}, "
+                "not a number"
+            )
+        return value
 
     def top_string(self, attribute: int) -> str | None:
         entry = self.top.get(attribute)
@@ -404,7 +434,7 @@ class Unit:
             (offset,) = self._offset_format.unpack_from(
                 self._str_offsets, self.str_offsets_base + index * self.header.offset_size
             )
-        except struct.error:
+        except (struct.error, OverflowError):  # past the section; OverflowError: far past
             raise DwarfError(f"string index {index} outside .debug_str_offsets") from None
         return self.strp(offset)
 
@@ -416,10 +446,13 @@ class Unit:
             (value,) = self._address_format.unpack_from(
                 self._addr, self.addr_base + index * self.header.address_size
             )
-        except struct.error:
+        except (struct.error, OverflowError):  # past the section; OverflowError: far past
             raise DwarfError(f"address index {index} outside .debug_addr") from None
         assert isinstance(value, int)
         return value
+
+
+_UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
 def read_attributes(
@@ -464,7 +497,9 @@ def read_form(
             chunk = data[position : position + 3]
             value = int.from_bytes(chunk, "little" if endian == "<" else "big")
             return value, position + 3, form
-        fmt = {1: "B", 2: "H", 4: "I", 8: "Q"}[size]
+        fmt = _UNSIGNED.get(size)
+        if fmt is None:  # an address size no header of ours has (a line table's is any byte)
+            raise DwarfError(f"form {form:#x} of {size} bytes is not supported")
         (value,) = struct.unpack_from(endian + fmt, data, position)
         return value, position + size, form
     if form == F.FORM_SDATA:

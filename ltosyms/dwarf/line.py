@@ -16,12 +16,16 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_cudata import END_OF_SEQUENCE, find_row
-from ltosyms.elf.dwarf_forms import DwarfError, read_sleb, read_uleb
-from ltosyms.elf.dwarf_paths import choose_roots, root_candidate
-from ltosyms.elf.dwarf_sections import DwarfSections
-from ltosyms.elf.dwarf_units import Unit, UnitHeader, read_form
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.forms import read_sleb, read_uleb
+from ltosyms.dwarf.paths import choose_roots, root_candidate
+from ltosyms.dwarf.sections import DwarfSections
+from ltosyms.dwarf.unit_tables import END_OF_SEQUENCE, find_row
+from ltosyms.dwarf.units import Unit, UnitHeader, read_form
+from ltosyms.errors import DwarfError
+
+# The file register value kept for a file number that does not fit the row arrays (bad data).
+_NO_SUCH_FILE = END_OF_SEQUENCE - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +119,7 @@ class FileTable:
         return tuple(self.path(number) for number in range(len(self.header.files)))
 
     def roots(self) -> tuple[str, ...]:
-        """Prefixes to strip from this table's paths (:mod:`ltosyms.elf.dwarf_paths`): the
+        """Prefixes to strip from this table's paths (:mod:`ltosyms.dwarf.paths`): the
         compilation directory and the source root most of the files lie under."""
         found: Counter[str] = Counter()
         directory_roots: dict[int, str | None] = {}
@@ -411,15 +415,16 @@ def _run_program(
             array("Q", addresses), array("I", files), array("I", lines), array("I", columns)
         )
     except OverflowError:
-        # A line advanced below 0 or a column past 2**32 in bad data: no such line.
-        def clamp(values: tuple[int, ...]) -> list[int]:
-            return [value if 0 <= value < 1 << 32 else 0 for value in values]
+        # A line advanced below 0, a column or a file number past 2**32 in bad data: no such
+        # line, and a file number past any table (which names no file).
+        def clamp(values: tuple[int, ...], default: int) -> list[int]:
+            return [value if 0 <= value < 1 << 32 else default for value in values]
 
         return LineRows(
             array("Q", addresses),
-            array("I", files),
-            array("I", clamp(lines)),
-            array("I", clamp(columns)),
+            array("I", clamp(files, _NO_SUCH_FILE)),
+            array("I", clamp(lines, 0)),
+            array("I", clamp(columns, 0)),
         )
 
 

@@ -11,18 +11,28 @@ The rule, as LLVM 14 implements it: among symbols of type NOTYPE, FUNC, OBJECT o
 are defined in a section, keep one per address (the largest size; ties: the greatest name),
 take the last one at or below the address, and use it unless it has a size and the address is
 past its end.
+
+The DWARF resolver takes the rule as a plain function (:func:`outer_namer`): it knows nothing
+of symbol tables.
 """
 
 from __future__ import annotations
 
+import logging
 import marshal
 from array import array
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import CacheError
+from ltosyms.stores import CuStore
 
+log = logging.getLogger(__name__)
+
+# The store key of the names (CuStore keys below 0 are whole-image tables); stores keep the
+# first blob written under a key, so a new format takes a new key (-2 held format 1).
+OUTER_NAMES_KEY = -3
 FORMAT_VERSION = 2  # 2: packed columns, names by symbol-table position
 _MAGIC = "ltosyms-outer-names"
 
@@ -122,3 +132,32 @@ class OuterNames:
         if within_size and end and link_address >= end:
             return None
         return self._names[self._indexes[position]]
+
+
+def outer_namer(
+    symbols: SymbolTable, store: CuStore | None, image_name: str
+) -> Callable[[int, bool], str | None]:
+    """:meth:`OuterNames.name_at` of ``symbols``, made on the first call: from ``store`` when
+    it holds them, else from the table (and then stored). A decode answered from stored
+    chains never calls it."""
+    made: list[OuterNames] = []
+
+    def name_at(link_address: int, within_size: bool = True) -> str | None:
+        if not made:
+            made.append(_outer_names(symbols, store, image_name))
+        return made[0].name_at(link_address, within_size)
+
+    return name_at
+
+
+def _outer_names(symbols: SymbolTable, store: CuStore | None, image_name: str) -> OuterNames:
+    raw = store.get(OUTER_NAMES_KEY) if store is not None else None
+    if raw is not None:
+        try:
+            return OuterNames.from_bytes(raw, symbols)
+        except CacheError as error:
+            log.warning("%s: stored symbol names discarded: %s", image_name, error)
+    names = OuterNames.from_symbols(symbols)
+    if store is not None:
+        store.put(OUTER_NAMES_KEY, names.to_bytes())
+    return names

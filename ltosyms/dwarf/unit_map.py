@@ -17,12 +17,12 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_records import CU_MAP_FORMAT
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.records import CU_MAP_FORMAT
 from ltosyms.errors import CacheError
 
 if TYPE_CHECKING:
-    from ltosyms.elf.dwarf_info import DieReader
+    from ltosyms.dwarf.info import DieReader
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ class CuMap:
 def build_cu_map(reader: DieReader) -> CuMap:
     # The parsers load with the first map built, not with this module: a decode served from
     # the index only reads stored maps.
-    from ltosyms.elf.dwarf_build import unit_code_ranges
-    from ltosyms.elf.dwarf_ranges import read_aranges
+    from ltosyms.dwarf.build import unit_code_ranges
+    from ltosyms.dwarf.ranges import read_aranges
 
     """Aranges where present; the top DIE of every unit that aranges does not list."""
     sections = reader.sections

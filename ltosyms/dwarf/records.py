@@ -1,7 +1,7 @@
 """What the DWARF layer answers with, apart from how it finds the answers.
 
 Kept in a module of their own so that a decode served from the index (chains stored by
-address) loads these records without the unit tables (:mod:`ltosyms.elf.dwarf_cudata`) or
+address) loads these records without the unit tables (:mod:`ltosyms.dwarf.unit_tables`) or
 any parser.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Formats of the stored unit tables and unit map (bump on any change to their layout): an
-# index written with other formats is not used (ltosyms.elf.dwarf.CU_FORMAT).
+# index written with other formats is not used (ltosyms.dwarf.resolver.CU_FORMAT).
 CU_DATA_FORMAT = 2
 CU_MAP_FORMAT = 1
 
@@ -44,3 +44,12 @@ class FunctionExtent:
     decl_file: str | None  # source-relative
     decl_line: int | None
     cu_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompileUnit:
+    """A compilation unit as its top DIE names it (DWARF 5 §3.1.1)."""
+
+    offset: int  # .debug_info offset of the unit header: names the unit within one build
+    name: str | None  # DW_AT_name: the primary source file, as the compiler was given it
+    comp_dir: str | None  # DW_AT_comp_dir

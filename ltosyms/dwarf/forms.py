@@ -8,8 +8,6 @@ be skipped), range-list and line-program opcodes, and what names a variable's st
 
 from __future__ import annotations
 
-from ltosyms.errors import InputError
-
 # -- tags (DWARF 5 §7.5.3, table 7.3) ------------------------------------------------------------
 TAG_ENTRY_POINT = 0x03
 TAG_LEXICAL_BLOCK = 0x0B
@@ -215,10 +213,6 @@ LNCT_DIRECTORY_INDEX = 2
 LNCT_TIMESTAMP = 3
 LNCT_SIZE = 4
 LNCT_MD5 = 5
-
-
-class DwarfError(InputError):
-    """The DWARF of an image cannot be decoded (truncated, unknown form, bad offset)."""
 
 
 def read_uleb(data: bytes, position: int) -> tuple[int, int]:

@@ -6,34 +6,24 @@ import posixpath
 from array import array
 from dataclasses import dataclass, field
 
-from ltosyms.elf import dwarf_forms as F
-from ltosyms.elf.dwarf_codegen import (
-    V_CALL_COLUMN,
-    V_CALL_FILE,
-    V_CALL_LINE,
-    V_HIGH_IS_OFFSET,
-    V_HIGH_PC,
-    V_LINKAGE_NAME,
-    V_LOW_PC,
-    V_NAME,
-    V_ORIGIN,
-    V_RANGES,
-    V_RANGES_IS_INDEX,
-)
-from ltosyms.elf.dwarf_cudata import END_OF_SEQUENCE, NO_FILE, CuData, narrow
-from ltosyms.elf.dwarf_info import DieReader, RawFunctions, walk_unit
-from ltosyms.elf.dwarf_line import (
+from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.extract import FUNCTION_LAYOUT
+from ltosyms.dwarf.info import DieReader
+from ltosyms.dwarf.line import (
     FileTable,
     LineRows,
     read_line_header,
     read_line_table,
 )
-from ltosyms.elf.dwarf_paths import relative_path
-from ltosyms.elf.dwarf_ranges import Range, RangeReader
-from ltosyms.elf.dwarf_units import Unit
+from ltosyms.dwarf.paths import relative_path
+from ltosyms.dwarf.ranges import Range, RangeReader
+from ltosyms.dwarf.unit_tables import END_OF_SEQUENCE, NO_FILE, CuData, narrow
+from ltosyms.dwarf.units import Unit
+from ltosyms.dwarf.walk import FoundDies
 
 _EMPTY_ROWS = LineRows(array("Q"), array("I"), array("I"), array("I"))
 _NONE = -1  # no file / no value in the raw columns below
+_LIMIT = 1 << 32  # file numbers, lines and columns past 32 bits are damage: none
 
 # A file as the functions name it: a file number of this unit's line table, or
 # (unit offset, file number) for a function declared in another unit (LTO).
@@ -58,42 +48,41 @@ def unit_code_ranges(reader: DieReader, unit: Unit) -> list[Range]:
     sections = reader.sections
     lowest, highest = sections.lowest_address, sections.highest_address
     ranges: list[Range] = []
-    entry = unit.top.get(F.AT_RANGES)
-    if entry is not None:
-        form, value = entry
-        ranges = unit_range_reader(reader, unit).ranges_of(value, form == F.FORM_RNGLISTX)
+    ranges_value = unit.top_constant(F.AT_RANGES)
+    if ranges_value is not None:
+        is_index = unit.top[F.AT_RANGES][0] == F.FORM_RNGLISTX
+        ranges = unit_range_reader(reader, unit).ranges_of(ranges_value, is_index)
     else:
         low = unit.top_address(F.AT_LOW_PC)
-        high_entry = unit.top.get(F.AT_HIGH_PC)
-        if low is not None and high_entry is not None:
-            form, value = high_entry
+        high = unit.top_constant(F.AT_HIGH_PC)
+        if low is not None and high is not None:
+            form = unit.top[F.AT_HIGH_PC][0]
             if form in F.CONSTANT_FORMS:
-                ranges = [(low, low + value)]
+                ranges = [(low, low + high)]
             elif form in F.ADDRX_FORMS:
-                ranges = [(low, unit.addrx(value) or low)]
+                ranges = [(low, unit.addrx(high) or low)]
             else:
-                ranges = [(low, value)]
+                ranges = [(low, high)]
     return [(low, high) for low, high in ranges if lowest <= low < high <= highest]
 
 
 def build_cu_data(reader: DieReader, unit_offset: int) -> CuData:
     """Parse everything the resolver keeps from the unit at ``unit_offset``."""
     sections = reader.sections
-    data = reader.unit_bytes(unit_offset)
-    unit = reader.unit(unit_offset, data)
+    unit, raw = reader.unit_dies(unit_offset)
     header = unit.header
     comp_dir = unit.top_string(F.AT_COMP_DIR)
     producer = unit.top_string(F.AT_PRODUCER) or ""
 
     rows = _EMPTY_ROWS
     files: FileTable | None = None
-    statement_list = unit.top.get(F.AT_STMT_LIST)
+    statement_list = unit.top_constant(F.AT_STMT_LIST)
     if statement_list is not None and sections.has(".debug_line"):
-        table = read_line_table(sections, statement_list[1], unit, comp_dir, header.address_size)
+        table = read_line_table(sections, statement_list, unit, comp_dir, header.address_size)
         rows, files = table.rows, table.files
 
-    raw = walk_unit(unit, data)
-    tree = _function_tree(reader, unit, raw)
+    inlined = [tag == F.TAG_INLINED_SUBROUTINE for tag in raw.tags]
+    tree = _function_tree(reader, unit, raw, inlined)
 
     # Keep only the files something names, numbered densely from 1 (0: none / end of
     # sequence). gcc's file tables list every included header; rows name a few dozen.
@@ -133,7 +122,7 @@ def build_cu_data(reader: DieReader, unit_offset: int) -> CuData:
         names=tuple(tree.names),
         parents=narrow([parent + 1 for parent in raw.parents]),
         ends=narrow(_subtree_ends(raw.parents)),
-        inlined=array("B", raw.inlined),
+        inlined=array("B", inlined),
         call_files=narrow(call_files),
         call_lines=narrow(tree.call_lines),
         call_columns=narrow(tree.call_columns),
@@ -187,12 +176,12 @@ class _Paths:
     def _foreign_table(self, unit_offset: int) -> FileTable | None:
         if unit_offset not in self._foreign:
             unit = self.reader.unit(unit_offset)
-            statement_list = unit.top.get(F.AT_STMT_LIST)
+            statement_list = unit.top_constant(F.AT_STMT_LIST)
             table = None
             if statement_list is not None:
                 table = read_line_header(
                     self.reader.sections,
-                    statement_list[1],
+                    statement_list,
                     unit,
                     unit.top_string(F.AT_COMP_DIR),
                     unit.header.address_size,
@@ -215,7 +204,23 @@ class _Tree:
     roots: list[tuple[int, int, int]] = field(default_factory=list)
 
 
-def _function_tree(reader: DieReader, unit: Unit, raw: RawFunctions) -> _Tree:
+# Positions of the fields the function tree reads of each function DIE (FunctionValues).
+_LOW_PC = FUNCTION_LAYOUT.index["low_pc"]
+_HIGH_PC = FUNCTION_LAYOUT.index["high_pc"]
+_HIGH_IS_OFFSET = FUNCTION_LAYOUT.index["high_is_offset"]
+_RANGES = FUNCTION_LAYOUT.index["ranges"]
+_RANGES_IS_INDEX = FUNCTION_LAYOUT.index["ranges_is_index"]
+_NAME = FUNCTION_LAYOUT.index["name"]
+_LINKAGE_NAME = FUNCTION_LAYOUT.index["linkage_name"]
+_ORIGIN = FUNCTION_LAYOUT.index["origin"]
+_CALL_FILE = FUNCTION_LAYOUT.index["call_file"]
+_CALL_LINE = FUNCTION_LAYOUT.index["call_line"]
+_CALL_COLUMN = FUNCTION_LAYOUT.index["call_column"]
+
+
+def _function_tree(
+    reader: DieReader, unit: Unit, raw: FoundDies, inlined_flags: list[bool]
+) -> _Tree:
     """Ranges, names, call sites and declarations of the function DIEs, as columns.
 
     Long because it is a per-DIE loop kept flat: a big unit has 40,000 function DIEs."""
@@ -233,27 +238,27 @@ def _function_tree(reader: DieReader, unit: Unit, raw: RawFunctions) -> _Tree:
     # Inlined copies of a function share its abstract origin: name each origin once.
     origin_names: dict[int, str | None] = {}
     add_start, add_low, add_high, add_root = starts.append, lows.append, highs.append, roots.append
-    for node, (values, inlined) in enumerate(zip(raw.values, raw.inlined, strict=True)):
+    for node, (values, inlined) in enumerate(zip(raw.values, inlined_flags, strict=True)):
         add_start(len(lows))
-        low = values[V_LOW_PC]
-        high = values[V_HIGH_PC]
+        low = values[_LOW_PC]
+        high = values[_HIGH_PC]
         if low is not None and high is not None:
-            if values[V_HIGH_IS_OFFSET]:
+            if values[_HIGH_IS_OFFSET]:
                 high += low
             if lowest <= low < high <= highest:
                 add_low(low)
                 add_high(high)
                 if not inlined:
                     add_root((low, high, node))
-        elif values[V_RANGES] is not None:
-            for start, end in ranges_of(values[V_RANGES], values[V_RANGES_IS_INDEX]):
+        elif values[_RANGES] is not None:
+            for start, end in ranges_of(values[_RANGES], values[_RANGES_IS_INDEX]):
                 if lowest <= start < end <= highest:
                     add_low(start)
                     add_high(end)
                     if not inlined:
                         add_root((start, end, node))
-        origin = values[V_ORIGIN]
-        if values[V_NAME] is None and values[V_LINKAGE_NAME] is None and origin is not None:
+        origin = values[_ORIGIN]
+        if values[_NAME] is None and values[_LINKAGE_NAME] is None and origin is not None:
             if origin in origin_names:
                 function_name = origin_names[origin]
             else:
@@ -262,14 +267,14 @@ def _function_tree(reader: DieReader, unit: Unit, raw: RawFunctions) -> _Tree:
             function_name = name_of(values, subprograms)[0]
         names.append(function_name)
         if inlined:
-            # Constants from the extractor: an int (possibly negative from DW_FORM_sdata in
-            # bad data) or None.
-            value = values[V_CALL_FILE]
-            call_files.append(value if value is not None and value >= 0 else _NONE)
-            value = values[V_CALL_LINE]
-            call_lines.append(value if value is not None and value >= 0 else 0)
-            value = values[V_CALL_COLUMN]
-            call_columns.append(value if value is not None and value >= 0 else 0)
+            # Constants from the extractor (an int, negative from DW_FORM_sdata or past 32
+            # bits in bad data, or None), checked inline as _count would: a call costs more.
+            value = values[_CALL_FILE]
+            call_files.append(value if value is not None and 0 <= value < _LIMIT else _NONE)
+            value = values[_CALL_LINE]
+            call_lines.append(value if value is not None and 0 <= value < _LIMIT else 0)
+            value = values[_CALL_COLUMN]
+            call_columns.append(value if value is not None and 0 <= value < _LIMIT else 0)
             decl_files.append(_NONE)
             decl_lines.append(0)
             continue
@@ -290,7 +295,7 @@ def _function_tree(reader: DieReader, unit: Unit, raw: RawFunctions) -> _Tree:
 
 def _count(value: object, default: int) -> int:
     """A file number, line or column from DWARF, or ``default`` if absent or not one."""
-    return value if isinstance(value, int) and 0 <= value < 1 << 32 else default
+    return value if isinstance(value, int) and 0 <= value < _LIMIT else default
 
 
 def _subtree_ends(parents: list[int]) -> list[int]:

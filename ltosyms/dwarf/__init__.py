@@ -1,0 +1,100 @@
+"""The DWARF layer: debug sections in, source locations and function extents out.
+
+It reads the sections it is handed (:class:`DwarfSections`: byte buffers and a
+:class:`DwarfConfig`, as pyelftools' ``DWARFInfo`` takes a ``DwarfConfig`` and section streams)
+and knows nothing of the ELF file they come from: :mod:`ltosyms.elf.debug_sections` makes them
+from a kernel image.
+
+- :class:`DwarfResolver`: link address -> inline chain (:class:`SourceLocation`), function
+  extent, compilation unit; lazy per unit, units kept in a :class:`~ltosyms.stores.CuStore`.
+- :func:`take_census`: one walk over all of ``.debug_info`` (what ``diff`` reads).
+- :class:`UnitParser`: the parsers behind both, for the index builder's worker processes.
+
+The parsers, the unit tables and the census load on first use (PEP 562 ``__getattr__``), not
+with this package: a decode answered from stored chains never imports them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from ltosyms.dwarf.paths import relative_path, source_roots
+from ltosyms.dwarf.records import CompileUnit, FunctionExtent, SourceLocation
+from ltosyms.dwarf.resolver import (
+    CU_FORMAT,
+    CU_MAP_KEY,
+    LOCATIONS_KIND,
+    CuKey,
+    DwarfResolver,
+    MemoryCuStore,
+    OuterName,
+)
+from ltosyms.dwarf.sections import (
+    DEBUG_SECTIONS,
+    DwarfConfig,
+    DwarfSections,
+    SectionBuffer,
+    SectionSource,
+)
+from ltosyms.errors import DwarfError
+
+if TYPE_CHECKING:
+    from ltosyms.dwarf.census import (
+        DwarfCensus,
+        DwarfFunction,
+        DwarfVariable,
+        InlinedFunction,
+        take_census,
+    )
+    from ltosyms.dwarf.parser import UnitParser
+    from ltosyms.dwarf.unit_map import CuMap
+    from ltosyms.dwarf.unit_tables import CuData
+
+__all__ = [
+    "CU_FORMAT",
+    "CU_MAP_KEY",
+    "DEBUG_SECTIONS",
+    "LOCATIONS_KIND",
+    "CompileUnit",
+    "CuData",
+    "CuKey",
+    "CuMap",
+    "DwarfCensus",
+    "DwarfConfig",
+    "DwarfError",
+    "DwarfFunction",
+    "DwarfResolver",
+    "DwarfSections",
+    "DwarfVariable",
+    "FunctionExtent",
+    "InlinedFunction",
+    "MemoryCuStore",
+    "OuterName",
+    "SectionBuffer",
+    "SectionSource",
+    "SourceLocation",
+    "UnitParser",
+    "relative_path",
+    "source_roots",
+    "take_census",
+]
+
+# Names loaded on first use, and the module that defines each.
+_LAZY = {
+    "CuData": "ltosyms.dwarf.unit_tables",
+    "CuMap": "ltosyms.dwarf.unit_map",
+    "DwarfCensus": "ltosyms.dwarf.census",
+    "DwarfFunction": "ltosyms.dwarf.census",
+    "DwarfVariable": "ltosyms.dwarf.census",
+    "InlinedFunction": "ltosyms.dwarf.census",
+    "UnitParser": "ltosyms.dwarf.parser",
+    "take_census": "ltosyms.dwarf.census",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
