@@ -169,13 +169,17 @@ class OopsParser:
         plain_frame = _PLAIN_FRAME.match
         open_reports = self._open
         previous = self._previous
+        # Characters read, in a local: the common trace entry below never needs the count,
+        # so self._consumed is brought up to date only before what may open or close a report.
+        consumed = self._consumed
         for number, raw in enumerate(physical_lines, start=1):
-            self._consumed += len(raw) + 1
+            consumed += len(raw) + 1
             line = split(number, raw)
             text = line.text
             if "] " in text:
                 parts = split_glued(line)
                 if parts is not None:
+                    self._consumed = consumed
                     feed(parts[0])
                     feed(parts[1])
                     if self._closed_since_pop:
@@ -189,6 +193,7 @@ class OopsParser:
                 continue
             if number >= self._next_idle_check:
                 self._next_idle_check = number + _IDLE_CHECK_EVERY
+                self._consumed = consumed
                 self._close_idle(number)
             context = line.caller
             report = (
@@ -234,6 +239,7 @@ class OopsParser:
                     report.last_activity = number
                     previous[context] = None
                     continue
+            self._consumed = consumed
             recognized = dispatch(line, stripped, context, report)
             if not (line.bare and not recognized):
                 if len(previous) > _MAX_REMEMBERED_CONTEXTS:
@@ -241,6 +247,7 @@ class OopsParser:
                 previous[context] = None if recognized else line
             if self._closed_since_pop:
                 yield from self.pop_finished()
+        self._consumed = consumed
         self.finish()
         yield from self.pop_finished()
 
