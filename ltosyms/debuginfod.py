@@ -10,14 +10,23 @@ elfutils client library (``debuginfod-client-config(7)``), so it shares a cache 
 - files are cached as ``<cache>/<buildid>/debuginfo`` (or ``executable``) under
   ``$DEBUGINFOD_CACHE_PATH``, else ``$XDG_CACHE_HOME/debuginfod_client``, else the deprecated
   ``~/.debuginfod_client_cache`` if it exists, else ``~/.cache/debuginfod_client``;
-- ``$DEBUGINFOD_TIMEOUT`` (default 90 s; zero or negative: none) bounds how long a server may
-  take to start sending (at least 100 KB within that time, as the elfutils client requires),
-  ``$DEBUGINFOD_MAXTIME`` the whole download, ``$DEBUGINFOD_MAXSIZE`` the file size in bytes
-  (0: no limit; checked on ``Content-Length`` and again while streaming).
+- ``$DEBUGINFOD_TIMEOUT`` (seconds, default 90; zero or negative: none): a transfer that
+  averages less than 100 KB/s for that long is abandoned, from the connection on, headers
+  included (libcurl's low-speed limit, which the elfutils client sets);
+  ``$DEBUGINFOD_MAXTIME`` (seconds) bounds the whole transfer, ``$DEBUGINFOD_MAXSIZE`` the file
+  size in bytes (0: no limit; checked on ``Content-Length`` and again while streaming). A
+  watchdog thread enforces both time limits, so a server that trickles bytes cannot hold a
+  blocked read. The variables are read as the elfutils client reads them (``atoi``/``atol``:
+  leading blanks, a sign and digits; whatever follows is ignored, with a warning); a value
+  with no digits at all (``inf``, ``nan``, ``soon``) is an error, where elfutils would
+  silently read 0 (no limit).
 
 A build id is validated as lowercase hex before it is put in a URL or a path. A download goes to
 a temporary file beside its final place and is renamed there only after it opened as an ELF
-image carrying the requested build id, so the cache never holds a partial or wrong file.
+image carrying the requested build id, so the cache never holds a partial or wrong file. The
+cache is not a way in: its directories must be real directories owned by the user (a
+``<build id>`` entry planted as a symbolic link to another directory is refused, not written
+through) and cached files are opened with ``O_NOFOLLOW``.
 """
 
 from __future__ import annotations
@@ -28,8 +37,8 @@ import http.client
 import logging
 import os
 import re
+import stat
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,15 +48,17 @@ from pathlib import Path
 from typing import IO, Any
 
 from ltosyms import __version__
+from ltosyms.debuginfod_transfer import TransferAborted, TransferLimits
 from ltosyms.elf.image import open_image
 from ltosyms.errors import CacheError, InputError, LtosymsError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 90.0  # seconds (debuginfod-client-config(7) $DEBUGINFOD_TIMEOUT)
-# The elfutils client skips a server that has not sent this much within the timeout.
-COMMENCE_BYTES = 100 * 1024
 CHUNK_BYTES = 1 << 20
+# C long, what atol() returns at most (and least) on a 64-bit system.
+_LONG_MAX = (1 << 63) - 1
+_C_INTEGER = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
 
 # Even-length lowercase hex, 1 to 64 bytes. GNU ld and lld write 8 (lld "fast"), 16 (md5,
 # uuid) or 20 (sha1, what kernels use: BUILD_ID_SIZE_MAX in include/linux/buildid.h) bytes.
@@ -104,15 +115,15 @@ class DebuginfodConfig:
         ``$DEBUGINFOD_URLS`` when given (``--debuginfod URL``)."""
         env = os.environ if environ is None else environ
         chosen = list(urls) if urls else env.get("DEBUGINFOD_URLS", "").split()
-        timeout = _number(env, "DEBUGINFOD_TIMEOUT", DEFAULT_TIMEOUT)
-        max_time = _number(env, "DEBUGINFOD_MAXTIME", 0)
-        max_size = _number(env, "DEBUGINFOD_MAXSIZE", 0)
+        timeout = _c_long(env, "DEBUGINFOD_TIMEOUT", int(DEFAULT_TIMEOUT))
+        max_time = _c_long(env, "DEBUGINFOD_MAXTIME", 0)
+        max_size = _c_long(env, "DEBUGINFOD_MAXSIZE", 0)
         return cls(
             urls=tuple(validate_url(url) for url in chosen),
             cache_dir=default_cache_dir(env),
-            timeout=timeout if timeout > 0 else None,
-            max_time=max_time if max_time > 0 else None,
-            max_size=int(max_size) if max_size > 0 else None,
+            timeout=float(timeout) if timeout > 0 else None,
+            max_time=float(max_time) if max_time > 0 else None,
+            max_size=max_size if max_size > 0 else None,
         )
 
 
@@ -178,7 +189,6 @@ class DebuginfodClient:
 
     def __init__(self, config: DebuginfodConfig) -> None:
         self.config = config
-        self._opener = urllib.request.build_opener(_HttpOnlyRedirects())
 
     @classmethod
     def from_environment(
@@ -194,8 +204,10 @@ class DebuginfodClient:
         build_id = validate_build_id(build_id)
         path = self.cache_path(build_id, artifact)
         try:
-            size = path.stat().st_size
-        except OSError:
+            _check_cache_directory(self.config.cache_dir, follow_symlinks=True)
+            _check_cache_directory(path.parent, follow_symlinks=False)
+            size = path.lstat().st_size
+        except (OSError, CacheError):
             return None
         # An empty file is the elfutils client's negative-cache mark (a failed query), and a
         # file with another build id is not ours to use: both are fetched again.
@@ -262,6 +274,13 @@ class DebuginfodClient:
             raise CacheError(
                 f"cannot create debuginfod cache directory {directory}: {error.strerror or error}"
             ) from None
+        try:
+            _check_cache_directory(self.config.cache_dir, follow_symlinks=True)
+            _check_cache_directory(directory, follow_symlinks=False)
+        except OSError as error:
+            raise CacheError(
+                f"debuginfod cache directory {directory}: {error.strerror or error}"
+            ) from None
         if not os.access(directory, os.W_OK | os.X_OK):
             raise CacheError(f"debuginfod cache directory {directory} is not writable")
         return directory
@@ -279,10 +298,10 @@ class DebuginfodClient:
             # Servers since elfutils 0.186 refuse a larger file instead of sending it.
             headers["X-DEBUGINFOD-MAXSIZE"] = str(self.config.max_size)
         request = urllib.request.Request(url, headers=headers)
-        started = time.monotonic()
+        limits = TransferLimits(self.config.timeout, self.config.max_time)
         log.info("fetching %s", url)
         try:
-            with contextlib.closing(self._open(request)) as response:
+            with limits, contextlib.closing(self._open(request, limits)) as response:
                 expected = _expected_size(response)
                 self._check_size(url, expected)
                 final = directory / artifact.value
@@ -291,9 +310,11 @@ class DebuginfodClient:
                     url=url,
                     directory=directory,
                     expected=expected,
-                    started=started,
+                    limits=limits,
                     progress=progress,
                 )
+        except TransferAborted as error:
+            raise DebuginfodError(f"{url}: {error}") from None
         except urllib.error.HTTPError as error:
             error.close()
             if error.code == 404:
@@ -309,10 +330,12 @@ class DebuginfodClient:
                     f"({self.config.max_size} bytes)"
                 ) from None
             raise DebuginfodError(f"{url}: HTTP {error.code} {error.reason}") from None
-        except urllib.error.URLError as error:
-            raise DebuginfodError(f"{url}: {_reason(error.reason)}") from None
-        except (OSError, http.client.HTTPException, ValueError) as error:
-            raise DebuginfodError(f"{url}: {_reason(error)}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
+            # A read the watchdog cut short fails in any of these ways: its reason first.
+            if limits.reason is not None:
+                raise DebuginfodError(f"{url}: {limits.reason}") from None
+            reason = error.reason if isinstance(error, urllib.error.URLError) else error
+            raise DebuginfodError(f"{url}: {_reason(reason)}") from None
         try:
             found = _build_id_of(temporary, artifact)
             if found != build_id:
@@ -328,11 +351,12 @@ class DebuginfodClient:
         log.info("stored %s (%d bytes)", final, size)
         return FetchedFile(build_id, artifact, final, size, url)
 
-    def _open(self, request: urllib.request.Request) -> Any:
-        timeout = self.config.timeout
+    def _open(self, request: urllib.request.Request, limits: TransferLimits) -> Any:
+        opener = limits.opener(_HttpOnlyRedirects())
+        timeout = limits.socket_timeout
         if timeout is None:
-            return self._opener.open(request)
-        return self._opener.open(request, timeout=timeout)
+            return opener.open(request)
+        return opener.open(request, timeout=timeout)
 
     def _check_size(self, url: str, size: int | None) -> None:
         limit = self.config.max_size
@@ -348,7 +372,7 @@ class DebuginfodClient:
         url: str,
         directory: Path,
         expected: int | None,
-        started: float,
+        limits: TransferLimits,
         progress: ProgressCallback | None,
     ) -> Path:
         """Stream the body into a temporary file in ``directory``; its path on success."""
@@ -365,11 +389,12 @@ class DebuginfodClient:
             with os.fdopen(descriptor, "wb") as output:
                 while chunk := response.read(CHUNK_BYTES):  # OSError here: the network's
                     received += len(chunk)
+                    limits.received(len(chunk))
                     if limit is not None and received > limit:
                         raise DownloadTooLarge(
                             f"{url}: download exceeds DEBUGINFOD_MAXSIZE ({limit} bytes)"
                         )
-                    self._check_time(url, started, received)
+                    limits.check()
                     try:
                         output.write(chunk)
                     except OSError as error:  # the disk's: a full or read-only cache
@@ -379,24 +404,13 @@ class DebuginfodClient:
                         ) from None
                     if progress is not None:
                         progress(received, expected)
+            limits.check()  # a body cut by the watchdog may end like a whole one
             if expected is not None and received != expected:
                 raise DebuginfodError(f"{url}: download truncated: {received} of {expected} bytes")
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
         return temporary
-
-    def _check_time(self, url: str, started: float, received: int) -> None:
-        elapsed = time.monotonic() - started
-        timeout, max_time = self.config.timeout, self.config.max_time
-        if timeout is not None and received < COMMENCE_BYTES and elapsed > timeout:
-            raise DebuginfodError(
-                f"{url}: timed out: less than 100 KB in {timeout:g} s (DEBUGINFOD_TIMEOUT)"
-            )
-        if max_time is not None and elapsed > max_time:
-            raise DebuginfodError(
-                f"{url}: download took longer than DEBUGINFOD_MAXTIME ({max_time:g} s)"
-            )
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
@@ -417,11 +431,33 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
+def _check_cache_directory(directory: Path, *, follow_symlinks: bool) -> None:
+    """A directory of the cache must be a directory owned by the user running us; below the
+    cache's own folder (which may be a link the user made) not a symbolic link either, so
+    that nothing planted in the cache sends a download, or a read, somewhere else."""
+    status = os.stat(directory) if follow_symlinks else os.lstat(directory)
+    if stat.S_ISLNK(status.st_mode):
+        raise CacheError(
+            f"debuginfod cache entry {directory} is a symbolic link, not a directory; "
+            "it is not followed (remove it)"
+        )
+    if not stat.S_ISDIR(status.st_mode):
+        raise CacheError(f"debuginfod cache entry {directory} is not a directory")
+    if status.st_uid != os.getuid():
+        raise CacheError(
+            f"debuginfod cache directory {directory} belongs to user id {status.st_uid}, "
+            "not to you; it is not used"
+        )
+
+
 def _build_id_of(path: Path, artifact: Artifact) -> str | None:
     """The build id of a downloaded file; ``InputError`` text becomes a DebuginfodError."""
     try:
-        # An executable may be stripped; a debuginfo file must have symbols to be of use.
-        with open_image(path, require_symtab=artifact is Artifact.DEBUGINFO) as image:
+        # An executable may be stripped; a debuginfo file must have symbols to be of use. A
+        # cache entry planted as a symbolic link is not followed.
+        with open_image(
+            path, require_symtab=artifact is Artifact.DEBUGINFO, follow_symlinks=False
+        ) as image:
             return image.build_id
     except InputError as error:
         raise DebuginfodError(f"downloaded file is not usable: {error}") from None
@@ -436,14 +472,24 @@ def _expected_size(response: Any) -> int | None:
     return None
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    text = env.get(name, "").strip()
-    if not text:
+def _c_long(env: Mapping[str, str], name: str, default: int) -> int:
+    """``$name`` as the elfutils client reads it with ``atol`` (debuginfod-client.c): leading
+    white space, a sign, decimal digits; the rest is ignored (we say so), a value out of
+    range is clamped as strtol clamps it. Unlike elfutils, an empty value means unset, and a
+    value without digits is an error instead of a silent 0, which would mean "no limit"."""
+    text = env.get(name, "")
+    if not text.strip():
         return default
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"{name}={text!r} is not a number") from None
+    match = _C_INTEGER.match(text)
+    if match is None:
+        raise InputError(f"{name}={text!r} is not a whole number")
+    sign, digits = match.groups()
+    # No int() of thousands of digits: beyond 19 the value is out of a C long's range anyway.
+    magnitude = int(digits) if len(digits.lstrip("0")) <= 19 else _LONG_MAX + 1
+    value = -magnitude if sign == "-" else magnitude
+    if match.end() < len(text.rstrip()):
+        log.warning("%s=%r: read as %d, as debuginfod-find reads it", name, text, value)
+    return max(-_LONG_MAX - 1, min(value, _LONG_MAX))
 
 
 def _reason(error: object) -> str:

@@ -641,8 +641,54 @@ def test_limits_from_the_environment(tmp_path: Path) -> None:
     )
     assert (off.timeout, off.max_size) == (None, None)
     for name in ("DEBUGINFOD_TIMEOUT", "DEBUGINFOD_MAXSIZE", "DEBUGINFOD_MAXTIME"):
-        with pytest.raises(InputError, match=re.escape(f"{name}='soon' is not a number")):
+        with pytest.raises(InputError, match=re.escape(f"{name}='soon' is not a whole number")):
             DebuginfodConfig.from_environment(environ={**base, name: "soon"})
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        # atol(3): leading white space, a sign, digits; the rest is ignored.
+        ("5", 5),
+        (" \t7", 7),
+        ("+8", 8),
+        ("12s", 12),
+        ("2.9", 2),
+        ("1e3", 1),
+        ("0x10", 0),
+        ("-3", -3),
+        # beyond a C long, strtol clamps: no limit in practice, and no OverflowError
+        ("9" * 5000, (1 << 63) - 1),
+        ("-" + "9" * 30, -(1 << 63)),
+    ],
+)
+def test_limits_are_read_as_the_elfutils_client_reads_them(text: str, value: int) -> None:
+    from ltosyms.debuginfod import _c_long
+
+    assert _c_long({"DEBUGINFOD_MAXSIZE": text}, "DEBUGINFOD_MAXSIZE", 0) == value
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "NaN", "soon", "+", " - 1", "\u0661"])
+def test_limits_without_digits_are_one_line_errors(text: str, tmp_path: Path) -> None:
+    """elfutils would read these as 0, which means "no limit": a typo would lift the bound."""
+    for name in ("DEBUGINFOD_TIMEOUT", "DEBUGINFOD_MAXSIZE", "DEBUGINFOD_MAXTIME"):
+        environ = {"DEBUGINFOD_CACHE_PATH": str(tmp_path), name: text}
+        with pytest.raises(InputError) as caught:
+            DebuginfodConfig.from_environment(environ=environ)
+        assert str(caught.value) == f"{name}={text!r} is not a whole number"
+
+
+def test_a_huge_timeout_is_no_limit_rather_than_an_overflow(tmp_path: Path) -> None:
+    config = DebuginfodConfig.from_environment(
+        environ={
+            "DEBUGINFOD_CACHE_PATH": str(tmp_path),
+            "DEBUGINFOD_TIMEOUT": "9" * 40,
+            "DEBUGINFOD_MAXTIME": "9" * 40,
+            "DEBUGINFOD_MAXSIZE": "9" * 40,
+        }
+    )
+    assert config.max_size == (1 << 63) - 1
+    assert config.timeout == config.max_time == float((1 << 63) - 1)
 
 
 def test_an_unusable_cache_directory_is_a_cache_error(tmp_path: Path) -> None:

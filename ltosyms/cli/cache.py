@@ -28,7 +28,7 @@ def cache_options(function: F) -> F:
     )(function)
     return click.option(
         "--cache-dir",
-        type=click.Path(file_okay=False),
+        type=click.Path(),  # a file there is the cache's error (exit 4), not a usage error
         metavar="DIR",
         help="Where the index lives (default $LTOSYMS_CACHE_DIR, $XDG_CACHE_HOME/ltosyms or "
         "~/.cache/ltosyms). An unusable DIR given here is an error; an unusable default only "

@@ -55,7 +55,7 @@ def seekable_log(log: str) -> Iterator[IO[bytes]]:
 def log_lines(file: IO[bytes]) -> Iterator[str]:
     """Physical lines exactly as the parser numbers them (universal newlines)."""
     file.seek(0)
-    return iter_physical_lines(file)
+    return iter_physical_lines(file, report_cuts=False)  # said on the first pass already
 
 
 def echo_lines(lines: Iterable[str], batch: int = 1024) -> None:

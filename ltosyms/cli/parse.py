@@ -53,5 +53,14 @@ def _reading(reports: Iterator[Report], log: str) -> Iterator[Report]:
 
 
 def _with_newlines(reports: Iterator[Report]) -> Iterator[str]:
+    # Up to 1,024 lines per echo (one echo per line costs a log of long traces a third of
+    # its time), and whatever is pending at each report's end (the blank line between two):
+    # a report still shows as soon as it is complete.
+    batch: list[str] = []
     for line in reports_text(reports):
-        yield line + "\n"
+        batch.append(line)
+        if not line or len(batch) >= 1024:
+            yield "\n".join(batch) + "\n"
+            batch.clear()
+    if batch:
+        yield "\n".join(batch) + "\n"

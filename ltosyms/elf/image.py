@@ -13,18 +13,23 @@ addresses are what "link address" means for a module.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import enum
+import errno
 import gzip
 import lzma
 import mmap
 import os
 import stat
 import struct
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, Any, NamedTuple, Protocol
 
 from ltosyms.errors import InputError
+from ltosyms.limits import MAX_COMPRESSION_RATIO, MAX_IMAGE_BYTES, MIN_INFLATE_BYTES
 
 # sizeof(Elf64_Ehdr) (ELF gABI "ELF Header").
 _ELF64_HEADER_SIZE = 64
@@ -84,7 +89,7 @@ class _SectionHeader(NamedTuple):
     alignment: int
 
 
-def _read_header(data: mmap.mmap | bytes) -> _ElfHeader:
+def _read_header(data: mmap.mmap | bytes | bytearray) -> _ElfHeader:
     """The ELF header fields ltosyms needs (gABI "ELF Header"); the class and byte order from
     ``e_ident``. Our own reader: importing pyelftools and building its parsers costs a short
     decode more than everything else it does with six images."""
@@ -194,8 +199,8 @@ class Section:
 class KernelImage:
     """A validated vmlinux or kernel module, opened read-only.
 
-    The file is memory-mapped (a Debian vmlinux is 590 MB); compressed modules are decompressed
-    into memory. Headers are read by this module.
+    The file is memory-mapped (a Debian vmlinux is 590 MB); compressed modules are inflated
+    into memory, within the bounds of :mod:`ltosyms.limits`. Headers are read by this module.
     """
 
     def __init__(self, path: Path, data: mmap.mmap | bytes) -> None:
@@ -398,30 +403,118 @@ class KernelImage:
         return f"KernelImage({str(self.path)!r}, {self.kind.value}, build_id={self.build_id})"
 
 
-_DECOMPRESSORS = {
-    ".xz": lzma.decompress,
-    ".gz": gzip.decompress,
-    ".bz2": bz2.decompress,
-}
+class _Inflating(Protocol):
+    """What :func:`_inflate` reads from: a decompressing reader."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
-def _decompress(path: Path, raw: bytes) -> bytes:
-    suffix = path.suffix
-    if suffix == ".zst":
-        try:
-            import zstandard  # type: ignore[import-not-found]
-        except ImportError:
-            raise InputError(
-                f"{path}: .zst modules need the 'zstandard' package (pip install zstandard)"
-            ) from None
-        try:
-            return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(raw))
-        except zstandard.ZstdError as error:
-            raise InputError(f"{path}: cannot decompress: {error}") from None
+def _zstandard() -> Any:
+    """The optional ``zstandard`` module (.ko.zst), None when it is not installed."""
     try:
-        return _DECOMPRESSORS[suffix](raw)
-    except (lzma.LZMAError, OSError, EOFError, ValueError) as error:
+        import zstandard  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return zstandard
+
+
+def _open_zstd(file: IO[bytes]) -> _Inflating:
+    zstandard = _zstandard()
+    if zstandard is None:
+        raise InputError(
+            f"{file.name}: .zst modules need the 'zstandard' package (pip install zstandard)"
+        )
+    reader: _Inflating = zstandard.ZstdDecompressor().stream_reader(file, read_across_frames=True)
+    return reader
+
+
+# Readers that inflate as they are read, several concatenated members or streams included (as
+# gzip -d, xz -d and the kernel's module loader accept them).
+_DECOMPRESSORS: dict[str, Callable[[IO[bytes]], _Inflating]] = {
+    ".xz": lzma.LZMAFile,
+    ".gz": lambda file: gzip.GzipFile(fileobj=file, mode="rb"),
+    ".bz2": bz2.BZ2File,
+    ".zst": _open_zstd,
+}
+_INFLATE_BLOCK = 1 << 20
+
+
+def _inflate(path: Path, file: IO[bytes]) -> bytes:
+    """The ELF image inside a compressed file, inflated a block at a time.
+
+    Inflating stops as soon as the output cannot be a kernel image (no ELF magic), at the end
+    of the ELF (its section headers and the sections they place; trailing bytes are not
+    read), and with a one-line error when the image would pass MAX_IMAGE_BYTES or the output
+    outgrows MAX_COMPRESSION_RATIO times the input read so far (see :mod:`ltosyms.limits`).
+    """
+    output = bytearray()
+    elf_end: int | None = None  # known once the section headers are in
+    header: _ElfHeader | None = None
+    try:
+        with contextlib.closing(_DECOMPRESSORS[path.suffix](file)) as inflated:
+            while elf_end is None or len(output) < elf_end:
+                wanted = _INFLATE_BLOCK if elf_end is None else elf_end - len(output)
+                block = inflated.read(min(wanted, _INFLATE_BLOCK))
+                if not block:
+                    break
+                output += block
+                if header is None and len(output) >= _ELF64_HEADER_SIZE:
+                    if output[:4] != b"\x7fELF":
+                        raise InputError(f"{path}: not an ELF file")
+                    try:
+                        header = _read_header(output)
+                    except (struct.error, ValueError) as error:
+                        raise InputError(f"{path}: not a usable ELF file ({error})") from None
+                    _check_inflated_size(path, header.section_headers_end)
+                if header is not None and elf_end is None:
+                    elf_end = _elf_end(output, header)
+                    if elf_end is not None:
+                        _check_inflated_size(path, elf_end)
+                consumed = file.tell()
+                if (
+                    len(output) > MIN_INFLATE_BYTES
+                    and len(output) > MAX_COMPRESSION_RATIO * consumed
+                ):
+                    raise InputError(
+                        f"{path}: inflates to more than {MAX_COMPRESSION_RATIO} times its "
+                        f"{consumed:,} compressed bytes; a kernel image compresses far less"
+                    )
+    except (lzma.LZMAError, OSError, EOFError, zlib.error, ValueError, struct.error) as error:
         raise InputError(f"{path}: cannot decompress: {error}") from None
+    except _zstd_errors() as error:
+        raise InputError(f"{path}: cannot decompress: {error}") from None
+    return bytes(output if elf_end is None else output[:elf_end])
+
+
+def _check_inflated_size(path: Path, size: int) -> None:
+    if size > MAX_IMAGE_BYTES:
+        raise InputError(
+            f"{path}: the ELF it holds claims {size:,} bytes, more than the "
+            f"{MAX_IMAGE_BYTES:,} of the largest image ltosyms reads"
+        )
+
+
+def _elf_end(data: bytearray, header: _ElfHeader) -> int | None:
+    """Where the ELF in ``data`` ends (its section headers and every section with bytes), or
+    None while its section headers are not all there yet."""
+    if header.elf_class != 64 or header.section_headers_end > len(data):
+        return None
+    endian = "<" if header.little_endian else ">"
+    end = header.section_headers_end
+    for number in range(header.section_count):
+        row = struct.unpack_from(
+            endian + "IIQQQQ", data, header.section_headers_offset + number * 64
+        )
+        if row[1] != SHT_NOBITS:
+            end = max(end, row[4] + row[5])
+    return end
+
+
+def _zstd_errors() -> tuple[type[Exception], ...]:
+    zstandard = _zstandard()
+    return () if zstandard is None else (zstandard.ZstdError,)
 
 
 def open_image(
@@ -429,24 +522,31 @@ def open_image(
     expect: ImageKind | None = None,
     *,
     require_symtab: bool = True,
+    follow_symlinks: bool = True,
 ) -> KernelImage:
     """Open ``path`` as a kernel image; ``expect`` rejects a module given as vmlinux and so on.
 
     ``require_symtab=False`` accepts a stripped image (to read its build id, as a debuginfod
-    client does for a fetched executable)."""
+    client does for a fetched executable); ``follow_symlinks=False`` refuses a symbolic link
+    (a cache entry planted as one)."""
     path = Path(path)
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are images,
+    # and the check is made on what was opened, not on a name that may change meanwhile.
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
     try:
-        # A FIFO or device would block open() or read forever; only regular files are images.
-        mode = path.stat().st_mode
-        if stat.S_ISDIR(mode):
-            raise InputError(f"{path}: is a directory, not an ELF file")
-        if not stat.S_ISREG(mode):
-            raise InputError(f"{path}: not a regular file")
-        with open(path, "rb") as file:
-            magic = file.read(4)
-            if path.suffix in (*_DECOMPRESSORS, ".zst"):
-                image_bytes: mmap.mmap | bytes = _decompress(path, magic + file.read())
+        descriptor = os.open(path, flags)
+        with open(descriptor, "rb") as file:
+            mode = os.fstat(descriptor).st_mode
+            if stat.S_ISDIR(mode):
+                raise InputError(f"{path}: is a directory, not an ELF file")
+            if not stat.S_ISREG(mode):
+                raise InputError(f"{path}: not a regular file")
+            if path.suffix in _DECOMPRESSORS:
+                image_bytes: mmap.mmap | bytes = _inflate(path, file)
             else:
+                magic = file.read(4)
                 if magic != b"\x7fELF":
                     raise InputError(f"{path}: not an ELF file")
                 try:
@@ -458,6 +558,8 @@ def open_image(
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, not an ELF file") from None
     except OSError as error:
+        if error.errno == errno.ELOOP and not follow_symlinks:
+            raise InputError(f"{path}: is a symbolic link, not followed here") from None
         raise InputError(f"{path}: {error.strerror or error}") from None
     if image_bytes[:4] != b"\x7fELF":
         raise InputError(f"{path}: not an ELF file")

@@ -13,6 +13,7 @@ symbol to the next symbol *that kallsyms keeps* with a higher address (kernel/ka
 from __future__ import annotations
 
 import bisect
+import logging
 import marshal
 import struct
 from array import array
@@ -24,6 +25,7 @@ from typing import Literal, overload
 
 from ltosyms.elf.image import KernelImage, Section
 from ltosyms.errors import InputError
+from ltosyms.limits import MAX_NAME_BYTES_PER_STRTAB_BYTE, MAX_SYMBOL_NAME_BYTES
 from ltosyms.names.kallsyms import KeepRule, in_text_ranges, keep_rule_for, passes_name_filters
 from ltosyms.names.suffixes import SymbolName, parse_name
 
@@ -46,6 +48,9 @@ STT_SECTION = 3
 STT_FILE = 4
 STB_WEAK = 2
 _UNLISTED_TYPES = (STT_SECTION, STT_FILE)  # nm does not print these
+_ADDRESS_MASK = (1 << 64) - 1
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,45 @@ class Symbol:
     @property
     def is_function(self) -> bool:
         return self.type in ("FUNC", "IFUNC") or self.nm_type in "Tt"
+
+
+def _name_ends(
+    image: KernelImage, rows: list[tuple[int, int, int, int, int, int]], strings: bytes
+) -> list[int]:
+    """Where each symbol's name ends in ``strings`` (.strtab), names cut at
+    MAX_SYMBOL_NAME_BYTES; a table whose names would add up to more than
+    MAX_NAME_BYTES_PER_STRTAB_BYTE times its size is refused (see :mod:`ltosyms.limits`).
+
+    Every search for a name's NUL stops at the bound: name offsets that make each name run
+    to the end of a large section cost neither a scan nor a copy of that section per symbol.
+    """
+    find, limit = strings.find, MAX_SYMBOL_NAME_BYTES
+    ends = [find(b"\0", row[0], row[0] + limit + 1) for row in rows]
+    cut = 0
+    if rows and min(ends) < 0:
+        for position, end in enumerate(ends):
+            if end >= 0:
+                continue
+            start = rows[position][0]
+            if start + limit >= len(strings):
+                raise InputError(f"{image.path}: a symbol name runs past the end of .strtab")
+            ends[position] = start + limit
+            cut += 1
+    name_bytes = sum(ends) - sum(row[0] for row in rows)
+    if name_bytes > MAX_NAME_BYTES_PER_STRTAB_BYTE * len(strings) + limit:
+        raise InputError(
+            f"{image.path}: .strtab is damaged: its {len(strings):,} bytes would give "
+            f"{name_bytes:,} bytes of symbol names (names overlap)"
+        )
+    if cut:
+        log.warning(
+            "%s: %d symbol names are longer than %d bytes and cut there (kallsyms keeps no "
+            "name longer than 511)",
+            image.path,
+            cut,
+            limit,
+        )
+    return ends
 
 
 def _section_letter(section: Section) -> str:
@@ -188,25 +232,31 @@ class SymbolTable:
         # Column-wise: one unpack pass, then list comprehensions (a Python loop with six appends
         # per symbol costs twice as much on a 120,000-symbol vmlinux).
         rows = list(struct.iter_unpack(endian + "IBBHQQ", raw_symbols))
-        find = strings.find
-        ends = [find(b"\0", row[0]) for row in rows]
-        if rows and min(ends) < 0:
-            raise InputError(f"{image.path}: a symbol name runs past the end of .strtab")
+        names_end = _name_ends(image, rows, strings)
         names: list[str] = [
             strings[row[0] : end].decode("utf-8", "replace")
-            for row, end in zip(rows, ends, strict=True)
+            for row, end in zip(rows, names_end, strict=True)
         ]
         infos: list[int] = [row[1] for row in rows]
         shndxs: list[int] = [row[3] for row in rows]
-        sizes: list[int] = [row[5] for row in rows]
         if image.is_module:
+            # The module loader adds the section's address in u64 arithmetic (kernel/module/
+            # main.c simplify_symbols): a value near 2**64 wraps, it does not grow a 65th bit.
             number_of_sections = len(image.sections)
             addresses: list[int] = [
-                row[4] + section_addresses[row[3]] if 0 < row[3] < number_of_sections else row[4]
+                (row[4] + section_addresses[row[3]]) & _ADDRESS_MASK
+                if 0 < row[3] < number_of_sections
+                else row[4]
                 for row in rows
             ]
         else:
             addresses = [row[4] for row in rows]
+        # A symbol cannot end past the top of the address space: a size that says so (a
+        # damaged or hostile st_size) is cut there, so that every end is a u64 as it is stored.
+        sizes: list[int] = [
+            row[5] if row[5] <= _ADDRESS_MASK - address else _ADDRESS_MASK - address
+            for row, address in zip(rows, addresses, strict=True)
+        ]
         # Few distinct (st_info, st_shndx) pairs: the nm letter is worked out once per pair.
         letter_of: dict[tuple[int, int], str] = {}
         letters = []

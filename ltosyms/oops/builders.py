@@ -162,6 +162,7 @@ class ReportBuilder:
         "dump",
         "dump_open",
         "dumps",
+        "first_char",
         "first_line",
         "hardware",
         "has_cpu_line",
@@ -189,6 +190,7 @@ class ReportBuilder:
         self.kind = kind
         self.title = title
         self.first_line = first_line
+        self.first_char = 0  # characters of input read before it (for MAX_REPORT_CHARS)
         self.last_line = first_line
         self.last_activity = first_line
         self.context = context

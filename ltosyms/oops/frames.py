@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from ltosyms.limits import MAX_DECIMAL_DIGITS
 from ltosyms.oops.records import CodeBytes, SourceAnnotation
 
 # Symbol names: C identifiers plus the characters compilers and the kernel add (".cold",
@@ -109,8 +110,17 @@ def parse_symbolic(text: str) -> FrameText | None:
     )
 
 
-def _annotation(file: str, line: str, column: str | None) -> SourceAnnotation:
-    return SourceAnnotation(file, int(line), int(column) if column else None)
+def decimal(digits: str) -> int | None:
+    """A decimal number a kernel printed (CPU, PID, line number); None for a run of digits no
+    kernel prints (more than a u64 holds; Python would refuse beyond 4,300 digits)."""
+    return int(digits) if len(digits) <= MAX_DECIMAL_DIGITS else None
+
+
+def _annotation(file: str, line: str, column: str | None) -> SourceAnnotation | None:
+    number = decimal(line)
+    if number is None:
+        return None
+    return SourceAnnotation(file, number, decimal(column) if column else None)
 
 
 def parse_frame(text: str, *, in_trace: bool) -> FrameText | None:

@@ -4,7 +4,9 @@ A log reaches us as bytes (invalid UTF-8 allowed), text, a binary or text file o
 iterable of lines. Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (universal newlines, as
 serial-console captures use a lone CR for progress output); numbers are 1-based and count those
 physical lines, so they match what an editor shows for the raw capture. Files are read in
-blocks: memory stays independent of the input size.
+blocks and a line keeps at most :data:`ltosyms.limits.MAX_LINE_CHARS` characters (the rest is
+counted and reported, never held): memory stays independent of the input, even for a source
+without any line end such as ``/dev/zero``.
 
 Each line may carry prefixes in front of the kernel's message, outermost first:
 
@@ -28,9 +30,14 @@ from __future__ import annotations
 
 import codecs
 import io
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, NamedTuple
+
+from ltosyms import limits
+
+log = logging.getLogger(__name__)
 
 # Input block size when reading a file object: large enough to amortize the per-block work,
 # small enough that a 1 GB log never sits in memory.
@@ -60,28 +67,82 @@ class LogLine(NamedTuple):
     bare: bool = False
 
 
-def iter_physical_lines(source: LogSource) -> Iterator[str]:
-    """Yield the physical lines of ``source`` without their line terminators."""
+def iter_physical_lines(source: LogSource, *, report_cuts: bool = True) -> Iterator[str]:
+    """Yield the physical lines of ``source`` without their line terminators.
+
+    A line longer than :data:`~ltosyms.limits.MAX_LINE_CHARS` is cut there; the first cut and,
+    at the end, how many lines were cut are logged as warnings (``report_cuts=False`` for a
+    second pass over the same input)."""
+    cuts = _LineCuts(report_cuts)
     if isinstance(source, str):
-        return _iter_blocks(io.StringIO(source))
+        return _iter_blocks(io.StringIO(source), cuts)
     if isinstance(source, bytes | bytearray | memoryview):
-        return _iter_blocks(io.BytesIO(source))
+        return _iter_blocks(io.BytesIO(source), cuts)
     if hasattr(source, "read"):
-        return _iter_blocks(source)
-    return _iter_items(source)
+        return _iter_blocks(source, cuts)
+    return _iter_items(source, cuts)
 
 
-def _iter_items(source: Iterable[Any]) -> Iterator[str]:
+class _LineCuts:
+    """Counts the lines cut at the length bound and what was dropped of them."""
+
+    __slots__ = ("dropped", "lines", "report", "warned")
+
+    def __init__(self, report: bool) -> None:
+        self.report = report
+        self.warned = not report
+        self.lines = 0
+        self.dropped = 0
+
+    def cut(self, lines: list[str], first_number: int) -> None:
+        """Cut every line of ``lines`` (numbered from ``first_number``) to the bound."""
+        limit = limits.MAX_LINE_CHARS
+        for position, line in enumerate(lines):
+            if len(line) > limit:
+                self.count(first_number + position, len(line) - limit)
+                lines[position] = line[:limit]
+
+    def exceeded(self, number: int) -> None:
+        """Line ``number`` is over the bound (said once, when it first happens: a source
+        without line ends, like /dev/zero, never finishes its line)."""
+        if not self.warned:
+            self.warned = True
+            log.warning(
+                "line %d is longer than %d characters: the rest of it is ignored "
+                "(a kernel console line is at most a few hundred)",
+                number,
+                limits.MAX_LINE_CHARS,
+            )
+
+    def count(self, number: int, dropped: int) -> None:
+        self.exceeded(number)
+        self.lines += 1
+        self.dropped += dropped
+
+    def finish(self) -> None:
+        if self.lines > 1 and self.report:
+            log.warning(
+                "%d lines were longer than %d characters; %d characters of them were ignored",
+                self.lines,
+                limits.MAX_LINE_CHARS,
+                self.dropped,
+            )
+
+
+def _iter_items(source: Iterable[Any], cuts: _LineCuts) -> Iterator[str]:
+    number = 0
     for item in source:
         # An iterable of lines: each item is one line (its terminator, if any, is dropped);
         # an item holding several lines is split.
         text = item if isinstance(item, str) else bytes(item).decode("utf-8", "replace")
         if text.endswith("\n"):
             text = text[:-1]
-        if "\n" in text or "\r" in text:
-            yield from _split_block(text)
-        else:
-            yield text
+        lines = _split_block(text) if "\n" in text or "\r" in text else [text]
+        if len(text) > limits.MAX_LINE_CHARS:
+            cuts.cut(lines, number + 1)
+        number += len(lines)
+        yield from lines
+    cuts.finish()
 
 
 def _split_block(text: str) -> list[str]:
@@ -99,32 +160,69 @@ def _split_block(text: str) -> list[str]:
     return lines
 
 
-def _iter_blocks(stream: Any) -> Iterator[str]:
+def _iter_blocks(stream: Any, cuts: _LineCuts) -> Iterator[str]:
     # Blocks of BLOCK_SIZE: bytes go through an incremental UTF-8 decoder (a character split
-    # between two blocks stays whole; invalid bytes become U+FFFD); the part of a line cut by
-    # the block end waits in ``pending`` (a list: a very long line costs no repeated copying).
+    # between two blocks stays whole; invalid bytes become U+FFFD). The line cut by the end of
+    # a block waits in ``pending``, at most MAX_LINE_CHARS of it: beyond, it is only counted.
+    # A CR ending a block waits too: it may be the first half of a CRLF.
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     pending: list[str] = []
+    pending_chars = 0
+    dropped = 0  # characters of the pending line beyond the bound
+    number = 0  # lines yielded so far
+    carried_cr = ""
     while True:
         block = stream.read(BLOCK_SIZE)
         if not block:
             break
         text = block if isinstance(block, str) else decoder.decode(block)
-        cut = text.rfind("\n")
+        if carried_cr:
+            text = carried_cr + text
+            carried_cr = ""
+        if text.endswith("\r"):
+            text, carried_cr = text[:-1], "\r"
+        cut = max(text.rfind("\n"), text.rfind("\r"))
         if cut < 0:
-            pending.append(text)
+            # No line end: all of the block continues the pending line.
+            room = limits.MAX_LINE_CHARS - pending_chars
+            if room > 0:
+                pending.append(text[:room])
+                pending_chars += min(room, len(text))
+            if len(text) > room:
+                dropped += len(text) - max(room, 0)
+                cuts.exceeded(number + 1)
             continue
-        head = text[:cut]
+        # A lone CR ends the head with itself: _split_block drops one final CR (the CR of a
+        # CRLF), and the CR before it, if any, is a line end of its own.
+        lines = _split_block(text[: cut + 1] if text[cut] == "\r" else text[:cut])
         if pending:
-            pending.append(head)
-            head = "".join(pending)
+            pending.append(lines[0])
+            lines[0] = "".join(pending)
             pending.clear()
-        yield from _split_block(head)
-        if cut + 1 < len(text):
-            pending.append(text[cut + 1 :])
-    tail = "".join(pending) + decoder.decode(b"", final=True)
+        if len(lines[0]) > limits.MAX_LINE_CHARS or dropped:
+            cuts.count(number + 1, dropped + max(len(lines[0]) - limits.MAX_LINE_CHARS, 0))
+            lines[0] = lines[0][: limits.MAX_LINE_CHARS]
+        dropped = 0
+        if cut > limits.MAX_LINE_CHARS and max(map(len, lines)) > limits.MAX_LINE_CHARS:
+            cuts.cut(lines, number + 1)
+        number += len(lines)
+        yield from lines
+        rest = text[cut + 1 :]
+        if rest:
+            pending.append(rest[: limits.MAX_LINE_CHARS])
+            pending_chars = min(len(rest), limits.MAX_LINE_CHARS)
+            dropped = max(len(rest) - limits.MAX_LINE_CHARS, 0)
+        else:
+            pending_chars = 0
+    tail = "".join(pending) + decoder.decode(b"", final=True) + carried_cr
     if tail:
-        yield from _split_block(tail)
+        lines = _split_block(tail)
+        if dropped:
+            cuts.count(number + 1, dropped + max(len(lines[0]) - limits.MAX_LINE_CHARS, 0))
+            lines[0] = lines[0][: limits.MAX_LINE_CHARS]
+        cuts.cut(lines, number + 1)
+        yield from lines
+    cuts.finish()
 
 
 # --- prefixes ------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ A report whose caller id is known takes only lines with that id or with none.
 A report ends when a new header starts one in its context, at ``---[ end Kernel panic``, after
 a closing marker (``---[ end trace ]---``, a sanitizer's ``=====`` banner) once the lines that
 still belong to it (the register re-dump x86 prints after the marker, ``Kernel panic``,
-``Kernel Offset``) are over, after a long stretch with nothing of it, and at the end of input.
-Memory is proportional to the open reports, not to the input.
+``Kernel Offset``) are over, after a long stretch with nothing of it, once it spans
+:data:`~ltosyms.limits.MAX_REPORT_LINES` lines or :data:`~ltosyms.limits.MAX_REPORT_CHARS`
+characters of input, and at the end of input. Memory is proportional to the open reports, and
+they are bounded, whatever the input.
 
 Inside a report, traces are built from the lines that name them (``Call Trace:``, ``task:...``,
 ``Allocated by task 5:``, any title line right before an entry) and hold every frame in input
@@ -21,9 +23,11 @@ that a trace reads innermost first. The parser never opens an ELF and never rais
 from __future__ import annotations
 
 import heapq
+import logging
 import re
 from collections.abc import Iterator
 
+from ltosyms import limits
 from ltosyms.oops import frames as grammar
 from ltosyms.oops.builders import ReportBuilder
 from ltosyms.oops.frames import FrameText, IpText
@@ -67,6 +71,8 @@ from ltosyms.oops.records import (
     StackSection,
     make_frame,
 )
+
+log = logging.getLogger(__name__)
 
 # A report that received nothing for this many input lines is complete: it is handed out,
 # which bounds both memory and how long a consumer waits for it.
@@ -145,6 +151,8 @@ class OopsParser:
         self._next_idle_check = _IDLE_CHECK_EVERY
         # Set when a report closes: only then can finished reports become ready.
         self._closed_since_pop = False
+        self._cut_reports = 0  # reports handed out at MAX_REPORT_LINES or _CHARS
+        self._consumed = 0  # characters of input read (line ends counted as one)
 
     # --- public ------------------------------------------------------------------------
 
@@ -156,17 +164,22 @@ class OopsParser:
         [module]"``), which is most of a sysrq-t dump.
         """
         split = PrefixSplitter().split
-        feed = self.feed
+        feed = self._take  # the characters of a line are counted once, below
         dispatch = self._dispatch
         plain_frame = _PLAIN_FRAME.match
         open_reports = self._open
         previous = self._previous
+        # Characters read, in a local: the common trace entry below never needs the count,
+        # so self._consumed is brought up to date only before what may open or close a report.
+        consumed = self._consumed
         for number, raw in enumerate(physical_lines, start=1):
+            consumed += len(raw) + 1
             line = split(number, raw)
             text = line.text
             if "] " in text:
                 parts = split_glued(line)
                 if parts is not None:
+                    self._consumed = consumed
                     feed(parts[0])
                     feed(parts[1])
                     if self._closed_since_pop:
@@ -180,6 +193,7 @@ class OopsParser:
                 continue
             if number >= self._next_idle_check:
                 self._next_idle_check = number + _IDLE_CHECK_EVERY
+                self._consumed = consumed
                 self._close_idle(number)
             context = line.caller
             report = (
@@ -225,6 +239,7 @@ class OopsParser:
                     report.last_activity = number
                     previous[context] = None
                     continue
+            self._consumed = consumed
             recognized = dispatch(line, stripped, context, report)
             if not (line.bare and not recognized):
                 if len(previous) > _MAX_REMEMBERED_CONTEXTS:
@@ -232,11 +247,16 @@ class OopsParser:
                 previous[context] = None if recognized else line
             if self._closed_since_pop:
                 yield from self.pop_finished()
+        self._consumed = consumed
         self.finish()
         yield from self.pop_finished()
 
     def feed(self, line: LogLine) -> None:
         """Take one line; reports it completes go to :meth:`pop_finished`."""
+        self._consumed += len(line.text) + 1
+        self._take(line)
+
+    def _take(self, line: LogLine) -> None:
         if line.foreign:
             return
         text = line.text.strip()
@@ -261,6 +281,13 @@ class OopsParser:
         """End of input: every open report is complete."""
         for report in list(self._open.values()):
             self._close(report)
+        if self._cut_reports > 1:
+            log.warning(
+                "%d reports ran past %d lines or %d characters and were cut there",
+                self._cut_reports,
+                limits.MAX_REPORT_LINES,
+                limits.MAX_REPORT_CHARS,
+            )
 
     @property
     def has_finished(self) -> bool:
@@ -290,6 +317,7 @@ class OopsParser:
         if existing is not None:
             self._close(existing)
         report = ReportBuilder(kind, title, first_line, context, weak=weak)
+        report.first_char = self._consumed
         self._open[context] = report
         self._last = report
         return report
@@ -308,6 +336,23 @@ class OopsParser:
     def _close_idle(self, number: int) -> None:
         for report in list(self._open.values()):
             if number - report.last_activity > IDLE_LINES:
+                self._close(report)
+            elif (
+                number - report.first_line >= limits.MAX_REPORT_LINES
+                or self._consumed - report.first_char >= limits.MAX_REPORT_CHARS
+            ):
+                # No real report is this long (see limits): hand it out, so that a log of
+                # endless frames is parsed in bounded memory; what follows starts a new one.
+                if not self._cut_reports:
+                    log.warning(
+                        "line %d: the report that starts at line %d spans %d lines (%d "
+                        "characters); it ends here and the lines that follow start a new one",
+                        number,
+                        report.first_line,
+                        number - report.first_line,
+                        self._consumed - report.first_char,
+                    )
+                self._cut_reports += 1
                 self._close(report)
 
     def _settle(self, report: ReportBuilder | None) -> ReportBuilder | None:
@@ -558,8 +603,8 @@ class OopsParser:
             report = self._open_report(ReportKind.DUMP_STACK, title, first_line, context)
         if not report.has_cpu_line:
             report.has_cpu_line = True
-            report.cpu = int(match["cpu"])
-            report.pid = int(match["pid"])
+            report.cpu = grammar.decimal(match["cpu"])
+            report.pid = grammar.decimal(match["pid"])
             report.comm = match["comm"]
             if match.re is CPU_LINE:
                 report.set_release(match)
@@ -645,16 +690,18 @@ class OopsParser:
         new = self._open_report(rule.kind, text, number, context, weak=rule.weak)
         groups = match.groupdict()
         if groups.get("cpu") is not None:
-            new.cpu = int(groups["cpu"])
+            new.cpu = grammar.decimal(groups["cpu"])
         if groups.get("pid") is not None:
-            new.pid = int(groups["pid"])
+            new.pid = grammar.decimal(groups["pid"])
         if groups.get("comm") is not None:
             new.comm = groups["comm"]
         frame_text = groups.get("frame")
         if frame_text:
             parsed = grammar.parse_symbolic(frame_text)
             if parsed is not None:
-                if groups.get("file") and groups.get("line"):
+                line_text = groups.get("line")
+                line_number = grammar.decimal(line_text) if line_text else None
+                if groups.get("file") and line_number is not None:
                     parsed = FrameText(
                         parsed.symbol,
                         parsed.offset,
@@ -664,7 +711,7 @@ class OopsParser:
                         None,
                         True,
                         None,
-                        SourceAnnotation(groups["file"], int(groups["line"])),
+                        SourceAnnotation(groups["file"], line_number),
                         False,
                     )
                 trace = new.new_trace("call_trace", None, number)
@@ -779,7 +826,7 @@ class OopsParser:
         trace.comm = task["comm"].strip()
         trace.task_state = task["state"]
         if task["pid"] is not None:
-            trace.pid = int(task["pid"])
+            trace.pid = grammar.decimal(task["pid"])
         report.dump_open = False
         report.touch(line.number)
 
