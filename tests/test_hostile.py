@@ -106,22 +106,6 @@ _DECODE_HOLDS_EVERY_REPORT = (
     "stream the reports through the Decoder (cli/decode.py, decode/)",
 )
 PART_TWO: dict[str, tuple[type[AssertionError], str]] = {
-    ".debug_info claims 3 GB (zlib): decode": (
-        Exceeded,
-        "part 2: the DWARF reader inflates a SHF_COMPRESSED section whole before it checks "
-        "ch_size; check the claim against MAX_IMAGE_BYTES and MAX_COMPRESSION_RATIO first and "
-        "inflate in blocks (ltosyms/dwarf/)",
-    ),
-    ".debug_str claims its size, streams 3 GB: decode": (
-        Exceeded,
-        "part 2: the DWARF reader inflates the whole stream and compares sizes afterwards; "
-        "stop inflating at ch_size (ltosyms/dwarf/)",
-    ),
-    "100,000 nested inlined_subroutine: decode --json": (
-        Exceeded,
-        "part 2: 100,000 nested inline entries give 100,000-entry chains per frame; bound the "
-        "depth in the DWARF reader (its bound moves to ltosyms.limits) and say so in one line",
-    ),
     "decode 200 MB of repeated frames": _DECODE_HOLDS_EVERY_REPORT,
     "decode 200 MB of repeated reports": _DECODE_HOLDS_EVERY_REPORT,
     "decode 200 MB CR-only log": _DECODE_HOLDS_EVERY_REPORT,

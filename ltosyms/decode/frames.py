@@ -41,7 +41,7 @@ from ltosyms.disasm.records import (
 from ltosyms.dwarf import DwarfResolver, SourceLocation
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.elf.symtab import Symbol
-from ltosyms.errors import InputError
+from ltosyms.errors import DwarfError, InputError
 
 if TYPE_CHECKING:
     from ltosyms.disasm.compare import ImageWindow
@@ -252,9 +252,15 @@ class ImageResolver:
                 notes.append("not a return address: no call ends here")
         locations: tuple[SourceLocation, ...] = ()
         if self.dwarf is not None:
-            locations = self.dwarf.locations(lookup_address)
-            if not locations:
-                notes.append("no line information at this address")
+            try:
+                locations = self.dwarf.locations(lookup_address)
+            except DwarfError as error:
+                # The symbol stands on the symbol table alone: DWARF that cannot be read takes
+                # the source lines away, not the frame.
+                notes.append(f"no source lines: {error}")
+            else:
+                if not locations:
+                    notes.append("no line information at this address")
         return ResolvedFrame(
             module,
             symbol,
