@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT, SAMPLES, Corpus
 
+from ltosyms.context import Session
 from ltosyms.disasm import callsite
 from ltosyms.disasm.callsite import CALL_SITE_KIND, SWEEP_KIND, CallSiteFinder
 from ltosyms.disasm.patching import PatchSites
@@ -23,7 +24,7 @@ from ltosyms.elf import build_facts
 from ltosyms.elf.build_facts import read_build_facts
 from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage, open_image
-from ltosyms.elf.kernel import SYMBOLS_KIND, load_vmlinux
+from ltosyms.elf.kernel import SYMBOLS_KIND
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.index.store import CacheLocation, IndexStore, open_store
 
@@ -260,20 +261,12 @@ def test_discarding_an_index_removes_its_tables(image: KernelImage, tmp_path: Pa
 
 def test_vmlinux_symbols_load_from_the_table_file(tmp_path: Path) -> None:
     location = CacheLocation(tmp_path / "cache")
-    stores: list[IndexStore] = []
-
-    def store_for(opened: KernelImage) -> IndexStore | None:
-        store = open_store(opened, location, cu_format="test")
-        if store is not None:
-            stores.append(store)
-        return store
-
-    cold = load_vmlinux(GCC, store_for)
-    warm = load_vmlinux(GCC, store_for)
-    assert isinstance(warm.symbols.names, Sequence) and not isinstance(warm.symbols.names, list)
-    assert list(warm.symbols) == list(cold.symbols)
-    for store in stores:
-        store.close()
+    with Session(location) as session:
+        cold = list(session.open_vmlinux(GCC).symbols)
+    with Session(location) as session:
+        warm = session.open_vmlinux(GCC).symbols
+        assert isinstance(warm.names, Sequence) and not isinstance(warm.names, list)
+        assert list(warm) == cold
 
 
 def test_patch_tables_round_trip(corpus: Corpus) -> None:

@@ -85,7 +85,7 @@ def command(
 
 
 def _module_files(folders: tuple[str, ...]) -> list[Path]:
-    from ltosyms.decode.modules import MODULE_SUFFIXES
+    from ltosyms.context import MODULE_SUFFIXES
 
     found: list[Path] = []
     for folder in map(Path, folders):

@@ -8,7 +8,6 @@ the symbols every kernel links in.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ltosyms.elf.image import ImageKind, KernelImage, open_image
@@ -34,23 +33,23 @@ class LoadedImage:
 SYMBOLS_KIND = f"symbols/{SymbolTable.FORMAT}"
 
 
-def load_vmlinux(
-    path: str | os.PathLike[str],
-    store_for: Callable[[KernelImage], TableStore | None] | None = None,
-) -> LoadedImage:
-    """Open ``path`` as a vmlinux and load its symbols; :class:`InputError` if it is not one.
-
-    With ``store_for``, the symbol table comes from (and goes to) the image's store."""
+def load_vmlinux(path: str | os.PathLike[str]) -> LoadedImage:
+    """Open ``path`` as a vmlinux and load its symbols; :class:`InputError` if it is not one."""
     image = open_image(path, expect=ImageKind.VMLINUX)
-    store = store_for(image) if store_for is not None else None
-    symbols = symbols_for(image, store)
+    symbols = SymbolTable(image)
+    require_kernel(image, symbols)
+    return LoadedImage(image, symbols)
+
+
+def require_kernel(image: KernelImage, symbols: SymbolTable) -> None:
+    """:class:`InputError` (and ``image`` closed) unless ``symbols`` define one of the symbols
+    every kernel links in."""
     if not any(symbols.address_of(marker) is not None for marker in KERNEL_MARKERS):
         image.close()
         raise InputError(
             f"{image.path}: not a Linux kernel image (none of {', '.join(KERNEL_MARKERS)} "
             "is defined)"
         )
-    return LoadedImage(image, symbols)
 
 
 def symbols_for(image: KernelImage, store: TableStore | None) -> SymbolTable:
@@ -67,15 +66,10 @@ def symbols_for(image: KernelImage, store: TableStore | None) -> SymbolTable:
     return table
 
 
-def load_module(
-    path: str | os.PathLike[str],
-    store_for: Callable[[KernelImage], TableStore | None] | None = None,
-) -> LoadedImage:
-    """Open ``path`` as a kernel module (ET_REL ``.ko``, possibly compressed); with
-    ``store_for``, its symbol table comes from (and goes to) the image's store."""
+def load_module(path: str | os.PathLike[str]) -> LoadedImage:
+    """Open ``path`` as a kernel module (ET_REL ``.ko``, possibly compressed)."""
     image = open_image(path, expect=ImageKind.MODULE)
-    store = store_for(image) if store_for is not None else None
-    return LoadedImage(image, symbols_for(image, store))
+    return LoadedImage(image, SymbolTable(image))
 
 
 def load_any(path: str | os.PathLike[str]) -> LoadedImage:
