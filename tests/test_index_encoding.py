@@ -14,7 +14,9 @@ from ltosyms.index.encoding import (
     dumps,
     loads,
     pack_columns,
+    pack_flat,
     unpack_columns,
+    unpack_flat,
 )
 
 VALUES = [
@@ -76,26 +78,56 @@ def test_damaged_streams_raise_only_the_stored_value_error() -> None:
 
 
 def test_columns_come_back_in_place_and_aligned() -> None:
-    columns = [("odd", b"12345"), ("zeros", bytes(16)), ("empty", b"")]
+    columns = [b"12345", struct.pack("<QQ", 7, 2**64 - 1), b""]
     data = pack_columns((1, "x", None), columns)
-    fields, found = unpack_columns(data)
+    fields, found = unpack_columns(data, 3)
     assert fields == (1, "x", None)
-    assert {name: bytes(view) for name, view in found.items()} == dict(columns)
-    body = len(data) - sum(len(raw) + -len(raw) % 8 for _name, raw in columns)
-    assert body % 8 == 0
-    assert all(view.obj is not None for view in found.values())  # views, not copies
-    assert found["zeros"].cast("Q").tolist() == [0, 0]
+    assert [bytes(view) for view in found] == columns
+    assert all(view.obj is data for view in found)  # slices, not copies
+    assert found[1].cast("Q").tolist() == [7, 2**64 - 1]
+    assert all(data.index(column) % 8 == 0 for column in columns if column)
 
 
 def test_damaged_columns_are_refused() -> None:
-    data = pack_columns((1,), [("a", b"12345678")])
-    with pytest.raises(StoredValueError):
-        unpack_columns(data[:3])
-    with pytest.raises(StoredValueError):
-        unpack_columns(data[:-8])  # the column lies outside what is left
+    data = pack_columns((1,), [b"12345678"])
+    for cut in (3, len(data) - 8):
+        with pytest.raises(StoredValueError, match=r"cut short|outside"):
+            unpack_columns(data[:cut], 1)
+    with pytest.raises(StoredValueError, match="bytes after"):
+        unpack_columns(data + bytes(8), 1)
+    with pytest.raises(StoredValueError, match="of 1 columns, not 2"):
+        unpack_columns(data, 2)
     foreign = "big" if sys.byteorder == "little" else "little"
-    header = dumps((foreign, (1,), (("a", 0, 8),)))
-    swapped = struct.pack("<I", len(header)) + header
+    header = dumps((foreign, (1,)))
+    swapped = struct.pack("<I", len(header)) + header + struct.pack("<IQ", 1, 8)
     swapped += bytes(-len(swapped) % 8) + b"12345678"
     with pytest.raises(StoredValueError, match="byte order"):
-        unpack_columns(swapped)
+        unpack_columns(swapped, 1)
+
+
+FLAT = [
+    ([], [], b""),
+    ([0, None, 2**64 - 1], ["a", None, "", "é"], b"\x0f\x0b"),
+    ([None], [None], b""),
+    ([7] * 40, ["x" * 1000], bytes(300)),
+]
+
+
+@pytest.mark.parametrize("record", FLAT, ids=range(len(FLAT)))
+def test_flat_records_come_back(record: tuple[list[int | None], list[str | None], bytes]) -> None:
+    assert unpack_flat(pack_flat(*record)) == record
+
+
+def test_damaged_flat_records_are_refused() -> None:
+    data = pack_flat([1, 2], ["ab", "cd"], b"xyz")
+    header = struct.pack("<III", 0x7FFF_FFFF, 0, 0)  # claims 2**31 - 1 numbers
+    for damaged, message in [
+        (data[:5], "cut short"),
+        (data[:20], "cut short"),
+        (header, "cut short"),
+        (data[:-3], "another number of strings"),
+        (data + b"\0more", "another number of strings"),
+        (data[:-1] + b"\xff", "not UTF-8"),
+    ]:
+        with pytest.raises(StoredValueError, match=message):
+            unpack_flat(damaged)

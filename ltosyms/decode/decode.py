@@ -24,8 +24,8 @@ from ltosyms.decode.frames import (
     unresolved,
 )
 from ltosyms.disasm.records import (
-    CodeListing,
-    CodeMatch,
+    CodeAnalysis,
+    CodeReport,
     CodeVerdict,
     listing_from_bytes,
     listing_key,
@@ -52,13 +52,6 @@ class DecodedFrame:
 class DecodedTrace:
     trace: Trace
     frames: tuple[DecodedFrame, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CodeReport:
-    listing: CodeListing | None
-    match: CodeMatch | None
-    image: str | None  # "vmlinux" or the module the faulting IP is in
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,8 +333,8 @@ class Decoder:
             CODE_ANALYSIS_KIND,
             key,
             lambda: _analyse_code(code, marker_link_address, resolver, image_name),
-            _CodeAnalysis.to_bytes,
-            _CodeAnalysis.from_bytes,
+            _analysis_to_bytes,
+            _analysis_from_bytes,
         )
         work.warnings.extend(analysis.warnings)
         return analysis.report
@@ -377,36 +370,31 @@ class Decoder:
 CODE_ANALYSIS_KIND = "code-analysis/1"
 
 
-@dataclass(frozen=True, slots=True)
-class _CodeAnalysis:
-    report: CodeReport
-    warnings: tuple[str, ...]
-
-    def to_bytes(self) -> bytes:
-        listing, match = self.report.listing, self.report.match
-        return marshal.dumps(
-            (
-                None if listing is None else listing_to_bytes(listing),
-                None if match is None else match_to_bytes(match),
-                self.report.image,
-                self.warnings,
-            )
+def _analysis_to_bytes(analysis: CodeAnalysis) -> bytes:
+    listing, match = analysis.report.listing, analysis.report.match
+    return marshal.dumps(
+        (
+            None if listing is None else listing_to_bytes(listing),
+            None if match is None else match_to_bytes(match),
+            analysis.report.image,
+            analysis.warnings,
         )
+    )
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> _CodeAnalysis:
-        try:
-            listing, match, image, warnings = marshal.loads(data)
-            return cls(
-                CodeReport(
-                    None if listing is None else listing_from_bytes(listing),
-                    None if match is None else match_from_bytes(match),
-                    None if image is None else str(image),
-                ),
-                tuple(str(warning) for warning in warnings),
-            )
-        except (EOFError, TypeError) as error:
-            raise ValueError(f"not a stored Code: analysis: {error}") from None
+
+def _analysis_from_bytes(data: bytes) -> CodeAnalysis:
+    try:
+        listing, match, image, warnings = marshal.loads(data)
+        return CodeAnalysis(
+            CodeReport(
+                None if listing is None else listing_from_bytes(listing),
+                None if match is None else match_from_bytes(match),
+                None if image is None else str(image),
+            ),
+            tuple(str(warning) for warning in warnings),
+        )
+    except (EOFError, TypeError) as error:
+        raise ValueError(f"not a stored Code: analysis: {error}") from None
 
 
 def _analyse_code(
@@ -414,7 +402,7 @@ def _analyse_code(
     marker_link_address: int | None,
     resolver: ImageResolver | None,
     image_name: str | None,
-) -> _CodeAnalysis:
+) -> CodeAnalysis:
     """The listing of ``code`` and, with the IP's image, its comparison with that image."""
     from ltosyms.disasm.compare import compare_code, image_window
     from ltosyms.disasm.listing import disassemble_code
@@ -454,7 +442,7 @@ def _analyse_code(
                 f"Code: bytes differ from {image_name} at the RIP in {match.unexplained} "
                 f"bytes: the {image_name} is not the crashed kernel"
             )
-    return _CodeAnalysis(CodeReport(listing, match, image_name), tuple(warnings))
+    return CodeAnalysis(CodeReport(listing, match, image_name), tuple(warnings))
 
 
 def frame_key(frame: Frame) -> tuple[int, str]:

@@ -21,6 +21,7 @@ import bisect
 import marshal
 import weakref
 from array import array
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
@@ -96,12 +97,13 @@ class BytesSource:
         return self.data[start : start + length]
 
 
-class _Sweep:
+class Sweep:
     """Instructions decoded forward from one function start, extended on demand."""
 
-    __slots__ = ("addresses", "desyncs", "ends", "exhausted", "next_address", "texts")
+    __slots__ = ("addresses", "desyncs", "ends", "exhausted", "next_address", "start", "texts")
 
     def __init__(self, start: int) -> None:
+        self.start = start
         self.addresses: list[int] = []
         self.texts: list[tuple[int, str, str]] = []  # (size, mnemonic, op_str)
         self.ends: dict[int, int] = {}  # end address -> position
@@ -136,6 +138,34 @@ class _Sweep:
                 consumed += 1
             self.next_address += consumed
 
+    @classmethod
+    def from_columns(
+        cls,
+        *,
+        start: int,
+        next_address: int,
+        exhausted: bool,
+        desyncs: Sequence[int],
+        addresses: Sequence[int],
+        sizes: Sequence[int],
+        mnemonics: Sequence[str],
+        op_strs: Sequence[str],
+    ) -> Sweep:
+        """A sweep as far as it had gone (what the index keeps of it); :class:`ValueError`
+        when the columns do not fit together."""
+        if not len(addresses) == len(sizes) == len(mnemonics) == len(op_strs):
+            raise ValueError("sweep columns differ in length")
+        if addresses and addresses[0] < start:
+            raise ValueError("sweep starts before its function")
+        sweep = cls(start)
+        sweep.addresses = list(addresses)
+        sweep.texts = list(zip(sizes, mnemonics, op_strs, strict=True))
+        sweep.ends = {a + n: i for i, (a, n) in enumerate(zip(addresses, sizes, strict=True))}
+        sweep.desyncs = list(desyncs)
+        sweep.next_address = next_address
+        sweep.exhausted = exhausted
+        return sweep
+
     def to_bytes(self) -> bytes:
         """The instructions decoded so far (x86 instructions are at most 15 bytes long)."""
         return marshal.dumps(
@@ -151,7 +181,7 @@ class _Sweep:
         )
 
     @classmethod
-    def from_bytes(cls, start: int, data: bytes) -> _Sweep:
+    def from_bytes(cls, start: int, data: bytes) -> Sweep:
         """A sweep stored by :meth:`to_bytes`; :class:`ValueError` for other bytes."""
         try:
             next_address, exhausted, desyncs, addresses, sizes, mnemonics, op_strs = marshal.loads(
@@ -206,7 +236,7 @@ class CallSiteFinder:
         self.arch = normalize_arch(arch)
         self.source = source
         self.symbols = symbols
-        self._sweeps: dict[int, _Sweep] = {}
+        self._sweeps: dict[int, Sweep] = {}
         # Answers given, by (return address, function start); the ones not in the store yet.
         self._answers: dict[tuple[int, int | None], CallSite | None] = {}
         self._unsaved: list[tuple[str, bytes]] = []
@@ -314,25 +344,25 @@ class CallSiteFinder:
             return patch_sites(self.source, self.store)
         return PatchSites()
 
-    def _sweep(self, function_start: int) -> _Sweep:
+    def _sweep(self, function_start: int) -> Sweep:
         sweep = self._sweeps.get(function_start)
         if sweep is None:
-            sweep = self._stored_sweep(function_start) or _Sweep(function_start)
+            sweep = self._stored_sweep(function_start) or Sweep(function_start)
             self._sweeps[function_start] = sweep
         return sweep
 
-    def _stored_sweep(self, function_start: int) -> _Sweep | None:
+    def _stored_sweep(self, function_start: int) -> Sweep | None:
         if self.store is None:
             return None
         data = self.store.get_derived(SWEEP_KIND, f"{function_start:x}")
         if data is None:
             return None
         try:
-            return _Sweep.from_bytes(function_start, data)
+            return Sweep.from_bytes(function_start, data)
         except ValueError:
             return None  # another format: swept again
 
-    def _extend(self, sweep: _Sweep, function_start: int, target: int) -> None:
+    def _extend(self, sweep: Sweep, function_start: int, target: int) -> None:
         """Decode ``sweep`` up to ``target``; with a store, up to its function's end, so that
         the stored sweep answers any later question about that function. (A linear sweep
         decodes the same instructions however far it goes at a time.)"""
@@ -348,7 +378,7 @@ class CallSiteFinder:
 
     # -- boot-time patched calls ------------------------------------------------------------------
 
-    def _patched_call(self, sweep: _Sweep, return_address: int) -> CallSite | None:
+    def _patched_call(self, sweep: Sweep, return_address: int) -> CallSite | None:
         """A call that exists only at run time and ends at ``return_address``."""
         for site in self.sites.covering(return_address - 1):
             if site.reason is PatchReason.ALTERNATIVE:
@@ -424,7 +454,7 @@ class CallSiteFinder:
 
     def _rewritten(
         self,
-        sweep: _Sweep,
+        sweep: Sweep,
         site: PatchSite,
         return_address: int,
         lengths: int | tuple[int, ...],
@@ -453,7 +483,7 @@ class CallSiteFinder:
 
     def _from_sweep(
         self,
-        sweep: _Sweep,
+        sweep: Sweep,
         position: int,
         return_address: int,
         patch: PatchReason | None = None,

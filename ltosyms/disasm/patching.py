@@ -94,6 +94,23 @@ _REASON_CODES = {
 _REASONS_BY_CODE = {code: reason for reason, code in _REASON_CODES.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class PatchColumns:
+    """The patch sites of one image as the columns :class:`PatchSites` keeps (what the index
+    stores of them): sites by address, their replacements, and the thunk sites apart."""
+
+    available: bool  # the image has tables we could read
+    starts: Sequence[int]
+    lengths: Sequence[int]
+    reason_codes: Sequence[int]  # one byte each (see _REASON_CODES)
+    first_replacement: Sequence[int]  # one more entry than sites
+    replacement_addresses: Sequence[int]
+    replacement_ends: Sequence[int]  # end offset of each replacement in replacement_bytes
+    replacement_bytes: bytes
+    thunk_starts: Sequence[int]
+    thunk_reason_codes: Sequence[int]
+
+
 class PatchSites:
     """The patch sites of one image, sorted by address; empty for images without tables.
 
@@ -167,6 +184,52 @@ class PatchSites:
             )
         return site
 
+    # -- columns ---------------------------------------------------------------------------------
+
+    def columns(self) -> PatchColumns:
+        return PatchColumns(
+            available=self.available,
+            starts=self._starts,
+            lengths=self._lengths,
+            reason_codes=self._reason_codes,
+            first_replacement=self._first_replacement,
+            replacement_addresses=self._replacement_addresses,
+            replacement_ends=self._replacement_ends,
+            replacement_bytes=self._replacement_bytes,
+            thunk_starts=self._thunk_starts,
+            thunk_reason_codes=self._thunk_reason_codes,
+        )
+
+    @classmethod
+    def from_columns(cls, image: KernelImage, columns: PatchColumns) -> PatchSites:
+        """The sites of ``image`` whose columns :meth:`columns` gave; :class:`ValueError` when
+        they do not fit together."""
+        sites = len(columns.starts)
+        if (
+            len(columns.lengths) != sites
+            or len(columns.reason_codes) != sites
+            or len(columns.first_replacement) != sites + 1
+            or len(columns.replacement_ends) != len(columns.replacement_addresses)
+            or len(columns.thunk_starts) != len(columns.thunk_reason_codes)
+            # Codes are 0 .. len - 1 (see _REASON_CODES).
+            or max(columns.reason_codes, default=0) >= len(_REASONS_BY_CODE)
+            or max(columns.thunk_reason_codes, default=0) >= len(_REASONS_BY_CODE)
+        ):
+            raise ValueError("patch site columns differ in length or name unknown reasons")
+        table = cls()
+        table._image = image
+        table.available = columns.available
+        table._starts = columns.starts
+        table._lengths = columns.lengths
+        table._reason_codes = columns.reason_codes
+        table._first_replacement = columns.first_replacement
+        table._replacement_addresses = columns.replacement_addresses
+        table._replacement_ends = columns.replacement_ends
+        table._replacement_bytes = columns.replacement_bytes
+        table._thunk_starts = columns.thunk_starts
+        table._thunk_reason_codes = columns.thunk_reason_codes
+        return table
+
     # -- persistence --------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
@@ -202,33 +265,21 @@ class PatchSites:
                 thunk_starts,
                 thunk_reasons,
             ) = marshal.loads(data)
-            table = cls()
-            table._image = image
-            table.available = bool(available)
-            table._starts = memoryview(starts).cast("Q")
-            table._lengths = memoryview(lengths).cast("I")
-            table._reason_codes = bytes(reasons)
-            table._first_replacement = memoryview(first_replacement).cast("I")
-            table._replacement_addresses = memoryview(replacement_addresses).cast("Q")
-            table._replacement_ends = memoryview(replacement_ends).cast("I")
-            table._replacement_bytes = bytes(replacement_bytes)
-            table._thunk_starts = memoryview(thunk_starts).cast("Q")
-            table._thunk_reason_codes = bytes(thunk_reasons)
+            columns = PatchColumns(
+                available=bool(available),
+                starts=memoryview(starts).cast("Q"),
+                lengths=memoryview(lengths).cast("I"),
+                reason_codes=bytes(reasons),
+                first_replacement=memoryview(first_replacement).cast("I"),
+                replacement_addresses=memoryview(replacement_addresses).cast("Q"),
+                replacement_ends=memoryview(replacement_ends).cast("I"),
+                replacement_bytes=bytes(replacement_bytes),
+                thunk_starts=memoryview(thunk_starts).cast("Q"),
+                thunk_reason_codes=bytes(thunk_reasons),
+            )
         except (EOFError, TypeError, ValueError) as error:
             raise ValueError(f"not stored patch sites: {error}") from None
-        sites = len(table._starts)
-        if (
-            len(table._lengths) != sites
-            or len(table._reason_codes) != sites
-            or len(table._first_replacement) != sites + 1
-            or len(table._replacement_ends) != len(table._replacement_addresses)
-            or len(table._thunk_starts) != len(table._thunk_reason_codes)
-            # Codes are 0 .. len - 1 (see _REASON_CODES).
-            or max(table._reason_codes, default=0) >= len(_REASONS_BY_CODE)
-            or max(table._thunk_reason_codes, default=0) >= len(_REASONS_BY_CODE)
-        ):
-            raise ValueError("not stored patch sites: columns differ in length or reasons unknown")
-        return table
+        return cls.from_columns(image, columns)
 
     def covering(self, link_address: int) -> list[PatchSite]:
         """Sites whose bytes include ``link_address``."""

@@ -41,6 +41,13 @@ class CallKind(enum.Enum):
     THUNK = "indirect-thunk"  # call __x86_indirect_thunk_rax: indirect, through a retpoline
 
 
+class NoCallSite(enum.Enum):
+    """The answer "no instruction ends at this return address", as a memo of call sites keeps
+    it (to a memo, None means "not known yet")."""
+
+    NO_INSTRUCTION = "no instruction ends here"
+
+
 class SweepMethod(enum.Enum):
     FUNCTION_SWEEP = "function-sweep"  # decoded forward from the function start: exact
     BACKWARD_WINDOW = "backward-window"  # no usable start: guessed from the bytes before it
@@ -159,6 +166,15 @@ class CodeMatch:
     def unexplained(self) -> int:
         return len(self.unexplained_offsets)
 
+
+# What a comparison of a Code: line with one image depends on besides the image: the bytes,
+# the index of the faulting byte among them, the architecture and the faulting byte's link
+# address (the image is read there).
+CodeMatchKey = tuple[bytes, int, str, int]
+# What a Code: line's analysis depends on besides the image: the name of the IP's image
+# (None: unknown), the bytes, the faulting byte's index, the architecture and its link
+# address (None: unknown).
+CodeAnalysisKey = tuple[str | None, bytes, int, str, int | None]
 
 # Store kind of comparisons (see match_key); bump when CodeMatch or the rules change.
 MATCH_KIND = "code-match/1"
@@ -279,3 +295,21 @@ def listing_from_bytes(data: bytes) -> CodeListing:
         )
     except (EOFError, TypeError, ValueError) as error:
         raise ValueError(f"not a stored listing: {error}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeReport:
+    """A ``Code:`` line's listing and its comparison with the image that ran it."""
+
+    listing: CodeListing | None
+    match: CodeMatch | None
+    image: str | None  # "vmlinux" or the module the faulting IP is in
+
+
+@dataclass(frozen=True, slots=True)
+class CodeAnalysis:
+    """What a ``Code:`` line gives a decode: its report and the warnings it raised (a pure
+    function of the printed bytes, the faulting instruction's link address and the image)."""
+
+    report: CodeReport
+    warnings: tuple[str, ...]

@@ -26,6 +26,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ltosyms.dwarf.records import CU_DATA_FORMAT, FunctionExtent, SourceLocation
 from ltosyms.errors import CacheError
@@ -63,8 +64,33 @@ _MAGIC = "ltosyms-cu"
 NO_FILE = 0  # file index: no file (call and declaration files), end of sequence (rows)
 
 
+# The fields that are arrays, in the order the index keeps them.
+ARRAY_FIELDS = (
+    "row_addresses",
+    "row_files",
+    "row_lines",
+    "row_columns",
+    "parents",
+    "ends",
+    "inlined",
+    "call_files",
+    "call_lines",
+    "call_columns",
+    "decl_files",
+    "decl_lines",
+    "range_starts",
+    "range_lows",
+    "range_highs",
+    "root_lows",
+    "root_highs",
+    "root_nodes",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CuData:
+    ARRAY_FIELDS: ClassVar[tuple[str, ...]] = ARRAY_FIELDS
+
     cu_offset: int
     name: str | None  # DW_AT_name of the unit
     comp_dir: str | None
@@ -325,8 +351,13 @@ class CuData:
         return unit
 
     def check(self, indexes: bool = True) -> None:
-        """Raise :class:`CacheError` unless the arrays fit together; with ``indexes``, also
-        unless every index stays inside the array it points into (a scan of every array)."""
+        """Raise :class:`CacheError` unless :meth:`is_consistent`."""
+        if not self.is_consistent(indexes):
+            raise CacheError(f"unit record for {self.cu_offset:#x} is inconsistent")
+
+    def is_consistent(self, indexes: bool = True) -> bool:
+        """True when the arrays fit together; with ``indexes``, also when every index stays
+        inside the array it points into (a scan of every array)."""
         rows = len(self.row_addresses)
         nodes = len(self.names)
         ranges = len(self.range_lows)
@@ -341,7 +372,7 @@ class CuData:
             and len(self.root_lows) == len(self.root_highs) == len(self.root_nodes)
             and files == len(self.relative_paths) == len(self.file_numbers) >= 1
         )
-        consistent = consistent and (
+        return consistent and (
             not indexes
             or (
                 max(self.range_starts, default=0) <= ranges
@@ -353,30 +384,8 @@ class CuData:
                 and max(self.decl_files, default=0) < files
             )
         )
-        if not consistent:
-            raise CacheError(f"unit record for {self.cu_offset:#x} is inconsistent")
 
 
-ARRAY_FIELDS = (
-    "row_addresses",
-    "row_files",
-    "row_lines",
-    "row_columns",
-    "parents",
-    "ends",
-    "inlined",
-    "call_files",
-    "call_lines",
-    "call_columns",
-    "decl_files",
-    "decl_lines",
-    "range_starts",
-    "range_lows",
-    "range_highs",
-    "root_lows",
-    "root_highs",
-    "root_nodes",
-)
 _TYPECODES = frozenset("BHIQ")
 
 

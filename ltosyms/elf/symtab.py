@@ -193,6 +193,26 @@ class NameColumn(Sequence[str]):
         return iter(self._text.split("\0") if len(self) else ())
 
 
+@dataclass(frozen=True, slots=True)
+class SymbolColumns:
+    """A symbol table as the parallel columns it is made of, in ``.symtab`` order: what the
+    index keeps of it (:meth:`SymbolTable.columns`, :meth:`SymbolTable.from_columns`). Read
+    back from the index the columns are memoryviews over the mapped file."""
+
+    names: Sequence[str]
+    link_addresses: Sequence[int]
+    elf_sizes: Sequence[int]  # cut at the top of the address space
+    infos: Sequence[int]  # st_info: type and binding
+    shndxs: Sequence[int]  # st_shndx
+    nm_types: Sequence[str]  # one letter each
+    kallsyms_sizes: Sequence[int]  # 0 where kallsyms does not keep the symbol
+    kallsyms_kept: Sequence[int]  # 1 where kallsyms keeps it, 0 elsewhere
+    kept_indexes: Sequence[int]  # the kept symbols in address order, ties in .symtab order
+    kept_addresses: Sequence[int]  # their link addresses
+    name_order: Sequence[int]  # defined, listed symbols in name order (SymbolTable lookups)
+    rule: KeepRule
+
+
 class SymbolTable:
     """All named, defined-or-not symbols of an image, in ``.symtab`` order, plus indexes.
 
@@ -298,6 +318,63 @@ class SymbolTable:
         return [
             size if sized else None for size, sized in zip(self._sizes, self._sized, strict=True)
         ]
+
+    # -- columns --------------------------------------------------------------------------------
+
+    def columns(self) -> SymbolColumns:
+        """The table's columns (the name order is worked out if it was not yet)."""
+        return SymbolColumns(
+            names=self.names,
+            link_addresses=self.link_addresses,
+            elf_sizes=self.elf_sizes,
+            infos=self._infos,
+            shndxs=self._shndxs,
+            nm_types=self.nm_types,
+            kallsyms_sizes=self._sizes,
+            kallsyms_kept=self._sized,
+            kept_indexes=self.kept_indexes,
+            kept_addresses=self._kept_addresses,
+            name_order=self._name_order,
+            rule=self.rule,
+        )
+
+    @classmethod
+    def from_columns(cls, image: KernelImage, columns: SymbolColumns) -> SymbolTable:
+        """The table of ``image`` whose columns :meth:`columns` gave; :class:`ValueError`
+        when they do not fit together. Nothing is copied: a table read back from the index
+        reads its memory-mapped columns as the lookups touch them."""
+        count = len(columns.names)
+        if not (
+            count
+            == len(columns.link_addresses)
+            == len(columns.elf_sizes)
+            == len(columns.infos)
+            == len(columns.shndxs)
+            == len(columns.nm_types)
+            == len(columns.kallsyms_sizes)
+            == len(columns.kallsyms_kept)
+        ) or len(columns.kept_indexes) != len(columns.kept_addresses):
+            raise ValueError("symbol table columns differ in length")
+        # Both index lists are sorted by something else than the index: their last entries
+        # are as likely as any to be out of range.
+        if any(i >= count for i in (*columns.kept_indexes[-1:], *columns.name_order[-1:])):
+            raise ValueError("symbol table columns name symbols it does not have")
+        table = cls.__new__(cls)
+        table.image = image
+        table.machine = image.machine
+        table.names = columns.names
+        table.link_addresses = columns.link_addresses
+        table.elf_sizes = columns.elf_sizes
+        table._infos = columns.infos
+        table._shndxs = columns.shndxs
+        table.nm_types = columns.nm_types
+        table._sizes = columns.kallsyms_sizes
+        table._sized = columns.kallsyms_kept
+        table.kept_indexes = columns.kept_indexes
+        table._kept_addresses = columns.kept_addresses
+        table.__dict__["_name_order"] = columns.name_order  # the cached property, given
+        table.rule = columns.rule
+        return table
 
     # -- persistence ----------------------------------------------------------------------------
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 import marshal
 import struct
 import sys
+from array import array
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 from ltosyms.errors import CacheError
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
+Column: TypeAlias = "Buffer | array[Any]"  # what pack_columns takes: anything with a buffer
 
 
 class StoredValueError(CacheError):
@@ -128,65 +130,124 @@ def _check_stream(data: Buffer) -> None:
         raise StoredValueError("bytes after a stored value")
 
 
+# -- flat records ------------------------------------------------------------------------------
+
+_FLAT_HEADER = struct.Struct("<III")  # how many numbers, texts, and bytes of the blob
+
+
+def pack_flat(
+    numbers: Sequence[int | None], texts: Sequence[str | None], blob: bytes = b""
+) -> bytes:
+    """A record of unsigned 64-bit numbers, strings without NUL characters, and bytes, each
+    number and string possibly None: what the answers asked for most often (inline chains,
+    call sites) are read back with two C calls and no walk.
+
+    Layout: the three counts, a bit per number and string that is None, the numbers
+    (little-endian u64), the blob, then the strings in UTF-8 joined by NUL."""
+    flags = bytearray((len(numbers) + len(texts) + 7) // 8)
+    for position, value in enumerate((*numbers, *texts)):
+        if value is None:
+            flags[position // 8] |= 1 << (position % 8)
+    return b"".join(
+        [
+            _FLAT_HEADER.pack(len(numbers), len(texts), len(blob)),
+            flags,
+            struct.pack(f"<{len(numbers)}Q", *(0 if n is None else n for n in numbers)),
+            blob,
+            "\0".join("" if text is None else text for text in texts).encode(),
+        ]
+    )
+
+
+def unpack_flat(data: Buffer) -> tuple[list[int | None], list[str | None], bytes]:
+    """The numbers, strings and blob :func:`pack_flat` wrote; :class:`StoredValueError` for
+    anything else."""
+    try:
+        count, text_count, blob_size = _FLAT_HEADER.unpack_from(data)
+    except struct.error:
+        raise StoredValueError("a stored record is cut short") from None
+    start = _FLAT_HEADER.size
+    flags_size = (count + text_count + 7) // 8
+    text_start = start + flags_size + 8 * count + blob_size
+    if text_start > len(data):
+        raise StoredValueError("a stored record is cut short")
+    flags = bytes(data[start : start + flags_size])
+    start += flags_size
+    numbers: list[int | None] = list(struct.unpack_from(f"<{count}Q", data, start))
+    start += 8 * count
+    blob = bytes(data[start : start + blob_size])
+    try:
+        text = str(data[text_start:], "utf-8")
+    except UnicodeDecodeError:
+        raise StoredValueError("a stored record's text is not UTF-8") from None
+    texts: list[str | None] = []
+    if text_count:
+        texts.extend(text.split("\0"))
+    if len(texts) != text_count or (not text_count and text):
+        raise StoredValueError("a stored record holds another number of strings")
+    nones = int.from_bytes(flags, "little")
+    while nones:  # one turn per None, lowest position first
+        lowest = nones & -nones
+        nones ^= lowest
+        position = lowest.bit_length() - 1
+        if position < count:
+            numbers[position] = None
+        elif position < count + text_count:
+            texts[position - count] = None
+        else:
+            raise StoredValueError("a stored record marks a field it does not have")
+    return numbers, texts, blob
+
+
 # -- columns -------------------------------------------------------------------------------------
 
-_HEADER_SIZE = struct.Struct("<I")
+_SIZE = struct.Struct("<I")
 
 
-def pack_columns(fields: tuple[object, ...], columns: Sequence[tuple[str, Buffer]]) -> bytes:
-    """``fields`` (a small tuple, see :func:`dumps`) and named raw ``columns``.
+def pack_columns(fields: tuple[object, ...], columns: Sequence[Column]) -> bytes:
+    """``fields`` (a small tuple, see :func:`dumps`) and raw ``columns``, in an order the
+    caller keeps.
 
-    Layout: a 4-byte header length, the header (byte order, ``fields``, and where each column
-    lies), padding to 8 bytes, then the columns, each padded to 8 bytes: a column cast to a
-    machine array in place is aligned for it."""
-    places: list[tuple[str, int, int]] = []
-    parts: list[bytes] = []
-    cursor = 0
-    for name, column in columns:
-        raw = bytes(column)
-        places.append((name, cursor, len(raw)))
-        padding = -len(raw) % 8
-        parts.append(raw + bytes(padding))
-        cursor += len(raw) + padding
-    header = dumps((sys.byteorder, fields, tuple(places)))
-    padding = -(_HEADER_SIZE.size + len(header)) % 8
-    return b"".join([_HEADER_SIZE.pack(len(header)), header, bytes(padding), *parts])
+    Layout: the header's length, the header (byte order and ``fields``), the number of columns
+    and each one's length (u64), padding to 8 bytes, then the columns, each padded to 8
+    bytes: a column cast to a machine array in place is aligned for it."""
+    header = dumps((sys.byteorder, fields))
+    raws = [bytes(column) for column in columns]
+    lengths = struct.pack(f"<I{len(raws)}Q", len(raws), *(len(raw) for raw in raws))
+    prefix = _SIZE.pack(len(header)) + header + lengths
+    parts = [prefix, bytes(-len(prefix) % 8)]
+    for raw in raws:
+        parts += [raw, bytes(-len(raw) % 8)]
+    return b"".join(parts)
 
 
-def unpack_columns(data: Buffer) -> tuple[tuple[object, ...], dict[str, memoryview]]:
-    """The fields and the columns (slices of ``data``, not copies) :func:`pack_columns` wrote;
-    :class:`StoredValueError` for anything else."""
+def unpack_columns(data: Buffer, count: int) -> tuple[tuple[object, ...], list[memoryview]]:
+    """The fields and the ``count`` columns (slices of ``data``, not copies) that
+    :func:`pack_columns` wrote; :class:`StoredValueError` for anything else."""
     view = memoryview(data)
     try:
-        (size,) = _HEADER_SIZE.unpack_from(view)
+        (size,) = _SIZE.unpack_from(view)
+        start = _SIZE.size + size
+        header = loads(view[_SIZE.size : start]) if start <= len(view) else None
+        (found,) = _SIZE.unpack_from(view, start)
+        if found != count:
+            raise StoredValueError(f"a stored table of {found} columns, not {count}")
+        lengths = struct.unpack_from(f"<{count}Q", view, start + _SIZE.size)
     except struct.error:
         raise StoredValueError("a stored table is cut short") from None
-    start = _HEADER_SIZE.size
-    if size > len(view) - start:
-        raise StoredValueError("a stored table is cut short")
-    header = loads(view[start : start + size])
-    if not isinstance(header, tuple) or len(header) != 3:
+    if not isinstance(header, tuple) or len(header) != 2 or not isinstance(header[1], tuple):
         raise StoredValueError("not a stored table")
-    byteorder, fields, places = header
+    byteorder, fields = header
     if byteorder != sys.byteorder:
         raise StoredValueError(f"a stored table in {byteorder} byte order")
-    if not isinstance(fields, tuple) or not isinstance(places, tuple):
-        raise StoredValueError("not a stored table")
-    start += size
-    body = view[start + -start % 8 :]
-    columns: dict[str, memoryview] = {}
-    for place in places:
-        if not (isinstance(place, tuple) and len(place) == 3):
-            raise StoredValueError("not a stored table")
-        name, offset, length = place
-        if not (
-            isinstance(name, str)
-            and isinstance(offset, int)
-            and isinstance(length, int)
-            and offset >= 0
-            and length >= 0
-            and offset + length <= len(body)
-        ):
+    start += _SIZE.size + 8 * count
+    start += -start % 8
+    columns = []
+    for length in lengths:
+        if start + length > len(view):
             raise StoredValueError("a stored table's columns lie outside it")
-        columns[name] = body[offset : offset + length]
+        columns.append(view[start : start + length])
+        start += length + -length % 8
+    if start != len(view):
+        raise StoredValueError("bytes after a stored table")
     return fields, columns
