@@ -8,7 +8,6 @@ and comparison -> :class:`DecodedReport` records for the renderers.
 from __future__ import annotations
 
 import logging
-import marshal
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,15 +22,11 @@ from ltosyms.decode.frames import (
     narrow_by_caller,
     unresolved,
 )
+from ltosyms.disasm.decoder import normalize_arch
 from ltosyms.disasm.records import (
     CodeAnalysis,
     CodeReport,
     CodeVerdict,
-    listing_from_bytes,
-    listing_key,
-    listing_to_bytes,
-    match_from_bytes,
-    match_to_bytes,
 )
 from ltosyms.elf.build_facts import choose_rule
 from ltosyms.errors import LtosymsError, MismatchError
@@ -310,8 +305,8 @@ class Decoder:
         """Disassemble ``Code:`` and compare it with the image at the resolved IP (DOMAIN §4).
 
         The result is a pure function of the printed bytes, the IP's link address and the
-        image: it is kept in the image's index (:func:`ltosyms.stores.remembered`), so the
-        same crash decoded again needs no disassembler."""
+        image: the image keeps it (:attr:`ImageContext.code_analyses`), so the same crash
+        decoded again needs no disassembler."""
         code = report.code
         if code is None or code.unavailable or code.marker_offset is None:
             return None
@@ -325,16 +320,17 @@ class Decoder:
             resolver = self.resolver(ip.module, ip.module_build_id, work.warnings)
         context = resolver.context if resolver is not None else self.vmlinux
         image_name = (ip.module or "vmlinux") if resolver is not None and ip is not None else None
-        key = f"{image_name or '-'}/" + listing_key(
-            code.data, code.marker_offset, code.arch, marker_link_address, ()
+        key = (
+            image_name,
+            code.data,
+            code.marker_offset,
+            normalize_arch(code.arch),
+            marker_link_address,
         )
         analysis = remembered(
-            context.store,
-            CODE_ANALYSIS_KIND,
+            context.code_analyses,
             key,
             lambda: _analyse_code(code, marker_link_address, resolver, image_name),
-            _analysis_to_bytes,
-            _analysis_from_bytes,
         )
         work.warnings.extend(analysis.warnings)
         return analysis.report
@@ -364,37 +360,6 @@ class Decoder:
             )
             return True
         return False
-
-
-# Store kind of Code: analyses (listing, comparison, warnings); bump when any of them changes.
-CODE_ANALYSIS_KIND = "code-analysis/1"
-
-
-def _analysis_to_bytes(analysis: CodeAnalysis) -> bytes:
-    listing, match = analysis.report.listing, analysis.report.match
-    return marshal.dumps(
-        (
-            None if listing is None else listing_to_bytes(listing),
-            None if match is None else match_to_bytes(match),
-            analysis.report.image,
-            analysis.warnings,
-        )
-    )
-
-
-def _analysis_from_bytes(data: bytes) -> CodeAnalysis:
-    try:
-        listing, match, image, warnings = marshal.loads(data)
-        return CodeAnalysis(
-            CodeReport(
-                None if listing is None else listing_from_bytes(listing),
-                None if match is None else match_from_bytes(match),
-                None if image is None else str(image),
-            ),
-            tuple(str(warning) for warning in warnings),
-        )
-    except (EOFError, TypeError) as error:
-        raise ValueError(f"not a stored Code: analysis: {error}") from None
 
 
 def _analyse_code(

@@ -28,16 +28,8 @@ from ltosyms.decode.candidates import (
     narrow_further,
     resolve_name,
 )
-from ltosyms.disasm.records import (
-    MATCH_KIND,
-    CallKind,
-    CallSite,
-    CodeMatch,
-    CodeVerdict,
-    match_from_bytes,
-    match_key,
-    match_to_bytes,
-)
+from ltosyms.disasm.decoder import normalize_arch
+from ltosyms.disasm.records import CallKind, CallSite, CodeMatch, CodeVerdict
 from ltosyms.dwarf import SourceLocation
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import InputError
@@ -153,18 +145,15 @@ class ImageResolver:
         self, code: CodeBytes, window: ImageWindow, marker_link_address: int
     ) -> CodeMatch:
         """:func:`compare_code` of ``Code:`` bytes with this image's ``window`` at
-        ``marker_link_address``, kept in the image's index (:func:`ltosyms.stores.remembered`)."""
+        ``marker_link_address``, kept by the image (:attr:`ImageContext.code_matches`)."""
         from ltosyms.disasm.compare import compare_code
 
         assert code.marker_offset is not None
         marker = code.marker_offset
         return remembered(
-            self.context.store,
-            MATCH_KIND,
-            match_key(code.data, marker, code.arch, marker_link_address),
+            self.context.code_matches,
+            (code.data, marker, normalize_arch(code.arch), marker_link_address),
             lambda: compare_code(code.data, marker, window, code.arch),
-            match_to_bytes,
-            match_from_bytes,
         )
 
     # -- resolution ---------------------------------------------------------------------------

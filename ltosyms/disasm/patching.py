@@ -26,17 +26,15 @@ from __future__ import annotations
 
 import bisect
 import logging
-import marshal
 import struct
 import weakref
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 from ltosyms.disasm.records import PatchReason
 from ltosyms.elf.image import KernelImage
-from ltosyms.stores import DerivedStore, remembered
+from ltosyms.stores import Memo, remembered
 
 log = logging.getLogger(__name__)
 
@@ -230,57 +228,6 @@ class PatchSites:
         table._thunk_reason_codes = columns.thunk_reason_codes
         return table
 
-    # -- persistence --------------------------------------------------------------------------
-
-    def to_bytes(self) -> bytes:
-        """The tables as read, for the on-disk index (a warm decode then reads no table)."""
-        return marshal.dumps(
-            (
-                self.available,
-                array("Q", self._starts).tobytes(),
-                array("I", self._lengths).tobytes(),
-                bytes(self._reason_codes),
-                array("I", self._first_replacement).tobytes(),
-                array("Q", self._replacement_addresses).tobytes(),
-                array("I", self._replacement_ends).tobytes(),
-                self._replacement_bytes,
-                array("Q", self._thunk_starts).tobytes(),
-                bytes(self._thunk_reason_codes),
-            )
-        )
-
-    @classmethod
-    def from_bytes(cls, image: KernelImage, data: bytes) -> PatchSites:
-        """Tables stored by :meth:`to_bytes` for ``image``; :class:`ValueError` for other bytes."""
-        try:
-            (
-                available,
-                starts,
-                lengths,
-                reasons,
-                first_replacement,
-                replacement_addresses,
-                replacement_ends,
-                replacement_bytes,
-                thunk_starts,
-                thunk_reasons,
-            ) = marshal.loads(data)
-            columns = PatchColumns(
-                available=bool(available),
-                starts=memoryview(starts).cast("Q"),
-                lengths=memoryview(lengths).cast("I"),
-                reason_codes=bytes(reasons),
-                first_replacement=memoryview(first_replacement).cast("I"),
-                replacement_addresses=memoryview(replacement_addresses).cast("Q"),
-                replacement_ends=memoryview(replacement_ends).cast("I"),
-                replacement_bytes=bytes(replacement_bytes),
-                thunk_starts=memoryview(thunk_starts).cast("Q"),
-                thunk_reason_codes=bytes(thunk_reasons),
-            )
-        except (EOFError, TypeError, ValueError) as error:
-            raise ValueError(f"not stored patch sites: {error}") from None
-        return cls.from_columns(image, columns)
-
     def covering(self, link_address: int) -> list[PatchSite]:
         """Sites whose bytes include ``link_address``."""
         return self.overlapping(link_address, link_address + 1)
@@ -405,25 +352,13 @@ def _is_bytes(image: KernelImage, link_address: int) -> bool:
     return image.section_at(link_address) is not None
 
 
-# Store kind of the tables (one entry per image, key ""); bump when the stored form changes.
-PATCH_SITES_KIND = "patch-sites/1"
-
 _cache: weakref.WeakKeyDictionary[KernelImage, PatchSites] = weakref.WeakKeyDictionary()
 
 
-def patch_sites(image: KernelImage, store: DerivedStore | None = None) -> PatchSites:
-    """The image's patch sites, read once per open image; with ``store``, read from it (or
+def patch_sites(image: KernelImage, memo: Memo[None, PatchSites] | None = None) -> PatchSites:
+    """The image's patch sites, read once per open image; with ``memo``, taken from it (or
     kept there once read: the tables of a distro vmlinux take a tenth of a second)."""
     sites = _cache.get(image)
-    if sites is not None:
-        return sites
-    sites = remembered(
-        store,
-        PATCH_SITES_KIND,
-        "",
-        lambda: PatchSites(image),
-        PatchSites.to_bytes,
-        lambda data: PatchSites.from_bytes(image, data),
-    )
-    _cache[image] = sites
+    if sites is None:
+        sites = _cache[image] = remembered(memo, None, lambda: PatchSites(image))
     return sites

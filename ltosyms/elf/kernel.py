@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from ltosyms.elf.image import ImageKind, KernelImage, open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
-from ltosyms.stores import TableStore
 
 # Every Linux vmlinux defines at least one of these (arch/*/kernel/vmlinux.lds.S, init/version.c).
 KERNEL_MARKERS = ("_stext", "_text", "linux_banner", "start_kernel")
@@ -27,10 +26,6 @@ class LoadedImage:
     @property
     def build_id(self) -> str | None:
         return self.image.build_id
-
-
-# Store kind of the symbol table (stores keep one table per kind: a new format is a new kind).
-SYMBOLS_KIND = f"symbols/{SymbolTable.FORMAT}"
 
 
 def load_vmlinux(path: str | os.PathLike[str]) -> LoadedImage:
@@ -50,20 +45,6 @@ def require_kernel(image: KernelImage, symbols: SymbolTable) -> None:
             f"{image.path}: not a Linux kernel image (none of {', '.join(KERNEL_MARKERS)} "
             "is defined)"
         )
-
-
-def symbols_for(image: KernelImage, store: TableStore | None) -> SymbolTable:
-    """The image's symbol table: from ``store`` when it holds this format, else loaded from
-    the ELF and written there for the next run."""
-    if store is not None:
-        stored = store.get_table(SYMBOLS_KIND)
-        table = SymbolTable.from_bytes(image, stored) if stored is not None else None
-        if table is not None:
-            return table
-    table = SymbolTable(image)
-    if store is not None:
-        store.put_table(SYMBOLS_KIND, table.to_bytes())
-    return table
 
 
 def load_module(path: str | os.PathLike[str]) -> LoadedImage:

@@ -18,23 +18,11 @@ of symbol tables.
 
 from __future__ import annotations
 
-import logging
-import marshal
-from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 
 from ltosyms.elf.symtab import SymbolTable
-from ltosyms.errors import CacheError
-from ltosyms.stores import CuStore
-
-log = logging.getLogger(__name__)
-
-# The store key of the names (CuStore keys below 0 are whole-image tables); stores keep the
-# first blob written under a key, so a new format takes a new key (-2 held format 1).
-OUTER_NAMES_KEY = -3
-FORMAT_VERSION = 2  # 2: packed columns, names by symbol-table position
-_MAGIC = "ltosyms-outer-names"
+from ltosyms.stores import Memo, remembered
 
 # nm letters of symbols defined in executable sections (bfd decode_section_type: 't'), weak
 # definitions ('W', 'w') and GNU indirect functions ('i'): the symbols that can name code.
@@ -100,51 +88,19 @@ class OuterNames:
 
 
 def outer_namer(
-    symbols: SymbolTable, store: CuStore | None, image_name: str
+    symbols: SymbolTable, memo: Memo[None, OuterNames] | None = None
 ) -> Callable[[int, bool], str | None]:
     """The symbol name llvm-symbolizer gives the outermost entry at an address, from
-    ``symbols``; the choice is made on the first call: from ``store`` when it holds it, else
-    from the table (and then stored). A decode answered from stored chains never calls it."""
+    ``symbols``; the choice of symbols is made on the first call (or taken from ``memo``). A
+    decode answered from stored chains never calls it."""
     made: list[OuterNames] = []
     names = symbols.names
 
     def name_at(link_address: int, within_size: bool = True) -> str | None:
         if not made:
-            made.append(_outer_names(symbols, store, image_name))
+            made.append(remembered(memo, None, lambda: OuterNames.from_symbols(symbols)))
         index = made[0].index_at(link_address, within_size)
         # A stored position past the table is no name (only a hostile index has one).
         return names[index] if index is not None and index < len(names) else None
 
     return name_at
-
-
-def _outer_names(symbols: SymbolTable, store: CuStore | None, image_name: str) -> OuterNames:
-    raw = store.get(OUTER_NAMES_KEY) if store is not None else None
-    if raw is not None:
-        try:
-            magic, version, starts, ends, indexes = marshal.loads(raw)
-            if magic != _MAGIC or version != FORMAT_VERSION:
-                raise CacheError("symbol name record has a foreign format")
-            # Read in place, as the symbol table's columns are.
-            return OuterNames(
-                memoryview(starts).cast("Q"),
-                memoryview(ends).cast("Q"),
-                memoryview(indexes).cast("I"),
-            )
-        except (EOFError, ValueError, TypeError, CacheError) as error:
-            log.warning("%s: stored symbol names discarded: %s", image_name, error)
-    names = OuterNames.from_symbols(symbols)
-    if store is not None:
-        store.put(
-            OUTER_NAMES_KEY,
-            marshal.dumps(
-                (
-                    _MAGIC,
-                    FORMAT_VERSION,
-                    array("Q", names.starts).tobytes(),
-                    array("Q", names.ends).tobytes(),
-                    array("I", names.indexes).tobytes(),
-                )
-            ),
-        )
-    return names
