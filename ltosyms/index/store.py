@@ -253,9 +253,6 @@ class IndexStore:
         if rows:
             self._write("INSERT OR IGNORE INTO cu (cu_offset, crc32, data) VALUES (?, ?, ?)", rows)
 
-    def has(self, cu_offset: int) -> bool:
-        return bool(self._query("SELECT 1 FROM cu WHERE cu_offset = ?", (cu_offset,)))
-
     def stored_cu_offsets(self) -> set[int]:
         """Every unit offset stored."""
         return {row[0] for row in self._query("SELECT cu_offset FROM cu", ())}
