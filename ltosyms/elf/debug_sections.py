@@ -22,14 +22,26 @@ import os
 import struct
 import weakref
 import zlib
+from typing import TYPE_CHECKING
 
-from ltosyms.dwarf import DEBUG_SECTIONS, DwarfConfig, DwarfResolver, DwarfSections, SectionBuffer
+from ltosyms.dwarf import (
+    DEBUG_SECTIONS,
+    CuKey,
+    DwarfConfig,
+    DwarfResolver,
+    DwarfSections,
+    SectionBuffer,
+    SourceLocation,
+)
 from ltosyms.elf.image import KernelImage, Section
-from ltosyms.elf.outer_names import outer_namer
+from ltosyms.elf.outer_names import OuterNames, outer_namer
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import DwarfError, InputError
 from ltosyms.limits import MAX_COMPRESSION_RATIO, MAX_IMAGE_BYTES, MIN_INFLATE_BYTES
-from ltosyms.stores import CuStore
+from ltosyms.stores import Memo
+
+if TYPE_CHECKING:
+    from ltosyms.dwarf import CuData, CuMap
 
 __all__ = ["ImageDebugSections", "dwarf_resolver", "dwarf_sections"]
 
@@ -39,13 +51,27 @@ ELFCOMPRESS_ZSTD = 2
 
 
 def dwarf_resolver(
-    image: KernelImage, store: CuStore | None = None, symbols: SymbolTable | None = None
+    image: KernelImage,
+    symbols: SymbolTable | None = None,
+    *,
+    units: Memo[CuKey, CuData] | None = None,
+    unit_map: Memo[None, CuMap] | None = None,
+    chains: Memo[int, tuple[SourceLocation, ...]] | None = None,
+    outer_names: Memo[None, OuterNames] | None = None,
 ) -> DwarfResolver:
     """The DWARF resolver of ``image``; its sections are opened only when a unit must be
     parsed. ``symbols``, when given, names the outermost entry of each chain from the ELF
-    symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.outer_names`)."""
-    outer_name = outer_namer(symbols, store, str(image.path)) if symbols is not None else None
-    return DwarfResolver(ImageDebugSections(image), store, outer_name)
+    symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.outer_names`), and only then are
+    chains kept in ``chains``. The memos keep what the resolver works out (see
+    :class:`~ltosyms.dwarf.DwarfResolver`)."""
+    outer_name = outer_namer(symbols, outer_names) if symbols is not None else None
+    return DwarfResolver(
+        ImageDebugSections(image),
+        units=units,
+        unit_map=unit_map,
+        chains=chains,
+        outer_name=outer_name,
+    )
 
 
 class ImageDebugSections:
