@@ -173,8 +173,10 @@ def test_suffixed_frames_resolve_to_their_elf_symbol(decoded: Decoded) -> None:
         counts[f"{expected.style} resolved"] += 1
     print(f"{decoded.suite.kernel}: {dict(counts)}")
     for style in STYLES[decoded.suite.kernel]:
-        # The small sample has 2 renamed functions; the corpus kernels have hundreds.
-        assert counts[f"{style} resolved"] >= (1 if "sample" in decoded.suite.kernel else 100)
+        # The small sample has 5 renamed functions (name_show.N and stats_show.N beside the
+        # global stats_show; 2 of them cannot be told from a copy printed alike in the
+        # first-dot style); the corpus kernels have hundreds.
+        assert counts[f"{style} resolved"] >= (3 if "sample" in decoded.suite.kernel else 100)
 
 
 def test_duplicates_never_resolve_to_a_wrong_copy(decoded: Decoded) -> None:

@@ -105,7 +105,7 @@ def test_bloat_o_meter_layout_keeps_duplicates_apart() -> None:
     up_down = int(re.search(r"\((-?\d+)\)", lines[0]).group(1))  # type: ignore[union-attr]
     assert after - before == up_down == sum(deltas)
     # bloat-o-meter would strip `.N` and sum three name_show into one row; no row here merges
-    # them (name_show.31 and name_show.39 are renamed, same size: no row at all).
+    # them (two are renamed name_show.N at their old sizes: no row at all).
     assert not any(row[0] == "name_show" for row in rows)
 
 

@@ -4,8 +4,8 @@ Each suite of ``tests/data/synth`` (written by ``tools/synth_traces.py``) holds 
 the way one naming era prints them, with the ELF symbol each frame means and the copies the
 evidence (name under any era, printed size, a call at the return address, call targets between
 adjacent frames) cannot reject. This decodes every suite log (``decode``) and, frame by frame
-without the trace around it, asks ``symbolize`` (``-R`` for return addresses), then counts per
-kernel and style:
+without the trace around it, asks ``symbolize`` (``-R`` for return addresses, plain for the
+exact IPs of ``RIP:`` and ``pc :`` lines), then counts per kernel and style:
 
 * resolved: the one symbol the evidence leaves, and it is the frame's;
 * ambiguous: several copies listed, exactly the ones the evidence leaves;
@@ -16,6 +16,10 @@ kernel and style:
 Usage::
 
     python tools/era_accuracy.py [SUITE.json ...]   (default: every suite of tests/data/synth)
+    python tools/era_accuracy.py --vmlinux VMLINUX SUITE.json
+
+``--vmlinux`` gives the image of a suite written from a kernel outside the corpus
+(``synth_traces.py --vmlinux``); its build id must be the suite's.
 
 Only uses what ``ltosyms`` has offered since before the naming eras (``Decoder``,
 ``symbolize``; the vmlinux opened as each version opens it), so ``PYTHONPATH=<an older
@@ -24,10 +28,10 @@ checkout>`` measures that version on the same suites.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -41,6 +45,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 SYNTH = PROJECT / "tests" / "data" / "synth"
 CORPUS = Path(os.environ.get("LTOSYMS_CORPUS", PROJECT.parent / "shared" / "corpus"))
 RETURN_KINDS = ("suffixed", "caller", "dup-caller", "llvm")
+EXACT_IP_KINDS = ("callee", "dup-callee")
+IP_PREFIXES = ("RIP: 0010:", "pc : ")  # x86 show_ip(), arm64 __show_regs()
 VERDICTS = ("resolved", "ambiguous", "unresolved", "wrong", "guessed")
 
 
@@ -68,22 +74,28 @@ def verdict(
     return "ambiguous" if listed == survivors else "wrong"
 
 
-def _decoder(vmlinux: Path) -> Decoder:
+def _decoder(vmlinux: Path, build_id: str) -> Decoder:
     try:
         from ltosyms.context import Session
     except ImportError:  # before ltosyms.context: the decoder took the loaded vmlinux
+        Session = None
+    if Session is None:
         from ltosyms.elf.kernel import load_vmlinux
 
-        return Decoder(load_vmlinux(vmlinux))  # type: ignore[arg-type]
-    return Decoder(Session(None).open_vmlinux(vmlinux))
+        opened = load_vmlinux(vmlinux)
+    else:
+        opened = Session(None).open_vmlinux(vmlinux)
+    if opened.build_id != build_id:
+        raise SystemExit(f"{vmlinux}: build id {opened.build_id}, the suite's is {build_id}")
+    return Decoder(opened)  # type: ignore[arg-type]
 
 
-def measure(path: Path) -> dict[tuple[str, str], Counter[str]]:
+def measure(path: Path, vmlinux: Path | None = None) -> dict[tuple[str, str], Counter[str]]:
     raw = json.loads(path.read_text())
     fields = raw["frame_fields"]
     base = int(raw["address_base"], 16)
     rows = [dict(zip(fields, row, strict=True)) for row in raw["frames"]]
-    decoder = _decoder(vmlinux_of(raw["kernel"]))
+    decoder = _decoder(vmlinux or vmlinux_of(raw["kernel"]), raw["vmlinux_build_id"])
     by_line = {}
     log = "\n".join(raw["log"]) + "\n"
     for report in decoder.decode_all(iter_reports(log.encode())):
@@ -92,8 +104,9 @@ def measure(path: Path) -> dict[tuple[str, str], Counter[str]]:
     lines = raw["log"]
     counts: dict[tuple[str, str], Counter[str]] = {}
     for row in rows:
-        if row["kind"] not in RETURN_KINDS:
+        if row["kind"] not in (*RETURN_KINDS, *EXACT_IP_KINDS):
             continue
+        role = FrameRole.RETURN_ADDRESS if row["kind"] in RETURN_KINDS else FrameRole.EXACT_IP
         style = row.get("style", "llvm-cut" if row["kind"] == "llvm" else "exact")
         expected = base + int(row["address"], 16)
         candidates = [base + int(a, 16) for a in row["candidates"]]
@@ -107,10 +120,13 @@ def measure(path: Path) -> dict[tuple[str, str], Counter[str]]:
             survivors,
         )
         counts.setdefault((f"decode {row['kind']}", style), Counter())[decoded] += 1
-        # The same frame alone, as `symbolize -R` gets it: no neighbours, no call targets.
+        # The same frame alone, as `symbolize [-R]` gets it: no neighbours, no call targets.
         text = lines[row["line"] - 1].strip().removeprefix("? ")
+        for prefix in IP_PREFIXES:
+            text = text.removeprefix(prefix)
+        how = "symbolize-R" if role is FrameRole.RETURN_ADDRESS else "symbolize"
         try:
-            alone = symbolize(decoder, parse_query(text, FrameRole.RETURN_ADDRESS)).resolved
+            alone = symbolize(decoder, parse_query(text, role)).resolved
             symbolized = verdict(
                 alone.symbol.link_address if alone.symbol is not None else None,
                 {c.symbol.link_address for c in alone.candidates} if alone.ambiguous else set(),
@@ -119,7 +135,7 @@ def measure(path: Path) -> dict[tuple[str, str], Counter[str]]:
             )
         except LtosymsError:
             symbolized = "unresolved"
-        counts.setdefault((f"symbolize-R {row['kind']}", style), Counter())[symbolized] += 1
+        counts.setdefault((f"{how} {row['kind']}", style), Counter())[symbolized] += 1
     return counts
 
 
@@ -135,12 +151,19 @@ def survivors_alone(row: dict[str, object], base: int, expected: int) -> set[int
 
 
 def main() -> None:
-    paths = [Path(p) for p in sys.argv[1:]] or sorted(SYNTH.glob("*.json"))
-    print(f"{'kernel':<22}{'how':<24}{'style':<17}" + "".join(f"{v:>11}" for v in VERDICTS))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("suites", nargs="*", type=Path)
+    parser.add_argument("--vmlinux", type=Path, help="the image of the suite given")
+    args = parser.parse_args()
+    paths = args.suites or sorted(SYNTH.glob("*.json"))
+    if args.vmlinux is not None and len(paths) != 1:
+        parser.error("--vmlinux goes with one suite")
+    width = max(22, *(len(path.stem) + 2 for path in paths))
+    print(f"{'kernel':<{width}}{'how':<24}{'style':<17}" + "".join(f"{v:>11}" for v in VERDICTS))
     for path in paths:
-        for (how, style), counter in sorted(measure(path).items()):
+        for (how, style), counter in sorted(measure(path, args.vmlinux).items()):
             print(
-                f"{path.stem:<22}{how:<24}{style:<17}"
+                f"{path.stem:<{width}}{how:<24}{style:<17}"
                 + "".join(f"{counter[v]:>11}" for v in VERDICTS)
             )
 

@@ -35,14 +35,21 @@ caller's direct call enters the callee. What the evidence cannot separate stays 
 Usage::
 
     python tools/synth_traces.py [KERNEL ...] [--out tests/data/synth] [--max-cases N]
+    python tools/synth_traces.py --vmlinux VMLINUX [--system-map SYSTEM.MAP] [--name NAME]
+        [--own-style STYLE] [--styles STYLE,...] --out DIR [--max-cases N] [--every-call]
 
 KERNEL is ``clang-thinlto``, ``clang-thinlto-6.12``, ``gcc-nolto``, ``gcc-lto``,
 ``arm64-clang-thinlto``, ``debian`` or ``clang-lto-sample`` (testdata's clang full-LTO image;
-default: all). ``--max-cases`` bounds the suffixed cases per style (default 200: a
+default: all). ``--vmlinux`` takes a kernel outside the corpus instead (a clang full-LTO 6.1
+built to measure the first-dot era on): its ``CPU:`` lines print its build id
+(``CONFIG_STACKTRACE_BUILD_ID``), ``--own-style`` says how it prints its duplicate cases and
+``--styles`` which styles its suffixed cases are printed in; ``tools/era_accuracy.py --vmlinux``
+measures the suite. ``--max-cases`` bounds the suffixed cases per style (default 200: a
 deterministic sample that keeps the files small, ~1 MB for all suites; ``0`` writes every
 case, which ``tools/era_accuracy.py`` can measure); the Debian suite keeps 300 duplicate cases,
-one per duplicated name. The corpus is
-``../shared/corpus`` or ``$LTOSYMS_CORPUS``. Output is deterministic.
+one per duplicated name. ``--every-call`` writes a suffixed case for every real call inside
+each function (every return address an oops can print inside it), not one per function.
+The corpus is ``../shared/corpus`` or ``$LTOSYMS_CORPUS``. Output is deterministic.
 """
 
 from __future__ import annotations
@@ -133,6 +140,15 @@ class KernelSpec:
     duplicate_cases: bool
     # Debian has 300 duplicated text names: 300 cases keep one of each (round-robin).
     duplicate_bound: int | None = None
+    # CONFIG_STACKTRACE_BUILD_ID: the CPU: line ends with the build id (the small corpus
+    # kernels have it, Debian's and the sample have not).
+    prints_build_id: bool = True
+    # How the suite's "generator" field says to write it again.
+    arguments: str = ""
+
+    @property
+    def generator_arguments(self) -> str:
+        return self.arguments or self.name
 
 
 # How a kernel prints an ELF name, per naming era (kernel/kallsyms.c cleanup_symbol_name();
@@ -210,6 +226,7 @@ def kernel_specs(corpus: Path) -> dict[str, KernelSpec]:
             (),
             duplicate_cases=True,
             duplicate_bound=300,
+            prints_build_id=False,
         ),
         # The clang full-LTO sample of testdata: statics renamed name.N; its banner says
         # 6.1.0, so it prints first-dot names itself.
@@ -220,8 +237,30 @@ def kernel_specs(corpus: Path) -> dict[str, KernelSpec]:
             "first-dot",
             ("exact", "first-dot"),
             duplicate_cases=True,
+            prints_build_id=False,
         ),
     }
+
+
+def kernel_by_path(
+    name: str, vmlinux: Path, system_map: Path | None, own_style: str, styles: Sequence[str]
+) -> KernelSpec:
+    """A kernel outside the corpus (one built to measure an era on, say a clang full-LTO
+    6.1): its vmlinux, its System.map (without one, ``nm -n`` of the vmlinux), how it prints
+    names itself and the styles its suffixed functions are printed in."""
+    arguments = f"--name {name} --vmlinux {vmlinux.name}"
+    if system_map is not None:
+        arguments += f" --system-map {system_map.name}"
+    arguments += f" --own-style {own_style} --styles {','.join(styles)}"
+    return KernelSpec(
+        name,
+        ("echo", str(vmlinux)),
+        system_map,
+        own_style,
+        tuple(styles),
+        duplicate_cases=True,
+        arguments=arguments,
+    )
 
 
 def vmlinux_path(spec: KernelSpec) -> Path:
@@ -560,10 +599,13 @@ class Synthesizer:
 
     # -- cases ---------------------------------------------------------------------------------
 
-    def suffixed_cases(self, style: str, max_cases: int | None) -> list[Case]:
+    def suffixed_cases(
+        self, style: str, max_cases: int | None, every_call: bool = False
+    ) -> list[Case]:
         """One case per function the style prints differently from its plain name (exact:
         every function with a suffix, printed in full): a return frame after a real call
-        inside it, after its callee's RIP. ``max_cases`` keeps a deterministic sample."""
+        inside it, after its callee's RIP; ``every_call``: one case per real call inside it.
+        ``max_cases`` keeps a deterministic sample of the functions."""
         starts = sorted(
             {
                 s.link_address
@@ -591,7 +633,8 @@ class Synthesizer:
                 if frame is None:
                     continue
                 cases.append(Case(self.with_callee(call, frame, "callee", style)))
-                break
+                if not every_call:
+                    break
         return cases
 
     def with_callee(
@@ -899,18 +942,20 @@ def write_log(
     return lines, reports
 
 
-def build_suite(spec: KernelSpec, max_cases: int | None) -> dict[str, object]:
+def build_suite(
+    spec: KernelSpec, max_cases: int | None, every_call: bool = False
+) -> dict[str, object]:
     vmlinux = vmlinux_path(spec)
     print(f"{spec.name}: {vmlinux}", file=sys.stderr)
     synth = Synthesizer(spec, vmlinux)
     # One report prints in one style: cases are written style by style.
-    by_style: list[list[Case]] = [synth.suffixed_cases(style, max_cases) for style in spec.styles]
+    by_style: list[list[Case]] = [
+        synth.suffixed_cases(style, max_cases, every_call) for style in spec.styles
+    ]
     if spec.duplicate_cases:
         by_style.append(synth.duplicate_cases(spec.duplicate_bound))
     release = banner_release(vmlinux, synth.elf_symbols)
-    # The small kernels have CONFIG_STACKTRACE_BUILD_ID=y, Debian's and the sample have not.
-    with_build_id = spec.name not in ("debian", "clang-lto-sample")
-    stacktrace_build_id = synth.code.build_id if with_build_id else None
+    stacktrace_build_id = synth.code.build_id if spec.prints_build_id else None
     lines, reports = [], []
     for cases in by_style:
         more_lines, more_reports = write_log(
@@ -976,8 +1021,9 @@ def build_suite(spec: KernelSpec, max_cases: int | None) -> dict[str, object]:
         "vmlinux_build_id": synth.code.build_id,
         "address_base": f"{base:#x}",
         "release": release,
-        "generator": f"python tools/synth_traces.py {spec.name}"
-        + (f" --max-cases {max_cases}" if max_cases is not None else " --max-cases 0"),
+        "generator": f"python tools/synth_traces.py {spec.generator_arguments}"
+        + (f" --max-cases {max_cases}" if max_cases is not None else " --max-cases 0")
+        + (" --every-call" if every_call else ""),
         "oracle": tool_version("llvm-symbolizer"),
         "counts": counts,
         "frame_fields": list(FRAME_FIELDS),
@@ -1014,14 +1060,46 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=Path,
         default=Path(os.environ.get("LTOSYMS_CORPUS", PROJECT.parent / "shared" / "corpus")),
     )
+    parser.add_argument(
+        "--every-call",
+        action="store_true",
+        help="a suffixed case for every real call inside each function, not one",
+    )
+    given = parser.add_argument_group(
+        "a kernel given by its files instead of a corpus name (KERNEL ... is then empty)"
+    )
+    given.add_argument("--vmlinux", type=Path, help="its vmlinux")
+    given.add_argument("--system-map", type=Path, help="its System.map (default: nm -n)")
+    given.add_argument("--name", help="the suite's kernel name (default: the vmlinux file name)")
+    given.add_argument(
+        "--own-style",
+        choices=STYLES,
+        default="exact",
+        help="how the kernel prints names itself: its duplicate cases (default: exact)",
+    )
+    given.add_argument(
+        "--styles",
+        default="exact,llvm-cut,first-dot",
+        help="comma-separated styles its suffixed functions are printed in "
+        "(default: exact,llvm-cut,first-dot)",
+    )
     args = parser.parse_args(argv)
     specs = kernel_specs(args.corpus)
     names = args.kernels or list(specs)
+    if args.vmlinux is not None:
+        if args.kernels:
+            parser.error("give either KERNEL names or --vmlinux")
+        styles = tuple(args.styles.split(","))
+        if unknown := sorted(set(styles) - set(STYLES)):
+            parser.error(f"unknown style(s) {', '.join(unknown)} (known: {', '.join(STYLES)})")
+        name = args.name or args.vmlinux.name
+        specs = {name: kernel_by_path(name, args.vmlinux, args.system_map, args.own_style, styles)}
+        names = [name]
     args.out.mkdir(parents=True, exist_ok=True)
     for name in names:
         if name not in specs:
             raise SystemExit(f"unknown kernel {name!r} (one of {', '.join(specs)})")
-        suite = build_suite(specs[name], args.max_cases or None)
+        suite = build_suite(specs[name], args.max_cases or None, args.every_call)
         path = args.out / f"{name}.json"
         path.write_text(dump(suite))
         print(f"{path}: {json.dumps(suite['counts'])}", file=sys.stderr)

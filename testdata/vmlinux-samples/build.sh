@@ -142,6 +142,12 @@ has vmlinux-gcc ' count\.[0-9]+$' "function-local static count.N"
 has vmlinux-gcc-lto '\.lto_priv\.[0-9]+$' ".lto_priv promotion"
 has vmlinux-clang-thinlto '\.llvm\.[0-9]+$' ".llvm promotion"
 has vmlinux-clang-lto ' name_show\.[0-9]+$' "full-LTO rename of a clashing static"
+# lib.c's global stats_show() keeps its name; the drivers' statics become
+# stats_show.N under full LTO (manifest.py checks their sizes and calls).
+for img in vmlinux-gcc vmlinux-gcc-lto vmlinux-clang vmlinux-clang-thinlto vmlinux-clang-lto; do
+	has "$img" ' [tT] stats_show$' "stats_show (global in lib.c)"
+done
+has vmlinux-clang-lto ' t stats_show\.[0-9]+$' "full-LTO rename of a static beside a global"
 for img in vmlinux-clang vmlinux-clang-thinlto vmlinux-clang-lto; do
 	lacks "$img" '\.(constprop|isra|part|lto_priv)\.|\.cold$' "gcc-only suffix"
 done

@@ -45,6 +45,9 @@ MODULES = {
 
 # The names the sources were written to produce (see src/).
 DUPLICATE_STATIC = "name_show"  # static in drv_alpha.c, drv_beta.c, drv_gamma.c
+# Global in lib.c, static in drv_alpha.c, drv_beta.c, drv_gamma.c: full LTO keeps the global's
+# name and renames the statics name.N.
+GLOBAL_AND_STATICS = "stats_show"
 DUPLICATE_DATA = ("dev_attr_name", "debug_level")
 LOCAL_STATIC_DATA = ("count", "pokes")  # function-local statics
 INLINED_EVERYWHERE = (
@@ -115,6 +118,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
         ("n/a", NA_FULL_LTO),
     ),
     "promotion.numeric": per_image(
+        ("n/a", NA_NUMERIC),
+        ("n/a", NA_NUMERIC),
+        ("n/a", NA_NUMERIC),
+        ("n/a", NA_NUMERIC),
+        "present",
+    ),
+    "renamed_beside_global": per_image(
         ("n/a", NA_NUMERIC),
         ("n/a", NA_NUMERIC),
         ("n/a", NA_NUMERIC),
@@ -597,6 +607,55 @@ def analyse_duplicates(img: Vmlinux) -> tuple[dict[str, Any], str]:
     )
 
 
+def return_offsets(img: Vmlinux, sym: Symbol) -> list[int]:
+    """Offsets of the return addresses after the calls inside ``sym``."""
+    sec = img.section_at(sym.value)
+    end = sym.value + sym.elf_size
+    return [
+        i.end - sym.value
+        for i in img.insns(sec.name if sec else ".text")
+        if sym.value <= i.address < end and i.mnemonic.startswith("call")
+    ]
+
+
+def analyse_global_and_statics(img: Vmlinux) -> tuple[dict[str, Any], str]:
+    """The global stats_show() and the three statics of that name.
+
+    Present when the global (DW_AT_external) keeps the plain name and, among the
+    statics renamed name.N, one has the global's kallsyms size and return offsets
+    (neither the printed size nor a call at the return address tells them apart
+    once a 5.16 - 6.1.41 oops prints both as stats_show), one has its size but its
+    calls elsewhere (the call tells), and one has another size (the size tells).
+    """
+    members = []
+    for sym in img.functions():
+        if split_name(sym.name)[0] != GLOBAL_AND_STATICS:
+            continue
+        entry = img.describe(sym)
+        dies = [
+            d
+            for cu in img.dwarf
+            for d in cu.walk()
+            if d.tag == "DW_TAG_subprogram" and d.ranges and d.ranges[0][0] == sym.value
+        ]
+        entry["external"] = bool(dies) and dies[0].attr_text("DW_AT_external") == "true"
+        entry["decl_file"] = dies[0].attr_text("DW_AT_decl_file") if dies else None
+        entry["return_offsets"] = return_offsets(img, sym)
+        members.append(entry)
+    plain = [m for m in members if m["name"] == GLOBAL_AND_STATICS and m["external"]]
+    renamed = [m for m in members if [p[0] for p in m["suffixes"]] == ["numeric"]]
+    ok = False
+    if len(plain) == 1 and len(renamed) >= 2:
+        size, offsets = plain[0]["kallsyms_size"], plain[0]["return_offsets"]
+        same = [m for m in renamed if m["kallsyms_size"] == size]
+        ok = (
+            any(m["return_offsets"] == offsets for m in same)
+            and any(m["return_offsets"] != offsets for m in same)
+            and any(m["kallsyms_size"] != size for m in renamed)
+        )
+    return {"name": GLOBAL_AND_STATICS, "members": members}, status(ok)
+
+
 def analyse_data(img: Vmlinux) -> tuple[dict[str, Any], str]:
     objects = [
         s
@@ -963,6 +1022,7 @@ def analyse_vmlinux(path: Path, build: dict[str, Any] | None) -> dict[str, Any]:
     result["linux_banner"], facts["linux_banner"] = analyse_banner(img)
 
     result["duplicate_statics"], facts["duplicate_statics"] = analyse_duplicates(img)
+    result["global_and_statics"], facts["renamed_beside_global"] = analyse_global_and_statics(img)
     clones = analyse_suffixes(img)
     result["clones"] = clones
     for kind in ("constprop", "isra", "part", "cold"):

@@ -2,6 +2,8 @@
 /* drv_gamma.c - a third static name_show, with a different length. */
 #include "sample.h"
 
+static char gamma_buf[64];
+
 static struct sample_device gamma_dev = {
 	.id = 30, .name = "gamma0", .label = "Gamma", .driver = "gamma",
 };
@@ -15,6 +17,16 @@ static noinline ssize_t name_show(struct sample_device *dev,
 }
 static DEVICE_ATTR_RO(name);
 
+/* Every counter: bigger than lib.c's global stats_show(). */
+static noinline ssize_t stats_show(struct sample_device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	return sample_sprintf(buf, "%ld %ld %ld %ld %s\n", (long)dev->stats[0],
+			      (long)dev->stats[1], (long)dev->stats[2], (long)dev->stats[3],
+			      dev->name);
+}
+static DEVICE_ATTR_RO(stats);
+
 static int gamma_probe(void)
 {
 	struct widget *w = &sample_widgets[2];
@@ -23,6 +35,7 @@ static int gamma_probe(void)
 	r = widget_get_id(w) + widget_check(w);
 	r += widget_process(w, r & 7);
 	sample_register_attr(&gamma_dev, &dev_attr_name);
-	return r;
+	sample_register_attr(&gamma_dev, &dev_attr_stats);
+	return r + (int)stats_show(&gamma_dev, &dev_attr_stats, gamma_buf);
 }
 device_initcall(gamma_probe);

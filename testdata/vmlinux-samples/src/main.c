@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* main.c - banner, attribute registry and the __init entry point. */
 #include "sample.h"
+#include "stats.h"
 
 #ifdef __clang__
 #define SAMPLE_CC_VERSION "clang version " __clang_version__
@@ -20,6 +21,12 @@ struct attr_slot {
 	struct sample_device *dev;
 	struct device_attribute *attr;
 };
+
+/* The core's own device: its "stats" attribute is lib.c's global stats_show(). */
+static struct sample_device core_dev = {
+	.id = 1, .name = "core0", .label = "Core", .driver = "core",
+};
+static DEVICE_ATTR_RO(stats);
 
 static struct attr_slot attr_registry[8];
 static int nr_attrs;
@@ -72,7 +79,7 @@ void account_syscall(unsigned long nr)
 static long sys_show_all(long arg)
 {
 	account_syscall(16);
-	return sysfs_show_all() + arg;
+	return sysfs_show_all() + stats_show(&core_dev, NULL, show_buf) + arg;
 }
 
 static long sys_widget_poke(long arg)
@@ -128,6 +135,7 @@ static void __init do_initcalls(void)
 void __init start_kernel(void)
 {
 	sample_printk("%s", linux_banner);
+	sample_register_attr(&core_dev, &dev_attr_stats);
 	do_initcalls();
 	if (sample_widgets[3].refs > 1000 + boot_stage)
 		widget_fatal(&sample_widgets[3]);
