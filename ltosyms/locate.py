@@ -43,8 +43,8 @@ VMLINUX_PATHS: tuple[str, ...] = (
     "lib/modules/{R}/build/vmlinux",  # the build tree of a self-built kernel
 )
 
-# Where the modules of release R are, debug files first (DOMAIN §5: Debian ships module debug
-# info under /usr/lib/debug/lib/modules/<release>/).
+# Where the modules of release R are, debug files first (docs/kernel-facts.md#kaslr-and-modules:
+# Debian ships module debug info under /usr/lib/debug/lib/modules/<release>/).
 MODULE_TREE_PATHS: tuple[str, ...] = (
     "usr/lib/debug/lib/modules/{R}",
     "lib/modules/{R}",

@@ -462,7 +462,8 @@ def test_units_agree_with_pyelftools(
 
 def test_module_dwarf_is_relocated_per_section(corpus: Corpus) -> None:
     # clang LTO modules put each function in its own .text.<name> section at offset 0: only
-    # relocating with each section's own address keeps their DWARF apart (DOMAIN §5).
+    # relocating with each section's own address keeps their DWARF apart
+    # (docs/kernel-facts.md#kaslr-and-modules).
     for variant in ("clang-thinlto", "arm64-clang-thinlto"):
         module = open_image(corpus.kernels / variant / "lkdtm.ko")
         table = SymbolTable(module)

@@ -243,7 +243,8 @@ class Decoder:
         )
 
     def _kaslr_offset(self, report: Report, frames: list[Frame], work: _Work) -> int | None:
-        """runtime - link from every vmlinux frame that prints both (DOMAIN §5)."""
+        """runtime - link from every vmlinux frame that prints both
+        (docs/kernel-facts.md#kaslr-and-modules)."""
         votes: Counter[int] = Counter()
         for frame in frames:
             resolved = work.resolved.get(frame_key(frame))
@@ -265,10 +266,10 @@ class Decoder:
 
     def _narrow_by_callees(self, trace: Trace, work: _Work) -> None:
         """Adjacent trace entries are callee and caller, and the caller's call enters the
-        callee (DOMAIN §4): an ambiguous caller is settled by which copy calls the resolved
-        callee, an ambiguous callee by which copy the resolved caller's direct call enters.
-        Only return-address entries made a call; a narrowing that leaves several copies
-        still replaces the resolution, so that the copies listed are the ones left."""
+        callee (docs/kernel-facts.md#call-instructions): an ambiguous caller is settled by which
+        copy calls the resolved callee, an ambiguous callee by which copy the resolved caller's
+        direct call enters. Only return-address entries made a call; a narrowing that leaves several
+        copies still replaces the resolution, so that the copies listed are the ones left."""
         callee_frame: Frame | None = None
         for frame in trace.frames:
             resolved = work.resolved.get(frame_key(frame))
@@ -302,7 +303,8 @@ class Decoder:
                 callee_frame = frame
 
     def _code(self, report: Report, ip_frames: list[Frame], work: _Work) -> CodeReport | None:
-        """Disassemble ``Code:`` and compare it with the image at the resolved IP (DOMAIN §4).
+        """Disassemble ``Code:`` and compare it with the image at the resolved IP
+        (docs/kernel-facts.md#code-line).
 
         The result is a pure function of the printed bytes, the IP's link address and the
         image: the image keeps it (:attr:`ImageContext.code_analyses`), so the same crash

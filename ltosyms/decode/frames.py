@@ -5,11 +5,11 @@ crashed kernel printed (KASLR applied), ``link_address`` is the vmlinux/module a
 ``return_address`` is the instruction after a call, ``call_site`` is the call itself, and
 ``lookup_address`` is what the DWARF lookup used.
 
-Return addresses (DOMAIN §3): x86 prints trace entries with ``%pB`` (the name is looked up at
-``address - 1``, so ``caller+0xSIZE/0xSIZE`` is a call as the caller's last instruction);
-arm64 prints ``%pS`` (a return address just past a noreturn ``bl`` names the *next* function
-``+0x0``). Either way the call instruction ends at the return address: capstone finds it and
-its address is what we map to source.
+Return addresses (docs/kernel-facts.md#return-addresses): x86 prints trace entries with ``%pB`` (the
+name is looked up at ``address - 1``, so ``caller+0xSIZE/0xSIZE`` is a call as the caller's last
+instruction); arm64 prints ``%pS`` (a return address just past a noreturn ``bl`` names the *next*
+function ``+0x0``). Either way the call instruction ends at the return address: capstone finds it
+and its address is what we map to source.
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ class ImageResolver:
         return test
 
     def _code_test(self, code: CodeBytes) -> CandidateTest:
-        """DOMAIN §4: the copy whose bytes match the printed ``Code:`` (boot patching aside)
-        is the code that ran."""
+        """docs/kernel-facts.md#code-line: the copy whose bytes match the printed ``Code:`` (boot
+        patching aside) is the code that ran."""
         marker = code.marker_offset
         assert marker is not None
 

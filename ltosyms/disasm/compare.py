@@ -1,8 +1,8 @@
 """Do the ``Code:`` bytes equal the image at the resolved RIP?
 
 Equal bytes prove that the vmlinux (or module) is the code that crashed and pick among
-duplicate candidates (DOMAIN §4). Bytes the kernel rewrites at boot or load time are no
-mismatch; a difference is explained when
+duplicate candidates (docs/kernel-facts.md#code-line). Bytes the kernel rewrites at boot or load
+time are no mismatch; a difference is explained when
 
 1. it lies in a patch site the image's own tables list (:mod:`ltosyms.disasm.patching`);
 2. it lies inside an instruction that patching produces or replaces, on either side: a call or

@@ -1,12 +1,12 @@
 """A whole-image pass over DWARF: every out-of-line function and every inlined instance.
 
-Questions about one address go CU by CU (DOMAIN §7). A diff of two builds asks about *all*
-functions at once: where each out-of-line copy came from (name, declaring file, compilation
-unit) and how many times each function was inlined, into which callers. That needs one linear
-walk of ``.debug_info``. The walk is the shared DIE reader's
-(:meth:`ltosyms.dwarf.info.DieReader.program_dies`: abbreviations compiled to straight-line
-code, uninteresting subtrees jumped over with ``DW_AT_sibling``); this module turns what it
-finds into names:
+Questions about one address go CU by CU (docs/kernel-facts.md#dwarf-on-kernels). A diff of two
+builds asks about *all* functions at once: where each out-of-line copy came from (name, declaring
+file, compilation unit) and how many times each function was inlined, into which callers. That needs
+one linear walk of ``.debug_info``. The walk is the shared DIE reader's
+(:meth:`ltosyms.dwarf.info.DieReader.program_dies`: abbreviations compiled to straight-line code,
+uninteresting subtrees jumped over with ``DW_AT_sibling``); this module turns what it finds into
+names:
 
 - names behind ``DW_AT_abstract_origin`` / ``DW_AT_specification`` are resolved inside the unit
   once it is walked, and across units (gcc LTO's ``<artificial>`` units, ``DW_FORM_ref_addr``)

@@ -2,9 +2,9 @@
 
 gcc emits ``.debug_aranges`` for every unit with code (Debian: 5,921 ranges for 2,123 of its
 2,172 units, read in milliseconds). clang emits it only for assembly units, so every other
-unit's top DIE is read for its DW_AT_ranges / DW_AT_low_pc+DW_AT_high_pc (DOMAIN §7): that
-touches each unit once (the header, one abbreviation, the top DIE), which is why the map is
-worth keeping in the index.
+unit's top DIE is read for its DW_AT_ranges / DW_AT_low_pc+DW_AT_high_pc
+(docs/kernel-facts.md#dwarf-on-kernels): that touches each unit once (the header, one abbreviation,
+the top DIE), which is why the map is worth keeping in the index.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ class StackSection(Enum):
 
 
 class FrameRole(Enum):
-    """How to look a frame's address up (DOMAIN.md section 3).
+    """How to look a frame's address up (docs/kernel-facts.md#return-addresses).
 
     ``EXACT_IP``: the address of the instruction itself (``RIP:``, ``pc :``, the IP of a pt_regs
     block printed inside a trace, the ``WARNING: ... at`` header, NMI "idling at", an arm64
@@ -110,7 +110,7 @@ class Frame:
     """One code address as the log shows it.
 
     ``symbol``/``offset``/``kallsyms_size`` are the printed ``name+0xOFF/0xSIZE`` (the size is
-    the kallsyms size, distance to the next kallsyms symbol; DOMAIN.md section 2);
+    the kallsyms size, distance to the next kallsyms symbol; docs/kernel-facts.md#printed-names);
     ``runtime_address`` is a raw ``[<ffffffff81234567>]`` or ``RIP: 0010:0x...`` when printed.
     A frame with ``inline=True`` came from an already-symbolized log (``__dump_stack
     lib/dump_stack.c:94 [inline]``): it has no offset and shares the next physical frame's role.
