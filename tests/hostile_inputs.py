@@ -216,7 +216,14 @@ def sections(data: bytes) -> dict[str, Section]:
         start = names_at + row[0]
         name = data[start : data.index(b"\0", start)].decode()
         found[name] = Section(
-            index, name, shoff + index * _SHDR.size, row[1], row[2], row[4], row[5], row[6]
+            index=index,
+            name=name,
+            header_at=shoff + index * _SHDR.size,
+            type=row[1],
+            flags=row[2],
+            offset=row[4],
+            size=row[5],
+            link=row[6],
         )
     return found
 

@@ -50,7 +50,7 @@ _MAX_HOPS = 8
 # -- public records ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DwarfFunction:
     """One out-of-line function (a ``DW_TAG_subprogram`` with code).
 
@@ -70,7 +70,7 @@ class DwarfFunction:
         return (self.name, self.decl_file)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InlinedFunction:
     """Every inlined instance of one function (``DW_TAG_inlined_subroutine`` DIEs).
 
@@ -84,7 +84,7 @@ class InlinedFunction:
     callers: tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DwarfVariable:
     name: str
     unit: str
@@ -299,7 +299,7 @@ def _scan_batch_in_worker(batch: list[int]) -> _BatchResult:
 
 
 def _scan_units(reader: DieReader, unit_offsets: Sequence[int]) -> _BatchResult:
-    result = _BatchResult({}, [], Counter(), [])
+    result = _BatchResult(unit_names={}, functions=[], inlined=Counter(), variables=[])
     # References out of a unit are resolved here too, in the worker: most point back into the
     # unit just walked (a variable's declaration), whose abbreviations are still at hand.
     other_units = _CrossUnitResolver(reader)
@@ -563,7 +563,12 @@ def _assemble(unit_count: int, results: Iterable[_BatchResult]) -> DwarfCensus:
         for (name, decl_file, unit_name), linkage, low_pc, spans in batch.functions:
             functions.append(
                 DwarfFunction(
-                    name, linkage, relative(decl_file), relative(unit_name) or "", low_pc, spans
+                    name=name,
+                    linkage_name=linkage,
+                    decl_file=relative(decl_file),
+                    unit=relative(unit_name) or "",
+                    low_pc=low_pc,
+                    ranges=spans,
                 )
             )
     counts: Counter[tuple[str, str | None]] = Counter()
@@ -578,14 +583,21 @@ def _assemble(unit_count: int, results: Iterable[_BatchResult]) -> DwarfCensus:
             by_caller[caller_low_pc] += count
     inlined = {
         key: InlinedFunction(
-            key[0], key[1], count, tuple(sorted(callers[key].items(), key=lambda c: (-c[1], c[0])))
+            name=key[0],
+            decl_file=key[1],
+            count=count,
+            callers=tuple(sorted(callers[key].items(), key=lambda c: (-c[1], c[0]))),
         )
         for key, count in counts.items()
     }
     variables = []
     for batch in results:
         for source, link_address in batch.variables:
-            variables.append(DwarfVariable(source[0], relative(source[2]) or "", link_address))
+            variables.append(
+                DwarfVariable(
+                    name=source[0], unit=relative(source[2]) or "", link_address=link_address
+                )
+            )
     log.info(
         "DWARF census: %d units, %d functions, %d inlined functions, %d variables",
         unit_count,

@@ -170,7 +170,7 @@ class ImageKind(enum.Enum):
     MODULE = "module"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Section:
     """One ELF section. ``link_address`` is the address code and symbols use (see module note)."""
 
