@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leb128 import uleb
+
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT / "testdata" / "vmlinux-samples"
 SAMPLE_VMLINUX = SAMPLES / "vmlinux-gcc"
@@ -469,16 +471,6 @@ def _compressed_section(section: str, claim: str):
 # item 3: deeply nested DWARF
 
 
-def _uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def deep_dwarf_image(work: Path, depth: int = 100_000) -> tuple[Path, Path]:
     """The sample vmlinux whose DWARF is one unit: a function with ``depth`` nested
     DW_TAG_inlined_subroutine entries covering its code (DWARF 5, sections 7.5, 6.1.2)."""
@@ -496,9 +488,9 @@ def deep_dwarf_image(work: Path, depth: int = 100_000) -> tuple[Path, Path]:
     ]
     abbrev = bytearray()
     for code, tag, children, attributes in abbrevs:
-        abbrev += _uleb(code) + _uleb(tag) + bytes([children])
+        abbrev += uleb(code) + uleb(tag) + bytes([children])
         for attribute, form in attributes:
-            abbrev += _uleb(attribute) + _uleb(form)
+            abbrev += uleb(attribute) + uleb(form)
         abbrev += b"\0\0"
     abbrev += b"\0"
     body = bytearray()

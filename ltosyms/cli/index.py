@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,17 +73,14 @@ def command(
 
 
 def _module_files(folders: tuple[str, ...]) -> list[Path]:
-    from ltosyms.context import MODULE_SUFFIXES
+    from ltosyms.context import module_files_under
 
     found: list[Path] = []
     for folder in map(Path, folders):
         if folder.is_file():
             found.append(folder)
         elif folder.is_dir():
-            for root, _dirs, files in os.walk(folder):
-                found.extend(
-                    Path(root) / name for name in sorted(files) if name.endswith(MODULE_SUFFIXES)
-                )
+            found.extend(module_files_under(folder))
         else:
             raise InputError(f"{folder}: no such file or directory (--modules)")
     return found

@@ -116,9 +116,6 @@ class DwarfCensus:
         self._span_starts = [span[0] for span in spans]
         self._spans = spans
         self._variables_by_address = {v.link_address: v for v in variables}
-        self._inlined_by_name: dict[str, list[InlinedFunction]] = {}
-        for record in inlined.values():
-            self._inlined_by_name.setdefault(record.name, []).append(record)
 
     def function_at(self, link_address: int) -> DwarfFunction | None:
         """The out-of-line function whose code holds ``link_address`` (range starts win)."""
@@ -137,15 +134,6 @@ class DwarfCensus:
 
     def variable_at(self, link_address: int) -> DwarfVariable | None:
         return self._variables_by_address.get(link_address)
-
-    def inlined_instances(self, name: str, decl_file: str | None) -> InlinedFunction | None:
-        """Inlined instances of the function ``name`` declared in ``decl_file``; when the file
-        is unknown or differs between builds, the name alone if it is unambiguous."""
-        record = self.inlined.get((name, decl_file))
-        if record is not None:
-            return record
-        candidates = self._inlined_by_name.get(name, [])
-        return candidates[0] if len(candidates) == 1 else None
 
 
 # -- entry point -------------------------------------------------------------------------------
