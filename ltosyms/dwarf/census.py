@@ -39,12 +39,11 @@ from ltosyms.dwarf.ranges import RangeReader
 from ltosyms.dwarf.sections import DwarfSections
 from ltosyms.dwarf.units import Unit
 from ltosyms.errors import DwarfError
+from ltosyms.limits import MAX_NAME_HOPS
 
 log = logging.getLogger(__name__)
 
 PARALLEL_THRESHOLD = 48 << 20  # bytes of .debug_info above which units go to worker processes
-# How many DW_AT_abstract_origin / DW_AT_specification hops a name may take across units.
-_MAX_HOPS = 8
 
 
 # -- public records ----------------------------------------------------------------------------
@@ -453,7 +452,7 @@ class _InUnitResolver:
         resolved = self.resolved
         if die in resolved:
             return resolved[die]
-        if depth > _MAX_HOPS:  # a chain no compiler makes: leave the rest unnamed here
+        if depth > MAX_NAME_HOPS:  # a chain no compiler makes: leave the rest unnamed here
             return die
         resolved[die] = die  # cycle guard
         entry = self.named.get(die)
@@ -509,7 +508,7 @@ class _CrossUnitResolver:
         except DwarfError as error:  # names what it can: a DIE it cannot read names nothing
             log.debug("DIE %#x: %s", die_offset, error)
             return None
-        if depth < _MAX_HOPS:
+        if depth < MAX_NAME_HOPS:
             decl = values.get(F.AT_DECL_FILE)
             link = values.get(F.AT_ABSTRACT_ORIGIN) or values.get(F.AT_SPECIFICATION)
             inner = None
