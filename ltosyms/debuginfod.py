@@ -95,7 +95,7 @@ class Artifact(enum.Enum):
         return "debug info" if self is Artifact.DEBUGINFO else "executable"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DebuginfodConfig:
     """Where to ask and where to keep files; build one with :meth:`from_environment`."""
 
@@ -127,7 +127,7 @@ class DebuginfodConfig:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FetchedFile:
     """A debug file on local disk, in the cache."""
 
@@ -218,7 +218,7 @@ class DebuginfodClient:
         if not usable:
             log.debug("cache entry %s is not usable; fetching again", path)
             return None
-        return FetchedFile(build_id, artifact, path, size, None)
+        return FetchedFile(build_id=build_id, artifact=artifact, path=path, size=size, url=None)
 
     def fetch(
         self,
@@ -349,7 +349,7 @@ class DebuginfodClient:
         finally:
             temporary.unlink(missing_ok=True)
         log.info("stored %s (%d bytes)", final, size)
-        return FetchedFile(build_id, artifact, final, size, url)
+        return FetchedFile(build_id=build_id, artifact=artifact, path=final, size=size, url=url)
 
     def _open(self, request: urllib.request.Request, limits: TransferLimits) -> Any:
         opener = limits.opener(_HttpOnlyRedirects())

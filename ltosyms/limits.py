@@ -38,6 +38,11 @@ MIN_INFLATE_BYTES = 64 << 20
 # another; 256 is far beyond what a compiler emits.
 MAX_INLINE_DEPTH = 256
 
+# How many DW_AT_abstract_origin / DW_AT_specification hops a name or a declaration may take,
+# within a unit or across units (DW_FORM_ref_addr). Real chains are 1-3 long (inlined instance
+# -> abstract instance -> declaration); a longer one means a reference cycle in bad data.
+MAX_NAME_HOPS = 8
+
 # -- symbol tables ------------------------------------------------------------------------------
 
 # Longest symbol name read from .strtab; longer ones are cut there, with a warning. kallsyms

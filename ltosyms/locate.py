@@ -43,8 +43,8 @@ VMLINUX_PATHS: tuple[str, ...] = (
     "lib/modules/{R}/build/vmlinux",  # the build tree of a self-built kernel
 )
 
-# Where the modules of release R are, debug files first (DOMAIN §5: Debian ships module debug
-# info under /usr/lib/debug/lib/modules/<release>/).
+# Where the modules of release R are, debug files first (docs/kernel-facts.md#kaslr-and-modules:
+# Debian ships module debug info under /usr/lib/debug/lib/modules/<release>/).
 MODULE_TREE_PATHS: tuple[str, ...] = (
     "usr/lib/debug/lib/modules/{R}",
     "lib/modules/{R}",
@@ -57,7 +57,7 @@ MODULE_TREE_PATHS: tuple[str, ...] = (
 _RELEASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,63}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SkippedCandidate:
     """A path that was looked at and not used, with the reason (one line)."""
 
@@ -65,7 +65,7 @@ class SkippedCandidate:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KernelFiles:
     """The debug files found for one kernel release."""
 
@@ -130,7 +130,7 @@ def locate_kernel(release: str, root: Path = Path("/"), build_id: str | None = N
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Usable:
     build_id: str | None
     has_dwarf: bool
@@ -139,18 +139,19 @@ class _Usable:
 def _examine(path: Path, build_id: str | None) -> _Usable | SkippedCandidate:
     """Open ``path`` as a vmlinux: what it offers, or why it cannot serve."""
     if not path.exists():
-        return SkippedCandidate(path, "missing")
+        return SkippedCandidate(path=path, reason="missing")
     try:
         loaded = load_vmlinux(path)
     except InputError as error:
         # The ELF layer's messages start with the path; keep only what is wrong with it.
         message = str(error)
         prefix = f"{path}: "
-        return SkippedCandidate(path, message.removeprefix(prefix))
+        return SkippedCandidate(path=path, reason=message.removeprefix(prefix))
     with loaded.image as image:
-        usable = _Usable(image.build_id, image.has_dwarf())
+        usable = _Usable(build_id=image.build_id, has_dwarf=image.has_dwarf())
     if build_id is not None and usable.build_id != build_id.lower():
         return SkippedCandidate(
-            path, f"build id {usable.build_id or 'none'}, the log has {build_id.lower()}"
+            path=path,
+            reason=f"build id {usable.build_id or 'none'}, the log has {build_id.lower()}",
         )
     return usable

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leb128 import uleb
+
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT / "testdata" / "vmlinux-samples"
 SAMPLE_VMLINUX = SAMPLES / "vmlinux-gcc"
@@ -216,7 +218,14 @@ def sections(data: bytes) -> dict[str, Section]:
         start = names_at + row[0]
         name = data[start : data.index(b"\0", start)].decode()
         found[name] = Section(
-            index, name, shoff + index * _SHDR.size, row[1], row[2], row[4], row[5], row[6]
+            index=index,
+            name=name,
+            header_at=shoff + index * _SHDR.size,
+            type=row[1],
+            flags=row[2],
+            offset=row[4],
+            size=row[5],
+            link=row[6],
         )
     return found
 
@@ -462,16 +471,6 @@ def _compressed_section(section: str, claim: str):
 # item 3: deeply nested DWARF
 
 
-def _uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def deep_dwarf_image(work: Path, depth: int = 100_000) -> tuple[Path, Path]:
     """The sample vmlinux whose DWARF is one unit: a function with ``depth`` nested
     DW_TAG_inlined_subroutine entries covering its code (DWARF 5, sections 7.5, 6.1.2)."""
@@ -489,9 +488,9 @@ def deep_dwarf_image(work: Path, depth: int = 100_000) -> tuple[Path, Path]:
     ]
     abbrev = bytearray()
     for code, tag, children, attributes in abbrevs:
-        abbrev += _uleb(code) + _uleb(tag) + bytes([children])
+        abbrev += uleb(code) + uleb(tag) + bytes([children])
         for attribute, form in attributes:
-            abbrev += _uleb(attribute) + _uleb(form)
+            abbrev += uleb(attribute) + uleb(form)
         abbrev += b"\0\0"
     abbrev += b"\0"
     body = bytearray()

@@ -184,8 +184,9 @@ def test_every_frame_resolves_to_the_oracles_symbol(corpus: Corpus) -> None:
 
 def test_offset_equal_size_maps_to_the_callers_call(corpus: Corpus) -> None:
     # `caller+0xSIZE/0xSIZE`: either a call as the caller's last instruction (noreturn callee,
-    # DOMAIN §3), mapped to that call inside the caller, or a stale `? ` slot holding a pointer
-    # to the next function, flagged as not a return address. Never the next function's line.
+    # docs/kernel-facts.md#return-addresses), mapped to that call inside the caller, or a stale `? `
+    # slot holding a pointer to the next function, flagged as not a return address. Never the next
+    # function's line.
     calls = 0
     for vmlinux, log, modules, record in _all_records(corpus):
         if not record.get("offset_eq_size") or record["role"] != "ret":

@@ -1,4 +1,5 @@
-"""Duplicate static names on the committed sample images (DOMAIN §2, §4).
+"""Duplicate static names on the committed sample images (docs/kernel-facts.md#printed-names and
+docs/kernel-facts.md#code-line).
 
 Three drivers of ``testdata/vmlinux-samples/src`` define a static ``name_show()``: alpha's and
 beta's have the same code length (equal ELF and kallsyms sizes), gamma's is longer. An oops
@@ -263,7 +264,8 @@ def code_line(loaded: ImageContext, rip: int) -> str:
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_code_bytes_pick_between_equal_sized_copies(image: str) -> None:
-    """DOMAIN §4: for an exact IP, the copy whose bytes equal the printed Code: ran."""
+    """docs/kernel-facts.md#code-line: for an exact IP, the copy whose bytes equal the printed Code:
+    ran."""
     sample = load_sample(image)
     loaded = Session(None).open_vmlinux(sample.path)
     for twin in sample.twins:

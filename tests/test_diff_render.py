@@ -58,6 +58,16 @@ def test_text_report_starts_with_the_summary() -> None:
     assert "inlined 4x into" in dropped
 
 
+def test_limit_zero_lists_every_entry_as_all_does() -> None:
+    # --limit is shared with kallsyms-check, where 0 means all; diff keeps --all too.
+    code, every, _err = run(BASE, NEW, "--limit", "0")
+    assert code == 0
+    # The BASE and NEW lines say how long DWARF took to read: not compared.
+    assert every.splitlines()[3:] == run(BASE, NEW, "--all")[1].splitlines()[3:]
+    one = run(BASE, NEW, "--limit", "1")[1]
+    assert len(one.splitlines()) < len(every.splitlines())
+
+
 def test_json_schema() -> None:
     code, out, _err = run(BASE, NEW, "--json")
     assert code == 0

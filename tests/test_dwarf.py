@@ -214,7 +214,7 @@ def test_index_round_trip_gives_the_same_answers_without_parsing(
 ) -> None:
     image, symbols, records = opened["clang-thinlto"]
     addresses = sorted({int(r["lookup_address"], 16) for r in records if not r["module"]})
-    location = CacheLocation(tmp_path)
+    location = CacheLocation(directory=tmp_path)
     answers = _indexed(image, location)
     cold = _kept_in(image, answers, symbols)
     chains = cold.locations_many(addresses)
@@ -245,7 +245,7 @@ def test_damaged_stored_units_are_parsed_again_and_replaced(
     image, _symbols, records = opened["gcc-nolto"]
     address = int(next(r for r in records if not r["module"] and r["oracle"])["lookup_address"], 16)
     reference = dwarf_resolver(image).locations(address)
-    location = CacheLocation(tmp_path)
+    location = CacheLocation(directory=tmp_path)
     answers = _indexed(image, location)
     first = _kept_in(image, answers)
     unit = first.cu_for(address)
@@ -462,7 +462,8 @@ def test_units_agree_with_pyelftools(
 
 def test_module_dwarf_is_relocated_per_section(corpus: Corpus) -> None:
     # clang LTO modules put each function in its own .text.<name> section at offset 0: only
-    # relocating with each section's own address keeps their DWARF apart (DOMAIN §5).
+    # relocating with each section's own address keeps their DWARF apart
+    # (docs/kernel-facts.md#kaslr-and-modules).
     for variant in ("clang-thinlto", "arm64-clang-thinlto"):
         module = open_image(corpus.kernels / variant / "lkdtm.ko")
         table = SymbolTable(module)

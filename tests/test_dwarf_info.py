@@ -423,7 +423,7 @@ def build_image() -> tuple[DwarfSections, dict[str, int]]:
             ".debug_rnglists": bytes(rnglists),
             ".debug_line": lines,
         },
-        DwarfConfig("<memory>", lowest_address=0x100, highest_address=0x10000),
+        DwarfConfig(name="<memory>", lowest_address=0x100, highest_address=0x10000),
     )
     return sections, offsets
 
@@ -535,7 +535,16 @@ attribute_lists = st.lists(
     st.sampled_from(SKIPPABLE).flatmap(lambda form: st.tuples(st.just(form), form_values(form))),
     max_size=12,
 )
-HEADER = UnitHeader(0, 0, 5, F.UT_COMPILE, 8, 4, 0, 0)
+HEADER = UnitHeader(
+    offset=0,
+    end=0,
+    version=5,
+    unit_type=F.UT_COMPILE,
+    address_size=8,
+    offset_size=4,
+    abbrev_offset=0,
+    first_die=0,
+)
 
 
 @settings(derandomize=True, max_examples=150, deadline=None)

@@ -125,7 +125,7 @@ def naive_row(sequences: list[Sequence], address: int) -> tuple[int, int, int] |
 
 def decode(contents: dict[str, bytes], lowest: int = 0, highest: int = 1 << 64) -> LineRows:
     sections = DwarfSections.from_bytes(
-        contents, DwarfConfig("<memory>", lowest_address=lowest, highest_address=highest)
+        contents, DwarfConfig(name="<memory>", lowest_address=lowest, highest_address=highest)
     )
     return read_line_table(sections, 0, None, "/comp", 8).rows
 

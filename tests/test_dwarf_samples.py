@@ -2,9 +2,9 @@
 (modules): gcc, gcc LTO, clang, clang ThinLTO and full LTO, all DWARF 5.
 
 The oracles run on the images as they are; llvm-symbolizer 14 answers from the wrong section
-for ``.ko`` files (DOMAIN §7), so modules are checked with binutils ``addr2line -j SECTION``,
-which names the outermost function from DWARF (bfd only takes the symbol table's name when the
-symbol starts at the DWARF function, which never holds in an ET_REL file).
+for ``.ko`` files (docs/kernel-facts.md#dwarf-on-kernels), so modules are checked with binutils
+``addr2line -j SECTION``, which names the outermost function from DWARF (bfd only takes the symbol
+table's name when the symbol starts at the DWARF function, which never holds in an ET_REL file).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def image(gcc_sample: KernelImage) -> KernelImage:
 
 @pytest.fixture
 def store(image: KernelImage, tmp_path: Path) -> Iterator[IndexStore]:
-    opened = open_store(image, CacheLocation(tmp_path / "cache"), cu_format="test")
+    opened = open_store(image, CacheLocation(directory=tmp_path / "cache"), cu_format="test")
     assert opened is not None
     yield opened
     opened.close()
@@ -46,7 +46,7 @@ def store(image: KernelImage, tmp_path: Path) -> Iterator[IndexStore]:
 
 @pytest.fixture
 def location(tmp_path: Path) -> CacheLocation:
-    return CacheLocation(tmp_path / "index")
+    return CacheLocation(directory=tmp_path / "index")
 
 
 def answers_of(image: KernelImage, location: CacheLocation) -> Answers:
@@ -247,7 +247,9 @@ def test_damaged_or_foreign_table_files_are_not_used(
     assert store.get_table(SYMBOLS) is None
     # Another image's table under this name (a file copied by hand): its key differs.
     with open_image(SAMPLES / "vmlinux-clang") as other:
-        other_store = open_store(other, CacheLocation(tmp_path / "other"), cu_format="test")
+        other_store = open_store(
+            other, CacheLocation(directory=tmp_path / "other"), cu_format="test"
+        )
         assert other_store is not None
         assert other_store.put_table(SYMBOLS, kinds.SYMBOLS.encode(SymbolTable(other)))
         shutil.copyfile(other_store.table_path(SYMBOLS), path)
@@ -280,7 +282,7 @@ def test_a_mapped_table_survives_its_replacement(store: IndexStore) -> None:
 
 
 def test_discarding_an_index_removes_its_tables(image: KernelImage, tmp_path: Path) -> None:
-    location = CacheLocation(tmp_path / "cache")
+    location = CacheLocation(directory=tmp_path / "cache")
     store = open_store(image, location, cu_format="test")
     assert store is not None and store.put_table(SYMBOLS, kinds.SYMBOLS.encode(SymbolTable(image)))
     table = store.table_path(SYMBOLS)
@@ -294,7 +296,7 @@ def test_discarding_an_index_removes_its_tables(image: KernelImage, tmp_path: Pa
 
 
 def test_vmlinux_symbols_load_from_the_table_file(tmp_path: Path) -> None:
-    location = CacheLocation(tmp_path / "cache")
+    location = CacheLocation(directory=tmp_path / "cache")
     with Session(location) as session:
         cold = list(session.open_vmlinux(GCC).symbols)
     with Session(location) as session:

@@ -62,7 +62,7 @@ def dying_parse(image: KernelImage, cu_offset: int) -> bytes:
     return fake_parse(image, cu_offset)
 
 
-FAKE = CuCodec("fake-1", fake_offsets, fake_parse)
+FAKE = CuCodec(format="fake-1", unit_offsets=fake_offsets, parse_cu=fake_parse)
 
 
 def stored_units(location: CacheLocation, codec: CuCodec = FAKE) -> dict[int, bytes]:
@@ -92,9 +92,9 @@ class FakeBuild:
 
 @pytest.fixture(scope="module")
 def fake_build(tmp_path_factory: pytest.TempPathFactory) -> FakeBuild:
-    location = CacheLocation(tmp_path_factory.mktemp("fake"))
+    location = CacheLocation(directory=tmp_path_factory.mktemp("fake"))
     calls: list[tuple[int, int]] = []
-    codec = CuCodec("fake-1", fake_offsets, crashing_parse)
+    codec = CuCodec(format="fake-1", unit_offsets=fake_offsets, parse_cu=crashing_parse)
     result = build_index(
         VMLINUX, location, codec, jobs=2, progress=lambda done, total: calls.append((done, total))
     )
@@ -142,7 +142,7 @@ def test_progress_counts_up_to_the_total(fake_build: FakeBuild) -> None:
 
 
 def test_next_build_parses_only_what_is_missing(fake_build: FakeBuild) -> None:
-    codec = CuCodec("fake-1", fake_offsets, crashing_parse)
+    codec = CuCodec(format="fake-1", unit_offsets=fake_offsets, parse_cu=crashing_parse)
     again = build_index(VMLINUX, fake_build.location, codec, jobs=1)
     assert (again.cu_parsed, again.cu_reused) == (0, len(FAKE_UNITS) - 2)
     assert {offset for offset, _ in again.cu_failed} == {BROKEN_UNIT, CRASHING_UNIT}
@@ -150,19 +150,19 @@ def test_next_build_parses_only_what_is_missing(fake_build: FakeBuild) -> None:
 
 
 def test_one_process_builds_the_same_index(fake_build: FakeBuild, tmp_path: Path) -> None:
-    codec = CuCodec("fake-1", fake_offsets, crashing_parse)
-    build_index(VMLINUX, CacheLocation(tmp_path), codec, jobs=1)
-    assert stored_units(CacheLocation(tmp_path)) == stored_units(fake_build.location)
+    codec = CuCodec(format="fake-1", unit_offsets=fake_offsets, parse_cu=crashing_parse)
+    build_index(VMLINUX, CacheLocation(directory=tmp_path), codec, jobs=1)
+    assert stored_units(CacheLocation(directory=tmp_path)) == stored_units(fake_build.location)
 
 
 def test_a_dead_worker_is_an_error_not_a_hang(tmp_path: Path) -> None:
-    codec = CuCodec("fake-1", fake_offsets, dying_parse)
+    codec = CuCodec(format="fake-1", unit_offsets=fake_offsets, parse_cu=dying_parse)
     started = time.monotonic()
     with pytest.raises(CacheError, match="worker process died"):
-        build_index(VMLINUX, CacheLocation(tmp_path), codec, jobs=2)
+        build_index(VMLINUX, CacheLocation(directory=tmp_path), codec, jobs=2)
     assert time.monotonic() - started < 60
     # What was committed before is intact and reused by the next run.
-    result = build_index(VMLINUX, CacheLocation(tmp_path), FAKE, jobs=1)
+    result = build_index(VMLINUX, CacheLocation(directory=tmp_path), FAKE, jobs=1)
     assert result.cu_parsed + result.cu_reused == len(FAKE_UNITS) - 1
 
 
@@ -309,7 +309,7 @@ def _run_and_stop(
 @pytest.fixture(scope="module")
 def indexed_kernel(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> IndexedKernel:
     vmlinux = corpus.kernel_vmlinux("clang-nolto")
-    location = CacheLocation(tmp_path_factory.mktemp("cache"))
+    location = CacheLocation(directory=tmp_path_factory.mktemp("cache"))
     with open_image(vmlinux) as image:
         database = location.directory / index_file_name(image.build_id or "")
     killed = _run_and_stop(vmlinux, location, database, 100, signal.SIGKILL)

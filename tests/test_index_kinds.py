@@ -102,7 +102,9 @@ def decoded(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Decoded
 @pytest.fixture
 def vmlinux_answers(decoded: Decoded) -> Iterator[Answers]:
     with open_image(decoded.vmlinux) as image:
-        store = open_store(image, CacheLocation(decoded.cache), cu_format=kinds.UNIT_FORMAT)
+        store = open_store(
+            image, CacheLocation(directory=decoded.cache), cu_format=kinds.UNIT_FORMAT
+        )
         assert store is not None
         answers = Answers(store, image)
         yield answers
@@ -177,7 +179,7 @@ def _damage_everything(decoded: Decoded, cache: Path, module: Path) -> int:
     # The symbol tables too, each under a header whose checksum fits.
     for path in (decoded.vmlinux, module):
         with open_image(path) as image:
-            store = open_store(image, CacheLocation(cache), cu_format=kinds.UNIT_FORMAT)
+            store = open_store(image, CacheLocation(directory=cache), cu_format=kinds.UNIT_FORMAT)
             assert store is not None
             assert store.get_table(kinds.SYMBOLS.stored_name) is not None
             assert store.put_table(kinds.SYMBOLS.stored_name, GARBAGE)

@@ -60,7 +60,7 @@ def image(gcc_sample: KernelImage) -> KernelImage:
 
 @pytest.fixture
 def location(tmp_path: Path) -> CacheLocation:
-    return CacheLocation(tmp_path / "cache")
+    return CacheLocation(directory=tmp_path / "cache")
 
 
 def test_round_trip_and_persistence(image: KernelImage, location: CacheLocation) -> None:
@@ -96,8 +96,10 @@ def test_cache_location_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "ltosyms"
     monkeypatch.setenv("LTOSYMS_CACHE_DIR", str(tmp_path / "env"))
-    assert cache_location() == CacheLocation(tmp_path / "env", explicit=False)
-    assert cache_location(tmp_path / "cli") == CacheLocation(tmp_path / "cli", explicit=True)
+    assert cache_location() == CacheLocation(directory=tmp_path / "env", explicit=False)
+    assert cache_location(tmp_path / "cli") == CacheLocation(
+        directory=tmp_path / "cli", explicit=True
+    )
 
 
 def test_other_build_at_same_path_gets_its_own_index(
@@ -254,7 +256,7 @@ def test_unusable_default_directory_falls_back(
     blocker = tmp_path / "a-file"
     blocker.write_text("the cache directory would have to be inside this file\n")
     with caplog.at_level(logging.WARNING, logger="ltosyms.index"):
-        store = open_store(image, CacheLocation(blocker / "ltosyms"))
+        store = open_store(image, CacheLocation(directory=blocker / "ltosyms"))
     assert store is None
     assert "continuing without cache" in caplog.text
     assert blocker.read_text().startswith("the cache directory")
@@ -267,7 +269,7 @@ def test_unusable_explicit_directory_is_an_error(image: KernelImage, tmp_path: P
         open_store(image, cache_location(blocker / "ltosyms"))
     assert error.value.exit_code == 4
     with pytest.raises(CacheError):
-        open_store(image, CacheLocation(blocker / "ltosyms"), required=True)
+        open_store(image, CacheLocation(directory=blocker / "ltosyms"), required=True)
 
 
 def test_read_only_directory_serves_existing_index(
@@ -353,7 +355,7 @@ def _writer(directory: str, worker: int, start: multiprocessing.synchronize.Barr
     with open_image(GCC) as image:
         for round_number in range(ROUNDS):
             start.wait()
-            location = CacheLocation(Path(directory) / str(round_number))
+            location = CacheLocation(directory=Path(directory) / str(round_number))
             store = open_store(image, location, cu_format="f1")
             assert store is not None
             # Overlapping halves, one CU per transaction, then a batch: like decodes and a build.
@@ -378,7 +380,7 @@ def test_two_processes_write_at_once(location: CacheLocation) -> None:
             assert [result.get(timeout=120) for result in results] == [ROUNDS, ROUNDS]
     with open_image(GCC) as image:
         for round_number in range(ROUNDS):
-            round_location = CacheLocation(location.directory / str(round_number))
+            round_location = CacheLocation(directory=location.directory / str(round_number))
             store = open_store(image, round_location, cu_format="f1")
             assert store is not None
             assert store.check_integrity()

@@ -93,16 +93,19 @@ def test_arm64_source_markers() -> None:
 @pytest.mark.parametrize(
     ("text", "source"),
     [
-        (" dump_stack+0x292/0x395 lib/dump_stack.c:52", SourceAnnotation("lib/dump_stack.c", 52)),
+        (
+            " dump_stack+0x292/0x395 lib/dump_stack.c:52",
+            SourceAnnotation(file="lib/dump_stack.c", line=52),
+        ),
         (
             " dump_stack_lvl+0x44/0x5c (lib/dump_stack.c:107)",
-            SourceAnnotation("lib/dump_stack.c", 107),
+            SourceAnnotation(file="lib/dump_stack.c", line=107),
         ),
         (
             " ? kernel_init+0x12/0x40 (init/main.c:1482 (discriminator 4))",
-            SourceAnnotation("init/main.c", 1482),
+            SourceAnnotation(file="init/main.c", line=1482),
         ),
-        (" foo+0x1/0x2 (fs/x.c:10:7)", SourceAnnotation("fs/x.c", 10, 7)),
+        (" foo+0x1/0x2 (fs/x.c:10:7)", SourceAnnotation(file="fs/x.c", line=10, column=7)),
     ],
 )
 def test_source_annotations(text: str, source: SourceAnnotation) -> None:
@@ -116,7 +119,7 @@ def test_forms_without_offset_only_count_inside_a_trace() -> None:
     frame = parse_frame(inline, in_trace=True)
     assert frame is not None and frame.inline and frame.offset is None
     assert frame.symbol == "__dump_stack"
-    assert frame.source == SourceAnnotation("lib/dump_stack.c", 94)
+    assert frame.source == SourceAnnotation(file="lib/dump_stack.c", line=94)
     annotated = " ret_from_fork (arch/x86/kernel/process.c:153)"
     assert parse_frame(annotated, in_trace=False) is None
     frame = parse_frame(annotated, in_trace=True)
@@ -323,7 +326,7 @@ def test_make_frame_takes_every_field_of_frame_by_keyword() -> None:
         "module_build_id": "abc",
         "runtime_address": 0xFFFFFFFF8106F86E,
         "marker": "P",
-        "source": SourceAnnotation("kernel/sched/core.c", 4241, 2),
+        "source": SourceAnnotation(file="kernel/sched/core.c", line=4241, column=2),
         "inline": True,
     }
     assert make_frame(**values) == Frame(**values)

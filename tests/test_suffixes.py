@@ -1,7 +1,8 @@
 """The suffix grammar, stated as a table of real names from real kernels.
 
 Names come from the Debian 6.1 gcc vmlinux, the corpus clang ThinLTO 6.1.192 vmlinux and
-DOMAIN §1; each row is (ELF name, expected base, expected (kind, text) parts).
+docs/kernel-facts.md#symbol-suffixes; each row is (ELF name, expected base, expected (kind, text)
+parts).
 """
 
 from __future__ import annotations

@@ -728,13 +728,13 @@ class Synthesizer:
     def resolve_evidence(self, frames: Sequence[SynthFrame]) -> None:
         """Fill ``candidates`` and ``survivors`` of each frame of one trace, in trace order.
 
-        The evidence (DOMAIN §2-4), each test keeping what it cannot reject and rejecting
-        nothing when it would reject every copy: the printed kallsyms size; for a return
-        address, a call instruction ending at ``copy + offset``; then across adjacent frames
-        (callee first, caller next): when the callee is one copy, the caller copies whose
-        call there enters it; when the caller is one copy, the callee copies its direct call
-        enters. Indirect calls, retpoline thunks and static-call trampolines tell nothing
-        about the callee."""
+        The evidence (docs/kernel-facts.md#printed-names, #return-addresses and #code-line), each
+        test keeping what it cannot reject and rejecting nothing when it would reject every copy:
+        the printed kallsyms size; for a return address, a call instruction ending at ``copy +
+        offset``; then across adjacent frames (callee first, caller next): when the callee is one
+        copy, the caller copies whose call there enters it; when the caller is one copy, the callee
+        copies its direct call enters. Indirect calls, retpoline thunks and static-call trampolines
+        tell nothing about the callee."""
         callee: SynthFrame | None = None
         for frame in frames:
             name, rest = frame.printed.split("+", 1)

@@ -11,7 +11,8 @@ from typing import IO
 
 import click
 
-from ltosyms.cli.cache import cache_options, session_for
+from ltosyms.cli.cache import session_for
+from ltosyms.cli.options import cache_options, format_option, json_option, modules_option
 from ltosyms.context import ModuleSet
 from ltosyms.decode.decode import DecodedReport, Decoder
 from ltosyms.errors import InputError, MismatchError, UsageError
@@ -110,21 +111,10 @@ def split_paths(paths: tuple[str, ...]) -> tuple[str | None, str]:
     metavar="DIR",
     help="Look for debug images under DIR instead of / (a mounted system image).",
 )
-@click.option(
-    "--modules",
-    "module_folders",
-    multiple=True,
-    type=str,
-    metavar="DIR",
-    help="Where module files are (searched recursively; repeatable; a .ko file works too).",
-)
-@click.option("--json", "as_json", is_flag=True, help="JSON output (schema ltosyms.decode/1).")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["annotated", "decode-stacktrace"]),
-    default="annotated",
-    show_default=True,
+@modules_option("Where module files are")
+@json_option("ltosyms.decode/1")
+@format_option(
+    ("annotated", "decode-stacktrace"),
     help="Text layout: the log annotated, or scripts/decode_stacktrace.sh's line format.",
 )
 @click.option(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ltosyms.cli.options import SHOW_ALL, format_option, json_option, limit_option
 from ltosyms.diff import diff_images, read_maintainers
 from ltosyms.errors import InputError, UsageError
 from ltosyms.render.diff_bloat import Selection, render_bloat
@@ -20,13 +21,9 @@ from ltosyms.render.diff_text import render_text
 @click.command("diff")
 @click.argument("base", type=str)
 @click.argument("new", type=str)
-@click.option("--json", "as_json", is_flag=True, help="JSON output (schema ltosyms.diff/2).")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "bloat-o-meter", "csv"]),
-    default="text",
-    show_default=True,
+@json_option("ltosyms.diff/2")
+@format_option(
+    ("text", "bloat-o-meter", "csv"),
     help="Text report, scripts/bloat-o-meter's table with LTO-aware matching, or CSV "
     "(one row per function or object).",
 )
@@ -63,14 +60,7 @@ from ltosyms.render.diff_text import render_text
     metavar="FILE",
     help="The kernel's MAINTAINERS file: add a rollup per subsystem.",
 )
-@click.option(
-    "--limit",
-    default=20,
-    show_default=True,
-    metavar="N",
-    type=click.IntRange(min=1),
-    help="Entries shown per class in the text report.",
-)
+@limit_option("Entries shown per class in the text report")
 @click.option("--all", "show_all", is_flag=True, help="Show every entry of every class.")
 @click.option(
     "--depth",
@@ -121,5 +111,6 @@ def command(
         for line in render_csv(report, maintainers):
             click.echo(line, nl=False)
     else:
-        for line in render_text(report, limit=None if show_all else limit):
+        shown = None if show_all or limit == SHOW_ALL else limit
+        for line in render_text(report, limit=shown):
             click.echo(line)

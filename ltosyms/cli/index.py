@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ltosyms.cli.options import cache_dir_option, json_option, modules_option
 from ltosyms.context.build import IndexBuild, Progress, build_index, default_jobs, dwarf_codec
 from ltosyms.errors import InputError
 from ltosyms.index.store import cache_location
@@ -20,28 +20,16 @@ MIN_UNITS_FOR_BAR = 50
 
 @click.command("index")
 @click.argument("vmlinux", type=str)
-@click.option(
-    "--modules",
-    "module_folders",
-    multiple=True,
-    type=click.Path(),
-    metavar="DIR",
-    help="Index the modules found in DIR too (searched recursively; repeatable; a file works).",
-)
+@modules_option("Index the modules found in DIR too")
 @click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
     help=f"Worker processes (default: the CPUs available, here {default_jobs()}).",
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(),  # a file there is the cache's error (exit 4), not a usage error
-    metavar="DIR",
-    help="Where the index lives (default $LTOSYMS_CACHE_DIR, $XDG_CACHE_HOME/ltosyms or "
-    "~/.cache/ltosyms).",
-)
-@click.option("--json", "as_json", is_flag=True, help="JSON summary (schema ltosyms.index/1).")
+# Building is what the index is for: an unusable directory, given or default, is an error.
+@cache_dir_option()
+@json_option("ltosyms.index/1", output="JSON summary")
 def command(
     vmlinux: str,
     module_folders: tuple[str, ...],
@@ -85,17 +73,14 @@ def command(
 
 
 def _module_files(folders: tuple[str, ...]) -> list[Path]:
-    from ltosyms.context import MODULE_SUFFIXES
+    from ltosyms.context import module_files_under
 
     found: list[Path] = []
     for folder in map(Path, folders):
         if folder.is_file():
             found.append(folder)
         elif folder.is_dir():
-            for root, _dirs, files in os.walk(folder):
-                found.extend(
-                    Path(root) / name for name in sorted(files) if name.endswith(MODULE_SUFFIXES)
-                )
+            found.extend(module_files_under(folder))
         else:
             raise InputError(f"{folder}: no such file or directory (--modules)")
     return found

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ltosyms.cli.options import json_option, limit_option
 from ltosyms.elf.kernel import load_vmlinux
 from ltosyms.errors import CheckFailed, UsageError
 from ltosyms.kallsyms_check import (
@@ -46,7 +47,7 @@ _CONDITIONS = tuple(condition.value for condition in FailCondition)
     metavar="FILE",
     help="A System.map to verify against VMLINUX.",
 )
-@click.option("--json", "as_json", is_flag=True, help="JSON (schema ltosyms.kallsyms-check/1).")
+@json_option("ltosyms.kallsyms-check/1")
 @click.option(
     "--fail-on",
     "fail_on",
@@ -55,13 +56,7 @@ _CONDITIONS = tuple(condition.value for condition in FailCondition)
     help="Exit 1 when this holds: unresolvable/ambiguous (a function name under the rule), "
     "mismatch/hidden (the dump). Repeatable.",
 )
-@click.option(
-    "--limit",
-    type=click.IntRange(min=0),
-    default=20,
-    show_default=True,
-    help="Groups, names and dump differences listed per section in text output (0: all).",
-)
+@limit_option("Groups, names and dump differences listed per section in text output")
 @click.option(
     "--files/--no-files",
     default=True,

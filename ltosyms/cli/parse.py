@@ -8,6 +8,7 @@ from typing import IO
 
 import click
 
+from ltosyms.cli.options import json_option
 from ltosyms.errors import InputError
 from ltosyms.oops import Report, iter_reports
 from ltosyms.render.parse_json import parse_document_chunks
@@ -16,7 +17,7 @@ from ltosyms.render.parse_text import reports_text
 
 @click.command("parse")
 @click.argument("log", required=False, default="-", metavar="[LOG|-]")
-@click.option("--json", "as_json", is_flag=True, help="JSON output (schema ltosyms.parse/1).")
+@json_option("ltosyms.parse/1")
 def command(log: str, as_json: bool) -> None:
     """Find the reports in a console log (oopses, BUGs, WARNINGs, KASAN/UBSAN, panics, hung
     tasks, RCU stalls, lockups, NMI backtraces, sysrq dumps) and list their traces and frames.

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import click
 
-from ltosyms.cli.cache import cache_options, session_for
+from ltosyms.cli.cache import session_for
+from ltosyms.cli.options import cache_options, json_option, modules_option
 from ltosyms.context import ModuleSet
 from ltosyms.decode.decode import Decoder
 from ltosyms.decode.symbolize import Symbolized, parse_query, symbolize
@@ -28,14 +29,7 @@ def _queries(arguments: tuple[str, ...]) -> Iterator[str]:
 @click.command("symbolize")
 @click.argument("vmlinux", type=str)
 @click.argument("queries", nargs=-1)
-@click.option(
-    "--modules",
-    "module_folders",
-    multiple=True,
-    type=str,
-    metavar="DIR",
-    help="Where module files are, for `name+off [module]` queries (repeatable).",
-)
+@modules_option("Where module files are, for `name+off [module]` queries")
 @click.option(
     "-R",
     "--return-address",
@@ -48,7 +42,7 @@ def _queries(arguments: tuple[str, ...]) -> Iterator[str]:
     default="0",
     help="Subtract this from raw addresses (runtime -> link-time), e.g. 0x24200000.",
 )
-@click.option("--json", "as_json", is_flag=True, help="JSON output (schema ltosyms.symbolize/1).")
+@json_option("ltosyms.symbolize/1")
 @cache_options
 def command(
     vmlinux: str,

@@ -7,6 +7,7 @@ import re
 
 import click
 
+from ltosyms.cli.options import json_option
 from ltosyms.elf.kernel import load_any
 from ltosyms.errors import UsageError
 from ltosyms.render.syms import symbols_json, symbols_text
@@ -15,7 +16,7 @@ from ltosyms.render.syms import symbols_json, symbols_text
 @click.command("syms")
 @click.argument("image", type=str)
 @click.option("--grep", "pattern", metavar="REGEX", help="Only symbols whose name matches.")
-@click.option("--json", "as_json", is_flag=True, help="JSON output (schema ltosyms.syms/1).")
+@json_option("ltosyms.syms/1")
 def command(image: str, pattern: str | None, as_json: bool) -> None:
     """List the symbols of a vmlinux or module: link address, kallsyms size, ELF size, type,
     name, base name and suffix kinds."""

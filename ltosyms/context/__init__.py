@@ -8,7 +8,19 @@
 """
 
 from ltosyms.context.image import ImageContext
-from ltosyms.context.modules import MODULE_SUFFIXES, ModuleSet, module_name_of
+from ltosyms.context.modules import (
+    MODULE_SUFFIXES,
+    ModuleSet,
+    module_files_under,
+    module_name_of,
+)
 from ltosyms.context.session import Session
 
-__all__ = ["MODULE_SUFFIXES", "ImageContext", "ModuleSet", "Session", "module_name_of"]
+__all__ = [
+    "MODULE_SUFFIXES",
+    "ImageContext",
+    "ModuleSet",
+    "Session",
+    "module_files_under",
+    "module_name_of",
+]

@@ -59,7 +59,7 @@ IN_PROCESS_UNITS = 16
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CuCodec:
     """How the CUs of an image are listed and parsed into their stored form.
 
@@ -73,7 +73,7 @@ class CuCodec:
     parse_cu: Callable[[KernelImage, int], bytes]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IndexBuild:
     """What one ``build_index`` did."""
 
@@ -261,7 +261,7 @@ class _BatchWriter:
 # -- parsing ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Outcome:
     """One CU parsed (and packed, see :func:`pack_blob`) in a worker, or why it failed."""
 
@@ -324,11 +324,15 @@ def _parse_one(
     try:
         crc, packed = pack_blob(parse_cu(image, cu_offset))
     except LtosymsError as error:
-        return _Outcome(cu_offset, error=str(error).splitlines()[0] or type(error).__name__)
+        return _Outcome(
+            cu_offset=cu_offset, error=str(error).splitlines()[0] or type(error).__name__
+        )
     except Exception as error:  # a bug in one CU must not lose the work on all the others
         log.debug("CU %#x", cu_offset, exc_info=True)
-        return _Outcome(cu_offset, error=f"internal error: {type(error).__name__}: {error}")
-    return _Outcome(cu_offset, crc, packed)
+        return _Outcome(
+            cu_offset=cu_offset, error=f"internal error: {type(error).__name__}: {error}"
+        )
+    return _Outcome(cu_offset=cu_offset, crc=crc, packed=packed)
 
 
 class _WorkerState:

@@ -104,7 +104,7 @@ class ImageContext:
     @property
     def loaded(self) -> LoadedImage:
         """The image and its symbols, as the commands that keep no index take them."""
-        return LoadedImage(self.image, self.symbols)
+        return LoadedImage(image=self.image, symbols=self.symbols)
 
     @cached_property
     def dwarf(self) -> DwarfResolver | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ltosyms.context.image import ImageContext
@@ -28,6 +28,16 @@ def module_name_of(path: Path) -> str | None:
         if name.endswith(suffix):
             return name[: -len(suffix)].replace("-", "_")
     return None
+
+
+def module_files_under(folder: Path) -> Iterator[Path]:
+    """The module files below ``folder`` (recursively, symlinked folders not followed), in
+    name order within each folder."""
+    for root, _dirs, files in os.walk(folder, followlinks=False):
+        for file_name in sorted(files):
+            path = Path(root) / file_name
+            if module_name_of(path) is not None:
+                yield path
 
 
 class ModuleSet:
@@ -63,12 +73,10 @@ class ModuleSet:
     def add_folder(self, folder: Path) -> None:
         if not folder.is_dir():
             raise InputError(f"{folder}: not a directory (--modules takes a folder)")
-        for root, _dirs, files in os.walk(folder, followlinks=False):
-            for file_name in files:
-                path = Path(root) / file_name
-                name = module_name_of(path)
-                if name is not None:
-                    self._paths.setdefault(name, []).append(path)
+        for path in module_files_under(folder):
+            name = module_name_of(path)
+            assert name is not None  # module_files_under yields module files only
+            self._paths.setdefault(name, []).append(path)
 
     def add_file(self, path: Path) -> None:
         name = module_name_of(path)

@@ -41,7 +41,7 @@ class EvidenceKind(enum.Enum):
     CODE_BYTES = "code-bytes"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Evidence:
     kind: EvidenceKind
     detail: str
@@ -49,13 +49,13 @@ class Evidence:
     candidates_after: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate:
     symbol: Symbol
     link_address: int  # symbol + printed offset: the return address or IP, link time
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NameResolution:
     candidates: tuple[Candidate, ...]  # what is left after the evidence
     evidence: tuple[Evidence, ...]
@@ -90,10 +90,24 @@ def _narrow(
         return candidates
     kept = [c for c, v in zip(candidates, verdicts, strict=True) if v is not False]
     if not kept:
-        evidence.append(Evidence(kind, f"{detail}: no candidate passes", len(candidates), 0))
+        evidence.append(
+            Evidence(
+                kind=kind,
+                detail=f"{detail}: no candidate passes",
+                candidates_before=len(candidates),
+                candidates_after=0,
+            )
+        )
         return candidates
     if len(kept) < len(candidates) or len(candidates) == 1:
-        evidence.append(Evidence(kind, detail, len(candidates), len(kept)))
+        evidence.append(
+            Evidence(
+                kind=kind,
+                detail=detail,
+                candidates_before=len(candidates),
+                candidates_after=len(kept),
+            )
+        )
     return kept
 
 
@@ -126,15 +140,27 @@ def name_candidates(
         )
         more = " ..." if len(described) > 6 else ""
         detail = f"{name} -> {', '.join(described[:6])}{more}"
-        return found, Evidence(kind, detail, 0, len(found))
+        return found, Evidence(
+            kind=kind, detail=detail, candidates_before=0, candidates_after=len(found)
+        )
     by_base = [
         s for s in symbols.by_base_name(parse_name(name).base) if s.kallsyms_size is not None
     ]
     if by_base:
         names = sorted({s.name for s in by_base})
         detail = f"no ELF name prints as {name}; same base name: {', '.join(names[:6])}"
-        return by_base, Evidence(EvidenceKind.BASE_NAME, detail, 0, len(by_base))
-    return [], Evidence(EvidenceKind.EXACT_NAME, f"no symbol named {name}", 0, 0)
+        return by_base, Evidence(
+            kind=EvidenceKind.BASE_NAME,
+            detail=detail,
+            candidates_before=0,
+            candidates_after=len(by_base),
+        )
+    return [], Evidence(
+        kind=EvidenceKind.EXACT_NAME,
+        detail=f"no symbol named {name}",
+        candidates_before=0,
+        candidates_after=0,
+    )
 
 
 def resolve_name(
@@ -148,9 +174,9 @@ def resolve_name(
     """Narrow ``name+offset/size`` to ELF symbols (steps 1-3 of the module docstring)."""
     found, first = name_candidates(symbols, name, rules)
     evidence = [first]
-    candidates = [Candidate(s, s.link_address + offset) for s in found]
+    candidates = [Candidate(symbol=s, link_address=s.link_address + offset) for s in found]
     if not candidates:
-        return NameResolution((), tuple(evidence))
+        return NameResolution(candidates=(), evidence=tuple(evidence))
     if size is not None:
         module = symbols.image.is_module
         verdicts = [_size_fits(c.symbol, size, module) for c in candidates]
@@ -164,15 +190,22 @@ def resolve_name(
                 f"printed size {size:#x} fits none of the {len(candidates)} symbol(s) "
                 f"printed as {name} (kallsyms sizes {shown})"
             )
-            evidence.append(Evidence(EvidenceKind.KALLSYMS_SIZE, detail, len(candidates), 0))
-            return NameResolution((), tuple(evidence))
+            evidence.append(
+                Evidence(
+                    kind=EvidenceKind.KALLSYMS_SIZE,
+                    detail=detail,
+                    candidates_before=len(candidates),
+                    candidates_after=0,
+                )
+            )
+            return NameResolution(candidates=(), evidence=tuple(evidence))
         if len(fitting) < len(candidates) or (len(candidates) == 1 and verdicts[0]):
             evidence.append(
                 Evidence(
-                    EvidenceKind.KALLSYMS_SIZE,
-                    f"printed size {size:#x}",
-                    len(candidates),
-                    len(fitting),
+                    kind=EvidenceKind.KALLSYMS_SIZE,
+                    detail=f"printed size {size:#x}",
+                    candidates_before=len(candidates),
+                    candidates_after=len(fitting),
                 )
             )
         candidates = fitting
@@ -184,7 +217,7 @@ def resolve_name(
     unique_code: dict[int, Candidate] = {}
     for candidate in candidates:
         unique_code.setdefault(candidate.symbol.link_address, candidate)
-    return NameResolution(tuple(unique_code.values()), tuple(evidence))
+    return NameResolution(candidates=tuple(unique_code.values()), evidence=tuple(evidence))
 
 
 def _size_fits(symbol: Symbol, printed_size: int, module: bool) -> bool | None:
@@ -206,4 +239,4 @@ def narrow_further(
     """Apply one more test (the cross-frame call-target check) to a resolution."""
     evidence = list(resolution.evidence)
     candidates = _narrow(list(resolution.candidates), evidence, kind, test, detail)
-    return NameResolution(tuple(candidates), tuple(evidence))
+    return NameResolution(candidates=tuple(candidates), evidence=tuple(evidence))

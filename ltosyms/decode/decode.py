@@ -37,19 +37,19 @@ from ltosyms.stores import remembered
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DecodedFrame:
     frame: Frame
     resolved: ResolvedFrame | None  # None: nothing to resolve (user-mode IP, [inline] line)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DecodedTrace:
     trace: Trace
     frames: tuple[DecodedFrame, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DecodedReport:
     report: Report
     ip_frames: tuple[DecodedFrame, ...]  # RIP:/pc :/lr : lines
@@ -135,7 +135,7 @@ class Decoder:
     # -- one report ---------------------------------------------------------------------------
 
     def decode(self, report: Report) -> DecodedReport:
-        work = _Work(report)
+        work = _Work(report=report)
         self._check_identity(work)
         ip_frames = [line.frame for line in report.ip_lines if line.frame is not None]
         all_frames = list(
@@ -158,15 +158,27 @@ class Decoder:
             self._narrow_by_callees(trace, work)
         code = self._code(report, ip_frames, work)
         mismatch = self._judge_mismatch(all_frames, code, work)
-        decoded_ip = tuple(DecodedFrame(f, work.resolved.get(frame_key(f))) for f in ip_frames)
+        decoded_ip = tuple(
+            DecodedFrame(frame=f, resolved=work.resolved.get(frame_key(f))) for f in ip_frames
+        )
         traces = tuple(
             DecodedTrace(
-                t, tuple(DecodedFrame(f, work.resolved.get(frame_key(f))) for f in t.frames)
+                trace=t,
+                frames=tuple(
+                    DecodedFrame(frame=f, resolved=work.resolved.get(frame_key(f)))
+                    for f in t.frames
+                ),
             )
             for t in report.traces
         )
         return DecodedReport(
-            report, decoded_ip, traces, kaslr_offset, code, tuple(work.warnings), mismatch
+            report=report,
+            ip_frames=decoded_ip,
+            traces=traces,
+            kaslr_offset=kaslr_offset,
+            code=code,
+            warnings=tuple(work.warnings),
+            mismatch=mismatch,
         )
 
     def decode_all(self, reports: Iterable[Report]) -> Iterator[DecodedReport]:
@@ -194,13 +206,13 @@ class Decoder:
     @staticmethod
     def _query(frame: Frame) -> FrameQuery:
         return FrameQuery(
-            frame.symbol,
-            frame.offset,
-            frame.kallsyms_size,
-            frame.module,
-            frame.module_build_id,
-            frame.runtime_address,
-            frame.role,
+            symbol=frame.symbol,
+            offset=frame.offset,
+            size=frame.kallsyms_size,
+            module=frame.module,
+            module_build_id=frame.module_build_id,
+            runtime_address=frame.runtime_address,
+            role=frame.role,
         )
 
     def _resolve_named(self, frame: Frame, work: _Work, code: CodeBytes | None = None) -> None:
@@ -243,7 +255,8 @@ class Decoder:
         )
 
     def _kaslr_offset(self, report: Report, frames: list[Frame], work: _Work) -> int | None:
-        """runtime - link from every vmlinux frame that prints both (DOMAIN §5)."""
+        """runtime - link from every vmlinux frame that prints both
+        (docs/kernel-facts.md#kaslr-and-modules)."""
         votes: Counter[int] = Counter()
         for frame in frames:
             resolved = work.resolved.get(frame_key(frame))
@@ -265,10 +278,10 @@ class Decoder:
 
     def _narrow_by_callees(self, trace: Trace, work: _Work) -> None:
         """Adjacent trace entries are callee and caller, and the caller's call enters the
-        callee (DOMAIN §4): an ambiguous caller is settled by which copy calls the resolved
-        callee, an ambiguous callee by which copy the resolved caller's direct call enters.
-        Only return-address entries made a call; a narrowing that leaves several copies
-        still replaces the resolution, so that the copies listed are the ones left."""
+        callee (docs/kernel-facts.md#call-instructions): an ambiguous caller is settled by which
+        copy calls the resolved callee, an ambiguous callee by which copy the resolved caller's
+        direct call enters. Only return-address entries made a call; a narrowing that leaves several
+        copies still replaces the resolution, so that the copies listed are the ones left."""
         callee_frame: Frame | None = None
         for frame in trace.frames:
             resolved = work.resolved.get(frame_key(frame))
@@ -285,13 +298,17 @@ class Decoder:
             ):
                 resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
                 if resolver is not None and resolved.ambiguous and callee.symbol is not None:
-                    resolution = NameResolution(resolved.candidates, resolved.evidence)
+                    resolution = NameResolution(
+                        candidates=resolved.candidates, evidence=resolved.evidence
+                    )
                     narrowed = narrow_by_callee(resolver, resolution, callee)
                     if narrowed.evidence != resolution.evidence:
                         resolved = resolver.finish(self._query(frame), narrowed, [])
                         work.resolved[frame_key(frame)] = resolved
                 elif resolver is not None and callee.ambiguous and resolved.symbol is not None:
-                    resolution = NameResolution(callee.candidates, callee.evidence)
+                    resolution = NameResolution(
+                        candidates=callee.candidates, evidence=callee.evidence
+                    )
                     narrowed = narrow_by_caller(resolver, resolution, resolved)
                     if narrowed.evidence != resolution.evidence:
                         query = self._query(callee_frame)
@@ -302,7 +319,8 @@ class Decoder:
                 callee_frame = frame
 
     def _code(self, report: Report, ip_frames: list[Frame], work: _Work) -> CodeReport | None:
-        """Disassemble ``Code:`` and compare it with the image at the resolved IP (DOMAIN §4).
+        """Disassemble ``Code:`` and compare it with the image at the resolved IP
+        (docs/kernel-facts.md#code-line).
 
         The result is a pure function of the printed bytes, the IP's link address and the
         image: the image keeps it (:attr:`ImageContext.code_analyses`), so the same crash
@@ -407,7 +425,9 @@ def _analyse_code(
                 f"Code: bytes differ from {image_name} at the RIP in {match.unexplained} "
                 f"bytes: the {image_name} is not the crashed kernel"
             )
-    return CodeAnalysis(CodeReport(listing, match, image_name), tuple(warnings))
+    return CodeAnalysis(
+        report=CodeReport(listing=listing, match=match, image=image_name), warnings=tuple(warnings)
+    )
 
 
 def frame_key(frame: Frame) -> tuple[int, str]:

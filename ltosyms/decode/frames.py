@@ -5,11 +5,11 @@ crashed kernel printed (KASLR applied), ``link_address`` is the vmlinux/module a
 ``return_address`` is the instruction after a call, ``call_site`` is the call itself, and
 ``lookup_address`` is what the DWARF lookup used.
 
-Return addresses (DOMAIN §3): x86 prints trace entries with ``%pB`` (the name is looked up at
-``address - 1``, so ``caller+0xSIZE/0xSIZE`` is a call as the caller's last instruction);
-arm64 prints ``%pS`` (a return address just past a noreturn ``bl`` names the *next* function
-``+0x0``). Either way the call instruction ends at the return address: capstone finds it and
-its address is what we map to source.
+Return addresses (docs/kernel-facts.md#return-addresses): x86 prints trace entries with ``%pB`` (the
+name is looked up at ``address - 1``, so ``caller+0xSIZE/0xSIZE`` is a call as the caller's last
+instruction); arm64 prints ``%pS`` (a return address just past a noreturn ``bl`` names the *next*
+function ``+0x0``). Either way the call instruction ends at the return address: capstone finds it
+and its address is what we map to source.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from ltosyms.stores import remembered
 STATIC_CALL_TRAMPOLINE_PREFIX = "__SCT__"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FrameQuery:
     """What a log says about one frame, independent of how the log printed it."""
 
@@ -56,7 +56,7 @@ class FrameQuery:
     role: FrameRole  # exact IP (no adjustment) or return address (map the call before it)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResolvedFrame:
     module: str | None  # None: vmlinux
     symbol: Symbol | None  # the ELF symbol, when one candidate is left
@@ -79,7 +79,17 @@ def unresolved(
     module: str | None, notes: Sequence[str], evidence: Sequence[Evidence] = ()
 ) -> ResolvedFrame:
     return ResolvedFrame(
-        module, None, None, None, None, False, False, (), tuple(evidence), (), tuple(notes)
+        module=module,
+        symbol=None,
+        link_address=None,
+        call_site=None,
+        lookup_address=None,
+        not_return_address=False,
+        ambiguous=False,
+        candidates=(),
+        evidence=tuple(evidence),
+        locations=(),
+        notes=tuple(notes),
     )
 
 
@@ -117,8 +127,8 @@ class ImageResolver:
         return test
 
     def _code_test(self, code: CodeBytes) -> CandidateTest:
-        """DOMAIN §4: the copy whose bytes match the printed ``Code:`` (boot patching aside)
-        is the code that ran."""
+        """docs/kernel-facts.md#code-line: the copy whose bytes match the printed ``Code:`` (boot
+        patching aside) is the code that ran."""
         marker = code.marker_offset
         assert marker is not None
 
@@ -181,8 +191,10 @@ class ImageResolver:
         probe = link_address - self.call_back if role is FrameRole.RETURN_ADDRESS else link_address
         symbol = self.symbols.lookup(probe)
         if symbol is None:
-            return NameResolution((), ())
-        return NameResolution((Candidate(symbol, link_address),), ())
+            return NameResolution(candidates=(), evidence=())
+        return NameResolution(
+            candidates=(Candidate(symbol=symbol, link_address=link_address),), evidence=()
+        )
 
     def finish(
         self,
@@ -206,17 +218,17 @@ class ImageResolver:
             )
             notes.append(f"ambiguous: {len(resolution.candidates)} symbols fit ({listed})")
             return ResolvedFrame(
-                module,
-                None,
-                None,
-                None,
-                None,
-                False,
-                True,
-                resolution.candidates,
-                resolution.evidence,
-                (),
-                tuple(notes),
+                module=module,
+                symbol=None,
+                link_address=None,
+                call_site=None,
+                lookup_address=None,
+                not_return_address=False,
+                ambiguous=True,
+                candidates=resolution.candidates,
+                evidence=resolution.evidence,
+                locations=(),
+                notes=tuple(notes),
             )
         candidate = resolution.candidates[0]
         # One candidate is left by name and size: a machine-code test that rejected it too
@@ -249,17 +261,17 @@ class ImageResolver:
                 if not locations:
                     notes.append("no line information at this address")
         return ResolvedFrame(
-            module,
-            symbol,
-            link_address,
-            call_site,
-            lookup_address,
-            not_return_address,
-            False,
-            resolution.candidates,
-            resolution.evidence,
-            locations,
-            tuple(notes),
+            module=module,
+            symbol=symbol,
+            link_address=link_address,
+            call_site=call_site,
+            lookup_address=lookup_address,
+            not_return_address=not_return_address,
+            ambiguous=False,
+            candidates=resolution.candidates,
+            evidence=resolution.evidence,
+            locations=locations,
+            notes=tuple(notes),
         )
 
     def call_targets(self, site: CallSite) -> frozenset[int] | None:

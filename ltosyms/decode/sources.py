@@ -23,7 +23,7 @@ from ltosyms.oops.records import Report
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FoundKernel:
     vmlinux: Path
     how: str  # one line for the user: where it was found
@@ -52,14 +52,18 @@ def find_kernel(
     if release is not None:
         try:
             found = locate_kernel(release, root, build_id)
-            return FoundKernel(found.vmlinux, f"found for {release}", found.module_dirs)
+            return FoundKernel(
+                vmlinux=found.vmlinux, how=f"found for {release}", module_dirs=found.module_dirs
+            )
         except InputError as error:
             problems.append(str(error))
     if debuginfod is not None and debuginfod.urls and build_id is not None:
         try:
             fetched = DebuginfodClient(debuginfod).fetch(build_id)
             how = "from the debuginfod cache" if fetched.from_cache else f"from {fetched.url}"
-            return FoundKernel(fetched.path, f"build id {build_id} {how}", ())
+            return FoundKernel(
+                vmlinux=fetched.path, how=f"build id {build_id} {how}", module_dirs=()
+            )
         except CacheError:
             raise  # an unwritable cache is the cache's problem (exit 4), not a missing file
         except LtosymsError as error:

@@ -22,13 +22,13 @@ _SYMBOLIC = re.compile(
 _ADDRESS = re.compile(r"^(?:0x)?(?P<address>[0-9a-fA-F]{1,16})$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SymbolizeQuery:
     text: str
     frame: FrameQuery
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Symbolized:
     query: SymbolizeQuery
     resolved: ResolvedFrame
@@ -41,23 +41,31 @@ def parse_query(text: str, role: FrameRole, kaslr_offset: int = 0) -> SymbolizeQ
     if match:
         size = match.group("size")
         return SymbolizeQuery(
-            stripped,
-            FrameQuery(
-                match.group("name"),
-                int(match.group("offset"), 0),
-                int(size, 0) if size else None,
-                match.group("module"),
-                match.group("bid"),
-                None,
-                role,
+            text=stripped,
+            frame=FrameQuery(
+                symbol=match.group("name"),
+                offset=int(match.group("offset"), 0),
+                size=int(size, 0) if size else None,
+                module=match.group("module"),
+                module_build_id=match.group("bid"),
+                runtime_address=None,
+                role=role,
             ),
         )
     match = _ADDRESS.match(stripped)
     if match:
         runtime_address = int(match.group("address"), 16)
         return SymbolizeQuery(
-            stripped,
-            FrameQuery(None, runtime_address - kaslr_offset, None, None, None, None, role),
+            text=stripped,
+            frame=FrameQuery(
+                symbol=None,
+                offset=runtime_address - kaslr_offset,
+                size=None,
+                module=None,
+                module_build_id=None,
+                runtime_address=None,
+                role=role,
+            ),
         )
     raise UsageError(f"cannot read {stripped!r}: expected ADDR or NAME+OFF[/SIZE] [MODULE]")
 
@@ -74,4 +82,4 @@ def symbolize(decoder: Decoder, query: SymbolizeQuery) -> Symbolized:
         resolution = resolver.resolve_link_address(frame.offset, frame.role)
     else:
         resolution = resolver.resolve_named(frame)
-    return Symbolized(query, resolver.finish(frame, resolution, []))
+    return Symbolized(query=query, resolved=resolver.finish(frame, resolution, []))

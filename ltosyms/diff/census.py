@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 InlineKey = tuple[str, str | None]  # (function name, declaring file)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageCensus:
     """One image, as the diff sees it. ``inlined`` and ``dwarf_seconds`` are empty and None
     when DWARF was not read (``dwarf_note`` says why, when there was a reason)."""

@@ -238,7 +238,7 @@ def _name_callers(callers: Iterable[tuple[int, int]], census: ImageCensus) -> li
     for low_pc, count in callers:
         named[census.function_name_at(low_pc)] += count
     return [
-        Caller(name, count)
+        Caller(name=name, count=count)
         for name, count in sorted(named.items(), key=lambda item: (-item[1], item[0]))
     ]
 
@@ -276,6 +276,10 @@ def _inline_counts(base: ImageCensus, new: ImageCensus) -> list[InlineCount]:
         count_base = base.inlined[key].count if key in base.inlined else 0
         count_new = new.inlined[key].count if key in new.inlined else 0
         if count_base != count_new:
-            rows.append(InlineCount(key[0], key[1], count_base, count_new))
+            rows.append(
+                InlineCount(
+                    name=key[0], decl_file=key[1], count_base=count_base, count_new=count_new
+                )
+            )
     rows.sort(key=lambda row: (-abs(row.delta), row.name, row.decl_file or ""))
     return rows

@@ -52,7 +52,7 @@ class _Candidate(NamedTuple):
         return SymbolKind.FUNCTION if self.is_function else SymbolKind.OBJECT
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BuildSymbols:
     """The groups of one build plus the byte counts the reconciliation needs."""
 
@@ -76,7 +76,7 @@ def build_groups(
     # empty lockdep keys at one address), and DWARF cannot tell whose they are: grouped by
     # name and STT_FILE only.
     empty_groups, _none = _groups(empty, None, fold_aliases=False)
-    return BuildSymbols(groups, symbol_bytes, empty_groups)
+    return BuildSymbols(groups=groups, symbol_bytes=symbol_bytes, empty_groups=empty_groups)
 
 
 def _groups(

@@ -27,7 +27,7 @@ from ltosyms.errors import InputError
 _ENTRY = re.compile(r"([A-Z]):\s*(.*)")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FilePattern:
     """One ``F:`` or ``X:`` value, translated as get_maintainer.pl ``read_maintainer_file()``
     does (``.`` literal, ``*`` any run of characters, ``?`` any one)."""
@@ -48,7 +48,13 @@ class FilePattern:
             regex = re.compile("^" + converted)
         except re.error as error:
             raise InputError(f"MAINTAINERS pattern {text!r} is not usable: {error}") from None
-        return cls(text, regex, converted.endswith("/"), depth, not any(c in text for c in "*?"))
+        return cls(
+            text=text,
+            regex=regex,
+            is_directory=converted.endswith("/"),
+            depth=depth,
+            literal=not any(c in text for c in "*?"),
+        )
 
     def match_depth(self, path: str) -> int | None:
         """This pattern's rank if it selects ``path`` (get_maintainer.pl
@@ -66,7 +72,7 @@ class FilePattern:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Subsystem:
     """One MAINTAINERS section: its title and the entries that select files."""
 

@@ -65,7 +65,7 @@ class Visibility(enum.Enum):
     GLOBALIZED = "globalized"  # local in BASE, global in NEW
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ListedSection:
     """A section of one build as ``size -A`` lists it, classified by its own header."""
 
@@ -74,7 +74,7 @@ class ListedSection:
     section_class: SectionClass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SectionSize:
     """One row of ``size -A`` in either build (None: the build has no such section).
 
@@ -101,7 +101,7 @@ class SectionSize:
         return (self.new_size or 0) - (self.base_size or 0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClassTotals:
     """Bytes of one section class, and how much of it named symbols account for.
 
@@ -136,7 +136,7 @@ class ClassTotals:
         return self.new_padding - self.base_padding
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SymbolGroup:
     """The symbols of one build that make up one function or object of the source."""
 
@@ -211,7 +211,7 @@ def collection_noun(base_name: str) -> str:
     return _COLLECTION_NOUNS.get(key, "objects")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Caller:
     """An out-of-line function holding inlined instances of another."""
 
@@ -219,7 +219,7 @@ class Caller:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Change:
     """One BASE group and its NEW counterpart (either may be None), classified."""
 
@@ -283,7 +283,7 @@ class Change:
         return Visibility.LOCALIZED if self.base.is_global else Visibility.GLOBALIZED
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DirectoryTotals:
     """Bytes of the functions and objects of one directory (or MAINTAINERS subsystem)."""
 
@@ -299,7 +299,7 @@ class DirectoryTotals:
         return self.new_size - self.base_size
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InlineCount:
     """Inlined instances of one function (name + declaring file) in both builds."""
 
@@ -313,7 +313,7 @@ class InlineCount:
         return self.count_new - self.count_base
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageSummary:
     path: str
     build_id: str | None
@@ -326,7 +326,7 @@ class ImageSummary:
     object_bytes: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DiffReport:
     base: ImageSummary
     new: ImageSummary

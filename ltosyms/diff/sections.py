@@ -84,7 +84,7 @@ def section_classes(image: KernelImage, symbols: SymbolTable) -> dict[str, Secti
 def listed_sections(image: KernelImage, classes: dict[str, SectionClass]) -> list[ListedSection]:
     """The sections ``size -A`` prints, in file order, with their classes."""
     return [
-        ListedSection(section.name, section.size, classes[section.name])
+        ListedSection(name=section.name, size=section.size, section_class=classes[section.name])
         for section in image.sections
         if is_listed_by_size(section)
     ]

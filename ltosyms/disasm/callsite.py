@@ -1,8 +1,9 @@
 """The instruction that ends at a return address: the call site of a Call Trace entry.
 
 Every Call Trace entry but the first of a ``pt_regs`` block is the address *after* a call
-(DOMAIN §3). The call instruction is what users want mapped to a source line, and a slot where
-no call ends is no return address at all -- the evidence that judges ``? `` entries.
+(docs/kernel-facts.md#return-addresses). The call instruction is what users want mapped to a source
+line, and a slot where no call ends is no return address at all -- the evidence that judges ``? ``
+entries.
 
 x86-64 instructions are 1..15 bytes long, so the only exact way to find the instruction ending
 at an address is a linear sweep from the start of its function. Sweeps are cached per function

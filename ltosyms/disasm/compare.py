@@ -1,8 +1,8 @@
 """Do the ``Code:`` bytes equal the image at the resolved RIP?
 
 Equal bytes prove that the vmlinux (or module) is the code that crashed and pick among
-duplicate candidates (DOMAIN §4). Bytes the kernel rewrites at boot or load time are no
-mismatch; a difference is explained when
+duplicate candidates (docs/kernel-facts.md#code-line). Bytes the kernel rewrites at boot or load
+time are no mismatch; a difference is explained when
 
 1. it lies in a patch site the image's own tables list (:mod:`ltosyms.disasm.patching`);
 2. it lies inside an instruction that patching produces or replaces, on either side: a call or
@@ -44,7 +44,7 @@ from ltosyms.elf.image import KernelImage, Section
 from ltosyms.elf.symtab import SymbolTable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PatchedRange:
     """A patch site of the image, in indexes of the Code: bytes."""
 
@@ -53,7 +53,7 @@ class PatchedRange:
     reason: PatchReason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageWindow:
     """Image bytes lined up with a ``Code:`` line: ``data[0]`` is Code: byte ``code_offset``."""
 
@@ -101,7 +101,7 @@ def image_window(
     section = image.section_at(marker_link_address)
     if section is None:
         # .bss or no section at all: nothing to compare (lkdtm EXEC_DATA runs module data).
-        return ImageWindow(b"", 0, is_module=image.is_module)
+        return ImageWindow(data=b"", code_offset=0, is_module=image.is_module)
     low_limit, high_limit = first - X86_MAX_INSTRUCTION, last + X86_MAX_INSTRUCTION
     pieces = [section]
     if image.is_module and section.is_exec:
@@ -132,7 +132,7 @@ def image_window(
     inner_start, inner_end = max(start, first), min(end, last)
     finder = finder if finder is not None else finder_for(image)
     patched = tuple(
-        PatchedRange(site.link_address - first, site.length, site.reason)
+        PatchedRange(start=site.link_address - first, length=site.length, reason=site.reason)
         for site in finder.sites.overlapping(start, end)
     )
     boundaries = (
@@ -214,10 +214,22 @@ def compare_code(
     low = max(image_offset, 0)
     high = min(image_offset + len(image_bytes), len(code))
     if not code or high <= low or not 0 <= marker_index < len(code):
-        return CodeMatch(CodeVerdict.UNKNOWN, 0, 0, (), ())
+        return CodeMatch(
+            verdict=CodeVerdict.UNKNOWN,
+            compared=0,
+            differing=0,
+            unexplained_offsets=(),
+            patched_sites=(),
+        )
     differing = [i for i in range(low, high) if code[i] != image_bytes[i - image_offset]]
     if not differing:
-        return CodeMatch(CodeVerdict.MATCH, high - low, 0, (), ())
+        return CodeMatch(
+            verdict=CodeVerdict.MATCH,
+            compared=high - low,
+            differing=0,
+            unexplained_offsets=(),
+            patched_sites=(),
+        )
     # The image side as long as the Code: line (its bytes where known, the Code: bytes
     # elsewhere), so both sides decode with the same anchor.
     image_view = code[:low] + bytes(image_bytes[low - image_offset : high - image_offset])
@@ -226,7 +238,9 @@ def compare_code(
     # decode whole; indexes below are shifted by the context before the line.
     shift = len(before)
     rules = (_explain_arm64 if arch == AARCH64 else _explain_x86)(
-        _Sides(before + code + after, before + image_view + after, image_is_module),
+        _Sides(
+            code=before + code + after, image=before + image_view + after, is_module=image_is_module
+        ),
         marker_index + shift,
         [index + shift for index in differing],
         [boundary + shift for boundary in boundaries],
@@ -242,27 +256,30 @@ def compare_code(
         if reason is None:
             unexplained.append(index - marker_index)
         else:
-            sites.setdefault((start, reason), PatchedSite(start - marker_index, length, reason))
+            sites.setdefault(
+                (start, reason),
+                PatchedSite(offset=start - marker_index, length=length, reason=reason),
+            )
     return CodeMatch(
-        CodeVerdict.MISMATCH if unexplained else CodeVerdict.PATCHED,
-        high - low,
-        len(differing),
-        tuple(unexplained),
-        tuple(sites.values()),
+        verdict=CodeVerdict.MISMATCH if unexplained else CodeVerdict.PATCHED,
+        compared=high - low,
+        differing=len(differing),
+        unexplained_offsets=tuple(unexplained),
+        patched_sites=tuple(sites.values()),
     )
 
 
 _Rule = tuple[int, int, PatchReason | None]  # start index, length, reason (None: unexplained)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Sides:
     code: bytes  # the Code: bytes
     image: bytes  # the image's bytes at the same addresses, as long
     is_module: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Instruction:
     start: int
     size: int
@@ -274,10 +291,10 @@ def _decode_x86(data: bytes, marker_index: int, boundaries: Sequence[int]) -> li
     pieces, _prefix = decode_anchored(X86_64, data, marker_index, boundaries=boundaries)
     return [
         _Instruction(
-            piece.start,
-            piece.size,
-            piece.mnemonic,
-            x86_operand_fields(data[piece.start : piece.start + piece.size], piece.start)
+            start=piece.start,
+            size=piece.size,
+            mnemonic=piece.mnemonic,
+            fields=x86_operand_fields(data[piece.start : piece.start + piece.size], piece.start)
             if piece.mnemonic
             else (),
         )

@@ -27,7 +27,7 @@ from ltosyms.disasm.records import CodeInstruction, CodeListing
 from ltosyms.errors import InputError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Piece:
     """A decoded span of a byte string: ``start`` is an index, ``mnemonic`` "" if invalid."""
 
@@ -49,7 +49,11 @@ def _exact(arch: str, data: bytes, start: int, base: int) -> list[Piece] | None:
     pieces = []
     end = start
     for address, size, mnemonic, op_str in iter_instructions(arch, data[start:], base + start):
-        pieces.append(Piece(address - base, size, mnemonic, tidy_op_str(arch, op_str)))
+        pieces.append(
+            Piece(
+                start=address - base, size=size, mnemonic=mnemonic, op_str=tidy_op_str(arch, op_str)
+            )
+        )
         end = address - base + size
     return pieces if end == len(data) else None
 
@@ -57,14 +61,14 @@ def _exact(arch: str, data: bytes, start: int, base: int) -> list[Piece] | None:
 def _bounded(arch: str, data: bytes, start: int, end: int, base: int) -> list[Piece]:
     """Pieces of ``data[start:end]``, none crossing ``end``; the undecodable rest is one piece."""
     pieces = [
-        Piece(address - base, size, mnemonic, tidy_op_str(arch, op_str))
+        Piece(start=address - base, size=size, mnemonic=mnemonic, op_str=tidy_op_str(arch, op_str))
         for address, size, mnemonic, op_str in iter_instructions(
             arch, data[start:end], base + start
         )
     ]
     decoded_to = pieces[-1].start + pieces[-1].size if pieces else start
     if decoded_to < end:
-        pieces.append(Piece(decoded_to, end - decoded_to, "", ""))
+        pieces.append(Piece(start=decoded_to, size=end - decoded_to, mnemonic="", op_str=""))
     return pieces
 
 
@@ -74,8 +78,10 @@ def _landing(arch: str, data: bytes, anchor: int, base: int) -> tuple[list[Piece
     for start in range(anchor):
         before = _exact(arch, head, start, base)
         if before is not None:
-            return ([Piece(0, start, "", "")] if start else []) + before, start
-    return ([Piece(0, anchor, "", "")] if anchor else []), anchor
+            return (
+                [Piece(start=0, size=start, mnemonic="", op_str="")] if start else []
+            ) + before, start
+    return ([Piece(start=0, size=anchor, mnemonic="", op_str="")] if anchor else []), anchor
 
 
 def decode_anchored(
@@ -94,14 +100,16 @@ def decode_anchored(
     """
     if arch == AARCH64:
         first = marker_index % ARM64_INSTRUCTION
-        pieces = [Piece(0, first, "", "")] if first else []
+        pieces = [Piece(start=0, size=first, mnemonic="", op_str="")] if first else []
         last = first + (len(data) - first) // ARM64_INSTRUCTION * ARM64_INSTRUCTION
         for start in range(first, last, ARM64_INSTRUCTION):
             one = decode_one(AARCH64, data[start : start + ARM64_INSTRUCTION], base + start)
             mnemonic, op_str = (one[2], tidy_op_str(arch, one[3])) if one else ("", "")
-            pieces.append(Piece(start, ARM64_INSTRUCTION, mnemonic, op_str))
+            pieces.append(
+                Piece(start=start, size=ARM64_INSTRUCTION, mnemonic=mnemonic, op_str=op_str)
+            )
         if last < len(data):
-            pieces.append(Piece(last, len(data) - last, "", ""))
+            pieces.append(Piece(start=last, size=len(data) - last, mnemonic="", op_str=""))
         return pieces, first
     known = {b for b in boundaries if 0 <= b < len(data)}
     anchors = sorted(known | {marker_index})
@@ -109,7 +117,7 @@ def decode_anchored(
         # The bytes before the first known start are the tail of an instruction that begins
         # before the line: left undecoded rather than guessed.
         prefix = anchors[0]
-        pieces = [Piece(0, prefix, "", "")] if prefix else []
+        pieces = [Piece(start=0, size=prefix, mnemonic="", op_str="")] if prefix else []
     else:
         pieces, prefix = _landing(arch, data, anchors[0], base)
     for start, end in zip(anchors, [*anchors[1:], len(data)], strict=True):

@@ -39,7 +39,7 @@ from ltosyms.stores import Memo, remembered
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Replacement:
     """One alternative sequence for a site: its bytes and where they sit in the image."""
 
@@ -47,7 +47,7 @@ class Replacement:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PatchSite:
     link_address: int
     length: int
@@ -92,7 +92,7 @@ _REASON_CODES = {
 _REASONS_BY_CODE = {code: reason for reason, code in _REASON_CODES.items()}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PatchColumns:
     """The patch sites of one image as the columns :class:`PatchSites` keeps (what the index
     stores of them): sites by address, their replacements, and the thunk sites apart."""
@@ -169,16 +169,16 @@ class PatchSites:
             ends = self._replacement_ends
             replacements = tuple(
                 Replacement(
-                    self._replacement_addresses[number],
-                    self._replacement_bytes[ends[number - 1] if number else 0 : ends[number]],
+                    link_address=self._replacement_addresses[number],
+                    data=self._replacement_bytes[ends[number - 1] if number else 0 : ends[number]],
                 )
                 for number in range(first, last)
             )
             site = self._records[position] = PatchSite(
-                self._starts[position],
-                self._lengths[position],
-                _REASONS_BY_CODE[self._reason_codes[position]],
-                replacements,
+                link_address=self._starts[position],
+                length=self._lengths[position],
+                reason=_REASONS_BY_CODE[self._reason_codes[position]],
+                replacements=replacements,
             )
         return site
 
@@ -256,7 +256,11 @@ class PatchSites:
             return None
         first = self._image.read(start, 1)
         length = _THUNK_SITE_LENGTH + (bool(first) and first[0] in _LONG_FORMS)
-        return PatchSite(start, length, _REASONS_BY_CODE[self._thunk_reason_codes[position]])
+        return PatchSite(
+            link_address=start,
+            length=length,
+            reason=_REASONS_BY_CODE[self._thunk_reason_codes[position]],
+        )
 
     # -- tables -----------------------------------------------------------------------------------
 
@@ -293,11 +297,18 @@ class PatchSites:
                 length, replacements = grouped.setdefault(instr, (instr_length, []))
                 if instr_length > length:
                     grouped[instr] = (instr_length, replacements)
-                replacements.append(Replacement(repl, image.read(repl, repl_length)))
+                replacements.append(
+                    Replacement(link_address=repl, data=image.read(repl, repl_length))
+                )
             if valid:
                 self.available = True
                 return [
-                    PatchSite(instr, length, PatchReason.ALTERNATIVE, tuple(replacements))
+                    PatchSite(
+                        link_address=instr,
+                        length=length,
+                        reason=PatchReason.ALTERNATIVE,
+                        replacements=tuple(replacements),
+                    )
                     for instr, (length, replacements) in grouped.items()
                 ]
         log.debug("%s: .altinstructions has no known layout", image.path)
@@ -316,7 +327,7 @@ class PatchSites:
             if not _is_code(image, instr) or not length:
                 log.debug("%s: .parainstructions has no known layout", image.path)
                 return []
-            sites.append(PatchSite(instr, length, PatchReason.PARAVIRT))
+            sites.append(PatchSite(link_address=instr, length=length, reason=PatchReason.PARAVIRT))
         self.available = True
         return sites
 

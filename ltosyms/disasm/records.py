@@ -50,7 +50,7 @@ class SweepMethod(enum.Enum):
     FIXED_WIDTH = "fixed-width"  # arm64: every instruction is 4 bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallSite:
     """The instruction ending at ``return_address``; ``link_address`` is the call site."""
 
@@ -90,14 +90,14 @@ class CodeVerdict(enum.Enum):
     UNKNOWN = "unknown"  # no Code: bytes ("Unable to access opcode bytes") or no image bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PatchedSite:
     offset: int  # of the site's first byte, from the faulting instruction
     length: int
     reason: PatchReason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CodeMatch:
     verdict: CodeVerdict
     compared: int  # bytes compared (the image may cover only part of the Code: line)
@@ -124,7 +124,7 @@ CodeMatchKey = tuple[bytes, int, str, int]
 CodeAnalysisKey = tuple[str | None, bytes, int, str, int | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CodeInstruction:
     """One instruction of a ``Code:`` line, or bytes that decode to none (``mnemonic`` "")."""
 
@@ -140,7 +140,7 @@ class CodeInstruction:
         return bool(self.mnemonic)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CodeListing:
     arch: str  # x86_64 or aarch64
     instructions: tuple[CodeInstruction, ...]
@@ -159,7 +159,7 @@ class CodeListing:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CodeReport:
     """A ``Code:`` line's listing and its comparison with the image that ran it."""
 
@@ -168,7 +168,7 @@ class CodeReport:
     image: str | None  # "vmlinux" or the module the faulting IP is in
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CodeAnalysis:
     """What a ``Code:`` line gives a decode: its report and the warnings it raised (a pure
     function of the printed bytes, the faulting instruction's link address and the image)."""

@@ -21,7 +21,7 @@ from ltosyms.dwarf.unit_tables import END_OF_SEQUENCE, NO_FILE, CuData, narrow
 from ltosyms.dwarf.units import Unit
 from ltosyms.dwarf.walk import FoundDies
 
-_EMPTY_ROWS = LineRows(array("Q"), array("I"), array("I"), array("I"))
+_EMPTY_ROWS = LineRows(addresses=array("Q"), files=array("I"), lines=array("I"), columns=array("I"))
 _NONE = -1  # no file / no value in the raw columns below
 _LIMIT = 1 << 32  # file numbers, lines and columns past 32 bits are damage: none
 

@@ -1,12 +1,12 @@
 """A whole-image pass over DWARF: every out-of-line function and every inlined instance.
 
-Questions about one address go CU by CU (DOMAIN §7). A diff of two builds asks about *all*
-functions at once: where each out-of-line copy came from (name, declaring file, compilation
-unit) and how many times each function was inlined, into which callers. That needs one linear
-walk of ``.debug_info``. The walk is the shared DIE reader's
-(:meth:`ltosyms.dwarf.info.DieReader.program_dies`: abbreviations compiled to straight-line
-code, uninteresting subtrees jumped over with ``DW_AT_sibling``); this module turns what it
-finds into names:
+Questions about one address go CU by CU (docs/kernel-facts.md#dwarf-on-kernels). A diff of two
+builds asks about *all* functions at once: where each out-of-line copy came from (name, declaring
+file, compilation unit) and how many times each function was inlined, into which callers. That needs
+one linear walk of ``.debug_info``. The walk is the shared DIE reader's
+(:meth:`ltosyms.dwarf.info.DieReader.program_dies`: abbreviations compiled to straight-line code,
+uninteresting subtrees jumped over with ``DW_AT_sibling``); this module turns what it finds into
+names:
 
 - names behind ``DW_AT_abstract_origin`` / ``DW_AT_specification`` are resolved inside the unit
   once it is walked, and across units (gcc LTO's ``<artificial>`` units, ``DW_FORM_ref_addr``)
@@ -39,18 +39,17 @@ from ltosyms.dwarf.ranges import RangeReader
 from ltosyms.dwarf.sections import DwarfSections
 from ltosyms.dwarf.units import Unit
 from ltosyms.errors import DwarfError
+from ltosyms.limits import MAX_NAME_HOPS
 
 log = logging.getLogger(__name__)
 
 PARALLEL_THRESHOLD = 48 << 20  # bytes of .debug_info above which units go to worker processes
-# How many DW_AT_abstract_origin / DW_AT_specification hops a name may take across units.
-_MAX_HOPS = 8
 
 
 # -- public records ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DwarfFunction:
     """One out-of-line function (a ``DW_TAG_subprogram`` with code).
 
@@ -70,7 +69,7 @@ class DwarfFunction:
         return (self.name, self.decl_file)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InlinedFunction:
     """Every inlined instance of one function (``DW_TAG_inlined_subroutine`` DIEs).
 
@@ -84,7 +83,7 @@ class InlinedFunction:
     callers: tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DwarfVariable:
     name: str
     unit: str
@@ -116,9 +115,6 @@ class DwarfCensus:
         self._span_starts = [span[0] for span in spans]
         self._spans = spans
         self._variables_by_address = {v.link_address: v for v in variables}
-        self._inlined_by_name: dict[str, list[InlinedFunction]] = {}
-        for record in inlined.values():
-            self._inlined_by_name.setdefault(record.name, []).append(record)
 
     def function_at(self, link_address: int) -> DwarfFunction | None:
         """The out-of-line function whose code holds ``link_address`` (range starts win)."""
@@ -137,15 +133,6 @@ class DwarfCensus:
 
     def variable_at(self, link_address: int) -> DwarfVariable | None:
         return self._variables_by_address.get(link_address)
-
-    def inlined_instances(self, name: str, decl_file: str | None) -> InlinedFunction | None:
-        """Inlined instances of the function ``name`` declared in ``decl_file``; when the file
-        is unknown or differs between builds, the name alone if it is unambiguous."""
-        record = self.inlined.get((name, decl_file))
-        if record is not None:
-            return record
-        candidates = self._inlined_by_name.get(name, [])
-        return candidates[0] if len(candidates) == 1 else None
 
 
 # -- entry point -------------------------------------------------------------------------------
@@ -299,7 +286,7 @@ def _scan_batch_in_worker(batch: list[int]) -> _BatchResult:
 
 
 def _scan_units(reader: DieReader, unit_offsets: Sequence[int]) -> _BatchResult:
-    result = _BatchResult({}, [], Counter(), [])
+    result = _BatchResult(unit_names={}, functions=[], inlined=Counter(), variables=[])
     # References out of a unit are resolved here too, in the worker: most point back into the
     # unit just walked (a variable's declaration), whose abbreviations are still at hand.
     other_units = _CrossUnitResolver(reader)
@@ -465,7 +452,7 @@ class _InUnitResolver:
         resolved = self.resolved
         if die in resolved:
             return resolved[die]
-        if depth > _MAX_HOPS:  # a chain no compiler makes: leave the rest unnamed here
+        if depth > MAX_NAME_HOPS:  # a chain no compiler makes: leave the rest unnamed here
             return die
         resolved[die] = die  # cycle guard
         entry = self.named.get(die)
@@ -521,7 +508,7 @@ class _CrossUnitResolver:
         except DwarfError as error:  # names what it can: a DIE it cannot read names nothing
             log.debug("DIE %#x: %s", die_offset, error)
             return None
-        if depth < _MAX_HOPS:
+        if depth < MAX_NAME_HOPS:
             decl = values.get(F.AT_DECL_FILE)
             link = values.get(F.AT_ABSTRACT_ORIGIN) or values.get(F.AT_SPECIFICATION)
             inner = None
@@ -563,7 +550,12 @@ def _assemble(unit_count: int, results: Iterable[_BatchResult]) -> DwarfCensus:
         for (name, decl_file, unit_name), linkage, low_pc, spans in batch.functions:
             functions.append(
                 DwarfFunction(
-                    name, linkage, relative(decl_file), relative(unit_name) or "", low_pc, spans
+                    name=name,
+                    linkage_name=linkage,
+                    decl_file=relative(decl_file),
+                    unit=relative(unit_name) or "",
+                    low_pc=low_pc,
+                    ranges=spans,
                 )
             )
     counts: Counter[tuple[str, str | None]] = Counter()
@@ -578,14 +570,21 @@ def _assemble(unit_count: int, results: Iterable[_BatchResult]) -> DwarfCensus:
             by_caller[caller_low_pc] += count
     inlined = {
         key: InlinedFunction(
-            key[0], key[1], count, tuple(sorted(callers[key].items(), key=lambda c: (-c[1], c[0])))
+            name=key[0],
+            decl_file=key[1],
+            count=count,
+            callers=tuple(sorted(callers[key].items(), key=lambda c: (-c[1], c[0]))),
         )
         for key, count in counts.items()
     }
     variables = []
     for batch in results:
         for source, link_address in batch.variables:
-            variables.append(DwarfVariable(source[0], relative(source[2]) or "", link_address))
+            variables.append(
+                DwarfVariable(
+                    name=source[0], unit=relative(source[2]) or "", link_address=link_address
+                )
+            )
     log.info(
         "DWARF census: %d units, %d functions, %d inlined functions, %d variables",
         unit_count,

@@ -84,7 +84,7 @@ Values = tuple[Any, ...]
 Extractor = Callable[[bytes, int, UnitStrings], tuple[int, Values]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Field:
     """The attributes that fill one field of a record; the first one a DIE has wins.
 
@@ -210,35 +210,45 @@ class Layout:
 FUNCTION_LAYOUT = Layout(
     FunctionValues,
     (
-        Field("low_pc", (F.AT_LOW_PC,)),
-        Field("high_pc", (F.AT_HIGH_PC,), "high_is_offset", _is_constant),
-        Field("ranges", (F.AT_RANGES,), "ranges_is_index", _is_rnglistx),
-        Field("name", (F.AT_NAME,), "name_form", _held_as),
+        Field(name="low_pc", attributes=(F.AT_LOW_PC,)),
         Field(
-            "linkage_name",
-            (F.AT_LINKAGE_NAME, F.AT_MIPS_LINKAGE_NAME),
-            "linkage_name_form",
-            _held_as,
+            name="high_pc",
+            attributes=(F.AT_HIGH_PC,),
+            form_field="high_is_offset",
+            form_note=_is_constant,
         ),
-        Field("origin", (F.AT_ABSTRACT_ORIGIN,)),
-        Field("specification", (F.AT_SPECIFICATION,)),
-        Field("call_file", (F.AT_CALL_FILE,)),
-        Field("call_line", (F.AT_CALL_LINE,)),
-        Field("call_column", (F.AT_CALL_COLUMN,)),
-        Field("decl_file", (F.AT_DECL_FILE,)),
-        Field("decl_line", (F.AT_DECL_LINE,)),
-        Field("sibling", (F.AT_SIBLING,)),
-        Field("inline", (F.AT_INLINE,)),
-        Field("declaration", (F.AT_DECLARATION,)),
+        Field(
+            name="ranges",
+            attributes=(F.AT_RANGES,),
+            form_field="ranges_is_index",
+            form_note=_is_rnglistx,
+        ),
+        Field(name="name", attributes=(F.AT_NAME,), form_field="name_form", form_note=_held_as),
+        Field(
+            name="linkage_name",
+            attributes=(F.AT_LINKAGE_NAME, F.AT_MIPS_LINKAGE_NAME),
+            form_field="linkage_name_form",
+            form_note=_held_as,
+        ),
+        Field(name="origin", attributes=(F.AT_ABSTRACT_ORIGIN,)),
+        Field(name="specification", attributes=(F.AT_SPECIFICATION,)),
+        Field(name="call_file", attributes=(F.AT_CALL_FILE,)),
+        Field(name="call_line", attributes=(F.AT_CALL_LINE,)),
+        Field(name="call_column", attributes=(F.AT_CALL_COLUMN,)),
+        Field(name="decl_file", attributes=(F.AT_DECL_FILE,)),
+        Field(name="decl_line", attributes=(F.AT_DECL_LINE,)),
+        Field(name="sibling", attributes=(F.AT_SIBLING,)),
+        Field(name="inline", attributes=(F.AT_INLINE,)),
+        Field(name="declaration", attributes=(F.AT_DECLARATION,)),
     ),
 )
 VARIABLE_LAYOUT = Layout(
     VariableValues,
     (
-        Field("location", (F.AT_LOCATION,), block=True),
-        Field("name", (F.AT_NAME,), "name_form", _held_as),
-        Field("origin", (F.AT_ABSTRACT_ORIGIN,)),
-        Field("specification", (F.AT_SPECIFICATION,)),
+        Field(name="location", attributes=(F.AT_LOCATION,), block=True),
+        Field(name="name", attributes=(F.AT_NAME,), form_field="name_form", form_note=_held_as),
+        Field(name="origin", attributes=(F.AT_ABSTRACT_ORIGIN,)),
+        Field(name="specification", attributes=(F.AT_SPECIFICATION,)),
     ),
 )
 

@@ -29,12 +29,10 @@ from ltosyms.dwarf.units import (
 )
 from ltosyms.dwarf.walk import FoundDies, walk_dies
 from ltosyms.errors import DwarfError
+from ltosyms.limits import MAX_NAME_HOPS
 
 T = TypeVar("T")
 
-# How many DW_AT_abstract_origin / DW_AT_specification hops a name may take; real chains are
-# 1-3 long (inlined -> abstract -> declaration); more means a reference cycle in bad data.
-_MAX_NAME_HOPS = 8
 # Positions of the fields names and declarations are read from (FunctionValues).
 _NAME = FUNCTION_LAYOUT.index["name"]
 _NAME_FORM = FUNCTION_LAYOUT.index["name_form"]
@@ -247,7 +245,7 @@ class DieReader:
         specifications; ``values`` and ``local`` (the current unit's subprograms) are laid out
         as :class:`~ltosyms.dwarf.extract.FunctionValues`."""
         current: Values | None = values
-        for _ in range(_MAX_NAME_HOPS):
+        for _ in range(MAX_NAME_HOPS):
             if current is None:
                 return None, values
             # The linkage name first, as llvm-symbolizer names functions (in C it differs
@@ -284,7 +282,7 @@ class DieReader:
         """(decl_file, decl_line, offset of the DIE holding them), following references."""
         current: Values | None = values
         reference: int | None = None
-        for _ in range(_MAX_NAME_HOPS):
+        for _ in range(MAX_NAME_HOPS):
             if current is None:
                 break
             if current[_DECL_LINE] is not None or current[_DECL_FILE] is not None:

@@ -28,7 +28,7 @@ from ltosyms.errors import DwarfError
 _NO_SUCH_FILE = END_OF_SEQUENCE - 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LineHeader:
     version: int
     offset_size: int
@@ -45,7 +45,7 @@ class LineHeader:
     program_end: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LineRows:
     """Rows of all sequences, sorted by address; ``files`` are file register values."""
 
@@ -266,7 +266,16 @@ def _read_header(
     directories: list[str] = []
     files: list[tuple[str, int]] = []
     if version >= 5:
-        form_header = UnitHeader(0, 0, version, 0, address_size, offset_size, 0, 0)
+        form_header = UnitHeader(
+            offset=0,
+            end=0,
+            version=version,
+            unit_type=0,
+            address_size=address_size,
+            offset_size=offset_size,
+            abbrev_offset=0,
+            first_die=0,
+        )
         entries, position = _v5_entries(
             data, position, form_header, endian, sections=sections, unit=unit
         )
@@ -412,7 +421,10 @@ def _run_program(
         addresses = files = lines = columns = ()
     try:
         return LineRows(
-            array("Q", addresses), array("I", files), array("I", lines), array("I", columns)
+            addresses=array("Q", addresses),
+            files=array("I", files),
+            lines=array("I", lines),
+            columns=array("I", columns),
         )
     except OverflowError:
         # A line advanced below 0, a column or a file number past 2**32 in bad data: no such
@@ -421,10 +433,10 @@ def _run_program(
             return [value if 0 <= value < 1 << 32 else default for value in values]
 
         return LineRows(
-            array("Q", addresses),
-            array("I", clamp(files, _NO_SUCH_FILE)),
-            array("I", clamp(lines, 0)),
-            array("I", clamp(columns, 0)),
+            addresses=array("Q", addresses),
+            files=array("I", clamp(files, _NO_SUCH_FILE)),
+            lines=array("I", clamp(lines, 0)),
+            columns=array("I", clamp(columns, 0)),
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SourceLocation:
     """One entry of an inline chain: a function and the source position inside it.
 
@@ -29,7 +29,7 @@ class SourceLocation:
     dwarf_function: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FunctionExtent:
     """The DWARF function (DW_TAG_subprogram with code) that holds an address."""
 
@@ -41,7 +41,7 @@ class FunctionExtent:
     cu_offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CompileUnit:
     """A compilation unit as its top DIE names it (DWARF 5 §3.1.1)."""
 

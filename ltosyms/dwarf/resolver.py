@@ -1,12 +1,12 @@
 """Link address -> source: the inline chain at an address, from the image's DWARF.
 
-:class:`DwarfResolver` is the door. It is lazy by design (DOMAIN §7): the address -> unit map
-comes from ``.debug_aranges`` (or, for clang, from each unit's top DIE), and only the units
-that hold asked-for addresses are parsed, each once, into a :class:`CuData` (line rows and the
-function/inline tree, :mod:`ltosyms.dwarf.build`). Every parsed unit, the unit map and (with
-the symbol table) every chain is handed to a :class:`~ltosyms.stores.Memo`; the on-disk index
-gives the resolver memos over its stored units, so a later run loads the unit instead of
-parsing DWARF, and never opens a debug section at all.
+:class:`DwarfResolver` is the door. It is lazy by design (docs/kernel-facts.md#dwarf-on-kernels):
+the address -> unit map comes from ``.debug_aranges`` (or, for clang, from each unit's top DIE), and
+only the units that hold asked-for addresses are parsed, each once, into a :class:`CuData` (line
+rows and the function/inline tree, :mod:`ltosyms.dwarf.build`). Every parsed unit, the unit map and
+(with the symbol table) every chain is handed to a :class:`~ltosyms.stores.Memo`; the on-disk index
+gives the resolver memos over its stored units, so a later run loads the unit instead of parsing
+DWARF, and never opens a debug section at all.
 
 The DWARF decoders are ltosyms' own (pyelftools needs ~0.6 s per kernel unit): a line-program
 state machine over bytes (:mod:`ltosyms.dwarf.line`) and a DIE walker driven by
@@ -143,7 +143,8 @@ class DwarfResolver:
         """The inline chain at ``link_address``, innermost first; () if no unit covers it.
 
         For a return address, pass the call site (or return address - 1), not the return
-        address: the line after a call is not where the caller is (DOMAIN §3).
+        address: the line after a call is not where the caller is
+        (docs/kernel-facts.md#return-addresses).
 
         With a memo of chains (given with the symbol table), the chain of an address asked
         before comes from it without loading its unit."""

@@ -31,7 +31,7 @@ DEBUG_SECTIONS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DwarfConfig:
     """What the decoders must know about the image the sections come from.
 
@@ -154,7 +154,7 @@ class DwarfSections:
         """Sections given as bytes (DWARF built in memory, or extracted some other way)."""
         return cls(
             {name: SectionBuffer(name, data, 0, len(data)) for name, data in contents.items()},
-            config or DwarfConfig("<memory>"),
+            config or DwarfConfig(name="<memory>"),
         )
 
     def get(self, name: str) -> SectionBuffer | None:

@@ -2,9 +2,9 @@
 
 gcc emits ``.debug_aranges`` for every unit with code (Debian: 5,921 ranges for 2,123 of its
 2,172 units, read in milliseconds). clang emits it only for assembly units, so every other
-unit's top DIE is read for its DW_AT_ranges / DW_AT_low_pc+DW_AT_high_pc (DOMAIN §7): that
-touches each unit once (the header, one abbreviation, the top DIE), which is why the map is
-worth keeping in the index.
+unit's top DIE is read for its DW_AT_ranges / DW_AT_low_pc+DW_AT_high_pc
+(docs/kernel-facts.md#dwarf-on-kernels): that touches each unit once (the header, one abbreviation,
+the top DIE), which is why the map is worth keeping in the index.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 _CODE_UNITS = (F.UT_COMPILE, F.UT_PARTIAL)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CuMap:
     """Code ranges sorted by start, each with the .debug_info offset of its unit."""
 
@@ -45,7 +45,7 @@ class CuMap:
 
     @classmethod
     def empty(cls) -> CuMap:
-        return cls(array("Q"), array("Q"), array("Q"), 0)
+        return cls(starts=array("Q"), ends=array("Q"), units=array("Q"), unit_count=0)
 
     def unit_offsets(self) -> list[int]:
         """Units with code, in .debug_info order."""
@@ -83,8 +83,8 @@ def build_cu_map(reader: DieReader) -> CuMap:
         "unit map: %d ranges, %d units, %d from aranges", len(entries), len(offsets), len(covered)
     )
     return CuMap(
-        array("Q", [e[0] for e in entries]),
-        array("Q", [e[1] for e in entries]),
-        array("Q", [e[2] for e in entries]),
-        len(offsets),
+        starts=array("Q", [e[0] for e in entries]),
+        ends=array("Q", [e[1] for e in entries]),
+        units=array("Q", [e[2] for e in entries]),
+        unit_count=len(offsets),
     )

@@ -80,7 +80,7 @@ ARRAY_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CuData:
     ARRAY_FIELDS: ClassVar[tuple[str, ...]] = ARRAY_FIELDS
 
@@ -221,13 +221,13 @@ class CuData:
         inlined: bool,
     ) -> SourceLocation:
         return SourceLocation(
-            function,
-            self.relative_paths[file_index],
-            self.full_paths[file_index],
-            line,
-            column if line else None,
-            inlined,
-            dwarf_function,
+            function=function,
+            file=self.relative_paths[file_index],
+            full_path=self.full_paths[file_index],
+            line=line,
+            column=column if line else None,
+            inlined=inlined,
+            dwarf_function=dwarf_function,
         )
 
     def function_extent(self, link_address: int) -> FunctionExtent | None:

@@ -43,7 +43,7 @@ ACT_SUBPROGRAM = 9  # whole-program walk: any subprogram, a node where it is nes
 ACT_VARIABLE = 10  # whole-program walk: variable with a location expression
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnitHeader:
     """A unit header (DWARF 5 §7.5.1; DWARF 2-4 §7.5.1.1 of their standards)."""
 
@@ -97,7 +97,14 @@ def read_unit_header(info: SectionBuffer, offset: int, endian: str) -> UnitHeade
     if end > info.size or length < position - 4:
         raise DwarfError(f"{info.name}: unit at {offset:#x} runs past the section")
     return UnitHeader(
-        offset, end, version, unit_type, address_size, offset_size, abbrev_offset, offset + position
+        offset=offset,
+        end=end,
+        version=version,
+        unit_type=unit_type,
+        address_size=address_size,
+        offset_size=offset_size,
+        abbrev_offset=abbrev_offset,
+        first_die=offset + position,
     )
 
 
@@ -199,7 +206,7 @@ def _parse_abbrevs(data: bytes, stop_at: int | None) -> dict[int, Abbrev]:
             if form not in known:
                 raise DwarfError(f".debug_abbrev: unknown form {form:#x} in abbreviation {code}")
             specs.append((attribute, form, 0))
-        table[code] = Abbrev(code, tag, has_children, tuple(specs))
+        table[code] = Abbrev(code=code, tag=tag, has_children=has_children, specs=tuple(specs))
         if code == stop_at:
             return table
 

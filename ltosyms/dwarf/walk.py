@@ -77,7 +77,9 @@ def walk_dies(unit: Unit, data: bytes, abbrevs: CompiledAbbrevs) -> FoundDies:
     parents: list[int] = []
     values: list[Values] = []
     subprograms: dict[int, Values] = {}
-    found_dies = FoundDies(offsets, tags, parents, values, subprograms)
+    found_dies = FoundDies(
+        offsets=offsets, tags=tags, parents=parents, values=values, subprograms=subprograms
+    )
     if not unit.top_has_children:
         return found_dies
     action = abbrevs.action

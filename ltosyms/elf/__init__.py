@@ -1,4 +1,5 @@
-"""The ELF layer: kernel images, symbol tables, DWARF (headers and DWARF read by our own code)."""
+"""The ELF layer: kernel images and symbol tables (ELF read by our own code); the debug
+sections it hands to :mod:`ltosyms.dwarf` (:mod:`ltosyms.elf.debug_sections`)."""
 
 from ltosyms.elf.image import ImageKind, KernelImage, Section, open_image
 from ltosyms.elf.symtab import Symbol, SymbolTable

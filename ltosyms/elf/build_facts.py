@@ -33,7 +33,7 @@ _CLANG = re.compile(rb"clang version [^\0]*")
 _GCC = re.compile(rb"GCC: [^\0]*")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BuildFacts:
     """What the vmlinux says about its own build, read cheaply (no DWARF)."""
 
@@ -62,7 +62,7 @@ class BuildFacts:
         return tuple(clues)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RuleChoice:
     """The cleanup rule the report is about, and why it was chosen."""
 
@@ -133,9 +133,9 @@ def choose_rule(facts: BuildFacts, requested: str = "auto") -> RuleChoice:
             known = ", ".join(["auto", *CLEANUP_BY_NAME])
             raise InputError(f"unknown cleanup rule {requested!r} (known: {known})") from None
         own = cleanup_rule_for(facts.version, facts.clang_lto)
-        return RuleChoice(rule, automatic=False, reason=f"the build's own rule is {own.name}")
+        return RuleChoice(rule=rule, automatic=False, reason=f"the build's own rule is {own.name}")
     rule = cleanup_rule_for(facts.version, facts.clang_lto)
-    return RuleChoice(rule, automatic=True, reason=_why(facts, rule))
+    return RuleChoice(rule=rule, automatic=True, reason=_why(facts, rule))
 
 
 def _why(facts: BuildFacts, rule: CleanupRule) -> str:

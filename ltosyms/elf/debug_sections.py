@@ -5,14 +5,15 @@ adapter that makes them from a :class:`KernelImage`:
 
 - a vmlinux: every section is a window into the memory-mapped file, nothing is copied until a
   decoder slices one unit out. Its relocations (``--emit-relocs``, 250 MB of ``.rela.debug_*``
-  on Debian) are already applied in the section contents, so they are never read (DOMAIN §7).
+  on Debian) are already applied in the section contents, so they are never read
+  (docs/kernel-facts.md#dwarf-on-kernels).
 - a module (``.ko``, ET_REL): the sections are small; they are copied, decompressed if
   needed and relocated. The ``.debug_*`` sections hold zeros (or addends) wherever an
   address, a string offset or a cross-section offset belongs, and ``.rela.debug_*`` says what
   to put there. We apply them as the linker would, with S + A, where S is the symbol value
   plus the link address :mod:`ltosyms.elf.image` gave the symbol's section. That is what keeps
   the DWARF of the many ``.text.<name>`` sections of a clang LTO module from colliding at
-  address 0 (DOMAIN §5).
+  address 0 (docs/kernel-facts.md#kaslr-and-modules).
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ pyelftools at run time) and translates every OS error and every damaged header i
 
 Modules (``.ko``) are ET_REL objects whose allocated sections all start at address 0. Like the
 module loader (kernel/module/main.c ``layout_sections``), we give each allocated section its own
-address, so that symbols and DWARF of different sections never collide (DOMAIN §5). Those
-addresses are what "link address" means for a module.
+address, so that symbols and DWARF of different sections never collide
+(docs/kernel-facts.md#kaslr-and-modules). Those addresses are what "link address" means for a
+module.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ class ImageKind(enum.Enum):
     MODULE = "module"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Section:
     """One ELF section. ``link_address`` is the address code and symbols use (see module note)."""
 

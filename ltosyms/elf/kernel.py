@@ -18,7 +18,7 @@ from ltosyms.errors import InputError
 KERNEL_MARKERS = ("_stext", "_text", "linux_banner", "start_kernel")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoadedImage:
     image: KernelImage
     symbols: SymbolTable
@@ -33,7 +33,7 @@ def load_vmlinux(path: str | os.PathLike[str]) -> LoadedImage:
     image = open_image(path, expect=ImageKind.VMLINUX)
     symbols = SymbolTable(image)
     require_kernel(image, symbols)
-    return LoadedImage(image, symbols)
+    return LoadedImage(image=image, symbols=symbols)
 
 
 def require_kernel(image: KernelImage, symbols: SymbolTable) -> None:
@@ -50,13 +50,13 @@ def require_kernel(image: KernelImage, symbols: SymbolTable) -> None:
 def load_module(path: str | os.PathLike[str]) -> LoadedImage:
     """Open ``path`` as a kernel module (ET_REL ``.ko``, possibly compressed)."""
     image = open_image(path, expect=ImageKind.MODULE)
-    return LoadedImage(image, SymbolTable(image))
+    return LoadedImage(image=image, symbols=SymbolTable(image))
 
 
 def load_any(path: str | os.PathLike[str]) -> LoadedImage:
     """A vmlinux or a module, whichever ``path`` is."""
     image = open_image(path)
     if image.is_module:
-        return LoadedImage(image, SymbolTable(image))
+        return LoadedImage(image=image, symbols=SymbolTable(image))
     image.close()
     return load_vmlinux(path)

@@ -50,7 +50,7 @@ _ADDRESS_MASK = (1 << 64) - 1
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Symbol:
     """One ELF symbol with the size an oops would print for it."""
 
@@ -191,7 +191,7 @@ class NameColumn(Sequence[str]):
         return iter(self._text.split("\0") if len(self) else ())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SymbolColumns:
     """A symbol table as the parallel columns it is made of, in ``.symtab`` order: what the
     index keeps of it (:meth:`SymbolTable.columns`, :meth:`SymbolTable.from_columns`). Read

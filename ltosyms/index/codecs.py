@@ -185,9 +185,9 @@ def decode_symbols(data: Buffer, image: KernelImage) -> SymbolTable:
     if build_id != image.build_id:
         raise StoredValueError("a symbol table of another build")
     rule = KeepRule(
-        _bool(all_symbols),
-        tuple(_pair(text_range) for text_range in _tuple(ranges)),
-        _int(last_end),
+        all_symbols=_bool(all_symbols),
+        text_ranges=tuple(_pair(text_range) for text_range in _tuple(ranges)),
+        last_symbol_end=_int(last_end),
     )
     numbers = [raw.cast(code) for raw, code in zip(raws, _SYMBOL_TYPECODES, strict=False)]
     columns = SymbolColumns(
@@ -284,7 +284,7 @@ def decode_unit_map(data: Buffer, image: KernelImage) -> CuMap:
         values.frombytes(raw)
     if not len(starts) == len(ends) == len(units):
         raise StoredValueError("stored unit map columns differ in length")
-    return CuMap(starts, ends, units, _int(unit_count))
+    return CuMap(starts=starts, ends=ends, units=units, unit_count=_int(unit_count))
 
 
 def encode_chain(chain: tuple[SourceLocation, ...]) -> bytes:

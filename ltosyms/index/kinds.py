@@ -48,7 +48,7 @@ class Placement(enum.Enum):
     TABLE = "table"  # one per image: a file of its own next to the database, memory-mapped
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Kind(Generic[K, T]):
     """One kind of stored value: records of type ``T`` named by keys of type ``K``."""
 

@@ -116,7 +116,7 @@ CREATE TABLE derived (              -- values of the other kinds, by kind and ke
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CacheLocation:
     """The cache directory and whether the user named it on the command line."""
 
@@ -139,8 +139,8 @@ def default_cache_dir() -> Path:
 def cache_location(cache_dir: str | os.PathLike[str] | None = None) -> CacheLocation:
     """Where the index lives: ``cache_dir`` (a ``--cache-dir`` value) or the default."""
     if cache_dir is not None:
-        return CacheLocation(Path(cache_dir).expanduser(), explicit=True)
-    return CacheLocation(default_cache_dir())
+        return CacheLocation(directory=Path(cache_dir).expanduser(), explicit=True)
+    return CacheLocation(directory=default_cache_dir())
 
 
 def image_key(image: KernelImage) -> str:

@@ -66,7 +66,15 @@ def parse_dump(lines: Iterable[str], path: str, kind: DumpKind) -> Dump:
             skipped += 1
             continue
         address, nm_type, name, module = match.groups()
-        entries.append(DumpEntry(int(address, 16), nm_type, name, module, line_no))
+        entries.append(
+            DumpEntry(
+                runtime_address=int(address, 16),
+                nm_type=nm_type,
+                name=name,
+                module=module,
+                line_no=line_no,
+            )
+        )
     return Dump(path=path, kind=kind, entries=tuple(entries), skipped_lines=skipped)
 
 
@@ -101,7 +109,15 @@ def verify_dump(table: SymbolTable, dump: Dump) -> DumpCheck:
 
     if hidden:
         missing, extra = _by_name_only(table, expected, listed)
-        comparison = _Comparison(None, 0, 0, compared - len(missing), missing, extra, ())
+        comparison = _Comparison(
+            kaslr_offset=None,
+            votes=0,
+            voters=0,
+            matched=compared - len(missing),
+            missing=missing,
+            extra=extra,
+            moved=(),
+        )
         why = "every address is zero (kptr_restrict, or read without CAP_SYSLOG)"
         if not (missing or extra):
             reason = f"{why}: the names are the vmlinux's, all {compared} of them"
@@ -151,7 +167,7 @@ def verify_dump(table: SymbolTable, dump: Dump) -> DumpCheck:
     return check(verdict=verdict, reason=reason, comparison=comparison)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Comparison:
     kaslr_offset: int | None
     votes: int
@@ -271,7 +287,15 @@ def _compare(
     extra.sort(key=lambda e: e.line_no)
     missing.sort(key=lambda s: (s.link_address, s.index))
     moved.sort(key=lambda m: (m.link_address, m.name))
-    return _Comparison(offset, votes, voters, matched, tuple(missing), tuple(extra), tuple(moved))
+    return _Comparison(
+        kaslr_offset=offset,
+        votes=votes,
+        voters=voters,
+        matched=matched,
+        missing=tuple(missing),
+        extra=tuple(extra),
+        moved=tuple(moved),
+    )
 
 
 def _kaslr_offset(

@@ -36,7 +36,7 @@ from ltosyms.names.suffixes import SuffixKind, parse_name
 FilesOf = Callable[[Sequence[Symbol]], Sequence[str | None]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Kept:
     """The kept symbols as parallel columns (the hot loop of every rule runs over these)."""
 

@@ -15,14 +15,14 @@ from ltosyms.names.kallsyms import CleanupRule
 from ltosyms.names.suffixes import SuffixKind
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GroupMember:
     symbol: Symbol
     file: str | None  # source file of the symbol (DWARF), None when not known
     size_unique: bool  # no other member at another address has this kallsyms size
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AmbiguousName:
     """A printed name that stands for kept symbols at two or more addresses.
 
@@ -46,7 +46,7 @@ class AmbiguousName:
         return tuple(sorted({m.symbol.name for m in self.members}))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LossyName:
     """A kept symbol whose printed name hides that it is a clone or split part.
 
@@ -61,7 +61,7 @@ class LossyName:
     merged: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RuleSummary:
     """The effect of one cleanup rule on the kept symbols of one vmlinux."""
 
@@ -81,7 +81,7 @@ class RuleSummary:
     lossy_by_kind: tuple[tuple[SuffixKind, int], ...]  # removed kind -> symbols, biggest first
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NameAnalysis:
     """One rule in detail: the summary plus every group and lossy name behind it."""
 
@@ -95,7 +95,7 @@ class DumpKind(enum.Enum):
     SYSTEM_MAP = "system-map"  # scripts/mksysmap output: link addresses, more symbols
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DumpEntry:
     """One line of a /proc/kallsyms copy or System.map."""
 
@@ -106,7 +106,7 @@ class DumpEntry:
     line_no: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Dump:
     path: str
     kind: DumpKind
@@ -120,7 +120,7 @@ class Verdict(enum.Enum):
     HIDDEN = "hidden"  # all addresses are zero (kptr_restrict) and the names are the vmlinux's
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MovedSymbol:
     name: str
     link_address: int
@@ -128,7 +128,7 @@ class MovedSymbol:
     runtime_address: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DumpCheck:
     """A dump compared with the vmlinux."""
 
@@ -161,7 +161,7 @@ class FailCondition(enum.Enum):
     HIDDEN = "hidden"  # the dump's addresses are hidden
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KallsymsCheck:
     """Everything ``ltosyms kallsyms-check`` reports about one vmlinux."""
 

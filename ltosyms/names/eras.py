@@ -47,7 +47,7 @@ class CleanupKind(enum.Enum):
     GCC_LTO_NUMERIC = "gcc-lto-numeric"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VersionRange:
     """Kernel versions ``first`` to ``last`` (inclusive; ``last`` None: every later one)."""
 
@@ -72,10 +72,10 @@ def _range(first: str, last: str | None) -> VersionRange:
         major, minor, sublevel = [*text.replace("y", str(_LAST_SUBLEVEL)).split("."), "0"][:3]
         return int(major), int(minor), int(sublevel)
 
-    return VersionRange(version(first), None if last is None else version(last))
+    return VersionRange(first=version(first), last=None if last is None else version(last))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CleanupRule:
     """One era of kernel/kallsyms.c cleanup_symbol_name()."""
 
@@ -90,53 +90,63 @@ class CleanupRule:
 
 CLEANUP_RULES: tuple[CleanupRule, ...] = (
     CleanupRule(
-        "none",
-        CleanupKind.NONE,
-        "gcc builds of any version; clang LTO up to 5.15 without CFI, 6.10.7+ and 6.11+",
-        "kernel/kallsyms.c: no cleanup_symbol_name() before 5.13; it returns early without "
+        name="none",
+        kind=CleanupKind.NONE,
+        applies_to="gcc builds of any version; clang LTO up to 5.15 without CFI, 6.10.7+ and 6.11+",
+        origin="kernel/kallsyms.c: no cleanup_symbol_name() before 5.13; it returns early without "
         "CONFIG_LTO_CLANG (5.16-6.10); removed by fb6a421fb615 'kallsyms: Match symbols "
         "exactly with CONFIG_LTO_CLANG' and 020925ce9299 (6.11, stable 6.10.7)",
-        ("fb6a421fb615", "020925ce9299"),
-        (_range("0.0", "5.15.y"), _range("6.10.7", "6.10.y"), _range("6.11", None)),
+        commits=("fb6a421fb615", "020925ce9299"),
+        clang_lto_versions=(
+            _range("0.0", "5.15.y"),
+            _range("6.10.7", "6.10.y"),
+            _range("6.11", None),
+        ),
     ),
     CleanupRule(
-        "gcc-lto-numeric",
-        CleanupKind.GCC_LTO_NUMERIC,
-        "out-of-tree gcc LTO patch sets of the 3.x era (numeric .NNNNN promotions stripped)",
-        "gcc LTO kernels of Andi Kleen's 2012-2014 series printed promoted statics without "
+        name="gcc-lto-numeric",
+        kind=CleanupKind.GCC_LTO_NUMERIC,
+        applies_to="out-of-tree gcc LTO patch sets of the 3.x era (numeric .NNNNN promotions "
+        "stripped)",
+        origin="gcc LTO kernels of Andi Kleen's 2012-2014 series printed promoted statics without "
         "their numeric '.NNNNN' postfix (filtered in kallsyms); never merged upstream",
-        (),
-        (),
+        commits=(),
+        clang_lto_versions=(),
     ),
     CleanupRule(
-        "cfi-hash",
-        CleanupKind.CFI_HASH,
-        "clang ThinLTO with CFI, 5.13 - 5.15 (and clang < 13 up to 6.0, after the first-dot cut)",
-        "kernel/kallsyms.c 5.13 cleanup_symbol_name(): `res = strrchr(s, '$'); if (res) "
+        name="cfi-hash",
+        kind=CleanupKind.CFI_HASH,
+        applies_to="clang ThinLTO with CFI, 5.13 - 5.15 (and clang < 13 up to 6.0, after the "
+        "first-dot cut)",
+        origin="kernel/kallsyms.c 5.13 cleanup_symbol_name(): `res = strrchr(s, '$'); if (res) "
         "*res = '\\0';` (commit 8b8e6b5d3b01 'kallsyms: strip ThinLTO hashes from static "
         "functions'); dropped by dfb352ab1162 (6.1, kCFI)",
-        ("8b8e6b5d3b01", "dfb352ab1162"),
-        (_range("5.13", "5.15.y"),),
+        commits=("8b8e6b5d3b01", "dfb352ab1162"),
+        clang_lto_versions=(_range("5.13", "5.15.y"),),
     ),
     CleanupRule(
-        "first-dot",
-        CleanupKind.FIRST_DOT,
-        "clang LTO, 5.16 - 6.1.41 and 6.2 - 6.4.6",
-        "kernel/kallsyms.c 5.16 cleanup_symbol_name(): `res = strchr(s, '.'); if (res) "
+        name="first-dot",
+        kind=CleanupKind.FIRST_DOT,
+        applies_to="clang LTO, 5.16 - 6.1.41 and 6.2 - 6.4.6",
+        origin="kernel/kallsyms.c 5.16 cleanup_symbol_name(): `res = strchr(s, '.'); if (res) "
         "*res = '\\0';` (commit 6eb4bd92c1ce 'kallsyms: strip LTO suffixes from static "
         "functions')",
-        ("6eb4bd92c1ce",),
-        (_range("5.16", "6.1.41"), _range("6.2", "6.4.6")),
+        commits=("6eb4bd92c1ce",),
+        clang_lto_versions=(_range("5.16", "6.1.41"), _range("6.2", "6.4.6")),
     ),
     CleanupRule(
-        "llvm-suffix",
-        CleanupKind.LLVM_SUFFIX,
-        "clang LTO, 6.1.42+ and 6.4.7+ (stable backports) and 6.5 - 6.10.6",
-        'kernel/kallsyms.c 6.5 cleanup_symbol_name(): `res = strstr(s, ".llvm."); if (res) '
+        name="llvm-suffix",
+        kind=CleanupKind.LLVM_SUFFIX,
+        applies_to="clang LTO, 6.1.42+ and 6.4.7+ (stable backports) and 6.5 - 6.10.6",
+        origin='kernel/kallsyms.c 6.5 cleanup_symbol_name(): `res = strstr(s, ".llvm."); if (res) '
         "*res = '\\0';` (commit 8cc32a9bbf29 'kallsyms: strip LTO-only suffixes from promoted "
         "global functions'; stable 9d95201b2b2a in 6.1.42, 03b3768bd1af in 6.4.7)",
-        ("8cc32a9bbf29", "9d95201b2b2a", "03b3768bd1af"),
-        (_range("6.1.42", "6.1.y"), _range("6.4.7", "6.4.y"), _range("6.5", "6.10.6")),
+        commits=("8cc32a9bbf29", "9d95201b2b2a", "03b3768bd1af"),
+        clang_lto_versions=(
+            _range("6.1.42", "6.1.y"),
+            _range("6.4.7", "6.4.y"),
+            _range("6.5", "6.10.6"),
+        ),
     ),
 )
 CLEANUP_BY_NAME = {rule.name: rule for rule in CLEANUP_RULES}

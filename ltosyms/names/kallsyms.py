@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ltosyms.errors import InputError
 from ltosyms.names.eras import (
     CLEANUP_BY_NAME,
     CLEANUP_RULES,
@@ -60,7 +61,7 @@ class Stage(enum.Enum):
     KALLSYMS = "kallsyms"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NameFilter:
     """One row of the keep rules: symbols matching it are dropped."""
 
@@ -76,28 +77,33 @@ class NameFilter:
 # scripts/kallsyms.c (6.1) is_ignored_symbol() drops the rest.
 KEEP_FILTERS: tuple[NameFilter, ...] = (
     NameFilter(
-        "type", ("a", "N", "U", "w"), "scripts/mksysmap 6.1: grep -v ' [aNUw] '", Stage.MKSYSMAP
+        how="type",
+        values=("a", "N", "U", "w"),
+        origin="scripts/mksysmap 6.1: grep -v ' [aNUw] '",
+        stage=Stage.MKSYSMAP,
     ),
     NameFilter(
-        "prefix",
-        ("$", ".L", "__crc_", "__kstrtab_", "__kstrtabns_"),
-        "scripts/mksysmap 6.1: ' \\$', ' \\.L', ' __crc_', ' __kstrtab_', ' __kstrtabns_'",
-        Stage.MKSYSMAP,
+        how="prefix",
+        values=("$", ".L", "__crc_", "__kstrtab_", "__kstrtabns_"),
+        origin="scripts/mksysmap 6.1: ' \\$', ' \\.L', ' __crc_', ' __kstrtab_', ' __kstrtabns_'",
+        stage=Stage.MKSYSMAP,
     ),
-    NameFilter("exact", ("L0",), "scripts/mksysmap 6.1: ' L0$'", Stage.MKSYSMAP),
+    NameFilter(
+        how="exact", values=("L0",), origin="scripts/mksysmap 6.1: ' L0$'", stage=Stage.MKSYSMAP
+    ),
     # Only gcc LTO makes weak source-file symbols (`W head64.c.552cf5a6`); no other build has
     # a W symbol containing ".c.", so the row is harmless where the series is not applied.
     NameFilter(
-        "weak-contains",
-        (".c.",),
-        "scripts/mksysmap with the out-of-tree gcc LTO series (Kleen, Liska, Slaby, 2022) "
+        how="weak-contains",
+        values=(".c.",),
+        origin="scripts/mksysmap with the out-of-tree gcc LTO series (Kleen, Liska, Slaby, 2022) "
         "patch 38/46 'Kbuild, lto: don't include weak source file symbols in System.map': "
         "grep -v ' W .*\\.c\\.'",
-        Stage.MKSYSMAP,
+        stage=Stage.MKSYSMAP,
     ),
     NameFilter(
-        "exact",
-        (
+        how="exact",
+        values=(
             "kallsyms_addresses",
             "kallsyms_offsets",
             "kallsyms_relative_base",
@@ -110,11 +116,12 @@ KEEP_FILTERS: tuple[NameFilter, ...] = (
             "_SDA_BASE_",
             "_SDA2_BASE_",
         ),
-        "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_symbols[] (vary between passes)",
+        origin="scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_symbols[] "
+        "(vary between passes)",
     ),
     NameFilter(
-        "prefix",
-        (
+        how="prefix",
+        values=(
             "__efistub_",
             "__kvm_nvhe_$",
             "__kvm_nvhe_.L",
@@ -126,19 +133,23 @@ KEEP_FILTERS: tuple[NameFilter, ...] = (
             "__microLA25Thunk_",
             "__kcfi_typeid_",
         ),
-        "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_prefixes[]",
+        origin="scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_prefixes[]",
     ),
     NameFilter(
-        "suffix",
-        ("_from_arm", "_from_thumb", "_veneer"),
-        "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_suffixes[]",
+        how="suffix",
+        values=("_from_arm", "_from_thumb", "_veneer"),
+        origin="scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_suffixes[]",
     ),
     NameFilter(
-        "contains",
-        (".long_branch.", ".plt_branch."),
-        "scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_matches[] (ppc stubs)",
+        how="contains",
+        values=(".long_branch.", ".plt_branch."),
+        origin="scripts/kallsyms.c 6.1 is_ignored_symbol(): ignored_matches[] (ppc stubs)",
     ),
-    NameFilter("type", ("u", "n"), "scripts/kallsyms.c 6.1 is_ignored_symbol(): 'U','u','N','n'"),
+    NameFilter(
+        how="type",
+        values=("u", "n"),
+        origin="scripts/kallsyms.c 6.1 is_ignored_symbol(): 'U','u','N','n'",
+    ),
 )
 # scripts/kallsyms.c 6.1 is_ignored_symbol(): absolute symbols are dropped except these.
 KEPT_ABSOLUTE = frozenset(
@@ -162,7 +173,7 @@ _DROP_CONTAINS = tuple(v for f in KEEP_FILTERS if f.how == "contains" for v in f
 _WEAK_CONTAINS = tuple(v for f in KEEP_FILTERS if f.how == "weak-contains" for v in f.values)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KeepRule:
     """How one kernel build chose its kallsyms symbols."""
 
@@ -214,6 +225,15 @@ def in_system_map(name: str, nm_type: str) -> bool:
     )
 
 
+class _ImageBytes(Protocol):
+    """What the stored symbol count is read from: the image's bytes at a link address."""
+
+    @property
+    def little_endian(self) -> bool: ...
+
+    def read(self, link_address: int, length: int) -> bytes: ...
+
+
 class _SymbolColumns(Protocol):
     @property
     def names(self) -> Sequence[str]: ...
@@ -229,7 +249,7 @@ class _SymbolColumns(Protocol):
     def address_of(self, name: str) -> int | None: ...
 
     @property
-    def image(self) -> object: ...
+    def image(self) -> _ImageBytes: ...
 
 
 def _address(columns: _SymbolColumns, name: str) -> int | None:
@@ -290,7 +310,7 @@ def _detect_all_symbols(
         return True
     # Without CONFIG_KALLSYMS_ALL the text ranges cut the list; if that count is not the stored
     # one either, the broader rule is the safer guess.
-    rule = KeepRule(False, ranges, 0)
+    rule = KeepRule(all_symbols=False, text_ranges=ranges, last_symbol_end=0)
     return sum(1 for i in filtered if in_text_ranges(rule, names[i], addresses[i])) != stored
 
 
@@ -304,14 +324,10 @@ def _stored_symbol_count(columns: _SymbolColumns, link_address: int | None) -> i
     if link_address is None:
         return None
     image = columns.image
-    read = getattr(image, "read", None)
-    if read is None:
-        return None
     try:
-        raw = read(link_address, 4)
-    except Exception:
+        raw = image.read(link_address, 4)
+    except InputError:  # the symbol lies in no section with bytes (.bss, or a damaged image)
         return None
     if len(raw) != 4:
         return None
-    little = getattr(image, "little_endian", True)
-    return int.from_bytes(raw, "little" if little else "big")
+    return int.from_bytes(raw, "little" if image.little_endian else "big")

@@ -83,14 +83,14 @@ _PROMOTION_KINDS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Suffix:
     kind: SuffixKind
     text: str  # exactly as in the name, leading dot included: ".constprop.0"
     number: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SymbolName:
     raw: str
     base: str
@@ -174,7 +174,7 @@ def _parse_chain(tail: str) -> tuple[Suffix, ...] | None:
             opaque = _OPAQUE.match(tail, position) if parts else None
             if opaque is None:
                 return None
-            parts.append(Suffix(SuffixKind.OPAQUE, opaque.group(0)))
+            parts.append(Suffix(kind=SuffixKind.OPAQUE, text=opaque.group(0)))
             position = opaque.end()
             continue
         group = match.lastgroup
@@ -186,7 +186,7 @@ def _parse_chain(tail: str) -> tuple[Suffix, ...] | None:
         if kind is SuffixKind.NUMERIC:
             number_text = match.group("numeric")
         number = int(number_text) if number_text and number_text.isdigit() else None
-        parts.append(Suffix(kind, match.group(0), number))
+        parts.append(Suffix(kind=kind, text=match.group(0), number=number))
         position = match.end()
     return tuple(parts)
 
@@ -198,6 +198,6 @@ def parse_name(name: str) -> SymbolName:
     while dot > 0:
         chain = _parse_chain(name[dot:])
         if chain is not None:
-            return SymbolName(name, name[:dot], chain)
+            return SymbolName(raw=name, base=name[:dot], suffixes=chain)
         dot = name.find(".", dot + 1)
-    return SymbolName(name, name, ())
+    return SymbolName(raw=name, base=name, suffixes=())

@@ -6,6 +6,7 @@ record from :mod:`ltosyms.oops.records` when the report ends. Nothing here reads
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from ltosyms.oops.headers import is_trace_title
@@ -68,14 +69,14 @@ class TraceBuilder:
         if any(frame.inline for frame in frames):
             frames = _inline_roles(frames)
         return Trace(
-            self.kind,
-            self.title,
-            self.first_line,
-            self.last_line,
-            tuple(frames),
-            self.comm,
-            self.pid,
-            self.task_state,
+            kind=self.kind,
+            title=self.title,
+            first_line=self.first_line,
+            last_line=self.last_line,
+            frames=tuple(frames),
+            comm=self.comm,
+            pid=self.pid,
+            task_state=self.task_state,
         )
 
 
@@ -95,22 +96,7 @@ def _inline_roles(frames: list[Frame]) -> list[Frame]:
 
 
 def _with_role(frame: Frame, role: FrameRole) -> Frame:
-    return Frame(
-        frame.line,
-        frame.raw_text,
-        role,
-        frame.section,
-        frame.reliable,
-        frame.symbol,
-        frame.offset,
-        frame.kallsyms_size,
-        frame.module,
-        frame.module_build_id,
-        frame.runtime_address,
-        frame.marker,
-        frame.source,
-        frame.inline,
-    )
+    return dataclasses.replace(frame, role=role)
 
 
 class DumpBuilder:
@@ -128,12 +114,12 @@ class DumpBuilder:
 
     def build(self) -> RegisterDump:
         return RegisterDump(
-            self.first_line,
-            self.last_line,
-            self.ip,
-            tuple(self.registers),
-            self.code,
-            self.inside_trace,
+            first_line=self.first_line,
+            last_line=self.last_line,
+            ip=self.ip,
+            registers=tuple(self.registers),
+            code=self.code,
+            inside_trace=self.inside_trace,
         )
 
 

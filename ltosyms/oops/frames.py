@@ -120,7 +120,7 @@ def _annotation(file: str, line: str, column: str | None) -> SourceAnnotation | 
     number = decimal(line)
     if number is None:
         return None
-    return SourceAnnotation(file, number, decimal(column) if column else None)
+    return SourceAnnotation(file=file, line=number, column=decimal(column) if column else None)
 
 
 def parse_frame(text: str, *, in_trace: bool) -> FrameText | None:
@@ -424,7 +424,16 @@ def parse_code(text: str, number: int, arch: str | None) -> CodeBytes | None:
     unavailable = _CODE_UNAVAILABLE.match(body)
     if unavailable is not None or body.lower().startswith(("bad rip value", "bad pc value")):
         address = int(unavailable["address"], 16) if unavailable is not None else None
-        return CodeBytes(number, s, b"", None, arch or "unknown", 1, True, address)
+        return CodeBytes(
+            line=number,
+            raw_text=s,
+            data=b"",
+            marker_offset=None,
+            arch=arch or "unknown",
+            token_size=1,
+            unavailable=True,
+            unavailable_address=address,
+        )
     first_token = body.split(None, 1)[0] if body else ""
     width = len(first_token.strip("<>()"))
     pattern = _CODE_BYTES.get(width)
@@ -447,7 +456,14 @@ def parse_code(text: str, number: int, arch: str | None) -> CodeBytes | None:
         data = bytes.fromhex("".join(words))
     else:
         data = b"".join(int(word, 16).to_bytes(width // 2, "little") for word in words)
-    return CodeBytes(number, s, data, marker, _code_arch(width, arch), width // 2)
+    return CodeBytes(
+        line=number,
+        raw_text=s,
+        data=data,
+        marker_offset=marker,
+        arch=_code_arch(width, arch),
+        token_size=width // 2,
+    )
 
 
 def _code_arch(width: int, arch: str | None) -> str:

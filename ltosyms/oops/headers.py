@@ -30,7 +30,7 @@ K = ReportKind
 _FAULTS = frozenset({K.PAGE_FAULT, K.BUG, K.OOPS, K.GENERAL_PROTECTION})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HeaderRule:
     kind: ReportKind | None  # None: a boundary that ends the open report and starts none
     pattern: re.Pattern[str]
@@ -59,7 +59,13 @@ def _rule(
     flags: int = 0,
 ) -> HeaderRule:
     return HeaderRule(
-        kind, re.compile(pattern, flags), origin, weak, continues, continuation_only, panic
+        kind=kind,
+        pattern=re.compile(pattern, flags),
+        origin=origin,
+        weak=weak,
+        continues=continues,
+        continuation_only=continuation_only,
+        panic=panic,
     )
 
 

@@ -529,13 +529,13 @@ class OopsParser:
             role = FrameRole.EXACT_IP if ip.exact else FrameRole.RETURN_ADDRESS
             frame = _frame(line, ip.frame, role, trace_for_frame.section)
         ip_line = IpLine(
-            line.number,
-            line.text.strip(),
-            ip.register,
-            ip.segment,
-            ip.user_mode,
-            ip.runtime_address,
-            frame,
+            line=line.number,
+            raw_text=line.text.strip(),
+            register=ip.register,
+            segment=ip.segment,
+            user_mode=ip.user_mode,
+            runtime_address=ip.runtime_address,
+            frame=frame,
         )
         dump = report.dump
         if report.dump_open and dump is not None and _same_dump(dump.ip, ip):
@@ -711,7 +711,7 @@ class OopsParser:
                         None,
                         True,
                         None,
-                        SourceAnnotation(groups["file"], line_number),
+                        SourceAnnotation(file=groups["file"], line=line_number),
                         False,
                     )
                 trace = new.new_trace("call_trace", None, number)

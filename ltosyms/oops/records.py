@@ -82,7 +82,7 @@ class StackSection(Enum):
 
 
 class FrameRole(Enum):
-    """How to look a frame's address up (DOMAIN.md section 3).
+    """How to look a frame's address up (docs/kernel-facts.md#return-addresses).
 
     ``EXACT_IP``: the address of the instruction itself (``RIP:``, ``pc :``, the IP of a pt_regs
     block printed inside a trace, the ``WARNING: ... at`` header, NMI "idling at", an arm64
@@ -96,7 +96,7 @@ class FrameRole(Enum):
     RETURN_ADDRESS = "return_address"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SourceAnnotation:
     """A ``file:line`` printed after a frame (already-symbolized logs, WARNING headers)."""
 
@@ -105,12 +105,12 @@ class SourceAnnotation:
     column: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Frame:
     """One code address as the log shows it.
 
     ``symbol``/``offset``/``kallsyms_size`` are the printed ``name+0xOFF/0xSIZE`` (the size is
-    the kallsyms size, distance to the next kallsyms symbol; DOMAIN.md section 2);
+    the kallsyms size, distance to the next kallsyms symbol; docs/kernel-facts.md#printed-names);
     ``runtime_address`` is a raw ``[<ffffffff81234567>]`` or ``RIP: 0010:0x...`` when printed.
     A frame with ``inline=True`` came from an already-symbolized log (``__dump_stack
     lib/dump_stack.c:94 [inline]``): it has no offset and shares the next physical frame's role.
@@ -199,7 +199,7 @@ def make_frame(
     return frame
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IpLine:
     """An instruction-pointer line: ``RIP: 0010:sym+off/size``, ``pc : ...``, ``lr : ...``.
 
@@ -218,7 +218,7 @@ class IpLine:
     frame: Frame | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CodeBytes:
     """A ``Code:`` line as bytes in memory order, with the faulting instruction marked.
 
@@ -240,7 +240,7 @@ class CodeBytes:
     unavailable_address: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegisterDump:
     """One register dump: an IP line with the register lines and ``Code:`` printed with it.
 
@@ -267,7 +267,7 @@ class RegisterDump:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Trace:
     """One stack walk: a Call Trace, a KASAN "Allocated by task" stack, one sysrq-t task...
 
@@ -287,7 +287,7 @@ class Trace:
     task_state: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Report:
     """One report found in a log: a crash, a warning, a sysrq dump, an NMI backtrace...
 
