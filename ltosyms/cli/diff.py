@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from ltosyms.cli.cache import cache_options
 from ltosyms.diff import diff_images, read_maintainers
 from ltosyms.errors import InputError, UsageError
+from ltosyms.index.store import cache_location
 from ltosyms.render.diff_bloat import Selection, render_bloat
 from ltosyms.render.diff_csv import render_csv
 from ltosyms.render.diff_html import render_html
@@ -79,6 +81,7 @@ from ltosyms.render.diff_text import render_text
     type=click.IntRange(min=1),
     help="Directory depth of the per-directory rollup (the HTML page has every depth).",
 )
+@cache_options
 def command(
     *,
     base: str,
@@ -92,20 +95,32 @@ def command(
     limit: int,
     show_all: bool,
     depth: int,
+    cache_dir: str | None,
+    no_cache: bool,
 ) -> None:
     """Compare two vmlinux files (or two modules), typically BASE without LTO and NEW with LTO
     of the same source and config: section sizes like size -A, every function and object
     matched by identity (base name, suffix grammar, DWARF unit) and classified as unchanged,
     grown, shrunk, renamed, specialized, split, dropped_inlined, dropped_removed, folded,
-    outlined or new."""
+    outlined or new.
+
+    What the diff needs of each image (its census) is kept in the image's index: the next
+    diff of the image (or one after ltosyms index) reads neither its DWARF nor its symbols."""
     if as_json and output_format != "text":
         raise UsageError(f"--json and --format {output_format} exclude each other")
     if selection is not None and output_format != "bloat-o-meter":
         raise UsageError("-c, -d and -t select bloat-o-meter tables: add --format bloat-o-meter")
+    if no_cache and cache_dir is not None:
+        raise UsageError("--cache-dir and --no-cache contradict each other")
     maintainers = read_maintainers(maintainers_path) if maintainers_path else None
     use_dwarf = dwarf if dwarf is not None else output_format != "bloat-o-meter" or bool(html_path)
     report = diff_images(
-        base, new, use_dwarf=use_dwarf, directory_depth=depth, maintainers=maintainers
+        base,
+        new,
+        use_dwarf=use_dwarf,
+        directory_depth=depth,
+        maintainers=maintainers,
+        cache=None if no_cache else cache_location(cache_dir),
     )
     if html_path:
         try:

@@ -4,7 +4,9 @@ A diff compares two censuses and nothing else (:func:`ltosyms.diff.compare.diff_
 the census holds the sections as ``size -A`` lists them, each with the image's own class, the
 symbol groups (with their DWARF identity when DWARF was read), and the inlined instances of
 every function. It does not refer back to the ELF file, so it can be kept and reused: an image
-diffed against several others is read once.
+diffed against several others is read once, and the image's index keeps it
+(:data:`ltosyms.index.kinds.DIFF_CENSUS`): :func:`image_census` reads it from there, or takes
+it and leaves it there for the next diff (``ltosyms index`` takes it too).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ltosyms.diff.groups import build_groups
 from ltosyms.diff.model import ListedSection, SectionClass, SymbolGroup, SymbolKind
@@ -23,8 +26,12 @@ from ltosyms.diff.sections import listed_sections, section_classes
 from ltosyms.dwarf import DwarfCensus, InlinedFunction, take_census
 from ltosyms.elf.debug_sections import dwarf_sections
 from ltosyms.elf.image import ImageKind
-from ltosyms.elf.kernel import LoadedImage
+from ltosyms.elf.kernel import LoadedImage, require_kernel
 from ltosyms.errors import InputError
+from ltosyms.index import kinds
+
+if TYPE_CHECKING:
+    from ltosyms.context import ImageContext
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +122,24 @@ def bulk_records() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def image_census(context: ImageContext, *, use_dwarf: bool = True) -> ImageCensus:
+    """The census of ``context``'s image: the one its index keeps, else taken (the symbol
+    table read, a vmlinux checked to be one) and queued for the index to keep."""
+    memo = context.memo(kinds.DIFF_CENSUS)
+    if memo is not None:
+        with bulk_records():
+            stored = memo.get(use_dwarf)
+        if stored is not None:
+            log.info("%s: diff census from the index", context.name)
+            return stored
+    if not context.image.is_module:
+        require_kernel(context.image, context.symbols)
+    census = take_image_census(context.loaded, use_dwarf=use_dwarf)
+    if memo is not None:
+        memo.put(use_dwarf, census)
+    return census
 
 
 def take_image_census(loaded: LoadedImage, *, use_dwarf: bool = True) -> ImageCensus:

@@ -20,6 +20,7 @@ from ltosyms.index import codecs
 from ltosyms.index.encoding import Buffer
 
 if TYPE_CHECKING:
+    from ltosyms.diff.census import ImageCensus
     from ltosyms.disasm.callsite import Sweep
     from ltosyms.disasm.patching import PatchSites
     from ltosyms.disasm.records import (
@@ -198,6 +199,22 @@ CODE_ANALYSES: Kind[CodeAnalysisKey, CodeAnalysis] = Kind(
     decode=codecs.decode_code_analysis,
 )
 
+
+def _census_key(use_dwarf: bool) -> str:
+    return "dwarf" if use_dwarf else "symbols"
+
+
+# What a diff needs of the image (ltosyms.diff.census.ImageCensus), by whether DWARF was read:
+# the sections, the symbol groups, the inlined instances of every function.
+DIFF_CENSUS: Kind[bool, ImageCensus] = Kind(
+    name="diff-census",
+    version=1,
+    placement=Placement.ROW,
+    key=_census_key,
+    encode=codecs.encode_diff_census,
+    decode=codecs.decode_diff_census,
+)
+
 KINDS: tuple[Kind[Any, Any], ...] = (
     SYMBOLS,
     UNITS,
@@ -210,6 +227,7 @@ KINDS: tuple[Kind[Any, Any], ...] = (
     BUILD_FACTS,
     CODE_MATCHES,
     CODE_ANALYSES,
+    DIFF_CENSUS,
 )
 
 # The index header names the units' format: an index whose units have another is foreign
