@@ -120,6 +120,7 @@ def _json(result: IndexBuild) -> dict[str, Any]:
         "cu_reused": result.cu_reused,
         "cu_failed": [{"cu_offset": hex(o), "error": e} for o, e in result.cu_failed],
         "complete": result.complete,
+        "diff_census": result.diff_census_stored,
         "size_bytes": result.size_bytes,
         "seconds": round(result.seconds, 3),
     }

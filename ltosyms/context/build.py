@@ -85,6 +85,7 @@ class IndexBuild:
     cu_reused: int  # found in the index already
     cu_failed: tuple[tuple[int, str], ...] = field(default=())  # (offset, one-line error)
     symbols_stored: bool = False  # written in this run
+    diff_census_stored: bool = False  # the diff's census of the image, written in this run
     seconds: float = 0.0
     size_bytes: int = 0
 
@@ -171,9 +172,17 @@ def _build(
         if not context.symbols_from_index and store.usable:
             symbols_stored.append(True)
 
+    # The diff's census of the image (ltosyms.diff.census): a whole-image walk of DWARF, taken
+    # by a worker of its own while the others parse units.
+    censuses = _WholeImage(take=_diff_census_rows) if _diff_census_missing(store) else None
     try:
         for outcome in _parse_all(
-            image, codec, _biggest_first(image, offsets, missing), jobs, store_tables_meanwhile
+            image,
+            codec,
+            _biggest_first(image, offsets, missing),
+            jobs,
+            store_tables_meanwhile,
+            censuses,
         ):
             if outcome.error is not None:
                 failed.append((outcome.cu_offset, outcome.error))
@@ -186,6 +195,8 @@ def _build(
     finally:
         # Results already received are valid: keep them, also on Ctrl-C.
         writer.flush()
+    if censuses is not None and censuses.rows:
+        store.put_derived(kinds.DIFF_CENSUS.stored_name, censuses.rows)
     if not store.usable:
         raise CacheError(f"{store.path}: the index could not be written")
     complete = not failed and set(offsets) <= store.stored_cu_offsets()
@@ -203,6 +214,7 @@ def _build(
         cu_reused=reused,
         cu_failed=tuple(failed),
         symbols_stored=any(symbols_stored),
+        diff_census_stored=censuses is not None and bool(censuses.rows),
         seconds=time.monotonic() - started,
         size_bytes=store.size_bytes(),
     )
@@ -277,10 +289,14 @@ def _parse_all(
     offsets: list[int],
     jobs: int,
     meanwhile: Callable[[], None],
+    whole_image: _WholeImage | None = None,
 ) -> Iterator[_Outcome]:
-    """Parse ``offsets``; call ``meanwhile`` once the workers are busy."""
+    """Parse ``offsets``; call ``meanwhile`` once the workers are busy; take ``whole_image``'s
+    rows in a worker of its own."""
     if jobs == 1 or len(offsets) < IN_PROCESS_UNITS:
         meanwhile()
+        if whole_image is not None:
+            whole_image.collect(lambda: whole_image.take(image))
         for cu_offset in offsets:
             yield _parse_one(codec.parse_cu, image, cu_offset)
         return
@@ -295,7 +311,10 @@ def _parse_all(
     )
     pending = iter(offsets)
     running: set[Future[_Outcome]] = set()
+    whole: Future[list[tuple[str, bytes]]] | None = None
     try:
+        if whole_image is not None:
+            whole = executor.submit(_worker_whole_image, whole_image.take)
         # A few CUs per worker in flight: enough to keep them busy, few to cancel on Ctrl-C.
         for cu_offset in itertools.islice(pending, jobs * 4):
             running.add(executor.submit(_worker_parse, cu_offset))
@@ -306,6 +325,8 @@ def _parse_all(
                 yield future.result()
                 for cu_offset in itertools.islice(pending, 1):
                     running.add(executor.submit(_worker_parse, cu_offset))
+        if whole_image is not None and whole is not None:
+            whole_image.collect(whole.result)
     except BrokenProcessPool:
         # A dead worker shows up in the result of its CU or, if the pool noticed first, in the
         # next submit: one error either way.
@@ -351,6 +372,57 @@ def _worker_start(image_path: str, parse_cu: Callable[[KernelImage, int], bytes]
 def _worker_parse(cu_offset: int) -> _Outcome:
     assert _worker.image is not None and _worker.parse_cu is not None
     return _parse_one(_worker.parse_cu, _worker.image, cu_offset)
+
+
+def _worker_whole_image(
+    take: Callable[[KernelImage], list[tuple[str, bytes]]],
+) -> list[tuple[str, bytes]]:
+    assert _worker.image is not None
+    return take(_worker.image)
+
+
+# -- whole-image values: the diff census ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _WholeImage:
+    """Rows of one kind worked out from the whole image (``take`` is module-level: a worker
+    receives it by name), and the rows once taken."""
+
+    take: Callable[[KernelImage], list[tuple[str, bytes]]]
+    rows: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def collect(self, result: Callable[[], list[tuple[str, bytes]]]) -> None:
+        """Keep the rows ``result`` gives; one image's census failing fails no index."""
+        try:
+            self.rows = result()
+        except LtosymsError as error:
+            log.warning("diff census not indexed: %s", str(error).splitlines()[0])
+
+
+def _diff_census_missing(store: IndexStore) -> bool:
+    return (
+        store.get_derived(kinds.DIFF_CENSUS.stored_name, str(kinds.DIFF_CENSUS.key(True))) is None
+    )
+
+
+def _diff_census_rows(image: KernelImage) -> list[tuple[str, bytes]]:
+    """The stored rows of the image's diff census, with DWARF and without (what ``ltosyms diff``
+    and ``ltosyms diff --format bloat-o-meter`` read)."""
+    from ltosyms.diff.census import take_image_census
+    from ltosyms.elf.kernel import LoadedImage
+    from ltosyms.elf.symtab import SymbolTable
+    from ltosyms.index.encoding import StoredValueError
+
+    loaded = LoadedImage(image, SymbolTable(image))
+    rows = []
+    for use_dwarf in (True, False):
+        try:
+            encoded = kinds.DIFF_CENSUS.encode(take_image_census(loaded, use_dwarf=use_dwarf))
+        except StoredValueError:  # a census with a note (no DWARF) is not kept
+            continue
+        rows.append((str(kinds.DIFF_CENSUS.key(use_dwarf)), encoded))
+    return rows
 
 
 def dwarf_codec() -> CuCodec:
