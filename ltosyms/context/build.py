@@ -174,7 +174,7 @@ def _build(
 
     # The diff's census of the image (ltosyms.diff.census): a whole-image walk of DWARF, taken
     # by a worker of its own while the others parse units.
-    censuses = _WholeImage(take=_diff_census_rows) if _diff_census_missing(store) else None
+    censuses = _WholeImage(take=_diff_census_rows) if _diff_census_missing(image, store) else None
     try:
         for outcome in _parse_all(
             image,
@@ -400,16 +400,18 @@ class _WholeImage:
             log.warning("diff census not indexed: %s", str(error).splitlines()[0])
 
 
-def _diff_census_missing(store: IndexStore) -> bool:
-    return (
-        store.get_derived(kinds.DIFF_CENSUS.stored_name, str(kinds.DIFF_CENSUS.key(True))) is None
-    )
+def _diff_census_missing(image: KernelImage, store: IndexStore) -> bool:
+    from ltosyms.diff.sections import layout_of
+
+    key = str(kinds.DIFF_CENSUS.key((True, layout_of(image))))
+    return store.get_derived(kinds.DIFF_CENSUS.stored_name, key) is None
 
 
 def _diff_census_rows(image: KernelImage) -> list[tuple[str, bytes]]:
     """The stored rows of the image's diff census, with DWARF and without (what ``ltosyms diff``
     and ``ltosyms diff --format bloat-o-meter`` read)."""
     from ltosyms.diff.census import take_image_census
+    from ltosyms.diff.sections import layout_of
     from ltosyms.elf.kernel import LoadedImage
     from ltosyms.elf.symtab import SymbolTable
     from ltosyms.index.encoding import StoredValueError
@@ -421,7 +423,7 @@ def _diff_census_rows(image: KernelImage) -> list[tuple[str, bytes]]:
             encoded = kinds.DIFF_CENSUS.encode(take_image_census(loaded, use_dwarf=use_dwarf))
         except StoredValueError:  # a census with a note (no DWARF) is not kept
             continue
-        rows.append((str(kinds.DIFF_CENSUS.key(use_dwarf)), encoded))
+        rows.append((str(kinds.DIFF_CENSUS.key((use_dwarf, layout_of(image)))), encoded))
     return rows
 
 

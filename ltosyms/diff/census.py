@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 
 from ltosyms.diff.groups import build_groups
 from ltosyms.diff.model import ListedSection, SectionClass, SymbolGroup, SymbolKind
-from ltosyms.diff.sections import listed_sections, section_classes
+from ltosyms.diff.sections import layout_of, listed_sections, section_classes
 from ltosyms.dwarf import DwarfCensus, InlinedFunction, take_census
 from ltosyms.elf.debug_sections import dwarf_sections
 from ltosyms.elf.image import ImageKind
 from ltosyms.elf.kernel import LoadedImage, require_kernel
+from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
 from ltosyms.index import kinds
 
@@ -126,19 +127,25 @@ def bulk_records() -> Iterator[None]:
 
 def image_census(context: ImageContext, *, use_dwarf: bool = True) -> ImageCensus:
     """The census of ``context``'s image: the one its index keeps, else taken (the symbol
-    table read, a vmlinux checked to be one) and queued for the index to keep."""
+    table read, a vmlinux checked to be one) and queued for the index to keep. Keyed by the
+    layout of the file's sections too (:func:`~ltosyms.diff.sections.layout_of`)."""
     memo = context.memo(kinds.DIFF_CENSUS)
+    key = (use_dwarf, layout_of(context.image))
     if memo is not None:
         with bulk_records():
-            stored = memo.get(use_dwarf)
+            stored = memo.get(key)
         if stored is not None:
             log.info("%s: diff census from the index", context.name)
             return stored
+    # The symbol table of this file, not the one its index keeps: that one is keyed by the
+    # build id alone, and a copy stripped by objcopy (same build id) has another .symtab,
+    # which the groups read raw next to it.
+    loaded = LoadedImage(context.image, SymbolTable(context.image))
     if not context.image.is_module:
-        require_kernel(context.image, context.symbols)
-    census = take_image_census(context.loaded, use_dwarf=use_dwarf)
+        require_kernel(context.image, loaded.symbols)
+    census = take_image_census(loaded, use_dwarf=use_dwarf)
     if memo is not None:
-        memo.put(use_dwarf, census)
+        memo.put(key, census)
     return census
 
 

@@ -200,13 +200,15 @@ CODE_ANALYSES: Kind[CodeAnalysisKey, CodeAnalysis] = Kind(
 )
 
 
-def _census_key(use_dwarf: bool) -> str:
-    return "dwarf" if use_dwarf else "symbols"
+def _census_key(key: tuple[bool, str]) -> str:
+    use_dwarf, layout = key
+    return f"{'dwarf' if use_dwarf else 'symbols'}/{layout}"
 
 
-# What a diff needs of the image (ltosyms.diff.census.ImageCensus), by whether DWARF was read:
-# the sections, the symbol groups, the inlined instances of every function.
-DIFF_CENSUS: Kind[bool, ImageCensus] = Kind(
+# What a diff needs of the image (ltosyms.diff.census.ImageCensus): the sections, the symbol
+# groups, the inlined instances of every function; by whether DWARF was read and the layout of
+# the file's sections (ltosyms.diff.sections.layout_of: a stripped copy has the build id too).
+DIFF_CENSUS: Kind[tuple[bool, str], ImageCensus] = Kind(
     name="diff-census",
     version=1,
     placement=Placement.ROW,
