@@ -74,7 +74,7 @@ def test_a_diff_of_indexed_images_says_what_a_fresh_diff_says(
             if name == "json+html":
                 page = (tmp_path / f"{name}.html").read_bytes()
                 assert page == (tmp_path / f"{name}.fresh.html").read_bytes()
-                assert json.loads(stored)["new"]["has_dwarf"] is True
+                assert json.loads(stored)["new"]["dwarf"] is True
     assert len(fresh.splitlines()) > 10_000  # csv: a row per change
 
 

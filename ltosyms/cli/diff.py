@@ -12,11 +12,7 @@ from ltosyms.cli.cache import cache_options
 from ltosyms.diff import diff_images, read_maintainers
 from ltosyms.errors import InputError, UsageError
 from ltosyms.index.store import cache_location
-from ltosyms.render.diff_bloat import Selection, render_bloat
-from ltosyms.render.diff_csv import render_csv
-from ltosyms.render.diff_html import render_html
-from ltosyms.render.diff_json import report_json
-from ltosyms.render.diff_text import render_text
+from ltosyms.render.diff_bloat import Selection
 
 
 @click.command("diff")
@@ -122,19 +118,31 @@ def command(
         maintainers=maintainers,
         cache=None if no_cache else cache_location(cache_dir),
     )
+    # Each renderer is imported when asked for: a diff of indexed images takes under a second,
+    # and the HTML page's (its script, its charts) is a tenth of that.
     if html_path:
+        from ltosyms.render.diff_html import render_html
+
         try:
             Path(html_path).write_text(render_html(report), encoding="utf-8")
         except OSError as error:
             raise InputError(f"{html_path}: cannot write: {error.strerror or error}") from None
     if as_json:
+        from ltosyms.render.diff_json import report_json
+
         click.echo(json.dumps(report_json(report), indent=1))
     elif output_format == "bloat-o-meter":
+        from ltosyms.render.diff_bloat import render_bloat
+
         for line in render_bloat(report, Selection(selection or Selection.ALL.value)):
             click.echo(line)
     elif output_format == "csv":
+        from ltosyms.render.diff_csv import render_csv
+
         for line in render_csv(report, maintainers):
             click.echo(line, nl=False)
     else:
+        from ltosyms.render.diff_text import render_text
+
         for line in render_text(report, limit=None if show_all else limit):
             click.echo(line)

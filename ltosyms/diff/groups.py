@@ -22,13 +22,15 @@ import struct
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ltosyms.diff.model import SectionClass, SymbolGroup, SymbolKind
-from ltosyms.dwarf import DwarfCensus
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.names.suffixes import SuffixKind, SymbolName, parse_name
+
+if TYPE_CHECKING:
+    from ltosyms.dwarf import DwarfCensus
 
 
 class _Candidate(NamedTuple):

@@ -212,6 +212,19 @@ def collection_noun(base_name: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class InlinedInstances:
+    """Every inlined instance of one function in one build (its ``DW_TAG_inlined_subroutine``
+    DIEs): how many, and per out-of-line function holding some, that function's ``low_pc`` (a
+    link address) and how many it holds. The diff's copy of the DWARF census' record: a census
+    read back from the index loads none of the DWARF reader."""
+
+    name: str
+    decl_file: str | None
+    count: int
+    callers: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     """An out-of-line function holding inlined instances of another."""
 

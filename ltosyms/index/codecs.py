@@ -696,8 +696,7 @@ def _group_columns(groups: Sequence[SymbolGroup], classes: list[SectionClass]) -
 @_decoder
 def decode_diff_census(data: Buffer, image: KernelImage) -> ImageCensus:
     from ltosyms.diff.census import ImageCensus
-    from ltosyms.diff.model import ListedSection, SectionClass
-    from ltosyms.dwarf import InlinedFunction
+    from ltosyms.diff.model import InlinedInstances, ListedSection, SectionClass
     from ltosyms.elf.image import ImageKind
 
     fields, (seconds, *raws) = unpack_columns(data, 1 + 2 * _GROUP_COLUMNS + _INLINED_COLUMNS)
@@ -716,7 +715,7 @@ def decode_diff_census(data: Buffer, image: KernelImage) -> ImageCensus:
     all_low_pcs, all_counts = low_pcs.cast("Q"), caller_totals.cast("Q")
     if len(all_low_pcs) != len(all_counts):
         raise StoredValueError("stored callers of inlined functions differ in length")
-    inlined: dict[tuple[str, str | None], InlinedFunction] = {}
+    inlined: dict[tuple[str, str | None], InlinedInstances] = {}
     start = 0
     for name, decl_file, count, callers in zip(
         function_names, decl_files, totals.cast("Q"), caller_counts.cast("I"), strict=True
@@ -724,7 +723,7 @@ def decode_diff_census(data: Buffer, image: KernelImage) -> ImageCensus:
         end = start + callers
         if end > len(all_low_pcs):
             raise StoredValueError("stored inlined functions do not fit their callers")
-        inlined[(name, decl_file)] = InlinedFunction(
+        inlined[(name, decl_file)] = InlinedInstances(
             name=name,
             decl_file=decl_file,
             count=count,
