@@ -114,11 +114,13 @@ def stored_values(answers: Answers, kind: Kind[Any, Any]) -> list[Any]:
     """The values the index behind ``answers`` keeps for ``kind``, decoded."""
     store, image = answers.store, answers.image
     if kind is kinds.DIFF_CENSUS:
-        # A decode keeps no diff census: the one a diff of the image keeps.
+        # A decode keeps no diff census: the one a diff of the image keeps, as read back.
         from ltosyms.diff import take_image_census
+        from ltosyms.diff.stored import census_columns
         from ltosyms.elf.kernel import LoadedImage
 
-        return [take_image_census(LoadedImage(image, SymbolTable(image)))]
+        census = take_image_census(LoadedImage(image, SymbolTable(image)))
+        return [kind.decode(kind.encode(census_columns(census)), image)]
     if kind is kinds.CODE_MATCHES:
         # No candidate of this log needed its Code: bytes to be told apart; the analyses of
         # its Code: lines hold the same comparisons.

@@ -32,13 +32,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ltosyms.context.image import ImageContext
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.errors import CacheError, LtosymsError
 from ltosyms.index import kinds
 from ltosyms.index.answers import Answers
+from ltosyms.index.kinds import Kind
 from ltosyms.index.store import CacheLocation, IndexStore, open_store, pack_blob
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class IndexBuild:
     cu_reused: int  # found in the index already
     cu_failed: tuple[tuple[int, str], ...] = field(default=())  # (offset, one-line error)
     symbols_stored: bool = False  # written in this run
-    diff_census_stored: bool = False  # the diff's census of the image, written in this run
+    whole_image_stored: bool = False  # the WholeImageKind's rows, written in this run
     seconds: float = 0.0
     size_bytes: int = 0
 
@@ -109,8 +110,10 @@ def build_index(
     *,
     jobs: int | None = None,
     progress: Progress | None = None,
+    whole_image: WholeImageKind | None = None,
 ) -> IndexBuild:
-    """Store the symbol table and every CU of the image at ``image_path`` in its index.
+    """Store the symbol table and every CU of the image at ``image_path`` in its index (and
+    ``whole_image``'s rows, unless the index keeps them already).
 
     Raises :class:`~ltosyms.errors.CacheError` when the index cannot be opened or written
     (the index is the whole point here), :class:`~ltosyms.errors.InputError` for a bad image.
@@ -128,6 +131,7 @@ def build_index(
                 jobs=jobs,
                 progress=progress,
                 started=started,
+                whole_image=whole_image,
             )
         finally:
             store.close()
@@ -141,6 +145,7 @@ def _build(
     jobs: int,
     progress: Progress | None,
     started: float,
+    whole_image: WholeImageKind | None,
 ) -> IndexBuild:
     image = context.image
     if store.read_only:
@@ -172,9 +177,12 @@ def _build(
         if not context.symbols_from_index and store.usable:
             symbols_stored.append(True)
 
-    # The diff's census of the image (ltosyms.diff.census): a whole-image walk of DWARF, taken
-    # by a worker of its own while the others parse units.
-    censuses = _WholeImage(take=_diff_census_rows) if _diff_census_missing(image, store) else None
+    # A whole-image walk (the diff's census), taken by a worker of its own while the others
+    # parse units.
+    censuses = None
+    if whole_image is not None:
+        done = store.get_derived(whole_image.kind.stored_name, whole_image.done_key(image))
+        censuses = _WholeImage(take=whole_image.rows) if done is None else None
     try:
         for outcome in _parse_all(
             image,
@@ -195,8 +203,8 @@ def _build(
     finally:
         # Results already received are valid: keep them, also on Ctrl-C.
         writer.flush()
-    if censuses is not None and censuses.rows:
-        store.put_derived(kinds.DIFF_CENSUS.stored_name, censuses.rows)
+    if whole_image is not None and censuses is not None and censuses.rows:
+        store.put_derived(whole_image.kind.stored_name, censuses.rows)
     if not store.usable:
         raise CacheError(f"{store.path}: the index could not be written")
     complete = not failed and set(offsets) <= store.stored_cu_offsets()
@@ -214,7 +222,7 @@ def _build(
         cu_reused=reused,
         cu_failed=tuple(failed),
         symbols_stored=any(symbols_stored),
-        diff_census_stored=censuses is not None and bool(censuses.rows),
+        whole_image_stored=censuses is not None and bool(censuses.rows),
         seconds=time.monotonic() - started,
         size_bytes=store.size_bytes(),
     )
@@ -384,10 +392,21 @@ def _worker_whole_image(
 # -- whole-image values: the diff census ------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class WholeImageKind:
+    """Values of one stored kind worked out from the whole image at once, by a worker of its
+    own (the diff's census: :mod:`ltosyms.diff.stored`). Both functions are module-level (a
+    worker receives them by name): ``done_key`` is the stored key whose row means there is
+    nothing to do, ``rows`` the stored ``(key, bytes)`` rows."""
+
+    kind: Kind[Any, Any]
+    done_key: Callable[[KernelImage], str]
+    rows: Callable[[KernelImage], list[tuple[str, bytes]]]
+
+
 @dataclass(slots=True)
 class _WholeImage:
-    """Rows of one kind worked out from the whole image (``take`` is module-level: a worker
-    receives it by name), and the rows once taken."""
+    """Rows of one kind worked out from the whole image, and the rows once taken."""
 
     take: Callable[[KernelImage], list[tuple[str, bytes]]]
     rows: list[tuple[str, bytes]] = field(default_factory=list)
@@ -397,34 +416,7 @@ class _WholeImage:
         try:
             self.rows = result()
         except LtosymsError as error:
-            log.warning("diff census not indexed: %s", str(error).splitlines()[0])
-
-
-def _diff_census_missing(image: KernelImage, store: IndexStore) -> bool:
-    from ltosyms.diff.sections import layout_of
-
-    key = str(kinds.DIFF_CENSUS.key((True, layout_of(image))))
-    return store.get_derived(kinds.DIFF_CENSUS.stored_name, key) is None
-
-
-def _diff_census_rows(image: KernelImage) -> list[tuple[str, bytes]]:
-    """The stored rows of the image's diff census, with DWARF and without (what ``ltosyms diff``
-    and ``ltosyms diff --format bloat-o-meter`` read)."""
-    from ltosyms.diff.census import take_image_census
-    from ltosyms.diff.sections import layout_of
-    from ltosyms.elf.kernel import LoadedImage
-    from ltosyms.elf.symtab import SymbolTable
-    from ltosyms.index.encoding import StoredValueError
-
-    loaded = LoadedImage(image, SymbolTable(image))
-    rows = []
-    for use_dwarf in (True, False):
-        try:
-            encoded = kinds.DIFF_CENSUS.encode(take_image_census(loaded, use_dwarf=use_dwarf))
-        except StoredValueError:  # a census with a note (no DWARF) is not kept
-            continue
-        rows.append((str(kinds.DIFF_CENSUS.key((use_dwarf, layout_of(image)))), encoded))
-    return rows
+            log.warning("not indexed: %s", str(error).splitlines()[0])
 
 
 def dwarf_codec() -> CuCodec:

@@ -5,8 +5,7 @@ the census holds the sections as ``size -A`` lists them, each with the image's o
 symbol groups (with their DWARF identity when DWARF was read), and the inlined instances of
 every function. It does not refer back to the ELF file, so it can be kept and reused: an image
 diffed against several others is read once, and the image's index keeps it
-(:data:`ltosyms.index.kinds.DIFF_CENSUS`): :func:`image_census` reads it from there, or takes
-it and leaves it there for the next diff (``ltosyms index`` takes it too).
+(:mod:`ltosyms.diff.stored`).
 """
 
 from __future__ import annotations
@@ -28,15 +27,12 @@ from ltosyms.diff.model import (
     SymbolGroup,
     SymbolKind,
 )
-from ltosyms.diff.sections import layout_of, listed_sections, section_classes
+from ltosyms.diff.sections import listed_sections, section_classes
 from ltosyms.elf.image import ImageKind
-from ltosyms.elf.kernel import LoadedImage, require_kernel
-from ltosyms.elf.symtab import SymbolTable
+from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import InputError
-from ltosyms.index import kinds
 
 if TYPE_CHECKING:
-    from ltosyms.context import ImageContext
     from ltosyms.dwarf import DwarfCensus
 
 log = logging.getLogger(__name__)
@@ -128,30 +124,6 @@ def bulk_records() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def image_census(context: ImageContext, *, use_dwarf: bool = True) -> ImageCensus:
-    """The census of ``context``'s image: the one its index keeps, else taken (the symbol
-    table read, a vmlinux checked to be one) and queued for the index to keep. Keyed by the
-    layout of the file's sections too (:func:`~ltosyms.diff.sections.layout_of`)."""
-    memo = context.memo(kinds.DIFF_CENSUS)
-    key = (use_dwarf, layout_of(context.image))
-    if memo is not None:
-        with bulk_records():
-            stored = memo.get(key)
-        if stored is not None:
-            log.info("%s: diff census from the index", context.name)
-            return stored
-    # The symbol table of this file, not the one its index keeps: that one is keyed by the
-    # build id alone, and a copy stripped by objcopy (same build id) has another .symtab,
-    # which the groups read raw next to it.
-    loaded = LoadedImage(context.image, SymbolTable(context.image))
-    if not context.image.is_module:
-        require_kernel(context.image, loaded.symbols)
-    census = take_image_census(loaded, use_dwarf=use_dwarf)
-    if memo is not None:
-        memo.put(key, census)
-    return census
 
 
 def take_image_census(loaded: LoadedImage, *, use_dwarf: bool = True) -> ImageCensus:

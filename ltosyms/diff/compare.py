@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from ltosyms.context import ImageContext
-from ltosyms.diff.census import ImageCensus, bulk_records, image_census, take_image_census
+from ltosyms.diff.census import ImageCensus, bulk_records, take_image_census
 from ltosyms.diff.classify import classify
 from ltosyms.diff.maintainers import Maintainers
 from ltosyms.diff.match import folded_partners, match_groups
@@ -39,6 +39,7 @@ from ltosyms.diff.rollup import (
     subsystem_totals,
 )
 from ltosyms.diff.sections import compare_sections
+from ltosyms.diff.stored import image_census
 from ltosyms.elf.image import ImageKind
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import InputError

@@ -19,9 +19,10 @@ from __future__ import annotations
 import struct
 from array import array
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import wraps
 from itertools import accumulate
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
 from ltosyms.index.encoding import (
     Buffer,
@@ -36,8 +37,6 @@ from ltosyms.index.encoding import (
 )
 
 if TYPE_CHECKING:
-    from ltosyms.diff.census import ImageCensus
-    from ltosyms.diff.model import SectionClass, SymbolGroup
     from ltosyms.disasm.callsite import Sweep
     from ltosyms.disasm.patching import PatchSites
     from ltosyms.disasm.records import (
@@ -611,20 +610,66 @@ def decode_build_facts(data: Buffer, image: KernelImage) -> BuildFacts:
 
 
 # -- the diff census of an image ---------------------------------------------------------------
+#
+# The diff sits above the persistence layer: its census (ltosyms.diff.census.ImageCensus) is
+# kept as the plain columns below, which the diff makes from its records and its records from.
+# Section classes and symbol kinds are named by strings (the diff's enum values).
 
-# A group's columns, in stored order (the strings of each string field, its Nones, and the
-# per-group counts of the name lists follow).
+
+@dataclass(frozen=True, slots=True)
+class GroupColumns:
+    """Symbol groups (ltosyms.diff.model.SymbolGroup), one entry per group in each per-group
+    column; ``names`` and ``symbol_indexes`` hold ``name_counts[i]`` entries for group ``i``,
+    ``alias_names`` ``alias_counts[i]``, one after the other."""
+
+    is_function: Sequence[int]
+    sizes: Sequence[int]
+    link_addresses: Sequence[int]
+    section_classes: Sequence[int]  # positions in CensusColumns.class_names
+    is_global: Sequence[int]
+    member_counts: Sequence[int]
+    name_counts: Sequence[int]
+    alias_counts: Sequence[int]
+    base_names: Sequence[str]
+    nm_types: Sequence[str]
+    units: Sequence[str | None]
+    file_symbols: Sequence[str | None]
+    dwarf_names: Sequence[str | None]
+    decl_files: Sequence[str | None]
+    names: Sequence[str]
+    symbol_indexes: Sequence[int]
+    alias_names: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CensusColumns:
+    """An image's diff census as plain values. ``inlined`` holds, per function, its name,
+    declaring file, count of inlined instances and ``(caller low_pc, instances)`` pairs."""
+
+    build_id: str | None
+    machine: str
+    kind: str  # ltosyms.elf.image.ImageKind value
+    has_dwarf: bool
+    dwarf_seconds: float | None
+    class_names: tuple[str, ...]
+    sections: tuple[tuple[str, int, int], ...]  # name, size, position in class_names
+    symbol_bytes: tuple[tuple[int, int], ...]  # position in class_names, bytes
+    groups: GroupColumns
+    empty_groups: GroupColumns
+    inlined: tuple[tuple[str, str | None, int, tuple[tuple[int, int], ...]], ...]
+
+
 _GROUP_NUMBERS: tuple[tuple[str, Literal["B", "I", "Q"]], ...] = (
     ("is_function", "B"),
-    ("size", "Q"),
-    ("link_address", "Q"),
-    ("section_class", "B"),  # position in SectionClass
+    ("sizes", "Q"),
+    ("link_addresses", "Q"),
+    ("section_classes", "B"),
     ("is_global", "B"),
-    ("member_count", "I"),
-    ("name_count", "I"),  # of names and symbol_indexes (one index per name)
-    ("alias_count", "I"),
+    ("member_counts", "I"),
+    ("name_counts", "I"),
+    ("alias_counts", "I"),
 )
-_GROUP_TEXTS = ("base_name", "nm_type", "unit", "file_symbol", "dwarf_name", "decl_file")
+_GROUP_TEXTS = ("base_names", "nm_types", "units", "file_symbols", "dwarf_names", "decl_files")
 # Number columns, text and None columns, names, indexes, alias names.
 _GROUP_COLUMNS = len(_GROUP_NUMBERS) + 2 * len(_GROUP_TEXTS) + 3
 # Inlined functions: names, decl files (+ Nones), counts, callers per function, caller low_pcs
@@ -632,171 +677,142 @@ _GROUP_COLUMNS = len(_GROUP_NUMBERS) + 2 * len(_GROUP_TEXTS) + 3
 _INLINED_COLUMNS = 7
 
 
-def encode_diff_census(census: ImageCensus) -> bytes:
-    from ltosyms.diff.model import SectionClass
-
-    if census.dwarf_note is not None:
-        # The note names the file (its path, its DWARF error): a census with one is made
-        # again each time, as cheaply as it was made (no DWARF was read).
-        raise StoredValueError("a census with a note is not kept")
-    classes = list(SectionClass)
+def encode_diff_census(census: CensusColumns) -> bytes:
     fields = (
         census.build_id,
         census.machine,
-        census.kind.value,
+        census.kind,
         census.has_dwarf,
-        tuple((s.name, s.size, classes.index(s.section_class)) for s in census.sections),
-        tuple((classes.index(c), size) for c, size in census.symbol_bytes.items()),
-        len(census.groups),
-        len(census.empty_groups),
+        census.class_names,
+        census.sections,
+        census.symbol_bytes,
+        len(census.groups.sizes),
+        len(census.empty_groups.sizes),
         len(census.inlined),
     )
     # The seconds as a column: marshal's floats are not among the stored types.
     seconds = () if census.dwarf_seconds is None else (census.dwarf_seconds,)
     columns: list[Column] = [array("d", seconds)]
     for groups in (census.groups, census.empty_groups):
-        columns.extend(_group_columns(groups, classes))
-    inlined = list(census.inlined.values())
-    names, _nones = _strings([record.name for record in inlined])
-    columns.append(names)
-    columns.extend(_strings([record.decl_file for record in inlined]))
-    columns.append(array("Q", [record.count for record in inlined]))
-    columns.append(array("I", [len(record.callers) for record in inlined]))
-    columns.append(array("Q", [low_pc for r in inlined for low_pc, _count in r.callers]))
-    columns.append(array("Q", [count for r in inlined for _low_pc, count in r.callers]))
+        columns.extend(_group_columns(groups))
+    inlined = census.inlined
+    columns.append(_strings([name for name, _file, _count, _callers in inlined])[0])
+    columns.extend(_strings([decl_file for _name, decl_file, _count, _callers in inlined]))
+    columns.append(array("Q", [count for _name, _file, count, _callers in inlined]))
+    columns.append(array("I", [len(callers) for *_record, callers in inlined]))
+    columns.append(array("Q", [low_pc for *_r, callers in inlined for low_pc, _n in callers]))
+    columns.append(array("Q", [n for *_r, callers in inlined for _low_pc, n in callers]))
     return pack_columns(fields, columns)
 
 
-def _group_columns(groups: Sequence[SymbolGroup], classes: list[SectionClass]) -> list[Column]:
-    from ltosyms.diff.model import SymbolKind
-
-    numbers: tuple[list[int], ...] = (
-        [int(group.kind is SymbolKind.FUNCTION) for group in groups],
-        [group.size for group in groups],
-        [group.link_address for group in groups],
-        [classes.index(group.section_class) for group in groups],
-        [int(group.is_global) for group in groups],
-        [group.member_count for group in groups],
-        [len(group.names) for group in groups],
-        [len(group.alias_names) for group in groups],
-    )
-    columns: list[Column] = [
-        array(code, values) for (_name, code), values in zip(_GROUP_NUMBERS, numbers, strict=True)
-    ]
-    for field in _GROUP_TEXTS:
-        columns.extend(_strings([getattr(group, field) for group in groups]))
-    if any(len(group.names) != len(group.symbol_indexes) for group in groups):
-        raise StoredValueError("a symbol group with another number of names than indexes")
-    columns.append(_strings([name for group in groups for name in group.names])[0])
-    columns.append(array("I", [index for group in groups for index in group.symbol_indexes]))
-    columns.append(_strings([name for group in groups for name in group.alias_names])[0])
+def _group_columns(groups: GroupColumns) -> list[Column]:
+    columns: list[Column] = [array(code, getattr(groups, name)) for name, code in _GROUP_NUMBERS]
+    for name in _GROUP_TEXTS:
+        columns.extend(_strings(getattr(groups, name)))
+    columns.append(_strings(groups.names)[0])
+    columns.append(array("I", groups.symbol_indexes))
+    columns.append(_strings(groups.alias_names)[0])
     return columns
 
 
 @_decoder
-def decode_diff_census(data: Buffer, image: KernelImage) -> ImageCensus:
-    from ltosyms.diff.census import ImageCensus
-    from ltosyms.diff.model import InlinedInstances, ListedSection, SectionClass
-    from ltosyms.elf.image import ImageKind
-
+def decode_diff_census(data: Buffer, image: KernelImage) -> CensusColumns:
     fields, (seconds, *raws) = unpack_columns(data, 1 + 2 * _GROUP_COLUMNS + _INLINED_COLUMNS)
-    build_id, machine, kind, has_dwarf, sections, symbol_bytes, *counts = _tuple(fields, 9)
+    build_id, machine, kind, has_dwarf, class_names, sections, symbol_bytes, *counts = _tuple(
+        fields, 10
+    )
     if build_id != image.build_id or machine != image.machine or kind != image.kind.value:
         raise StoredValueError("a diff census of another image")
     group_count, empty_count, inlined_count = (_int(count) for count in counts)
-    classes = list(SectionClass)
-    groups = _groups(raws[:_GROUP_COLUMNS], group_count, classes)
-    empty_groups = _groups(raws[_GROUP_COLUMNS : 2 * _GROUP_COLUMNS], empty_count, classes)
-    names, decl_text, decl_nones, totals, caller_counts, low_pcs, caller_totals = raws[
-        2 * _GROUP_COLUMNS :
-    ]
-    function_names = _texts(names, inlined_count)
-    decl_files = _unstrings(decl_text, decl_nones, inlined_count)
+    names = tuple(_str(name) for name in _tuple(class_names))
+
+    def class_position(value: object) -> int:
+        if not 0 <= _int(value) < len(names):
+            raise StoredValueError("a stored section class out of range")
+        return _int(value)
+
+    return CensusColumns(
+        build_id=image.build_id,
+        machine=image.machine,
+        kind=image.kind.value,
+        has_dwarf=_bool(has_dwarf),
+        dwarf_seconds=seconds.cast("d")[0] if len(seconds) else None,
+        class_names=names,
+        sections=tuple(
+            (_str(name), _int(size), class_position(position))
+            for name, size, position in (_tuple(row, 3) for row in _tuple(sections))
+        ),
+        symbol_bytes=tuple(
+            (class_position(position), _int(size))
+            for position, size in map(_pair, _tuple(symbol_bytes))
+        ),
+        groups=_group_values(raws[:_GROUP_COLUMNS], group_count, len(names)),
+        empty_groups=_group_values(
+            raws[_GROUP_COLUMNS : 2 * _GROUP_COLUMNS], empty_count, len(names)
+        ),
+        inlined=_inlined_values(raws[2 * _GROUP_COLUMNS :], inlined_count),
+    )
+
+
+def _group_values(raws: Sequence[memoryview], count: int, class_count: int) -> GroupColumns:
+    numbers = {
+        name: raw.cast(code) for raw, (name, code) in zip(raws, _GROUP_NUMBERS, strict=False)
+    }
+    if any(len(column) != count for column in numbers.values()):
+        raise StoredValueError("stored symbol group columns differ in length")
+    if count and max(numbers["section_classes"]) >= class_count:
+        raise StoredValueError("a stored section class out of range")
+    rest = raws[len(_GROUP_NUMBERS) :]
+    texts = {
+        name: _unstrings(rest[2 * i], rest[2 * i + 1], count) for i, name in enumerate(_GROUP_TEXTS)
+    }
+    for name in ("base_names", "nm_types"):
+        if None in texts[name]:
+            raise StoredValueError("a stored symbol group without a name")
+    name_counts, alias_counts = numbers["name_counts"], numbers["alias_counts"]
+    if count and min(name_counts) == 0:
+        raise StoredValueError("a stored symbol group without a name")
+    names = _texts(rest[-3], sum(name_counts))
+    indexes = rest[-2].cast("I")
+    if len(indexes) != len(names):
+        raise StoredValueError("stored symbol groups with another number of indexes")
+    return GroupColumns(
+        **numbers,
+        base_names=cast("tuple[str, ...]", texts["base_names"]),
+        nm_types=cast("tuple[str, ...]", texts["nm_types"]),
+        units=texts["units"],
+        file_symbols=texts["file_symbols"],
+        dwarf_names=texts["dwarf_names"],
+        decl_files=texts["decl_files"],
+        names=names,
+        symbol_indexes=indexes,
+        alias_names=_texts(rest[-1], sum(alias_counts)),
+    )
+
+
+def _inlined_values(
+    raws: Sequence[memoryview], count: int
+) -> tuple[tuple[str, str | None, int, tuple[tuple[int, int], ...]], ...]:
+    names, decl_text, decl_nones, totals, caller_counts, low_pcs, caller_totals = raws
+    function_names = _texts(names, count)
+    decl_files = _unstrings(decl_text, decl_nones, count)
     all_low_pcs, all_counts = low_pcs.cast("Q"), caller_totals.cast("Q")
     if len(all_low_pcs) != len(all_counts):
         raise StoredValueError("stored callers of inlined functions differ in length")
-    inlined: dict[tuple[str, str | None], InlinedInstances] = {}
+    inlined = []
     start = 0
-    for name, decl_file, count, callers in zip(
+    for name, decl_file, total, callers in zip(
         function_names, decl_files, totals.cast("Q"), caller_counts.cast("I"), strict=True
     ):
         end = start + callers
         if end > len(all_low_pcs):
             raise StoredValueError("stored inlined functions do not fit their callers")
-        inlined[(name, decl_file)] = InlinedInstances(
-            name=name,
-            decl_file=decl_file,
-            count=count,
-            callers=tuple(zip(all_low_pcs[start:end], all_counts[start:end], strict=True)),
-        )
+        pairs = tuple(zip(all_low_pcs[start:end], all_counts[start:end], strict=True))
+        inlined.append((name, decl_file, total, pairs))
         start = end
-    if start != len(all_low_pcs) or len(inlined) != inlined_count:
+    if start != len(all_low_pcs):
         raise StoredValueError("stored inlined functions do not fit their callers")
-    return ImageCensus(
-        path=str(image.path),
-        build_id=image.build_id,
-        machine=image.machine,
-        kind=ImageKind(kind),
-        sections=tuple(
-            ListedSection(name=_str(name), size=_int(size), section_class=classes[_int(index)])
-            for name, size, index in (_tuple(row, 3) for row in _tuple(sections))
-        ),
-        groups=groups,
-        empty_groups=empty_groups,
-        symbol_bytes={classes[_int(i)]: _int(size) for i, size in map(_pair, _tuple(symbol_bytes))},
-        inlined=inlined,
-        has_dwarf=_bool(has_dwarf),
-        dwarf_seconds=seconds.cast("d")[0] if len(seconds) else None,
-    )
-
-
-def _groups(
-    raws: Sequence[memoryview], count: int, classes: list[SectionClass]
-) -> tuple[SymbolGroup, ...]:
-    from ltosyms.diff.model import SymbolGroup, SymbolKind
-
-    numbers = [raw.cast(code) for raw, (_name, code) in zip(raws, _GROUP_NUMBERS, strict=False)]
-    if any(len(column) != count for column in numbers):
-        raise StoredValueError("stored symbol group columns differ in length")
-    rest = raws[len(_GROUP_NUMBERS) :]
-    texts = [_unstrings(rest[2 * i], rest[2 * i + 1], count) for i in range(len(_GROUP_TEXTS))]
-    name_counts, alias_counts = numbers[6], numbers[7]
-    names = _texts(rest[-3], sum(name_counts))
-    indexes = rest[-2].cast("I")
-    aliases = _texts(rest[-1], sum(alias_counts))
-    if len(indexes) != len(names):
-        raise StoredValueError("stored symbol groups with another number of indexes")
-    groups = []
-    name_start = alias_start = 0
-    kinds = (SymbolKind.OBJECT, SymbolKind.FUNCTION)
-    base_names, nm_types, units, file_symbols, dwarf_names, decl_files = texts
-    for i in range(count):
-        name_end = name_start + name_counts[i]
-        alias_end = alias_start + alias_counts[i]
-        base_name, nm_type = base_names[i], nm_types[i]
-        if base_name is None or nm_type is None or not name_counts[i]:
-            raise StoredValueError("a stored symbol group without a name")
-        groups.append(
-            SymbolGroup(
-                kind=kinds[numbers[0][i]],
-                base_name=base_name,
-                names=tuple(names[name_start:name_end]),
-                size=numbers[1][i],
-                link_address=numbers[2][i],
-                section_class=classes[numbers[3][i]],
-                unit=units[i],
-                file_symbol=file_symbols[i],
-                dwarf_name=dwarf_names[i],
-                decl_file=decl_files[i],
-                is_global=bool(numbers[4][i]),
-                symbol_indexes=tuple(indexes[name_start:name_end]),
-                nm_type=nm_type,
-                member_count=numbers[5][i],
-                alias_names=tuple(aliases[alias_start:alias_end]),
-            )
-        )
-        name_start, alias_start = name_end, alias_end
-    return tuple(groups)
+    return tuple(inlined)
 
 
 def _texts(raw: memoryview, count: int) -> list[str]:

@@ -20,7 +20,6 @@ from ltosyms.index import codecs
 from ltosyms.index.encoding import Buffer
 
 if TYPE_CHECKING:
-    from ltosyms.diff.census import ImageCensus
     from ltosyms.disasm.callsite import Sweep
     from ltosyms.disasm.patching import PatchSites
     from ltosyms.disasm.records import (
@@ -205,10 +204,11 @@ def _census_key(key: tuple[bool, str]) -> str:
     return f"{'dwarf' if use_dwarf else 'symbols'}/{layout}"
 
 
-# What a diff needs of the image (ltosyms.diff.census.ImageCensus): the sections, the symbol
-# groups, the inlined instances of every function; by whether DWARF was read and the layout of
-# the file's sections (ltosyms.diff.sections.layout_of: a stripped copy has the build id too).
-DIFF_CENSUS: Kind[tuple[bool, str], ImageCensus] = Kind(
+# What a diff needs of the image (ltosyms.diff.census.ImageCensus, as the plain columns of
+# codecs.CensusColumns: the diff sits above this layer): the sections, the symbol groups, the
+# inlined instances of every function; by whether DWARF was read and the layout of the file's
+# sections (ltosyms.diff.sections.layout_of: a stripped copy has the build id too).
+DIFF_CENSUS: Kind[tuple[bool, str], codecs.CensusColumns] = Kind(
     name="diff-census",
     version=1,
     placement=Placement.ROW,
