@@ -156,27 +156,56 @@ def _groups(columns: GroupColumns, classes: list[SectionClass]) -> tuple[SymbolG
     names, indexes, aliases = columns.names, columns.symbol_indexes, columns.alias_names
     groups = []
     name_start = alias_start = 0
-    for i, (name_count, alias_count) in enumerate(
-        zip(columns.name_counts, columns.alias_counts, strict=True)
+    for (
+        is_function,
+        base_name,
+        size,
+        link_address,
+        section_class,
+        unit,
+        file_symbol,
+        dwarf_name,
+        decl_file,
+        is_global,
+        nm_type,
+        member_count,
+        name_count,
+        alias_count,
+    ) in zip(
+        columns.is_function,
+        columns.base_names,
+        columns.sizes,
+        columns.link_addresses,
+        columns.section_classes,
+        columns.units,
+        columns.file_symbols,
+        columns.dwarf_names,
+        columns.decl_files,
+        columns.is_global,
+        columns.nm_types,
+        columns.member_counts,
+        columns.name_counts,
+        columns.alias_counts,
+        strict=True,
     ):
         name_end = name_start + name_count
         alias_end = alias_start + alias_count
         groups.append(
             SymbolGroup(
-                kind=_KINDS[columns.is_function[i]],
-                base_name=columns.base_names[i],
+                kind=_KINDS[is_function],
+                base_name=base_name,
                 names=tuple(names[name_start:name_end]),
-                size=columns.sizes[i],
-                link_address=columns.link_addresses[i],
-                section_class=classes[columns.section_classes[i]],
-                unit=columns.units[i],
-                file_symbol=columns.file_symbols[i],
-                dwarf_name=columns.dwarf_names[i],
-                decl_file=columns.decl_files[i],
-                is_global=bool(columns.is_global[i]),
+                size=size,
+                link_address=link_address,
+                section_class=classes[section_class],
+                unit=unit,
+                file_symbol=file_symbol,
+                dwarf_name=dwarf_name,
+                decl_file=decl_file,
+                is_global=bool(is_global),
                 symbol_indexes=tuple(indexes[name_start:name_end]),
-                nm_type=columns.nm_types[i],
-                member_count=columns.member_counts[i],
+                nm_type=nm_type,
+                member_count=member_count,
                 alias_names=tuple(aliases[alias_start:alias_end]),
             )
         )
