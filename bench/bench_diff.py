@@ -5,11 +5,12 @@ Rows (issue #16, "Speed"), each the median of ``--repeat`` runs, CPU time (user 
 the command's process and its children) and wall time:
 
 - ``scripts/bloat-o-meter`` on the pair (the peer: two ``nm --size-sort`` and a dict);
-- ``ltosyms diff --format bloat-o-meter``: no DWARF is read unless asked;
-- ``ltosyms diff`` cold: both images' DWARF census (target: <= 5 s CPU for the corpus' small
-  kernels);
-- the comparison of two censuses already made (what a diff of two indexed images would cost
-  once the index keeps each image's census, loading it aside; target: <= 2x bloat-o-meter).
+- ``ltosyms diff --no-cache --format bloat-o-meter``: no DWARF is read unless asked;
+- ``ltosyms diff --no-cache``, cold: both images' DWARF census (target: <= 5 s CPU for the
+  corpus' small kernels);
+- ``ltosyms diff`` with an empty index: the cold diff, which leaves both censuses in the index;
+- ``ltosyms diff`` of two indexed images: both censuses read from the index, no symbol table,
+  no DWARF (target: <= 2x bloat-o-meter), in text and as ``--format bloat-o-meter``.
 
 Pairs: the corpus' clang-nolto -> clang-thinlto and gcc-nolto -> gcc-lto, and Debian's 590 MB
 vmlinux against itself (``--skip-debian`` leaves it out). scripts/bloat-o-meter comes from the
@@ -30,16 +31,13 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
-
-from ltosyms.diff import diff_censuses, take_image_census  # noqa: E402
-from ltosyms.elf.kernel import load_any  # noqa: E402
-from ltosyms.render.diff_text import render_text  # noqa: E402
 
 CORPUS = Path(os.environ.get("LTOSYMS_CORPUS", PROJECT.parent / "shared" / "corpus"))
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ltosyms-bench"
@@ -86,10 +84,10 @@ def run_command(command: Sequence[str]) -> tuple[float, float]:
     return cpu, wall
 
 
-def run_here(action: Callable[[], object]) -> tuple[float, float]:
-    started_cpu, started = time.process_time(), time.perf_counter()
-    action()
-    return time.process_time() - started_cpu, time.perf_counter() - started
+def run_first(command: Sequence[str]) -> tuple[float, float]:
+    """``run_command`` with an index folder of its own, empty."""
+    with tempfile.TemporaryDirectory(dir=CACHE) as empty:
+        return run_command([*command, "--cache-dir", empty])
 
 
 class Rows:
@@ -119,6 +117,7 @@ def bench_pair(
 ) -> None:
     print(f"== {label}: {base} ({base.stat().st_size / 1e6:.0f} MB) -> {new}")
     ltosyms = [sys.executable, "-m", "ltosyms", "diff", str(base), str(new)]
+    cold = [*ltosyms, "--no-cache"]
     rows.peer_cpu = None
     if script is not None and shutil.which("nm") is not None:
         rows.peer_cpu = rows.measure(
@@ -128,26 +127,27 @@ def bench_pair(
     else:
         print("scripts/bloat-o-meter: not available (kernel source package or --kernel-tree)")
     rows.measure(
-        "ltosyms diff --format bloat-o-meter (no DWARF)",
-        lambda: run_command([*ltosyms, "--format", "bloat-o-meter"]),
+        "ltosyms diff --no-cache --format bloat-o-meter (no DWARF)",
+        lambda: run_command([*cold, "--format", "bloat-o-meter"]),
     )
-    rows.measure("ltosyms diff, cold (DWARF census of both)", lambda: run_command(ltosyms))
+    rows.measure("ltosyms diff --no-cache, cold (DWARF census of both)", lambda: run_command(cold))
     if baseline_python:
         rows.measure(
-            "  the same with --baseline-python",
+            "  the same with --baseline-python (no index)",
             lambda: run_command([baseline_python, "-m", "ltosyms", "diff", str(base), str(new)]),
         )
-    censuses = []
-    for path in (base, new):
-        loaded = load_any(path)
-        try:
-            censuses.append(take_image_census(loaded))
-        finally:
-            loaded.image.close()
     rows.measure(
-        "two censuses in memory: compare + text (indexed, load aside)",
-        lambda: run_here(lambda: list(render_text(diff_censuses(*censuses)))),
+        "ltosyms diff, empty index (takes and keeps the censuses)", lambda: run_first(ltosyms)
     )
+    with tempfile.TemporaryDirectory(dir=CACHE) as folder:
+        indexed = [*ltosyms, "--cache-dir", folder]
+        for options in ([], ["--format", "bloat-o-meter"]):
+            run_command([*indexed, *options])  # the census this row reads
+        rows.measure("ltosyms diff, two indexed images", lambda: run_command(indexed))
+        rows.measure(
+            "ltosyms diff --format bloat-o-meter, two indexed images",
+            lambda: run_command([*indexed, "--format", "bloat-o-meter"]),
+        )
 
 
 def screenshot(base: Path, new: Path, png: Path) -> None:
@@ -186,6 +186,7 @@ def main() -> None:
     parser.add_argument("--screenshot", type=Path, metavar="PNG")
     args = parser.parse_args()
     script = bloat_o_meter(args.kernel_tree)
+    CACHE.mkdir(parents=True, exist_ok=True)
     rows = Rows(args.repeat)
     pairs = [
         ("clang-nolto -> clang-thinlto", "clang-nolto", "clang-thinlto"),

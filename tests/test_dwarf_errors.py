@@ -179,7 +179,7 @@ def _arguments(command: str, image: Path, work: Path) -> list[str]:
         return ["symbolize", "--no-cache", str(image), frame.split("/", maxsplit=1)[0]]
     if command == "decode":
         return ["decode", "--no-cache", str(image), str(work / "oops.log")]
-    return ["diff", str(VMLINUX), str(image)]
+    return ["diff", "--no-cache", str(VMLINUX), str(image)]
 
 
 @pytest.mark.parametrize("command", ["symbolize", "decode", "diff"])

@@ -40,6 +40,7 @@ DECLARED = {
     "build-facts/2": Placement.ROW,
     "code-match/2": Placement.ROW,
     "code-analysis/2": Placement.ROW,
+    "diff-census/1": Placement.ROW,
 }
 
 
@@ -114,6 +115,14 @@ def vmlinux_answers(decoded: Decoded) -> Iterator[Answers]:
 def stored_values(answers: Answers, kind: Kind[Any, Any]) -> list[Any]:
     """The values the index behind ``answers`` keeps for ``kind``, decoded."""
     store, image = answers.store, answers.image
+    if kind is kinds.DIFF_CENSUS:
+        # A decode keeps no diff census: the one a diff of the image keeps, as read back.
+        from ltosyms.diff import take_image_census
+        from ltosyms.diff.stored import census_columns
+        from ltosyms.elf.kernel import LoadedImage
+
+        census = take_image_census(LoadedImage(image, SymbolTable(image)))
+        return [kind.decode(kind.encode(census_columns(census)), image)]
     if kind is kinds.CODE_MATCHES:
         # No candidate of this log needed its Code: bytes to be told apart; the analyses of
         # its Code: lines hold the same comparisons.

@@ -8,14 +8,11 @@ from pathlib import Path
 
 import click
 
-from ltosyms.cli.options import SHOW_ALL, format_option, json_option, limit_option
+from ltosyms.cli.options import SHOW_ALL, cache_options, format_option, json_option, limit_option
 from ltosyms.diff import diff_images, read_maintainers
 from ltosyms.errors import InputError, UsageError
-from ltosyms.render.diff_bloat import Selection, render_bloat
-from ltosyms.render.diff_csv import render_csv
-from ltosyms.render.diff_html import render_html
-from ltosyms.render.diff_json import report_json
-from ltosyms.render.diff_text import render_text
+from ltosyms.index.store import cache_location
+from ltosyms.render.diff_bloat import Selection
 
 
 @click.command("diff")
@@ -69,6 +66,7 @@ from ltosyms.render.diff_text import render_text
     type=click.IntRange(min=1),
     help="Directory depth of the per-directory rollup (the HTML page has every depth).",
 )
+@cache_options
 def command(
     *,
     base: str,
@@ -82,35 +80,59 @@ def command(
     limit: int,
     show_all: bool,
     depth: int,
+    cache_dir: str | None,
+    no_cache: bool,
 ) -> None:
     """Compare two vmlinux files (or two modules), typically BASE without LTO and NEW with LTO
     of the same source and config: section sizes like size -A, every function and object
     matched by identity (base name, suffix grammar, DWARF unit) and classified as unchanged,
     grown, shrunk, renamed, specialized, split, dropped_inlined, dropped_removed, folded,
-    outlined or new."""
+    outlined or new.
+
+    What the diff needs of each image (its census) is kept in the image's index: the next
+    diff of the image (or one after ltosyms index) reads neither its DWARF nor its symbols."""
     if as_json and output_format != "text":
         raise UsageError(f"--json and --format {output_format} exclude each other")
     if selection is not None and output_format != "bloat-o-meter":
         raise UsageError("-c, -d and -t select bloat-o-meter tables: add --format bloat-o-meter")
+    if no_cache and cache_dir is not None:
+        raise UsageError("--cache-dir and --no-cache contradict each other")
     maintainers = read_maintainers(maintainers_path) if maintainers_path else None
     use_dwarf = dwarf if dwarf is not None else output_format != "bloat-o-meter" or bool(html_path)
     report = diff_images(
-        base, new, use_dwarf=use_dwarf, directory_depth=depth, maintainers=maintainers
+        base,
+        new,
+        use_dwarf=use_dwarf,
+        directory_depth=depth,
+        maintainers=maintainers,
+        cache=None if no_cache else cache_location(cache_dir),
     )
+    # Each renderer is imported when asked for: a diff of indexed images takes under a second,
+    # and the HTML page's (its script, its charts) is a tenth of that.
     if html_path:
+        from ltosyms.render.diff_html import render_html
+
         try:
             Path(html_path).write_text(render_html(report), encoding="utf-8")
         except OSError as error:
             raise InputError(f"{html_path}: cannot write: {error.strerror or error}") from None
     if as_json:
+        from ltosyms.render.diff_json import report_json
+
         click.echo(json.dumps(report_json(report), indent=1))
     elif output_format == "bloat-o-meter":
+        from ltosyms.render.diff_bloat import render_bloat
+
         for line in render_bloat(report, Selection(selection or Selection.ALL.value)):
             click.echo(line)
     elif output_format == "csv":
+        from ltosyms.render.diff_csv import render_csv
+
         for line in render_csv(report, maintainers):
             click.echo(line, nl=False)
     else:
+        from ltosyms.render.diff_text import render_text
+
         shown = None if show_all or limit == SHOW_ALL else limit
         for line in render_text(report, limit=shown):
             click.echo(line)

@@ -10,7 +10,14 @@ from typing import Any
 import click
 
 from ltosyms.cli.options import cache_dir_option, json_option, modules_option
-from ltosyms.context.build import IndexBuild, Progress, build_index, default_jobs, dwarf_codec
+from ltosyms.context.build import (
+    IndexBuild,
+    Progress,
+    WholeImageKind,
+    build_index,
+    default_jobs,
+    dwarf_codec,
+)
 from ltosyms.errors import InputError
 from ltosyms.index.store import cache_location
 
@@ -45,12 +52,15 @@ def command(
     images = [Path(vmlinux), *_module_files(module_folders)]
     location = cache_location(cache_dir)
     codec = dwarf_codec()
+    census = _diff_census()
     results = []
     failed_images = 0
     for number, image_path in enumerate(images):
         try:
             with _ProgressBar(image_path.name) as progress:
-                result = build_index(image_path, location, codec, jobs=jobs, progress=progress)
+                result = build_index(
+                    image_path, location, codec, jobs=jobs, progress=progress, whole_image=census
+                )
         except InputError as error:
             if number == 0:
                 raise  # the vmlinux itself
@@ -70,6 +80,16 @@ def command(
         click.echo(json.dumps(report, indent=1))
     if failed_images:
         click.echo(f"ltosyms: {failed_images} module files could not be indexed", err=True)
+
+
+def _diff_census() -> WholeImageKind:
+    """The census ``ltosyms diff`` reads of each image, kept with the rest."""
+    from ltosyms.diff.stored import indexed_census_key, indexed_census_rows
+    from ltosyms.index import kinds
+
+    return WholeImageKind(
+        kind=kinds.DIFF_CENSUS, done_key=indexed_census_key, rows=indexed_census_rows
+    )
 
 
 def _module_files(folders: tuple[str, ...]) -> list[Path]:
@@ -105,6 +125,7 @@ def _json(result: IndexBuild) -> dict[str, Any]:
         "cu_reused": result.cu_reused,
         "cu_failed": [{"cu_offset": hex(o), "error": e} for o, e in result.cu_failed],
         "complete": result.complete,
+        "diff_census": result.whole_image_stored,
         "size_bytes": result.size_bytes,
         "seconds": round(result.seconds, 3),
     }

@@ -32,13 +32,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ltosyms.context.image import ImageContext
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.errors import CacheError, LtosymsError
 from ltosyms.index import kinds
 from ltosyms.index.answers import Answers
+from ltosyms.index.kinds import Kind
 from ltosyms.index.store import CacheLocation, IndexStore, open_store, pack_blob
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class IndexBuild:
     cu_reused: int  # found in the index already
     cu_failed: tuple[tuple[int, str], ...] = field(default=())  # (offset, one-line error)
     symbols_stored: bool = False  # written in this run
+    whole_image_stored: bool = False  # the WholeImageKind's rows, written in this run
     seconds: float = 0.0
     size_bytes: int = 0
 
@@ -108,8 +110,10 @@ def build_index(
     *,
     jobs: int | None = None,
     progress: Progress | None = None,
+    whole_image: WholeImageKind | None = None,
 ) -> IndexBuild:
-    """Store the symbol table and every CU of the image at ``image_path`` in its index.
+    """Store the symbol table and every CU of the image at ``image_path`` in its index (and
+    ``whole_image``'s rows, unless the index keeps them already).
 
     Raises :class:`~ltosyms.errors.CacheError` when the index cannot be opened or written
     (the index is the whole point here), :class:`~ltosyms.errors.InputError` for a bad image.
@@ -127,6 +131,7 @@ def build_index(
                 jobs=jobs,
                 progress=progress,
                 started=started,
+                whole_image=whole_image,
             )
         finally:
             store.close()
@@ -140,6 +145,7 @@ def _build(
     jobs: int,
     progress: Progress | None,
     started: float,
+    whole_image: WholeImageKind | None,
 ) -> IndexBuild:
     image = context.image
     if store.read_only:
@@ -171,9 +177,20 @@ def _build(
         if not context.symbols_from_index and store.usable:
             symbols_stored.append(True)
 
+    # A whole-image walk (the diff's census), taken by a worker of its own while the others
+    # parse units.
+    censuses = None
+    if whole_image is not None:
+        done = store.get_derived(whole_image.kind.stored_name, whole_image.done_key(image))
+        censuses = _WholeImage(take=whole_image.rows) if done is None else None
     try:
         for outcome in _parse_all(
-            image, codec, _biggest_first(image, offsets, missing), jobs, store_tables_meanwhile
+            image,
+            codec,
+            _biggest_first(image, offsets, missing),
+            jobs,
+            store_tables_meanwhile,
+            censuses,
         ):
             if outcome.error is not None:
                 failed.append((outcome.cu_offset, outcome.error))
@@ -186,6 +203,8 @@ def _build(
     finally:
         # Results already received are valid: keep them, also on Ctrl-C.
         writer.flush()
+    if whole_image is not None and censuses is not None and censuses.rows:
+        store.put_derived(whole_image.kind.stored_name, censuses.rows)
     if not store.usable:
         raise CacheError(f"{store.path}: the index could not be written")
     complete = not failed and set(offsets) <= store.stored_cu_offsets()
@@ -203,6 +222,7 @@ def _build(
         cu_reused=reused,
         cu_failed=tuple(failed),
         symbols_stored=any(symbols_stored),
+        whole_image_stored=censuses is not None and bool(censuses.rows),
         seconds=time.monotonic() - started,
         size_bytes=store.size_bytes(),
     )
@@ -277,10 +297,14 @@ def _parse_all(
     offsets: list[int],
     jobs: int,
     meanwhile: Callable[[], None],
+    whole_image: _WholeImage | None = None,
 ) -> Iterator[_Outcome]:
-    """Parse ``offsets``; call ``meanwhile`` once the workers are busy."""
+    """Parse ``offsets``; call ``meanwhile`` once the workers are busy; take ``whole_image``'s
+    rows in a worker of its own."""
     if jobs == 1 or len(offsets) < IN_PROCESS_UNITS:
         meanwhile()
+        if whole_image is not None:
+            whole_image.collect(lambda: whole_image.take(image))
         for cu_offset in offsets:
             yield _parse_one(codec.parse_cu, image, cu_offset)
         return
@@ -295,7 +319,10 @@ def _parse_all(
     )
     pending = iter(offsets)
     running: set[Future[_Outcome]] = set()
+    whole: Future[list[tuple[str, bytes]]] | None = None
     try:
+        if whole_image is not None:
+            whole = executor.submit(_worker_whole_image, whole_image.take)
         # A few CUs per worker in flight: enough to keep them busy, few to cancel on Ctrl-C.
         for cu_offset in itertools.islice(pending, jobs * 4):
             running.add(executor.submit(_worker_parse, cu_offset))
@@ -306,6 +333,8 @@ def _parse_all(
                 yield future.result()
                 for cu_offset in itertools.islice(pending, 1):
                     running.add(executor.submit(_worker_parse, cu_offset))
+        if whole_image is not None and whole is not None:
+            whole_image.collect(whole.result)
     except BrokenProcessPool:
         # A dead worker shows up in the result of its CU or, if the pool noticed first, in the
         # next submit: one error either way.
@@ -355,6 +384,43 @@ def _worker_start(image_path: str, parse_cu: Callable[[KernelImage, int], bytes]
 def _worker_parse(cu_offset: int) -> _Outcome:
     assert _worker.image is not None and _worker.parse_cu is not None
     return _parse_one(_worker.parse_cu, _worker.image, cu_offset)
+
+
+def _worker_whole_image(
+    take: Callable[[KernelImage], list[tuple[str, bytes]]],
+) -> list[tuple[str, bytes]]:
+    assert _worker.image is not None
+    return take(_worker.image)
+
+
+# -- whole-image values: the diff census ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WholeImageKind:
+    """Values of one stored kind worked out from the whole image at once, by a worker of its
+    own (the diff's census: :mod:`ltosyms.diff.stored`). Both functions are module-level (a
+    worker receives them by name): ``done_key`` is the stored key whose row means there is
+    nothing to do, ``rows`` the stored ``(key, bytes)`` rows."""
+
+    kind: Kind[Any, Any]
+    done_key: Callable[[KernelImage], str]
+    rows: Callable[[KernelImage], list[tuple[str, bytes]]]
+
+
+@dataclass(slots=True)
+class _WholeImage:
+    """Rows of one kind worked out from the whole image, and the rows once taken."""
+
+    take: Callable[[KernelImage], list[tuple[str, bytes]]]
+    rows: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def collect(self, result: Callable[[], list[tuple[str, bytes]]]) -> None:
+        """Keep the rows ``result`` gives; one image's census failing fails no index."""
+        try:
+            self.rows = result()
+        except LtosymsError as error:
+            log.warning("not indexed: %s", str(error).splitlines()[0])
 
 
 def dwarf_codec() -> CuCodec:

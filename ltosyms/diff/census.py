@@ -4,7 +4,8 @@ A diff compares two censuses and nothing else (:func:`ltosyms.diff.compare.diff_
 the census holds the sections as ``size -A`` lists them, each with the image's own class, the
 symbol groups (with their DWARF identity when DWARF was read), and the inlined instances of
 every function. It does not refer back to the ELF file, so it can be kept and reused: an image
-diffed against several others is read once.
+diffed against several others is read once, and the image's index keeps it
+(:mod:`ltosyms.diff.stored`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,23 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ltosyms.diff.groups import build_groups
-from ltosyms.diff.model import ListedSection, SectionClass, SymbolGroup, SymbolKind
+from ltosyms.diff.model import (
+    InlinedInstances,
+    ListedSection,
+    SectionClass,
+    SymbolGroup,
+    SymbolKind,
+)
 from ltosyms.diff.sections import listed_sections, section_classes
-from ltosyms.dwarf import DwarfCensus, InlinedFunction, take_census
-from ltosyms.elf.debug_sections import dwarf_sections
 from ltosyms.elf.image import ImageKind
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import InputError
+
+if TYPE_CHECKING:
+    from ltosyms.dwarf import DwarfCensus
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +53,12 @@ class ImageCensus:
     groups: tuple[SymbolGroup, ...]
     empty_groups: tuple[SymbolGroup, ...]  # defined symbols of size 0
     symbol_bytes: Mapping[SectionClass, int]  # distinct sized symbols per section class
-    inlined: Mapping[InlineKey, InlinedFunction]  # callers: (low_pc, instances)
+    inlined: Mapping[InlineKey, InlinedInstances]
     has_dwarf: bool
     dwarf_seconds: float | None = None
     dwarf_note: str | None = None
     # Lookup tables over the fields above, filled by __post_init__; not part of the record.
-    _by_name: dict[str, list[InlinedFunction]] = field(
+    _by_name: dict[str, list[InlinedInstances]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     _function_starts: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
@@ -67,7 +76,7 @@ class ImageCensus:
         self._functions.extend(functions)
         self._function_starts.extend(group.link_address for group in functions)
 
-    def inlined_instances(self, name: str, decl_file: str | None) -> InlinedFunction | None:
+    def inlined_instances(self, name: str, decl_file: str | None) -> InlinedInstances | None:
         """Inlined instances of the function ``name`` declared in ``decl_file``; when the file
         is unknown or differs between builds, the name alone if it is unambiguous."""
         record = self.inlined.get((name, decl_file))
@@ -137,11 +146,20 @@ def _take_image_census(loaded: LoadedImage, use_dwarf: bool) -> ImageCensus:
         groups=tuple(built.groups),
         empty_groups=tuple(built.empty_groups),
         symbol_bytes=built.symbol_bytes,
-        inlined=dwarf.inlined if dwarf is not None else {},
+        inlined=_inlined(dwarf) if dwarf is not None else {},
         has_dwarf=dwarf is not None,
         dwarf_seconds=seconds,
         dwarf_note=note,
     )
+
+
+def _inlined(dwarf: DwarfCensus) -> dict[InlineKey, InlinedInstances]:
+    return {
+        key: InlinedInstances(
+            name=record.name, decl_file=record.decl_file, count=record.count, callers=record.callers
+        )
+        for key, record in dwarf.inlined.items()
+    }
 
 
 def _dwarf(
@@ -151,6 +169,10 @@ def _dwarf(
         return None, None, None
     if not loaded.image.has_dwarf():
         return None, None, f"{loaded.image.path} has no DWARF: DWARF parts skipped for it"
+    # Imported here: a census read back from the index needs none of the DWARF reader.
+    from ltosyms.dwarf import take_census
+    from ltosyms.elf.debug_sections import dwarf_sections
+
     started = time.perf_counter()
     try:
         census = take_census(dwarf_sections(loaded.image))

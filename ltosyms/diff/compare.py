@@ -9,10 +9,12 @@ walks all of ``.debug_info`` once per build and is optional.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from ltosyms.context import ImageContext
 from ltosyms.diff.census import ImageCensus, bulk_records, take_image_census
 from ltosyms.diff.classify import classify
 from ltosyms.diff.maintainers import Maintainers
@@ -37,9 +39,11 @@ from ltosyms.diff.rollup import (
     subsystem_totals,
 )
 from ltosyms.diff.sections import compare_sections
+from ltosyms.diff.stored import image_census
 from ltosyms.elf.image import ImageKind
-from ltosyms.elf.kernel import LoadedImage, load_any
+from ltosyms.elf.kernel import LoadedImage
 from ltosyms.errors import InputError
+from ltosyms.index import CacheLocation
 
 
 def diff_images(
@@ -49,25 +53,25 @@ def diff_images(
     use_dwarf: bool = True,
     directory_depth: int = 2,
     maintainers: Maintainers | None = None,
+    cache: CacheLocation | None = None,
 ) -> DiffReport:
-    """Diff two vmlinux files (BASE typically without LTO, NEW with), or two modules."""
-    base = load_any(base_path)
-    try:
-        new = load_any(new_path)
-    except Exception:
-        base.image.close()
-        raise
-    try:
-        return diff_loaded(
-            base,
-            new,
-            use_dwarf=use_dwarf,
+    """Diff two vmlinux files (BASE typically without LTO, NEW with), or two modules; each
+    image's census comes from its index under ``cache`` when it keeps one, and is left there
+    otherwise (None: no index)."""
+    with contextlib.ExitStack() as opened:
+        base = opened.enter_context(ImageContext.open(base_path, cache=cache))
+        new = opened.enter_context(ImageContext.open(new_path, cache=cache))
+        check_comparable(
+            (base.name, base.image.machine, base.image.kind),
+            (new.name, new.image.machine, new.image.kind),
+        )
+        return diff_censuses(
+            image_census(base, use_dwarf=use_dwarf),
+            image_census(new, use_dwarf=use_dwarf),
             directory_depth=directory_depth,
             maintainers=maintainers,
+            dwarf_requested=use_dwarf,
         )
-    finally:
-        base.image.close()
-        new.image.close()
 
 
 def diff_loaded(

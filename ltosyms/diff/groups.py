@@ -22,13 +22,15 @@ import struct
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ltosyms.diff.model import SectionClass, SymbolGroup, SymbolKind
-from ltosyms.dwarf import DwarfCensus
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.names.suffixes import SuffixKind, SymbolName, parse_name
+
+if TYPE_CHECKING:
+    from ltosyms.dwarf import DwarfCensus
 
 
 class _Candidate(NamedTuple):
@@ -94,6 +96,8 @@ def _groups(
         dwarf_of[candidate.symbol_index] = (dwarf_name, decl_file)
         keyed[(candidate.is_function, base, _origin(candidate, unit))].append(candidate)
     _attach_orphan_clones(keyed)
+    # By the class's value (`_value_`, an instance attribute): Enum's hash and `.value` are
+    # Python functions, a cost at 30,000 symbols per image.
     symbol_bytes: dict[str, int] = defaultdict(int)
     groups = []
     for (is_function, base, _origin_key), members in keyed.items():
@@ -103,28 +107,34 @@ def _groups(
         names: list[str] = []
         indexes: list[int] = []
         alias_names: list[str] = []
+        size = 0
+        is_global = False
         for member in members:
             names.append(member.name)
             indexes.append(member.symbol_index)
-            symbol_bytes[member.section_class.value] += member.elf_size
-            for alias in aliases.get(member.symbol_index, ()):
-                names.append(alias.name)
-                indexes.append(alias.symbol_index)
-                alias_names.append(alias.name)
+            symbol_bytes[member.section_class._value_] += member.elf_size
+            size += member.elf_size
+            is_global = is_global or member.is_global
+            member_aliases = aliases.get(member.symbol_index)
+            if member_aliases:
+                for alias in member_aliases:
+                    names.append(alias.name)
+                    indexes.append(alias.symbol_index)
+                    alias_names.append(alias.name)
         dwarf_name, decl_file = dwarf_of[main.symbol_index]
         groups.append(
             SymbolGroup(
                 kind=SymbolKind.FUNCTION if is_function else SymbolKind.OBJECT,
                 base_name=base,
                 names=tuple(names),
-                size=sum(member.elf_size for member in members),
+                size=size,
                 link_address=main.link_address,
                 section_class=main.section_class,
                 unit=unit_of[main.symbol_index],
                 file_symbol=main.file_symbol,
                 dwarf_name=dwarf_name,
                 decl_file=decl_file,
-                is_global=any(member.is_global for member in members),
+                is_global=is_global,
                 symbol_indexes=tuple(indexes),
                 nm_type=main.nm_type,
                 member_count=len(members),

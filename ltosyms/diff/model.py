@@ -10,7 +10,7 @@ the ``STT_FILE`` symbol).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class SectionClass(enum.Enum):
@@ -212,6 +212,19 @@ def collection_noun(base_name: str) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class InlinedInstances:
+    """Every inlined instance of one function in one build (its ``DW_TAG_inlined_subroutine``
+    DIEs): how many, and per out-of-line function holding some, that function's ``low_pc`` (a
+    link address) and how many it holds. The diff's copy of the DWARF census' record: a census
+    read back from the index loads none of the DWARF reader."""
+
+    name: str
+    decl_file: str | None
+    count: int
+    callers: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Caller:
     """An out-of-line function holding inlined instances of another."""
 
@@ -339,6 +352,10 @@ class DiffReport:
     directory_depth: int = 2  # of ``directories``
     directory_tree: tuple[DirectoryTotals, ...] = ()  # the rollup at every depth
     subsystems: tuple[DirectoryTotals, ...] = ()  # per MAINTAINERS section, when one was given
+    # by_class(), made on first use (renderers ask for it several times); not part of the record.
+    _by_class: dict[tuple[ChangeClass, SymbolKind], list[Change]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def of_kind(self, kind: SymbolKind) -> list[Change]:
         return [change for change in self.changes if change.kind is kind]
@@ -349,11 +366,13 @@ class DiffReport:
         return [change for change in self.changes if change.change_class is change_class]
 
     def by_class(self) -> dict[tuple[ChangeClass, SymbolKind], list[Change]]:
-        """The changes per (class, kind), in report order: one pass for all classes."""
-        grouped: dict[tuple[ChangeClass, SymbolKind], list[Change]] = {}
-        for change in self.changes:
-            grouped.setdefault((change.change_class, change.kind), []).append(change)
-        return grouped
+        """The changes per (class, kind), in report order: one pass for all classes, made once
+        (a fresh dict of the same lists each call)."""
+        grouped = self._by_class
+        if not grouped and self.changes:
+            for change in self.changes:
+                grouped.setdefault((change.change_class, change.kind), []).append(change)
+        return dict(grouped)
 
     @property
     def inline_evidence(self) -> bool:

@@ -90,13 +90,16 @@ def _totals(
 ) -> list[DirectoryTotals]:
     sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for change in changes:
+        base, new = change.base, change.new
+        is_function = change.kind is SymbolKind.FUNCTION
         for key in keys(change):
             entry = sizes[key]
-            entry[0] += change.base_size
-            entry[1] += change.new_size
-            if change.kind is SymbolKind.FUNCTION:
-                entry[2] += change.base is not None
-                entry[3] += change.new is not None
+            if base is not None:
+                entry[0] += base.size
+                entry[2] += is_function
+            if new is not None:
+                entry[1] += new.size
+                entry[3] += is_function
     rows = [
         DirectoryTotals(
             directory=key,

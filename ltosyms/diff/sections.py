@@ -7,6 +7,7 @@ turns into symbol tables and relocations; for an ELF vmlinux those are ``.symtab
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 from ltosyms.diff.model import ListedSection, SectionClass, SectionSize
@@ -58,6 +59,14 @@ def is_listed_by_size(section: Section) -> bool:
         return False
     # By type, not name: 6.12's runtime-const sections leave `.relaruntime_shift_d_hash_shift`.
     return not (not section.is_alloc and section.elf_type in _RELOCATION_TYPES)
+
+
+def layout_of(image: KernelImage) -> str:
+    """A digest of the sections ``size -A`` lists (names and sizes): two files of one build
+    (one stripped of its debug sections by ``objcopy --strip-debug``, which keeps the build
+    id) have different layouts and keep different censuses."""
+    listed = "\0".join(f"{s.name}\0{s.size}" for s in image.sections if is_listed_by_size(s))
+    return f"{zlib.crc32(listed.encode()):08x}"
 
 
 def init_range(symbols: SymbolTable) -> tuple[int, int] | None:

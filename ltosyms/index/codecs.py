@@ -19,9 +19,10 @@ from __future__ import annotations
 import struct
 from array import array
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import wraps
 from itertools import accumulate
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
 from ltosyms.index.encoding import (
     Buffer,
@@ -606,3 +607,217 @@ def decode_build_facts(data: Buffer, image: KernelImage) -> BuildFacts:
         clang_lto=_bool(clang_lto),
         numbered_functions=_int(numbered),
     )
+
+
+# -- the diff census of an image ---------------------------------------------------------------
+#
+# The diff sits above the persistence layer: its census (ltosyms.diff.census.ImageCensus) is
+# kept as the plain columns below, which the diff makes from its records and its records from.
+# Section classes and symbol kinds are named by strings (the diff's enum values).
+
+
+@dataclass(frozen=True, slots=True)
+class GroupColumns:
+    """Symbol groups (ltosyms.diff.model.SymbolGroup), one entry per group in each per-group
+    column; ``names`` and ``symbol_indexes`` hold ``name_counts[i]`` entries for group ``i``,
+    ``alias_names`` ``alias_counts[i]``, one after the other."""
+
+    is_function: Sequence[int]
+    sizes: Sequence[int]
+    link_addresses: Sequence[int]
+    section_classes: Sequence[int]  # positions in CensusColumns.class_names
+    is_global: Sequence[int]
+    member_counts: Sequence[int]
+    name_counts: Sequence[int]
+    alias_counts: Sequence[int]
+    base_names: Sequence[str]
+    nm_types: Sequence[str]
+    units: Sequence[str | None]
+    file_symbols: Sequence[str | None]
+    dwarf_names: Sequence[str | None]
+    decl_files: Sequence[str | None]
+    names: Sequence[str]
+    symbol_indexes: Sequence[int]
+    alias_names: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CensusColumns:
+    """An image's diff census as plain values. ``inlined`` holds, per function, its name,
+    declaring file, count of inlined instances and ``(caller low_pc, instances)`` pairs."""
+
+    build_id: str | None
+    machine: str
+    kind: str  # ltosyms.elf.image.ImageKind value
+    has_dwarf: bool
+    dwarf_seconds: float | None
+    class_names: tuple[str, ...]
+    sections: tuple[tuple[str, int, int], ...]  # name, size, position in class_names
+    symbol_bytes: tuple[tuple[int, int], ...]  # position in class_names, bytes
+    groups: GroupColumns
+    empty_groups: GroupColumns
+    inlined: tuple[tuple[str, str | None, int, tuple[tuple[int, int], ...]], ...]
+
+
+_GROUP_NUMBERS: tuple[tuple[str, Literal["B", "I", "Q"]], ...] = (
+    ("is_function", "B"),
+    ("sizes", "Q"),
+    ("link_addresses", "Q"),
+    ("section_classes", "B"),
+    ("is_global", "B"),
+    ("member_counts", "I"),
+    ("name_counts", "I"),
+    ("alias_counts", "I"),
+)
+_GROUP_TEXTS = ("base_names", "nm_types", "units", "file_symbols", "dwarf_names", "decl_files")
+# Number columns, text and None columns, names, indexes, alias names.
+_GROUP_COLUMNS = len(_GROUP_NUMBERS) + 2 * len(_GROUP_TEXTS) + 3
+# Inlined functions: names, decl files (+ Nones), counts, callers per function, caller low_pcs
+# and caller counts.
+_INLINED_COLUMNS = 7
+
+
+def encode_diff_census(census: CensusColumns) -> bytes:
+    fields = (
+        census.build_id,
+        census.machine,
+        census.kind,
+        census.has_dwarf,
+        census.class_names,
+        census.sections,
+        census.symbol_bytes,
+        len(census.groups.sizes),
+        len(census.empty_groups.sizes),
+        len(census.inlined),
+    )
+    # The seconds as a column: marshal's floats are not among the stored types.
+    seconds = () if census.dwarf_seconds is None else (census.dwarf_seconds,)
+    columns: list[Column] = [array("d", seconds)]
+    for groups in (census.groups, census.empty_groups):
+        columns.extend(_group_columns(groups))
+    inlined = census.inlined
+    columns.append(_strings([name for name, _file, _count, _callers in inlined])[0])
+    columns.extend(_strings([decl_file for _name, decl_file, _count, _callers in inlined]))
+    columns.append(array("Q", [count for _name, _file, count, _callers in inlined]))
+    columns.append(array("I", [len(callers) for *_record, callers in inlined]))
+    columns.append(array("Q", [low_pc for *_r, callers in inlined for low_pc, _n in callers]))
+    columns.append(array("Q", [n for *_r, callers in inlined for _low_pc, n in callers]))
+    return pack_columns(fields, columns)
+
+
+def _group_columns(groups: GroupColumns) -> list[Column]:
+    columns: list[Column] = [array(code, getattr(groups, name)) for name, code in _GROUP_NUMBERS]
+    for name in _GROUP_TEXTS:
+        columns.extend(_strings(getattr(groups, name)))
+    columns.append(_strings(groups.names)[0])
+    columns.append(array("I", groups.symbol_indexes))
+    columns.append(_strings(groups.alias_names)[0])
+    return columns
+
+
+@_decoder
+def decode_diff_census(data: Buffer, image: KernelImage) -> CensusColumns:
+    fields, (seconds, *raws) = unpack_columns(data, 1 + 2 * _GROUP_COLUMNS + _INLINED_COLUMNS)
+    build_id, machine, kind, has_dwarf, class_names, sections, symbol_bytes, *counts = _tuple(
+        fields, 10
+    )
+    if build_id != image.build_id or machine != image.machine or kind != image.kind.value:
+        raise StoredValueError("a diff census of another image")
+    group_count, empty_count, inlined_count = (_int(count) for count in counts)
+    names = tuple(_str(name) for name in _tuple(class_names))
+
+    def class_position(value: object) -> int:
+        if not 0 <= _int(value) < len(names):
+            raise StoredValueError("a stored section class out of range")
+        return _int(value)
+
+    return CensusColumns(
+        build_id=image.build_id,
+        machine=image.machine,
+        kind=image.kind.value,
+        has_dwarf=_bool(has_dwarf),
+        dwarf_seconds=seconds.cast("d")[0] if len(seconds) else None,
+        class_names=names,
+        sections=tuple(
+            (_str(name), _int(size), class_position(position))
+            for name, size, position in (_tuple(row, 3) for row in _tuple(sections))
+        ),
+        symbol_bytes=tuple(
+            (class_position(position), _int(size))
+            for position, size in map(_pair, _tuple(symbol_bytes))
+        ),
+        groups=_group_values(raws[:_GROUP_COLUMNS], group_count, len(names)),
+        empty_groups=_group_values(
+            raws[_GROUP_COLUMNS : 2 * _GROUP_COLUMNS], empty_count, len(names)
+        ),
+        inlined=_inlined_values(raws[2 * _GROUP_COLUMNS :], inlined_count),
+    )
+
+
+def _group_values(raws: Sequence[memoryview], count: int, class_count: int) -> GroupColumns:
+    numbers = {
+        name: raw.cast(code) for raw, (name, code) in zip(raws, _GROUP_NUMBERS, strict=False)
+    }
+    if any(len(column) != count for column in numbers.values()):
+        raise StoredValueError("stored symbol group columns differ in length")
+    if count and max(numbers["section_classes"]) >= class_count:
+        raise StoredValueError("a stored section class out of range")
+    rest = raws[len(_GROUP_NUMBERS) :]
+    texts = {
+        name: _unstrings(rest[2 * i], rest[2 * i + 1], count) for i, name in enumerate(_GROUP_TEXTS)
+    }
+    for name in ("base_names", "nm_types"):
+        if None in texts[name]:
+            raise StoredValueError("a stored symbol group without a name")
+    name_counts, alias_counts = numbers["name_counts"], numbers["alias_counts"]
+    if count and min(name_counts) == 0:
+        raise StoredValueError("a stored symbol group without a name")
+    names = _texts(rest[-3], sum(name_counts))
+    indexes = rest[-2].cast("I")
+    if len(indexes) != len(names):
+        raise StoredValueError("stored symbol groups with another number of indexes")
+    return GroupColumns(
+        **numbers,
+        base_names=cast("tuple[str, ...]", texts["base_names"]),
+        nm_types=cast("tuple[str, ...]", texts["nm_types"]),
+        units=texts["units"],
+        file_symbols=texts["file_symbols"],
+        dwarf_names=texts["dwarf_names"],
+        decl_files=texts["decl_files"],
+        names=names,
+        symbol_indexes=indexes,
+        alias_names=_texts(rest[-1], sum(alias_counts)),
+    )
+
+
+def _inlined_values(
+    raws: Sequence[memoryview], count: int
+) -> tuple[tuple[str, str | None, int, tuple[tuple[int, int], ...]], ...]:
+    names, decl_text, decl_nones, totals, caller_counts, low_pcs, caller_totals = raws
+    function_names = _texts(names, count)
+    decl_files = _unstrings(decl_text, decl_nones, count)
+    all_low_pcs, all_counts = low_pcs.cast("Q"), caller_totals.cast("Q")
+    if len(all_low_pcs) != len(all_counts):
+        raise StoredValueError("stored callers of inlined functions differ in length")
+    inlined = []
+    start = 0
+    for name, decl_file, total, callers in zip(
+        function_names, decl_files, totals.cast("Q"), caller_counts.cast("I"), strict=True
+    ):
+        end = start + callers
+        if end > len(all_low_pcs):
+            raise StoredValueError("stored inlined functions do not fit their callers")
+        pairs = tuple(zip(all_low_pcs[start:end], all_counts[start:end], strict=True))
+        inlined.append((name, decl_file, total, pairs))
+        start = end
+    if start != len(all_low_pcs):
+        raise StoredValueError("stored inlined functions do not fit their callers")
+    return tuple(inlined)
+
+
+def _texts(raw: memoryview, count: int) -> list[str]:
+    """The ``count`` strings (none of them None) of a column :func:`_strings` wrote."""
+    values = str(raw, "utf-8").split("\0") if count else []
+    if len(values) != count or (not count and len(raw)):
+        raise StoredValueError("a stored column holds another number of strings")
+    return values

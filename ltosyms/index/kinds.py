@@ -198,6 +198,25 @@ CODE_ANALYSES: Kind[CodeAnalysisKey, CodeAnalysis] = Kind(
     decode=codecs.decode_code_analysis,
 )
 
+
+def _census_key(key: tuple[bool, str]) -> str:
+    use_dwarf, layout = key
+    return f"{'dwarf' if use_dwarf else 'symbols'}/{layout}"
+
+
+# What a diff needs of the image (ltosyms.diff.census.ImageCensus, as the plain columns of
+# codecs.CensusColumns: the diff sits above this layer): the sections, the symbol groups, the
+# inlined instances of every function; by whether DWARF was read and the layout of the file's
+# sections (ltosyms.diff.sections.layout_of: a stripped copy has the build id too).
+DIFF_CENSUS: Kind[tuple[bool, str], codecs.CensusColumns] = Kind(
+    name="diff-census",
+    version=1,
+    placement=Placement.ROW,
+    key=_census_key,
+    encode=codecs.encode_diff_census,
+    decode=codecs.decode_diff_census,
+)
+
 KINDS: tuple[Kind[Any, Any], ...] = (
     SYMBOLS,
     UNITS,
@@ -210,6 +229,7 @@ KINDS: tuple[Kind[Any, Any], ...] = (
     BUILD_FACTS,
     CODE_MATCHES,
     CODE_ANALYSES,
+    DIFF_CENSUS,
 )
 
 # The index header names the units' format: an index whose units have another is foreign

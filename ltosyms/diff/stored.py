@@ -1,0 +1,236 @@
+"""The census as the index keeps it: :class:`~ltosyms.index.codecs.CensusColumns`, plain columns
+(the persistence layer sits below the diff and knows none of its records), made from an
+:class:`ImageCensus` and back; and what ``ltosyms index`` runs to keep an image's census.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ltosyms.diff.census import ImageCensus, bulk_records, take_image_census
+from ltosyms.diff.model import (
+    InlinedInstances,
+    ListedSection,
+    SectionClass,
+    SymbolGroup,
+    SymbolKind,
+)
+from ltosyms.diff.sections import layout_of
+from ltosyms.elf.image import ImageKind, KernelImage
+from ltosyms.elf.kernel import LoadedImage, require_kernel
+from ltosyms.elf.symtab import SymbolTable
+from ltosyms.errors import CacheError
+from ltosyms.index import StoredValueError, kinds
+from ltosyms.index.codecs import CensusColumns, GroupColumns
+
+if TYPE_CHECKING:
+    from ltosyms.context import ImageContext
+
+log = logging.getLogger(__name__)
+
+_CLASSES = tuple(SectionClass)
+_POSITION = {section_class: position for position, section_class in enumerate(_CLASSES)}
+_KINDS = (SymbolKind.OBJECT, SymbolKind.FUNCTION)
+
+
+class UnknownStoredCensus(CacheError):
+    """A stored census that names section classes this version does not have."""
+
+
+def image_census(context: ImageContext, *, use_dwarf: bool = True) -> ImageCensus:
+    """The census of ``context``'s image: the one its index keeps, else taken (the symbol
+    table read, a vmlinux checked to be one) and queued for the index to keep."""
+    memo = context.memo(kinds.DIFF_CENSUS)
+    key = census_key(context.image, use_dwarf)
+    if memo is not None:
+        with bulk_records():
+            columns = memo.get(key)
+            try:
+                if columns is not None:
+                    census = census_from_columns(columns, context.name)
+                    log.info("%s: diff census from the index", context.name)
+                    return census
+            except UnknownStoredCensus as error:
+                log.warning("%s: %s; it is taken again", context.name, error)
+    # The symbol table of this file, not the one its index keeps: that one is keyed by the
+    # build id alone, and a copy stripped by objcopy (same build id) has another .symtab,
+    # which the groups read raw next to it.
+    loaded = LoadedImage(image=context.image, symbols=SymbolTable(context.image))
+    if not context.image.is_module:
+        require_kernel(context.image, loaded.symbols)
+    census = take_image_census(loaded, use_dwarf=use_dwarf)
+    if memo is not None and census.dwarf_note is None:  # one with a note is not kept
+        memo.put(key, census_columns(census))
+    return census
+
+
+def census_key(image: KernelImage, use_dwarf: bool) -> tuple[bool, str]:
+    """The key of ``image``'s census: whether DWARF was read, and the layout of its sections."""
+    return (use_dwarf, layout_of(image))
+
+
+def census_columns(census: ImageCensus) -> CensusColumns:
+    """``census`` as the index keeps it. :class:`StoredValueError` for a census with a note:
+    the note names the file (its path, its DWARF error), and such a census is made again as
+    cheaply as it was made (no DWARF was read)."""
+    if census.dwarf_note is not None:
+        raise StoredValueError("a census with a note is not kept")
+    return CensusColumns(
+        build_id=census.build_id,
+        machine=census.machine,
+        kind=census.kind.value,
+        has_dwarf=census.has_dwarf,
+        dwarf_seconds=census.dwarf_seconds,
+        class_names=tuple(section_class.value for section_class in _CLASSES),
+        sections=tuple((s.name, s.size, _POSITION[s.section_class]) for s in census.sections),
+        symbol_bytes=tuple((_POSITION[c], size) for c, size in census.symbol_bytes.items()),
+        groups=_group_columns(census.groups),
+        empty_groups=_group_columns(census.empty_groups),
+        inlined=tuple(
+            (record.name, record.decl_file, record.count, record.callers)
+            for record in census.inlined.values()
+        ),
+    )
+
+
+def _group_columns(groups: Sequence[SymbolGroup]) -> GroupColumns:
+    function = SymbolKind.FUNCTION
+    if any(len(group.names) != len(group.symbol_indexes) for group in groups):
+        raise StoredValueError("a symbol group with another number of names than indexes")
+    return GroupColumns(
+        is_function=[group.kind is function for group in groups],
+        sizes=[group.size for group in groups],
+        link_addresses=[group.link_address for group in groups],
+        section_classes=[_POSITION[group.section_class] for group in groups],
+        is_global=[group.is_global for group in groups],
+        member_counts=[group.member_count for group in groups],
+        name_counts=[len(group.names) for group in groups],
+        alias_counts=[len(group.alias_names) for group in groups],
+        base_names=[group.base_name for group in groups],
+        nm_types=[group.nm_type for group in groups],
+        units=[group.unit for group in groups],
+        file_symbols=[group.file_symbol for group in groups],
+        dwarf_names=[group.dwarf_name for group in groups],
+        decl_files=[group.decl_file for group in groups],
+        names=[name for group in groups for name in group.names],
+        symbol_indexes=[index for group in groups for index in group.symbol_indexes],
+        alias_names=[name for group in groups for name in group.alias_names],
+    )
+
+
+def census_from_columns(columns: CensusColumns, path: str) -> ImageCensus:
+    """The census the index kept, for the image at ``path`` (the file may have moved since:
+    the index is named by the build id). :class:`UnknownStoredCensus` when it names classes
+    this version does not know."""
+    by_value = {section_class.value: section_class for section_class in _CLASSES}
+    try:
+        classes = [by_value[name] for name in columns.class_names]
+    except KeyError as error:
+        raise UnknownStoredCensus(f"a stored census of section class {error}") from None
+    return ImageCensus(
+        path=path,
+        build_id=columns.build_id,
+        machine=columns.machine,
+        kind=ImageKind(columns.kind),
+        sections=tuple(
+            ListedSection(name=name, size=size, section_class=classes[position])
+            for name, size, position in columns.sections
+        ),
+        groups=_groups(columns.groups, classes),
+        empty_groups=_groups(columns.empty_groups, classes),
+        symbol_bytes={classes[position]: size for position, size in columns.symbol_bytes},
+        inlined={
+            (name, decl_file): InlinedInstances(
+                name=name, decl_file=decl_file, count=count, callers=callers
+            )
+            for name, decl_file, count, callers in columns.inlined
+        },
+        has_dwarf=columns.has_dwarf,
+        dwarf_seconds=columns.dwarf_seconds,
+    )
+
+
+def _groups(columns: GroupColumns, classes: list[SectionClass]) -> tuple[SymbolGroup, ...]:
+    names, indexes, aliases = columns.names, columns.symbol_indexes, columns.alias_names
+    groups = []
+    name_start = alias_start = 0
+    for (
+        is_function,
+        base_name,
+        size,
+        link_address,
+        section_class,
+        unit,
+        file_symbol,
+        dwarf_name,
+        decl_file,
+        is_global,
+        nm_type,
+        member_count,
+        name_count,
+        alias_count,
+    ) in zip(
+        columns.is_function,
+        columns.base_names,
+        columns.sizes,
+        columns.link_addresses,
+        columns.section_classes,
+        columns.units,
+        columns.file_symbols,
+        columns.dwarf_names,
+        columns.decl_files,
+        columns.is_global,
+        columns.nm_types,
+        columns.member_counts,
+        columns.name_counts,
+        columns.alias_counts,
+        strict=True,
+    ):
+        name_end = name_start + name_count
+        alias_end = alias_start + alias_count
+        groups.append(
+            SymbolGroup(
+                kind=_KINDS[is_function],
+                base_name=base_name,
+                names=tuple(names[name_start:name_end]),
+                size=size,
+                link_address=link_address,
+                section_class=classes[section_class],
+                unit=unit,
+                file_symbol=file_symbol,
+                dwarf_name=dwarf_name,
+                decl_file=decl_file,
+                is_global=bool(is_global),
+                symbol_indexes=tuple(indexes[name_start:name_end]),
+                nm_type=nm_type,
+                member_count=member_count,
+                alias_names=tuple(aliases[alias_start:alias_end]),
+            )
+        )
+        name_start, alias_start = name_end, alias_end
+    return tuple(groups)
+
+
+# -- what ltosyms index runs (in a worker process of its own) ------------------------------------
+
+
+def indexed_census_key(image: KernelImage) -> str:
+    """The stored key of the census ``ltosyms diff`` reads first: the one with DWARF."""
+    return str(kinds.DIFF_CENSUS.key(census_key(image, True)))
+
+
+def indexed_census_rows(image: KernelImage) -> list[tuple[str, bytes]]:
+    """The stored rows of ``image``'s census with DWARF and without (what ``ltosyms diff`` and
+    ``ltosyms diff --format bloat-o-meter`` read); none for a census with a note."""
+    loaded = LoadedImage(image=image, symbols=SymbolTable(image))
+    rows = []
+    for use_dwarf in (True, False):
+        try:
+            columns = census_columns(take_image_census(loaded, use_dwarf=use_dwarf))
+        except StoredValueError:
+            continue
+        key = str(kinds.DIFF_CENSUS.key(census_key(image, use_dwarf)))
+        rows.append((key, kinds.DIFF_CENSUS.encode(columns)))
+    return rows
