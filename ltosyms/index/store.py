@@ -43,12 +43,15 @@ read but not written serves an existing index read-only.
 **Never touched:** anything outside the cache directory, and in it anything but files whose
 name this module makes (``<key>.ltosyms-v<N>.sqlite`` and its ``-wal``, ``-shm``, ``.lock``,
 ``.tmp`` and ``.<kind>.table`` companions). A non-regular file (symlink, directory) at an index
-name is left alone and the cache is not used.
+name is left alone and the cache is not used: the lock and table files are opened with
+``O_NOFOLLOW``, temporary files are created with ``O_EXCL`` (``mkstemp``), and a writable cache
+directory must belong to the user (one another user owns could hold their links).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import mmap
@@ -62,7 +65,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ltosyms import __version__
 from ltosyms.elf.image import KernelImage
@@ -331,7 +334,7 @@ class IndexStore:
             return None
         path = self.table_path(kind)
         try:
-            with open(path, "rb") as file:
+            with _open_no_follow(path) as file:
                 mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):
             return None  # absent (or empty: mmap refuses a zero-length file)
@@ -386,7 +389,7 @@ class IndexStore:
         for path in _table_files(self.path):
             kind_part = path.name[len(self.path.name) + 1 : -len(TABLE_SUFFIX)]
             try:
-                with open(path, "rb") as file:
+                with _open_no_follow(path) as file:
                     data = file.read()
             except OSError:
                 continue
@@ -682,6 +685,7 @@ def _open(path: Path, header: dict[str, str]) -> IndexStore:
         raise _Unusable("not readable")
     if not os.access(directory, os.W_OK):
         return _open_read_only(path, header)
+    _check_owned_directory(directory)
     try:
         with _file_lock(path):
             _remove_stale_temporaries(path)
@@ -807,12 +811,27 @@ def _create(path: Path, header: dict[str, str]) -> None:
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """Exclusive ``flock`` on ``<path>.lock`` while files at ``path`` are created or removed."""
-    descriptor = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock = str(path) + ".lock"
+    try:
+        # O_NOFOLLOW: a <name>.lock planted as a symbolic link would otherwise make us create
+        # (or truncate nothing, but still create) its target wherever it points.
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise _Unusable(
+                f"{path.name}.lock is a symbolic link; it is not followed (remove it)"
+            ) from None
+        raise
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
         os.close(descriptor)
+
+
+def _open_no_follow(path: Path) -> BinaryIO:
+    """``path`` opened for reading, never through a symbolic link (ELOOP, an OSError)."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW), "rb")
 
 
 def _identity_of(path: Path) -> tuple[int, int] | None:
@@ -824,12 +843,28 @@ def _identity_of(path: Path) -> tuple[int, int] | None:
 
 
 def _ensure_regular_or_absent(path: Path) -> None:
+    """The database and the journal files SQLite opens next to it (which it would follow
+    through a symbolic link) are regular files, or absent."""
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        try:
+            mode = os.lstat(path.parent / name).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(mode):
+            raise _Unusable(f"{name} exists but is not a regular file; leaving it alone")
+
+
+def _check_owned_directory(directory: Path) -> None:
+    """A cache directory we write into is a directory of ours: in one another user can write
+    and owns (a shared temporary folder), they could plant the links and files we read."""
     try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(mode):
-        raise _Unusable(f"{path.name} exists but is not a regular file; leaving it alone")
+        status = os.stat(directory)
+    except OSError as error:
+        raise _Unusable(error.strerror or str(error)) from None
+    if not stat.S_ISDIR(status.st_mode):
+        raise _Unusable("not a directory")
+    if status.st_uid != os.geteuid():
+        raise _Unusable(f"owned by user id {status.st_uid}, not by you ({os.geteuid()})")
 
 
 def _remove_orphans(path: Path) -> None:
