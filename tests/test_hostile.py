@@ -104,13 +104,7 @@ def judge(case: Case, outcome: Outcome, note: str) -> None:
 
 # What part 2 must do for each case it owns (by case name), and the exception each case
 # fails with today: the reason the issue gives.
-PART_TWO: dict[str, tuple[type[AssertionError], str]] = {
-    "another vmlinux with the same build id": (
-        WrongAnswer,
-        "part 2: the index is keyed by build id alone; add a fingerprint of the file (size, "
-        "section headers, symbol table) and say when they disagree (index/store.py)",
-    ),
-}
+PART_TWO: dict[str, tuple[type[AssertionError], str]] = {}
 
 
 # Cases of part 2 that it fixed (their markers removed), and where.
@@ -131,6 +125,9 @@ FIXED_IN_PART_TWO = {
     "decode 200 MB of repeated reports",
     "decode 200 MB CR-only log",
     "decode VMLINUX <pipe>",
+    # ltosyms.index.store keys an index by build id and a fingerprint of the file (its size,
+    # headers and .symtab), and says when a file shares another one's build id.
+    "another vmlinux with the same build id",
 }
 
 
@@ -634,6 +631,42 @@ def test_a_journal_planted_as_a_symlink_is_refused(tmp_path: Path) -> None:
         with pytest.raises(CacheError, match=r"-wal exists but is not a regular file"):
             open_store(image, CacheLocation(cache, explicit=True))
     assert not target.exists()
+
+
+def test_another_file_with_the_same_build_id_gets_its_own_index(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hostile_inputs import patch_symbol
+
+    from ltosyms.index.store import CacheLocation, image_key, open_store
+
+    data = bytearray(SAMPLE_VMLINUX.read_bytes())
+    (name, _), _ = function_frames(SAMPLE_VMLINUX)
+    (symbol,) = [s for s in symbols(bytes(data)) if s.name == name]
+    patch_symbol(data, symbol.index, size=symbol.size + 16)  # one symbol one size larger
+    other = tmp_path / "vmlinux-same-build-id"
+    other.write_bytes(bytes(data))
+    location = CacheLocation(tmp_path / "cache")
+    with open_image(SAMPLE_VMLINUX) as image, open_image(other) as impostor:
+        assert image.build_id == impostor.build_id
+        assert image_key(image) != image_key(impostor)
+        first = open_store(image, location)
+        assert first is not None
+        first.put(0x10, b"an answer for the first file")
+        first.close()
+        with caplog.at_level(logging.WARNING, logger="ltosyms"):
+            second = open_store(impostor, location)
+            assert second is not None
+            assert second.path != first.path
+            assert second.get(0x10) is None
+            second.close()
+            again = open_store(image, location)  # each file finds its own index again
+            assert again is not None and again.get(0x10) == b"an answer for the first file"
+            again.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{other} has the build id of the file indexed in {first.path.name}, but not its size, "
+        "section headers or symbol table: it is another build, indexed on its own"
+    ]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")

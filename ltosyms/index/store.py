@@ -14,10 +14,12 @@ its lookups touch.
 **Where.** ``$LTOSYMS_CACHE_DIR``, else ``$XDG_CACHE_HOME/ltosyms`` (XDG Base Directory spec:
 only an absolute ``XDG_CACHE_HOME`` counts), else ``~/.cache/ltosyms``; ``--cache-dir`` beats
 them all. One file per image, named by its key and the schema version:
-``<key>.ltosyms-v<N>.sqlite``. The key is the GNU build id, so a rebuilt vmlinux at the same
-path never reuses a stale index, and a copied or re-downloaded one reuses the right one (the
-build id names the build, as debuginfod keys it). Images without a build id are keyed by a
-SHA-1 of their resolved path, size, mtime and ELF + section headers.
+``<key>.ltosyms-v<N>.sqlite``. The key is the GNU build id and a fingerprint of the file (its
+size, headers and symbol table: :func:`image_fingerprint`), so a rebuilt vmlinux at the same
+path never reuses a stale index, a copied or re-downloaded one reuses the right one (the build
+id names the build, as debuginfod keys it), and another file carrying the same build id gets
+an index of its own, with a warning. Images without a build id are keyed by a SHA-1 of their
+resolved path, size, mtime and ELF + section headers.
 
 **Safety.** Several processes may decode against the same image at once:
 
@@ -53,6 +55,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import logging
 import mmap
 import os
@@ -147,11 +150,10 @@ def cache_location(cache_dir: str | os.PathLike[str] | None = None) -> CacheLoca
 
 
 def image_key(image: KernelImage) -> str:
-    """The name of ``image``'s index: its GNU build id, else a digest of what identifies it."""
+    """The name of ``image``'s index: its GNU build id and :func:`image_fingerprint`, else a
+    digest of what identifies it."""
     if image.build_id:
-        return image.build_id.lower()
-    import hashlib  # only images without a build id need it
-
+        return f"{image.build_id.lower()}-{image_fingerprint(image)}"
     digest = hashlib.sha1(usedforsecurity=False)
     try:
         file_status = os.stat(image.path)
@@ -161,6 +163,37 @@ def image_key(image: KernelImage) -> str:
         digest.update(os.fsencode(str(image.path)))
     digest.update(_elf_headers(image))
     return "nobuildid-" + digest.hexdigest()
+
+
+# SHT_SYMTAB (ELF gABI): the section whose bytes the fingerprint takes.
+_SHT_SYMTAB = 2
+
+
+def image_fingerprint(image: KernelImage) -> str:
+    """16 hex digits of a SHA-1 over the file's size, its ELF and section headers and its
+    symbol table (``.symtab``: every symbol's name offset, value, size and section).
+
+    A build id names a build only when the toolchain made it: a vmlinux carrying another
+    one's id (patched, or built twice with --build-id=0x...) would otherwise get that one's
+    stored answers. These bytes change with any rebuild that moves code or symbols, and cost
+    little to read: Debian 6.1's .symtab is 2.9 MB, hashed in ~13 ms.
+    """
+    digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(f"{len(image.data)}\0".encode())
+    digest.update(_elf_headers(image))
+    data = memoryview(image.data)
+    for section in image.sections:
+        if section.elf_type == _SHT_SYMTAB and section.has_bits:
+            digest.update(data[section.file_offset : section.file_offset + section.size])
+    return digest.hexdigest()[:16]
+
+
+def _other_files_indexed(path: Path, build_id: str | None) -> list[Path]:
+    """Index files next to ``path`` (an index of ``build_id``) of other files with that id."""
+    if not build_id:
+        return []
+    pattern = f"{build_id.lower()}-*{FILE_SUFFIX}"
+    return sorted(other for other in path.parent.glob(pattern) if other.name != path.name)
 
 
 def _elf_headers(image: KernelImage) -> bytes:
@@ -631,8 +664,17 @@ def open_store(
     """
     location = location or cache_location()
     strict = required or location.explicit
-    path = location.directory / index_file_name(image_key(image))
-    header = _header_for(image, cu_format)
+    key = image_key(image)
+    path = location.directory / index_file_name(key)
+    header = _header_for(image, key, cu_format)
+    if not os.path.lexists(path):
+        for other in _other_files_indexed(path, image.build_id):
+            log.warning(
+                "%s has the build id of the file indexed in %s, but not its size, section "
+                "headers or symbol table: it is another build, indexed on its own",
+                image.path,
+                other.name,
+            )
     try:
         return _open(path, header)
     except _Unusable as error:
@@ -651,11 +693,11 @@ class _ForeignIndex(Exception):
     """A file at an index name is not a usable index of this image."""
 
 
-def _header_for(image: KernelImage, cu_format: str) -> dict[str, str]:
+def _header_for(image: KernelImage, key: str, cu_format: str) -> dict[str, str]:
     header = {
         "magic": MAGIC,
         "schema_version": str(SCHEMA_VERSION),
-        "image_key": image_key(image),
+        "image_key": key,
         "build_id": image.build_id or "",
         "cu_format": cu_format,
         "machine": image.machine,
