@@ -359,6 +359,35 @@ def test_a_title_line_is_remembered_for_idle_lines_only() -> None:
     assert (untitled.title, untitled.first_line) == ("Call Trace:", IDLE_LINES + 2)
 
 
+def test_a_log_on_stdin_is_read_as_it_comes(tmp_path: Path) -> None:
+    """``decode VMLINUX -`` from a pipe prints what decoding the file prints, and leaves no
+    copy of the log anywhere (TMPDIR stays empty)."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "oops.log"
+    log.write_text("before\n" + sample_oops(SAMPLE_VMLINUX) + "after\n")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "LTOSYMS_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "ltosyms", "decode", str(SAMPLE_VMLINUX)]
+    from_file = subprocess.run([*command, str(log)], capture_output=True, env=env, check=True)
+    with subprocess.Popen(
+        [*command, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    ) as process:
+        assert process.stdin is not None
+        for line in log.read_bytes().splitlines(keepends=True):
+            process.stdin.write(line)
+        process.stdin.close()
+        assert process.stdout is not None
+        from_pipe = process.stdout.read()
+    assert process.returncode == 0
+    assert from_pipe == from_file.stdout
+    # The log's lines, each frame's followed by its decoding.
+    assert len(from_pipe.splitlines()) > len(log.read_bytes().splitlines())
+    assert list(scratch.iterdir()) == []
+
+
 def test_decode_json_is_written_a_report_at_a_time(tmp_path: Path) -> None:
     """``decode --json`` prints what json.dumps prints for the whole document."""
     import json
