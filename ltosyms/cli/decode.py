@@ -195,11 +195,13 @@ def _until_identity(stretches: Iterator[LogStretch]) -> list[LogStretch]:
     from ltosyms.decode.sources import log_identity
 
     head: list[LogStretch] = []
+    release = build_id = None
     characters = 0
     for stretch in stretches:
         head.append(stretch)
         characters += sum(len(line) + 1 for line in stretch.lines)
-        release, build_id = log_identity(r for s in head for r in s.reports)
+        printed_release, printed_build_id = log_identity(stretch.reports)
+        release, build_id = release or printed_release, build_id or printed_build_id
         if (release is not None and build_id is not None) or characters >= MAX_REPORT_CHARS:
             break
     return head

@@ -12,7 +12,9 @@ still belong to it (the register re-dump x86 prints after the marker, ``Kernel p
 ``Kernel Offset``) are over, after a long stretch with nothing of it, once it spans
 :data:`~ltosyms.limits.MAX_REPORT_LINES` lines or :data:`~ltosyms.limits.MAX_REPORT_CHARS`
 characters of input, and at the end of input. Memory is proportional to the open reports, and
-they are bounded, whatever the input.
+they are bounded, whatever the input. :func:`iter_log_stretches` hands out the lines too, each
+stretch once no report still to come can reach it, for a consumer that prints the log with
+what it found (``ltosyms decode``) in one pass.
 
 Inside a report, traces are built from the lines that name them (``Call Trace:``, ``task:...``,
 ``Allocated by task 5:``, any title line right before an entry) and hold every frame in input
@@ -274,15 +276,15 @@ class OopsParser:
         self._take(line)
 
     def _take(self, line: LogLine) -> None:
+        number = line.number
+        if number >= self._next_idle_check:  # every line counts, as in events()
+            self._next_idle_check = number + _IDLE_CHECK_EVERY
+            self._close_idle(number)
         if line.foreign:
             return
         text = line.text.strip()
         if not text:
             return
-        number = line.number
-        if number >= self._next_idle_check:
-            self._next_idle_check = number + _IDLE_CHECK_EVERY
-            self._close_idle(number)
         context = line.caller
         # Lines without a caller id go to the report read last; others to their own context's
         # report, or to one whose caller is unknown.
