@@ -23,6 +23,7 @@ import http.server
 import io
 import logging
 import lzma
+import os
 import re
 import struct
 import threading
@@ -43,6 +44,7 @@ from hostile_inputs import (
     function_frames,
     long_numbers_log,
     run_case,
+    sample_oops,
     sections,
     symbols,
 )
@@ -55,8 +57,9 @@ from ltosyms.elf.image import open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import CacheError, InputError
 from ltosyms.index import kinds
-from ltosyms.oops import iter_reports
+from ltosyms.oops import LogStretch, iter_log_stretches, iter_reports
 from ltosyms.oops.lines import iter_physical_lines
+from ltosyms.oops.parse import IDLE_LINES
 
 MEMORY_BOUND = 1 * GIB
 TIME_BOUND = 60.0
@@ -101,31 +104,7 @@ def judge(case: Case, outcome: Outcome, note: str) -> None:
 
 # What part 2 must do for each case it owns (by case name), and the exception each case
 # fails with today: the reason the issue gives.
-_DECODE_HOLDS_EVERY_REPORT = (
-    Exceeded,
-    "part 2: decode holds every report of the log (list(iter_reports)) and its decoded form; "
-    "stream the reports through the Decoder (cli/decode.py, decode/)",
-)
-PART_TWO: dict[str, tuple[type[AssertionError], str]] = {
-    "decode 200 MB of repeated frames": _DECODE_HOLDS_EVERY_REPORT,
-    "decode 200 MB of repeated reports": _DECODE_HOLDS_EVERY_REPORT,
-    "decode 200 MB CR-only log": _DECODE_HOLDS_EVERY_REPORT,
-    "ltosyms cache: <key>.lock is a symlink": (
-        WrongAnswer,
-        "part 2: the index store opens <key>.lock with O_CREAT and without O_NOFOLLOW "
-        "(index/store.py _file_lock); open cache files with O_NOFOLLOW, check directories",
-    ),
-    "another vmlinux with the same build id": (
-        WrongAnswer,
-        "part 2: the index is keyed by build id alone; add a fingerprint of the file (size, "
-        "section headers, symbol table) and say when they disagree (index/store.py)",
-    ),
-    "decode VMLINUX <pipe>": (
-        InternalError,
-        "part 2: decode seeks the log to print it a second time; a pipe cannot seek "
-        "(cli/decode.py seekable_log, log_lines)",
-    ),
-}
+PART_TWO: dict[str, tuple[type[AssertionError], str]] = {}
 
 
 # Cases of part 2 that it fixed (their markers removed), and where.
@@ -136,6 +115,19 @@ FIXED_IN_PART_TWO = {
     # ltosyms.index.store checks a table file whole against its CRC-32 when it opens it.
     "symbols table: number columns flipped",
     "symbols table: name order damaged",
+    # ltosyms.index.store opens the lock and table files with O_NOFOLLOW, refuses journal
+    # files that are not regular files and a writable cache directory of another user.
+    "ltosyms cache: <key>.lock is a symlink",
+    # ltosyms decode reads the log once (ltosyms.oops.iter_log_stretches): each stretch's
+    # reports are decoded, then its lines printed (cli/decode.py), the JSON document written
+    # a report at a time; stdin and pipes are read as they come.
+    "decode 200 MB of repeated frames",
+    "decode 200 MB of repeated reports",
+    "decode 200 MB CR-only log",
+    "decode VMLINUX <pipe>",
+    # ltosyms.index.store keys an index by build id and a fingerprint of the file (its size,
+    # headers and .symtab), and says when a file shares another one's build id.
+    "another vmlinux with the same build id",
 }
 
 
@@ -300,6 +292,131 @@ def test_numbers_of_thousands_of_digits_are_not_numbers(tmp_path: Path) -> None:
     # says (the decoder finds no symbol that size, as for any wrong size).
     assert max(frame.kallsyms_size or 0 for frame in frames) == int("f" * 5000, 16)
     assert nmi.kaslr_offset == int("1" * 5000, 16)
+
+
+# -- one pass over the log: stretches of lines with their reports --------------------------------
+
+
+def _check_stretches(log: bytes, lines_per_stretch: int) -> list[LogStretch]:
+    """The stretches of ``log`` hold its lines and its reports, each report no later than the
+    stretch holding its first line (so before every line it annotates)."""
+    stretches = list(iter_log_stretches(log, lines_per_stretch))
+    lines = [line for stretch in stretches for line in stretch.lines]
+    assert lines == list(iter_physical_lines(log, report_cuts=False))
+    assert [r for stretch in stretches for r in stretch.reports] == list(iter_reports(log))
+    next_line = 1
+    for stretch in stretches:
+        assert stretch.first_line == next_line
+        next_line += len(stretch.lines)
+        for report in stretch.reports:
+            assert report.first_line >= stretch.first_line
+            assert all(f.line >= stretch.first_line for f in report.iter_frames())
+    return stretches
+
+
+def _corpus_logs(corpus: Corpus) -> list[Path]:
+    return sorted(corpus.kernels.glob("*/console.log")) + sorted(
+        (corpus.debian / "logs").glob("*.log")
+    )
+
+
+def test_corpus_logs_in_stretches(corpus: Corpus) -> None:
+    logs = _corpus_logs(corpus)
+    assert len(logs) == 8
+    for path in logs:
+        for lines_per_stretch in (1, 7, 1024):
+            _check_stretches(path.read_bytes(), lines_per_stretch)
+
+
+def test_syzkaller_logs_in_stretches(corpus: Corpus) -> None:
+    """The syzkaller logs interleave the reports of several tasks (printk caller ids)."""
+    logs = sorted((corpus.syzkaller / "report").iterdir(), key=lambda p: int(p.name))
+    assert len(logs) == 747
+    for path in logs:
+        _check_stretches(path.read_bytes(), 64)
+
+
+def test_lines_are_held_only_while_a_report_may_reach_them() -> None:
+    (name, size), _ = function_frames(SAMPLE_VMLINUX)
+    report = f"WARNING: CPU: 0 PID: 1 at a.c:1 x+0x1/0x2\nCall Trace:\n {name}+0x4/{size:#x}\n"
+    # A report, 5,000 lines of text, a report, 20,000 empty lines (a report goes quiet
+    # after IDLE_LINES of them too), a report.
+    log = (report + "text\n" * 5000 + report + "\n" * 20_000 + report).encode()
+    stretches = _check_stretches(log, 256)
+    assert [len(s.reports) for s in stretches if s.reports] == [1, 1, 1]
+    # Stretches of 256 lines but where a report was open (it goes quiet after IDLE_LINES
+    # lines, checked every 256): no stretch holds more than that.
+    assert max(len(s.lines) for s in stretches) <= IDLE_LINES + 2 * 256
+
+
+def test_a_title_line_is_remembered_for_idle_lines_only() -> None:
+    (name, size), _ = function_frames(SAMPLE_VMLINUX)
+    trace = f"Call Trace:\n {name}+0x4/{size:#x}\n"
+    near = "some title\n" + "\n" * (IDLE_LINES - 1) + trace
+    far = "some title\n" + "\n" * IDLE_LINES + trace
+    ((titled,), (untitled,)) = (list(iter_reports(near)), list(iter_reports(far)))
+    assert (titled.title, titled.first_line) == ("some title", 1)
+    assert (untitled.title, untitled.first_line) == ("Call Trace:", IDLE_LINES + 2)
+
+
+def test_a_log_on_stdin_is_read_as_it_comes(tmp_path: Path) -> None:
+    """``decode VMLINUX -`` from a pipe prints what decoding the file prints, and leaves no
+    copy of the log anywhere (TMPDIR stays empty)."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "oops.log"
+    log.write_text("before\n" + sample_oops(SAMPLE_VMLINUX) + "after\n")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "LTOSYMS_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "ltosyms", "decode", str(SAMPLE_VMLINUX)]
+    from_file = subprocess.run([*command, str(log)], capture_output=True, env=env, check=True)
+    with subprocess.Popen(
+        [*command, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    ) as process:
+        assert process.stdin is not None
+        for line in log.read_bytes().splitlines(keepends=True):
+            process.stdin.write(line)
+        process.stdin.close()
+        assert process.stdout is not None
+        from_pipe = process.stdout.read()
+    assert process.returncode == 0
+    assert from_pipe == from_file.stdout
+    # The log's lines, each frame's followed by its decoding.
+    assert len(from_pipe.splitlines()) > len(log.read_bytes().splitlines())
+    assert list(scratch.iterdir()) == []
+
+
+def test_decode_json_is_written_a_report_at_a_time(tmp_path: Path) -> None:
+    """``decode --json`` prints what json.dumps prints for the whole document."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ltosyms.cli import cli
+    from ltosyms.context import ModuleSet, Session
+    from ltosyms.decode.decode import Decoder
+    from ltosyms.render.decode_json import decode_document
+
+    oops = sample_oops(SAMPLE_VMLINUX)
+    log = tmp_path / "oops.log"
+    log.write_text(oops + "some text\n" + oops)
+    with Session(None) as session:
+        context = session.open_vmlinux(str(SAMPLE_VMLINUX))
+        decoder = Decoder(context, ModuleSet())
+        decoded = [decoder.decode(report) for report in iter_reports(log.read_bytes())]
+        expected = json.dumps(decode_document(context.loaded, decoded), indent=1) + "\n"
+    assert len(decoded) == 2
+    for text, reports in ((log.read_text(), 2), ("no report\n", 0)):
+        log.write_text(text)
+        result = CliRunner().invoke(
+            cli, ["decode", "--no-cache", "--json", str(SAMPLE_VMLINUX), str(log)]
+        )
+        assert result.exit_code == 0, result.output
+        assert len(json.loads(result.stdout)["reports"]) == reports
+        if reports:
+            assert result.stdout == expected
 
 
 def _strtab_image(tmp_path: Path, extra_symbols: int) -> Path:
@@ -480,6 +597,120 @@ def test_a_cache_directory_planted_as_a_symlink_is_refused(tmp_path: Path) -> No
         "it is not followed (remove it)"
     )
     assert list(elsewhere.iterdir()) == []
+
+
+def _planted_lock(tmp_path: Path) -> tuple[Path, Path]:
+    from ltosyms.index.store import image_key, index_file_name
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    target = tmp_path / "outside" / "made-through-the-link"
+    target.parent.mkdir()
+    with open_image(SAMPLE_VMLINUX) as image:
+        key = image_key(image)
+    (cache / f"{index_file_name(key)}.lock").symlink_to(target)
+    return cache, target
+
+
+def test_a_lock_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    from ltosyms.index.store import CacheLocation, open_store
+
+    cache, target = _planted_lock(tmp_path)
+    with open_image(SAMPLE_VMLINUX) as image:
+        # The default cache: decoding goes on without it (a warning says why) ...
+        assert open_store(image, CacheLocation(cache)) is None
+        # ... a directory the user named is the cache's error, exit 4.
+        with pytest.raises(CacheError) as caught:
+            open_store(image, CacheLocation(cache, explicit=True))
+    assert caught.value.exit_code == 4
+    assert str(caught.value).startswith(f"cache directory {cache}: ")
+    assert str(caught.value).endswith(".lock is a symbolic link; it is not followed (remove it)")
+    assert not target.exists()
+
+
+def test_a_table_file_planted_as_a_symlink_is_not_read(tmp_path: Path) -> None:
+    from ltosyms.index.store import CacheLocation, open_store
+
+    location = CacheLocation(tmp_path / "cache")
+    with open_image(SAMPLE_VMLINUX) as image:
+        store = open_store(image, location)
+        assert store is not None
+        with store:
+            assert store.put_table("symbols-4", b"12345678")
+            real = store.table_path("symbols-4")
+            moved = tmp_path / "elsewhere.table"
+            real.rename(moved)
+            real.symlink_to(moved)  # the same bytes, valid checksum, through a link
+            assert store.get_table("symbols-4") is None
+            real.unlink()
+            moved.rename(real)
+            assert store.get_table("symbols-4") == b"12345678"
+
+
+def test_a_journal_planted_as_a_symlink_is_refused(tmp_path: Path) -> None:
+    from ltosyms.index.store import CacheLocation, image_key, index_file_name, open_store
+
+    cache = tmp_path / "cache"
+    with open_image(SAMPLE_VMLINUX) as image:
+        store = open_store(image, CacheLocation(cache))
+        assert store is not None
+        store.close()
+        target = tmp_path / "outside-wal"
+        (cache / f"{index_file_name(image_key(image))}-wal").symlink_to(target)
+        with pytest.raises(CacheError, match=r"-wal exists but is not a regular file"):
+            open_store(image, CacheLocation(cache, explicit=True))
+    assert not target.exists()
+
+
+def test_another_file_with_the_same_build_id_gets_its_own_index(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hostile_inputs import patch_symbol
+
+    from ltosyms.index.store import CacheLocation, image_key, open_store
+
+    data = bytearray(SAMPLE_VMLINUX.read_bytes())
+    (name, _), _ = function_frames(SAMPLE_VMLINUX)
+    (symbol,) = [s for s in symbols(bytes(data)) if s.name == name]
+    patch_symbol(data, symbol.index, size=symbol.size + 16)  # one symbol one size larger
+    other = tmp_path / "vmlinux-same-build-id"
+    other.write_bytes(bytes(data))
+    location = CacheLocation(tmp_path / "cache")
+    with open_image(SAMPLE_VMLINUX) as image, open_image(other) as impostor:
+        assert image.build_id == impostor.build_id
+        assert image_key(image) != image_key(impostor)
+        first = open_store(image, location)
+        assert first is not None
+        first.put(0x10, b"an answer for the first file")
+        first.close()
+        with caplog.at_level(logging.WARNING, logger="ltosyms"):
+            second = open_store(impostor, location)
+            assert second is not None
+            assert second.path != first.path
+            assert second.get(0x10) is None
+            second.close()
+            again = open_store(image, location)  # each file finds its own index again
+            assert again is not None and again.get(0x10) == b"an answer for the first file"
+            again.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{other} has the build id of the file indexed in {first.path.name}, but not its size, "
+        "section headers or symbol table: it is another build, indexed on its own"
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_a_writable_cache_directory_of_another_user_is_refused(tmp_path: Path) -> None:
+    from ltosyms.index.store import CacheLocation, open_store
+
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o777)
+    os.chown(cache, 4321, 4321)
+    with open_image(SAMPLE_VMLINUX) as image, pytest.raises(CacheError) as caught:
+        open_store(image, CacheLocation(cache, explicit=True))
+    assert str(caught.value) == (
+        f"cache directory {cache}: owned by user id 4321, not by you ({os.geteuid()})"
+    )
+    assert list(cache.iterdir()) == []
 
 
 def test_sections_helper_reads_the_sample() -> None:

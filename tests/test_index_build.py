@@ -25,7 +25,7 @@ from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.errors import CacheError, InputError
 from ltosyms.index import Answers, kinds
-from ltosyms.index.store import CacheLocation, index_file_name, open_store
+from ltosyms.index.store import CacheLocation, image_key, index_file_name, open_store
 
 VMLINUX = SAMPLES / "vmlinux-gcc"
 FAKE_UNITS = range(0, 120 * 16, 16)
@@ -107,8 +107,8 @@ def test_workers_store_every_unit(fake_build: FakeBuild) -> None:
     assert result.cu_parsed == len(FAKE_UNITS) - 2 and result.cu_reused == 0
     assert result.symbols_stored
     with open_image(VMLINUX) as image:
-        build_id = image.build_id
-    assert result.index_path.name == index_file_name(build_id or "")
+        build_id, key = image.build_id, image_key(image)
+    assert result.index_path.name == index_file_name(key)
     # The database and its table files (the symbol table is one).
     tables = list(result.index_path.parent.glob(result.index_path.name + ".*.table"))
     assert len(tables) == 1
@@ -311,7 +311,7 @@ def indexed_kernel(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> 
     vmlinux = corpus.kernel_vmlinux("clang-nolto")
     location = CacheLocation(directory=tmp_path_factory.mktemp("cache"))
     with open_image(vmlinux) as image:
-        database = location.directory / index_file_name(image.build_id or "")
+        database = location.directory / index_file_name(image_key(image))
     killed = _run_and_stop(vmlinux, location, database, 100, signal.SIGKILL)
     interrupted = _run_and_stop(
         vmlinux, location, database, killed.stored_after + 150, signal.SIGINT

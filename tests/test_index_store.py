@@ -66,7 +66,8 @@ def location(tmp_path: Path) -> CacheLocation:
 def test_round_trip_and_persistence(image: KernelImage, location: CacheLocation) -> None:
     store = open_store(image, location, cu_format="f1")
     assert store is not None and not store.read_only
-    assert store.path.name == f"{image.build_id}.ltosyms-v{SCHEMA_VERSION}.sqlite"
+    assert store.path.name == f"{image_key(image)}.ltosyms-v{SCHEMA_VERSION}.sqlite"
+    assert image_key(image).startswith(f"{image.build_id}-")
     offsets = [0, 0x2B, 0x1000, -1]  # -1: a key of the DWARF layer's own (address -> CU map)
     for offset in offsets:
         assert store.get(offset) is None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, TypeVar
 
 import click
 
@@ -16,8 +17,8 @@ from ltosyms.cli.options import cache_options, format_option, json_option, modul
 from ltosyms.context import ModuleSet
 from ltosyms.decode.decode import DecodedReport, Decoder
 from ltosyms.errors import InputError, MismatchError, UsageError
-from ltosyms.oops.lines import iter_physical_lines
-from ltosyms.oops.parse import iter_reports
+from ltosyms.limits import MAX_REPORT_CHARS
+from ltosyms.oops import LogStretch, Report, iter_log_stretches
 from ltosyms.render.decode_text import (
     decode_stacktrace_annotations,
     render_log,
@@ -25,19 +26,17 @@ from ltosyms.render.decode_text import (
     report_annotations,
 )
 
+if TYPE_CHECKING:
+    from ltosyms.debuginfod import DebuginfodConfig
+    from ltosyms.elf.kernel import LoadedImage
+
 
 @contextmanager
-def seekable_log(log: str) -> Iterator[IO[bytes]]:
-    """The log as a binary file that can be read twice (stdin is spooled to a temp file):
-    once to find and decode reports, once to print it with the decoding interleaved."""
+def open_log(log: str) -> Iterator[IO[bytes]]:
+    """The log as a binary stream, read once from start to end: a file, a pipe, or stdin
+    (``-``), which is never copied anywhere."""
     if log == "-":
-        import shutil
-        import tempfile
-
-        with tempfile.TemporaryFile() as spool:
-            shutil.copyfileobj(sys.stdin.buffer, spool)
-            spool.seek(0)
-            yield spool
+        yield sys.stdin.buffer
         return
     path = Path(log)
     try:
@@ -48,12 +47,6 @@ def seekable_log(log: str) -> Iterator[IO[bytes]]:
         raise InputError(f"{log}: {error.strerror or error}") from None
     with file:
         yield file
-
-
-def log_lines(file: IO[bytes]) -> Iterator[str]:
-    """Physical lines exactly as the parser numbers them (universal newlines)."""
-    file.seek(0)
-    return iter_physical_lines(file, report_cuts=False)  # said on the first pass already
 
 
 def echo_lines(lines: Iterable[str], batch: int = 1024) -> None:
@@ -151,52 +144,132 @@ def command(
 
         debuginfod = DebuginfodConfig.from_environment(list(debuginfod_urls) or None)
     use_color = color == "always" or (color == "auto" and sys.stdout.isatty())
-    with seekable_log(log) as file, session_for(cache_dir, no_cache) as session:
-        reports = list(iter_reports(file))
+    with open_log(log) as file, session_for(cache_dir, no_cache) as session:
+        # One pass over the log: each stretch's reports are decoded, then its lines printed,
+        # so memory follows the largest report and a pipe or stdin is read as it comes.
+        stretches: Iterator[LogStretch] = iter_log_stretches(file)
         module_dirs: tuple[Path, ...] = ()
         if vmlinux is None or (release is not None and len(paths) < 2):
             from ltosyms.decode.sources import find_kernel
 
+            head = _until_identity(stretches)
+            reports = [report for stretch in head for report in stretch.reports]
             found = find_kernel(reports, release, debuginfod, Path(sysroot))
             click.echo(f"ltosyms: vmlinux {found.vmlinux} ({found.how})", err=True)
             vmlinux, module_dirs = str(found.vmlinux), found.module_dirs
+            stretches = itertools.chain(head, stretches)
         context = session.open_vmlinux(vmlinux)
         folders = (*module_folders, *(str(d) for d in module_dirs))
-        decoder = Decoder(context, ModuleSet.from_paths(folders, session))
-        warnings = list(decoder.warnings)
-        if debuginfod is not None:
-            from ltosyms.decode.sources import fetch_modules
-
-            warnings += fetch_modules(reports, decoder.modules, debuginfod)
-        for warning in warnings:
+        decoding = _Decoding(Decoder(context, ModuleSet.from_paths(folders, session)), debuginfod)
+        for warning in decoding.decoder.warnings:
             click.echo(f"ltosyms: warning: {warning}", err=True)
-        decoded = [decoder.decode(report) for report in reports]
         if as_json:
-            import json
-
-            from ltosyms.render.decode_json import decode_document
-
-            click.echo(json.dumps(decode_document(context.loaded, decoded), indent=1))
+            write_json_document(
+                context.loaded,
+                (decoding.decode(report) for stretch in stretches for report in stretch.reports),
+            )
         elif output_format == "decode-stacktrace":
-            annotations = {}
-            for report in decoded:
-                annotations.update(decode_stacktrace_annotations(report))
-            echo_lines(render_log_decode_stacktrace(log_lines(file), annotations))
+            echo_lines(_decode_stacktrace_lines(stretches, decoding))
         else:
-            notes: dict[int, list[str]] = {}
-            for report in decoded:
-                for number, lines in report_annotations(report).items():
-                    notes.setdefault(number, []).extend(lines)
             echo_lines(
                 click.style(text, fg="cyan") if is_note and use_color else text
-                for text, is_note in render_log(log_lines(file), notes)
+                for text, is_note in _annotated_lines(stretches, decoding)
             )
-    _finish(decoded)
+    decoding.finish()
 
 
-def _finish(decoded: list[DecodedReport]) -> None:
-    for report in decoded:
-        for warning in report.warnings:
-            click.echo(f"ltosyms: warning: line {report.report.first_line}: {warning}", err=True)
-    if any(report.mismatch for report in decoded):
-        raise MismatchError("the vmlinux does not match the log (see the warnings above)")
+def _until_identity(stretches: Iterator[LogStretch]) -> list[LogStretch]:
+    """The first stretches of the log, up to the one by which it has printed a kernel release
+    and a build id (what finds its vmlinux), or to MAX_REPORT_CHARS characters of lines: a
+    log that names its kernel does so in its first report."""
+    from ltosyms.decode.sources import log_identity
+
+    head: list[LogStretch] = []
+    release = build_id = None
+    characters = 0
+    for stretch in stretches:
+        head.append(stretch)
+        characters += sum(len(line) + 1 for line in stretch.lines)
+        printed_release, printed_build_id = log_identity(stretch.reports)
+        release, build_id = release or printed_release, build_id or printed_build_id
+        if (release is not None and build_id is not None) or characters >= MAX_REPORT_CHARS:
+            break
+    return head
+
+
+class _Decoding:
+    """Decodes the reports as they come, keeping of each only what is said at the end."""
+
+    def __init__(self, decoder: Decoder, debuginfod: DebuginfodConfig | None) -> None:
+        self.decoder = decoder
+        self.debuginfod = debuginfod
+        self.fetched_modules: set[str] = set()  # tried on debuginfod, found or not
+        self.late_warnings: list[str] = []
+        self.mismatch = False
+
+    def decode(self, report: Report) -> DecodedReport:
+        if self.debuginfod is not None:
+            from ltosyms.decode.sources import fetch_modules
+
+            for warning in fetch_modules(
+                [report], self.decoder.modules, self.debuginfod, self.fetched_modules
+            ):
+                click.echo(f"ltosyms: warning: {warning}", err=True)
+        decoded = self.decoder.decode(report)
+        self.late_warnings.extend(f"line {report.first_line}: {w}" for w in decoded.warnings)
+        self.mismatch = self.mismatch or decoded.mismatch
+        return decoded
+
+    def finish(self) -> None:
+        for warning in self.late_warnings:
+            click.echo(f"ltosyms: warning: {warning}", err=True)
+        if self.mismatch:
+            raise MismatchError("the vmlinux does not match the log (see the warnings above)")
+
+
+_Note = TypeVar("_Note")
+
+
+def _stretch_notes(notes: dict[int, _Note], stretch: LogStretch) -> dict[int, _Note]:
+    """The notes of the stretch's lines, taken out of ``notes`` and numbered from 1 as the
+    renderers number the lines they are given."""
+    first, end = stretch.first_line, stretch.first_line + len(stretch.lines)
+    numbers = [number for number in notes if first <= number < end]
+    return {number - first + 1: notes.pop(number) for number in numbers}
+
+
+def _annotated_lines(
+    stretches: Iterable[LogStretch], decoding: _Decoding
+) -> Iterator[tuple[str, bool]]:
+    notes: dict[int, list[str]] = {}
+    for stretch in stretches:
+        for report in stretch.reports:
+            for number, lines in report_annotations(decoding.decode(report)).items():
+                notes.setdefault(number, []).extend(lines)
+        yield from render_log(stretch.lines, _stretch_notes(notes, stretch))
+
+
+def _decode_stacktrace_lines(stretches: Iterable[LogStretch], decoding: _Decoding) -> Iterator[str]:
+    annotations: dict[int, str] = {}
+    for stretch in stretches:
+        for report in stretch.reports:
+            annotations.update(decode_stacktrace_annotations(decoding.decode(report)))
+        yield from render_log_decode_stacktrace(stretch.lines, _stretch_notes(annotations, stretch))
+
+
+def write_json_document(vmlinux: LoadedImage, reports: Iterable[DecodedReport]) -> None:
+    """Print ``decode_document(vmlinux, reports)`` as ``json.dumps(..., indent=1)`` prints it,
+    a report at a time: the document's last member is the array of reports."""
+    import json
+
+    from ltosyms.render.decode_json import decode_document, report_json
+
+    empty = json.dumps(decode_document(vmlinux, []), indent=1)
+    before, array, after = empty.rpartition('"reports": []')
+    assert array and after == "\n}", "the reports are the document's last member"
+    opened = False
+    for report in reports:
+        item = json.dumps(report_json(report), indent=1).replace("\n", "\n  ")
+        click.echo(f",\n  {item}" if opened else f'{before}"reports": [\n  {item}', nl=False)
+        opened = True
+    click.echo(f"\n ]{after}" if opened else empty)

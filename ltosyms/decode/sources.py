@@ -78,19 +78,28 @@ def find_kernel(
 
 
 def fetch_modules(
-    reports: list[Report], modules: ModuleSet, debuginfod: DebuginfodConfig | None
+    reports: list[Report],
+    modules: ModuleSet,
+    debuginfod: DebuginfodConfig | None,
+    tried: set[str] | None = None,
 ) -> list[str]:
     """Fetch from debuginfod the modules the log prints with a build id that ``modules`` lacks.
 
-    Returns warnings (one line each) for the modules that could not be had.
+    Returns warnings (one line each) for the modules that could not be had. ``tried`` names
+    the modules asked for already (by earlier calls for earlier reports): they are not asked
+    for again, and the names asked for now are added to it.
     """
     if debuginfod is None or not debuginfod.urls:
         return []
     wanted: dict[str, str] = {}
+    asked = tried or set()
     for report in reports:
         for frame in report.iter_frames():
-            if frame.module and frame.module_build_id and frame.module not in modules:
-                wanted.setdefault(frame.module, frame.module_build_id)
+            name = frame.module
+            if name and frame.module_build_id and name not in modules and name not in asked:
+                wanted.setdefault(name, frame.module_build_id)
+    if tried is not None:
+        tried.update(wanted)
     warnings = []
     client = DebuginfodClient(debuginfod)
     for name, build_id in sorted(wanted.items()):

@@ -14,10 +14,12 @@ its lookups touch.
 **Where.** ``$LTOSYMS_CACHE_DIR``, else ``$XDG_CACHE_HOME/ltosyms`` (XDG Base Directory spec:
 only an absolute ``XDG_CACHE_HOME`` counts), else ``~/.cache/ltosyms``; ``--cache-dir`` beats
 them all. One file per image, named by its key and the schema version:
-``<key>.ltosyms-v<N>.sqlite``. The key is the GNU build id, so a rebuilt vmlinux at the same
-path never reuses a stale index, and a copied or re-downloaded one reuses the right one (the
-build id names the build, as debuginfod keys it). Images without a build id are keyed by a
-SHA-1 of their resolved path, size, mtime and ELF + section headers.
+``<key>.ltosyms-v<N>.sqlite``. The key is the GNU build id and a fingerprint of the file (its
+size, headers and symbol table: :func:`image_fingerprint`), so a rebuilt vmlinux at the same
+path never reuses a stale index, a copied or re-downloaded one reuses the right one (the build
+id names the build, as debuginfod keys it), and another file carrying the same build id gets
+an index of its own, with a warning. Images without a build id are keyed by a SHA-1 of their
+resolved path, size, mtime and ELF + section headers.
 
 **Safety.** Several processes may decode against the same image at once:
 
@@ -43,13 +45,17 @@ read but not written serves an existing index read-only.
 **Never touched:** anything outside the cache directory, and in it anything but files whose
 name this module makes (``<key>.ltosyms-v<N>.sqlite`` and its ``-wal``, ``-shm``, ``.lock``,
 ``.tmp`` and ``.<kind>.table`` companions). A non-regular file (symlink, directory) at an index
-name is left alone and the cache is not used.
+name is left alone and the cache is not used: the lock and table files are opened with
+``O_NOFOLLOW``, temporary files are created with ``O_EXCL`` (``mkstemp``), and a writable cache
+directory must belong to the user (one another user owns could hold their links).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import logging
 import mmap
 import os
@@ -62,7 +68,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ltosyms import __version__
 from ltosyms.elf.image import KernelImage
@@ -144,11 +150,10 @@ def cache_location(cache_dir: str | os.PathLike[str] | None = None) -> CacheLoca
 
 
 def image_key(image: KernelImage) -> str:
-    """The name of ``image``'s index: its GNU build id, else a digest of what identifies it."""
+    """The name of ``image``'s index: its GNU build id and :func:`image_fingerprint`, else a
+    digest of what identifies it."""
     if image.build_id:
-        return image.build_id.lower()
-    import hashlib  # only images without a build id need it
-
+        return f"{image.build_id.lower()}-{image_fingerprint(image)}"
     digest = hashlib.sha1(usedforsecurity=False)
     try:
         file_status = os.stat(image.path)
@@ -158,6 +163,37 @@ def image_key(image: KernelImage) -> str:
         digest.update(os.fsencode(str(image.path)))
     digest.update(_elf_headers(image))
     return "nobuildid-" + digest.hexdigest()
+
+
+# SHT_SYMTAB (ELF gABI): the section whose bytes the fingerprint takes.
+_SHT_SYMTAB = 2
+
+
+def image_fingerprint(image: KernelImage) -> str:
+    """16 hex digits of a SHA-1 over the file's size, its ELF and section headers and its
+    symbol table (``.symtab``: every symbol's name offset, value, size and section).
+
+    A build id names a build only when the toolchain made it: a vmlinux carrying another
+    one's id (patched, or built twice with --build-id=0x...) would otherwise get that one's
+    stored answers. These bytes change with any rebuild that moves code or symbols, and cost
+    little to read: Debian 6.1's .symtab is 2.9 MB, hashed in ~13 ms.
+    """
+    digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(f"{len(image.data)}\0".encode())
+    digest.update(_elf_headers(image))
+    data = memoryview(image.data)
+    for section in image.sections:
+        if section.elf_type == _SHT_SYMTAB and section.has_bits:
+            digest.update(data[section.file_offset : section.file_offset + section.size])
+    return digest.hexdigest()[:16]
+
+
+def _other_files_indexed(path: Path, build_id: str | None) -> list[Path]:
+    """Index files next to ``path`` (an index of ``build_id``) of other files with that id."""
+    if not build_id:
+        return []
+    pattern = f"{build_id.lower()}-*{FILE_SUFFIX}"
+    return sorted(other for other in path.parent.glob(pattern) if other.name != path.name)
 
 
 def _elf_headers(image: KernelImage) -> bytes:
@@ -331,7 +367,7 @@ class IndexStore:
             return None
         path = self.table_path(kind)
         try:
-            with open(path, "rb") as file:
+            with _open_no_follow(path) as file:
                 mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):
             return None  # absent (or empty: mmap refuses a zero-length file)
@@ -386,7 +422,7 @@ class IndexStore:
         for path in _table_files(self.path):
             kind_part = path.name[len(self.path.name) + 1 : -len(TABLE_SUFFIX)]
             try:
-                with open(path, "rb") as file:
+                with _open_no_follow(path) as file:
                     data = file.read()
             except OSError:
                 continue
@@ -628,8 +664,17 @@ def open_store(
     """
     location = location or cache_location()
     strict = required or location.explicit
-    path = location.directory / index_file_name(image_key(image))
-    header = _header_for(image, cu_format)
+    key = image_key(image)
+    path = location.directory / index_file_name(key)
+    header = _header_for(image, key, cu_format)
+    if not os.path.lexists(path):
+        for other in _other_files_indexed(path, image.build_id):
+            log.warning(
+                "%s has the build id of the file indexed in %s, but not its size, section "
+                "headers or symbol table: it is another build, indexed on its own",
+                image.path,
+                other.name,
+            )
     try:
         return _open(path, header)
     except _Unusable as error:
@@ -648,11 +693,11 @@ class _ForeignIndex(Exception):
     """A file at an index name is not a usable index of this image."""
 
 
-def _header_for(image: KernelImage, cu_format: str) -> dict[str, str]:
+def _header_for(image: KernelImage, key: str, cu_format: str) -> dict[str, str]:
     header = {
         "magic": MAGIC,
         "schema_version": str(SCHEMA_VERSION),
-        "image_key": image_key(image),
+        "image_key": key,
         "build_id": image.build_id or "",
         "cu_format": cu_format,
         "machine": image.machine,
@@ -682,6 +727,7 @@ def _open(path: Path, header: dict[str, str]) -> IndexStore:
         raise _Unusable("not readable")
     if not os.access(directory, os.W_OK):
         return _open_read_only(path, header)
+    _check_owned_directory(directory)
     try:
         with _file_lock(path):
             _remove_stale_temporaries(path)
@@ -807,12 +853,27 @@ def _create(path: Path, header: dict[str, str]) -> None:
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """Exclusive ``flock`` on ``<path>.lock`` while files at ``path`` are created or removed."""
-    descriptor = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock = str(path) + ".lock"
+    try:
+        # O_NOFOLLOW: a <name>.lock planted as a symbolic link would otherwise make us create
+        # (or truncate nothing, but still create) its target wherever it points.
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise _Unusable(
+                f"{path.name}.lock is a symbolic link; it is not followed (remove it)"
+            ) from None
+        raise
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
         os.close(descriptor)
+
+
+def _open_no_follow(path: Path) -> BinaryIO:
+    """``path`` opened for reading, never through a symbolic link (ELOOP, an OSError)."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW), "rb")
 
 
 def _identity_of(path: Path) -> tuple[int, int] | None:
@@ -824,12 +885,28 @@ def _identity_of(path: Path) -> tuple[int, int] | None:
 
 
 def _ensure_regular_or_absent(path: Path) -> None:
+    """The database and the journal files SQLite opens next to it (which it would follow
+    through a symbolic link) are regular files, or absent."""
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        try:
+            mode = os.lstat(path.parent / name).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(mode):
+            raise _Unusable(f"{name} exists but is not a regular file; leaving it alone")
+
+
+def _check_owned_directory(directory: Path) -> None:
+    """A cache directory we write into is a directory of ours: in one another user can write
+    and owns (a shared temporary folder), they could plant the links and files we read."""
     try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(mode):
-        raise _Unusable(f"{path.name} exists but is not a regular file; leaving it alone")
+        status = os.stat(directory)
+    except OSError as error:
+        raise _Unusable(error.strerror or str(error)) from None
+    if not stat.S_ISDIR(status.st_mode):
+        raise _Unusable("not a directory")
+    if status.st_uid != os.geteuid():
+        raise _Unusable(f"owned by user id {status.st_uid}, not by you ({os.geteuid()})")
 
 
 def _remove_orphans(path: Path) -> None:

@@ -3,7 +3,7 @@
 The parser never opens an ELF file; decoding against a vmlinux builds on its records.
 """
 
-from ltosyms.oops.parse import OopsParser, iter_reports, parse_text
+from ltosyms.oops.parse import LogStretch, OopsParser, iter_log_stretches, iter_reports, parse_text
 from ltosyms.oops.records import (
     CodeBytes,
     Frame,
@@ -22,6 +22,7 @@ __all__ = [
     "Frame",
     "FrameRole",
     "IpLine",
+    "LogStretch",
     "OopsParser",
     "RegisterDump",
     "Report",
@@ -29,6 +30,7 @@ __all__ = [
     "SourceAnnotation",
     "StackSection",
     "Trace",
+    "iter_log_stretches",
     "iter_reports",
     "parse_text",
 ]

@@ -12,7 +12,9 @@ still belong to it (the register re-dump x86 prints after the marker, ``Kernel p
 ``Kernel Offset``) are over, after a long stretch with nothing of it, once it spans
 :data:`~ltosyms.limits.MAX_REPORT_LINES` lines or :data:`~ltosyms.limits.MAX_REPORT_CHARS`
 characters of input, and at the end of input. Memory is proportional to the open reports, and
-they are bounded, whatever the input.
+they are bounded, whatever the input. :func:`iter_log_stretches` hands out the lines too, each
+stretch once no report still to come can reach it, for a consumer that prints the log with
+what it found (``ltosyms decode``) in one pass.
 
 Inside a report, traces are built from the lines that name them (``Call Trace:``, ``task:...``,
 ``Allocated by task 5:``, any title line right before an entry) and hold every frame in input
@@ -25,7 +27,9 @@ from __future__ import annotations
 import heapq
 import logging
 import re
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from ltosyms import limits
 from ltosyms.oops import frames as grammar
@@ -157,12 +161,20 @@ class OopsParser:
     # --- public ------------------------------------------------------------------------
 
     def run(self, physical_lines: Iterator[str]) -> Iterator[Report]:
-        """Parse raw physical lines (terminators removed), yielding reports as they finish.
+        """Parse raw physical lines (terminators removed), yielding reports as they finish."""
+        for event in self.events(physical_lines, 0):
+            if not isinstance(event, int):
+                yield event
+
+    def events(self, physical_lines: Iterator[str], every: int) -> Iterator[Report | int]:
+        """:meth:`run`, also yielding, before each ``every``-th line (never for 0), the number
+        of the first line a report still to come may reach (:meth:`settled_before`).
 
         The loop is :meth:`feed` written out, and it handles the most common line itself: a
         plain trace entry that continues the trace being read (``" ? name+0xOFF/0xSIZE
         [module]"``), which is most of a sysrq-t dump.
         """
+        next_tick = every if every > 0 else -1
         split = PrefixSplitter().split
         feed = self._take  # the characters of a line are counted once, below
         dispatch = self._dispatch
@@ -173,7 +185,18 @@ class OopsParser:
         # so self._consumed is brought up to date only before what may open or close a report.
         consumed = self._consumed
         for number, raw in enumerate(physical_lines, start=1):
+            if number == next_tick:
+                next_tick += every
+                yield self.settled_before(number)
             consumed += len(raw) + 1
+            # Every line counts towards a report going quiet, blank and foreign ones too: a
+            # flood of empty lines ends the report before it as any other text would.
+            if number >= self._next_idle_check:
+                self._next_idle_check = number + _IDLE_CHECK_EVERY
+                self._consumed = consumed
+                self._close_idle(number)
+                if self._closed_since_pop:
+                    yield from self.pop_finished()
             line = split(number, raw)
             text = line.text
             if "] " in text:
@@ -191,10 +214,6 @@ class OopsParser:
             stripped = text.strip()
             if not stripped:
                 continue
-            if number >= self._next_idle_check:
-                self._next_idle_check = number + _IDLE_CHECK_EVERY
-                self._consumed = consumed
-                self._close_idle(number)
             context = line.caller
             report = (
                 self._last
@@ -257,15 +276,15 @@ class OopsParser:
         self._take(line)
 
     def _take(self, line: LogLine) -> None:
+        number = line.number
+        if number >= self._next_idle_check:  # every line counts, as in events()
+            self._next_idle_check = number + _IDLE_CHECK_EVERY
+            self._close_idle(number)
         if line.foreign:
             return
         text = line.text.strip()
         if not text:
             return
-        number = line.number
-        if number >= self._next_idle_check:
-            self._next_idle_check = number + _IDLE_CHECK_EVERY
-            self._close_idle(number)
         context = line.caller
         # Lines without a caller id go to the report read last; others to their own context's
         # report, or to one whose caller is unknown.
@@ -288,6 +307,21 @@ class OopsParser:
                 limits.MAX_REPORT_LINES,
                 limits.MAX_REPORT_CHARS,
             )
+
+    def settled_before(self, number: int) -> int:
+        """The first line a report not yet handed out may still reach, ``number`` (the next
+        line to read) at most: the first line of an open or finished report, or a line
+        remembered as the title of a header-less trace that may yet start in its context
+        (for IDLE_LINES lines, see _header_less_title)."""
+        first = number
+        for report in self._open.values():
+            first = min(first, report.first_line)
+        if self._finished:
+            first = min(first, self._finished[0][0])
+        for remembered in self._previous.values():
+            if remembered is not None and number - remembered.number <= IDLE_LINES:
+                first = min(first, remembered.number)
+        return first
 
     @property
     def has_finished(self) -> bool:
@@ -366,7 +400,10 @@ class OopsParser:
         self, context: str | None, number: int, fallback: str
     ) -> tuple[str, int]:
         previous = self._previous.get(context)
-        if previous is not None:
+        # A line that stayed the last of its context for IDLE_LINES lines titles nothing (as
+        # a report that received nothing that long is complete): so a consumer of events()
+        # need not hold the lines after it.
+        if previous is not None and number - previous.number <= IDLE_LINES:
             return previous.text.strip(), previous.number
         return fallback, number
 
@@ -914,6 +951,47 @@ def iter_reports(source: LogSource) -> Iterator[Report]:
     largest report, not to the input.
     """
     return OopsParser().run(iter_physical_lines(source))
+
+
+@dataclass(frozen=True, slots=True)
+class LogStretch:
+    """Consecutive lines of a log and the reports handed out by the time they were read.
+
+    Every report comes in the stretch that holds its first line or in an earlier one: a
+    consumer that takes each stretch's reports before its lines has what every report says
+    about a line before the line (ltosyms decode prints the log with its decoding this way).
+    """
+
+    first_line: int  # the number of lines[0] (1 for the first line of the log)
+    lines: tuple[str, ...]  # physical lines, terminators removed
+    reports: tuple[Report, ...]
+
+
+def iter_log_stretches(source: LogSource, lines_per_stretch: int = 1024) -> Iterator[LogStretch]:
+    """The log (any :data:`LogSource`, read once) as stretches of about ``lines_per_stretch``
+    lines with its reports, in input order. Memory follows the largest report: lines are held
+    only while a report that may still reach them is open (or a line that may title one is
+    recent, see :meth:`OopsParser.settled_before`)."""
+    pending: deque[str] = deque()
+
+    def read() -> Iterator[str]:
+        for raw in iter_physical_lines(source):
+            pending.append(raw)
+            yield raw
+
+    first_line = 1
+    reports: list[Report] = []
+    for event in OopsParser().events(read(), lines_per_stretch):
+        if not isinstance(event, int):
+            reports.append(event)
+            continue
+        if event > first_line or reports:
+            lines = tuple(pending.popleft() for _ in range(event - first_line))
+            yield LogStretch(first_line=first_line, lines=lines, reports=tuple(reports))
+            first_line = event
+            reports = []
+    if pending or reports:
+        yield LogStretch(first_line=first_line, lines=tuple(pending), reports=tuple(reports))
 
 
 def parse_text(text: str | bytes) -> list[Report]:
