@@ -3,7 +3,10 @@
 A :class:`CuData` is built once from the DWARF (:meth:`ltosyms.dwarf.parser.UnitParser.unit`)
 and can be turned into bytes and back (:meth:`CuData.to_bytes`, :meth:`CuData.from_bytes`) so
 the on-disk index can keep it per (build id, unit offset). Loading is a ``marshal.loads`` and a few
-``array.frombytes``: no DWARF is touched when a unit comes from the index.
+``array.frombytes``: no DWARF is touched when a unit comes from the index. A unit of an image's
+address table (:mod:`ltosyms.dwarf.address_table`) is a :class:`CuData` too, whose columns are
+memoryview slices of the mapped table and whose names are read from its string table as asked:
+the lookups below run on either.
 
 Layout (every array uses the narrowest type its values fit; addresses are offsets from
 ``address_base``, so 4 bytes each for any image whose code spans less than 4 GB):
@@ -26,9 +29,13 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ltosyms.dwarf.records import CU_DATA_FORMAT, FunctionExtent, SourceLocation
 from ltosyms.errors import CacheError
+
+if TYPE_CHECKING:
+    from ltosyms.dwarf.table_layout import Column
 
 __all__ = [
     "END_OF_SEQUENCE",
@@ -47,7 +54,7 @@ END_OF_SEQUENCE = 0xFFFFFFFF
 
 
 def find_row(
-    addresses: array[int], files: array[int], address: int, end_marker: int = END_OF_SEQUENCE
+    addresses: Column, files: Column, address: int, end_marker: int = END_OF_SEQUENCE
 ) -> int | None:
     """Index of the row that covers ``address``: the last row at or before it in its sequence
     (llvm DWARFDebugLine::LineTable::findRowInSeq); None outside every sequence. A row whose
@@ -70,28 +77,28 @@ class CuData:
     comp_dir: str | None
     producer_is_clang: bool
     address_base: int
-    full_paths: tuple[str | None, ...]
-    relative_paths: tuple[str | None, ...]
-    file_numbers: tuple[int, ...]
-    row_addresses: array[int]
-    row_files: array[int]
-    row_lines: array[int]
-    row_columns: array[int]
-    names: tuple[str | None, ...]
-    parents: array[int]
-    ends: array[int]
-    inlined: array[int]
-    call_files: array[int]
-    call_lines: array[int]
-    call_columns: array[int]
-    decl_files: array[int]
-    decl_lines: array[int]
-    range_starts: array[int]
-    range_lows: array[int]
-    range_highs: array[int]
-    root_lows: array[int]
-    root_highs: array[int]
-    root_nodes: array[int]
+    full_paths: Sequence[str | None]
+    relative_paths: Sequence[str | None]
+    file_numbers: Sequence[int]
+    row_addresses: Column
+    row_files: Column
+    row_lines: Column
+    row_columns: Column
+    names: Sequence[str | None]
+    parents: Column
+    ends: Column
+    inlined: Column
+    call_files: Column
+    call_lines: Column
+    call_columns: Column
+    decl_files: Column
+    decl_lines: Column
+    range_starts: Column
+    range_lows: Column
+    range_highs: Column
+    root_lows: Column
+    root_highs: Column
+    root_nodes: Column
 
     # -- lookups (``offset``: link address - address_base) ------------------------------------
 
@@ -255,10 +262,7 @@ class CuData:
         # Every index is checked against its array here, once, so that a stored record is
         # consistent; loading it back checks the lengths only (the store's CRC guards bytes).
         self.check(indexes=True)
-        arrays = tuple(
-            (values.typecode, values.tobytes())
-            for values in (getattr(self, name) for name in ARRAY_FIELDS)
-        )
+        arrays = tuple(_typed_bytes(getattr(self, name)) for name in ARRAY_FIELDS)
         return marshal.dumps(
             (
                 _MAGIC,
@@ -269,10 +273,10 @@ class CuData:
                 self.comp_dir,
                 self.producer_is_clang,
                 self.address_base,
-                self.full_paths,
-                self.relative_paths,
-                self.file_numbers,
-                self.names,
+                tuple(self.full_paths),
+                tuple(self.relative_paths),
+                tuple(self.file_numbers),
+                tuple(self.names),
                 arrays,
             )
         )
@@ -378,6 +382,12 @@ ARRAY_FIELDS = (
     "root_nodes",
 )
 _TYPECODES = frozenset("BHIQ")
+
+
+def _typed_bytes(values: Column) -> tuple[str, bytes]:
+    if isinstance(values, array):
+        return values.typecode, values.tobytes()
+    return values.format, values.tobytes()  # a table's column: cast to B, H, I or Q
 
 
 def narrow(values: Sequence[int]) -> array[int]:
