@@ -1,0 +1,476 @@
+"""One image's address table: every unit's lookup tables in one flat buffer, read in place.
+
+The resolver (:class:`~ltosyms.dwarf.DwarfResolver`) keeps each unit it parses as a
+:class:`CuData`: a few dozen narrow columns (line rows, the function and inline tree, their
+ranges and call sites) and a handful of string lists. An :class:`AddressTable` is all of them
+for a whole image (vmlinux or module), plus the address -> unit map, concatenated: each column
+of the table is every unit's column one after the other, units sorted by ``.debug_info``
+offset, and per-unit bounds say where each unit's part starts. Names and paths are ids into
+one string table (each string once for the image: gcc's 353,896 function nodes of the Debian
+6.1 vmlinux name 69,894 distinct functions).
+
+So a unit read from the table is a :class:`CuData` whose columns are memoryview slices of the
+buffer (and whose names are read from the string table as asked): the lookups that answer
+for a parsed or stored unit (:meth:`CuData.locations`, :meth:`CuData.function_extent`) answer
+for it, unchanged, and the unit map is a :class:`CuMap` over the table's columns, so the unit
+an address falls in is chosen as it is today. A lookup is a bisection in the unit map, one in
+the unit's functions, a walk down its inline tree and one bisection in its line rows: nothing
+is parsed, inflated or unmarshalled, and opening the table reads its header and checks its
+checksum (:mod:`ltosyms.dwarf.table_layout`). Built by :class:`AddressTableBuilder` from the
+units an index build parses anyway, in any order: the bytes depend on the units only.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any, overload
+
+from ltosyms.dwarf.records import CompileUnit, FunctionExtent, SourceLocation
+from ltosyms.dwarf.table_layout import Column, pack_columns, read_columns, require
+from ltosyms.dwarf.unit_map import CuMap
+from ltosyms.dwarf.unit_tables import CuData, narrow
+from ltosyms.errors import CacheError
+
+__all__ = ["ADDRESS_TABLE_KIND", "AddressTable", "AddressTableBuilder"]
+
+# What the table holds, with the format of its columns (bump on any change to them, to what
+# CuData holds, or to how the builder fills them): a table of another kind is refused.
+ADDRESS_TABLE_KIND = "dwarf-addresses/1"
+
+# The per-unit columns of a CuData as the table stores them, by part of the unit.
+_ROW_COLUMNS = ("row_addresses", "row_files", "row_lines", "row_columns")
+_NODE_COLUMNS = (
+    "parents",
+    "ends",
+    "inlined",
+    "call_files",
+    "call_lines",
+    "call_columns",
+    "decl_files",
+    "decl_lines",
+)
+_RANGE_COLUMNS = ("range_lows", "range_highs")
+_ROOT_COLUMNS = ("root_lows", "root_highs", "root_nodes")
+# Per unit (sorted by offset); the *_bounds columns have one entry more: unit i's rows are
+# rows[row_bounds[i]:row_bounds[i + 1]], and so on. A unit's range_starts (one per node and
+# one past the last) lie at [node_bounds[i] + i, node_bounds[i + 1] + i + 1).
+_UNIT_COLUMNS = (
+    "unit_offsets",
+    "unit_bases",
+    "unit_names",
+    "unit_comp_dirs",
+    "unit_flags",
+    "row_bounds",
+    "node_bounds",
+    "range_bounds",
+    "root_bounds",
+    "file_bounds",
+)
+# Per file of a unit: string ids of its two paths, its line-table number plus one (0: none).
+_FILE_COLUMNS = ("file_full_paths", "file_relative_paths", "file_numbers")
+# The address -> unit map (CuMap), 8 bytes a value as CuMap keeps them; the image's unit count.
+_MAP_COLUMNS = ("map_starts", "map_ends", "map_units", "map_unit_count")
+# String ids: 0 is None, string i (from 1) is string_bytes[string_ends[i - 1]:string_ends[i]]
+# (string_ends[0] is 0).
+_STRING_COLUMNS = ("string_ends", "string_bytes")
+_COLUMNS = (
+    *_UNIT_COLUMNS,
+    *_ROW_COLUMNS,
+    "node_names",
+    *_NODE_COLUMNS,
+    "range_starts",
+    *_RANGE_COLUMNS,
+    *_ROOT_COLUMNS,
+    *_FILE_COLUMNS,
+    *_MAP_COLUMNS,
+    *_STRING_COLUMNS,
+)
+_CLANG = 1  # unit_flags: the producer is clang
+# The columns a unit's CuData has as arrays, copied as they are.
+_UNIT_ARRAYS = (*_ROW_COLUMNS, *_NODE_COLUMNS, "range_starts", *_RANGE_COLUMNS, *_ROOT_COLUMNS)
+
+
+class StringTable:
+    """The strings of a table, decoded when asked (the few a lookup names), each once.
+
+    String ``i`` (from 1) is ``data[ends[i - 1]:ends[i]]``; id 0 is None (``ends[0]`` is 0)."""
+
+    __slots__ = ("_data", "_decoded", "_ends")
+
+    def __init__(self, ends: Column, data: memoryview) -> None:
+        self._ends = ends
+        self._data = data
+        self._decoded: dict[int, str | None] = {0: None}
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, string_id: int) -> str | None:
+        try:
+            return self._decoded[string_id]
+        except KeyError:
+            ends = self._ends
+            text = str(self._data[ends[string_id - 1] : ends[string_id]], "utf-8", "surrogatepass")
+            self._decoded[string_id] = text
+            return text
+
+
+class _Strings(Sequence["str | None"]):
+    """A column of string ids read as the strings (a unit's names or paths)."""
+
+    __slots__ = ("_ids", "_strings")
+
+    def __init__(self, ids: Column, strings: StringTable) -> None:
+        self._ids = ids
+        self._strings = strings
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @overload
+    def __getitem__(self, index: int) -> str | None: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str | None]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str | None] | None:
+        if isinstance(index, slice):
+            return [self._strings[string_id] for string_id in self._ids[index]]
+        return self._strings[self._ids[index]]
+
+    def __iter__(self) -> Iterator[str | None]:
+        strings = self._strings
+        return (strings[string_id] for string_id in self._ids)
+
+
+class _FileNumbers(Sequence[int]):
+    """Line-table file numbers as CuData keeps them (-1: a file of another unit)."""
+
+    __slots__ = ("_stored",)
+
+    def __init__(self, stored: Column) -> None:
+        self._stored = stored
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        if isinstance(index, slice):
+            return [number - 1 for number in self._stored[index]]
+        return self._stored[index] - 1
+
+
+class AddressTable:
+    """Every unit of one image, answering as its :class:`CuData` would (see the module)."""
+
+    def __init__(self, columns: dict[str, Column], image_key: str) -> None:
+        """``columns`` as :meth:`from_buffer` reads them or the builder makes them: use those."""
+        self.image_key = image_key
+        self._columns = columns
+        self._offsets = columns["unit_offsets"]
+        self.strings = StringTable(columns["string_ends"], memoryview(columns["string_bytes"]))
+        self.cu_map = CuMap(
+            columns["map_starts"],
+            columns["map_ends"],
+            columns["map_units"],
+            columns["map_unit_count"][0],
+        )
+        self._units: dict[int, CuData] = {}
+
+    # -- bytes -------------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The table's bytes (:mod:`ltosyms.dwarf.table_layout`): what :meth:`from_buffer`
+        reads back, in place."""
+        return pack_columns(
+            ADDRESS_TABLE_KIND, self.image_key, [(name, self._columns[name]) for name in _COLUMNS]
+        )
+
+    @classmethod
+    def from_buffer(cls, buffer: Any, image_key: str | None = None) -> AddressTable:
+        """The table in ``buffer`` (bytes, or a memory map: its pages are read as lookups touch
+        them), for the image ``image_key`` when given. Raises :class:`CacheError` unless the
+        buffer holds a whole, undamaged address table of this format (and of that image)."""
+        stored = read_columns(buffer, ADDRESS_TABLE_KIND, image_key)
+        require(stored.columns, ADDRESS_TABLE_KIND, _COLUMNS)
+        _check_shape(stored.columns)
+        columns: dict[str, Column] = dict(stored.columns)
+        return cls(columns, stored.image_key)
+
+    # -- units -------------------------------------------------------------------------------
+
+    @property
+    def unit_count(self) -> int:
+        return len(self._offsets)
+
+    def unit_offsets(self) -> list[int]:
+        """Every unit with code, in .debug_info order."""
+        return self.cu_map.unit_offsets()
+
+    def unit(self, cu_offset: int) -> CuData:
+        """The unit at ``cu_offset`` as a :class:`CuData` over the table's columns (made once
+        per unit: a few dozen slices, nothing read). :class:`CacheError` when the table holds no
+        such unit."""
+        data = self._units.get(cu_offset)
+        if data is None:
+            index = self._index(cu_offset)
+            if index is None:
+                raise CacheError(f"address table of {self.image_key}: no unit at {cu_offset:#x}")
+            data = self._units[cu_offset] = self._unit_at(index)
+        return data
+
+    def compile_unit(self, cu_offset: int) -> CompileUnit | None:
+        """The unit's name and compilation directory, as its top DIE gives them."""
+        index = self._index(cu_offset)
+        if index is None:
+            return None
+        strings, columns = self.strings, self._columns
+        return CompileUnit(
+            offset=cu_offset,
+            name=strings[columns["unit_names"][index]],
+            comp_dir=strings[columns["unit_comp_dirs"][index]],
+        )
+
+    def _index(self, cu_offset: int) -> int | None:
+        offsets = self._offsets
+        index = bisect_left(offsets, cu_offset)
+        return index if index < len(offsets) and offsets[index] == cu_offset else None
+
+    def _unit_at(self, index: int) -> CuData:
+        c = self._columns
+        strings = self.strings
+        row = slice(c["row_bounds"][index], c["row_bounds"][index + 1])
+        node_start, node_end = c["node_bounds"][index], c["node_bounds"][index + 1]
+        node = slice(node_start, node_end)
+        ranges = slice(c["range_bounds"][index], c["range_bounds"][index + 1])
+        root = slice(c["root_bounds"][index], c["root_bounds"][index + 1])
+        file = slice(c["file_bounds"][index], c["file_bounds"][index + 1])
+        return CuData(
+            cu_offset=c["unit_offsets"][index],
+            name=strings[c["unit_names"][index]],
+            comp_dir=strings[c["unit_comp_dirs"][index]],
+            producer_is_clang=bool(c["unit_flags"][index] & _CLANG),
+            address_base=c["unit_bases"][index],
+            full_paths=_Strings(c["file_full_paths"][file], strings),
+            relative_paths=_Strings(c["file_relative_paths"][file], strings),
+            file_numbers=_FileNumbers(c["file_numbers"][file]),
+            row_addresses=c["row_addresses"][row],
+            row_files=c["row_files"][row],
+            row_lines=c["row_lines"][row],
+            row_columns=c["row_columns"][row],
+            names=_Strings(c["node_names"][node], strings),
+            parents=c["parents"][node],
+            ends=c["ends"][node],
+            inlined=c["inlined"][node],
+            call_files=c["call_files"][node],
+            call_lines=c["call_lines"][node],
+            call_columns=c["call_columns"][node],
+            decl_files=c["decl_files"][node],
+            decl_lines=c["decl_lines"][node],
+            range_starts=c["range_starts"][node_start + index : node_end + index + 1],
+            range_lows=c["range_lows"][ranges],
+            range_highs=c["range_highs"][ranges],
+            root_lows=c["root_lows"][root],
+            root_highs=c["root_highs"][root],
+            root_nodes=c["root_nodes"][root],
+        )
+
+    # -- lookups: what DwarfResolver answers, for link addresses of the image -----------------
+
+    def cu_for(self, link_address: int) -> int | None:
+        """The unit whose code holds ``link_address`` (None: no unit claims it)."""
+        return self.cu_map.unit_at(link_address)
+
+    def locations(
+        self, link_address: int, outer_name: Callable[[int, bool], str | None] | None = None
+    ) -> tuple[SourceLocation, ...]:
+        """The inline chain at ``link_address``, innermost first (:meth:`CuData.locations`)."""
+        cu_offset = self.cu_map.unit_at(link_address)
+        if cu_offset is None:
+            return ()
+        return self.unit(cu_offset).locations(link_address, outer_name)
+
+    def function_at(self, link_address: int) -> FunctionExtent | None:
+        cu_offset = self.cu_map.unit_at(link_address)
+        if cu_offset is None:
+            return None
+        return self.unit(cu_offset).function_extent(link_address)
+
+
+def _check_shape(columns: dict[str, memoryview]) -> None:
+    """Raise :class:`CacheError` unless the columns fit together: equal lengths, per-unit
+    bounds that rise and end at their columns' lengths. Reads the per-unit columns only (a
+    few thousand values), so that no slice of a unit reaches past its columns."""
+    units = len(columns["unit_offsets"])
+    nodes = len(columns["node_names"])
+    lengths = {
+        "row_bounds": len(columns["row_addresses"]),
+        "node_bounds": nodes,
+        "range_bounds": len(columns["range_lows"]),
+        "root_bounds": len(columns["root_lows"]),
+        "file_bounds": len(columns["file_full_paths"]),
+    }
+    same = [
+        (*_UNIT_COLUMNS[:5],),
+        _ROW_COLUMNS,
+        ("node_names", *_NODE_COLUMNS),
+        _RANGE_COLUMNS,
+        _ROOT_COLUMNS,
+        _FILE_COLUMNS,
+        _MAP_COLUMNS[:3],
+    ]
+    consistent = (
+        all(len({len(columns[name]) for name in group}) == 1 for group in same)
+        and len(columns["unit_names"]) == units
+        and len(columns["range_starts"]) == nodes + units
+        and len(columns["map_unit_count"]) == 1
+        and all(
+            len(columns[name]) == units + 1
+            and columns[name][0] == 0
+            and columns[name][units] == length
+            and all(a <= b for a, b in zip(columns[name][:-1], columns[name][1:], strict=True))
+            for name, length in lengths.items()
+        )
+        and all(
+            a < b
+            for a, b in zip(columns["unit_offsets"][:-1], columns["unit_offsets"][1:], strict=True)
+        )
+        and len(columns["string_ends"]) >= 1
+        and columns["string_ends"][0] == 0
+        and columns["string_ends"][-1] == len(columns["string_bytes"])
+        and all(
+            a <= b
+            for a, b in zip(columns["string_ends"][:-1], columns["string_ends"][1:], strict=True)
+        )
+    )
+    if not consistent:
+        raise CacheError(f"{ADDRESS_TABLE_KIND} table: its columns do not fit together")
+
+
+@dataclass(slots=True)
+class _AddedUnit:
+    """One unit as the builder keeps it until :meth:`AddressTableBuilder.table`: its columns
+    (shared with the :class:`CuData`), its strings turned into ids of the builder."""
+
+    data: CuData
+    name: int
+    comp_dir: int
+    full_paths: list[int]
+    relative_paths: list[int]
+    names: list[int]
+
+
+class AddressTableBuilder:
+    """Collects the units of an image, in any order, then makes its :class:`AddressTable`.
+
+    An index build adds each unit as a worker hands it back; only the units' columns and one
+    id per string are kept meanwhile (the Debian 6.1 vmlinux: ~25 MB)."""
+
+    def __init__(self, image_key: str) -> None:
+        self.image_key = image_key
+        self._units: dict[int, _AddedUnit] = {}
+        self._string_ids: dict[str, int] = {}
+
+    def add(self, data: CuData) -> None:
+        intern = self._intern
+        self._units[data.cu_offset] = _AddedUnit(
+            data=data,
+            name=intern(data.name),
+            comp_dir=intern(data.comp_dir),
+            full_paths=[intern(path) for path in data.full_paths],
+            relative_paths=[intern(path) for path in data.relative_paths],
+            names=[intern(name) for name in data.names],
+        )
+
+    def add_all(self, units: Iterable[CuData]) -> None:
+        for data in units:
+            self.add(data)
+
+    def _intern(self, text: str | None) -> int:
+        # Ids in order of first use here; table() renumbers them in string order.
+        if text is None:
+            return 0
+        found = self._string_ids.get(text)
+        if found is None:
+            found = self._string_ids[text] = len(self._string_ids) + 1
+        return found
+
+    def table(self, cu_map: CuMap) -> AddressTable:
+        """The table of the units added and the image's unit map (which must name no unit that
+        was not added: :class:`CacheError`)."""
+        missing = sorted(set(cu_map.units) - set(self._units))
+        if missing:
+            raise CacheError(
+                f"address table of {self.image_key}: {len(missing)} units of the unit map "
+                f"were not added (the first at {missing[0]:#x})"
+            )
+        # Strings in sorted order, so that the bytes do not depend on the order units came in.
+        ordered = sorted(self._string_ids)
+        renumber = array("I", [0]) * (len(ordered) + 1)
+        for new_id, text in enumerate(ordered, start=1):
+            renumber[self._string_ids[text]] = new_id
+        encoded = [text.encode("utf-8", "surrogatepass") for text in ordered]
+        units = [self._units[cu_offset] for cu_offset in sorted(self._units)]
+        columns: dict[str, Column] = {
+            name: _concatenated([getattr(added.data, name) for added in units])
+            for name in _UNIT_ARRAYS
+        }
+        per_unit: dict[str, list[int]] = {name: [] for name in _UNIT_COLUMNS}
+        ids: dict[str, list[int]] = {name: [] for name in ("node_names", *_FILE_COLUMNS)}
+        for name in ("row_bounds", "node_bounds", "range_bounds", "root_bounds", "file_bounds"):
+            per_unit[name].append(0)
+        for added in units:
+            data = added.data
+            per_unit["unit_offsets"].append(data.cu_offset)
+            per_unit["unit_bases"].append(data.address_base)
+            per_unit["unit_names"].append(renumber[added.name])
+            per_unit["unit_comp_dirs"].append(renumber[added.comp_dir])
+            per_unit["unit_flags"].append(_CLANG if data.producer_is_clang else 0)
+            ids["node_names"].extend([renumber[i] for i in added.names])
+            ids["file_full_paths"].extend([renumber[i] for i in added.full_paths])
+            ids["file_relative_paths"].extend([renumber[i] for i in added.relative_paths])
+            ids["file_numbers"].extend([number + 1 for number in data.file_numbers])
+            per_unit["row_bounds"].append(per_unit["row_bounds"][-1] + data.row_count)
+            per_unit["node_bounds"].append(per_unit["node_bounds"][-1] + data.function_count)
+            per_unit["range_bounds"].append(per_unit["range_bounds"][-1] + len(data.range_lows))
+            per_unit["root_bounds"].append(per_unit["root_bounds"][-1] + len(data.root_lows))
+            per_unit["file_bounds"].append(per_unit["file_bounds"][-1] + len(added.full_paths))
+        for name, values in (*per_unit.items(), *ids.items()):
+            columns[name] = narrow(values)
+        # The unit map keeps CuMap's own 8-byte columns (CuMap.to_bytes writes them as they are).
+        columns["map_starts"] = array("Q", cu_map.starts)
+        columns["map_ends"] = array("Q", cu_map.ends)
+        columns["map_units"] = array("Q", cu_map.units)
+        columns["map_unit_count"] = array("Q", [cu_map.unit_count])
+        columns["string_ends"] = narrow(list(accumulate(map(len, encoded), initial=0)))
+        columns["string_bytes"] = array("B", b"".join(encoded))
+        return AddressTable(columns, self.image_key)
+
+
+def _concatenated(parts: Sequence[Column]) -> array[int]:
+    """``parts`` one after the other, in the widest type of any of them (all are unsigned)."""
+    typecode = max((_typecode(part) for part in parts), key=_WIDTHS.index, default="B")
+    joined = array(typecode)
+    for part in parts:
+        if _typecode(part) == typecode:
+            joined.frombytes(part.tobytes())
+        else:
+            joined.fromlist(part.tolist())
+    return joined
+
+
+_WIDTHS = "BHIQ"
+
+
+def _typecode(values: Column) -> str:
+    return values.typecode if isinstance(values, array) else values.format
