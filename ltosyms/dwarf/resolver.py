@@ -5,7 +5,9 @@ comes from ``.debug_aranges`` (or, for clang, from each unit's top DIE), and onl
 that hold asked-for addresses are parsed, each once, into a :class:`CuData` (line rows and the
 function/inline tree, :mod:`ltosyms.dwarf.build`). Every parsed unit, and the unit map, is
 handed to a :class:`CuStore` as bytes; the on-disk index implements that store, so a later
-run loads the unit instead of parsing DWARF, and never opens a debug section at all.
+run loads the unit instead of parsing DWARF, and never opens a debug section at all. Given the
+image's address table (:mod:`ltosyms.dwarf.address_table`: every unit and the unit map in one
+mapped buffer), the resolver answers from it alone, with the same lookups.
 
 The DWARF decoders are ltosyms' own (pyelftools needs ~0.6 s per kernel unit): a line-program
 state machine over bytes (:mod:`ltosyms.dwarf.line`) and a DIE walker driven by
@@ -39,6 +41,7 @@ from ltosyms.stores import CuStore, DerivedStore
 if TYPE_CHECKING:
     # The unit tables and the DWARF parsers are imported where a unit is loaded or parsed,
     # not with this module: a decode served from stored chains never loads them.
+    from ltosyms.dwarf.address_table import AddressTable
     from ltosyms.dwarf.parser import UnitParser
     from ltosyms.dwarf.unit_map import CuMap
     from ltosyms.dwarf.unit_tables import CuData
@@ -98,16 +101,22 @@ class DwarfResolver:
         sections: SectionSource,
         store: CuStore | None = None,
         outer_name: OuterName | None = None,
+        table: AddressTable | None = None,
     ) -> None:
         """``sections`` are opened only when a unit or the unit map must be parsed.
         ``outer_name``, when given, names the outermost entry of each chain (the ELF symbol,
-        as llvm-symbolizer does); chains are then also kept in the store, by address."""
+        as llvm-symbolizer does); chains are then also kept in the store, by address.
+        ``table``, when given (the image's :class:`AddressTable`), answers every lookup: no
+        unit is loaded or parsed, and chains are neither read from the store nor kept (a
+        lookup in the table costs less than reading a stored chain, and a million addresses
+        asked must not hold a million chains)."""
         self.sections = sections
         self.name = sections.name
         self.store: CuStore = store if store is not None else MemoryCuStore()
         self.outer_name = outer_name
+        self.table = table
         self._parser: UnitParser | None = None
-        self._cu_map: CuMap | None = None
+        self._cu_map: CuMap | None = table.cu_map if table is not None else None
         self._units: dict[int, CuData] = {}
         self._compile_units: dict[int, CompileUnit] = {}
         self._answers: dict[int, tuple[SourceLocation, ...]] = {}  # chains by address
@@ -170,6 +179,8 @@ class DwarfResolver:
 
     def cu_data(self, cu_offset: CuKey) -> CuData:
         """The parsed unit: from memory, else from the store, else from DWARF (then stored)."""
+        if self.table is not None:
+            return self.table.unit(cu_offset)
         data = self._units.get(cu_offset)
         if data is not None:
             return data
@@ -200,6 +211,8 @@ class DwarfResolver:
         With a store that keeps answers (the index) and the symbol table, the chain of an
         address asked before comes from the store without loading its unit; new chains are
         written by :meth:`save`."""
+        if self.table is not None:
+            return self.table.locations(link_address, self.outer_name)
         chain = self._answers.get(link_address)
         if chain is not None:
             return chain
@@ -260,6 +273,8 @@ class DwarfResolver:
         """Load stored units in one batch when the store can (the index's ``get_many``)."""
         from ltosyms.dwarf.unit_tables import CuData
 
+        if self.table is not None:
+            return
         get_many = getattr(self.store, "get_many", None)
         wanted = [offset for offset in cu_offsets if offset not in self._units]
         if get_many is None or len(wanted) < 2:
@@ -294,6 +309,9 @@ class DwarfResolver:
         if cu_offset is None:
             return None
         unit = self._compile_units.get(cu_offset)
+        if unit is None and self.table is not None:
+            unit = self.table.compile_unit(cu_offset)
         if unit is None:
-            unit = self._compile_units[cu_offset] = self.parser.compile_unit(cu_offset)
+            unit = self.parser.compile_unit(cu_offset)
+        self._compile_units[cu_offset] = unit
         return unit
