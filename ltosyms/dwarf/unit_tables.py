@@ -171,7 +171,17 @@ class CuData:
         within_size)``, when given, names the outermost entry from the ELF symbols
         (:class:`ltosyms.elf.outer_names.OuterNames`); where DWARF has no function, the
         nearest symbol names it even past its size."""
-        chain = self.inline_chain(link_address)
+        return self.chain_locations(link_address, self.inline_chain(link_address), outer_name)
+
+    def chain_locations(
+        self,
+        link_address: int,
+        chain: Sequence[int],
+        outer_name: Callable[[int, bool], str | None] | None = None,
+    ) -> tuple[SourceLocation, ...]:
+        """:meth:`locations`, given the inline chain at ``link_address`` (what
+        :meth:`inline_chain` answers there, however it was found: an address table keeps it
+        ready, :mod:`ltosyms.dwarf.address_table`)."""
         row = self.line_row(link_address)
         if not chain and row is None:
             return ()
