@@ -4,10 +4,10 @@ For each image, the reference is today's resolver: units parsed one at a time, a
 table is made from the same units (parsed once: the reference's), turned into bytes and read
 back from them, and must give the same inline chain (outermost entry named from the ELF
 symbols), function, function ranges, unit and compilation unit at every address of a sample:
-every function symbol's start, every call's return address minus one (the bl on arm64), a
-seeded random spread over and around the code, every edge of the unit map; for modules and the
-sample images, every byte of their code. The resolver answering from the table must never
-open the DWARF.
+the start of 4,000 functions spread over the image and every call's return address minus one
+in them (the bl on arm64), a seeded random spread over and around the code, the edges of
+1,000 ranges of the unit map; for modules and the sample images, every byte of their code.
+The resolver answering from the table must never open the DWARF.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ltosyms.dwarf.unit_map import CuMap
 from ltosyms.dwarf.unit_tables import ARRAY_FIELDS
 from ltosyms.elf.debug_sections import dwarf_resolver, dwarf_sections
 from ltosyms.elf.image import KernelImage, open_image
-from ltosyms.elf.symtab import SymbolTable
+from ltosyms.elf.symtab import Symbol, SymbolTable
 from ltosyms.errors import CacheError
 
 KEY = "image-key"
@@ -60,50 +60,58 @@ def code_sections(image: KernelImage) -> list[tuple[int, int]]:
     ]
 
 
-def call_lookup_addresses(image: KernelImage, symbols: SymbolTable) -> list[int]:
-    """Where a return-address frame of every call in every function is looked up: the
-    return address - 1 on x86 (%pB), the bl itself on arm64 (capstone, per function)."""
+def spread(values: list[int], count: int) -> list[int]:
+    """At most about ``count`` of ``values``, evenly spread."""
+    return values[:: max(len(values) // count, 1)]
+
+
+def call_lookup_addresses(image: KernelImage, functions: list[Symbol]) -> list[int]:
+    """Where a return-address frame of every call in ``functions`` is looked up: the return
+    address - 1 on x86 (%pB), the bl itself on arm64 (capstone, function by function)."""
     arm64 = image.machine == "aarch64"
     disassembler = (
         capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
         if arm64
         else capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     )
-    found = set()
-    for symbol in symbols:
-        if (
-            not symbol.is_function
-            or not symbol.elf_size
-            or image.section_at(symbol.link_address) is None
-        ):
-            continue
-        code = image.read(symbol.link_address, symbol.elf_size)
+    found = []
+    for function in functions:
+        code = image.read(function.link_address, function.elf_size)
         for address, size, mnemonic, _operands in disassembler.disasm_lite(
-            code, symbol.link_address
+            code, function.link_address
         ):
             if mnemonic.startswith("call") or mnemonic in ("bl", "blr"):
-                found.add(address if arm64 else address + size - 1)
-    return sorted(found)
+                found.append(address if arm64 else address + size - 1)
+    return found
 
 
 def sample(
-    image: KernelImage, symbols: SymbolTable, reference: DwarfResolver, calls: int
+    image: KernelImage, symbols: SymbolTable, reference: DwarfResolver, count: int
 ) -> list[int]:
-    """Function starts, up to ``calls`` call sites (evenly spread), 5,000 seeded random
-    addresses over and around the code, the edges of the unit map."""
-    addresses = {
-        s.link_address for s in symbols if s.is_function and image.section_at(s.link_address)
-    }
-    call_sites = call_lookup_addresses(image, symbols)
-    step = max(len(call_sites) // calls, 1)
-    addresses.update(call_sites[::step])
+    """The start of ``count`` functions and every call in them, 5,000 seeded random addresses
+    over and around the code, the edges of ``count`` // 4 ranges of the unit map: each
+    evenly spread over the image."""
+    functions = spread(
+        sorted(
+            (
+                s
+                for s in symbols
+                if s.is_function and s.elf_size and image.section_at(s.link_address) is not None
+            ),
+            key=lambda s: s.link_address,
+        ),
+        count,
+    )
+    addresses = {s.link_address for s in functions}
+    addresses.update(call_lookup_addresses(image, functions))
     sections = code_sections(image)
     low = min(start for start, _ in sections) - 0x1000
     high = max(end for _, end in sections) + 0x1000
-    spread = random.Random(15)
-    addresses.update(spread.randrange(low, high) for _ in range(5000))
+    seeded = random.Random(15)
+    addresses.update(seeded.randrange(low, high) for _ in range(5000))
     cu_map = reference.cu_map
-    for start, end in zip(cu_map.starts, cu_map.ends, strict=True):
+    edges = list(zip(cu_map.starts, cu_map.ends, strict=True))
+    for start, end in spread(edges, count // 4):
         addresses.update((start - 1, start, end - 1, end))
     return sorted(address for address in addresses if address >= 0)
 
@@ -152,14 +160,14 @@ def same_units(reference: DwarfResolver, table: AddressTable) -> list[str]:
     return found
 
 
-def check_image(path: Path, exhaustive: bool, calls: int = 10_000) -> tuple[int, int]:
+def check_image(path: Path, exhaustive: bool, count: int = 4_000) -> tuple[int, int]:
     """Compare the table of the image at ``path`` with its per-unit resolver: (addresses
     compared, addresses with source lines)."""
     with open_image(path) as image:
         symbols = SymbolTable(image)
         reference = dwarf_resolver(image, MemoryCuStore(), symbols)
         addresses = (
-            every_code_byte(image) if exhaustive else sample(image, symbols, reference, calls)
+            every_code_byte(image) if exhaustive else sample(image, symbols, reference, count)
         )
         table = table_of(reference)
         assert table.unit_offsets() == reference.unit_offsets()
@@ -183,7 +191,7 @@ def test_sample_images_answer_alike_at_every_code_byte(name: str) -> None:
 @pytest.mark.parametrize("kernel", SMALL_KERNELS)
 def test_corpus_kernels_answer_alike(corpus: Corpus, kernel: str) -> None:
     compared, with_lines = check_image(corpus.kernel_vmlinux(kernel), exhaustive=False)
-    assert compared > 30_000 and with_lines > compared // 2
+    assert compared > 20_000 and with_lines > compared // 2
 
 
 def corpus_modules(corpus: Corpus) -> list[Path]:
@@ -204,7 +212,7 @@ def test_corpus_modules_answer_alike_at_every_code_byte(corpus: Corpus) -> None:
 @pytest.mark.slow
 def test_debian_vmlinux_answers_alike(corpus: Corpus) -> None:
     compared, with_lines = check_image(corpus.debian_vmlinux(), exhaustive=False)
-    assert compared > 60_000 and with_lines > compared // 2
+    assert compared > 20_000 and with_lines > compared // 2
 
 
 # -- the bytes ----------------------------------------------------------------------------------
