@@ -139,6 +139,12 @@ def differences(reference: DwarfResolver, table: AddressTable, addresses: list[i
         )
         if got != expected:
             found.append(f"{address:#x}: {got} != {expected}")
+    many = answering.locations_many(addresses)
+    found.extend(
+        f"{address:#x}: locations_many differs"
+        for address in addresses
+        if many[address] != reference.locations(address)
+    )
     for start in reference.cu_map.starts:
         if answering.compile_unit(start) != reference.compile_unit(start):
             found.append(f"compile unit at {start:#x}: {answering.compile_unit(start)}")

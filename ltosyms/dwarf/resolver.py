@@ -254,6 +254,8 @@ class DwarfResolver:
         self, link_addresses: Iterable[int]
     ) -> dict[int, tuple[SourceLocation, ...]]:
         """:meth:`locations` for many addresses, each unit parsed once."""
+        if self.table is not None:
+            return {a: self.table.locations(a, self.outer_name) for a in link_addresses}
         by_unit: dict[int | None, list[int]] = {}
         for link_address in link_addresses:
             by_unit.setdefault(self.cu_for(link_address), []).append(link_address)

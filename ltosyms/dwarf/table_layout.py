@@ -23,10 +23,12 @@ wrote them, which the header names: a table is a cache, never exchanged between 
                   B H I Q), 7 zero bytes, offset from the start of the buffer (8), value count (8)
     then          the columns, each starting at a multiple of 8
 
-The CRC covers the directory and every column: a flipped byte anywhere is refused on open
-(ltosyms issue 17: a damaged mapped table must never give wrong answers silently). zlib's
-CRC-32 runs at several GB/s: checking all 22 MB of the Debian 6.1 vmlinux's address table
-takes milliseconds, next to a decode's hundreds (bench/bench_table.py measures it).
+The CRC covers the directory and every column, and the 16 bytes before it must be exactly
+what this layout writes: a flipped byte anywhere is refused on open (ltosyms issue 17: a
+damaged mapped table must never give wrong answers silently). zlib's CRC-32 runs at GB/s:
+checking all 27.6 MB of the Debian 6.1 vmlinux's address table on every open takes 7-20 ms on
+a loaded 2-core machine (bench/bench_table.py), next to the ~100 ms the interpreter takes to
+start, so the whole table is checked each time rather than per column on first touch.
 """
 
 from __future__ import annotations
