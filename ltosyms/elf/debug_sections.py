@@ -22,6 +22,7 @@ import os
 import struct
 import weakref
 import zlib
+from typing import TYPE_CHECKING
 
 from ltosyms.dwarf import DEBUG_SECTIONS, DwarfConfig, DwarfResolver, DwarfSections, SectionBuffer
 from ltosyms.elf.image import KernelImage, Section
@@ -29,6 +30,10 @@ from ltosyms.elf.outer_names import outer_namer
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import DwarfError, InputError
 from ltosyms.stores import CuStore
+
+if TYPE_CHECKING:
+    # The table's modules load with a table, not with this one (ltosyms.dwarf's note).
+    from ltosyms.dwarf import AddressTable
 
 __all__ = ["ImageDebugSections", "dwarf_resolver", "dwarf_sections"]
 
@@ -38,13 +43,17 @@ ELFCOMPRESS_ZSTD = 2
 
 
 def dwarf_resolver(
-    image: KernelImage, store: CuStore | None = None, symbols: SymbolTable | None = None
+    image: KernelImage,
+    store: CuStore | None = None,
+    symbols: SymbolTable | None = None,
+    table: AddressTable | None = None,
 ) -> DwarfResolver:
     """The DWARF resolver of ``image``; its sections are opened only when a unit must be
     parsed. ``symbols``, when given, names the outermost entry of each chain from the ELF
-    symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.outer_names`)."""
+    symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.outer_names`); ``table``, the
+    image's address table when the index holds one, then answers every lookup."""
     outer_name = outer_namer(symbols, store, str(image.path)) if symbols is not None else None
-    return DwarfResolver(ImageDebugSections(image), store, outer_name)
+    return DwarfResolver(ImageDebugSections(image), store, outer_name, table=table)
 
 
 class ImageDebugSections:
