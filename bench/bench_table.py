@@ -8,9 +8,9 @@ The image: the Debian 6.1 cloud vmlinux (590 MB, gcc 12, DWARF 5), or a corpus k
 Rows, each command a fresh process (import, open, answer):
 
 * build: ``ltosyms index --jobs N`` as it is today (units in SQLite, symbol table), and the
-  table: the image's units parsed by N worker processes (the index's parser and record bytes),
-  handed to an ``AddressTableBuilder`` as they come back, written; its size, the time to open
-  it (checksum and shape checks) and the checksum alone;
+  table: the image's units parsed by N worker processes (the index's parser and record bytes,
+  and each unit's chain map), handed to an ``AddressTableBuilder`` as they come back, written;
+  its size, the time to open it (checksum and shape checks) and the checksum alone;
 * lookups, on the 2,000 and on all addresses:
   - ``llvm-symbolizer --inlining`` at each return address - 1;
   - ``ltosyms table (chains)``: the library with the table: at each return address - 1 the
@@ -90,7 +90,12 @@ def start_worker(vmlinux):
 
 
 def parse(cu_offset):
-    return _parser.unit(cu_offset).to_bytes()
+    # What an index worker would hand back: the unit's record and its chain map, worked out
+    # here, next to the parse, rather than in the one process that collects them.
+    from ltosyms.dwarf import chain_map
+
+    data = _parser.unit(cu_offset)
+    return data.to_bytes(), chain_map(data)
 
 
 def build(vmlinux, out, jobs):
@@ -115,9 +120,9 @@ def build(vmlinux, out, jobs):
         initializer=start_worker,
         initargs=(vmlinux,),
     ) as pool:
-        for raw in pool.map(parse, sorted(offsets, key=lambda o: -sizes[o]), chunksize=4):
+        for raw, chains in pool.map(parse, sorted(offsets, key=lambda o: -sizes[o]), chunksize=4):
             before = time.perf_counter()
-            builder.add(CuData.from_bytes(raw))
+            builder.add(CuData.from_bytes(raw), chains)
             added += time.perf_counter() - before
     parsed = time.perf_counter()
     data = builder.table(cu_map).to_bytes()

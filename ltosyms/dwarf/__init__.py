@@ -46,6 +46,8 @@ if TYPE_CHECKING:
         ADDRESS_TABLE_KIND,
         AddressTable,
         AddressTableBuilder,
+        ChainMap,
+        chain_map,
     )
     from ltosyms.dwarf.census import (
         DwarfCensus,
@@ -66,6 +68,7 @@ __all__ = [
     "LOCATIONS_KIND",
     "AddressTable",
     "AddressTableBuilder",
+    "ChainMap",
     "CompileUnit",
     "CuData",
     "CuKey",
@@ -85,6 +88,7 @@ __all__ = [
     "SectionSource",
     "SourceLocation",
     "UnitParser",
+    "chain_map",
     "relative_path",
     "source_roots",
     "take_census",
@@ -95,6 +99,8 @@ _LAZY = {
     "ADDRESS_TABLE_KIND": "ltosyms.dwarf.address_table",
     "AddressTable": "ltosyms.dwarf.address_table",
     "AddressTableBuilder": "ltosyms.dwarf.address_table",
+    "ChainMap": "ltosyms.dwarf.address_table",
+    "chain_map": "ltosyms.dwarf.address_table",
     "CuData": "ltosyms.dwarf.unit_tables",
     "CuMap": "ltosyms.dwarf.unit_map",
     "DwarfCensus": "ltosyms.dwarf.census",

@@ -43,7 +43,7 @@ from ltosyms.dwarf.unit_map import CuMap
 from ltosyms.dwarf.unit_tables import CuData, narrow
 from ltosyms.errors import CacheError
 
-__all__ = ["ADDRESS_TABLE_KIND", "AddressTable", "AddressTableBuilder"]
+__all__ = ["ADDRESS_TABLE_KIND", "AddressTable", "AddressTableBuilder", "ChainMap", "chain_map"]
 
 # What the table holds, with the format of its columns (bump on any change to them, to what
 # CuData holds, or to how the builder fills them): a table of another kind is refused.
@@ -398,7 +398,7 @@ class _AddedUnit:
     full_paths: list[int]
     relative_paths: list[int]
     names: list[int]
-    chain_map: tuple[list[int], list[int], list[int]]  # chain_starts, chain_nodes, chain_lengths
+    chains: ChainMap
 
 
 class AddressTableBuilder:
@@ -413,7 +413,10 @@ class AddressTableBuilder:
         self._units: dict[int, _AddedUnit] = {}
         self._string_ids: dict[str, int] = {}
 
-    def add(self, data: CuData) -> None:
+    def add(self, data: CuData, chains: ChainMap | None = None) -> None:
+        """Keep ``data`` for the table. ``chains`` is its :func:`chain_map` when the caller
+        worked it out already (an index build's worker processes, next to the parse: it is
+        most of the builder's work); else it is worked out here."""
         intern = self._intern
         self._units[data.cu_offset] = _AddedUnit(
             data=data,
@@ -422,7 +425,7 @@ class AddressTableBuilder:
             full_paths=[intern(path) for path in data.full_paths],
             relative_paths=[intern(path) for path in data.relative_paths],
             names=[intern(name) for name in data.names],
-            chain_map=_chain_map(data),
+            chains=chains if chains is not None else chain_map(data),
         )
 
     def _intern(self, text: str | None) -> int:
@@ -454,10 +457,10 @@ class AddressTableBuilder:
             name: _concatenated([getattr(added.data, name) for added in units])
             for name in _UNIT_ARRAYS
         }
+        for name, part in zip(_CHAIN_COLUMNS, ("starts", "nodes", "lengths"), strict=True):
+            columns[name] = _concatenated([getattr(added.chains, part) for added in units])
         per_unit: dict[str, list[int]] = {name: [] for name in _UNIT_COLUMNS}
-        listed: dict[str, list[int]] = {
-            name: [] for name in ("node_names", *_FILE_COLUMNS, *_CHAIN_COLUMNS)
-        }
+        listed: dict[str, list[int]] = {name: [] for name in ("node_names", *_FILE_COLUMNS)}
         for name in _BOUNDS:
             per_unit[name].append(0)
         for added in units:
@@ -476,9 +479,7 @@ class AddressTableBuilder:
             per_unit["range_bounds"].append(per_unit["range_bounds"][-1] + len(data.range_lows))
             per_unit["root_bounds"].append(per_unit["root_bounds"][-1] + len(data.root_lows))
             per_unit["file_bounds"].append(per_unit["file_bounds"][-1] + len(added.full_paths))
-            for name, values in zip(_CHAIN_COLUMNS, added.chain_map, strict=True):
-                listed[name].extend(values)
-            per_unit["chain_bounds"].append(len(listed["chain_starts"]))
+            per_unit["chain_bounds"].append(per_unit["chain_bounds"][-1] + len(added.chains.starts))
         for name, values in (*per_unit.items(), *listed.items()):
             columns[name] = narrow(values)
         # The unit map keeps CuMap's own 8-byte columns (CuMap.to_bytes writes them as they are).
@@ -510,16 +511,26 @@ def _typecode(values: Column) -> str:
     return values.typecode if isinstance(values, array) else values.format
 
 
-def _chain_map(data: CuData) -> tuple[list[int], list[int], list[int]]:
-    """The unit's chain map: at each range boundary (an offset from its address base) where
-    :meth:`CuData.inline_chain` answers otherwise than just before, that answer, as (starts,
-    innermost node + 1 or 0, chain length).
+@dataclass(frozen=True, slots=True)
+class ChainMap:
+    """A unit's chain map (see the module): from each of ``starts`` (offsets from the unit's
+    address base) to the next, the innermost function node plus one (0: none) and the length
+    of its inline chain."""
+
+    starts: array[int]
+    nodes: array[int]
+    lengths: array[int]
+
+
+def chain_map(data: CuData) -> ChainMap:
+    """The unit's chain map: at each range boundary where :meth:`CuData.inline_chain`
+    answers otherwise than just before, that answer.
 
     Exact by construction: the walk compares an address with range bounds only
     (:meth:`CuData.function_node` with the subprograms', :meth:`CuData.inline_chain` with
     every node's), so between two consecutive bounds its answer cannot change; before the
     first and from the last on it is empty. Costs one walk per boundary (Debian 6.1's vmlinux:
-    582,000 boundaries, 577,000 entries, about 2.5 s in one process)."""
+    582,000 boundaries, 577,000 entries, about 2.6 s in one process)."""
     starts: list[int] = []
     nodes: list[int] = []
     lengths: list[int] = []
@@ -535,4 +546,4 @@ def _chain_map(data: CuData) -> tuple[list[int], list[int], list[int]]:
             nodes.append(answer[0])
             lengths.append(answer[1])
             previous = answer
-    return starts, nodes, lengths
+    return ChainMap(narrow(starts), narrow(nodes), narrow(lengths))
