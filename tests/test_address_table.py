@@ -29,13 +29,12 @@ from ltosyms.dwarf import (
     AddressTable,
     AddressTableBuilder,
     DwarfResolver,
-    MemoryCuStore,
     UnitParser,
     chain_map,
 )
 from ltosyms.dwarf.table_layout import pack_columns, read_columns
 from ltosyms.dwarf.unit_map import CuMap
-from ltosyms.dwarf.unit_tables import ARRAY_FIELDS
+from ltosyms.dwarf.unit_tables import CuData
 from ltosyms.elf.debug_sections import dwarf_resolver, dwarf_sections
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.symtab import Symbol, SymbolTable
@@ -159,7 +158,7 @@ def same_units(reference: DwarfResolver, table: AddressTable) -> list[str]:
     for cu_offset in reference.unit_offsets():
         parsed, stored = reference.cu_data(cu_offset), table.unit(cu_offset)
         fields = ("name", "comp_dir", "producer_is_clang", "address_base")
-        sequences = ("full_paths", "relative_paths", "file_numbers", "names", *ARRAY_FIELDS)
+        sequences = ("full_paths", "relative_paths", "file_numbers", "names", *CuData.ARRAY_FIELDS)
         if any(getattr(parsed, f) != getattr(stored, f) for f in fields) or any(
             list(getattr(parsed, f)) != list(getattr(stored, f)) for f in sequences
         ):
@@ -172,7 +171,7 @@ def check_image(path: Path, exhaustive: bool, count: int = 4_000) -> tuple[int, 
     compared, addresses with source lines)."""
     with open_image(path) as image:
         symbols = SymbolTable(image)
-        reference = dwarf_resolver(image, MemoryCuStore(), symbols)
+        reference = dwarf_resolver(image, symbols)
         addresses = (
             every_code_byte(image) if exhaustive else sample(image, symbols, reference, count)
         )
@@ -229,7 +228,7 @@ def test_debian_vmlinux_answers_alike(corpus: Corpus) -> None:
 def gcc_lto_module() -> tuple[DwarfResolver, bytes]:
     """A sample module's resolver (every unit parsed) and its table's bytes."""
     image = open_image(SAMPLES / "vmlinux-gcc-lto")
-    reference = dwarf_resolver(image, MemoryCuStore(), SymbolTable(image))
+    reference = dwarf_resolver(image, SymbolTable(image))
     return reference, table_of(reference).to_bytes()
 
 

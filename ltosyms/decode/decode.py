@@ -8,12 +8,11 @@ and comparison -> :class:`DecodedReport` records for the renderers.
 from __future__ import annotations
 
 import logging
-import marshal
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from ltosyms.context import ImageContext, ModuleSet
 from ltosyms.decode.candidates import NameResolution
 from ltosyms.decode.frames import (
     FrameQuery,
@@ -23,36 +22,19 @@ from ltosyms.decode.frames import (
     narrow_by_caller,
     unresolved,
 )
-from ltosyms.decode.modules import ModuleSet
+from ltosyms.disasm.decoder import normalize_arch
 from ltosyms.disasm.records import (
-    CodeListing,
-    CodeMatch,
+    CodeAnalysis,
+    CodeReport,
     CodeVerdict,
-    listing_from_bytes,
-    listing_key,
-    listing_to_bytes,
-    match_from_bytes,
-    match_to_bytes,
 )
-from ltosyms.elf.build_facts import choose_rule, read_build_facts
-from ltosyms.elf.debug_sections import dwarf_resolver
-from ltosyms.elf.image import KernelImage
-from ltosyms.elf.kernel import LoadedImage
+from ltosyms.elf.build_facts import choose_rule
 from ltosyms.errors import LtosymsError, MismatchError
 from ltosyms.names.eras import CleanupRule, rules_in_order
 from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
-from ltosyms.stores import CuStore, DerivedStore, TableStore, remembered
+from ltosyms.stores import remembered
 
 log = logging.getLogger(__name__)
-
-
-class ImageStore(CuStore, DerivedStore, TableStore, Protocol):
-    """What a decode keeps per image between runs (the on-disk index): DWARF units, the
-    symbol table, and derived answers (call sites, sweeps, inline chains, Code: analyses,
-    patch tables, build facts)."""
-
-
-StoreFactory = Callable[[KernelImage], ImageStore | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +47,6 @@ class DecodedFrame:
 class DecodedTrace:
     trace: Trace
     frames: tuple[DecodedFrame, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CodeReport:
-    listing: CodeListing | None
-    match: CodeMatch | None
-    image: str | None  # "vmlinux" or the module the faulting IP is in
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,26 +78,22 @@ class _Work:
 
 
 class Decoder:
-    """Decodes reports against one vmlinux and a set of modules.
+    """Decodes reports against one vmlinux and a set of modules: the pipeline only.
 
-    Images, their DWARF resolvers and call-site caches live as long as the decoder, so a log
-    with hundreds of frames parses each DWARF unit and each function's code once.
+    The images (:class:`~ltosyms.context.ImageContext`) keep their DWARF units, call sites and
+    answers as long as they are open, so a log with hundreds of frames parses each DWARF unit
+    and each function's code once; what they keep between runs is theirs to save.
     """
 
     def __init__(
         self,
-        vmlinux: LoadedImage,
+        vmlinux: ImageContext,
         modules: ModuleSet | None = None,
-        store_for: StoreFactory | None = None,
         rule: CleanupRule | None = None,
     ) -> None:
         self.vmlinux = vmlinux
-        self.modules = modules or ModuleSet()
-        self.store_for = store_for
-        if store_for is not None and self.modules.store_for is None:
-            self.modules.store_for = store_for  # module symbol tables come from the index too
-        store = store_for(vmlinux.image) if store_for is not None else None
-        self.facts = read_build_facts(vmlinux.image, vmlinux.symbols, store)
+        self.modules = modules if modules is not None else ModuleSet()
+        self.facts = vmlinux.facts
         self.banner = self.facts.banner
         # The name the kernel printed depends on its version and on clang LTO: the build's
         # own era (or ``rule``) is tried first, every other era too (ltosyms.names.eras).
@@ -138,22 +109,6 @@ class Decoder:
 
     # -- images -------------------------------------------------------------------------------
 
-    def _resolver_for(self, loaded: LoadedImage) -> ImageResolver:
-        store = self.store_for(loaded.image) if self.store_for is not None else None
-        dwarf = None
-        if loaded.image.has_dwarf():
-            dwarf = dwarf_resolver(loaded.image, store, loaded.symbols)
-        return ImageResolver(loaded, dwarf, self.rules, store)
-
-    def save(self) -> None:
-        """Keep what this decoder found out (call sites, inline chains) in the images'
-        stores."""
-        for resolver in self._resolvers.values():
-            if resolver is not None:
-                resolver.finder.save()
-                if resolver.dwarf is not None:
-                    resolver.dwarf.save()
-
     def resolver(
         self, module: str | None, build_id: str | None, warnings: list[str] | None = None
     ) -> ImageResolver | None:
@@ -164,7 +119,7 @@ class Decoder:
             return self._resolvers[key]
         resolver = None
         if module is None:
-            resolver = self._resolver_for(self.vmlinux)
+            resolver = ImageResolver(self.vmlinux, self.rules)
         else:
             try:
                 loaded = self.modules.get(module, build_id)
@@ -173,7 +128,7 @@ class Decoder:
                     warnings.append(str(error))
                 loaded = None
             if loaded is not None:
-                resolver = self._resolver_for(loaded)
+                resolver = ImageResolver(loaded, self.rules)
         self._resolvers[key] = resolver
         return resolver
 
@@ -203,7 +158,6 @@ class Decoder:
             self._narrow_by_callees(trace, work)
         code = self._code(report, ip_frames, work)
         mismatch = self._judge_mismatch(all_frames, code, work)
-        self.save()
         decoded_ip = tuple(DecodedFrame(f, work.resolved.get(frame_key(f))) for f in ip_frames)
         traces = tuple(
             DecodedTrace(
@@ -351,8 +305,8 @@ class Decoder:
         """Disassemble ``Code:`` and compare it with the image at the resolved IP (DOMAIN §4).
 
         The result is a pure function of the printed bytes, the IP's link address and the
-        image: it is kept in the image's index (:func:`ltosyms.stores.remembered`), so the
-        same crash decoded again needs no disassembler."""
+        image: the image keeps it (:attr:`ImageContext.code_analyses`), so the same crash
+        decoded again needs no disassembler."""
         code = report.code
         if code is None or code.unavailable or code.marker_offset is None:
             return None
@@ -364,19 +318,19 @@ class Decoder:
         resolver = None
         if ip is not None and marker_link_address is not None:
             resolver = self.resolver(ip.module, ip.module_build_id, work.warnings)
-        image = resolver.image if resolver is not None else self.vmlinux.image
-        store = self.store_for(image) if self.store_for is not None else None
+        context = resolver.context if resolver is not None else self.vmlinux
         image_name = (ip.module or "vmlinux") if resolver is not None and ip is not None else None
-        key = f"{image_name or '-'}/" + listing_key(
-            code.data, code.marker_offset, code.arch, marker_link_address, ()
+        key = (
+            image_name,
+            code.data,
+            code.marker_offset,
+            normalize_arch(code.arch),
+            marker_link_address,
         )
         analysis = remembered(
-            store,
-            CODE_ANALYSIS_KIND,
+            context.code_analyses,
             key,
             lambda: _analyse_code(code, marker_link_address, resolver, image_name),
-            _CodeAnalysis.to_bytes,
-            _CodeAnalysis.from_bytes,
         )
         work.warnings.extend(analysis.warnings)
         return analysis.report
@@ -408,48 +362,12 @@ class Decoder:
         return False
 
 
-# Store kind of Code: analyses (listing, comparison, warnings); bump when any of them changes.
-CODE_ANALYSIS_KIND = "code-analysis/1"
-
-
-@dataclass(frozen=True, slots=True)
-class _CodeAnalysis:
-    report: CodeReport
-    warnings: tuple[str, ...]
-
-    def to_bytes(self) -> bytes:
-        listing, match = self.report.listing, self.report.match
-        return marshal.dumps(
-            (
-                None if listing is None else listing_to_bytes(listing),
-                None if match is None else match_to_bytes(match),
-                self.report.image,
-                self.warnings,
-            )
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> _CodeAnalysis:
-        try:
-            listing, match, image, warnings = marshal.loads(data)
-            return cls(
-                CodeReport(
-                    None if listing is None else listing_from_bytes(listing),
-                    None if match is None else match_from_bytes(match),
-                    None if image is None else str(image),
-                ),
-                tuple(str(warning) for warning in warnings),
-            )
-        except (EOFError, TypeError) as error:
-            raise ValueError(f"not a stored Code: analysis: {error}") from None
-
-
 def _analyse_code(
     code: CodeBytes,
     marker_link_address: int | None,
     resolver: ImageResolver | None,
     image_name: str | None,
-) -> _CodeAnalysis:
+) -> CodeAnalysis:
     """The listing of ``code`` and, with the IP's image, its comparison with that image."""
     from ltosyms.disasm.compare import compare_code, image_window
     from ltosyms.disasm.listing import disassemble_code
@@ -465,6 +383,7 @@ def _analyse_code(
                 len(code.data),
                 code.marker_offset,
                 resolver.symbols,
+                finder=resolver.finder,
             )
         except LtosymsError as error:
             warnings.append(f"Code: not compared: {error}")
@@ -488,7 +407,7 @@ def _analyse_code(
                 f"Code: bytes differ from {image_name} at the RIP in {match.unexplained} "
                 f"bytes: the {image_name} is not the crashed kernel"
             )
-    return _CodeAnalysis(CodeReport(listing, match, image_name), tuple(warnings))
+    return CodeAnalysis(CodeReport(listing, match, image_name), tuple(warnings))
 
 
 def frame_key(frame: Frame) -> tuple[int, str]:

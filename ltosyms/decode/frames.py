@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ltosyms.context import ImageContext
 from ltosyms.decode.candidates import (
     Candidate,
     CandidateTest,
@@ -27,27 +28,17 @@ from ltosyms.decode.candidates import (
     narrow_further,
     resolve_name,
 )
-from ltosyms.disasm.callsite import finder_for
-from ltosyms.disasm.records import (
-    MATCH_KIND,
-    CallKind,
-    CallSite,
-    CodeMatch,
-    CodeVerdict,
-    match_from_bytes,
-    match_key,
-    match_to_bytes,
-)
-from ltosyms.dwarf import DwarfResolver, SourceLocation
-from ltosyms.elf.kernel import LoadedImage
+from ltosyms.disasm.decoder import normalize_arch
+from ltosyms.disasm.records import CallKind, CallSite, CodeMatch, CodeVerdict
+from ltosyms.dwarf import SourceLocation
 from ltosyms.elf.symtab import Symbol
-from ltosyms.errors import InputError
+from ltosyms.errors import DwarfError, InputError
 
 if TYPE_CHECKING:
     from ltosyms.disasm.compare import ImageWindow
 from ltosyms.names.eras import CleanupRule
 from ltosyms.oops.records import CodeBytes, FrameRole
-from ltosyms.stores import DerivedStore, remembered
+from ltosyms.stores import remembered
 
 STATIC_CALL_TRAMPOLINE_PREFIX = "__SCT__"
 
@@ -95,20 +86,14 @@ def unresolved(
 class ImageResolver:
     """Frame resolution within one image (the vmlinux or one module)."""
 
-    def __init__(
-        self,
-        loaded: LoadedImage,
-        dwarf: DwarfResolver | None,
-        rules: Sequence[CleanupRule],
-        call_sites: DerivedStore | None = None,
-    ) -> None:
-        self.loaded = loaded
-        self.symbols = loaded.symbols
-        self.image = loaded.image
-        self.dwarf = dwarf
+    def __init__(self, context: ImageContext, rules: Sequence[CleanupRule]) -> None:
+        self.context = context
+        self.symbols = context.symbols
+        self.image = context.image
+        self.dwarf = context.dwarf
         self.rules = tuple(rules)  # every naming era, the build's own first
-        self.arch = loaded.image.machine
-        self.finder = finder_for(loaded.image, loaded.symbols, call_sites)
+        self.arch = context.image.machine
+        self.finder = context.finder
         # x86 return addresses name `address - 1` (%pB); arm64's bl is 4 bytes before.
         self.call_back = 4 if self.arch == "aarch64" else 1
 
@@ -142,7 +127,12 @@ class ImageResolver:
 
             try:
                 window = image_window(
-                    self.image, candidate.link_address, len(code.data), marker, self.symbols
+                    self.image,
+                    candidate.link_address,
+                    len(code.data),
+                    marker,
+                    self.symbols,
+                    finder=self.finder,
                 )
             except InputError:
                 return False  # no code there at all
@@ -155,18 +145,15 @@ class ImageResolver:
         self, code: CodeBytes, window: ImageWindow, marker_link_address: int
     ) -> CodeMatch:
         """:func:`compare_code` of ``Code:`` bytes with this image's ``window`` at
-        ``marker_link_address``, kept in the image's index (:func:`ltosyms.stores.remembered`)."""
+        ``marker_link_address``, kept by the image (:attr:`ImageContext.code_matches`)."""
         from ltosyms.disasm.compare import compare_code
 
         assert code.marker_offset is not None
         marker = code.marker_offset
         return remembered(
-            self.finder.store,
-            MATCH_KIND,
-            match_key(code.data, marker, code.arch, marker_link_address),
+            self.context.code_matches,
+            (code.data, marker, normalize_arch(code.arch), marker_link_address),
             lambda: compare_code(code.data, marker, window, code.arch),
-            match_to_bytes,
-            match_from_bytes,
         )
 
     # -- resolution ---------------------------------------------------------------------------
@@ -252,9 +239,15 @@ class ImageResolver:
                 notes.append("not a return address: no call ends here")
         locations: tuple[SourceLocation, ...] = ()
         if self.dwarf is not None:
-            locations = self.dwarf.locations(lookup_address)
-            if not locations:
-                notes.append("no line information at this address")
+            try:
+                locations = self.dwarf.locations(lookup_address)
+            except DwarfError as error:
+                # The symbol stands on the symbol table alone: DWARF that cannot be read takes
+                # the source lines away, not the frame.
+                notes.append(f"no source lines: {error}")
+            else:
+                if not locations:
+                    notes.append("no line information at this address")
         return ResolvedFrame(
             module,
             symbol,

@@ -10,7 +10,7 @@ records, never text (:mod:`ltosyms.render.code_listing` renders listings).
 * :func:`compare_code` / :func:`image_window` -- whether the ``Code:`` bytes are the image's,
   boot-time patching excepted (:mod:`.compare`), with the image's patch-site tables from
   :mod:`.patching`;
-* the records all of these answer with, and their stored forms (:mod:`.records`).
+* the records all of these answer with (:mod:`.records`).
 """
 
 from typing import TYPE_CHECKING
@@ -20,27 +20,26 @@ from ltosyms.disasm.callsite import (
     BytesSource,
     CallSiteFinder,
     CodeSource,
+    Sweep,
     call_ending_at,
     finder_for,
 )
 from ltosyms.disasm.decoder import AARCH64, X86_64, normalize_arch
 from ltosyms.disasm.records import (
-    MATCH_KIND,
     CallKind,
     CallSite,
+    CodeAnalysis,
+    CodeAnalysisKey,
     CodeInstruction,
     CodeListing,
     CodeMatch,
+    CodeMatchKey,
+    CodeReport,
     CodeVerdict,
+    NoCallSite,
     PatchedSite,
     PatchReason,
     SweepMethod,
-    listing_from_bytes,
-    listing_key,
-    listing_to_bytes,
-    match_from_bytes,
-    match_key,
-    match_to_bytes,
 )
 
 if TYPE_CHECKING:
@@ -75,25 +74,30 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AARCH64",
-    "MATCH_KIND",
     "RETPOLINE_THUNK_PREFIXES",
     "X86_64",
     "BytesSource",
     "CallKind",
     "CallSite",
     "CallSiteFinder",
+    "CodeAnalysis",
+    "CodeAnalysisKey",
     "CodeInstruction",
     "CodeListing",
     "CodeMatch",
+    "CodeMatchKey",
+    "CodeReport",
     "CodeSource",
     "CodeVerdict",
     "ImageWindow",
+    "NoCallSite",
     "PatchReason",
     "PatchSite",
     "PatchSites",
     "PatchedRange",
     "PatchedSite",
     "Replacement",
+    "Sweep",
     "SweepMethod",
     "call_ending_at",
     "code_bytes_from_words",
@@ -101,12 +105,6 @@ __all__ = [
     "disassemble_code",
     "finder_for",
     "image_window",
-    "listing_from_bytes",
-    "listing_key",
-    "listing_to_bytes",
-    "match_from_bytes",
-    "match_key",
-    "match_to_bytes",
     "normalize_arch",
     "patch_sites",
 ]
