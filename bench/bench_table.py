@@ -7,21 +7,21 @@ The image: the Debian 6.1 cloud vmlinux (590 MB, gcc 12, DWARF 5), or a corpus k
 
 Rows, each command a fresh process (import, open, answer):
 
-* build: ``ltosyms index --jobs N`` as it is today (units in SQLite, symbol table), and the
-  table: the image's units parsed by N worker processes (the index's parser and record bytes,
-  and each unit's chain map), handed to an ``AddressTableBuilder`` as they come back, written;
-  its size, the time to open it (checksum and shape checks) and the checksum alone;
+* build: ``ltosyms index --jobs N`` (units, symbol table and the address table), and the
+  table alone: the image's units parsed by N worker processes (each unit's chain map with
+  it), handed to an ``AddressTableBuilder`` as they come back, written; its size, the time to
+  open it (checksum and shape checks) and the checksum alone;
 * lookups, on the 2,000 and on all addresses:
   - ``llvm-symbolizer --inlining`` at each return address - 1;
   - ``ltosyms table (chains)``: the library with the table: at each return address - 1 the
     inline chain (outermost entry named from the ELF symbols, as llvm-symbolizer names it),
     printed one line per entry as ``symbolize`` prints locations;
   - ``ltosyms table (symbolize text)``: the library path ``symbolize -R`` takes (the decoder:
-    symbol, call instruction ending at the return address, chain at the call, notes), with the
-    vmlinux resolver answering from the table, printing what ``symbolize`` prints; part 2
-    wires the table there. Its output is compared with today's command on the 2,000;
-  - ``ltosyms symbolize -R`` as it is today, after ``ltosyms index`` (stored units, no table),
-    on the 2,000 only (on all, it takes minutes);
+    symbol, call instruction ending at the return address, chain at the call, notes), the
+    vmlinux resolver answering from the index's table, printing what ``symbolize`` prints.
+    Its output is compared with the command's on the 2,000;
+  - ``ltosyms symbolize -R`` after ``ltosyms index``, on the 2,000 only (bench_symbolize.py
+    has the issue's rows through the installed command);
 * the fixed cost of the command over the library path: one address through each.
 
 Every ltosyms run starts from a copy of the index as ``ltosyms index`` left it: no run finds
@@ -95,13 +95,13 @@ def parse(cu_offset):
     from ltosyms.dwarf import chain_map
 
     data = _parser.unit(cu_offset)
-    return data.to_bytes(), chain_map(data)
+    return data, chain_map(data)
 
 
 def build(vmlinux, out, jobs):
     import multiprocessing, os
     from concurrent.futures import ProcessPoolExecutor
-    from ltosyms.dwarf import AddressTableBuilder, CuData, UnitParser
+    from ltosyms.dwarf import AddressTableBuilder, UnitParser
     from ltosyms.elf.debug_sections import dwarf_sections
     from ltosyms.elf.image import open_image
 
@@ -120,9 +120,9 @@ def build(vmlinux, out, jobs):
         initializer=start_worker,
         initargs=(vmlinux,),
     ) as pool:
-        for raw, chains in pool.map(parse, sorted(offsets, key=lambda o: -sizes[o]), chunksize=4):
+        for data, chains in pool.map(parse, sorted(offsets, key=lambda o: -sizes[o]), chunksize=4):
             before = time.perf_counter()
-            builder.add(CuData.from_bytes(raw), chains)
+            builder.add(data, chains)
             added += time.perf_counter() - before
     parsed = time.perf_counter()
     data = builder.table(cu_map).to_bytes()
@@ -151,25 +151,15 @@ def open_only(table_path):
 
 
 def chains(vmlinux, table_path, cache):
-    # The index store itself, not the commands' CacheStores: importing the CLI and the decoder
-    # costs ~150 ms that a lookup of chains does not need.
-    from ltosyms.dwarf import CU_FORMAT
-    from ltosyms.elf.kernel import load_vmlinux
+    # The image's context itself, not the commands: importing the CLI and the decoder costs
+    # ~150 ms that a lookup of chains does not need.
+    from ltosyms.context import ImageContext
     from ltosyms.elf.outer_names import outer_namer
-    from ltosyms.index.store import cache_location, open_store
+    from ltosyms.index import cache_location, kinds
 
-    stores = {}
-
-    def store_for(image):
-        if image.path not in stores:
-            stores[image.path] = open_store(image, cache_location(cache), cu_format=CU_FORMAT)
-        return stores[image.path]
-
-    loaded = load_vmlinux(vmlinux, store_for)
-    store = store_for(loaded.image)
-    try:
-        table = open_table(table_path, loaded.image.build_id)
-        outer = outer_namer(loaded.symbols, store, vmlinux)
+    with ImageContext.open(vmlinux, cache=cache_location(cache)) as context:
+        table = open_table(table_path, context.build_id)
+        outer = outer_namer(context.symbols, context.memo(kinds.OUTER_NAMES))
         ready = time.perf_counter()
         # Written in blocks of answers: one write per line costs as much as a lookup.
         block = []
@@ -188,38 +178,24 @@ def chains(vmlinux, table_path, cache):
                 sys.stdout.write("".join(block))
                 block.clear()
         sys.stdout.write("".join(block))
-    finally:
-        if store is not None:
-            store.close()
     return {"ready": ready - started}
 
 
 def symbolize_text(vmlinux, table_path, cache):
-    from ltosyms.cli.decode import CacheStores
-    from ltosyms.decode.decode import Decoder
+    # What `symbolize -R` runs, without the CLI: the index (written by `ltosyms index`) holds
+    # the address table the vmlinux resolver answers from.
+    from ltosyms import Decoder, ModuleSet, Session, cache_location
     from ltosyms.decode.symbolize import parse_query, symbolize
-    from ltosyms.dwarf import DwarfResolver
-    from ltosyms.elf.kernel import load_vmlinux
     from ltosyms.oops.records import FrameRole
     from ltosyms.render.symbolize import symbolized_lines
 
-    with CacheStores(cache, False) as stores:
-        loaded = load_vmlinux(vmlinux, stores)
-        decoder = Decoder(loaded, None, stores)
-        image = decoder.resolver(None, None)
-        # What part 2 does where the vmlinux resolver is made: hand it the table.
-        dwarf = image.dwarf
-        table = open_table(table_path, loaded.image.build_id)
-        image.dwarf = DwarfResolver(dwarf.sections, dwarf.store, dwarf.outer_name, table=table)
+    with Session(cache_location(cache)) as session:
+        decoder = Decoder(session.open_vmlinux(vmlinux), ModuleSet())
         ready = time.perf_counter()
         write = sys.stdout.write
-        try:
-            for line in sys.stdin:
-                result = symbolize(decoder, parse_query(line, FrameRole.RETURN_ADDRESS))
-                for text in symbolized_lines(result):
-                    write(text + "\n")
-        finally:
-            decoder.save()
+        for line in sys.stdin:
+            result = symbolize(decoder, parse_query(line, FrameRole.RETURN_ADDRESS))
+            write("".join(text + "\n" for text in symbolized_lines(result)))
     return {"ready": ready - started}
 
 
@@ -423,7 +399,7 @@ def main() -> int:
     sets = {"2,000": chosen, "all": returns}
     print(f"{vmlinux}: {len(returns):,} call return addresses in .text", file=sys.stderr)
 
-    # Build: today's index (also what the lookup rows read their symbol table from), the table.
+    # Build: the index (also what the lookup rows read their symbol table from), the table.
     pristine = work / "index"
     shutil.rmtree(pristine, ignore_errors=True)
     index = run(
@@ -473,9 +449,9 @@ def main() -> int:
         if label == "2,000" or not options.skip_bulk_symbolize:
             measured["ltosyms table (symbolize text)"] = lambda a=addresses: ours("symbolize", a)
         if label == "2,000":
-            measured["ltosyms symbolize -R today (index)"] = lambda a=addresses: today(a)
+            measured["ltosyms symbolize -R (index)"] = lambda a=addresses: today(a)
         found = {name: Row(name, label, []) for name in measured}
-        slow = ("ltosyms table (symbolize text)", "ltosyms symbolize -R today (index)")
+        slow = ("ltosyms table (symbolize text)", "ltosyms symbolize -R (index)")
         for round_number in range(options.repeat):
             for name, measure in measured.items():
                 if label == "all" and name in slow and round_number:
@@ -485,15 +461,13 @@ def main() -> int:
         rows.extend(found.values())
         if label == "2,000":
             table_text = found["ltosyms table (symbolize text)"].runs[0].output
-            today_text = found["ltosyms symbolize -R today (index)"].runs[0].output
+            today_text = found["ltosyms symbolize -R (index)"].runs[0].output
             same = "identical" if table_text == today_text else "DIFFERENT"
             lines = table_text.count(b"\n")
-            print(
-                f"symbolize text of the 2,000, table vs today's command: {same} ({lines:,} lines)"
-            )
+            print(f"symbolize text of the 2,000, library vs the command: {same} ({lines:,} lines)")
     one = [chosen[0]]
     rows.append(Row("ltosyms table (symbolize text)", "1", [ours("symbolize", one)]))
-    rows.append(Row("ltosyms symbolize -R today (index)", "1", [today(one)]))
+    rows.append(Row("ltosyms symbolize -R (index)", "1", [today(one)]))
 
     print_build(index, index_bytes, build, opens)
     print_lookups(rows)
@@ -506,7 +480,7 @@ def print_build(index: Run, index_bytes: int, build: Run, opens: list[Run]) -> N
     print("| build | seconds | peak RSS MiB (one process) | size MB |")
     print("|---|---:|---:|---:|")
     print(
-        f"| `ltosyms index --jobs N` today (units, symbols) | {index.seconds:.1f} | "
+        f"| `ltosyms index --jobs N` (units, symbols, address table) | {index.seconds:.1f} | "
         f"{index.peak_rss_mib:.0f} | {index_bytes / 1e6:.1f} |"
     )
     print(
@@ -557,10 +531,7 @@ def print_lookups(rows: list[Row]) -> None:
     single = {row.name: row.median("seconds") for row in rows if row.addresses == "1"}
     if len(single) == 2:
         library, command = single.values()
-        print(
-            "| 1 | today's command minus the library path with the table | "
-            f"{command - library:+.2f} | | | | |"
-        )
+        print(f"| 1 | the command minus the library path | {command - library:+.2f} | | | | |")
     print()
     print("targets (issue 15): 2,000 <= 0.5x, all <= 1.0x llvm-symbolizer, peak RSS <= 1 GiB")
     print("missed: " + ("; ".join(misses) if misses else "none"))
