@@ -1,5 +1,6 @@
 """decode and symbolize print the same bytes whether the image's address table answers or
-its units do (issue 15 item 2), on every small corpus kernel, its log and its module."""
+its units do (issue 15 item 2), on every small corpus kernel, its log and its module; the
+index writes the table once and again when it is damaged or foreign (item 4)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SMALL_KERNELS, Corpus
+from conftest import SAMPLES, SMALL_KERNELS, Corpus
 
-from ltosyms import Decoder, ModuleSet, Session, iter_reports
+from ltosyms import Decoder, ImageContext, ModuleSet, Session, iter_reports
 from ltosyms.cli import cli
+from ltosyms.context.build import IndexBuild, build_index, dwarf_codec
+from ltosyms.dwarf import SourceLocation
 from ltosyms.index.store import TABLE_SUFFIX, CacheLocation
 
 # name+0xOFF/0xSIZE [module], as a trace prints a frame.
@@ -104,3 +107,65 @@ def test_decode_and_symbolize_print_the_same_with_the_table(
     for name, output in with_table.items():
         assert output == without_index[name], name
         assert output == from_units[name], name
+
+
+# -- the table in the index: written once, refused when damaged or foreign, written again ------
+
+
+def index_sample(name: str, location: CacheLocation) -> IndexBuild:
+    return build_index(SAMPLES / name, location, dwarf_codec(), jobs=1)
+
+
+def chains_everywhere(context: ImageContext) -> list[tuple[SourceLocation, ...]]:
+    """The inline chain at every code byte of the image (its executable sections)."""
+    assert context.dwarf is not None
+    return [
+        context.dwarf.locations(address)
+        for section in context.image.sections
+        if section.is_alloc and section.is_exec
+        for address in range(section.link_address, section.end_address)
+    ]
+
+
+def test_the_index_keeps_one_table_and_writes_it_again_when_damaged_or_foreign(
+    tmp_path: Path,
+) -> None:
+    location = CacheLocation(tmp_path)
+    first = index_sample("vmlinux-gcc-lto", location)
+    assert first.complete and first.table_written and first.table_bytes > 0
+    (table_file,) = tmp_path.glob(f"*.address-table-*{TABLE_SUFFIX}")
+    written = table_file.read_bytes()
+    assert len(written) == first.table_bytes
+
+    with ImageContext.open(SAMPLES / "vmlinux-gcc-lto", cache=location) as context:
+        assert context.address_table is not None
+        from_table = chains_everywhere(context)
+        assert context.dwarf is not None and context.dwarf.parsed_units == 0
+    with ImageContext.open(SAMPLES / "vmlinux-gcc-lto") as context:
+        assert context.address_table is None  # no index: units parsed
+        parsed = chains_everywhere(context)
+    assert sum(1 for chain in parsed if chain) > 1_000
+    assert from_table == parsed
+
+    # A second index leaves a whole table alone.
+    again = index_sample("vmlinux-gcc-lto", location)
+    assert again.cu_parsed == 0 and not again.table_written and again.table_bytes == len(written)
+
+    damaged = bytearray(written)
+    damaged[len(damaged) // 2] ^= 0x40
+    table_file.write_bytes(bytes(damaged))
+    with ImageContext.open(SAMPLES / "vmlinux-gcc-lto", cache=location) as context:
+        assert context.address_table is None  # refused: units answer
+        assert chains_everywhere(context) == parsed
+    rebuilt = index_sample("vmlinux-gcc-lto", location)
+    assert rebuilt.table_written and table_file.read_bytes() == written
+
+    # Another image's table in its place (a whole, undamaged table file) is refused too.
+    other = CacheLocation(tmp_path / "other")
+    index_sample("vmlinux-gcc", other)
+    (other_table,) = (tmp_path / "other").glob(f"*.address-table-*{TABLE_SUFFIX}")
+    shutil.copyfile(other_table, table_file)
+    with ImageContext.open(SAMPLES / "vmlinux-gcc-lto", cache=location) as context:
+        assert context.address_table is None
+    assert index_sample("vmlinux-gcc-lto", location).table_written
+    assert table_file.read_bytes() == written
