@@ -21,6 +21,9 @@ index`` left it (no run finds answers an earlier one stored):
 * Debian: every call return address of ``.text`` (218K) through ``symbolize -R`` from stdin
   (target <= 1.0x llvm-symbolizer, peak RSS <= 1 GiB, first answer out within 1 s; output to a
   pipe is block-buffered, so "first out" is when the first 8 KB arrive);
+* with both address sets, ``symbolize`` of each return address - 1 as an exact IP: the
+  lookups llvm-symbolizer makes, without the search for the call instruction that ``-R``
+  adds (a disassembly of the function up to the return address);
 * Debian, with ``--main-python``: ``decode console-sysrq.log`` cold (empty index folder) and
   warm (the same log again), this ltosyms vs the other (target: no slower).
 
@@ -176,6 +179,12 @@ def bench_kernel(
         text = "".join(f"{a:x}\n" for a in returns).encode()
         return run([*command, "symbolize", "-R", "--cache-dir", fresh(index), str(vmlinux)], text)
 
+    def exact(command: list[str], index: Path, returns: list[int]) -> Run:
+        # The lookups llvm-symbolizer makes (return - 1 as an exact IP): no call instruction
+        # is looked for, so no function is disassembled.
+        text = "".join(f"{a - 1:x}\n" for a in returns).encode()
+        return run([*command, "symbolize", "--cache-dir", fresh(index), str(vmlinux)], text)
+
     def measure(measured: dict[str, Callable[[], Run]], found: dict[str, Row]) -> None:
         for round_number in range(options.repeat):
             for name, once in measured.items():
@@ -187,11 +196,13 @@ def bench_kernel(
     chosen = random.Random(SEED).sample(returns, min(SAMPLE_SIZE, len(returns)))
     peer = Row(f"{LLVM} (2,000 at return - 1)", kernel, "")
     mine = Row("ltosyms symbolize -R (2,000)", kernel, "<= 0.5x", peer=peer, limit=0.5)
+    lookups = Row("ltosyms symbolize, exact IPs at return - 1 (2,000)", kernel, "", peer=peer)
     measured = {
         peer.name: lambda: llvm([a - 1 for a in chosen]),
         mine.name: lambda: symbolize(ours, pristine, chosen),
+        lookups.name: lambda: exact(ours, pristine, chosen),
     }
-    found = {peer.name: peer, mine.name: mine}
+    found = {peer.name: peer, mine.name: mine, lookups.name: lookups}
     if other is not None:
         theirs = Row("other ltosyms symbolize -R (2,000)", kernel, "", peer=peer)
         measured[theirs.name] = lambda: symbolize(other, other_index, chosen)
@@ -262,9 +273,16 @@ def bench_kernel(
             limit=1.0,
         )
         print(f"  {kernel}: bulk", file=sys.stderr)
+        bulk_lookups = Row(
+            f"ltosyms symbolize, exact IPs at return - 1 ({len(returns):,}, stdin)",
+            kernel,
+            "",
+            peer=bulk_peer,
+        )
         bulk_peer.runs.append(llvm([a - 1 for a in returns]))
+        bulk_lookups.runs.append(exact(ours, pristine, returns))
         bulk.runs.append(symbolize(ours, pristine, returns))
-        rows.extend([bulk_peer, bulk])
+        rows.extend([bulk_peer, bulk_lookups, bulk])
     return rows
 
 

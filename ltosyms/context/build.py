@@ -297,8 +297,20 @@ class _TableMaker:
             log.warning("no address table: %s", error)
             return False
         answers.put(kinds.ADDRESS_TABLE, None, table)
+        self._keep_outer_names()
         answers.save()
         return True
+
+    def _keep_outer_names(self) -> None:
+        # The table's lookups name the outermost entry of each chain from the ELF symbols
+        # (ltosyms.elf.outer_names): worked out here once, not by the first run after.
+        from ltosyms.elf.outer_names import OuterNames
+        from ltosyms.stores import remembered
+
+        context = self._context
+        remembered(
+            context.memo(kinds.OUTER_NAMES), None, lambda: OuterNames.from_symbols(context.symbols)
+        )
 
 
 def _biggest_first(image: KernelImage, offsets: Sequence[int], wanted: Sequence[int]) -> list[int]:

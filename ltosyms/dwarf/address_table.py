@@ -191,11 +191,15 @@ class AddressTable:
         )
 
     @classmethod
-    def from_buffer(cls, buffer: Any, image_key: str | None = None) -> AddressTable:
+    def from_buffer(
+        cls, buffer: Any, image_key: str | None = None, *, checksum: bool = True
+    ) -> AddressTable:
         """The table in ``buffer`` (bytes, or a memory map: its pages are read as lookups touch
         them), for the image ``image_key`` when given. Raises :class:`CacheError` unless the
-        buffer holds a whole, undamaged address table of this format (and of that image)."""
-        stored = read_columns(buffer, ADDRESS_TABLE_KIND, image_key)
+        buffer holds a whole, undamaged address table of this format (and of that image);
+        ``checksum=False``: the caller checked the bytes' CRC-32 itself (see
+        :func:`~ltosyms.dwarf.table_layout.read_columns`)."""
+        stored = read_columns(buffer, ADDRESS_TABLE_KIND, image_key, checksum=checksum)
         require(stored.columns, ADDRESS_TABLE_KIND, _COLUMNS)
         _check_shape(stored.columns)
         columns: dict[str, Column] = dict(stored.columns)

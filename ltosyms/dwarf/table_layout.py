@@ -104,10 +104,13 @@ class StoredColumns:
     columns: dict[str, memoryview]
 
 
-def read_columns(buffer: Any, kind: str, image_key: str | None = None) -> StoredColumns:
+def read_columns(
+    buffer: Any, kind: str, image_key: str | None = None, *, checksum: bool = True
+) -> StoredColumns:
     """The table in ``buffer`` (bytes or a memory map); nothing is copied. Raises
     :class:`CacheError` unless the buffer holds one whole, undamaged table of ``kind`` (for
-    ``image_key``, when given) in this layout."""
+    ``image_key``, when given) in this layout. ``checksum=False`` leaves the CRC-32 to a
+    caller that checked these very bytes already (the index, when it maps a table file)."""
     view = memoryview(buffer)
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")
@@ -125,7 +128,7 @@ def read_columns(buffer: Any, kind: str, image_key: str | None = None) -> Stored
         )
     if total != len(view):
         raise CacheError(f"{kind} table: {len(view)} bytes where the header says {total}")
-    if zlib.crc32(view[_CHECKED_FROM:]) != crc:
+    if checksum and zlib.crc32(view[_CHECKED_FROM:]) != crc:
         raise CacheError(f"{kind} table: damaged (checksum mismatch)")
     # From here on the bytes are the ones written: what is checked is whether they are ours.
     names = bytes(view[_FIXED.size : _FIXED.size + kind_length + key_length])
