@@ -1,9 +1,11 @@
 """``ltosyms symbolize``: addresses or ``name+off/size`` to source lines, addr2line-like.
 
 Queries are answered as they come: from stdin, each is resolved and written before the next
-line is read, so a pipe of a million addresses starts printing at once and holds no more than
-one answer (the image's address table, written by ``ltosyms index``, keeps each lookup free
-of unit loading; the ``--json`` document alone is kept whole until the end). One query that
+line is read, so a pipe of a million addresses starts printing at once, and no answer is
+kept once written (the image's address table, written by ``ltosyms index``, keeps each lookup
+free of unit loading and of stored chains; the ``--json`` document alone is kept whole until
+the end; with ``-R``, the call-site finder keeps the instructions of each function it
+disassembled). One query that
 cannot be answered (unreadable, or its module missing) prints one error line and the others
 go on; the exit status is then 1.
 """
