@@ -48,3 +48,10 @@ class CheckFailed(LtosymsError):
     """A ``--fail-on`` condition holds: the CI-gate outcome, not a malfunction."""
 
     exit_code = 1
+
+
+class QueriesFailed(LtosymsError):
+    """Some queries of a batch (``symbolize``) could not be answered; each printed its own
+    error line, the others were answered."""
+
+    exit_code = 1

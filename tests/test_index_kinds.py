@@ -32,6 +32,7 @@ DECLARED = {
     "symbols/6": Placement.TABLE,
     "unit/3": Placement.UNIT,
     "unit-map/2": Placement.ROW,
+    "address-table/1": Placement.TABLE,
     "outer-names/3": Placement.ROW,
     "locations/2": Placement.ROW,
     "call-site/2": Placement.ROW,

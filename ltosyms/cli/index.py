@@ -108,10 +108,14 @@ def _module_files(folders: tuple[str, ...]) -> list[Path]:
 
 def _summary(result: IndexBuild) -> str:
     state = "complete" if result.complete else f"{len(result.cu_failed)} CUs failed"
+    table = ""
+    if result.table_bytes:
+        written = "written" if result.table_written else "kept"
+        table = f", address table {written} ({result.table_bytes / 1e6:.1f} MB)"
     return (
         f"{result.image_path}: {result.cu_total} CUs ({result.cu_parsed} parsed, "
-        f"{result.cu_reused} already indexed), {state}, {result.size_bytes / 1e6:.1f} MB, "
-        f"{result.seconds:.1f} s -> {result.index_path}"
+        f"{result.cu_reused} already indexed), {state}{table}, "
+        f"{result.size_bytes / 1e6:.1f} MB, {result.seconds:.1f} s -> {result.index_path}"
     )
 
 
@@ -127,6 +131,8 @@ def _json(result: IndexBuild) -> dict[str, Any]:
         "complete": result.complete,
         "diff_census": result.whole_image_stored,
         "size_bytes": result.size_bytes,
+        "table_bytes": result.table_bytes,
+        "table_written": result.table_written,
         "seconds": round(result.seconds, 3),
     }
 

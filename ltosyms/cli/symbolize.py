@@ -1,10 +1,21 @@
-"""``ltosyms symbolize``: addresses or ``name+off/size`` to source lines, addr2line-like."""
+"""``ltosyms symbolize``: addresses or ``name+off/size`` to source lines, addr2line-like.
+
+Queries are answered as they come: from stdin, each is resolved and written before the next
+line is read, so a pipe of a million addresses starts printing at once, and no answer is
+kept once written (the image's address table, written by ``ltosyms index``, keeps each lookup
+free of unit loading and of stored chains; the ``--json`` document alone is kept whole until
+the end; with ``-R``, the call-site finder keeps the instructions of each function it
+disassembled). One query that
+cannot be answered (unreadable, or its module missing) prints one error line and the others
+go on; the exit status is then 1.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Iterator
+from typing import TextIO
 
 import click
 
@@ -12,9 +23,15 @@ from ltosyms.cli.cache import session_for
 from ltosyms.cli.options import cache_options, json_option, modules_option
 from ltosyms.context import ModuleSet
 from ltosyms.decode.decode import Decoder
-from ltosyms.decode.symbolize import Symbolized, parse_query, symbolize
+from ltosyms.decode.symbolize import Symbolized, parse_query, symbolize_all
+from ltosyms.errors import CacheError, LtosymsError, QueriesFailed
 from ltosyms.oops.records import FrameRole
-from ltosyms.render.symbolize import symbolized_json, symbolized_lines
+from ltosyms.render.symbolize import (
+    error_record,
+    symbolized_json,
+    symbolized_lines,
+    symbolized_record,
+)
 
 
 def _queries(arguments: tuple[str, ...]) -> Iterator[str]:
@@ -43,6 +60,17 @@ def _queries(arguments: tuple[str, ...]) -> Iterator[str]:
     help="Subtract this from raw addresses (runtime -> link-time), e.g. 0x24200000.",
 )
 @json_option("ltosyms.symbolize/1")
+@click.option(
+    "--jsonl",
+    "as_jsonl",
+    is_flag=True,
+    help="One JSON object per answer, written as it is found (the entries of --json's results).",
+)
+@click.option(
+    "--line-buffered",
+    is_flag=True,
+    help="Flush the output after every answer (always so on a terminal and with --jsonl).",
+)
 @cache_options
 def command(
     vmlinux: str,
@@ -51,28 +79,66 @@ def command(
     return_address: bool,
     kaslr_offset: str,
     as_json: bool,
+    as_jsonl: bool,
+    line_buffered: bool,
     cache_dir: str | None,
     no_cache: bool,
 ) -> None:
-    """Map each ADDR or NAME+OFF[/SIZE] [MODULE] (from stdin when none is given) to its
-    symbol, call site and source lines, inlined frames expanded."""
+    """Map each ADDR, NAME+OFF[/SIZE] [MODULE], pasted trace line or bare function NAME (from
+    stdin when none is given) to its symbol, call site and source lines, inlined frames
+    expanded. A bare NAME gives every copy of the function, each at its start."""
     try:
         offset = int(kaslr_offset, 0)
     except ValueError:
         raise click.BadParameter(
             f"not a number: {kaslr_offset}", param_hint="--kaslr-offset"
         ) from None
+    if as_json and as_jsonl:
+        raise click.UsageError("--json and --jsonl: give one of them")
+    out = sys.stdout
+    flush = line_buffered or as_jsonl or out.isatty()
+    results: list[Symbolized] = []
+    errors: list[tuple[str, str]] = []
+    asked = 0
     with session_for(cache_dir, no_cache) as session:
         context = session.open_vmlinux(vmlinux)
         decoder = Decoder(context, ModuleSet.from_paths(module_folders, session))
         role = FrameRole.RETURN_ADDRESS if return_address else FrameRole.EXACT_IP
-        results: list[Symbolized] = []
         for text in _queries(queries):
-            result = symbolize(decoder, parse_query(text, role, offset))
+            asked += 1
+            try:
+                answers = symbolize_all(decoder, parse_query(text, role, offset))
+            except CacheError:
+                raise  # the index, not the query: every query would fail alike
+            except LtosymsError as error:
+                _failed(text.strip(), str(error), errors, out if as_jsonl else None)
+                continue
             if as_json:
-                results.append(result)
+                results.extend(answers)
             else:
-                for line in symbolized_lines(result):
-                    click.echo(line)
+                _write(answers, out, as_jsonl)
+            if flush:
+                out.flush()
     if as_json:
-        click.echo(json.dumps(symbolized_json(results, context.name, context.build_id)))
+        document = symbolized_json(results, context.name, context.build_id, errors)
+        click.echo(json.dumps(document))
+    if errors:
+        raise QueriesFailed(f"{len(errors)} of {asked} queries failed")
+
+
+def _write(answers: list[Symbolized], out: TextIO, as_jsonl: bool) -> None:
+    # One write per answer: echoing each line costs as much as the lookup behind it.
+    if as_jsonl:
+        text = "".join(json.dumps(symbolized_record(answer)) + "\n" for answer in answers)
+    else:
+        text = "".join(line + "\n" for answer in answers for line in symbolized_lines(answer))
+    out.write(text)
+
+
+def _failed(query: str, message: str, errors: list[tuple[str, str]], jsonl: TextIO | None) -> None:
+    """One line on stderr for the query (and one record in the --jsonl stream)."""
+    errors.append((query, message.splitlines()[0] if message else message))
+    if jsonl is not None:
+        jsonl.write(json.dumps(error_record(*errors[-1])) + "\n")
+    sys.stdout.flush()  # the answers before it come first when both go to one terminal
+    click.echo(f"ltosyms: error: {query}: {errors[-1][1]}", err=True)

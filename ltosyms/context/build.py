@@ -12,6 +12,12 @@ sent; only the main process writes the index, in batches, one transaction each (
 * **Decodes may run at the same time** against the same image: they read what is committed
   and add the CUs they parse themselves (``INSERT OR IGNORE``; the same CU gives the same bytes).
 * The index is marked **complete** (header ``complete = 1``) only when every CU is stored.
+* Then the image's **address table** (:mod:`ltosyms.dwarf.address_table`) is written: every
+  unit and the unit map in one file read in place, so that a lookup loads no unit. The
+  workers work out each unit's chain map next to its parse (most of the table's cost); the
+  main process collects the units as they come back. Units stored by an earlier run are read
+  back from the index instead. An index whose table is whole is left as it is; a damaged or
+  foreign table is refused on open and written again here.
 
 Workers start with ``spawn``: nothing of the parent (open SQLite handles, locks, threads) is
 inherited, and they ignore SIGINT so that Ctrl-C reaches the main process alone, which stops
@@ -27,6 +33,7 @@ import os
 import signal
 import time
 import weakref
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -39,11 +46,12 @@ from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.errors import CacheError, LtosymsError
 from ltosyms.index import kinds
 from ltosyms.index.answers import Answers
+from ltosyms.index.encoding import StoredValueError
 from ltosyms.index.kinds import Kind
 from ltosyms.index.store import CacheLocation, IndexStore, open_store, pack_blob
 
 if TYPE_CHECKING:
-    from ltosyms.dwarf import UnitParser
+    from ltosyms.dwarf import AddressTableBuilder, ChainMap, UnitParser
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +80,9 @@ class CuCodec:
     format: str
     unit_offsets: Callable[[ImageContext], Iterable[int]]
     parse_cu: Callable[[KernelImage, int], bytes]
+    # The same, with the unit's chain map for the address table: what the workers run when
+    # the table is to be written (None: the codec's units make no table).
+    parse_cu_for_table: Callable[[KernelImage, int], tuple[bytes, ChainMap]] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,6 +98,8 @@ class IndexBuild:
     cu_failed: tuple[tuple[int, str], ...] = field(default=())  # (offset, one-line error)
     symbols_stored: bool = False  # written in this run
     whole_image_stored: bool = False  # the WholeImageKind's rows, written in this run
+    table_bytes: int = 0  # the address table's size, when the index holds one
+    table_written: bool = False  # written in this run
     seconds: float = 0.0
     size_bytes: int = 0
 
@@ -166,6 +179,7 @@ def _build(
         jobs,
     )
     writer = _BatchWriter(store, len(offsets), reused, progress)
+    table = _TableMaker.wanted(context, codec)
     failed: list[tuple[int, str]] = []
     symbols_stored = []
 
@@ -191,6 +205,7 @@ def _build(
             jobs,
             store_tables_meanwhile,
             censuses,
+            with_chains=table is not None,
         ):
             if outcome.error is not None:
                 failed.append((outcome.cu_offset, outcome.error))
@@ -200,6 +215,8 @@ def _build(
                 writer.skip()
             else:
                 writer.add(outcome)
+                if table is not None:
+                    table.add_parsed(outcome)
     finally:
         # Results already received are valid: keep them, also on Ctrl-C.
         writer.flush()
@@ -210,6 +227,9 @@ def _build(
     complete = not failed and set(offsets) <= store.stored_cu_offsets()
     if complete:
         store.set_meta("complete", "1")
+    table_written = False
+    if complete and table is not None:
+        table_written = table.write([offset for offset in offsets if offset not in missing])
     if not store.usable:
         raise CacheError(f"{store.path}: the index could not be written")
     store.close()  # checkpoints the write-ahead log into the file: the size is final
@@ -223,9 +243,90 @@ def _build(
         cu_failed=tuple(failed),
         symbols_stored=any(symbols_stored),
         whole_image_stored=censuses is not None and bool(censuses.rows),
+        table_bytes=_file_size(store.table_path(kinds.ADDRESS_TABLE.stored_name)),
+        table_written=table_written,
         seconds=time.monotonic() - started,
         size_bytes=store.size_bytes(),
     )
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+class _TableMaker:
+    """Collects the units of an image as they are parsed, then writes its address table."""
+
+    def __init__(self, context: ImageContext, builder: AddressTableBuilder) -> None:
+        self._context = context
+        self._builder = builder
+        self._added: set[int] = set()
+        self.usable = True  # False once a unit could not be added: no table then
+
+    @classmethod
+    def wanted(cls, context: ImageContext, codec: CuCodec) -> _TableMaker | None:
+        """A maker when the codec's units make a table and the index holds no whole one."""
+        if (
+            codec.parse_cu_for_table is None
+            or context.answers is None
+            or context.dwarf is None
+            or context.address_table is not None
+        ):
+            return None
+        from ltosyms.dwarf import AddressTableBuilder
+        from ltosyms.index.codecs import address_table_key
+
+        return cls(context, AddressTableBuilder(address_table_key(context.image)))
+
+    def add_parsed(self, outcome: _Outcome) -> None:
+        """Keep a unit a worker parsed (its stored bytes and chain map) for the table."""
+        assert outcome.packed is not None
+        try:
+            data = kinds.UNITS.decode(zlib.decompress(outcome.packed), self._context.image)
+        except (zlib.error, StoredValueError) as error:
+            log.warning("unit %#x is left out, so no address table: %s", outcome.cu_offset, error)
+            self.usable = False
+            return
+        self._builder.add(data, outcome.chains)
+        self._added.add(outcome.cu_offset)
+
+    def write(self, offsets: Sequence[int]) -> bool:
+        """Add the units of ``offsets`` not parsed in this run (stored by an earlier one),
+        then write the table; False when it could not be made."""
+        answers, dwarf = self._context.answers, self._context.dwarf
+        assert answers is not None and dwarf is not None
+        if not self.usable:
+            return False
+        wanted = [offset for offset in offsets if offset not in self._added]
+        stored = answers.get_many(kinds.UNITS, wanted)
+        if len(stored) != len(wanted):
+            log.warning("%d stored units do not load: no address table", len(wanted) - len(stored))
+            return False
+        for data in stored.values():
+            self._builder.add(data)
+        try:
+            table = self._builder.table(dwarf.cu_map)
+        except CacheError as error:
+            log.warning("no address table: %s", error)
+            return False
+        answers.put(kinds.ADDRESS_TABLE, None, table)
+        self._keep_outer_names()
+        answers.save()
+        return True
+
+    def _keep_outer_names(self) -> None:
+        # The table's lookups name the outermost entry of each chain from the ELF symbols
+        # (ltosyms.elf.outer_names): worked out here once, not by the first run after.
+        from ltosyms.elf.outer_names import OuterNames
+        from ltosyms.stores import remembered
+
+        context = self._context
+        remembered(
+            context.memo(kinds.OUTER_NAMES), None, lambda: OuterNames.from_symbols(context.symbols)
+        )
 
 
 def _biggest_first(image: KernelImage, offsets: Sequence[int], wanted: Sequence[int]) -> list[int]:
@@ -289,6 +390,7 @@ class _Outcome:
     crc: int = 0
     packed: bytes | None = None
     error: str | None = None
+    chains: ChainMap | None = None  # for the address table, when asked
 
 
 def _parse_all(
@@ -298,15 +400,19 @@ def _parse_all(
     jobs: int,
     meanwhile: Callable[[], None],
     whole_image: _WholeImage | None = None,
+    *,
+    with_chains: bool = False,
 ) -> Iterator[_Outcome]:
     """Parse ``offsets``; call ``meanwhile`` once the workers are busy; take ``whole_image``'s
-    rows in a worker of its own."""
+    rows in a worker of its own. ``with_chains``: each outcome carries the unit's chain map too
+    (``codec.parse_cu_for_table``)."""
+    parse = _Parse(codec.parse_cu, codec.parse_cu_for_table if with_chains else None)
     if jobs == 1 or len(offsets) < IN_PROCESS_UNITS:
         meanwhile()
         if whole_image is not None:
             whole_image.collect(lambda: whole_image.take(image))
         for cu_offset in offsets:
-            yield _parse_one(codec.parse_cu, image, cu_offset)
+            yield _parse_one(parse, image, cu_offset)
         return
     # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies or cannot start
     # (spawn re-imports __main__) breaks the pool with an error instead of being respawned
@@ -315,7 +421,7 @@ def _parse_all(
         max_workers=min(jobs, len(offsets)),
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_start,
-        initargs=(str(image.path), codec.parse_cu),
+        initargs=(str(image.path), parse),
     )
     pending = iter(offsets)
     running: set[Future[_Outcome]] = set()
@@ -347,11 +453,22 @@ def _parse_all(
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _parse_one(
-    parse_cu: Callable[[KernelImage, int], bytes], image: KernelImage, cu_offset: int
-) -> _Outcome:
+@dataclass(frozen=True, slots=True)
+class _Parse:
+    """What a worker runs per unit: the codec's functions (module-level: sent by name)."""
+
+    parse_cu: Callable[[KernelImage, int], bytes]
+    parse_cu_for_table: Callable[[KernelImage, int], tuple[bytes, ChainMap]] | None
+
+
+def _parse_one(parse: _Parse, image: KernelImage, cu_offset: int) -> _Outcome:
+    chains = None
     try:
-        crc, packed = pack_blob(parse_cu(image, cu_offset))
+        if parse.parse_cu_for_table is not None:
+            raw, chains = parse.parse_cu_for_table(image, cu_offset)
+        else:
+            raw = parse.parse_cu(image, cu_offset)
+        crc, packed = pack_blob(raw)
     except LtosymsError as error:
         return _Outcome(
             cu_offset=cu_offset, error=str(error).splitlines()[0] or type(error).__name__
@@ -361,29 +478,29 @@ def _parse_one(
         return _Outcome(
             cu_offset=cu_offset, error=f"internal error: {type(error).__name__}: {error}"
         )
-    return _Outcome(cu_offset=cu_offset, crc=crc, packed=packed)
+    return _Outcome(cu_offset=cu_offset, crc=crc, packed=packed, chains=chains)
 
 
 class _WorkerState:
     """Per worker process: the image it opened and the parse function it was given."""
 
     image: KernelImage | None = None
-    parse_cu: Callable[[KernelImage, int], bytes] | None = None
+    parse: _Parse | None = None
 
 
 _worker = _WorkerState()
 
 
-def _worker_start(image_path: str, parse_cu: Callable[[KernelImage, int], bytes]) -> None:
+def _worker_start(image_path: str, parse: _Parse) -> None:
     # Ctrl-C goes to the whole foreground process group; the main process handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker.image = open_image(image_path)
-    _worker.parse_cu = parse_cu
+    _worker.parse = parse
 
 
 def _worker_parse(cu_offset: int) -> _Outcome:
-    assert _worker.image is not None and _worker.parse_cu is not None
-    return _parse_one(_worker.parse_cu, _worker.image, cu_offset)
+    assert _worker.image is not None and _worker.parse is not None
+    return _parse_one(_worker.parse, _worker.image, cu_offset)
 
 
 def _worker_whole_image(
@@ -429,6 +546,7 @@ def dwarf_codec() -> CuCodec:
         format=kinds.UNIT_FORMAT,
         unit_offsets=dwarf_unit_offsets,
         parse_cu=parse_dwarf_unit,
+        parse_cu_for_table=parse_dwarf_unit_for_table,
     )
 
 
@@ -457,3 +575,12 @@ def dwarf_unit_offsets(context: ImageContext) -> list[int]:
 def parse_dwarf_unit(image: KernelImage, cu_offset: int) -> bytes:
     """The stored form (:data:`ltosyms.index.kinds.UNITS`) of one unit, parsed from DWARF."""
     return kinds.UNITS.encode(_parser_for(image).unit(cu_offset))
+
+
+def parse_dwarf_unit_for_table(image: KernelImage, cu_offset: int) -> tuple[bytes, ChainMap]:
+    """:func:`parse_dwarf_unit`, and the unit's chain map for the address table (worked out
+    here, in the worker, from the unit just parsed)."""
+    from ltosyms.dwarf import chain_map
+
+    data = _parser_for(image).unit(cu_offset)
+    return kinds.UNITS.encode(data), chain_map(data)

@@ -27,7 +27,7 @@ from ltosyms.stores import Memo
 if TYPE_CHECKING:
     from ltosyms.disasm import CallSiteFinder, PatchSites
     from ltosyms.disasm.records import CodeAnalysis, CodeAnalysisKey, CodeMatch, CodeMatchKey
-    from ltosyms.dwarf import DwarfResolver, OuterName
+    from ltosyms.dwarf import AddressTable, DwarfResolver, OuterName
     from ltosyms.elf.build_facts import BuildFacts
 
 K = TypeVar("K")
@@ -130,7 +130,16 @@ class ImageContext:
             unit_map=self.memo(kinds.UNIT_MAP),
             chains=self.memo(kinds.CHAINS),
             outer_name=outer_name,
+            table=self.address_table,
         )
+
+    @cached_property
+    def address_table(self) -> AddressTable | None:
+        """The image's address table, when ``ltosyms index`` wrote one and it is whole (a
+        damaged or foreign one is refused, and the resolver parses or loads units as without
+        it); None without an index."""
+        memo = self.memo(kinds.ADDRESS_TABLE)
+        return memo.get(None) if memo is not None else None
 
     @cached_property
     def finder(self) -> CallSiteFinder:

@@ -6,7 +6,9 @@ and knows nothing of the ELF file they come from: :mod:`ltosyms.elf.debug_sectio
 from a kernel image.
 
 - :class:`DwarfResolver`: link address -> inline chain (:class:`SourceLocation`), function
-  extent, compilation unit; lazy per unit, units kept in a :class:`~ltosyms.stores.Memo`.
+  extent, compilation unit; lazy per unit, units kept in a :class:`~ltosyms.stores.Memo`,
+  or all answered from the image's :class:`AddressTable` (one flat buffer read in place, made
+  by an :class:`AddressTableBuilder` from every unit).
 - :func:`take_census`: one walk over all of ``.debug_info`` (what ``diff`` reads).
 - :class:`UnitParser`: the parsers behind both, for the index builder's worker processes.
 
@@ -32,6 +34,13 @@ from ltosyms.dwarf.sections import (
 from ltosyms.errors import DwarfError
 
 if TYPE_CHECKING:
+    from ltosyms.dwarf.address_table import (
+        ADDRESS_TABLE_KIND,
+        AddressTable,
+        AddressTableBuilder,
+        ChainMap,
+        chain_map,
+    )
     from ltosyms.dwarf.census import (
         DwarfCensus,
         DwarfFunction,
@@ -44,7 +53,11 @@ if TYPE_CHECKING:
     from ltosyms.dwarf.unit_tables import CuData
 
 __all__ = [
+    "ADDRESS_TABLE_KIND",
     "DEBUG_SECTIONS",
+    "AddressTable",
+    "AddressTableBuilder",
+    "ChainMap",
     "CompileUnit",
     "CuData",
     "CuKey",
@@ -63,6 +76,7 @@ __all__ = [
     "SectionSource",
     "SourceLocation",
     "UnitParser",
+    "chain_map",
     "relative_path",
     "source_roots",
     "take_census",
@@ -70,6 +84,11 @@ __all__ = [
 
 # Names loaded on first use, and the module that defines each.
 _LAZY = {
+    "ADDRESS_TABLE_KIND": "ltosyms.dwarf.address_table",
+    "AddressTable": "ltosyms.dwarf.address_table",
+    "AddressTableBuilder": "ltosyms.dwarf.address_table",
+    "ChainMap": "ltosyms.dwarf.address_table",
+    "chain_map": "ltosyms.dwarf.address_table",
     "CuData": "ltosyms.dwarf.unit_tables",
     "CuMap": "ltosyms.dwarf.unit_map",
     "DwarfCensus": "ltosyms.dwarf.census",

@@ -1,7 +1,8 @@
 """Parse one image's DWARF into what the resolver and the index keep.
 
 :class:`UnitParser` is the one place the parsers are driven from: the address -> unit map
-(:mod:`ltosyms.dwarf.unit_map`), one unit's tables (:mod:`ltosyms.dwarf.build`), a unit's name.
+(:mod:`ltosyms.dwarf.unit_map`), one unit's tables (:mod:`ltosyms.dwarf.build`), a unit's name,
+the whole image's address table (:mod:`ltosyms.dwarf.address_table`).
 Its errors name the image: a decoder's :class:`~ltosyms.errors.DwarfError` says what is wrong
 where inside the DWARF, this adds whose DWARF it is.
 """
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ltosyms.dwarf import forms as F
+from ltosyms.dwarf.address_table import AddressTable, AddressTableBuilder
 from ltosyms.dwarf.build import build_cu_data
 from ltosyms.dwarf.info import DieReader
 from ltosyms.dwarf.records import CompileUnit
@@ -41,6 +43,16 @@ class UnitParser:
     def unit(self, cu_offset: int) -> CuData:
         """Everything the resolver keeps from the unit at ``cu_offset``."""
         return self._translated(lambda: build_cu_data(self.reader, cu_offset))
+
+    def address_table(self, image_key: str) -> AddressTable:
+        """Every unit with code, parsed here one after the other, in one :class:`AddressTable`
+        (an index build parses the units of a vmlinux in worker processes and hands them to an
+        :class:`AddressTableBuilder` instead)."""
+        builder = AddressTableBuilder(image_key)
+        cu_map = self.unit_map()
+        for cu_offset in cu_map.unit_offsets():
+            builder.add(self.unit(cu_offset))
+        return builder.table(cu_map)
 
     def compile_unit(self, cu_offset: int) -> CompileUnit:
         """The unit's name and compilation directory (its top DIE only is read)."""

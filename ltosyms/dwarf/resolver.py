@@ -6,7 +6,9 @@ only the units that hold asked-for addresses are parsed, each once, into a :clas
 rows and the function/inline tree, :mod:`ltosyms.dwarf.build`). Every parsed unit, the unit map and
 (with the symbol table) every chain is handed to a :class:`~ltosyms.stores.Memo`; the on-disk index
 gives the resolver memos over its stored units, so a later run loads the unit instead of parsing
-DWARF, and never opens a debug section at all.
+DWARF, and never opens a debug section at all. Given the image's address table
+(:mod:`ltosyms.dwarf.address_table`: every unit and the unit map in one mapped buffer), the
+resolver answers from it alone, with the same lookups.
 
 The DWARF decoders are ltosyms' own (pyelftools needs ~0.6 s per kernel unit): a line-program
 state machine over bytes (:mod:`ltosyms.dwarf.line`) and a DIE walker driven by
@@ -32,6 +34,7 @@ from ltosyms.stores import Memo, MemoryMemo
 if TYPE_CHECKING:
     # The unit tables and the DWARF parsers are imported where a unit is loaded or parsed,
     # not with this module: a decode served from stored chains never loads them.
+    from ltosyms.dwarf.address_table import AddressTable
     from ltosyms.dwarf.parser import UnitParser
     from ltosyms.dwarf.unit_map import CuMap
     from ltosyms.dwarf.unit_tables import CuData
@@ -54,19 +57,25 @@ class DwarfResolver:
         unit_map: Memo[None, CuMap] | None = None,
         chains: Memo[int, tuple[SourceLocation, ...]] | None = None,
         outer_name: OuterName | None = None,
+        table: AddressTable | None = None,
     ) -> None:
         """``sections`` are opened only when a unit or the unit map must be parsed; parsed
         units and the unit map are kept in ``units`` and ``unit_map`` (memos of this process
         when not given). ``outer_name``, when given, names the outermost entry of each chain
-        (the ELF symbol, as llvm-symbolizer does); chains are then kept in ``chains`` too."""
+        (the ELF symbol, as llvm-symbolizer does); chains are then kept in ``chains`` too.
+        ``table``, when given (the image's :class:`AddressTable`), answers every lookup: no
+        unit is loaded or parsed, and chains are neither read from ``chains`` nor kept (a
+        lookup in the table costs less than reading a stored chain, and a million addresses
+        asked must not hold a million chains)."""
         self.sections = sections
         self.name = sections.name
         self.units: Memo[CuKey, CuData] = units if units is not None else MemoryMemo()
         self.unit_map_memo: Memo[None, CuMap] = unit_map if unit_map is not None else MemoryMemo()
         self.outer_name = outer_name
-        self.chains = chains if outer_name is not None else None
+        self.chains = chains if outer_name is not None and table is None else None
+        self.table = table
         self._parser: UnitParser | None = None
-        self._cu_map: CuMap | None = None
+        self._cu_map: CuMap | None = table.cu_map if table is not None else None
         self._units: dict[int, CuData] = {}
         self._compile_units: dict[int, CompileUnit] = {}
         self._answers: dict[int, tuple[SourceLocation, ...]] = {}  # chains by address
@@ -123,7 +132,9 @@ class DwarfResolver:
 
     def cu_data(self, cu_offset: CuKey) -> CuData:
         """The parsed unit: from this resolver, else from the memo, else from DWARF (then
-        kept in the memo)."""
+        kept in the memo); from the address table when there is one."""
+        if self.table is not None:
+            return self.table.unit(cu_offset)
         data = self._units.get(cu_offset)
         if data is not None:
             return data
@@ -148,6 +159,8 @@ class DwarfResolver:
 
         With a memo of chains (given with the symbol table), the chain of an address asked
         before comes from it without loading its unit."""
+        if self.table is not None:
+            return self.table.locations(link_address, self.outer_name)
         chain = self._answers.get(link_address)
         if chain is not None:
             return chain
@@ -171,6 +184,8 @@ class DwarfResolver:
         self, link_addresses: Iterable[int]
     ) -> dict[int, tuple[SourceLocation, ...]]:
         """:meth:`locations` for many addresses, each unit parsed once."""
+        if self.table is not None:
+            return {a: self.table.locations(a, self.outer_name) for a in link_addresses}
         by_unit: dict[int | None, list[int]] = {}
         for link_address in link_addresses:
             by_unit.setdefault(self.cu_for(link_address), []).append(link_address)
@@ -188,6 +203,8 @@ class DwarfResolver:
 
     def _prefetch(self, cu_offsets: Iterable[int]) -> None:
         """Load the units the memo keeps in one batch (the index reads them in one query)."""
+        if self.table is not None:
+            return
         wanted = [offset for offset in cu_offsets if offset not in self._units]
         if len(wanted) < 2:
             return
@@ -218,6 +235,9 @@ class DwarfResolver:
         if cu_offset is None:
             return None
         unit = self._compile_units.get(cu_offset)
+        if unit is None and self.table is not None:
+            unit = self.table.compile_unit(cu_offset)
         if unit is None:
-            unit = self._compile_units[cu_offset] = self.parser.compile_unit(cu_offset)
+            unit = self.parser.compile_unit(cu_offset)
+        self._compile_units[cu_offset] = unit
         return unit

@@ -19,6 +19,7 @@ from ltosyms.dwarf import forms as F
 
 if TYPE_CHECKING:
     from ltosyms.dwarf.info import DieReader
+    from ltosyms.dwarf.table_layout import Column
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,9 @@ _CODE_UNITS = (F.UT_COMPILE, F.UT_PARTIAL)
 class CuMap:
     """Code ranges sorted by start, each with the .debug_info offset of its unit."""
 
-    starts: array[int]
-    ends: array[int]
-    units: array[int]
+    starts: Column
+    ends: Column
+    units: Column
     unit_count: int  # units in .debug_info (with or without code)
 
     def unit_at(self, link_address: int) -> int | None:

@@ -2,7 +2,10 @@
 
 A :class:`CuData` is built once from the DWARF (:meth:`ltosyms.dwarf.parser.UnitParser.unit`);
 the on-disk index keeps it per (build id, unit offset) as its fields, arrays as they are, and
-builds it back from them: no DWARF is touched when a unit comes from the index.
+builds it back from them: no DWARF is touched when a unit comes from the index. A unit of an
+image's address table (:mod:`ltosyms.dwarf.address_table`) is a :class:`CuData` too, whose
+columns are memoryview slices of the mapped table and whose names are read from its string
+table as asked: the lookups below run on either.
 
 Layout (every array uses the narrowest type its values fit; addresses are offsets from
 ``address_base``, so 4 bytes each for any image whose code spans less than 4 GB):
@@ -23,9 +26,12 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ltosyms.dwarf.records import FunctionExtent, SourceLocation
+
+if TYPE_CHECKING:
+    from ltosyms.dwarf.table_layout import Column
 
 __all__ = [
     "END_OF_SEQUENCE",
@@ -43,7 +49,7 @@ END_OF_SEQUENCE = 0xFFFFFFFF
 
 
 def find_row(
-    addresses: array[int], files: array[int], address: int, end_marker: int = END_OF_SEQUENCE
+    addresses: Column, files: Column, address: int, end_marker: int = END_OF_SEQUENCE
 ) -> int | None:
     """Index of the row that covers ``address``: the last row at or before it in its sequence
     (llvm DWARFDebugLine::LineTable::findRowInSeq); None outside every sequence. A row whose
@@ -89,28 +95,28 @@ class CuData:
     comp_dir: str | None
     producer_is_clang: bool
     address_base: int
-    full_paths: tuple[str | None, ...]
-    relative_paths: tuple[str | None, ...]
-    file_numbers: tuple[int, ...]
-    row_addresses: array[int]
-    row_files: array[int]
-    row_lines: array[int]
-    row_columns: array[int]
-    names: tuple[str | None, ...]
-    parents: array[int]
-    ends: array[int]
-    inlined: array[int]
-    call_files: array[int]
-    call_lines: array[int]
-    call_columns: array[int]
-    decl_files: array[int]
-    decl_lines: array[int]
-    range_starts: array[int]
-    range_lows: array[int]
-    range_highs: array[int]
-    root_lows: array[int]
-    root_highs: array[int]
-    root_nodes: array[int]
+    full_paths: Sequence[str | None]
+    relative_paths: Sequence[str | None]
+    file_numbers: Sequence[int]
+    row_addresses: Column
+    row_files: Column
+    row_lines: Column
+    row_columns: Column
+    names: Sequence[str | None]
+    parents: Column
+    ends: Column
+    inlined: Column
+    call_files: Column
+    call_lines: Column
+    call_columns: Column
+    decl_files: Column
+    decl_lines: Column
+    range_starts: Column
+    range_lows: Column
+    range_highs: Column
+    root_lows: Column
+    root_highs: Column
+    root_nodes: Column
 
     # -- lookups (``offset``: link address - address_base) ------------------------------------
 
@@ -183,7 +189,17 @@ class CuData:
         within_size)``, when given, names the outermost entry from the ELF symbols
         (:class:`ltosyms.elf.outer_names.OuterNames`); where DWARF has no function, the
         nearest symbol names it even past its size."""
-        chain = self.inline_chain(link_address)
+        return self.chain_locations(link_address, self.inline_chain(link_address), outer_name)
+
+    def chain_locations(
+        self,
+        link_address: int,
+        chain: Sequence[int],
+        outer_name: Callable[[int, bool], str | None] | None = None,
+    ) -> tuple[SourceLocation, ...]:
+        """:meth:`locations`, given the inline chain at ``link_address`` (what
+        :meth:`inline_chain` answers there, however it was found: an address table keeps it
+        ready, :mod:`ltosyms.dwarf.address_table`)."""
         row = self.line_row(link_address)
         if not chain and row is None:
             return ()

@@ -42,7 +42,8 @@ from ltosyms.limits import MAX_COMPRESSION_RATIO, MAX_IMAGE_BYTES, MIN_INFLATE_B
 from ltosyms.stores import Memo
 
 if TYPE_CHECKING:
-    from ltosyms.dwarf import CuData, CuMap
+    # The table's modules load with a table, not with this one (ltosyms.dwarf's note).
+    from ltosyms.dwarf import AddressTable, CuData, CuMap
 
 __all__ = ["ImageDebugSections", "dwarf_resolver", "dwarf_sections"]
 
@@ -59,12 +60,14 @@ def dwarf_resolver(
     unit_map: Memo[None, CuMap] | None = None,
     chains: Memo[int, tuple[SourceLocation, ...]] | None = None,
     outer_names: Memo[None, OuterNames] | None = None,
+    table: AddressTable | None = None,
 ) -> DwarfResolver:
     """The DWARF resolver of ``image``; its sections are opened only when a unit must be
     parsed. ``symbols``, when given, names the outermost entry of each chain from the ELF
     symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.outer_names`), and only then are
     chains kept in ``chains``. The memos keep what the resolver works out (see
-    :class:`~ltosyms.dwarf.DwarfResolver`)."""
+    :class:`~ltosyms.dwarf.DwarfResolver`); ``table``, the image's address table when the
+    index holds one, then answers every lookup."""
     outer_name = outer_namer(symbols, outer_names) if symbols is not None else None
     return DwarfResolver(
         ImageDebugSections(image),
@@ -72,6 +75,7 @@ def dwarf_resolver(
         unit_map=unit_map,
         chains=chains,
         outer_name=outer_name,
+        table=table,
     )
 
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
         CodeMatch,
         NoCallSite,
     )
-    from ltosyms.dwarf import CuData, CuMap, SourceLocation
+    from ltosyms.dwarf import AddressTable, CuData, CuMap, SourceLocation
     from ltosyms.elf.build_facts import BuildFacts
     from ltosyms.elf.image import KernelImage
     from ltosyms.elf.outer_names import OuterNames
@@ -265,6 +265,31 @@ def decode_unit(data: Buffer, image: KernelImage) -> CuData:
     if not unit.is_consistent(indexes=False):
         raise StoredValueError(f"stored unit {unit.cu_offset:#x}: its tables do not fit")
     return unit
+
+
+def encode_address_table(table: AddressTable) -> bytes:
+    # The table's own layout (ltosyms.dwarf.table_layout): columns read in place, its own
+    # checksum and image key, so that the bytes mean the same inside or outside an index.
+    return table.to_bytes()
+
+
+@_decoder
+def decode_address_table(data: Buffer, image: KernelImage) -> AddressTable:
+    from ltosyms.dwarf import AddressTable
+    from ltosyms.errors import CacheError
+
+    try:
+        # The index checked the CRC-32 of these bytes as it mapped the file
+        # (IndexStore.get_table): a second pass over 28 MB (Debian 6.1) would find nothing.
+        return AddressTable.from_buffer(data, address_table_key(image), checksum=False)
+    except CacheError as error:
+        raise StoredValueError(str(error)) from None
+
+
+def address_table_key(image: KernelImage) -> str:
+    """The image key an address table names inside its bytes: the build id ("" without one;
+    the index file it sits next to is named after the image already)."""
+    return image.build_id or ""
 
 
 def encode_unit_map(unit_map: CuMap) -> bytes:

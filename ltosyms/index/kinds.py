@@ -30,7 +30,7 @@ if TYPE_CHECKING:
         CodeMatchKey,
         NoCallSite,
     )
-    from ltosyms.dwarf import CuData, CuMap, SourceLocation
+    from ltosyms.dwarf import AddressTable, CuData, CuMap, SourceLocation
     from ltosyms.elf.build_facts import BuildFacts
     from ltosyms.elf.image import KernelImage
     from ltosyms.elf.outer_names import OuterNames
@@ -123,6 +123,17 @@ UNIT_MAP: Kind[None, CuMap] = Kind(
     key=_whole_image,
     encode=codecs.encode_unit_map,
     decode=codecs.decode_unit_map,
+)
+# Every unit of the image and its unit map in one table read in place
+# (ltosyms.dwarf.address_table): written by `ltosyms index` once every unit is parsed; a
+# resolver given it loads no unit. Its columns' own format is ADDRESS_TABLE_KIND inside it.
+ADDRESS_TABLE: Kind[None, AddressTable] = Kind(
+    name="address-table",
+    version=1,
+    placement=Placement.TABLE,
+    key=_whole_image,
+    encode=codecs.encode_address_table,
+    decode=codecs.decode_address_table,
 )
 # The ELF symbols llvm-symbolizer names the outermost entry of a chain by
 # (ltosyms.elf.outer_names). 3: a kind of its own (it was the unit key -3).
@@ -221,6 +232,7 @@ KINDS: tuple[Kind[Any, Any], ...] = (
     SYMBOLS,
     UNITS,
     UNIT_MAP,
+    ADDRESS_TABLE,
     OUTER_NAMES,
     CHAINS,
     CALL_SITES,

@@ -26,17 +26,33 @@ def symbolized_lines(result: Symbolized) -> Iterator[str]:
     yield from resolution_lines(resolved)
 
 
-def symbolized_json(results: list[Symbolized], path: str, build_id: str | None) -> dict[str, Any]:
-    return {
+def symbolized_json(
+    results: list[Symbolized],
+    path: str,
+    build_id: str | None,
+    errors: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The whole document; ``errors``: (query, message) of the queries that failed."""
+    document = {
         "schema": SCHEMA,
         "vmlinux": {"path": path, "build_id": build_id},
-        "results": [
-            {
-                "query": r.query.text,
-                "resolved": resolved_json(r.resolved),
-                "locations": [location_json(loc) for loc in r.resolved.locations],
-                "notes": list(r.resolved.notes),
-            }
-            for r in results
-        ],
+        "results": [symbolized_record(r) for r in results],
     }
+    if errors is not None:
+        document["errors"] = [error_record(query, message) for query, message in errors]
+    return document
+
+
+def symbolized_record(result: Symbolized) -> dict[str, Any]:
+    """One answer: an entry of the document's ``results``, and a line of ``--jsonl``."""
+    return {
+        "query": result.query.text,
+        "resolved": resolved_json(result.resolved),
+        "locations": [location_json(loc) for loc in result.resolved.locations],
+        "notes": list(result.resolved.notes),
+    }
+
+
+def error_record(query: str, message: str) -> dict[str, Any]:
+    """A query that failed: an entry of the document's ``errors``, and a line of ``--jsonl``."""
+    return {"query": query, "error": message}
