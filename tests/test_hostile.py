@@ -618,10 +618,10 @@ def test_a_lock_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
     cache, target = _planted_lock(tmp_path)
     with open_image(SAMPLE_VMLINUX) as image:
         # The default cache: decoding goes on without it (a warning says why) ...
-        assert open_store(image, CacheLocation(cache)) is None
+        assert open_store(image, CacheLocation(directory=cache)) is None
         # ... a directory the user named is the cache's error, exit 4.
         with pytest.raises(CacheError) as caught:
-            open_store(image, CacheLocation(cache, explicit=True))
+            open_store(image, CacheLocation(directory=cache, explicit=True))
     assert caught.value.exit_code == 4
     assert str(caught.value).startswith(f"cache directory {cache}: ")
     assert str(caught.value).endswith(".lock is a symbolic link; it is not followed (remove it)")
@@ -631,7 +631,7 @@ def test_a_lock_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
 def test_a_table_file_planted_as_a_symlink_is_not_read(tmp_path: Path) -> None:
     from ltosyms.index.store import CacheLocation, open_store
 
-    location = CacheLocation(tmp_path / "cache")
+    location = CacheLocation(directory=tmp_path / "cache")
     with open_image(SAMPLE_VMLINUX) as image:
         store = open_store(image, location)
         assert store is not None
@@ -652,13 +652,13 @@ def test_a_journal_planted_as_a_symlink_is_refused(tmp_path: Path) -> None:
 
     cache = tmp_path / "cache"
     with open_image(SAMPLE_VMLINUX) as image:
-        store = open_store(image, CacheLocation(cache))
+        store = open_store(image, CacheLocation(directory=cache))
         assert store is not None
         store.close()
         target = tmp_path / "outside-wal"
         (cache / f"{index_file_name(image_key(image))}-wal").symlink_to(target)
         with pytest.raises(CacheError, match=r"-wal exists but is not a regular file"):
-            open_store(image, CacheLocation(cache, explicit=True))
+            open_store(image, CacheLocation(directory=cache, explicit=True))
     assert not target.exists()
 
 
@@ -675,7 +675,7 @@ def test_another_file_with_the_same_build_id_gets_its_own_index(
     patch_symbol(data, symbol.index, size=symbol.size + 16)  # one symbol one size larger
     other = tmp_path / "vmlinux-same-build-id"
     other.write_bytes(bytes(data))
-    location = CacheLocation(tmp_path / "cache")
+    location = CacheLocation(directory=tmp_path / "cache")
     with open_image(SAMPLE_VMLINUX) as image, open_image(other) as impostor:
         assert image.build_id == impostor.build_id
         assert image_key(image) != image_key(impostor)
@@ -706,7 +706,7 @@ def test_a_writable_cache_directory_of_another_user_is_refused(tmp_path: Path) -
     cache.mkdir(mode=0o777)
     os.chown(cache, 4321, 4321)
     with open_image(SAMPLE_VMLINUX) as image, pytest.raises(CacheError) as caught:
-        open_store(image, CacheLocation(cache, explicit=True))
+        open_store(image, CacheLocation(directory=cache, explicit=True))
     assert str(caught.value) == (
         f"cache directory {cache}: owned by user id 4321, not by you ({os.geteuid()})"
     )

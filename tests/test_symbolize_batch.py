@@ -23,39 +23,58 @@ RET = FrameRole.RETURN_ADDRESS
 EXACT = FrameRole.EXACT_IP
 
 
+def _frame(
+    symbol: str | None,
+    offset: int,
+    size: int | None,
+    module: str | None,
+    module_build_id: str | None,
+    role: FrameRole,
+) -> FrameQuery:
+    return FrameQuery(
+        symbol=symbol,
+        offset=offset,
+        size=size,
+        module=module,
+        module_build_id=module_build_id,
+        runtime_address=None,
+        role=role,
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "frame", "every_copy"),
     [
         # A trace line pasted whole: timestamp, caller id and `? ` dropped.
         (
             "[   11.512345] ? try_to_wake_up+0x24e/0x2a0",
-            FrameQuery("try_to_wake_up", 0x24E, 0x2A0, None, None, None, RET),
+            _frame("try_to_wake_up", 0x24E, 0x2A0, None, None, RET),
             False,
         ),
         (
             "[ 11.5][ T174]  lkdtm_WARNING+0xa/0x10 [lkdtm]",
-            FrameQuery("lkdtm_WARNING", 0xA, 0x10, "lkdtm", None, None, RET),
+            _frame("lkdtm_WARNING", 0xA, 0x10, "lkdtm", None, RET),
             False,
         ),
         (
             "direct_entry+0x147/0x160 lkdtm",
-            FrameQuery("direct_entry", 0x147, 0x160, "lkdtm", None, None, RET),
+            _frame("direct_entry", 0x147, 0x160, "lkdtm", None, RET),
             False,
         ),
         (
             "direct_entry+0x147/0x160 [lkdtm 0123abcd]",
-            FrameQuery("direct_entry", 0x147, 0x160, "lkdtm", "0123abcd", None, RET),
+            _frame("direct_entry", 0x147, 0x160, "lkdtm", "0123abcd", RET),
             False,
         ),
-        ("0xffffffff8106f86e", FrameQuery(None, 0x6F86E, None, None, None, None, RET), False),
+        ("0xffffffff8106f86e", _frame(None, 0x6F86E, None, None, None, RET), False),
         # A bare name: every copy, at its start, an exact IP whatever -R says.
-        ("try_to_wake_up", FrameQuery("try_to_wake_up", 0, None, None, None, None, EXACT), True),
+        ("try_to_wake_up", _frame("try_to_wake_up", 0, None, None, None, EXACT), True),
         (
             "lkdtm_WARNING [lkdtm]",
-            FrameQuery("lkdtm_WARNING", 0, None, "lkdtm", None, None, EXACT),
+            _frame("lkdtm_WARNING", 0, None, "lkdtm", None, EXACT),
             True,
         ),
-        ("name.llvm.123", FrameQuery("name.llvm.123", 0, None, None, None, None, EXACT), True),
+        ("name.llvm.123", _frame("name.llvm.123", 0, None, None, None, EXACT), True),
     ],
 )
 def test_what_a_query_may_be(text: str, frame: FrameQuery, every_copy: bool) -> None:

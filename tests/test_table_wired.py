@@ -87,7 +87,10 @@ def test_decode_and_symbolize_print_the_same_with_the_table(
     assert len(tables) == 2
 
     # With the table, the vmlinux's units are neither loaded nor parsed to decode the log.
-    with Session(CacheLocation(cache)) as session, open(folder / "console.log", "rb") as log:
+    with (
+        Session(CacheLocation(directory=cache)) as session,
+        open(folder / "console.log", "rb") as log,
+    ):
         context = session.open_vmlinux(vmlinux)
         decoder = Decoder(context, ModuleSet([str(folder)], session))
         reports = list(decoder.decode_all(iter_reports(log)))
@@ -130,7 +133,7 @@ def chains_everywhere(context: ImageContext) -> list[tuple[SourceLocation, ...]]
 def test_the_index_keeps_one_table_and_writes_it_again_when_damaged_or_foreign(
     tmp_path: Path,
 ) -> None:
-    location = CacheLocation(tmp_path)
+    location = CacheLocation(directory=tmp_path)
     first = index_sample("vmlinux-gcc-lto", location)
     assert first.complete and first.table_written and first.table_bytes > 0
     (table_file,) = tmp_path.glob(f"*.address-table-*{TABLE_SUFFIX}")
@@ -161,7 +164,7 @@ def test_the_index_keeps_one_table_and_writes_it_again_when_damaged_or_foreign(
     assert rebuilt.table_written and table_file.read_bytes() == written
 
     # Another image's table in its place (a whole, undamaged table file) is refused too.
-    other = CacheLocation(tmp_path / "other")
+    other = CacheLocation(directory=tmp_path / "other")
     index_sample("vmlinux-gcc", other)
     (other_table,) = (tmp_path / "other").glob(f"*.address-table-*{TABLE_SUFFIX}")
     shutil.copyfile(other_table, table_file)
