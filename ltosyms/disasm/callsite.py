@@ -51,7 +51,7 @@ from ltosyms.errors import InputError
 from ltosyms.stores import DerivedStore
 
 if TYPE_CHECKING:
-    from ltosyms.disasm.patching import PatchSite, PatchSites
+    from ltosyms.disasm.patching import PatchSite, PatchSites, Replacement
 
 # A sweep longer than this is not started: the largest kernel functions are a few tens of KiB
 # (Debian 6.1: ~40 KiB), so a "function start" further away is a wrong guess.
@@ -71,7 +71,8 @@ RETPOLINE_THUNK_PREFIXES = (
 
 
 # Store kind of call-site answers; bump the number when the record or its meaning changes.
-CALL_SITE_KIND = "call-site/1"
+# 2: a call inside an alternative replacement aimed within it is aimed within the site.
+CALL_SITE_KIND = "call-site/2"
 SWEEP_KIND = "sweep/1"  # a function's instructions, decoded from its start
 _SAVE_EVERY = 512
 
@@ -385,6 +386,7 @@ class CallSiteFinder:
     def _alternative_call(self, site: PatchSite, return_address: int) -> CallSite | None:
         offset = return_address - site.link_address
         calls = []
+        replacement_of: dict[int, Replacement] = {}
         for replacement in site.replacements:
             # Decoded where the replacement lies: a rel32 there reaches the same absolute
             # target as once copied into the site (apply_alternatives re-aims it).
@@ -394,14 +396,15 @@ class CallSiteFinder:
                 end = address + size - replacement.link_address
                 if end == offset and is_call(self.arch, mnemonic):
                     calls.append((address, size, mnemonic, op_str))
+                    replacement_of[address] = replacement
                 if end >= offset:
                     break
         if not calls:
             return None
         targets = tuple(
             dict.fromkeys(
-                target
-                for _address, _size, mnemonic, op_str in calls
+                _runtime_target(site, replacement_of[address], target)
+                for address, _size, mnemonic, op_str in calls
                 if (target := direct_target(self.arch, mnemonic, op_str)) is not None
             )
         )
@@ -567,6 +570,19 @@ class CallSiteFinder:
             patch=None,
             method=SweepMethod.BACKWARD_WINDOW,
         )
+
+
+def _runtime_target(site: PatchSite, replacement: Replacement, target: int) -> int:
+    """Where a call of ``replacement`` goes once copied into ``site``. apply_alternatives()
+    (arch/x86/kernel/alternative.c, 6.1) re-aims the rel32 of a replacement that is one 5-byte
+    call, so it reaches the target it had where the replacement lies; any other call keeps its
+    displacement, and one aimed inside its own replacement (``call 772f`` of the RSB filling
+    sequence, arch/x86/include/asm/nospec-branch.h __FILL_RETURN_SLOT) lands at the same place
+    inside the site."""
+    start, end = replacement.link_address, replacement.link_address + len(replacement.data)
+    if len(replacement.data) != 5 and start <= target < end:
+        return site.link_address + (target - start)
+    return target
 
 
 _finders: weakref.WeakKeyDictionary[KernelImage, CallSiteFinder] = weakref.WeakKeyDictionary()
