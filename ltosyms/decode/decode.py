@@ -323,11 +323,13 @@ class Decoder:
             callee = (
                 work.resolved.get(frame_key(callee_frame)) if callee_frame is not None else None
             )
+            # A module's call into the kernel counts too: its relocation names the callee.
+            into_kernel = frame.module is not None and callee is not None and callee.module is None
             if (
                 callee is not None
                 and callee_frame is not None
                 and frame.is_return_address
-                and callee.module == frame.module
+                and (callee.module == frame.module or into_kernel)
             ):
                 resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
                 if resolver is not None and resolved.ambiguous and callee.symbol is not None:
@@ -336,7 +338,12 @@ class Decoder:
                     if narrowed.evidence != resolution.evidence:
                         resolved = resolver.finish(self._query(frame), narrowed, [])
                         work.resolved[frame_key(frame)] = resolved
-                elif resolver is not None and callee.ambiguous and resolved.symbol is not None:
+                elif (
+                    resolver is not None
+                    and not into_kernel
+                    and callee.ambiguous
+                    and resolved.symbol is not None
+                ):
                     resolution = NameResolution(callee.candidates, callee.evidence)
                     narrowed = narrow_by_caller(resolver, resolution, resolved)
                     if narrowed.evidence != resolution.evidence:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from ltosyms.decode.candidates import (
@@ -38,8 +39,15 @@ from ltosyms.disasm.records import (
     match_key,
     match_to_bytes,
 )
+from ltosyms.disasm.targets import (
+    STATIC_CALL_TRAMPOLINE_PREFIX,
+    NamedCall,
+    TargetKind,
+    name_call,
+)
 from ltosyms.dwarf import DwarfResolver, SourceLocation
 from ltosyms.elf.kernel import LoadedImage
+from ltosyms.elf.relocations import ModuleRelocations, module_relocations
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import InputError
 
@@ -48,8 +56,6 @@ if TYPE_CHECKING:
 from ltosyms.names.eras import CleanupRule
 from ltosyms.oops.records import CodeBytes, FrameRole
 from ltosyms.stores import DerivedStore, remembered
-
-STATIC_CALL_TRAMPOLINE_PREFIX = "__SCT__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,8 @@ class ResolvedFrame:
     evidence: tuple[Evidence, ...]
     locations: tuple[SourceLocation, ...]  # innermost first
     notes: tuple[str, ...]
+    # The call at call_site named: `call at schedule_timeout+0x8f: call schedule`.
+    named_call: NamedCall | None = None
 
     @property
     def resolved(self) -> bool:
@@ -111,6 +119,17 @@ class ImageResolver:
         self.finder = finder_for(loaded.image, loaded.symbols, call_sites)
         # x86 return addresses name `address - 1` (%pB); arm64's bl is 4 bytes before.
         self.call_back = 4 if self.arch == "aarch64" else 1
+
+    @cached_property
+    def relocations(self) -> ModuleRelocations | None:
+        """A module's relocations (the targets of its calls), read on first need."""
+        return module_relocations(self.image) if self.image.is_module else None
+
+    def name_call(self, site: CallSite | None) -> NamedCall | None:
+        """``site`` named: its function and offset, and the function it calls."""
+        if site is None:
+            return None
+        return name_call(site, self.symbols, self.relocations)
 
     # -- machine-code evidence ----------------------------------------------------------------
 
@@ -267,18 +286,25 @@ class ImageResolver:
             resolution.evidence,
             locations,
             tuple(notes),
+            self.name_call(call_site),
         )
 
     def call_targets(self, site: CallSite) -> frozenset[int] | None:
         """The functions a call can enter, None when the code does not say (indirect calls,
-        retpoline thunks, static-call trampolines)."""
-        if site.kind is not CallKind.DIRECT or (
-            site.target_link_address is None and not site.possible_targets
-        ):
+        retpoline thunks, static-call trampolines, a module's calls into the kernel)."""
+        if site.kind is not CallKind.DIRECT:
             return None
         targets = frozenset(
             t for t in (site.target_link_address, *site.possible_targets) if t is not None
         )
+        if not targets and self.image.is_module:
+            # The displacement is a relocation: it names the module's own callee.
+            named = self.name_call(site)
+            if named is not None and named.target.kind is TargetKind.DIRECT:
+                address = named.target.link_address
+                targets = frozenset(() if address is None else (address,))
+        if not targets:
+            return None
         for target in targets:
             symbol = self.symbols.lookup(target)
             # include/linux/static_call_types.h STATIC_CALL_TRAMP_PREFIX: the trampoline
@@ -289,19 +315,29 @@ class ImageResolver:
         return targets
 
     def call_target_test(self, callee: ResolvedFrame) -> CandidateTest | None:
-        """Cross-frame evidence: the call at the return address targets the callee."""
+        """Cross-frame evidence: the call at the return address targets the callee. A
+        module's call into the kernel names its callee by the relocation's symbol: compared
+        with a vmlinux callee by name (the loader resolves it by that name)."""
         if callee.symbol is None:
             return None
-        callee_start = callee.symbol.link_address
+        callee_symbol = callee.symbol
+        into_kernel = self.image.is_module and callee.module is None
 
         def test(candidate: Candidate) -> bool | None:
             site = self.call_at(candidate.link_address)
             if site is None or not site.is_call:
                 return False
+            if into_kernel:
+                named = self.name_call(site)
+                if named is None or named.target.kind is not TargetKind.DIRECT:
+                    return None  # indirect call: says nothing about the target
+                if named.target.link_address is not None:
+                    return False  # the call enters the module itself
+                return named.target.symbol == callee_symbol.name and not named.target.offset
             targets = self.call_targets(site)
             if targets is None:
                 return None  # indirect call: says nothing about the target
-            return callee_start in targets
+            return callee_symbol.link_address in targets
 
         return test
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ltosyms.decode.decode import DecodedFrame, DecodedReport, frame_key
 from ltosyms.decode.frames import ResolvedFrame
+from ltosyms.disasm.targets import NamedCall
 from ltosyms.dwarf import SourceLocation
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.names.rust import demangle
@@ -52,6 +53,8 @@ def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
         "kallsyms_size": resolved.symbol.kallsyms_size if resolved.symbol else None,
         "call_site": hex_or_none(site.link_address) if site is not None else None,
         "call_instruction": f"{site.mnemonic} {site.op_str}".strip() if site else None,
+        "call_site_symbol": _code_point_json(resolved.named_call),
+        "call_target": _call_target_json(resolved.named_call, resolved.module is not None),
         "lookup_address": hex_or_none(resolved.lookup_address),
         "not_return_address": resolved.not_return_address,
         "ambiguous": resolved.ambiguous,
@@ -78,6 +81,34 @@ def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
         ],
     }
     return _with_demangled(document, resolved.symbol.name if resolved.symbol else None)
+
+
+def _code_point_json(call: NamedCall | None) -> dict[str, Any] | None:
+    """Where the call is, by symbol (``section`` instead where no symbol covers it)."""
+    if call is None:
+        return None
+    site = call.site
+    return {"symbol": site.symbol, "offset": site.offset, "section": site.section}
+
+
+def _call_target_json(call: NamedCall | None, in_module: bool) -> dict[str, Any] | None:
+    """``resolved.call_target``: the function a direct call enters (``symbol``, ``offset``),
+    the thunk or static-call trampoline called (``kind`` says which), or for an indirect call
+    ``symbol`` null and the ``operand``; null when no call ends at the return address.
+    ``address`` is the target's link address in a vmlinux (null in a module: modules have
+    none a user could look up)."""
+    if call is None:
+        return None
+    target = call.target
+    return {
+        "symbol": target.symbol,
+        "offset": target.offset,
+        "kind": target.kind.value,
+        "address": None if in_module else hex_or_none(target.link_address),
+        "operand": target.operand,
+        "static_call": target.static_call_name,
+        "alternatives": list(target.alternatives),
+    }
 
 
 def frame_json(decoded: DecodedFrame, trace_index: int | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 
 from ltosyms.decode.decode import DecodedFrame, DecodedReport
 from ltosyms.decode.frames import ResolvedFrame
+from ltosyms.disasm.targets import NamedCall, TargetKind
 from ltosyms.dwarf import SourceLocation
 from ltosyms.names.rust import demangle
 from ltosyms.render.code_listing import code_listing_lines, code_match_line
@@ -65,11 +66,31 @@ def resolution_lines(resolved: ResolvedFrame) -> list[str]:
             f"{e.candidates_after})"
             for e in resolved.evidence
         )
-    if resolved.call_site is not None:
+    if resolved.named_call is not None:
+        lines.append(call_line(resolved.named_call))
+    elif resolved.call_site is not None:
         site = resolved.call_site
         lines.append(f"{INDENT}call at {site.link_address:#x}: {site.mnemonic} {site.op_str}")
     lines.extend(f"{INDENT}note: {note}" for note in resolved.notes)
     return lines
+
+
+def call_line(call: NamedCall) -> str:
+    """``call at schedule_timeout+0x8f: call schedule``: the call a return address belongs to,
+    objdump style (a static call as the source writes it, ``static_call(name)``)."""
+    return f"{INDENT}call at {call.site}: {shown_call(call)}"
+
+
+def shown_call(call: NamedCall) -> str:
+    target = call.target
+    if target.kind is TargetKind.DIRECT and target.symbol is not None and not target.alternatives:
+        name = shown_name(target.symbol)
+        return (
+            f"{call.mnemonic} {name}+{target.offset:#x}"
+            if target.offset
+            else f"{call.mnemonic} {name}"
+        )
+    return str(call)
 
 
 def report_annotations(decoded: DecodedReport) -> dict[int, list[str]]:
