@@ -46,6 +46,7 @@ from ltosyms.disasm.targets import (
     name_call,
 )
 from ltosyms.dwarf import DwarfResolver, SourceLocation
+from ltosyms.elf.bug_table import bug_table, with_bug_line
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.elf.relocations import ModuleRelocations, module_relocations
 from ltosyms.elf.symtab import Symbol
@@ -270,10 +271,23 @@ class ImageResolver:
                 lookup_address = link_address - self.call_back
                 notes.append("not a return address: no call ends here")
         locations: tuple[SourceLocation, ...] = ()
+        in_data = query.role is FrameRole.EXACT_IP and self._is_data(symbol)
+        if in_data:
+            # lkdtm EXEC_DATA: the CPU was made to run a data object (and faulted on NX).
+            notes.append(
+                f"the IP is in data object {symbol.name} ({symbol.section}): executing data"
+            )
         if self.dwarf is not None:
             locations = self.dwarf.locations(lookup_address)
-            if not locations:
+            if not locations and not in_data:
                 notes.append("no line information at this address")
+        if query.role is FrameRole.EXACT_IP:
+            # A WARN/BUG trap: the line is the one the kernel printed (the bug table's).
+            entry = bug_table(self.image).at(link_address)
+            if entry is not None:
+                locations, bug_note = with_bug_line(entry, locations)
+                if bug_note is not None:
+                    notes.append(bug_note)
         return ResolvedFrame(
             module,
             symbol,
@@ -288,6 +302,10 @@ class ImageResolver:
             tuple(notes),
             self.name_call(call_site),
         )
+
+    def _is_data(self, symbol: Symbol) -> bool:
+        section = self.image.get_section(symbol.section)
+        return section is not None and section.is_alloc and not section.is_exec
 
     def call_targets(self, site: CallSite) -> frozenset[int] | None:
         """The functions a call can enter, None when the code does not say (indirect calls,
