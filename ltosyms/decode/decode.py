@@ -11,7 +11,7 @@ import logging
 import marshal
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from ltosyms.decode.candidates import NameResolution
@@ -34,6 +34,7 @@ from ltosyms.disasm.records import (
     match_from_bytes,
     match_to_bytes,
 )
+from ltosyms.disasm.view import CODE_VIEW_KIND, CodeView, marker_runtime_address
 from ltosyms.elf.build_facts import choose_rule, read_build_facts
 from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage
@@ -72,6 +73,10 @@ class CodeReport:
     listing: CodeListing | None
     match: CodeMatch | None
     image: str | None  # "vmlinux" or the module the faulting IP is in
+    # The listing in a developer's terms (labels, named targets; from the image when the
+    # kernel printed no bytes), and the IP's runtime address when the log gives it.
+    view: CodeView | None = None
+    marker_runtime_address: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +206,7 @@ class Decoder:
                 self._resolve_raw(frame, kaslr_offset, work)
         for trace in report.traces:
             self._narrow_by_callees(trace, work)
-        code = self._code(report, ip_frames, work)
+        code = self._code(report, ip_frames, work, kaslr_offset)
         mismatch = self._judge_mismatch(all_frames, code, work)
         self.save()
         decoded_ip = tuple(DecodedFrame(f, work.resolved.get(frame_key(f))) for f in ip_frames)
@@ -354,16 +359,16 @@ class Decoder:
             if frame.reliable:
                 callee_frame = frame
 
-    def _code(self, report: Report, ip_frames: list[Frame], work: _Work) -> CodeReport | None:
+    def _code(
+        self, report: Report, ip_frames: list[Frame], work: _Work, kaslr_offset: int | None
+    ) -> CodeReport | None:
         """Disassemble ``Code:`` and compare it with the image at the resolved IP (DOMAIN §4).
 
         The result is a pure function of the printed bytes, the IP's link address and the
         image: it is kept in the image's index (:func:`ltosyms.stores.remembered`), so the
         same crash decoded again needs no disassembler."""
         code = report.code
-        if code is None or code.unavailable or code.marker_offset is None:
-            return None
-        if code.arch not in ("x86_64", "aarch64"):
+        if code is None or (code.marker_offset is None and not code.unavailable):
             return None
         ip = next((f for f in ip_frames if f.exact_ip), None)
         resolved = work.resolved.get(frame_key(ip)) if ip is not None else None
@@ -372,8 +377,26 @@ class Decoder:
         if ip is not None and marker_link_address is not None:
             resolver = self.resolver(ip.module, ip.module_build_id, work.warnings)
         image = resolver.image if resolver is not None else self.vmlinux.image
+        if code.arch not in ("x86_64", "aarch64") and not code.unavailable:
+            return None
         store = self.store_for(image) if self.store_for is not None else None
         image_name = (ip.module or "vmlinux") if resolver is not None and ip is not None else None
+        runtime = marker_runtime_address(
+            image.machine,
+            code.unavailable_address,
+            ip.runtime_address if ip is not None else None,
+            marker_link_address,
+            kaslr_offset,
+            image.is_module,
+        )
+        if code.unavailable or code.marker_offset is None:
+            # "Code: Unable to access opcode bytes": the image's instructions around the IP.
+            if resolver is None or marker_link_address is None or image_name is None:
+                return None
+            view = _image_view(resolver, store, marker_link_address, image_name)
+            if view is None:
+                return None
+            return CodeReport(view.listing, None, image_name, view, runtime)
         key = f"{image_name or '-'}/" + listing_key(
             code.data, code.marker_offset, code.arch, marker_link_address, ()
         )
@@ -386,7 +409,10 @@ class Decoder:
             _CodeAnalysis.from_bytes,
         )
         work.warnings.extend(analysis.warnings)
-        return analysis.report
+        view = None
+        if resolver is not None and analysis.report.listing is not None:
+            view = _log_view(resolver, store, code, analysis.report, resolved, key)
+        return replace(analysis.report, view=view, marker_runtime_address=runtime)
 
     def _judge_mismatch(self, frames: list[Frame], code: CodeReport | None, work: _Work) -> bool:
         if (
@@ -416,7 +442,72 @@ class Decoder:
 
 
 # Store kind of Code: analyses (listing, comparison, warnings); bump when any of them changes.
-CODE_ANALYSIS_KIND = "code-analysis/1"
+# 2: padding between functions is one piece of the listing.
+CODE_ANALYSIS_KIND = "code-analysis/2"
+
+
+def _log_view(
+    resolver: ImageResolver,
+    store: DerivedStore | None,
+    code: CodeBytes,
+    report: CodeReport,
+    resolved: ResolvedFrame | None,
+    key: str,
+) -> CodeView:
+    """The view of a ``Code:`` listing (labels, named targets), kept in the image's index."""
+
+    def make() -> CodeView:
+        from ltosyms.disasm.code_view import code_view
+        from ltosyms.disasm.compare import image_window
+
+        assert report.listing is not None and code.marker_offset is not None
+        window = None
+        if report.listing.marker_link_address is not None:
+            try:
+                window = image_window(
+                    resolver.image,
+                    report.listing.marker_link_address,
+                    len(code.data),
+                    code.marker_offset,
+                    resolver.symbols,
+                )
+            except LtosymsError:
+                window = None
+        symbol = resolved.symbol if resolved is not None else None
+        return code_view(
+            report.listing,
+            resolver.image,
+            resolver.symbols,
+            resolver.relocations,
+            window,
+            report.match,
+            symbol,
+        )
+
+    return remembered(store, CODE_VIEW_KIND, key, make, CodeView.to_bytes, CodeView.from_bytes)
+
+
+def _image_view(
+    resolver: ImageResolver, store: DerivedStore | None, marker_link_address: int, name: str
+) -> CodeView | None:
+    """The image's instructions around the IP, for a ``Code:`` line without bytes."""
+
+    def make() -> CodeView | None:
+        from ltosyms.disasm.code_view import image_code_view
+
+        return image_code_view(
+            resolver.image, resolver.symbols, resolver.relocations, marker_link_address, name
+        )
+
+    def encode(view: CodeView | None) -> bytes:
+        return b"" if view is None else view.to_bytes()
+
+    def decode(data: bytes) -> CodeView | None:
+        return CodeView.from_bytes(data) if data else None
+
+    return remembered(
+        store, CODE_VIEW_KIND, f"{name}/image/{marker_link_address:x}", make, encode, decode
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,17 +566,6 @@ def _analyse_code(
             )
         except LtosymsError as error:
             warnings.append(f"Code: not compared: {error}")
-    try:
-        listing = disassemble_code(
-            code.data,
-            code.marker_offset,
-            code.arch,
-            marker_link_address,
-            window.boundaries if window is not None else (),
-        )
-    except LtosymsError as error:
-        warnings.append(f"Code: cannot be disassembled: {error}")
-        listing = None
     match = None
     if window is not None and resolver is not None and marker_link_address is not None:
         # Kept as part of the analysis: not stored again on its own.
@@ -495,6 +575,19 @@ def _analyse_code(
                 f"Code: bytes differ from {image_name} at the RIP in {match.unexplained} "
                 f"bytes: the {image_name} is not the crashed kernel"
             )
+    try:
+        listing = disassemble_code(
+            code.data,
+            code.marker_offset,
+            code.arch,
+            marker_link_address,
+            window.boundaries if window is not None else (),
+            # The image's padding only where its bytes are the ones that ran.
+            window.padding if window is not None and match is not None and match.is_match else (),
+        )
+    except LtosymsError as error:
+        warnings.append(f"Code: cannot be disassembled: {error}")
+        listing = None
     return _CodeAnalysis(CodeReport(listing, match, image_name), tuple(warnings))
 
 

@@ -395,9 +395,9 @@ def narrow_by_caller(
     if test is None or not resolution.ambiguous:
         return resolution
     assert caller.symbol is not None and caller.call_site is not None
-    return narrow_further(
-        resolution,
-        EvidenceKind.CALL_TARGET,
-        f"called by {caller.symbol.name} at {caller.call_site.link_address:#x}",
-        test,
+    where = (
+        str(caller.named_call.site)
+        if caller.named_call is not None
+        else f"{caller.symbol.name} {caller.call_site.link_address:#x}"
     )
+    return narrow_further(resolution, EvidenceKind.CALL_TARGET, f"called at {where}", test)

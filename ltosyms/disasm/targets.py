@@ -61,11 +61,13 @@ class CodePoint:
     link_address: int | None = None
 
     def __str__(self) -> str:
-        if self.symbol is not None:
-            return f"{self.symbol}+{self.offset:#x}" if self.offset else self.symbol
-        if self.section is not None:
-            return f"{self.section}+{self.offset:#x}"
-        return f"{self.link_address or 0:#x}"
+        if self.symbol is None and self.section is None:
+            return f"{self.link_address or 0:#x}"
+        name = self.symbol if self.symbol is not None else self.section
+        if not self.offset and self.symbol is not None:
+            return str(name)
+        sign = "-" if self.offset < 0 else "+"
+        return f"{name}{sign}{abs(self.offset):#x}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,12 @@ _PC_RELATIVE: dict[str, frozenset[int]] = {
 }
 # arm64 branches: the relocation sits on the instruction itself and S + A is the target.
 ARM64_BRANCHES = frozenset({279, 280, 282, 283})
+# Bytes of the field each type writes: x86 64-bit types 8, the others 4; arm64 data types by
+# their name, instruction types the 4-byte instruction.
+_FIELD_SIZES: dict[str, dict[int, int]] = {
+    "x86_64": {1: 8, 24: 8},
+    "aarch64": {257: 8, 260: 8, 259: 2, 262: 2},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,11 @@ class Relocation:
     is_section_symbol: bool
     addend: int
     pc_relative: bool
+    field_size: int  # bytes written at link_address
+
+    @property
+    def end_address(self) -> int:
+        return self.link_address + self.field_size
 
     @property
     def target_link_address(self) -> int | None:
@@ -113,6 +124,7 @@ class ModuleRelocations:
         symbol_layout = struct.Struct(endian + "IBBHQQ")
         names = _TYPE_NAMES.get(image.machine, {})
         relative = _PC_RELATIVE.get(image.machine, frozenset())
+        sizes = _FIELD_SIZES.get(image.machine, {})
         described: dict[int, tuple[str, int | None, bool]] = {}
         found: list[Relocation] = []
         for section in image.sections:
@@ -150,6 +162,7 @@ class ModuleRelocations:
                         is_section_symbol=is_section,
                         addend=addend,
                         pc_relative=kind in relative,
+                        field_size=sizes.get(kind, 4),
                     )
                 )
         found.sort(key=lambda r: r.link_address)
@@ -167,10 +180,10 @@ class ModuleRelocations:
         return None
 
     def within(self, start: int, end: int) -> list[Relocation]:
-        """Relocations whose fields start in [start, end): those of one instruction."""
+        """Relocations whose fields lie in [start, end): those of one instruction."""
         low = bisect.bisect_left(self._addresses, start)
         high = bisect.bisect_left(self._addresses, end)
-        return self._relocations[low:high]
+        return [r for r in self._relocations[low:high] if r.end_address <= end]
 
 
 def _describe(

@@ -52,7 +52,7 @@ def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
         "symbol_address": hex_or_none(resolved.symbol.link_address) if resolved.symbol else None,
         "kallsyms_size": resolved.symbol.kallsyms_size if resolved.symbol else None,
         "call_site": hex_or_none(site.link_address) if site is not None else None,
-        "call_instruction": f"{site.mnemonic} {site.op_str}".strip() if site else None,
+        "call_instruction": _call_instruction(resolved),
         "call_site_symbol": _code_point_json(resolved.named_call),
         "call_target": _call_target_json(resolved.named_call, resolved.module is not None),
         "lookup_address": hex_or_none(resolved.lookup_address),
@@ -81,6 +81,17 @@ def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
         ],
     }
     return _with_demangled(document, resolved.symbol.name if resolved.symbol else None)
+
+
+def _call_instruction(resolved: ResolvedFrame) -> str | None:
+    """The call as capstone prints it; in a module, named (its operand would be an address of
+    ltosyms' own section layout, or the unrelocated zero displacement)."""
+    site = resolved.call_site
+    if site is None:
+        return None
+    if resolved.module is not None and resolved.named_call is not None:
+        return str(resolved.named_call)
+    return f"{site.mnemonic} {site.op_str}".strip()
 
 
 def _code_point_json(call: NamedCall | None) -> dict[str, Any] | None:
@@ -144,7 +155,14 @@ def report_json(decoded: DecodedReport) -> dict[str, Any]:
         "build_id": report.build_id,
         "kaslr_offset": hex_or_none(decoded.kaslr_offset),
         "code": (
-            code_listing_json(code.listing, code.match) | {"image": code.image}
+            code_listing_json(
+                code.listing,
+                code.match,
+                code.view,
+                code.marker_runtime_address,
+                in_module=code.image not in (None, "vmlinux"),
+            )
+            | {"image": code.image}
             if code is not None and code.listing is not None
             else None
         ),

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Iterator
 from ltosyms.decode.decode import DecodedFrame, DecodedReport
 from ltosyms.decode.frames import ResolvedFrame
 from ltosyms.disasm.targets import NamedCall, TargetKind
+from ltosyms.disasm.view import ViewSource
 from ltosyms.dwarf import SourceLocation
 from ltosyms.names.rust import demangle
-from ltosyms.render.code_listing import code_listing_lines, code_match_line
+from ltosyms.render.code_listing import code_listing_lines, code_match_line, decodecode_lines
 
 INDENT = "    "
 
@@ -113,7 +114,10 @@ def report_annotations(decoded: DecodedReport) -> dict[int, list[str]]:
     if code is not None and report.code is not None:
         lines = []
         if code.listing is not None:
-            lines.extend(INDENT + line for line in code_listing_lines(code.listing))
+            lines.extend(
+                INDENT + line
+                for line in code_listing_lines(code.listing, code.view, code.marker_runtime_address)
+            )
         if code.match is not None and code.image is not None:
             lines.append(INDENT + code_match_line(code.match, code.image))
         notes.setdefault(report.code.line, []).extend(lines)
@@ -128,13 +132,23 @@ _FRAME_TEXT = re.compile(
 
 def decode_stacktrace_annotations(decoded: DecodedReport) -> dict[int, str]:
     """Input line -> replacement text for its frame, as scripts/decode_stacktrace.sh (6.1)
-    prints it: ``name (file:line file:line ...)``, innermost location first, offset dropped."""
+    prints it: ``name (file:line file:line ...)``, innermost location first, offset dropped;
+    for the report's ``Code:`` line, the lines its decodecode call prints after the echoed
+    line (see :func:`render_log_decode_stacktrace`)."""
     result: dict[int, str] = {}
     for frame in decoded.iter_frames():
         resolved = frame.resolved
         if resolved is None or not resolved.locations:
             continue
         result[frame.frame.line] = " ".join(_where_plain(loc) for loc in resolved.locations)
+    code, report_code = decoded.code, decoded.report.code
+    if (
+        code is not None
+        and code.listing is not None
+        and report_code is not None
+        and (code.view is None or code.view.source is ViewSource.LOG)
+    ):
+        result[report_code.line] = "\n".join(decodecode_lines(code.listing, code.view))
     return result
 
 
@@ -160,6 +174,12 @@ def render_log_decode_stacktrace(
 ) -> Iterator[str]:
     for number, line in enumerate(lines, start=1):
         code = annotations.get(number)
+        if code is not None and "Code:" in line and _FRAME_TEXT.search(line) is None:
+            # decode_stacktrace.sh hands a `Code:` line to decodecode, which echoes it as
+            # `read` and an unquoted `echo` leave it (blanks collapsed), then disassembles.
+            yield " ".join(line.split())
+            yield from code.split("\n") if code else ()
+            continue
         match = _FRAME_TEXT.search(line) if code is not None else None
         if match is None:
             yield line
