@@ -46,7 +46,7 @@ from ltosyms.disasm.targets import (
     name_call,
 )
 from ltosyms.dwarf import DwarfResolver, SourceLocation
-from ltosyms.elf.bug_table import bug_table, with_bug_line
+from ltosyms.elf.bug_table import bug_table, is_trap, with_bug_line
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.elf.relocations import ModuleRelocations, module_relocations
 from ltosyms.elf.symtab import Symbol
@@ -281,7 +281,7 @@ class ImageResolver:
             locations = self.dwarf.locations(lookup_address)
             if not locations and not in_data:
                 notes.append("no line information at this address")
-        if query.role is FrameRole.EXACT_IP:
+        if query.role is FrameRole.EXACT_IP and is_trap(self.image, link_address):
             # A WARN/BUG trap: the line is the one the kernel printed (the bug table's).
             entry = bug_table(self.image).at(link_address)
             if entry is not None:

@@ -218,6 +218,20 @@ def _same_file(dwarf_file: str | None, bug_file: str) -> bool:
 _cache: weakref.WeakKeyDictionary[KernelImage, BugTable] = weakref.WeakKeyDictionary()
 
 
+def is_trap(image: KernelImage, link_address: int) -> bool:
+    """Whether the instruction at ``link_address`` is a trap a bug table entry can name: x86
+    ``ud2`` (``0f 0b``; 6.12 also knows ``ud1``, ``0f b9``), arm64 ``brk`` (``BUG_BRK_IMM``
+    0x800 for BUG/WARN). Checked before the table is read: most exact IPs are no trap."""
+    try:
+        data = image.read(link_address, 4)
+    except InputError:
+        return False
+    if image.machine == "aarch64":
+        word = int.from_bytes(data, "little" if image.little_endian else "big")
+        return len(data) == 4 and word & 0xFFE0001F == 0xD4200000
+    return len(data) >= 2 and data[0] == 0x0F and data[1] in (0x0B, 0xB9)
+
+
 def bug_table(image: KernelImage) -> BugTable:
     """The image's bug table, read once per open image."""
     table = _cache.get(image)

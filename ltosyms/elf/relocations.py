@@ -106,35 +106,70 @@ class Relocation:
 
 
 class ModuleRelocations:
-    """The relocations of every allocated section of a module, by field address."""
+    """The relocations of a module's allocated sections, by field address.
+
+    A section's relocation table is read the first time an address in it is asked about:
+    a decode names a few calls of a module, which has tables for its data, jump tables,
+    ``__mcount_loc`` and more."""
 
     def __init__(self, image: KernelImage) -> None:
+        self.image = image
         self.machine = image.machine
-        self._addresses: list[int] = []
-        self._relocations: list[Relocation] = []
-        if not image.is_module:
-            return
-        symtab = image.get_section(".symtab")
-        if symtab is None:
-            return
-        symbols = image.section_bytes(symtab)
-        strtab = image.sections[symtab.link] if 0 < symtab.link < len(image.sections) else None
-        strings = image.section_bytes(strtab) if strtab is not None else b""
         endian = "<" if image.little_endian else ">"
-        symbol_layout = struct.Struct(endian + "IBBHQQ")
+        self._symbol_layout = struct.Struct(endian + "IBBHQQ")
+        self._endian = endian
+        # Relocation sections by the index of the section they apply to.
+        self._tables: dict[int, list[int]] = {}
+        count = len(image.sections)
+        for section in image.sections if image.is_module else ():
+            applies_to = section.info
+            if (
+                section.elf_type in (SHT_RELA, SHT_REL)
+                and 0 < applies_to < count
+                and image.sections[applies_to].is_alloc  # .rela.debug_*: elf.debug_sections
+            ):
+                self._tables.setdefault(applies_to, []).append(section.index)
+        self._read: dict[int, tuple[list[int], list[Relocation]]] = {}
+        self._described: dict[int, tuple[str, int | None, bool]] = {}
+        self._symbols: bytes | None = None
+        self._strings = b""
+
+    def at(self, link_address: int) -> Relocation | None:
+        """The relocation whose field starts at ``link_address``."""
+        found = self.within(link_address, link_address + 8)
+        return found[0] if found and found[0].link_address == link_address else None
+
+    def within(self, start: int, end: int) -> list[Relocation]:
+        """Relocations whose fields lie in [start, end): those of one instruction."""
+        section = self.image.section_at(start)
+        if section is None or section.index not in self._tables:
+            return []
+        addresses, relocations = self._section(section.index)
+        low = bisect.bisect_left(addresses, start)
+        high = bisect.bisect_left(addresses, end)
+        return [r for r in relocations[low:high] if r.end_address <= end]
+
+    def in_section(self, section_index: int) -> list[Relocation]:
+        """Every relocation applied to one section, by field address."""
+        if section_index not in self._tables:
+            return []
+        return list(self._section(section_index)[1])
+
+    def _section(self, index: int) -> tuple[list[int], list[Relocation]]:
+        read = self._read.get(index)
+        if read is None:
+            read = self._read[index] = self._read_section(index)
+        return read
+
+    def _read_section(self, index: int) -> tuple[list[int], list[Relocation]]:
+        image = self.image
+        target = image.sections[index]
         names = _TYPE_NAMES.get(image.machine, {})
         relative = _PC_RELATIVE.get(image.machine, frozenset())
         sizes = _FIELD_SIZES.get(image.machine, {})
-        described: dict[int, tuple[str, int | None, bool]] = {}
         found: list[Relocation] = []
-        for section in image.sections:
-            if section.elf_type not in (SHT_RELA, SHT_REL) or not 0 < section.info < len(
-                image.sections
-            ):
-                continue
-            target = image.sections[section.info]
-            if not target.is_alloc:
-                continue  # .rela.debug_*: the DWARF reader applies those (elf.debug_sections)
+        for table in self._tables[index]:
+            section = image.sections[table]
             with_addend = section.elf_type == SHT_RELA
             entry_size = 24 if with_addend else 16
             raw = image.section_bytes(section)
@@ -142,16 +177,13 @@ class ModuleRelocations:
                 raise InputError(
                     f"{image.path}: {section.name} size is not a multiple of {entry_size}"
                 )
-            layout = endian + ("QQq" if with_addend else "QQ")
+            layout = self._endian + ("QQq" if with_addend else "QQ")
             for entry in struct.iter_unpack(layout, raw):
                 offset, info = entry[0], entry[1]
-                kind, index = info & 0xFFFFFFFF, info >> 32
+                kind, symbol = info & 0xFFFFFFFF, info >> 32
                 if kind == 0:  # R_*_NONE
                     continue
-                if index not in described:
-                    described[index] = _describe(image, symbol_layout, symbols, strings, index)
-                name, value, is_section = described[index]
-                addend = entry[2] if with_addend else 0
+                name, value, is_section = self._describe(symbol)
                 found.append(
                     Relocation(
                         link_address=target.link_address + offset,
@@ -160,30 +192,27 @@ class ModuleRelocations:
                         symbol=name,
                         symbol_link_address=value,
                         is_section_symbol=is_section,
-                        addend=addend,
+                        addend=entry[2] if with_addend else 0,
                         pc_relative=kind in relative,
                         field_size=sizes.get(kind, 4),
                     )
                 )
         found.sort(key=lambda r: r.link_address)
-        self._relocations = found
-        self._addresses = [r.link_address for r in found]
+        return [r.link_address for r in found], found
 
-    def __len__(self) -> int:
-        return len(self._relocations)
-
-    def at(self, link_address: int) -> Relocation | None:
-        """The relocation whose field starts at ``link_address``."""
-        position = bisect.bisect_left(self._addresses, link_address)
-        if position < len(self._addresses) and self._addresses[position] == link_address:
-            return self._relocations[position]
-        return None
-
-    def within(self, start: int, end: int) -> list[Relocation]:
-        """Relocations whose fields lie in [start, end): those of one instruction."""
-        low = bisect.bisect_left(self._addresses, start)
-        high = bisect.bisect_left(self._addresses, end)
-        return [r for r in self._relocations[low:high] if r.end_address <= end]
+    def _describe(self, index: int) -> tuple[str, int | None, bool]:
+        described = self._described.get(index)
+        if described is None:
+            if self._symbols is None:
+                image = self.image
+                symtab = image.get_section(".symtab")
+                self._symbols = image.section_bytes(symtab) if symtab is not None else b""
+                if symtab is not None and 0 < symtab.link < len(image.sections):
+                    self._strings = image.section_bytes(image.sections[symtab.link])
+            described = self._described[index] = _describe(
+                self.image, self._symbol_layout, self._symbols, self._strings, index
+            )
+        return described
 
 
 def _describe(
