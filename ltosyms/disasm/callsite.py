@@ -573,12 +573,11 @@ class CallSiteFinder:
 
 
 def _runtime_target(site: PatchSite, replacement: Replacement, target: int) -> int:
-    """Where a call of ``replacement`` goes once copied into ``site``. apply_alternatives()
-    (arch/x86/kernel/alternative.c, 6.1) re-aims the rel32 of a replacement that is one 5-byte
-    call, so it reaches the target it had where the replacement lies; any other call keeps its
-    displacement, and one aimed inside its own replacement (``call 772f`` of the RSB filling
-    sequence, arch/x86/include/asm/nospec-branch.h __FILL_RETURN_SLOT) lands at the same place
-    inside the site."""
+    """Where a call of ``replacement`` goes once copied into ``site``: a call aimed inside
+    its own replacement (``call 772f`` of the RSB filling sequence, __FILL_RETURN_SLOT) keeps
+    its displacement and lands at the same place inside the site; one aimed elsewhere is
+    re-aimed to reach the target it had where the replacement lies (6.1: a replacement that
+    is one 5-byte call; 6.12: any). docs/kernel-facts.md#boot-patching."""
     start, end = replacement.link_address, replacement.link_address + len(replacement.data)
     if len(replacement.data) != 5 and start <= target < end:
         return site.link_address + (target - start)
