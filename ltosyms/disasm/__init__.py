@@ -10,6 +10,11 @@ records, never text (:mod:`ltosyms.render.code_listing` renders listings).
 * :func:`compare_code` / :func:`image_window` -- whether the ``Code:`` bytes are the image's,
   boot-time patching excepted (:mod:`.compare`), with the image's patch-site tables from
   :mod:`.patching`;
+* :func:`name_call` -- a call site and its target named (``call lkdtm_do_action``,
+  :mod:`.targets`);
+* :func:`code_view` / :func:`image_code_view` -- a listing labelled, targets named, padding
+  and cut instructions told apart, or the image's own when the kernel printed no bytes
+  (:mod:`.code_view`, records in :mod:`.view`);
 * the records all of these answer with, and their stored forms (:mod:`.records`).
 """
 
@@ -42,8 +47,11 @@ from ltosyms.disasm.records import (
     match_key,
     match_to_bytes,
 )
+from ltosyms.disasm.targets import CallTarget, CodePoint, NamedCall, TargetKind, name_call
+from ltosyms.disasm.view import CodeRow, CodeView, RowKind, ViewSource
 
 if TYPE_CHECKING:
+    from ltosyms.disasm.code_view import code_view, image_code_view
     from ltosyms.disasm.compare import ImageWindow, PatchedRange, compare_code, image_window
     from ltosyms.disasm.listing import code_bytes_from_words, disassemble_code
     from ltosyms.disasm.patching import PatchSite, PatchSites, Replacement, patch_sites
@@ -51,6 +59,8 @@ if TYPE_CHECKING:
 # The comparison rules, the listing decoder and the patch-site tables load on first use
 # (PEP 562): a decode served from the index needs none of them.
 _LAZY = {
+    "code_view": "code_view",
+    "image_code_view": "code_view",
     "ImageWindow": "compare",
     "PatchedRange": "compare",
     "compare_code": "compare",
@@ -82,24 +92,34 @@ __all__ = [
     "CallKind",
     "CallSite",
     "CallSiteFinder",
+    "CallTarget",
     "CodeInstruction",
     "CodeListing",
     "CodeMatch",
+    "CodePoint",
+    "CodeRow",
     "CodeSource",
     "CodeVerdict",
+    "CodeView",
     "ImageWindow",
+    "NamedCall",
     "PatchReason",
     "PatchSite",
     "PatchSites",
     "PatchedRange",
     "PatchedSite",
     "Replacement",
+    "RowKind",
     "SweepMethod",
+    "TargetKind",
+    "ViewSource",
     "call_ending_at",
     "code_bytes_from_words",
+    "code_view",
     "compare_code",
     "disassemble_code",
     "finder_for",
+    "image_code_view",
     "image_window",
     "listing_from_bytes",
     "listing_key",
@@ -107,6 +127,7 @@ __all__ = [
     "match_from_bytes",
     "match_key",
     "match_to_bytes",
+    "name_call",
     "normalize_arch",
     "patch_sites",
 ]

@@ -120,10 +120,6 @@ def _point(fields: tuple[str | None, int, str | None, int | None] | None) -> Cod
     return CodePoint(symbol, int(offset), section, link_address)
 
 
-def view_key(image_name: str, listing_key: str) -> str:
-    return f"{image_name}/{listing_key}"
-
-
 def marker_runtime_address(
     arch: str,
     unavailable_address: int | None,
