@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import SMALL_KERNELS, Corpus, elffile
 
+from ltosyms.decode.candidates import Candidate
 from ltosyms.decode.decode import Decoder
 from ltosyms.decode.frames import ResolvedFrame
 from ltosyms.decode.modules import ModuleSet
@@ -267,3 +268,32 @@ def test_kernel_call_targets_equal_objdump(corpus: Corpus, variant: str) -> None
     )
     assert differences == []
     assert dict(counts) == EXPECTED[variant]
+
+
+def test_module_calls_are_call_target_evidence(corpus: Corpus) -> None:
+    """Between adjacent frames, a module's call names its callee by its relocation: arm64
+    `lkdtm_CORRUPT_LIST_ADD+0x88 [lkdtm]` (R_AARCH64_CALL26 __list_add_valid) calls the
+    kernel's `__list_add_valid+0x44` above it; before, a module's call said nothing."""
+    folder = corpus.kernels / "arm64-clang-thinlto"
+    decoder = Decoder(
+        load_vmlinux(corpus.kernel_vmlinux("arm64-clang-thinlto")), ModuleSet([folder])
+    )
+    verdicts = []
+    with (folder / "console.log").open("rb") as file:
+        for report in decoder.decode_all(iter_reports(file)):
+            for trace in report.traces:
+                frames = [f.resolved for f in trace.frames if f.resolved is not None]
+                for callee, caller, further in zip(frames, frames[1:], frames[2:], strict=False):
+                    if caller.module != "lkdtm" or callee.module is not None:
+                        continue
+                    resolver = decoder.resolver("lkdtm", None)
+                    assert resolver is not None and caller.symbol is not None
+                    assert caller.link_address is not None
+                    candidate = Candidate(caller.symbol, caller.link_address)
+                    # The frame below the caller (its own caller) is no callee of it.
+                    for frame in (callee, further):
+                        assert frame.symbol is not None
+                        test = resolver.call_target_test(frame)
+                        assert test is not None
+                        verdicts.append((frame.symbol.name, test(candidate)))
+    assert verdicts == [("__list_add_valid", True), ("lkdtm_do_action", False)]

@@ -24,7 +24,7 @@ from ltosyms.cli import cli
 from ltosyms.decode.decode import DecodedReport, Decoder
 from ltosyms.decode.modules import ModuleSet
 from ltosyms.disasm.decoder import X86_MAX_INSTRUCTION
-from ltosyms.disasm.view import RowKind, ViewSource
+from ltosyms.disasm.view import RowKind, ViewSource, marker_runtime_address
 from ltosyms.elf.image import MODULE_BASE, KernelImage
 from ltosyms.elf.kernel import load_vmlinux
 from ltosyms.oops.parse import iter_reports
@@ -117,8 +117,8 @@ def test_vmlinux_listing_and_unreadable_code(corpus: Corpus) -> None:
     # function (decoded whole from the image), `ret` was `jmp __x86_return_thunk` in the image.
     listing = listing_at(reports, "Code: ab 83 e2 07")
     assert listing[0] == (
-        "  clear_user_rep_good+0xe:   ab                    rep stosq %rax, (%rdi)"
-        "  (cut: starts before the line)"
+        "  clear_user_rep_good+0x10:  ab                    rep stosq %rax, (%rdi)"
+        "  (cut: starts at clear_user_rep_good+0xe, before the line)"
     )
     assert listing[6] == (
         "  clear_user_rep_good+0x1c:  c3                    ret  # image: jmp __x86_return_thunk"
@@ -364,3 +364,26 @@ def test_no_module_layout_address_in_listings_or_calls(corpus: Corpus, variant: 
                 assert not MODULE_BASE <= int(number, 16) < module_end, resolved
             checked += 1
     assert checked > 0
+
+
+def test_runtime_addresses_where_the_log_gives_them(corpus: Corpus) -> None:
+    # vmlinux: link address plus the KASLR offset; a module only from a printed address (a
+    # raw RIP, or the start an unreadable x86 Code: line names: RIP - 42), never by KASLR.
+    link = 0xFFFFFFFF811BDD46
+    assert marker_runtime_address("x86_64", None, None, link, 0x16800000, False) == (
+        0xFFFFFFFF979BDD46
+    )
+    assert marker_runtime_address("x86_64", None, None, 0x1032A, 0x16800000, True) is None
+    assert marker_runtime_address("x86_64", 0xFFFFFFFFC03A3FDB, None, 0x10005, None, True) == (
+        0xFFFFFFFFC03A4005
+    )
+    assert marker_runtime_address("aarch64", 0xFFFFFFDE30E01E8C, None, 0x10378, None, True) is None
+    reports = kernel_reports(corpus, "clang-thinlto")
+    code = next(r.code for r in reports if r.code is not None and r.code.image == "vmlinux")
+    assert code is not None and code.listing is not None and code.listing.marker_index == 42
+    assert code.listing.marker_link_address is not None
+    runtime = code.listing.marker_link_address + 0x3A400000
+    lines = list(code_listing_lines(code.listing, code.view, runtime))
+    fault = next(line for line in lines if line.startswith("*"))
+    assert fault.startswith(f"* {runtime:016x} __list_add_valid+0x30:")
+    assert lines[0].startswith(f"  {runtime - 42:016x} __list_add_valid+0x6:")

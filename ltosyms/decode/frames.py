@@ -345,13 +345,16 @@ class ImageResolver:
             site = self.call_at(candidate.link_address)
             if site is None or not site.is_call:
                 return False
-            if into_kernel:
-                named = self.name_call(site)
-                if named is None or named.target.kind is not TargetKind.DIRECT:
-                    return None  # indirect call: says nothing about the target
-                if named.target.link_address is not None:
+            named = self.name_call(site) if self.image.is_module else None
+            if named is not None and named.target.kind is TargetKind.DIRECT:
+                if named.target.link_address is None:
+                    # A call into the kernel, by the name the loader resolves.
+                    target = named.target
+                    return into_kernel and target.symbol == callee_symbol.name and not target.offset
+                if into_kernel:
                     return False  # the call enters the module itself
-                return named.target.symbol == callee_symbol.name and not named.target.offset
+            elif into_kernel:
+                return None  # indirect call: says nothing about the target
             targets = self.call_targets(site)
             if targets is None:
                 return None  # indirect call: says nothing about the target

@@ -281,8 +281,12 @@ def _whole_instruction(
         return None
     assert whole.link_address is not None
     mnemonic, operands, target, comment = _named_text(arch, whole, image, symbols, relocations)
-    label = code_point(symbols, whole.link_address, image)
-    return CodeRow(kind, label, mnemonic, operands, target, comment)
+    # Labelled by the first byte the line shows, as every row is.
+    label = code_point(symbols, link, image)
+    starts_at = (
+        code_point(symbols, whole.link_address, image) if whole.link_address != link else None
+    )
+    return CodeRow(kind, label, mnemonic, operands, target, comment, starts_at)
 
 
 def _image_instruction(image: KernelImage, link: int) -> CodeInstruction | None:

@@ -47,6 +47,8 @@ class CodeRow:
     operands: str  # with a call or jump target named
     target: CodePoint | None  # the place a call or jump goes to
     comment: str | None  # the object a relocation or a RIP-relative operand refers to
+    # CUT_BEFORE: where the instruction starts, before the line's first byte.
+    starts_at: CodePoint | None = None
 
     @property
     def text(self) -> str:
@@ -74,6 +76,7 @@ class CodeView:
                         row.operands,
                         _point_fields(row.target),
                         row.comment,
+                        _point_fields(row.starts_at),
                     )
                     for row in self.rows
                 ],
@@ -97,8 +100,9 @@ class CodeView:
                         str(operands),
                         _point(target),
                         None if comment is None else str(comment),
+                        _point(starts_at),
                     )
-                    for kind, label, mnemonic, operands, target, comment in rows
+                    for kind, label, mnemonic, operands, target, comment, starts_at in rows
                 ),
                 None if note is None else str(note),
                 None if listing is None else listing_from_bytes(listing),

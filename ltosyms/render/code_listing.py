@@ -118,7 +118,7 @@ def _row_text(row: CodeRow) -> str:
         return "(bad)"
     comment = f"  # {row.comment}" if row.comment is not None else ""
     if row.kind is RowKind.CUT_BEFORE:
-        return f"{text}{comment}  (cut: starts before the line)"
+        return f"{text}{comment}  (cut: starts at {row.starts_at}, before the line)"
     if row.kind is RowKind.CUT_AFTER:
         return f"{text}{comment}  (cut: the line ends inside it)"
     return text + comment
@@ -270,6 +270,7 @@ def code_listing_json(
                 "text": row.text if row is not None and row.text else None,
                 "target": _point_json(row.target) if row is not None else None,
                 "comment": row.comment if row is not None else None,
+                "starts_at": _point_json(row.starts_at) if row is not None else None,
                 "fault": instruction.is_fault,
             }
             for instruction, row in zip(instructions, rows, strict=True)
