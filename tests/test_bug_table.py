@@ -163,3 +163,32 @@ def test_dwarf_line_is_kept_in_a_note(corpus: Corpus) -> None:
         "line from the bug table (as the kernel prints it); DWARF: lib/list_debug.c:?"
     ]
     assert notes["lkdtm_EXCEPTION+0x4/0xc [lkdtm]"] == []
+
+
+def test_damaged_module_relocations_name_nothing(corpus: Corpus, tmp_path: Path) -> None:
+    """A relocation table whose size is no multiple of its entries: the module's bug table and
+    the calls of that section are left unnamed (a warning), nothing fails."""
+    from hostile_inputs import replace_sections
+
+    from ltosyms.elf.relocations import module_relocations
+
+    source = corpus.kernels / "clang-thinlto" / "lkdtm.ko"
+    damaged = tmp_path / "lkdtm.ko"
+    damaged.write_bytes(
+        replace_sections(
+            source.read_bytes(),
+            {".rela__bug_table": b"\x01" * 25, ".rela.text.direct_entry": b"\x01" * 25},
+        )
+    )
+    image = open_image(damaged)
+    assert len(bug_table(image)) == 0
+    text = image.get_section(".text.direct_entry")
+    assert text is not None
+    assert module_relocations(image).within(text.link_address, text.end_address) == []
+    intact = open_image(source)
+    intact_text = intact.get_section(".text.direct_entry")
+    assert intact_text is not None
+    assert (
+        len(module_relocations(intact).within(intact_text.link_address, intact_text.end_address))
+        == 11
+    )

@@ -393,7 +393,11 @@ class Decoder:
             # "Code: Unable to access opcode bytes": the image's instructions around the IP.
             if resolver is None or marker_link_address is None or image_name is None:
                 return None
-            view = _image_view(resolver, store, marker_link_address, image_name)
+            try:
+                view = _image_view(resolver, store, marker_link_address, image_name)
+            except LtosymsError as error:
+                work.warnings.append(f"Code: not listed from {image_name}: {error}")
+                return None
             if view is None:
                 return None
             return CodeReport(view.listing, None, image_name, view, runtime)
@@ -411,7 +415,10 @@ class Decoder:
         work.warnings.extend(analysis.warnings)
         view = None
         if resolver is not None and analysis.report.listing is not None:
-            view = _log_view(resolver, store, code, analysis.report, resolved, key)
+            try:
+                view = _log_view(resolver, store, code, analysis.report, resolved, key)
+            except LtosymsError as error:
+                work.warnings.append(f"Code: not labelled: {error}")
         return replace(analysis.report, view=view, marker_runtime_address=runtime)
 
     def _judge_mismatch(self, frames: list[Frame], code: CodeReport | None, work: _Work) -> bool:

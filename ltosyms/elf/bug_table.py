@@ -19,6 +19,7 @@ function's section and ``.rodata``), applied here as the loader would.
 
 from __future__ import annotations
 
+import logging
 import struct
 import weakref
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from ltosyms.dwarf import SourceLocation
 from ltosyms.elf.debug_sections import relocated_bytes, symbol_values
 from ltosyms.elf.image import KernelImage, Section
 from ltosyms.errors import InputError
+
+log = logging.getLogger(__name__)
 
 BUGFLAG_WARNING = 1 << 0  # include/asm-generic/bug.h
 _MAX_FILE_NAME = 4096  # PATH_MAX: no __FILE__ is longer
@@ -78,7 +81,12 @@ class BugTable:
             return
         data = image.section_bytes(section)
         if image.is_module:
-            data = relocated_bytes(image, section, data, symbol_values(image))
+            try:
+                data = relocated_bytes(image, section, data, symbol_values(image))
+            except InputError as error:
+                # Damaged relocations: no table, the frames keep DWARF's lines.
+                log.warning("%s", error)
+                return
         layout = _layout_of(image, section, data)
         if layout is not None:
             self._entries = _read(image, section, data, layout)

@@ -15,12 +15,15 @@ module; a vmlinux needs none: its fields are final in the file (an x86 vmlinux k
 from __future__ import annotations
 
 import bisect
+import logging
 import struct
 import weakref
 from dataclasses import dataclass
 
 from ltosyms.elf.image import SHT_REL, SHT_RELA, KernelImage
 from ltosyms.errors import InputError
+
+log = logging.getLogger(__name__)
 
 # Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, st_size (gABI "Symbol Table").
 _SYMBOL_SIZE = 24
@@ -158,7 +161,13 @@ class ModuleRelocations:
     def _section(self, index: int) -> tuple[list[int], list[Relocation]]:
         read = self._read.get(index)
         if read is None:
-            read = self._read[index] = self._read_section(index)
+            try:
+                read = self._read_section(index)
+            except InputError as error:
+                # A damaged table names nothing; the code is still decoded.
+                log.warning("%s", error)
+                read = ([], [])
+            self._read[index] = read
         return read
 
     def _read_section(self, index: int) -> tuple[list[int], list[Relocation]]:
