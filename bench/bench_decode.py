@@ -232,19 +232,23 @@ def install_ltosyms() -> str:
     return f"{LTOSYMS[0]} (pip install of {PROJECT})"
 
 
-# Derived kinds a decode stores per address or per Code: line (see ltosyms.index.store);
-# "sweep/1" (a function's instructions) is kept: another log hits the same functions.
-PER_QUERY_KINDS = ("call-site/1", "locations/1", "code-analysis/1", "code-match/1")
-
-
 def forget_answers(cache: Path) -> None:
-    """Delete the per-query answers from every index in ``cache`` (units and tables stay)."""
+    """Delete the per-query answers from every index in ``cache``: what a decode stores per
+    address or per Code: line (ltosyms.index.kinds). Units, tables and sweeps (a function's
+    instructions: another log hits the same functions) stay."""
     import sqlite3
 
-    marks = ",".join("?" * len(PER_QUERY_KINDS))
+    sys.path.insert(0, str(PROJECT))
+    from ltosyms.index import kinds
+
+    per_query = [
+        kind.stored_name
+        for kind in (kinds.CALL_SITES, kinds.CHAINS, kinds.CODE_ANALYSES, kinds.CODE_MATCHES)
+    ]
+    marks = ",".join("?" * len(per_query))
     for path in cache.glob("*.sqlite"):
         with sqlite3.connect(path) as connection:
-            connection.execute(f"DELETE FROM derived WHERE kind IN ({marks})", PER_QUERY_KINDS)
+            connection.execute(f"DELETE FROM derived WHERE kind IN ({marks})", per_query)
         connection.close()
 
 

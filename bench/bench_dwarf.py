@@ -4,9 +4,9 @@
 Measures, on the unique vmlinux lookup addresses of one corpus log (default: the Debian
 ``console-sysrq.log``, 114 addresses):
 
-- cold: a fresh process, no cache, resolves every address (units parsed, CPU and wall time,
-  peak RSS);
-- warm: a fresh process with the units of the cold run as stored bytes (what the index holds);
+- cold: a fresh process, an empty index, resolves every address (units parsed, CPU and wall
+  time, peak RSS);
+- warm: a fresh process reading the units the cold run stored in its index;
 - llvm-symbolizer --inlining and addr2line -fi on the same addresses, when installed;
 - per unit, for the largest units touched: line program and DIE walk, ltosyms vs pyelftools
   (pyelftools' time over ours: per part and for the unit).
@@ -56,43 +56,39 @@ def lookup_addresses(frames: Path, log: str | None) -> list[int]:
 # -- the measured runs, each in a fresh interpreter ------------------------------------------
 
 RUN = r"""
-import marshal, resource, sys, time
+import resource, sys, time
 wall, cpu = time.perf_counter(), time.process_time()
 sys.path.insert(0, {project!r})
-from ltosyms.dwarf import MemoryCuStore
 from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import open_image
+from ltosyms.index import Answers, CacheLocation, kinds, open_store
 addresses = {addresses!r}
-store = MemoryCuStore()
-mode = {mode!r}
-if mode == "warm":
-    with open({store_file!r}, "rb") as file:
-        store.records = marshal.load(file)
 started_wall, started_cpu = time.perf_counter(), time.process_time()
 image = open_image({vmlinux!r})
-resolver = dwarf_resolver(image, store)
+store = open_store(image, CacheLocation({cache!r}), cu_format=kinds.UNIT_FORMAT)
+answers = Answers(store, image)
+resolver = dwarf_resolver(
+    image, units=answers.memo(kinds.UNITS), unit_map=answers.memo(kinds.UNIT_MAP)
+)
 found = resolver.locations_many(addresses)
 done_wall, done_cpu = time.perf_counter(), time.process_time()
-if mode == "cold":
-    with open({store_file!r}, "wb") as file:
-        marshal.dump(store.records, file)
+answers.close()  # the cold run writes its units here, after the time is taken
 print(repr(dict(
     wall=done_wall - started_wall, cpu=done_cpu - started_cpu,
     process_wall=done_wall - wall, process_cpu=done_cpu - cpu,
     parsed=resolver.parsed_units, loaded=resolver.loaded_units,
     chains=sum(1 for chain in found.values() if chain),
-    stored=sum(len(v) for v in store.records.values()),
+    stored=store.size_bytes(),
     rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
 )))
 """
 
 
-def run(mode: str, vmlinux: Path, addresses: list[int], store_file: str) -> dict[str, float]:
+def run(vmlinux: Path, addresses: list[int], cache: str) -> dict[str, float]:
     code = RUN.format(
         project=str(PROJECT),
         addresses=addresses,
-        mode=mode,
-        store_file=store_file,
+        cache=cache,
         vmlinux=str(vmlinux),
     )
     output = subprocess.run(
@@ -200,9 +196,8 @@ def main() -> None:
     addresses = lookup_addresses(args.frames, args.log or None)
     print(f"{vmlinux}: {len(addresses)} unique lookup addresses")
     with tempfile.TemporaryDirectory() as scratch:
-        store_file = str(Path(scratch) / "store.marshal")
-        cold = run("cold", vmlinux, addresses, store_file)
-        warm = run("warm", vmlinux, addresses, store_file)
+        cold = run(vmlinux, addresses, scratch)  # an empty index: every unit parsed
+        warm = run(vmlinux, addresses, scratch)  # the units the cold run stored
     rows = [
         (
             mode,
@@ -228,7 +223,7 @@ def main() -> None:
             ("run", "resolve s", "cpu s", "process s", "parsed/loaded", "chains", "peak RSS"),
         )
     )
-    print(f"stored bytes for the parsed units: {int(cold['stored']):,}")
+    print(f"index size after the cold run: {int(cold['stored']):,} bytes")
     print()
     print(
         table(

@@ -1,66 +1,62 @@
-"""What the layers ask of a persistent store, in one place.
+"""What the stages ask of whatever keeps their answers: a typed memo, and nothing of bytes.
 
-The on-disk index (:class:`ltosyms.index.store.IndexStore`) implements all three protocols;
-the layers that keep data there (DWARF units, the symbol table, call sites, patch tables,
-build facts, inline chains, ``Code:`` analyses) depend on these only, not on SQLite.
+A stage that works out something expensive and fixed for a given image (a DWARF unit's
+tables, the call instruction ending at a return address, an inline chain) is handed a
+:class:`Memo` of its records and asks it first. The on-disk index gives each image's stages
+memos over its stored kinds (:meth:`ltosyms.index.Answers.memo`); :class:`MemoryMemo` keeps
+records in a dict for the life of the process. The stages never see a key encoding, a byte,
+a kind name or SQLite.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Generic, Protocol, TypeVar
 
-log = logging.getLogger(__name__)
-
+K = TypeVar("K")
 T = TypeVar("T")
 
 
-class DerivedStore(Protocol):
-    """Small facts derived from one image, by kind (who wrote them, in which format, e.g.
-    ``"call-site/1"``) and key. Writers compute the same bytes for a key: the first one kept
-    wins."""
+class Memo(Protocol[K, T]):
+    """Records of type ``T`` by key ``K``. Writers make the same record for a key: the first
+    one kept wins. A memo may forget (or never keep) anything: None means "work it out"."""
 
-    def get_derived(self, kind: str, key: str) -> bytes | None: ...
+    def get(self, key: K) -> T | None:
+        """The record kept for ``key``, None when there is none."""
+        ...
 
-    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None: ...
+    def put(self, key: K, value: T) -> None:
+        """Keep ``value`` for ``key`` (unless one is kept already)."""
+        ...
 
-
-class CuStore(Protocol):
-    """Bytes by DWARF unit offset (negative keys: the DWARF layer's own whole-image tables)."""
-
-    def get(self, cu_offset: int) -> bytes | None: ...
-
-    def put(self, cu_offset: int, data: bytes) -> None: ...
-
-
-class TableStore(Protocol):
-    """Whole tables by kind, read back memory-mapped (the symbol table)."""
-
-    def get_table(self, kind: str) -> memoryview | None: ...
-
-    def put_table(self, kind: str, data: bytes) -> bool: ...
+    def get_many(self, keys: Iterable[K]) -> dict[K, T]:
+        """The records kept for any of ``keys`` (the others are left out)."""
+        ...
 
 
-def remembered(
-    store: DerivedStore | None,
-    kind: str,
-    key: str,
-    make: Callable[[], T],
-    encode: Callable[[T], bytes],
-    decode: Callable[[bytes], T],
-) -> T:
-    """``make()``, or what an earlier run stored for ``(kind, key)``; a made answer is stored
-    at once. ``decode`` raises :class:`ValueError` on bytes it does not know (then the answer
-    is made again)."""
-    if store is None:
+class MemoryMemo(Generic[K, T]):
+    """A :class:`Memo` in a dict: records kept for the life of the process."""
+
+    def __init__(self) -> None:
+        self.records: dict[K, T] = {}
+
+    def get(self, key: K) -> T | None:
+        return self.records.get(key)
+
+    def put(self, key: K, value: T) -> None:
+        self.records.setdefault(key, value)
+
+    def get_many(self, keys: Iterable[K]) -> dict[K, T]:
+        records = self.records
+        return {key: records[key] for key in keys if key in records}
+
+
+def remembered(memo: Memo[K, T] | None, key: K, make: Callable[[], T]) -> T:
+    """The record ``memo`` keeps for ``key``, else ``make()`` (then kept there)."""
+    if memo is None:
         return make()
-    stored = store.get_derived(kind, key)
-    if stored is not None:
-        try:
-            return decode(stored)
-        except ValueError as error:
-            log.debug("stored %s %s ignored: %s", kind, key, error)
-    answer = make()
-    store.put_derived(kind, [(key, encode(answer))])
-    return answer
+    value = memo.get(key)
+    if value is None:
+        value = make()
+        memo.put(key, value)
+    return value

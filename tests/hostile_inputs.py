@@ -15,7 +15,6 @@ import contextlib
 import gzip
 import http.server
 import lzma
-import marshal
 import os
 import signal
 import sqlite3
@@ -745,7 +744,9 @@ def _lock_symlink(work: Path) -> Command:
     key = build_id(SAMPLE_VMLINUX.read_bytes())
     target = work / "outside" / "created-through-the-lock"
     target.parent.mkdir()
-    (cache / f"{key}.ltosyms-v2.sqlite.lock").symlink_to(target)
+    from ltosyms.index.store import index_file_name
+
+    (cache / f"{index_file_name(key)}.lock").symlink_to(target)
     name, _size = function_frames(SAMPLE_VMLINUX)[0]
 
     def check(outcome: Outcome) -> str:
@@ -788,19 +789,28 @@ def _index(work: Path, vmlinux: Path = SAMPLE_VMLINUX) -> Path:
 
 
 def _table_columns(path: Path) -> tuple[bytearray, dict[str, tuple[int, int]]]:
-    """A stored symbol table file and where each column lies in it (file offsets)."""
+    """A stored symbol table file and where each column lies in it (file offsets): a magic
+    line, a header line, then the table as ltosyms.index.codecs packs it (a header, the
+    column lengths, the columns 8-byte aligned, in SYMBOL_COLUMNS order)."""
+    from ltosyms.index.codecs import SYMBOL_COLUMNS
+
     data = bytearray(path.read_bytes())
-    magic = b"ltosyms-table-1\n"
+    magic = b"ltosyms-table-2\n"
     assert data.startswith(magic)
     (size,) = struct.unpack_from("<I", data, len(magic))
     start = len(magic) + 4 + size
     start += -start % 8
     (header_size,) = struct.unpack_from("<I", data, start)
-    _format, _build_id, _rule, places = marshal.loads(
-        bytes(data[start + 4 : start + 4 + header_size])
-    )
-    base = start + 4 + header_size
-    return data, {name: (base + offset, length) for name, offset, length in places}
+    start += 4 + header_size
+    (count,) = struct.unpack_from("<I", data, start)
+    lengths = struct.unpack_from(f"<{count}Q", data, start + 4)
+    start += 4 + 8 * count
+    start += -start % 8
+    columns = {}
+    for name, length in zip(SYMBOL_COLUMNS, lengths, strict=True):
+        columns[name] = (start, length)
+        start += length + -length % 8
+    return data, columns
 
 
 def _symbol_queries() -> list[str]:
@@ -813,7 +823,7 @@ def _damaged_table(column: str):
         (table,) = cache.glob("*.symbols-*.table")
         data, columns = _table_columns(table)
         offset, length = columns[column]
-        if column == "_name_order":
+        if column == "name_order":
             # Every entry but the last (the one the loader checks) names no symbol.
             data[offset : offset + length - 4] = b"\xf0\xff\xff\x7f" * (length // 4 - 1)
         else:
@@ -1048,21 +1058,21 @@ CASES: tuple[Case, ...] = (
     Case(
         2,
         ".debug_info claims 3 GB (zlib): decode",
-        "2",
+        "0",
         _compressed_section(".debug_info", "huge"),
-        part=2,
+        part=1,
         **_SLOW,
     ),
     Case(
         2,
         ".debug_str claims its size, streams 3 GB: decode",
-        "2",
+        "0",
         _compressed_section(".debug_str", "small"),
-        part=2,
+        part=1,
         **_SLOW,
     ),
     Case(
-        3, "100,000 nested inlined_subroutine: decode --json", "0/2", _deep_dwarf, part=2, **_SLOW
+        3, "100,000 nested inlined_subroutine: decode --json", "0/2", _deep_dwarf, part=1, **_SLOW
     ),
     Case(4, "parse /dev/zero", "endless", _endless("parse", "/dev/zero"), part=1, **_ENDLESS),
     Case(4, "parse /dev/urandom", "endless", _endless("parse", "/dev/urandom"), part=1, **_ENDLESS),
@@ -1118,7 +1128,7 @@ CASES: tuple[Case, ...] = (
     Case(7, "ltosyms cache: <key>.lock is a symlink", "0", _lock_symlink, part=2),
     Case(7, "debuginfod cache: <build id> dir is a symlink", "4", _debuginfod_dir_symlink, part=1),
     Case(8, "symbols table: number columns flipped", "0", _damaged_table("link_addresses"), part=2),
-    Case(8, "symbols table: name order damaged", "0", _damaged_table("_name_order"), part=2),
+    Case(8, "symbols table: name order damaged", "0", _damaged_table("name_order"), part=2),
     Case(9, "another vmlinux with the same build id", "3", _same_build_id, part=2, **_CORPUS),
     Case(
         10,

@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 from conftest import SMALL_KERNELS, Corpus
 
+from ltosyms.context import ModuleSet, Session
 from ltosyms.decode.decode import Decoder
-from ltosyms.decode.modules import ModuleSet
 from ltosyms.elf.bug_table import bug_table
 from ltosyms.elf.image import open_image
-from ltosyms.elf.kernel import load_vmlinux
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.oops.parse import iter_reports
 
@@ -84,7 +83,7 @@ _PRINTED = re.compile(r"(?:WARNING: .* at |kernel BUG at )(?P<file>\S+):(?P<line
 def site_frames(vmlinux: Path, logs: list[Path], modules: Path) -> list[tuple[str, str, str]]:
     """(frame text, the FILE:LINE the report printed, ours) for every exact-IP frame at the
     address the report's WARNING/BUG names."""
-    decoder = Decoder(load_vmlinux(vmlinux), ModuleSet([modules]))
+    decoder = Decoder(Session(None).open_vmlinux(vmlinux), ModuleSet([modules]))
     found = []
     for log in logs:
         with log.open("rb") as file:
@@ -147,7 +146,8 @@ def test_dwarf_line_is_kept_in_a_note(corpus: Corpus) -> None:
     # __list_add_valid+0x44: DWARF has line 0 at the brk, the kernel printed 29.
     folder = corpus.kernels / "arm64-clang-thinlto"
     decoder = Decoder(
-        load_vmlinux(corpus.kernel_vmlinux("arm64-clang-thinlto")), ModuleSet([folder])
+        Session(None).open_vmlinux(corpus.kernel_vmlinux("arm64-clang-thinlto")),
+        ModuleSet([folder]),
     )
     notes = {}
     with (folder / "console.log").open("rb") as file:

@@ -21,13 +21,12 @@ from pathlib import Path
 import pytest
 from conftest import SMALL_KERNELS, Corpus, elffile
 
+from ltosyms.context import ModuleSet, Session
 from ltosyms.decode.candidates import Candidate
 from ltosyms.decode.decode import Decoder
 from ltosyms.decode.frames import ResolvedFrame
-from ltosyms.decode.modules import ModuleSet
 from ltosyms.disasm.targets import TargetKind
 from ltosyms.elf.image import KernelImage
-from ltosyms.elf.kernel import load_vmlinux
 from ltosyms.oops.parse import iter_reports
 
 pytestmark = pytest.mark.skipif(
@@ -50,7 +49,7 @@ class Named:
 
 
 def named_calls(vmlinux: Path, logs: list[Path], modules: Path) -> list[Named]:
-    decoder = Decoder(load_vmlinux(vmlinux), ModuleSet([modules]))
+    decoder = Decoder(Session(None).open_vmlinux(vmlinux), ModuleSet([modules]))
     found = []
     for log in logs:
         with log.open("rb") as file:
@@ -276,7 +275,8 @@ def test_module_calls_are_call_target_evidence(corpus: Corpus) -> None:
     kernel's `__list_add_valid+0x44` above it; before, a module's call said nothing."""
     folder = corpus.kernels / "arm64-clang-thinlto"
     decoder = Decoder(
-        load_vmlinux(corpus.kernel_vmlinux("arm64-clang-thinlto")), ModuleSet([folder])
+        Session(None).open_vmlinux(corpus.kernel_vmlinux("arm64-clang-thinlto")),
+        ModuleSet([folder]),
     )
     verdicts = []
     with (folder / "console.log").open("rb") as file:

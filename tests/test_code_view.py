@@ -21,12 +21,11 @@ from click.testing import CliRunner
 from conftest import SMALL_KERNELS, Corpus
 
 from ltosyms.cli import cli
+from ltosyms.context import ModuleSet, Session
 from ltosyms.decode.decode import DecodedReport, Decoder
-from ltosyms.decode.modules import ModuleSet
 from ltosyms.disasm.decoder import X86_MAX_INSTRUCTION
 from ltosyms.disasm.view import RowKind, ViewSource, marker_runtime_address
 from ltosyms.elf.image import MODULE_BASE, KernelImage
-from ltosyms.elf.kernel import load_vmlinux
 from ltosyms.oops.parse import iter_reports
 from ltosyms.render.code_listing import code_listing_lines, decodecode_lines
 
@@ -36,7 +35,7 @@ _decoded: dict[tuple[Path, ...], list[DecodedReport]] = {}
 def decoded_reports(vmlinux: Path, logs: list[Path], modules: Path) -> list[DecodedReport]:
     key = (vmlinux, *logs)
     if key not in _decoded:
-        decoder = Decoder(load_vmlinux(vmlinux), ModuleSet([modules]))
+        decoder = Decoder(Session(None).open_vmlinux(vmlinux), ModuleSet([modules]))
         found = []
         for log in logs:
             with log.open("rb") as file:
@@ -295,7 +294,7 @@ _ORACLES = pytest.mark.skipif(
 
 
 def _decode_for_starts(vmlinux: Path, logs: list[Path], modules: Path) -> int:
-    decoder = Decoder(load_vmlinux(vmlinux), ModuleSet([modules]))
+    decoder = Decoder(Session(None).open_vmlinux(vmlinux), ModuleSet([modules]))
     reports = []
     for log in logs:
         with log.open("rb") as file:

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import SMALL_KERNELS, Corpus
 
+from ltosyms.context import ModuleSet, Session
 from ltosyms.decode.decode import DecodedFrame, Decoder
-from ltosyms.decode.modules import ModuleSet
 from ltosyms.dwarf import SourceLocation
-from ltosyms.elf.kernel import load_vmlinux
 from ltosyms.names.suffixes import parse_name
 from ltosyms.oops.parse import iter_reports
 
@@ -42,7 +41,7 @@ def decode_log(vmlinux: Path, log: Path, modules: Path) -> dict[int, DecodedFram
     """Every decoded frame of ``log`` by input line (decoded once per test session)."""
     if (vmlinux, log) in _decoded:
         return _decoded[(vmlinux, log)]
-    decoder = Decoder(load_vmlinux(vmlinux), ModuleSet([modules]))
+    decoder = Decoder(Session(None).open_vmlinux(vmlinux), ModuleSet([modules]))
     by_line: dict[int, DecodedFrame] = {}
     with log.open("rb") as file:
         for report in decoder.decode_all(iter_reports(file)):

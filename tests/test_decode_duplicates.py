@@ -24,11 +24,11 @@ from click.testing import CliRunner
 from conftest import SAMPLES, Corpus
 
 from ltosyms.cli import cli
+from ltosyms.context import ImageContext, Session
 from ltosyms.decode.candidates import EvidenceKind
 from ltosyms.decode.decode import DecodedFrame, Decoder
 from ltosyms.disasm import CallKind, CallSite
 from ltosyms.disasm.decoder import direct_target, is_call, iter_instructions
-from ltosyms.elf.kernel import LoadedImage, load_vmlinux
 from ltosyms.oops.parse import iter_reports
 
 MANIFEST: dict[str, Any] = json.loads((SAMPLES / "MANIFEST.json").read_text())
@@ -77,7 +77,7 @@ def _hex(text: str) -> int:
 def load_sample(image: str) -> Sample:
     facts = MANIFEST["images"][image]
     path = SAMPLES / facts["file"]
-    loaded = load_vmlinux(path)
+    loaded = Session(None).open_vmlinux(path)
     text_symbols = facts["text_symbols"]
     callee = next(s for s in text_symbols if s["name"] == "sample_sprintf")
     callee_address = _hex(callee["address"])
@@ -130,7 +130,7 @@ def oops(release: str, callee_frame: str, frame: str) -> str:
 
 
 def decode_frame(path: Path, log: str, printed: str) -> DecodedFrame:
-    decoder = Decoder(load_vmlinux(path))
+    decoder = Decoder(Session(None).open_vmlinux(path))
     reports = list(decoder.decode_all(iter_reports(log.encode())))
     assert len(reports) == 1
     found = [f for f in reports[0].iter_frames() if f.frame.raw_text.strip() == printed]
@@ -213,7 +213,7 @@ def test_ambiguous_frames_in_decode_json(tmp_path: Path) -> None:
     assert frame["locations"] == []
 
 
-def direct_calls_into(loaded: LoadedImage, wanted: Callable[[str], bool]) -> list[CallSite]:
+def direct_calls_into(loaded: ImageContext, wanted: Callable[[str], bool]) -> list[CallSite]:
     """Call sites (found by the decoder's call-site finder) of ``call rel32`` instructions in
     ``.text`` whose target symbol's name satisfies ``wanted``; at most a few."""
     resolver = Decoder(loaded).resolver(None, None)
@@ -242,7 +242,7 @@ def direct_calls_into(loaded: LoadedImage, wanted: Callable[[str], bool]) -> lis
 def test_static_call_trampolines_name_no_callee(corpus: Corpus) -> None:
     """A call into ``__SCT__x`` enters whatever function the static call points to at run
     time, so it is no call-target evidence; a plain direct call names its callee."""
-    loaded = load_vmlinux(corpus.kernel_vmlinux("clang-thinlto"))
+    loaded = Session(None).open_vmlinux(corpus.kernel_vmlinux("clang-thinlto"))
     resolver = Decoder(loaded).resolver(None, None)
     assert resolver is not None
     trampoline_calls = direct_calls_into(loaded, lambda name: name.startswith("__SCT__"))
@@ -255,7 +255,7 @@ def test_static_call_trampolines_name_no_callee(corpus: Corpus) -> None:
         assert resolver.call_targets(site) == {loaded.symbols.address_of("_printk")}
 
 
-def code_line(loaded: LoadedImage, rip: int) -> str:
+def code_line(loaded: ImageContext, rip: int) -> str:
     """An x86 ``Code:`` line as the kernel prints it: 42 bytes before RIP, ``<xx>`` at it."""
     data = loaded.image.read(rip - 42, 64)
     return "Code: " + " ".join(f"<{b:02x}>" if i == 42 else f"{b:02x}" for i, b in enumerate(data))
@@ -265,7 +265,7 @@ def code_line(loaded: LoadedImage, rip: int) -> str:
 def test_code_bytes_pick_between_equal_sized_copies(image: str) -> None:
     """DOMAIN §4: for an exact IP, the copy whose bytes equal the printed Code: ran."""
     sample = load_sample(image)
-    loaded = load_vmlinux(sample.path)
+    loaded = Session(None).open_vmlinux(sample.path)
     for twin in sample.twins:
         other = next(t for t in sample.twins if t is not twin)
         offset = twin.return_offset - 5  # the call instruction: an instruction boundary

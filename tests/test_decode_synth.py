@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 from conftest import Corpus
 
+from ltosyms.context import Session
 from ltosyms.decode.decode import DecodedFrame, Decoder
-from ltosyms.elf.kernel import load_vmlinux
 from ltosyms.oops.parse import iter_reports
 
 SYNTH = Path(__file__).resolve().parent / "data" / "synth"
@@ -120,7 +120,7 @@ class Decoded:
 @pytest.fixture(scope="module", params=SUITES)
 def decoded(request: pytest.FixtureRequest, corpus: Corpus) -> Decoded:
     suite = load_suite(request.param)
-    loaded = load_vmlinux(vmlinux_for(corpus, suite.kernel))
+    loaded = Session(None).open_vmlinux(vmlinux_for(corpus, suite.kernel))
     assert loaded.build_id == suite.build_id, (
         f"{suite.kernel}: the suite was made from another vmlinux; rerun tools/synth_traces.py"
     )

@@ -9,7 +9,10 @@ relative paths what users expect once the build prefix is gone.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,22 +20,17 @@ from typing import Any
 import pytest
 from conftest import SMALL_KERNELS, Corpus, elffile
 
-from ltosyms.dwarf import (
-    CU_MAP_KEY,
-    CuData,
-    DwarfResolver,
-    MemoryCuStore,
-    SourceLocation,
-    UnitParser,
-)
+from ltosyms.context import ImageContext
+from ltosyms.context.build import dwarf_codec
+from ltosyms.dwarf import CuData, CuMap, DwarfResolver, SourceLocation, UnitParser
 from ltosyms.dwarf import forms as F
 from ltosyms.dwarf.info import DieReader
 from ltosyms.dwarf.line import read_line_table
 from ltosyms.elf.debug_sections import dwarf_resolver, dwarf_sections
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.symtab import SymbolTable
-from ltosyms.errors import CacheError
-from ltosyms.index.build import dwarf_codec
+from ltosyms.index import Answers, CacheLocation, kinds, open_store
+from ltosyms.stores import MemoryMemo
 
 # Build prefixes of the corpus kernels (corpus READMEs): oracle paths carry them, users
 # should not see them.
@@ -193,43 +191,90 @@ def test_module_frames_match_the_oracles(
     score.check(f"{kernel} modules")
 
 
-def test_store_round_trip_gives_the_same_answers_without_parsing(
-    opened: dict[str, tuple[KernelImage, SymbolTable, list[dict[str, Any]]]],
+def _indexed(image: KernelImage, location: CacheLocation) -> Answers:
+    store = open_store(image, location, cu_format=kinds.UNIT_FORMAT)
+    assert store is not None
+    return Answers(store, image)
+
+
+def _kept_in(
+    image: KernelImage, answers: Answers, symbols: SymbolTable | None = None
+) -> DwarfResolver:
+    """A resolver whose units and unit map the index keeps."""
+    return dwarf_resolver(
+        image,
+        symbols,
+        units=answers.memo(kinds.UNITS),
+        unit_map=answers.memo(kinds.UNIT_MAP),
+    )
+
+
+def test_index_round_trip_gives_the_same_answers_without_parsing(
+    opened: dict[str, tuple[KernelImage, SymbolTable, list[dict[str, Any]]]], tmp_path: Path
 ) -> None:
     image, symbols, records = opened["clang-thinlto"]
     addresses = sorted({int(r["lookup_address"], 16) for r in records if not r["module"]})
-    store = MemoryCuStore()
-    cold = dwarf_resolver(image, store, symbols=symbols)
-    answers = cold.locations_many(addresses)
+    location = CacheLocation(tmp_path)
+    answers = _indexed(image, location)
+    cold = _kept_in(image, answers, symbols)
+    chains = cold.locations_many(addresses)
     assert cold.parsed_units > 10 and cold.loaded_units == 0
-    assert CU_MAP_KEY in store.records
-    warm = dwarf_resolver(image, store, symbols=symbols)
-    assert warm.locations_many(addresses) == answers
+    answers.close()
+    answers = _indexed(image, location)
+    assert answers.get(kinds.UNIT_MAP, None) == cold.cu_map
+    warm = _kept_in(image, answers, symbols)
+    assert warm.locations_many(addresses) == chains
     assert warm.parsed_units == 0 and warm.loaded_units == cold.parsed_units
     # The warm resolver never opened the DWARF sections.
     assert not warm.dwarf_opened
+    answers.close()
+    # Memos of the process keep units for the life of the process the same way.
+    units: MemoryMemo[int, CuData] = MemoryMemo()
+    first = dwarf_resolver(image, symbols, units=units)
+    first.locations_many(addresses)
+    again = dwarf_resolver(image, symbols, units=units)
+    assert again.locations_many(addresses) == chains
+    assert again.parsed_units == 0 and again.loaded_units == first.parsed_units
 
 
-def test_damaged_store_records_are_reparsed(
+def test_damaged_stored_units_are_parsed_again_and_replaced(
     opened: dict[str, tuple[KernelImage, SymbolTable, list[dict[str, Any]]]],
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     image, _symbols, records = opened["gcc-nolto"]
     address = int(next(r for r in records if not r["module"] and r["oracle"])["lookup_address"], 16)
     reference = dwarf_resolver(image).locations(address)
-    store = MemoryCuStore()
-    first = dwarf_resolver(image, store)
+    location = CacheLocation(tmp_path)
+    answers = _indexed(image, location)
+    first = _kept_in(image, answers)
     unit = first.cu_for(address)
     assert unit is not None
     first.locations(address)
-    store.records[unit] = store.records[unit][:100]
-    store.records[CU_MAP_KEY] = b"not a map"
-    second = dwarf_resolver(image, store)
+    answers.close()
+    # Bytes that pass their checksum but are no unit and no map (a buggy or hostile writer).
+    garbage = b"\x00garbage"
+    with contextlib.closing(sqlite3.connect(answers.store.path)) as connection, connection:
+        connection.execute(
+            "UPDATE cu SET crc32 = ?, data = ? WHERE cu_offset = ?",
+            (zlib.crc32(garbage), zlib.compress(garbage), unit),
+        )
+        connection.execute(
+            "UPDATE derived SET crc32 = ?, data = ? WHERE kind = ?",
+            (zlib.crc32(garbage), garbage, kinds.UNIT_MAP.stored_name),
+        )
+    answers = _indexed(image, location)
+    second = _kept_in(image, answers)
     assert second.locations(address) == reference
     assert second.parsed_units == 1
-    assert "discarded" in caplog.text
-    with pytest.raises(CacheError):
-        CuData.from_bytes(b"\x00garbage")
+    assert "does not decode" in caplog.text
+    answers.close()
+    answers = _indexed(image, location)
+    third = _kept_in(image, answers)
+    assert third.locations(address) == reference
+    assert (third.parsed_units, third.loaded_units) == (0, 1)  # replaced by the parsed one
+    assert not third.dwarf_opened
+    answers.close()
 
 
 def test_worker_entry_points_produce_loadable_records(
@@ -237,17 +282,17 @@ def test_worker_entry_points_produce_loadable_records(
 ) -> None:
     image, _symbols, records = opened["clang-nolto"]
     codec = dwarf_codec()
-    offsets = list(codec.iter_cu_offsets(image))
+    offsets = list(codec.unit_offsets(ImageContext(image=image)))
     assert offsets == sorted(offsets) and len(offsets) > 100
     address = int(next(r for r in records if not r["module"] and r["oracle"])["lookup_address"], 16)
     resolver = dwarf_resolver(image)
     unit = resolver.cu_for(address)
     assert unit in offsets
-    data = CuData.from_bytes(codec.parse_cu(image, unit))
+    data = kinds.UNITS.decode(codec.parse_cu(image, unit), image)
     assert data.locations(address) == resolver.locations(address)
-    store = MemoryCuStore()
-    store.put(CU_MAP_KEY, UnitParser(dwarf_sections(image)).unit_map().to_bytes())
-    assert dwarf_resolver(image, store).cu_for(address) == unit
+    unit_map: MemoryMemo[None, CuMap] = MemoryMemo()
+    unit_map.put(None, UnitParser(dwarf_sections(image)).unit_map())
+    assert dwarf_resolver(image, unit_map=unit_map).cu_for(address) == unit
 
 
 def test_clang_unit_map_covers_every_function_symbol(
@@ -284,14 +329,14 @@ def test_debian_sysrq_log_cost(corpus: Corpus) -> None:
         if not r["module"] and r["log"] == "console-sysrq.log"
     }
     with open_image(corpus.debian_vmlinux()) as image:
-        store = MemoryCuStore()
-        resolver = dwarf_resolver(image, store)
+        units: MemoryMemo[int, CuData] = MemoryMemo()
+        resolver = dwarf_resolver(image, units=units)
         found = resolver.locations_many(addresses)
         assert len(found) == len(addresses) == 114
         assert 40 <= resolver.parsed_units <= 60
         assert sum(1 for chain in found.values() if chain) >= 110
         # Stored form stays compact: a whole-image index must fit on disk comfortably.
-        stored = sum(len(v) for k, v in store.records.items() if k != CU_MAP_KEY)
+        stored = sum(len(kinds.UNITS.encode(unit)) for unit in units.records.values())
         assert stored < 150_000 * resolver.parsed_units
 
 

@@ -15,37 +15,20 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT, SAMPLES, Corpus
 
+from ltosyms.context import ImageContext, Session
 from ltosyms.disasm import callsite
-from ltosyms.disasm.callsite import CALL_SITE_KIND, SWEEP_KIND, CallSiteFinder
+from ltosyms.disasm.callsite import CallSiteFinder
 from ltosyms.disasm.patching import PatchSites
-from ltosyms.dwarf import LOCATIONS_KIND
 from ltosyms.elf import build_facts
 from ltosyms.elf.build_facts import read_build_facts
 from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage, open_image
-from ltosyms.elf.kernel import SYMBOLS_KIND, load_vmlinux
 from ltosyms.elf.symtab import SymbolTable
+from ltosyms.index import Answers, StoredValueError, kinds
 from ltosyms.index.store import CacheLocation, IndexStore, open_store
+from ltosyms.stores import MemoryMemo
 
 GCC = SAMPLES / "vmlinux-gcc"
-
-
-class DictStore:
-    """The derived-facts half of the index, in memory, counting what was asked and written."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], bytes] = {}
-        self.reads = 0
-        self.writes = 0
-
-    def get_derived(self, kind: str, key: str) -> bytes | None:
-        self.reads += 1
-        return self.items.get((kind, key))
-
-    def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None:
-        self.writes += len(items)
-        for key, data in items:
-            self.items.setdefault((kind, key), data)
 
 
 @pytest.fixture
@@ -61,9 +44,21 @@ def store(image: KernelImage, tmp_path: Path) -> Iterator[IndexStore]:
     opened.close()
 
 
+@pytest.fixture
+def location(tmp_path: Path) -> CacheLocation:
+    return CacheLocation(tmp_path / "index")
+
+
+def answers_of(image: KernelImage, location: CacheLocation) -> Answers:
+    """The image's index under ``location``, opened again (what another run reads)."""
+    store = open_store(image, location, cu_format=kinds.UNIT_FORMAT)
+    assert store is not None
+    return Answers(store, image)
+
+
 def _return_addresses(image: KernelImage, symbols: SymbolTable) -> list[tuple[int, int]]:
     """(return address, function start) of every call in the sample's functions, found by a
-    finder without a store."""
+    finder without memos."""
     finder = CallSiteFinder(image, symbols=symbols)
     found = []
     for symbol in symbols:
@@ -76,41 +71,65 @@ def _return_addresses(image: KernelImage, symbols: SymbolTable) -> list[tuple[in
     return found
 
 
-def test_call_sites_come_back_from_the_store(image: KernelImage) -> None:
+def _finder(image: KernelImage, symbols: SymbolTable, answers: Answers) -> CallSiteFinder:
+    return CallSiteFinder(
+        image,
+        symbols=symbols,
+        call_sites=answers.memo(kinds.CALL_SITES),
+        sweeps=answers.memo(kinds.SWEEPS),
+    )
+
+
+def _no_disassembly(monkeypatch: pytest.MonkeyPatch) -> None:
+    def disassembled(*args: object) -> None:
+        raise AssertionError("disassembled although the index holds the answer")
+
+    monkeypatch.setattr(callsite, "iter_instructions", disassembled)
+    monkeypatch.setattr(callsite, "decode_one", disassembled)
+
+
+def _stored_keys(answers: Answers, kind: kinds.Kind[object, object]) -> set[str]:
+    rows = answers.store.query("SELECT key FROM derived WHERE kind = ?", (kind.stored_name,))
+    return {str(row[0]) for row in rows}
+
+
+def test_call_sites_come_back_from_the_index(
+    image: KernelImage, location: CacheLocation, monkeypatch: pytest.MonkeyPatch
+) -> None:
     symbols = SymbolTable(image)
     calls = _return_addresses(image, symbols)
     assert len(calls) > 20
     # Some addresses inside instructions too: "no instruction ends here" is an answer as well.
     queries = [*calls, *((ra + 1, start) for ra, start in calls[:10])]
-    store = DictStore()
-    first = CallSiteFinder(image, symbols=symbols)
-    first.use_store(store)
-    answers = [first.call_ending_at(ra, start) for ra, start in queries]
-    first.save()
-    assert len({key for kind, key in store.items if kind == CALL_SITE_KIND}) == len(set(queries))
+    first = answers_of(image, location)
+    answers = [_finder(image, symbols, first).call_ending_at(ra, start) for ra, start in queries]
+    assert sum(1 for site in answers if site is None) >= 1
+    first.close()
 
-    second = CallSiteFinder(image, symbols=symbols)
-    second.use_store(store)
-    assert [second.call_ending_at(ra, start) for ra, start in queries] == answers
-    assert not second._sweeps  # nothing was disassembled
+    second = answers_of(image, location)
+    assert len(_stored_keys(second, kinds.CALL_SITES)) == len(set(queries))
     fresh = CallSiteFinder(image, symbols=symbols)
     assert [fresh.call_ending_at(ra, start) for ra, start in queries] == answers
+    _no_disassembly(monkeypatch)
+    again = _finder(image, symbols, second)
+    assert [again.call_ending_at(ra, start) for ra, start in queries] == answers
+    second.close()
 
 
 def test_stored_sweeps_answer_other_addresses_of_the_same_functions(
-    image: KernelImage, monkeypatch: pytest.MonkeyPatch
+    image: KernelImage, location: CacheLocation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     symbols = SymbolTable(image)
     calls = _return_addresses(image, symbols)
     # One call per function is asked first; the others (and every other instruction end) later.
     first_calls = {start: (ra, start) for ra, start in reversed(calls)}
-    store = DictStore()
-    first = CallSiteFinder(image, symbols=symbols)
-    first.use_store(store)
+    first = answers_of(image, location)
+    finder = _finder(image, symbols, first)
     for ra, start in first_calls.values():
-        first.call_ending_at(ra, start)
-    first.save()
-    sweeps = {key for kind, key in store.items if kind == SWEEP_KIND}
+        finder.call_ending_at(ra, start)
+    first.close()
+    second = answers_of(image, location)
+    sweeps = _stored_keys(second, kinds.SWEEPS)
     assert sweeps == {f"{start:x}" for start in first_calls}
 
     later = [
@@ -121,24 +140,24 @@ def test_stored_sweeps_answer_other_addresses_of_the_same_functions(
     ]
     expected = [CallSiteFinder(image, symbols=symbols).call_ending_at(*q) for q in later]
     assert sum(1 for site in expected if site is not None and site.is_call) > len(first_calls)
-
-    def no_disassembly(*args: object) -> None:
-        raise AssertionError("disassembled although the function's sweep is stored")
-
-    monkeypatch.setattr(callsite, "iter_instructions", no_disassembly)
-    second = CallSiteFinder(image, symbols=symbols)
-    second.use_store(store)
-    assert [second.call_ending_at(*q) for q in later] == expected
+    monkeypatch.setattr(callsite, "iter_instructions", _disassembled)
+    again = _finder(image, symbols, second)
+    assert [again.call_ending_at(*q) for q in later] == expected
+    second.close()
 
 
-def test_a_store_needs_the_symbol_table(image: KernelImage) -> None:
+def _disassembled(*args: object) -> None:
+    raise AssertionError("disassembled although the function's sweep is stored")
+
+
+def test_a_memo_of_call_sites_needs_the_symbol_table(image: KernelImage) -> None:
     # Thunk calls are told apart by the callee's name: answers depend on the symbols.
     with pytest.raises(ValueError, match="symbol table"):
-        CallSiteFinder(image).use_store(DictStore())
+        CallSiteFinder(image, call_sites=MemoryMemo())
 
 
 def test_inline_chains_come_back_without_loading_units(
-    image: KernelImage, store: IndexStore
+    image: KernelImage, location: CacheLocation
 ) -> None:
     symbols = SymbolTable(image)
     addresses = [
@@ -147,49 +166,60 @@ def test_inline_chains_come_back_without_loading_units(
         if symbol.is_function and symbol.elf_size
         for address in range(symbol.link_address, symbol.end_address, 7)
     ]
-    first = dwarf_resolver(image, store, symbols)
-    expected = [first.locations(address) for address in addresses]
+    first = ImageContext(image=image, answers=answers_of(image, location))
+    assert first.dwarf is not None
+    expected = [first.dwarf.locations(address) for address in addresses]
     assert sum(1 for chain in expected if chain) > 0.9 * len(addresses)
-    assert first.parsed_units > 0
-    first.save()
-    assert store.query("SELECT COUNT(*) FROM derived WHERE kind = ?", (LOCATIONS_KIND,)) == [
-        (len(set(addresses)),)
-    ]
+    assert first.dwarf.parsed_units > 0
+    first.close()
 
-    second = dwarf_resolver(image, store, symbols)
-    assert [second.locations(address) for address in addresses] == expected
-    assert second.parsed_units == 0 and second.loaded_units == 0
+    answers = answers_of(image, location)
+    assert len(_stored_keys(answers, kinds.CHAINS)) == len(set(addresses))
+    second = ImageContext(image=image, answers=answers)
+    assert second.dwarf is not None
+    assert [second.dwarf.locations(address) for address in addresses] == expected
+    assert second.dwarf.parsed_units == 0 and second.dwarf.loaded_units == 0
     # Without the symbol table, chains name the outermost entry from DWARF: nothing stored
     # is used for them.
-    third = dwarf_resolver(image, store)
+    third = dwarf_resolver(
+        image,
+        units=answers.memo(kinds.UNITS),
+        unit_map=answers.memo(kinds.UNIT_MAP),
+        chains=answers.memo(kinds.CHAINS),
+    )
     third.locations(addresses[0])
     assert third.loaded_units == 1
+    second.close()
 
 
-def test_build_facts_come_back_from_the_store(
-    image: KernelImage, monkeypatch: pytest.MonkeyPatch
+def test_build_facts_come_back_from_the_index(
+    image: KernelImage, location: CacheLocation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     symbols = SymbolTable(image)
-    store = DictStore()
-    facts = read_build_facts(image, symbols, store)
+    first = answers_of(image, location)
+    facts = read_build_facts(image, symbols, first.memo(kinds.BUILD_FACTS))
     assert facts.banner is not None and facts.banner.startswith("Linux version")
+    first.close()
 
     def no_reading(*args: object) -> None:
-        raise AssertionError("read the image although the store holds the facts")
+        raise AssertionError("read the image although the index holds the facts")
 
     monkeypatch.setattr(build_facts, "_read_build_facts", no_reading)
-    assert read_build_facts(image, symbols, store) == facts
+    second = answers_of(image, location)
+    assert read_build_facts(image, symbols, second.memo(kinds.BUILD_FACTS)) == facts
+    second.close()
 
 
-def test_symbol_table_file_round_trip(image: KernelImage, store: IndexStore) -> None:
+def test_symbol_table_file_round_trip(image: KernelImage, location: CacheLocation) -> None:
     loaded = SymbolTable(image)
-    assert store.get_table(SYMBOLS_KIND) is None
-    assert store.put_table(SYMBOLS_KIND, loaded.to_bytes())
-    path = store.table_path(SYMBOLS_KIND)
-    assert path.name == f"{store.path.name}.symbols-{SymbolTable.FORMAT}.table"
-    mapped = store.get_table(SYMBOLS_KIND)
-    assert mapped is not None
-    table = SymbolTable.from_bytes(image, mapped)
+    first = answers_of(image, location)
+    assert first.get(kinds.SYMBOLS, None) is None
+    first.put(kinds.SYMBOLS, None, loaded)
+    first.close()
+    path = first.store.table_path(kinds.SYMBOLS.stored_name)
+    assert path.name == f"{first.store.path.name}.symbols-{kinds.SYMBOLS.version}.table"
+    second = answers_of(image, location)
+    table = second.get(kinds.SYMBOLS, None)
     assert table is not None
     assert list(table) == list(loaded)
     assert list(table.names) == list(loaded.names)
@@ -199,35 +229,40 @@ def test_symbol_table_file_round_trip(image: KernelImage, store: IndexStore) -> 
         assert table.by_base_name(symbol.base_name) == loaded.by_base_name(symbol.base_name)
         assert table.lookup(symbol.link_address) == loaded.lookup(symbol.link_address)
     assert table.address_of("no_such_symbol") is None
+    second.close()
+
+
+SYMBOLS = kinds.SYMBOLS.stored_name
 
 
 def test_damaged_or_foreign_table_files_are_not_used(
     image: KernelImage, store: IndexStore, tmp_path: Path
 ) -> None:
-    data = SymbolTable(image).to_bytes()
-    assert store.put_table(SYMBOLS_KIND, data)
-    path = store.table_path(SYMBOLS_KIND)
+    data = kinds.SYMBOLS.encode(SymbolTable(image))
+    assert store.put_table(SYMBOLS, data)
+    path = store.table_path(SYMBOLS)
     whole = path.read_bytes()
 
     path.write_bytes(whole[:-100])  # cut short
-    assert store.get_table(SYMBOLS_KIND) is None
+    assert store.get_table(SYMBOLS) is None
     # Another image's table under this name (a file copied by hand): its key differs.
     with open_image(SAMPLES / "vmlinux-clang") as other:
         other_store = open_store(other, CacheLocation(tmp_path / "other"), cu_format="test")
         assert other_store is not None
-        assert other_store.put_table(SYMBOLS_KIND, SymbolTable(other).to_bytes())
-        shutil.copyfile(other_store.table_path(SYMBOLS_KIND), path)
+        assert other_store.put_table(SYMBOLS, kinds.SYMBOLS.encode(SymbolTable(other)))
+        shutil.copyfile(other_store.table_path(SYMBOLS), path)
         other_store.close()
-    assert store.get_table(SYMBOLS_KIND) is None
+    assert store.get_table(SYMBOLS) is None
 
-    # A flipped payload byte passes the cheap checks; the integrity check finds and removes it.
+    # A flipped payload byte: the table is checked whole against its checksum when opened,
+    # and the integrity check of an index build removes it.
     damaged = bytearray(whole)
     damaged[-1] ^= 0xFF
     path.write_bytes(bytes(damaged))
-    assert store.get_table(SYMBOLS_KIND) is not None
+    assert store.get_table(SYMBOLS) is None
     assert store.check_integrity() is False
     assert not path.exists()
-    assert store.put_table(SYMBOLS_KIND, data)
+    assert store.put_table(SYMBOLS, data)
     assert store.check_integrity() is True
 
 
@@ -247,8 +282,8 @@ def test_a_mapped_table_survives_its_replacement(store: IndexStore) -> None:
 def test_discarding_an_index_removes_its_tables(image: KernelImage, tmp_path: Path) -> None:
     location = CacheLocation(tmp_path / "cache")
     store = open_store(image, location, cu_format="test")
-    assert store is not None and store.put_table(SYMBOLS_KIND, SymbolTable(image).to_bytes())
-    table = store.table_path(SYMBOLS_KIND)
+    assert store is not None and store.put_table(SYMBOLS, kinds.SYMBOLS.encode(SymbolTable(image)))
+    table = store.table_path(SYMBOLS)
     database = store.path
     store.close()
     database.write_bytes(b"not a database")
@@ -260,27 +295,19 @@ def test_discarding_an_index_removes_its_tables(image: KernelImage, tmp_path: Pa
 
 def test_vmlinux_symbols_load_from_the_table_file(tmp_path: Path) -> None:
     location = CacheLocation(tmp_path / "cache")
-    stores: list[IndexStore] = []
-
-    def store_for(opened: KernelImage) -> IndexStore | None:
-        store = open_store(opened, location, cu_format="test")
-        if store is not None:
-            stores.append(store)
-        return store
-
-    cold = load_vmlinux(GCC, store_for)
-    warm = load_vmlinux(GCC, store_for)
-    assert isinstance(warm.symbols.names, Sequence) and not isinstance(warm.symbols.names, list)
-    assert list(warm.symbols) == list(cold.symbols)
-    for store in stores:
-        store.close()
+    with Session(location) as session:
+        cold = list(session.open_vmlinux(GCC).symbols)
+    with Session(location) as session:
+        warm = session.open_vmlinux(GCC).symbols
+        assert isinstance(warm.names, Sequence) and not isinstance(warm.names, list)
+        assert list(warm) == cold
 
 
 def test_patch_tables_round_trip(corpus: Corpus) -> None:
     with open_image(corpus.debian_vmlinux()) as image:
         read = PatchSites(image)
         assert read.available and len(read) > 50_000  # alternatives, paravirt, thunk sites
-        stored = PatchSites.from_bytes(image, read.to_bytes())
+        stored = kinds.PATCH_SITES.decode(kinds.PATCH_SITES.encode(read), image)
         assert len(stored) == len(read)
         text = image.get_section(".text")
         assert text is not None
@@ -290,8 +317,8 @@ def test_patch_tables_round_trip(corpus: Corpus) -> None:
             assert stored.overlapping(start, start + 256) == found
             sites += len(found)
         assert sites > 1000
-        with pytest.raises(ValueError, match="patch sites"):
-            PatchSites.from_bytes(image, b"\x00not marshal")
+        with pytest.raises(StoredValueError, match="stored"):
+            kinds.PATCH_SITES.decode(b"\x00not marshal", image)
 
 
 _DECODE = """

@@ -18,14 +18,13 @@ from click.testing import CliRunner
 from conftest import PROJECT, SAMPLES, Corpus
 
 from ltosyms.cli import cli
-from ltosyms.disasm.patching import PATCH_SITES_KIND
-from ltosyms.dwarf import CuData, UnitParser
-from ltosyms.elf.build_facts import BUILD_FACTS_KIND
+from ltosyms.context import ImageContext
+from ltosyms.context.build import CuCodec, IndexBuild, build_index, dwarf_codec
+from ltosyms.dwarf import UnitParser
 from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage, open_image
-from ltosyms.elf.kernel import SYMBOLS_KIND
 from ltosyms.errors import CacheError, InputError
-from ltosyms.index.build import CuCodec, IndexBuild, build_index, dwarf_codec
+from ltosyms.index import Answers, kinds
 from ltosyms.index.store import CacheLocation, index_file_name, open_store
 
 VMLINUX = SAMPLES / "vmlinux-gcc"
@@ -37,7 +36,7 @@ CRASHING_UNIT = 0x60
 # -- a synthetic codec: module-level functions, so worker processes find them by name -----------
 
 
-def fake_offsets(image: KernelImage) -> list[int]:
+def fake_offsets(context: ImageContext) -> list[int]:
     return list(FAKE_UNITS)
 
 
@@ -72,8 +71,7 @@ def stored_units(location: CacheLocation, codec: CuCodec = FAKE) -> dict[int, by
         assert store is not None
         found = store.get_many(store.stored_cu_offsets())
         store.close()
-    # Negative keys hold the DWARF layer's whole-image tables (the unit map), not units.
-    return {offset: blob for offset, blob in found.items() if offset >= 0}
+    return found
 
 
 def stored_kinds(location: CacheLocation, codec: CuCodec = FAKE) -> set[str]:
@@ -120,7 +118,8 @@ def test_workers_store_every_unit(fake_build: FakeBuild) -> None:
     }
     assert stored_units(fake_build.location) == expected
     # What every decode reads besides units is there too.
-    assert {PATCH_SITES_KIND, BUILD_FACTS_KIND} <= stored_kinds(fake_build.location)
+    kept = {kinds.PATCH_SITES.stored_name, kinds.BUILD_FACTS.stored_name}
+    assert kept <= stored_kinds(fake_build.location)
 
 
 def test_failed_units_are_reported_and_lose_nothing_else(fake_build: FakeBuild) -> None:
@@ -238,9 +237,7 @@ def _count(database: Path) -> int:
     try:
         connection = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=5)
         try:
-            return int(
-                connection.execute("SELECT count(*) FROM cu WHERE cu_offset >= 0").fetchone()[0]
-            )
+            return int(connection.execute("SELECT count(*) FROM cu").fetchone()[0])
         finally:
             connection.close()
     except sqlite3.Error:
@@ -251,11 +248,11 @@ def _inspect(image: KernelImage, location: CacheLocation) -> tuple[str, bool, st
     store = open_store(image, location, cu_format=dwarf_codec().format)
     assert store is not None
     integrity = str(store.query("PRAGMA integrity_check")[0][0])
-    offsets = [o for o in store.stored_cu_offsets() if o >= 0]
+    offsets = sorted(store.stored_cu_offsets())
     decodable = True
     for start in range(0, len(offsets), 200):
         for cu_offset, blob in store.get_many(offsets[start : start + 200]).items():
-            decodable &= CuData.from_bytes(blob).cu_offset == cu_offset
+            decodable &= kinds.UNITS.decode(blob, image).cu_offset == cu_offset
     decodable &= store.discarded == 0
     complete = store.get_meta("complete")
     store.close()
@@ -352,9 +349,12 @@ def test_next_run_resumes_and_completes(indexed_kernel: IndexedKernel) -> None:
     assert report["cu_reused"] >= indexed_kernel.interrupted.stored_after
     assert report["cu_reused"] + report["cu_parsed"] == report["cu_total"]
     with open_image(indexed_kernel.vmlinux) as image:
-        assert report["cu_total"] == len(list(dwarf_codec().iter_cu_offsets(image)))
+        assert report["cu_total"] == len(
+            list(dwarf_codec().unit_offsets(ImageContext(image=image)))
+        )
         store = open_store(image, indexed_kernel.location, cu_format=dwarf_codec().format)
-        assert store is not None and store.is_complete and store.get_table(SYMBOLS_KIND) is not None
+        assert store is not None and store.is_complete
+        assert store.get_table(kinds.SYMBOLS.stored_name) is not None
         store.close()
 
 
@@ -375,10 +375,13 @@ def test_decodes_after_the_index_parse_no_dwarf(
     with open_image(indexed_kernel.vmlinux) as image:
         store = open_store(image, indexed_kernel.location, cu_format=dwarf_codec().format)
         assert store is not None
-        resolver = dwarf_resolver(image, store)
+        answers = Answers(store, image)
+        resolver = dwarf_resolver(
+            image, units=answers.memo(kinds.UNITS), unit_map=answers.memo(kinds.UNIT_MAP)
+        )
         served = resolver.locations_many(addresses)
         assert resolver.parsed_units == 0
         assert resolver.loaded_units == len({resolver.cu_for(a) for a in addresses} - {None})
-        store.close()
+        answers.close()
     assert served == expected
     assert sum(1 for chain in served.values() if chain) > 0.9 * len(addresses)

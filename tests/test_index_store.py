@@ -409,22 +409,28 @@ def test_checksum_covers_the_stored_blob(image: KernelImage, location: CacheLoca
     store.close()
 
 
-def test_store_serves_every_layer(image: KernelImage, location: CacheLocation) -> None:
-    from ltosyms.stores import CuStore, DerivedStore, TableStore
-
+def test_store_keeps_bytes_by_unit_by_kind_and_key_and_as_tables(
+    image: KernelImage, location: CacheLocation
+) -> None:
     store = open_store(image, location)
     assert store is not None
-    units: CuStore = store
-    units.put(1, b"a")
-    assert units.get(1) == b"a"
-    derived: DerivedStore = store
-    derived.put_derived("test/1", [("k", b"first"), ("k", b"second")])  # first one kept
-    assert derived.get_derived("test/1", "k") == b"first"
-    assert derived.get_derived("test/2", "k") is None
-    tables: TableStore = store
-    assert tables.put_table("test/1", b"x" * 1000)
-    mapped = tables.get_table("test/1")
+    store.put(1, b"a")
+    assert store.get(1) == b"a"
+    store.put_derived("test/1", [("k", b"first"), ("k", b"second")])  # first one kept
+    assert store.get_derived("test/1", "k") == b"first"
+    assert store.get_derived("test/2", "k") is None
+    # One transaction for rows and units; what is replaced goes first, the rest is kept.
+    assert store.put_values(
+        [("test/1", "k", b"third"), ("test/1", "j", b"new")],
+        [(1, b"b"), (2, b"c")],
+        replacing_rows=[("test/1", "k")],
+        replacing_units=[2],
+    )
+    assert [store.get_derived("test/1", key) for key in "kj"] == [b"third", b"new"]
+    assert [store.get(offset) for offset in (1, 2)] == [b"a", b"c"]
+    assert store.put_table("test/1", b"x" * 1000)
+    mapped = store.get_table("test/1")
     assert mapped is not None and bytes(mapped) == b"x" * 1000
     with pytest.raises(ValueError, match="table kind"):
-        tables.get_table("../escape")
+        store.get_table("../escape")
     store.close()

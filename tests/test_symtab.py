@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from conftest import KERNEL_VARIANTS, SAMPLES, Corpus
 from ltosyms.elf.image import open_image
 from ltosyms.elf.kernel import load_module, load_vmlinux
 from ltosyms.elf.symtab import SymbolTable
+from ltosyms.index import StoredValueError, kinds
 
 needs_nm = pytest.mark.skipif(shutil.which("nm") is None, reason="binutils nm not installed")
 
@@ -154,18 +156,24 @@ def test_open_image_rejects_module_as_vmlinux(corpus: Corpus) -> None:
 
 
 def test_stored_table_answers_as_the_loaded_one(corpus: Corpus) -> None:
-    # decode keeps the loaded columns in the index (SymbolTable.to_bytes) and loads them back.
+    # decode keeps the loaded columns in the index (ltosyms.index.kinds.SYMBOLS) and builds
+    # the table back from them (SymbolTable.from_columns).
     image = open_image(corpus.kernel_vmlinux("clang-thinlto"))
     loaded = SymbolTable(image)
-    stored = SymbolTable.from_bytes(image, loaded.to_bytes())
-    assert stored is not None
+    stored = kinds.SYMBOLS.decode(kinds.SYMBOLS.encode(loaded), image)
     assert list(stored) == list(loaded)
     assert stored.kept_count == loaded.kept_count and stored.rule == loaded.rule
     for name in ("try_to_wake_up", "name_show", "c_start", "_stext"):
         assert stored.by_base_name(name) == loaded.by_base_name(name)
     for address in range(0xFFFFFFFF81000000, 0xFFFFFFFF81400000, 0x1357):
         assert stored.lookup(address) == loaded.lookup(address)
-    # another build's image refuses the blob
+    # another build's image refuses the table
     other = open_image(corpus.kernel_vmlinux("gcc-nolto"))
-    assert SymbolTable.from_bytes(other, loaded.to_bytes()) is None
-    assert SymbolTable.from_bytes(image, b"not marshal") is None
+    with pytest.raises(StoredValueError, match="another build"):
+        kinds.SYMBOLS.decode(kinds.SYMBOLS.encode(loaded), other)
+    with pytest.raises(StoredValueError):
+        kinds.SYMBOLS.decode(b"not a table", image)
+    # columns that do not fit together are no table
+    columns = loaded.columns()
+    with pytest.raises(ValueError, match="differ in length"):
+        SymbolTable.from_columns(image, replace(columns, elf_sizes=columns.elf_sizes[1:]))

@@ -18,7 +18,8 @@ Usage::
     python tools/era_accuracy.py [SUITE.json ...]   (default: every suite of tests/data/synth)
 
 Only uses what ``ltosyms`` has offered since before the naming eras (``Decoder``,
-``symbolize``), so ``PYTHONPATH=<an older checkout>`` measures that version on the same suites.
+``symbolize``; the vmlinux opened as each version opens it), so ``PYTHONPATH=<an older
+checkout>`` measures that version on the same suites.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from pathlib import Path
 
 from ltosyms.decode.decode import Decoder
 from ltosyms.decode.symbolize import parse_query, symbolize
-from ltosyms.elf.kernel import load_vmlinux
 from ltosyms.errors import LtosymsError
 from ltosyms.oops.parse import iter_reports
 from ltosyms.oops.records import FrameRole
@@ -68,13 +68,22 @@ def verdict(
     return "ambiguous" if listed == survivors else "wrong"
 
 
+def _decoder(vmlinux: Path) -> Decoder:
+    try:
+        from ltosyms.context import Session
+    except ImportError:  # before ltosyms.context: the decoder took the loaded vmlinux
+        from ltosyms.elf.kernel import load_vmlinux
+
+        return Decoder(load_vmlinux(vmlinux))  # type: ignore[arg-type]
+    return Decoder(Session(None).open_vmlinux(vmlinux))
+
+
 def measure(path: Path) -> dict[tuple[str, str], Counter[str]]:
     raw = json.loads(path.read_text())
     fields = raw["frame_fields"]
     base = int(raw["address_base"], 16)
     rows = [dict(zip(fields, row, strict=True)) for row in raw["frames"]]
-    loaded = load_vmlinux(vmlinux_of(raw["kernel"]))
-    decoder = Decoder(loaded)
+    decoder = _decoder(vmlinux_of(raw["kernel"]))
     by_line = {}
     log = "\n".join(raw["log"]) + "\n"
     for report in decoder.decode_all(iter_reports(log.encode())):

@@ -11,10 +11,9 @@ from typing import Any, TypeVar
 
 import click
 
-from ltosyms.dwarf import CU_FORMAT
-from ltosyms.elf.image import KernelImage
+from ltosyms.context import Session
 from ltosyms.errors import UsageError
-from ltosyms.index.store import IndexStore, cache_location, open_store
+from ltosyms.index.store import cache_location
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,10 +35,11 @@ def cache_options(function: F) -> F:
     )(function)
 
 
-def open_cache(image: KernelImage, cache_dir: str | None, no_cache: bool) -> IndexStore | None:
-    """The index of ``image`` as the cache options ask, None to decode without one."""
+def session_for(cache_dir: str | None, no_cache: bool) -> Session:
+    """A session whose images keep their index as the cache options ask (none with
+    ``--no-cache``)."""
     if no_cache:
         if cache_dir is not None:
             raise UsageError("--cache-dir and --no-cache contradict each other")
-        return None
-    return open_store(image, cache_location(cache_dir), cu_format=CU_FORMAT)
+        return Session(None)
+    return Session(cache_location(cache_dir))

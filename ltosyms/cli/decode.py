@@ -11,13 +11,10 @@ from typing import IO
 
 import click
 
-from ltosyms.cli.cache import cache_options, open_cache
+from ltosyms.cli.cache import cache_options, session_for
+from ltosyms.context import ModuleSet
 from ltosyms.decode.decode import DecodedReport, Decoder
-from ltosyms.decode.modules import ModuleSet
-from ltosyms.elf.image import KernelImage
-from ltosyms.elf.kernel import LoadedImage, load_vmlinux
 from ltosyms.errors import InputError, MismatchError, UsageError
-from ltosyms.index.store import IndexStore
 from ltosyms.oops.lines import iter_physical_lines
 from ltosyms.oops.parse import iter_reports
 from ltosyms.render.decode_text import (
@@ -69,41 +66,6 @@ def echo_lines(lines: Iterable[str], batch: int = 1024) -> None:
             chunk = []
     if chunk:
         click.echo("\n".join(chunk), color=True)
-
-
-class CacheStores:
-    """The index store of each image, opened once per run (None: no cache for it)."""
-
-    def __init__(self, cache_dir: str | None, no_cache: bool) -> None:
-        self.cache_dir = cache_dir
-        self.no_cache = no_cache
-        self._stores: dict[tuple[str, str | None], IndexStore | None] = {}
-
-    def __call__(self, image: KernelImage) -> IndexStore | None:
-        key = (str(image.path), image.build_id)
-        if key not in self._stores:
-            self._stores[key] = open_cache(image, self.cache_dir, self.no_cache)
-        return self._stores[key]
-
-    def close(self) -> None:
-        """Close every store: the last connection to an index folds its write-ahead log back
-        into the file and removes it, which interpreter shutdown does not promise to do."""
-        for store in self._stores.values():
-            if store is not None:
-                store.close()
-        self._stores.clear()
-
-    def __enter__(self) -> CacheStores:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def make_decoder(
-    loaded: LoadedImage, module_folders: tuple[str, ...], stores: CacheStores
-) -> Decoder:
-    return Decoder(loaded, ModuleSet.from_paths(module_folders), stores)
 
 
 def split_paths(paths: tuple[str, ...]) -> tuple[str | None, str]:
@@ -199,7 +161,7 @@ def command(
 
         debuginfod = DebuginfodConfig.from_environment(list(debuginfod_urls) or None)
     use_color = color == "always" or (color == "auto" and sys.stdout.isatty())
-    with seekable_log(log) as file, CacheStores(cache_dir, no_cache) as stores:
+    with seekable_log(log) as file, session_for(cache_dir, no_cache) as session:
         reports = list(iter_reports(file))
         module_dirs: tuple[Path, ...] = ()
         if vmlinux is None or (release is not None and len(paths) < 2):
@@ -208,9 +170,9 @@ def command(
             found = find_kernel(reports, release, debuginfod, Path(sysroot))
             click.echo(f"ltosyms: vmlinux {found.vmlinux} ({found.how})", err=True)
             vmlinux, module_dirs = str(found.vmlinux), found.module_dirs
-        loaded = load_vmlinux(vmlinux, stores)
+        context = session.open_vmlinux(vmlinux)
         folders = (*module_folders, *(str(d) for d in module_dirs))
-        decoder = make_decoder(loaded, folders, stores)
+        decoder = Decoder(context, ModuleSet.from_paths(folders, session))
         warnings = list(decoder.warnings)
         if debuginfod is not None:
             from ltosyms.decode.sources import fetch_modules
@@ -224,7 +186,7 @@ def command(
 
             from ltosyms.render.decode_json import decode_document
 
-            click.echo(json.dumps(decode_document(loaded, decoded), indent=1))
+            click.echo(json.dumps(decode_document(context.loaded, decoded), indent=1))
         elif output_format == "decode-stacktrace":
             annotations = {}
             for report in decoded:

@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
+from ltosyms.context.build import IndexBuild, Progress, build_index, default_jobs, dwarf_codec
 from ltosyms.errors import InputError
-from ltosyms.index.build import IndexBuild, Progress, build_index, default_jobs, dwarf_codec
 from ltosyms.index.store import cache_location
 
 # A bar for a module of a few CUs would flash by: only images with more CUs get one.
@@ -85,7 +85,7 @@ def command(
 
 
 def _module_files(folders: tuple[str, ...]) -> list[Path]:
-    from ltosyms.decode.modules import MODULE_SUFFIXES
+    from ltosyms.context import MODULE_SUFFIXES
 
     found: list[Path] = []
     for folder in map(Path, folders):

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import click
 
-from ltosyms.cli.cache import cache_options
-from ltosyms.cli.decode import CacheStores, make_decoder
+from ltosyms.cli.cache import cache_options, session_for
+from ltosyms.context import ModuleSet
+from ltosyms.decode.decode import Decoder
 from ltosyms.decode.symbolize import Symbolized, parse_query, symbolize
-from ltosyms.elf.kernel import load_vmlinux
 from ltosyms.oops.records import FrameRole
 from ltosyms.render.symbolize import symbolized_json, symbolized_lines
 
@@ -68,20 +68,17 @@ def command(
         raise click.BadParameter(
             f"not a number: {kaslr_offset}", param_hint="--kaslr-offset"
         ) from None
-    with CacheStores(cache_dir, no_cache) as stores:
-        loaded = load_vmlinux(vmlinux, stores)
-        decoder = make_decoder(loaded, module_folders, stores)
+    with session_for(cache_dir, no_cache) as session:
+        context = session.open_vmlinux(vmlinux)
+        decoder = Decoder(context, ModuleSet.from_paths(module_folders, session))
         role = FrameRole.RETURN_ADDRESS if return_address else FrameRole.EXACT_IP
         results: list[Symbolized] = []
-        try:
-            for text in _queries(queries):
-                result = symbolize(decoder, parse_query(text, role, offset))
-                if as_json:
-                    results.append(result)
-                else:
-                    for line in symbolized_lines(result):
-                        click.echo(line)
-        finally:
-            decoder.save()
+        for text in _queries(queries):
+            result = symbolize(decoder, parse_query(text, role, offset))
+            if as_json:
+                results.append(result)
+            else:
+                for line in symbolized_lines(result):
+                    click.echo(line)
     if as_json:
-        click.echo(json.dumps(symbolized_json(results, str(loaded.image.path), loaded.build_id)))
+        click.echo(json.dumps(symbolized_json(results, context.name, context.build_id)))

@@ -8,12 +8,11 @@ and comparison -> :class:`DecodedReport` records for the renderers.
 from __future__ import annotations
 
 import logging
-import marshal
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
+from ltosyms.context import ImageContext, ModuleSet
 from ltosyms.decode.candidates import NameResolution
 from ltosyms.decode.frames import (
     FrameQuery,
@@ -23,37 +22,21 @@ from ltosyms.decode.frames import (
     narrow_by_caller,
     unresolved,
 )
-from ltosyms.decode.modules import ModuleSet
+from ltosyms.disasm.decoder import normalize_arch
 from ltosyms.disasm.records import (
-    CodeListing,
-    CodeMatch,
+    CodeAnalysis,
+    CodeAnalysisKey,
+    CodeReport,
     CodeVerdict,
-    listing_from_bytes,
-    listing_key,
-    listing_to_bytes,
-    match_from_bytes,
-    match_to_bytes,
 )
-from ltosyms.disasm.view import CODE_VIEW_KIND, CodeView, marker_runtime_address
-from ltosyms.elf.build_facts import choose_rule, read_build_facts
-from ltosyms.elf.debug_sections import dwarf_resolver
-from ltosyms.elf.image import KernelImage
-from ltosyms.elf.kernel import LoadedImage
+from ltosyms.disasm.view import CodeView, ViewSource, marker_runtime_address
+from ltosyms.elf.build_facts import choose_rule
 from ltosyms.errors import LtosymsError, MismatchError
 from ltosyms.names.eras import CleanupRule, rules_in_order
 from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
-from ltosyms.stores import CuStore, DerivedStore, TableStore, remembered
+from ltosyms.stores import remembered
 
 log = logging.getLogger(__name__)
-
-
-class ImageStore(CuStore, DerivedStore, TableStore, Protocol):
-    """What a decode keeps per image between runs (the on-disk index): DWARF units, the
-    symbol table, and derived answers (call sites, sweeps, inline chains, Code: analyses,
-    patch tables, build facts)."""
-
-
-StoreFactory = Callable[[KernelImage], ImageStore | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,17 +49,6 @@ class DecodedFrame:
 class DecodedTrace:
     trace: Trace
     frames: tuple[DecodedFrame, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CodeReport:
-    listing: CodeListing | None
-    match: CodeMatch | None
-    image: str | None  # "vmlinux" or the module the faulting IP is in
-    # The listing in a developer's terms (labels, named targets; from the image when the
-    # kernel printed no bytes), and the IP's runtime address when the log gives it.
-    view: CodeView | None = None
-    marker_runtime_address: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,26 +80,22 @@ class _Work:
 
 
 class Decoder:
-    """Decodes reports against one vmlinux and a set of modules.
+    """Decodes reports against one vmlinux and a set of modules: the pipeline only.
 
-    Images, their DWARF resolvers and call-site caches live as long as the decoder, so a log
-    with hundreds of frames parses each DWARF unit and each function's code once.
+    The images (:class:`~ltosyms.context.ImageContext`) keep their DWARF units, call sites and
+    answers as long as they are open, so a log with hundreds of frames parses each DWARF unit
+    and each function's code once; what they keep between runs is theirs to save.
     """
 
     def __init__(
         self,
-        vmlinux: LoadedImage,
+        vmlinux: ImageContext,
         modules: ModuleSet | None = None,
-        store_for: StoreFactory | None = None,
         rule: CleanupRule | None = None,
     ) -> None:
         self.vmlinux = vmlinux
-        self.modules = modules or ModuleSet()
-        self.store_for = store_for
-        if store_for is not None and self.modules.store_for is None:
-            self.modules.store_for = store_for  # module symbol tables come from the index too
-        store = store_for(vmlinux.image) if store_for is not None else None
-        self.facts = read_build_facts(vmlinux.image, vmlinux.symbols, store)
+        self.modules = modules if modules is not None else ModuleSet()
+        self.facts = vmlinux.facts
         self.banner = self.facts.banner
         # The name the kernel printed depends on its version and on clang LTO: the build's
         # own era (or ``rule``) is tried first, every other era too (ltosyms.names.eras).
@@ -143,22 +111,6 @@ class Decoder:
 
     # -- images -------------------------------------------------------------------------------
 
-    def _resolver_for(self, loaded: LoadedImage) -> ImageResolver:
-        store = self.store_for(loaded.image) if self.store_for is not None else None
-        dwarf = None
-        if loaded.image.has_dwarf():
-            dwarf = dwarf_resolver(loaded.image, store, loaded.symbols)
-        return ImageResolver(loaded, dwarf, self.rules, store)
-
-    def save(self) -> None:
-        """Keep what this decoder found out (call sites, inline chains) in the images'
-        stores."""
-        for resolver in self._resolvers.values():
-            if resolver is not None:
-                resolver.finder.save()
-                if resolver.dwarf is not None:
-                    resolver.dwarf.save()
-
     def resolver(
         self, module: str | None, build_id: str | None, warnings: list[str] | None = None
     ) -> ImageResolver | None:
@@ -169,7 +121,7 @@ class Decoder:
             return self._resolvers[key]
         resolver = None
         if module is None:
-            resolver = self._resolver_for(self.vmlinux)
+            resolver = ImageResolver(self.vmlinux, self.rules)
         else:
             try:
                 loaded = self.modules.get(module, build_id)
@@ -178,7 +130,7 @@ class Decoder:
                     warnings.append(str(error))
                 loaded = None
             if loaded is not None:
-                resolver = self._resolver_for(loaded)
+                resolver = ImageResolver(loaded, self.rules)
         self._resolvers[key] = resolver
         return resolver
 
@@ -208,7 +160,6 @@ class Decoder:
             self._narrow_by_callees(trace, work)
         code = self._code(report, ip_frames, work, kaslr_offset)
         mismatch = self._judge_mismatch(all_frames, code, work)
-        self.save()
         decoded_ip = tuple(DecodedFrame(f, work.resolved.get(frame_key(f))) for f in ip_frames)
         traces = tuple(
             DecodedTrace(
@@ -365,8 +316,8 @@ class Decoder:
         """Disassemble ``Code:`` and compare it with the image at the resolved IP (DOMAIN §4).
 
         The result is a pure function of the printed bytes, the IP's link address and the
-        image: it is kept in the image's index (:func:`ltosyms.stores.remembered`), so the
-        same crash decoded again needs no disassembler."""
+        image: the image keeps it (:attr:`ImageContext.code_analyses`), so the same crash
+        decoded again needs no disassembler."""
         code = report.code
         if code is None or (code.marker_offset is None and not code.unavailable):
             return None
@@ -376,47 +327,53 @@ class Decoder:
         resolver = None
         if ip is not None and marker_link_address is not None:
             resolver = self.resolver(ip.module, ip.module_build_id, work.warnings)
-        image = resolver.image if resolver is not None else self.vmlinux.image
+        context = resolver.context if resolver is not None else self.vmlinux
         if code.arch not in ("x86_64", "aarch64") and not code.unavailable:
             return None
-        store = self.store_for(image) if self.store_for is not None else None
         image_name = (ip.module or "vmlinux") if resolver is not None and ip is not None else None
         runtime = marker_runtime_address(
-            image.machine,
+            context.image.machine,
             code.unavailable_address,
             ip.runtime_address if ip is not None else None,
             marker_link_address,
             kaslr_offset,
-            image.is_module,
+            context.image.is_module,
         )
         if code.unavailable or code.marker_offset is None:
             # "Code: Unable to access opcode bytes": the image's instructions around the IP.
             if resolver is None or marker_link_address is None or image_name is None:
                 return None
             try:
-                view = _image_view(resolver, store, marker_link_address, image_name)
+                view = _image_view(resolver, marker_link_address, image_name)
             except LtosymsError as error:
                 work.warnings.append(f"Code: not listed from {image_name}: {error}")
                 return None
             if view is None:
                 return None
-            return CodeReport(view.listing, None, image_name, view, runtime)
-        key = f"{image_name or '-'}/" + listing_key(
-            code.data, code.marker_offset, code.arch, marker_link_address, ()
+            return CodeReport(
+                listing=view.listing,
+                match=None,
+                image=image_name,
+                view=view,
+                marker_runtime_address=runtime,
+            )
+        key = (
+            image_name,
+            code.data,
+            code.marker_offset,
+            normalize_arch(code.arch),
+            marker_link_address,
         )
         analysis = remembered(
-            store,
-            CODE_ANALYSIS_KIND,
+            context.code_analyses,
             key,
             lambda: _analyse_code(code, marker_link_address, resolver, image_name),
-            _CodeAnalysis.to_bytes,
-            _CodeAnalysis.from_bytes,
         )
         work.warnings.extend(analysis.warnings)
         view = None
         if resolver is not None and analysis.report.listing is not None:
             try:
-                view = _log_view(resolver, store, code, analysis.report, resolved, key)
+                view = _log_view(resolver, code, analysis.report, resolved, key)
             except LtosymsError as error:
                 work.warnings.append(f"Code: not labelled: {error}")
         return replace(analysis.report, view=view, marker_runtime_address=runtime)
@@ -448,20 +405,15 @@ class Decoder:
         return False
 
 
-# Store kind of Code: analyses (listing, comparison, warnings); bump when any of them changes.
-# 2: padding between functions is one piece of the listing.
-CODE_ANALYSIS_KIND = "code-analysis/2"
-
-
 def _log_view(
     resolver: ImageResolver,
-    store: DerivedStore | None,
     code: CodeBytes,
     report: CodeReport,
     resolved: ResolvedFrame | None,
-    key: str,
+    key: CodeAnalysisKey,
 ) -> CodeView:
-    """The view of a ``Code:`` listing (labels, named targets), kept in the image's index."""
+    """The view of a ``Code:`` listing (labels, named targets), kept by the image
+    (:attr:`ImageContext.code_views`)."""
 
     def make() -> CodeView:
         from ltosyms.disasm.code_view import code_view
@@ -477,6 +429,7 @@ def _log_view(
                     len(code.data),
                     code.marker_offset,
                     resolver.symbols,
+                    finder=resolver.finder,
                 )
             except LtosymsError:
                 window = None
@@ -491,62 +444,23 @@ def _log_view(
             symbol,
         )
 
-    return remembered(store, CODE_VIEW_KIND, key, make, CodeView.to_bytes, CodeView.from_bytes)
+    return remembered(resolver.context.code_views, key, make)
 
 
-def _image_view(
-    resolver: ImageResolver, store: DerivedStore | None, marker_link_address: int, name: str
-) -> CodeView | None:
-    """The image's instructions around the IP, for a ``Code:`` line without bytes."""
+def _image_view(resolver: ImageResolver, marker_link_address: int, name: str) -> CodeView | None:
+    """The image's instructions around the IP, for a ``Code:`` line without bytes (None: no
+    function holds the IP)."""
 
-    def make() -> CodeView | None:
+    def make() -> CodeView:
         from ltosyms.disasm.code_view import image_code_view
 
-        return image_code_view(
+        view = image_code_view(
             resolver.image, resolver.symbols, resolver.relocations, marker_link_address, name
         )
+        return view if view is not None else CodeView(ViewSource.IMAGE, (), None)
 
-    def encode(view: CodeView | None) -> bytes:
-        return b"" if view is None else view.to_bytes()
-
-    def decode(data: bytes) -> CodeView | None:
-        return CodeView.from_bytes(data) if data else None
-
-    return remembered(
-        store, CODE_VIEW_KIND, f"{name}/image/{marker_link_address:x}", make, encode, decode
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _CodeAnalysis:
-    report: CodeReport
-    warnings: tuple[str, ...]
-
-    def to_bytes(self) -> bytes:
-        listing, match = self.report.listing, self.report.match
-        return marshal.dumps(
-            (
-                None if listing is None else listing_to_bytes(listing),
-                None if match is None else match_to_bytes(match),
-                self.report.image,
-                self.warnings,
-            )
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> _CodeAnalysis:
-        try:
-            listing, match, image, warnings = marshal.loads(data)
-            return cls(
-                CodeReport(
-                    None if listing is None else listing_from_bytes(listing),
-                    None if match is None else match_from_bytes(match),
-                    None if image is None else str(image),
-                ),
-                tuple(str(warning) for warning in warnings),
-            )
-        except (EOFError, TypeError) as error:
-            raise ValueError(f"not a stored Code: analysis: {error}") from None
+    view = remembered(resolver.context.image_code_views, (name, marker_link_address), make)
+    return None if view.is_empty else view
 
 
 def _analyse_code(
@@ -554,7 +468,7 @@ def _analyse_code(
     marker_link_address: int | None,
     resolver: ImageResolver | None,
     image_name: str | None,
-) -> _CodeAnalysis:
+) -> CodeAnalysis:
     """The listing of ``code`` and, with the IP's image, its comparison with that image."""
     from ltosyms.disasm.compare import compare_code, image_window
     from ltosyms.disasm.listing import disassemble_code
@@ -570,6 +484,7 @@ def _analyse_code(
                 len(code.data),
                 code.marker_offset,
                 resolver.symbols,
+                finder=resolver.finder,
             )
         except LtosymsError as error:
             warnings.append(f"Code: not compared: {error}")
@@ -595,7 +510,7 @@ def _analyse_code(
     except LtosymsError as error:
         warnings.append(f"Code: cannot be disassembled: {error}")
         listing = None
-    return _CodeAnalysis(CodeReport(listing, match, image_name), tuple(warnings))
+    return CodeAnalysis(CodeReport(listing, match, image_name), tuple(warnings))
 
 
 def frame_key(frame: Frame) -> tuple[int, str]:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING
 
+from ltosyms.context import ImageContext
 from ltosyms.decode.candidates import (
     Candidate,
     CandidateTest,
@@ -28,35 +28,25 @@ from ltosyms.decode.candidates import (
     narrow_further,
     resolve_name,
 )
-from ltosyms.disasm.callsite import finder_for
-from ltosyms.disasm.records import (
-    MATCH_KIND,
-    CallKind,
-    CallSite,
-    CodeMatch,
-    CodeVerdict,
-    match_from_bytes,
-    match_key,
-    match_to_bytes,
-)
+from ltosyms.disasm.decoder import normalize_arch
+from ltosyms.disasm.records import CallKind, CallSite, CodeMatch, CodeVerdict
 from ltosyms.disasm.targets import (
     STATIC_CALL_TRAMPOLINE_PREFIX,
     NamedCall,
     TargetKind,
     name_call,
 )
-from ltosyms.dwarf import DwarfResolver, SourceLocation
+from ltosyms.dwarf import SourceLocation
 from ltosyms.elf.bug_table import bug_table, is_trap, with_bug_line
-from ltosyms.elf.kernel import LoadedImage
-from ltosyms.elf.relocations import ModuleRelocations, module_relocations
 from ltosyms.elf.symtab import Symbol
-from ltosyms.errors import InputError
+from ltosyms.errors import DwarfError, InputError
 
 if TYPE_CHECKING:
     from ltosyms.disasm.compare import ImageWindow
+    from ltosyms.elf.relocations import ModuleRelocations
 from ltosyms.names.eras import CleanupRule
 from ltosyms.oops.records import CodeBytes, FrameRole
-from ltosyms.stores import DerivedStore, remembered
+from ltosyms.stores import remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,27 +94,21 @@ def unresolved(
 class ImageResolver:
     """Frame resolution within one image (the vmlinux or one module)."""
 
-    def __init__(
-        self,
-        loaded: LoadedImage,
-        dwarf: DwarfResolver | None,
-        rules: Sequence[CleanupRule],
-        call_sites: DerivedStore | None = None,
-    ) -> None:
-        self.loaded = loaded
-        self.symbols = loaded.symbols
-        self.image = loaded.image
-        self.dwarf = dwarf
+    def __init__(self, context: ImageContext, rules: Sequence[CleanupRule]) -> None:
+        self.context = context
+        self.symbols = context.symbols
+        self.image = context.image
+        self.dwarf = context.dwarf
         self.rules = tuple(rules)  # every naming era, the build's own first
-        self.arch = loaded.image.machine
-        self.finder = finder_for(loaded.image, loaded.symbols, call_sites)
+        self.arch = context.image.machine
+        self.finder = context.finder
         # x86 return addresses name `address - 1` (%pB); arm64's bl is 4 bytes before.
         self.call_back = 4 if self.arch == "aarch64" else 1
 
-    @cached_property
+    @property
     def relocations(self) -> ModuleRelocations | None:
         """A module's relocations (the targets of its calls), read on first need."""
-        return module_relocations(self.image) if self.image.is_module else None
+        return self.context.relocations
 
     def name_call(self, site: CallSite | None) -> NamedCall | None:
         """``site`` named: its function and offset, and the function it calls."""
@@ -162,7 +146,12 @@ class ImageResolver:
 
             try:
                 window = image_window(
-                    self.image, candidate.link_address, len(code.data), marker, self.symbols
+                    self.image,
+                    candidate.link_address,
+                    len(code.data),
+                    marker,
+                    self.symbols,
+                    finder=self.finder,
                 )
             except InputError:
                 return False  # no code there at all
@@ -175,18 +164,15 @@ class ImageResolver:
         self, code: CodeBytes, window: ImageWindow, marker_link_address: int
     ) -> CodeMatch:
         """:func:`compare_code` of ``Code:`` bytes with this image's ``window`` at
-        ``marker_link_address``, kept in the image's index (:func:`ltosyms.stores.remembered`)."""
+        ``marker_link_address``, kept by the image (:attr:`ImageContext.code_matches`)."""
         from ltosyms.disasm.compare import compare_code
 
         assert code.marker_offset is not None
         marker = code.marker_offset
         return remembered(
-            self.finder.store,
-            MATCH_KIND,
-            match_key(code.data, marker, code.arch, marker_link_address),
+            self.context.code_matches,
+            (code.data, marker, normalize_arch(code.arch), marker_link_address),
             lambda: compare_code(code.data, marker, window, code.arch),
-            match_to_bytes,
-            match_from_bytes,
         )
 
     # -- resolution ---------------------------------------------------------------------------
@@ -278,9 +264,15 @@ class ImageResolver:
                 f"the IP is in data object {symbol.name} ({symbol.section}): executing data"
             )
         if self.dwarf is not None:
-            locations = self.dwarf.locations(lookup_address)
-            if not locations and not in_data:
-                notes.append("no line information at this address")
+            try:
+                locations = self.dwarf.locations(lookup_address)
+            except DwarfError as error:
+                # The symbol stands on the symbol table alone: DWARF that cannot be read takes
+                # the source lines away, not the frame.
+                notes.append(f"no source lines: {error}")
+            else:
+                if not locations and not in_data:
+                    notes.append("no line information at this address")
         if query.role is FrameRole.EXACT_IP and is_trap(self.image, link_address):
             # A WARN/BUG trap: the line is the one the kernel printed (the bug table's).
             entry = bug_table(self.image).at(link_address)

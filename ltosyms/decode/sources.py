@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ltosyms.context import ModuleSet
 from ltosyms.debuginfod import DebuginfodClient, DebuginfodConfig
-from ltosyms.decode.modules import ModuleSet
 from ltosyms.errors import CacheError, InputError, LtosymsError
 from ltosyms.locate import locate_kernel
 from ltosyms.oops.records import Report

@@ -15,7 +15,7 @@ records, never text (:mod:`ltosyms.render.code_listing` renders listings).
 * :func:`code_view` / :func:`image_code_view` -- a listing labelled, targets named, padding
   and cut instructions told apart, or the image's own when the kernel printed no bytes
   (:mod:`.code_view`, records in :mod:`.view`);
-* the records all of these answer with, and their stored forms (:mod:`.records`).
+* the records all of these answer with (:mod:`.records`).
 """
 
 from typing import TYPE_CHECKING
@@ -25,27 +25,26 @@ from ltosyms.disasm.callsite import (
     BytesSource,
     CallSiteFinder,
     CodeSource,
+    Sweep,
     call_ending_at,
     finder_for,
 )
 from ltosyms.disasm.decoder import AARCH64, X86_64, normalize_arch
 from ltosyms.disasm.records import (
-    MATCH_KIND,
     CallKind,
     CallSite,
+    CodeAnalysis,
+    CodeAnalysisKey,
     CodeInstruction,
     CodeListing,
     CodeMatch,
+    CodeMatchKey,
+    CodeReport,
     CodeVerdict,
+    NoCallSite,
     PatchedSite,
     PatchReason,
     SweepMethod,
-    listing_from_bytes,
-    listing_key,
-    listing_to_bytes,
-    match_from_bytes,
-    match_key,
-    match_to_bytes,
 )
 from ltosyms.disasm.targets import CallTarget, CodePoint, NamedCall, TargetKind, name_call
 from ltosyms.disasm.view import CodeRow, CodeView, RowKind, ViewSource
@@ -85,7 +84,6 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AARCH64",
-    "MATCH_KIND",
     "RETPOLINE_THUNK_PREFIXES",
     "X86_64",
     "BytesSource",
@@ -93,16 +91,21 @@ __all__ = [
     "CallSite",
     "CallSiteFinder",
     "CallTarget",
+    "CodeAnalysis",
+    "CodeAnalysisKey",
     "CodeInstruction",
     "CodeListing",
     "CodeMatch",
+    "CodeMatchKey",
     "CodePoint",
+    "CodeReport",
     "CodeRow",
     "CodeSource",
     "CodeVerdict",
     "CodeView",
     "ImageWindow",
     "NamedCall",
+    "NoCallSite",
     "PatchReason",
     "PatchSite",
     "PatchSites",
@@ -110,6 +113,7 @@ __all__ = [
     "PatchedSite",
     "Replacement",
     "RowKind",
+    "Sweep",
     "SweepMethod",
     "TargetKind",
     "ViewSource",
@@ -121,12 +125,6 @@ __all__ = [
     "finder_for",
     "image_code_view",
     "image_window",
-    "listing_from_bytes",
-    "listing_key",
-    "listing_to_bytes",
-    "match_from_bytes",
-    "match_key",
-    "match_to_bytes",
     "name_call",
     "normalize_arch",
     "patch_sites",

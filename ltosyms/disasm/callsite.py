@@ -11,16 +11,16 @@ friends hundreds of times. When a sweep is impossible (no start, or bytes that d
 nothing before the address) the bytes just before the address are tried as one instruction of
 each length 1..15. arm64 is fixed-width: the instruction is the word before the address.
 
-Answers are facts about the image, so a finder given a :class:`DerivedStore` (the on-disk
-index) keeps them there: a later run asks the store first and disassembles nothing it has seen.
+Answers are facts about the image, so a finder given memos (the on-disk index's, through
+:class:`~ltosyms.context.ImageContext`) keeps them there: a later run asks them first and
+disassembles nothing it has seen.
 """
 
 from __future__ import annotations
 
 import bisect
-import marshal
 import weakref
-from array import array
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
@@ -37,18 +37,11 @@ from ltosyms.disasm.decoder import (
     normalize_arch,
     tidy_op_str,
 )
-from ltosyms.disasm.records import (
-    CallKind,
-    CallSite,
-    PatchReason,
-    SweepMethod,
-    decode_call_site,
-    encode_call_site,
-)
+from ltosyms.disasm.records import CallKind, CallSite, NoCallSite, PatchReason, SweepMethod
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
-from ltosyms.stores import DerivedStore
+from ltosyms.stores import Memo
 
 if TYPE_CHECKING:
     from ltosyms.disasm.patching import PatchSite, PatchSites, Replacement
@@ -68,13 +61,6 @@ RETPOLINE_THUNK_PREFIXES = (
     "__x86_indirect_call_thunk_",
     "__x86_indirect_its_thunk_",
 )
-
-
-# Store kind of call-site answers; bump the number when the record or its meaning changes.
-# 2: a call inside an alternative replacement aimed within it is aimed within the site.
-CALL_SITE_KIND = "call-site/2"
-SWEEP_KIND = "sweep/1"  # a function's instructions, decoded from its start
-_SAVE_EVERY = 512
 
 
 class CodeSource(Protocol):
@@ -97,12 +83,13 @@ class BytesSource:
         return self.data[start : start + length]
 
 
-class _Sweep:
+class Sweep:
     """Instructions decoded forward from one function start, extended on demand."""
 
-    __slots__ = ("addresses", "desyncs", "ends", "exhausted", "next_address", "texts")
+    __slots__ = ("addresses", "desyncs", "ends", "exhausted", "next_address", "start", "texts")
 
     def __init__(self, start: int) -> None:
+        self.start = start
         self.addresses: list[int] = []
         self.texts: list[tuple[int, str, str]] = []  # (size, mnemonic, op_str)
         self.ends: dict[int, int] = {}  # end address -> position
@@ -137,42 +124,32 @@ class _Sweep:
                 consumed += 1
             self.next_address += consumed
 
-    def to_bytes(self) -> bytes:
-        """The instructions decoded so far (x86 instructions are at most 15 bytes long)."""
-        return marshal.dumps(
-            (
-                self.next_address,
-                self.exhausted,
-                self.desyncs,
-                array("Q", self.addresses).tobytes(),
-                bytes(size for size, _mnemonic, _op_str in self.texts),
-                [mnemonic for _size, mnemonic, _op_str in self.texts],
-                [op_str for _size, _mnemonic, op_str in self.texts],
-            )
-        )
-
     @classmethod
-    def from_bytes(cls, start: int, data: bytes) -> _Sweep:
-        """A sweep stored by :meth:`to_bytes`; :class:`ValueError` for other bytes."""
-        try:
-            next_address, exhausted, desyncs, addresses, sizes, mnemonics, op_strs = marshal.loads(
-                data
-            )
-            column = array("Q")
-            column.frombytes(addresses)
-            sweep = cls(start)
-            sweep.addresses = column.tolist()
-            sweep.texts = list(zip(sizes, mnemonics, op_strs, strict=True))
-            sweep.ends = {a + n: i for i, (a, n) in enumerate(zip(column, sizes, strict=True))}
-            sweep.desyncs = [int(address) for address in desyncs]
-            sweep.next_address = int(next_address)
-            sweep.exhausted = bool(exhausted)
-        except (EOFError, TypeError, ValueError) as error:
-            raise ValueError(f"not a stored sweep: {error}") from None
-        if len(sweep.addresses) != len(sweep.texts) or (
-            sweep.addresses and sweep.addresses[0] < start
-        ):
-            raise ValueError("not a stored sweep: columns differ")
+    def from_columns(
+        cls,
+        *,
+        start: int,
+        next_address: int,
+        exhausted: bool,
+        desyncs: Sequence[int],
+        addresses: Sequence[int],
+        sizes: Sequence[int],
+        mnemonics: Sequence[str],
+        op_strs: Sequence[str],
+    ) -> Sweep:
+        """A sweep as far as it had gone (what the index keeps of it); :class:`ValueError`
+        when the columns do not fit together."""
+        if not len(addresses) == len(sizes) == len(mnemonics) == len(op_strs):
+            raise ValueError("sweep columns differ in length")
+        if addresses and addresses[0] < start:
+            raise ValueError("sweep starts before its function")
+        sweep = cls(start)
+        sweep.addresses = list(addresses)
+        sweep.texts = list(zip(sizes, mnemonics, op_strs, strict=True))
+        sweep.ends = {a + n: i for i, (a, n) in enumerate(zip(addresses, sizes, strict=True))}
+        sweep.desyncs = list(desyncs)
+        sweep.next_address = next_address
+        sweep.exhausted = exhausted
         return sweep
 
     def covering(self, address: int) -> int | None:
@@ -194,7 +171,14 @@ class CallSiteFinder:
         source: KernelImage | CodeSource,
         arch: str | None = None,
         symbols: SymbolTable | None = None,
+        *,
+        call_sites: Memo[tuple[int, int | None], CallSite | NoCallSite] | None = None,
+        sweeps: Memo[int, Sweep] | None = None,
+        patch_sites: Memo[None, PatchSites] | None = None,
     ) -> None:
+        """The memos keep answers (by return address and function start), sweeps (by
+        function start) and the image's patch tables for later runs. Answers depend on the
+        symbol table (thunk names): memos of answers and sweeps need ``symbols``."""
         if isinstance(source, KernelImage):
             arch = arch or source.machine
             # Module call displacements are relocations, zero in the .ko until the loader
@@ -204,55 +188,32 @@ class CallSiteFinder:
             self.is_module = False
         if arch is None:
             raise InputError("the architecture is needed to decode raw code bytes")
+        if (call_sites is not None or sweeps is not None) and symbols is None:
+            raise ValueError("a memo of call sites needs the image's symbol table")
         self.arch = normalize_arch(arch)
         self.source = source
         self.symbols = symbols
-        self._sweeps: dict[int, _Sweep] = {}
-        # Answers given, by (return address, function start); the ones not in the store yet.
-        self._answers: dict[tuple[int, int | None], CallSite | None] = {}
-        self._unsaved: list[tuple[str, bytes]] = []
-        self._grown: set[int] = set()  # starts of sweeps decoded further than stored
-        self.store: DerivedStore | None = None
-
-    def use_store(self, store: DerivedStore) -> None:
-        """Answer from ``store`` first and keep new answers there (see :meth:`save`). The
-        answers depend on the symbol table (thunk names), so only a finder with one gets it."""
-        if self.symbols is None:
-            raise ValueError("a call-site store needs the image's symbol table")
-        self.store = store
-
-    def save(self) -> None:
-        """Write the answers and sweeps found since the last save to the store."""
-        if self.store is not None and self._unsaved:
-            self.store.put_derived(CALL_SITE_KIND, self._unsaved)
-        if self.store is not None and self._grown:
-            self.store.put_derived(
-                SWEEP_KIND,
-                [(f"{start:x}", self._sweeps[start].to_bytes()) for start in sorted(self._grown)],
-            )
-        self._unsaved = []
-        self._grown = set()
+        self._sweeps: dict[int, Sweep] = {}
+        self._answers: dict[tuple[int, int | None], CallSite | None] = {}  # answers given
+        self._call_sites = call_sites
+        self._stored_sweeps = sweeps
+        self._patch_sites = patch_sites
 
     def call_ending_at(self, return_address: int, function_start: int | None) -> CallSite | None:
-        """The instruction ending exactly at ``return_address``; remembered, and with a store
+        """The instruction ending exactly at ``return_address``; remembered, and with a memo
         kept for later runs (see :meth:`find_call_ending_at` for the rules)."""
         key = (return_address, function_start)
         if key in self._answers:
             return self._answers[key]
-        store_key = f"{return_address:x}/{'-' if function_start is None else f'{function_start:x}'}"
-        if self.store is not None:
-            data = self.store.get_derived(CALL_SITE_KIND, store_key)
-            if data is not None:
-                try:
-                    site = self._answers[key] = decode_call_site(data)
-                    return site
-                except ValueError:
-                    pass  # another format: found again below (and not stored twice)
+        if self._call_sites is not None:
+            stored = self._call_sites.get(key)
+            if stored is not None:
+                site = None if stored is NoCallSite.NO_INSTRUCTION else stored
+                self._answers[key] = site
+                return site
         site = self._answers[key] = self.find_call_ending_at(return_address, function_start)
-        if self.store is not None:
-            self._unsaved.append((store_key, encode_call_site(site)))
-            if len(self._unsaved) >= _SAVE_EVERY:
-                self.save()  # a long stream of queries keeps its answers as it goes
+        if self._call_sites is not None:
+            self._call_sites.put(key, NoCallSite.NO_INSTRUCTION if site is None else site)
         return site
 
     def find_call_ending_at(
@@ -312,44 +273,38 @@ class CallSiteFinder:
         from ltosyms.disasm.patching import PatchSites, patch_sites
 
         if isinstance(self.source, KernelImage):
-            return patch_sites(self.source, self.store)
+            return patch_sites(self.source, self._patch_sites)
         return PatchSites()
 
-    def _sweep(self, function_start: int) -> _Sweep:
+    def _sweep(self, function_start: int) -> Sweep:
         sweep = self._sweeps.get(function_start)
         if sweep is None:
-            sweep = self._stored_sweep(function_start) or _Sweep(function_start)
+            sweep = self._stored_sweep(function_start) or Sweep(function_start)
             self._sweeps[function_start] = sweep
         return sweep
 
-    def _stored_sweep(self, function_start: int) -> _Sweep | None:
-        if self.store is None:
-            return None
-        data = self.store.get_derived(SWEEP_KIND, f"{function_start:x}")
-        if data is None:
-            return None
-        try:
-            return _Sweep.from_bytes(function_start, data)
-        except ValueError:
-            return None  # another format: swept again
+    def _stored_sweep(self, function_start: int) -> Sweep | None:
+        return None if self._stored_sweeps is None else self._stored_sweeps.get(function_start)
 
-    def _extend(self, sweep: _Sweep, function_start: int, target: int) -> None:
-        """Decode ``sweep`` up to ``target``; with a store, up to its function's end, so that
-        the stored sweep answers any later question about that function. (A linear sweep
-        decodes the same instructions however far it goes at a time.)"""
+    def _extend(self, sweep: Sweep, function_start: int, target: int) -> None:
+        """Decode ``sweep`` up to ``target``; with a memo of sweeps, up to its function's end,
+        so that the kept sweep answers any later question about that function. (A linear
+        sweep decodes the same instructions however far it goes at a time.)"""
         if sweep.next_address >= target or sweep.exhausted:
             return
-        if self.store is not None and self.symbols is not None:
+        if self._stored_sweeps is not None and self.symbols is not None:
             symbol = self.symbols.lookup(function_start)
             if symbol is not None and symbol.link_address == function_start:
                 size = min(symbol.kallsyms_size or 0, MAX_SWEEP_BYTES)
                 target = max(target, function_start + size)
-            self._grown.add(function_start)
+            sweep.extend_to(self.source, target)
+            self._stored_sweeps.put(function_start, sweep)
+            return
         sweep.extend_to(self.source, target)
 
     # -- boot-time patched calls ------------------------------------------------------------------
 
-    def _patched_call(self, sweep: _Sweep, return_address: int) -> CallSite | None:
+    def _patched_call(self, sweep: Sweep, return_address: int) -> CallSite | None:
         """A call that exists only at run time and ends at ``return_address``."""
         for site in self.sites.covering(return_address - 1):
             if site.reason is PatchReason.ALTERNATIVE:
@@ -427,7 +382,7 @@ class CallSiteFinder:
 
     def _rewritten(
         self,
-        sweep: _Sweep,
+        sweep: Sweep,
         site: PatchSite,
         return_address: int,
         lengths: int | tuple[int, ...],
@@ -456,7 +411,7 @@ class CallSiteFinder:
 
     def _from_sweep(
         self,
-        sweep: _Sweep,
+        sweep: Sweep,
         position: int,
         return_address: int,
         patch: PatchReason | None = None,
@@ -587,16 +542,12 @@ def _runtime_target(site: PatchSite, replacement: Replacement, target: int) -> i
 _finders: weakref.WeakKeyDictionary[KernelImage, CallSiteFinder] = weakref.WeakKeyDictionary()
 
 
-def finder_for(
-    image: KernelImage, symbols: SymbolTable | None = None, store: DerivedStore | None = None
-) -> CallSiteFinder:
-    """The image's shared finder (its sweeps are cached as long as the image lives); with
-    ``store`` (and ``symbols``), answers are kept there for later runs."""
+def finder_for(image: KernelImage, symbols: SymbolTable | None = None) -> CallSiteFinder:
+    """The image's shared finder without memos (its sweeps are cached as long as the image
+    lives), for callers that have no :class:`~ltosyms.context.ImageContext`."""
     finder = _finders.get(image)
     if finder is None or (symbols is not None and finder.symbols is not symbols):
         finder = _finders[image] = CallSiteFinder(image, symbols=symbols)
-    if store is not None and finder.store is None:
-        finder.use_store(store)
     return finder
 
 

@@ -24,7 +24,7 @@ import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ltosyms.disasm.callsite import finder_for
+from ltosyms.disasm.callsite import CallSiteFinder, finder_for
 from ltosyms.disasm.decoder import (
     AARCH64,
     ARM64_INSTRUCTION,
@@ -82,11 +82,15 @@ def image_window(
     code_length: int,
     marker_index: int,
     symbols: SymbolTable | None = None,
+    *,
+    finder: CallSiteFinder | None = None,
 ) -> ImageWindow:
     """The image's bytes under a ``Code:`` line whose faulting byte is at
     ``marker_link_address``, with the image's patch sites in that range and, given the
     image's ``symbols``, the instruction starts the image knows there (function starts, and
     the first instruction of the window found by a sweep from its function's start).
+    ``finder`` is the image's call-site finder, whose sweeps and patch tables are used (the
+    image's shared one when not given).
 
     A vmlinux is read within the section of the marker. A module's text sections are laid out
     by :mod:`ltosyms.elf.image` as the loader does, so neighbouring text sections are joined,
@@ -129,12 +133,14 @@ def image_window(
                 low_address, high_address - low_address
             )
     inner_start, inner_end = max(start, first), min(end, last)
+    finder = finder if finder is not None else finder_for(image)
     patched = tuple(
         PatchedRange(site.link_address - first, site.length, site.reason)
-        # The finder's tables: from the image's store when a decoder gave it one.
-        for site in finder_for(image).sites.overlapping(start, end)
+        for site in finder.sites.overlapping(start, end)
     )
-    boundaries = () if symbols is None else _known_boundaries(image, symbols, start, end, first)
+    boundaries = (
+        () if symbols is None else _known_boundaries(finder, image, symbols, start, end, first)
+    )
     padding = () if symbols is None else _padding(image, symbols, first, last)
     return ImageWindow(
         data=bytes(data[inner_start - start : inner_end - start]),
@@ -192,14 +198,18 @@ def _next_section_start(image: KernelImage, link_address: int) -> int | None:
 
 
 def _known_boundaries(
-    image: KernelImage, symbols: SymbolTable, first: int, last: int, origin: int
+    finder: CallSiteFinder,
+    image: KernelImage,
+    symbols: SymbolTable,
+    first: int,
+    last: int,
+    origin: int,
 ) -> tuple[int, ...]:
     """Instruction starts in [first, last), as offsets from ``origin`` (the Code: line's
     first byte): function starts, and the first instruction at or after ``first`` and
     ``origin`` found by sweeping their functions."""
     if normalize_arch(image.machine) != X86_64:
         return ()  # fixed-width instructions: the marker fixes every boundary
-    finder = finder_for(image)
     found = set()
     for point in {first, origin}:
         symbol = symbols.lookup(point)

@@ -26,17 +26,15 @@ from __future__ import annotations
 
 import bisect
 import logging
-import marshal
 import struct
 import weakref
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 from ltosyms.disasm.records import PatchReason
 from ltosyms.elf.image import KernelImage
-from ltosyms.stores import DerivedStore, remembered
+from ltosyms.stores import Memo, remembered
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +90,23 @@ _REASON_CODES = {
     PatchReason.RETURN_THUNK: 3,
 }
 _REASONS_BY_CODE = {code: reason for reason, code in _REASON_CODES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class PatchColumns:
+    """The patch sites of one image as the columns :class:`PatchSites` keeps (what the index
+    stores of them): sites by address, their replacements, and the thunk sites apart."""
+
+    available: bool  # the image has tables we could read
+    starts: Sequence[int]
+    lengths: Sequence[int]
+    reason_codes: Sequence[int]  # one byte each (see _REASON_CODES)
+    first_replacement: Sequence[int]  # one more entry than sites
+    replacement_addresses: Sequence[int]
+    replacement_ends: Sequence[int]  # end offset of each replacement in replacement_bytes
+    replacement_bytes: bytes
+    thunk_starts: Sequence[int]
+    thunk_reason_codes: Sequence[int]
 
 
 class PatchSites:
@@ -167,67 +182,50 @@ class PatchSites:
             )
         return site
 
-    # -- persistence --------------------------------------------------------------------------
+    # -- columns ---------------------------------------------------------------------------------
 
-    def to_bytes(self) -> bytes:
-        """The tables as read, for the on-disk index (a warm decode then reads no table)."""
-        return marshal.dumps(
-            (
-                self.available,
-                array("Q", self._starts).tobytes(),
-                array("I", self._lengths).tobytes(),
-                bytes(self._reason_codes),
-                array("I", self._first_replacement).tobytes(),
-                array("Q", self._replacement_addresses).tobytes(),
-                array("I", self._replacement_ends).tobytes(),
-                self._replacement_bytes,
-                array("Q", self._thunk_starts).tobytes(),
-                bytes(self._thunk_reason_codes),
-            )
+    def columns(self) -> PatchColumns:
+        return PatchColumns(
+            available=self.available,
+            starts=self._starts,
+            lengths=self._lengths,
+            reason_codes=self._reason_codes,
+            first_replacement=self._first_replacement,
+            replacement_addresses=self._replacement_addresses,
+            replacement_ends=self._replacement_ends,
+            replacement_bytes=self._replacement_bytes,
+            thunk_starts=self._thunk_starts,
+            thunk_reason_codes=self._thunk_reason_codes,
         )
 
     @classmethod
-    def from_bytes(cls, image: KernelImage, data: bytes) -> PatchSites:
-        """Tables stored by :meth:`to_bytes` for ``image``; :class:`ValueError` for other bytes."""
-        try:
-            (
-                available,
-                starts,
-                lengths,
-                reasons,
-                first_replacement,
-                replacement_addresses,
-                replacement_ends,
-                replacement_bytes,
-                thunk_starts,
-                thunk_reasons,
-            ) = marshal.loads(data)
-            table = cls()
-            table._image = image
-            table.available = bool(available)
-            table._starts = memoryview(starts).cast("Q")
-            table._lengths = memoryview(lengths).cast("I")
-            table._reason_codes = bytes(reasons)
-            table._first_replacement = memoryview(first_replacement).cast("I")
-            table._replacement_addresses = memoryview(replacement_addresses).cast("Q")
-            table._replacement_ends = memoryview(replacement_ends).cast("I")
-            table._replacement_bytes = bytes(replacement_bytes)
-            table._thunk_starts = memoryview(thunk_starts).cast("Q")
-            table._thunk_reason_codes = bytes(thunk_reasons)
-        except (EOFError, TypeError, ValueError) as error:
-            raise ValueError(f"not stored patch sites: {error}") from None
-        sites = len(table._starts)
+    def from_columns(cls, image: KernelImage, columns: PatchColumns) -> PatchSites:
+        """The sites of ``image`` whose columns :meth:`columns` gave; :class:`ValueError` when
+        they do not fit together."""
+        sites = len(columns.starts)
         if (
-            len(table._lengths) != sites
-            or len(table._reason_codes) != sites
-            or len(table._first_replacement) != sites + 1
-            or len(table._replacement_ends) != len(table._replacement_addresses)
-            or len(table._thunk_starts) != len(table._thunk_reason_codes)
+            len(columns.lengths) != sites
+            or len(columns.reason_codes) != sites
+            or len(columns.first_replacement) != sites + 1
+            or len(columns.replacement_ends) != len(columns.replacement_addresses)
+            or len(columns.thunk_starts) != len(columns.thunk_reason_codes)
             # Codes are 0 .. len - 1 (see _REASON_CODES).
-            or max(table._reason_codes, default=0) >= len(_REASONS_BY_CODE)
-            or max(table._thunk_reason_codes, default=0) >= len(_REASONS_BY_CODE)
+            or max(columns.reason_codes, default=0) >= len(_REASONS_BY_CODE)
+            or max(columns.thunk_reason_codes, default=0) >= len(_REASONS_BY_CODE)
         ):
-            raise ValueError("not stored patch sites: columns differ in length or reasons unknown")
+            raise ValueError("patch site columns differ in length or name unknown reasons")
+        table = cls()
+        table._image = image
+        table.available = columns.available
+        table._starts = columns.starts
+        table._lengths = columns.lengths
+        table._reason_codes = columns.reason_codes
+        table._first_replacement = columns.first_replacement
+        table._replacement_addresses = columns.replacement_addresses
+        table._replacement_ends = columns.replacement_ends
+        table._replacement_bytes = columns.replacement_bytes
+        table._thunk_starts = columns.thunk_starts
+        table._thunk_reason_codes = columns.thunk_reason_codes
         return table
 
     def covering(self, link_address: int) -> list[PatchSite]:
@@ -354,25 +352,13 @@ def _is_bytes(image: KernelImage, link_address: int) -> bool:
     return image.section_at(link_address) is not None
 
 
-# Store kind of the tables (one entry per image, key ""); bump when the stored form changes.
-PATCH_SITES_KIND = "patch-sites/1"
-
 _cache: weakref.WeakKeyDictionary[KernelImage, PatchSites] = weakref.WeakKeyDictionary()
 
 
-def patch_sites(image: KernelImage, store: DerivedStore | None = None) -> PatchSites:
-    """The image's patch sites, read once per open image; with ``store``, read from it (or
+def patch_sites(image: KernelImage, memo: Memo[None, PatchSites] | None = None) -> PatchSites:
+    """The image's patch sites, read once per open image; with ``memo``, taken from it (or
     kept there once read: the tables of a distro vmlinux take a tenth of a second)."""
     sites = _cache.get(image)
-    if sites is not None:
-        return sites
-    sites = remembered(
-        store,
-        PATCH_SITES_KIND,
-        "",
-        lambda: PatchSites(image),
-        PatchSites.to_bytes,
-        lambda data: PatchSites.from_bytes(image, data),
-    )
-    _cache[image] = sites
+    if sites is None:
+        sites = _cache[image] = remembered(memo, None, lambda: PatchSites(image))
     return sites

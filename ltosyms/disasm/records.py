@@ -1,4 +1,4 @@
-"""The records the machine-code layer answers with, and their stored forms.
+"""The records the machine-code layer answers with.
 
 Kept apart from the code that computes them (capstone sweeps, the ``Code:`` comparison): a
 decode served from the index reads these records without loading the disassembler or the
@@ -8,11 +8,11 @@ comparison rules.
 from __future__ import annotations
 
 import enum
-import marshal
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ltosyms.disasm.decoder import normalize_arch
+if TYPE_CHECKING:
+    from ltosyms.disasm.view import CodeView
 
 
 class PatchReason(enum.Enum):
@@ -39,6 +39,13 @@ class CallKind(enum.Enum):
     DIRECT = "direct"  # call rel32, bl imm26
     INDIRECT = "indirect"  # call *%rax, call *0x8(%rbx), blr x8, a paravirt call
     THUNK = "indirect-thunk"  # call __x86_indirect_thunk_rax: indirect, through a retpoline
+
+
+class NoCallSite(enum.Enum):
+    """The answer "no instruction ends at this return address", as a memo of call sites keeps
+    it (to a memo, None means "not known yet")."""
+
+    NO_INSTRUCTION = "no instruction ends here"
 
 
 class SweepMethod(enum.Enum):
@@ -80,55 +87,6 @@ class CallSite:
         return self.link_address
 
 
-def encode_call_site(site: CallSite | None) -> bytes:
-    """``site`` (None: no instruction ends there) as stored bytes."""
-    if site is None:
-        return marshal.dumps(None)
-    return marshal.dumps(
-        (
-            site.return_address,
-            site.link_address,
-            site.length,
-            site.raw,
-            site.mnemonic,
-            site.op_str,
-            site.kind.value,
-            site.target_link_address,
-            site.possible_targets,
-            site.thunk,
-            site.patch.value if site.patch is not None else None,
-            site.method.value,
-        )
-    )
-
-
-def decode_call_site(data: bytes) -> CallSite | None:
-    """The record :func:`encode_call_site` stored; :class:`ValueError` for other bytes."""
-    try:
-        fields = marshal.loads(data)
-        if fields is None:
-            return None
-        (ra, link, length, raw, mnemonic, op_str, kind, target, targets, thunk, patch, method) = (
-            fields
-        )
-        return CallSite(
-            return_address=int(ra),
-            link_address=int(link),
-            length=int(length),
-            raw=bytes(raw),
-            mnemonic=str(mnemonic),
-            op_str=str(op_str),
-            kind=CallKind(kind),
-            target_link_address=None if target is None else int(target),
-            possible_targets=tuple(int(t) for t in targets),
-            thunk=None if thunk is None else str(thunk),
-            patch=None if patch is None else PatchReason(patch),
-            method=SweepMethod(method),
-        )
-    except (EOFError, TypeError, ValueError) as error:
-        raise ValueError(f"not a stored call site: {error}") from None
-
-
 class CodeVerdict(enum.Enum):
     MATCH = "match"  # every compared byte is equal
     PATCHED = "patched-only"  # differences only where the kernel patches code: a match
@@ -160,41 +118,14 @@ class CodeMatch:
         return len(self.unexplained_offsets)
 
 
-# Store kind of comparisons (see match_key); bump when CodeMatch or the rules change.
-MATCH_KIND = "code-match/1"
-
-
-def match_key(code: bytes, marker_index: int, arch: str, marker_link_address: int) -> str:
-    """What a comparison with one image depends on besides the image itself (the window is
-    read at ``marker_link_address``), as a store key of that image's index."""
-    return f"{normalize_arch(arch)}/{marker_index}/{marker_link_address:x}/{bytes(code).hex()}"
-
-
-def match_to_bytes(match: CodeMatch) -> bytes:
-    return marshal.dumps(
-        (
-            match.verdict.value,
-            match.compared,
-            match.differing,
-            match.unexplained_offsets,
-            [(site.offset, site.length, site.reason.value) for site in match.patched_sites],
-        )
-    )
-
-
-def match_from_bytes(data: bytes) -> CodeMatch:
-    """The comparison :func:`match_to_bytes` stored; :class:`ValueError` for other bytes."""
-    try:
-        verdict, compared, differing, unexplained, sites = marshal.loads(data)
-        return CodeMatch(
-            CodeVerdict(verdict),
-            int(compared),
-            int(differing),
-            tuple(int(offset) for offset in unexplained),
-            tuple(PatchedSite(int(o), int(n), PatchReason(r)) for o, n, r in sites),
-        )
-    except (EOFError, TypeError, ValueError) as error:
-        raise ValueError(f"not a stored comparison: {error}") from None
+# What a comparison of a Code: line with one image depends on besides the image: the bytes,
+# the index of the faulting byte among them, the architecture and the faulting byte's link
+# address (the image is read there).
+CodeMatchKey = tuple[bytes, int, str, int]
+# What a Code: line's analysis depends on besides the image: the name of the IP's image
+# (None: unknown), the bytes, the faulting byte's index, the architecture and its link
+# address (None: unknown).
+CodeAnalysisKey = tuple[str | None, bytes, int, str, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,50 +163,24 @@ class CodeListing:
         return None
 
 
-def listing_key(
-    code: bytes,
-    marker_index: int | None,
-    arch: str,
-    link_address_of_marker: int | None,
-    boundaries: Sequence[int],
-) -> str:
-    """Everything :func:`~ltosyms.disasm.listing.disassemble_code` depends on, as (part of) a
-    store key: a listing is a pure function of them, and of capstone's version (stored
-    answers carry the kind's version, bumped when a release changes what they hold)."""
-    marker = "-" if marker_index is None else str(marker_index)
-    address = "-" if link_address_of_marker is None else f"{link_address_of_marker:x}"
-    known = ",".join(str(b) for b in boundaries)
-    return f"{normalize_arch(arch)}/{marker}/{address}/{known}/{bytes(code).hex()}"
+@dataclass(frozen=True, slots=True)
+class CodeReport:
+    """A ``Code:`` line's listing and its comparison with the image that ran it."""
+
+    listing: CodeListing | None
+    match: CodeMatch | None
+    image: str | None  # "vmlinux" or the module the faulting IP is in
+    # Not part of the stored analysis (a decode adds them): the listing in a developer's
+    # terms (labels, named targets; from the image when the kernel printed no bytes), and the
+    # IP's runtime address when the log gives it.
+    view: CodeView | None = None
+    marker_runtime_address: int | None = None
 
 
-def listing_to_bytes(listing: CodeListing) -> bytes:
-    return marshal.dumps(
-        (
-            listing.arch,
-            [
-                (i.offset, i.link_address, i.raw, i.mnemonic, i.op_str, i.is_fault)
-                for i in listing.instructions
-            ],
-            listing.marker_index,
-            listing.marker_link_address,
-            listing.undecoded_prefix,
-        )
-    )
+@dataclass(frozen=True, slots=True)
+class CodeAnalysis:
+    """What a ``Code:`` line gives a decode: its report and the warnings it raised (a pure
+    function of the printed bytes, the faulting instruction's link address and the image)."""
 
-
-def listing_from_bytes(data: bytes) -> CodeListing:
-    """The listing :func:`listing_to_bytes` stored; :class:`ValueError` for other bytes."""
-    try:
-        arch, instructions, marker_index, marker_link_address, prefix = marshal.loads(data)
-        return CodeListing(
-            arch=str(arch),
-            instructions=tuple(
-                CodeInstruction(int(o), a, bytes(r), str(m), str(op), bool(f))
-                for o, a, r, m, op, f in instructions
-            ),
-            marker_index=marker_index,
-            marker_link_address=marker_link_address,
-            undecoded_prefix=int(prefix),
-        )
-    except (EOFError, TypeError, ValueError) as error:
-        raise ValueError(f"not a stored listing: {error}") from None
+    report: CodeReport
+    warnings: tuple[str, ...]

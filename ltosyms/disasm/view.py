@@ -1,21 +1,18 @@
 """The records of a ``Code:`` listing's view (:mod:`ltosyms.disasm.code_view` builds them).
 
 Kept apart from the code that computes them, like :mod:`ltosyms.disasm.records`: a decode that
-finds a view in the index reads it without loading the disassembler or the comparison rules.
+finds a view in the index reads it without loading the disassembler or the comparison rules
+(the stored form is :func:`ltosyms.index.codecs.encode_code_view`).
 """
 
 from __future__ import annotations
 
 import enum
-import marshal
 from dataclasses import dataclass
 
 from ltosyms.disasm.decoder import ADDRESS_MASK, X86_64, normalize_arch
-from ltosyms.disasm.records import CodeListing, listing_from_bytes, listing_to_bytes
+from ltosyms.disasm.records import CodeListing
 from ltosyms.disasm.targets import CodePoint
-
-# Store kind of views; bump when the record or what it holds changes.
-CODE_VIEW_KIND = "code-view/1"
 
 # arch/x86/kernel/dumpstack.c show_opcodes() (6.1, 6.12): the line starts PROLOGUE_SIZE bytes
 # before the IP, and "Unable to access opcode bytes at" names that start, not the IP
@@ -64,64 +61,16 @@ class CodeView:
     # The listing the rows describe when it was made from the image (source IMAGE).
     listing: CodeListing | None = None
 
-    def to_bytes(self) -> bytes:
-        return marshal.dumps(
-            (
-                self.source.value,
-                [
-                    (
-                        row.kind.value,
-                        _point_fields(row.label),
-                        row.mnemonic,
-                        row.operands,
-                        _point_fields(row.target),
-                        row.comment,
-                        _point_fields(row.starts_at),
-                    )
-                    for row in self.rows
-                ],
-                self.note,
-                None if self.listing is None else listing_to_bytes(self.listing),
-            )
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> CodeView:
-        """A view :meth:`to_bytes` stored; :class:`ValueError` for other bytes."""
-        try:
-            source, rows, note, listing = marshal.loads(data)
-            return cls(
-                ViewSource(source),
-                tuple(
-                    CodeRow(
-                        RowKind(kind),
-                        _point(label),
-                        str(mnemonic),
-                        str(operands),
-                        _point(target),
-                        None if comment is None else str(comment),
-                        _point(starts_at),
-                    )
-                    for kind, label, mnemonic, operands, target, comment, starts_at in rows
-                ),
-                None if note is None else str(note),
-                None if listing is None else listing_from_bytes(listing),
-            )
-        except (EOFError, TypeError) as error:
-            raise ValueError(f"not a stored code view: {error}") from None
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to list and nothing to say (what the image gives where no function holds
+        the IP)."""
+        return not self.rows and self.note is None and self.listing is None
 
 
-def _point_fields(point: CodePoint | None) -> tuple[str | None, int, str | None, int | None] | None:
-    if point is None:
-        return None
-    return (point.symbol, point.offset, point.section, point.link_address)
-
-
-def _point(fields: tuple[str | None, int, str | None, int | None] | None) -> CodePoint | None:
-    if fields is None:
-        return None
-    symbol, offset, section, link_address = fields
-    return CodePoint(symbol, int(offset), section, link_address)
+# What an image listing depends on besides the image: the name of the IP's image and the
+# IP's link address.
+ImageViewKey = tuple[str, int]
 
 
 def marker_runtime_address(

@@ -6,7 +6,7 @@ and knows nothing of the ELF file they come from: :mod:`ltosyms.elf.debug_sectio
 from a kernel image.
 
 - :class:`DwarfResolver`: link address -> inline chain (:class:`SourceLocation`), function
-  extent, compilation unit; lazy per unit, units kept in a :class:`~ltosyms.stores.CuStore`.
+  extent, compilation unit; lazy per unit, units kept in a :class:`~ltosyms.stores.Memo`.
 - :func:`take_census`: one walk over all of ``.debug_info`` (what ``diff`` reads).
 - :class:`UnitParser`: the parsers behind both, for the index builder's worker processes.
 
@@ -21,15 +21,7 @@ from typing import TYPE_CHECKING
 
 from ltosyms.dwarf.paths import relative_path, source_roots
 from ltosyms.dwarf.records import CompileUnit, FunctionExtent, SourceLocation
-from ltosyms.dwarf.resolver import (
-    CU_FORMAT,
-    CU_MAP_KEY,
-    LOCATIONS_KIND,
-    CuKey,
-    DwarfResolver,
-    MemoryCuStore,
-    OuterName,
-)
+from ltosyms.dwarf.resolver import CuKey, DwarfResolver, OuterName
 from ltosyms.dwarf.sections import (
     DEBUG_SECTIONS,
     DwarfConfig,
@@ -52,10 +44,7 @@ if TYPE_CHECKING:
     from ltosyms.dwarf.unit_tables import CuData
 
 __all__ = [
-    "CU_FORMAT",
-    "CU_MAP_KEY",
     "DEBUG_SECTIONS",
-    "LOCATIONS_KIND",
     "CompileUnit",
     "CuData",
     "CuKey",
@@ -69,7 +58,6 @@ __all__ = [
     "DwarfVariable",
     "FunctionExtent",
     "InlinedFunction",
-    "MemoryCuStore",
     "OuterName",
     "SectionBuffer",
     "SectionSource",

@@ -9,11 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Formats of the stored unit tables and unit map (bump on any change to their layout): an
-# index written with other formats is not used (ltosyms.dwarf.resolver.CU_FORMAT).
-CU_DATA_FORMAT = 2
-CU_MAP_FORMAT = 1
-
 
 @dataclass(frozen=True, slots=True)
 class SourceLocation:

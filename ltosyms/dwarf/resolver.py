@@ -3,9 +3,10 @@
 :class:`DwarfResolver` is the door. It is lazy by design (DOMAIN §7): the address -> unit map
 comes from ``.debug_aranges`` (or, for clang, from each unit's top DIE), and only the units
 that hold asked-for addresses are parsed, each once, into a :class:`CuData` (line rows and the
-function/inline tree, :mod:`ltosyms.dwarf.build`). Every parsed unit, and the unit map, is
-handed to a :class:`CuStore` as bytes; the on-disk index implements that store, so a later
-run loads the unit instead of parsing DWARF, and never opens a debug section at all.
+function/inline tree, :mod:`ltosyms.dwarf.build`). Every parsed unit, the unit map and (with
+the symbol table) every chain is handed to a :class:`~ltosyms.stores.Memo`; the on-disk index
+gives the resolver memos over its stored units, so a later run loads the unit instead of
+parsing DWARF, and never opens a debug section at all.
 
 The DWARF decoders are ltosyms' own (pyelftools needs ~0.6 s per kernel unit): a line-program
 state machine over bytes (:mod:`ltosyms.dwarf.line`) and a DIE walker driven by
@@ -20,21 +21,13 @@ of the inlined subroutine inside it; the outermost entry is the function itself.
 
 from __future__ import annotations
 
-import logging
-import marshal
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ltosyms.dwarf.records import (
-    CU_DATA_FORMAT,
-    CU_MAP_FORMAT,
-    CompileUnit,
-    FunctionExtent,
-    SourceLocation,
-)
+from ltosyms.dwarf.records import CompileUnit, FunctionExtent, SourceLocation
 from ltosyms.dwarf.sections import SectionSource
-from ltosyms.errors import CacheError, InputError
-from ltosyms.stores import CuStore, DerivedStore
+from ltosyms.errors import InputError
+from ltosyms.stores import Memo, MemoryMemo
 
 if TYPE_CHECKING:
     # The unit tables and the DWARF parsers are imported where a unit is loaded or parsed,
@@ -43,51 +36,11 @@ if TYPE_CHECKING:
     from ltosyms.dwarf.unit_map import CuMap
     from ltosyms.dwarf.unit_tables import CuData
 
-log = logging.getLogger(__name__)
-
 CuKey = int  # .debug_info offset of a unit header: names a unit within one build
-CU_MAP_KEY = -1  # the store key of the address -> unit map
-# Store kind of inline chains by address (derived facts of the index); bump on any change to
-# SourceLocation or to how chains are made.
-LOCATIONS_KIND = "locations/1"
-# The formats of the stored blobs: an index written with other formats is not used.
-CU_FORMAT = f"cudata-{CU_DATA_FORMAT}.cumap-{CU_MAP_FORMAT}"
 
 # Names the outermost entry of a chain: (link address, within the symbol's size) -> name.
 # llvm-symbolizer takes it from the ELF symbol table (ltosyms.elf.outer_names).
 OuterName = Callable[[int, bool], "str | None"]
-
-
-def _chain_to_bytes(chain: tuple[SourceLocation, ...]) -> bytes:
-    return marshal.dumps(
-        [
-            (e.function, e.file, e.full_path, e.line, e.column, e.inlined, e.dwarf_function)
-            for e in chain
-        ]
-    )
-
-
-def _chain_from_bytes(data: bytes) -> tuple[SourceLocation, ...]:
-    try:
-        return tuple(
-            SourceLocation(function, file, full_path, line, column, bool(inlined), dwarf)
-            for function, file, full_path, line, column, inlined, dwarf in marshal.loads(data)
-        )
-    except (EOFError, TypeError, ValueError) as error:
-        raise CacheError(f"stored chain is damaged ({error})") from None
-
-
-class MemoryCuStore:
-    """A :class:`CuStore` in a dict: keeps parsed units for the life of the process."""
-
-    def __init__(self) -> None:
-        self.records: dict[int, bytes] = {}
-
-    def get(self, cu_offset: int) -> bytes | None:
-        return self.records.get(cu_offset)
-
-    def put(self, cu_offset: int, data: bytes) -> None:
-        self.records[cu_offset] = data
 
 
 class DwarfResolver:
@@ -96,24 +49,29 @@ class DwarfResolver:
     def __init__(
         self,
         sections: SectionSource,
-        store: CuStore | None = None,
+        *,
+        units: Memo[CuKey, CuData] | None = None,
+        unit_map: Memo[None, CuMap] | None = None,
+        chains: Memo[int, tuple[SourceLocation, ...]] | None = None,
         outer_name: OuterName | None = None,
     ) -> None:
-        """``sections`` are opened only when a unit or the unit map must be parsed.
-        ``outer_name``, when given, names the outermost entry of each chain (the ELF symbol,
-        as llvm-symbolizer does); chains are then also kept in the store, by address."""
+        """``sections`` are opened only when a unit or the unit map must be parsed; parsed
+        units and the unit map are kept in ``units`` and ``unit_map`` (memos of this process
+        when not given). ``outer_name``, when given, names the outermost entry of each chain
+        (the ELF symbol, as llvm-symbolizer does); chains are then kept in ``chains`` too."""
         self.sections = sections
         self.name = sections.name
-        self.store: CuStore = store if store is not None else MemoryCuStore()
+        self.units: Memo[CuKey, CuData] = units if units is not None else MemoryMemo()
+        self.unit_map_memo: Memo[None, CuMap] = unit_map if unit_map is not None else MemoryMemo()
         self.outer_name = outer_name
+        self.chains = chains if outer_name is not None else None
         self._parser: UnitParser | None = None
         self._cu_map: CuMap | None = None
         self._units: dict[int, CuData] = {}
         self._compile_units: dict[int, CompileUnit] = {}
         self._answers: dict[int, tuple[SourceLocation, ...]] = {}  # chains by address
-        self._unsaved: list[tuple[str, bytes]] = []
         self.parsed_units = 0  # units decoded from DWARF by this resolver
-        self.loaded_units = 0  # units loaded from the store
+        self.loaded_units = 0  # units given by the memo
 
     # -- DWARF, opened only when something must be parsed ------------------------------------
 
@@ -144,20 +102,15 @@ class DwarfResolver:
     @property
     def cu_map(self) -> CuMap:
         if self._cu_map is None:
-            from ltosyms.dwarf.unit_map import CuMap
-
-            raw = self.store.get(CU_MAP_KEY)
-            if raw is not None:
-                try:
-                    self._cu_map = CuMap.from_bytes(raw)
-                except CacheError as error:
-                    log.warning("%s: stored unit map discarded: %s", self.name, error)
+            self._cu_map = self.unit_map_memo.get(None)
             if self._cu_map is None:
                 if not self.has_dwarf:
+                    from ltosyms.dwarf.unit_map import CuMap
+
                     self._cu_map = CuMap.empty()
                 else:
                     self._cu_map = self.parser.unit_map()
-                    self.store.put(CU_MAP_KEY, self._cu_map.to_bytes())
+                    self.unit_map_memo.put(None, self._cu_map)
         return self._cu_map
 
     def cu_for(self, link_address: int) -> CuKey | None:
@@ -169,23 +122,18 @@ class DwarfResolver:
         return self.cu_map.unit_offsets()
 
     def cu_data(self, cu_offset: CuKey) -> CuData:
-        """The parsed unit: from memory, else from the store, else from DWARF (then stored)."""
+        """The parsed unit: from this resolver, else from the memo, else from DWARF (then
+        kept in the memo)."""
         data = self._units.get(cu_offset)
         if data is not None:
             return data
-        from ltosyms.dwarf.unit_tables import CuData
-
-        raw = self.store.get(cu_offset)
-        if raw is not None:
-            try:
-                data = CuData.from_bytes(raw)
-                self.loaded_units += 1
-            except CacheError as error:
-                log.warning("%s: stored unit %#x discarded: %s", self.name, cu_offset, error)
-        if data is None:
+        data = self.units.get(cu_offset)
+        if data is not None:
+            self.loaded_units += 1
+        else:
             data = self.parser.unit(cu_offset)
             self.parsed_units += 1
-            self.store.put(cu_offset, data.to_bytes())
+            self.units.put(cu_offset, data)
         self._units[cu_offset] = data
         return data
 
@@ -197,22 +145,16 @@ class DwarfResolver:
         For a return address, pass the call site (or return address - 1), not the return
         address: the line after a call is not where the caller is (DOMAIN §3).
 
-        With a store that keeps answers (the index) and the symbol table, the chain of an
-        address asked before comes from the store without loading its unit; new chains are
-        written by :meth:`save`."""
+        With a memo of chains (given with the symbol table), the chain of an address asked
+        before comes from it without loading its unit."""
         chain = self._answers.get(link_address)
         if chain is not None:
             return chain
-        answers = self._answer_store()
-        key = f"{link_address:x}"
-        if answers is not None:
-            stored = answers.get_derived(LOCATIONS_KIND, key)
-            if stored is not None:
-                try:
-                    chain = self._answers[link_address] = _chain_from_bytes(stored)
-                    return chain
-                except CacheError as error:
-                    log.debug("%s: stored chain at %s ignored: %s", self.name, key, error)
+        if self.chains is not None:
+            chain = self.chains.get(link_address)
+            if chain is not None:
+                self._answers[link_address] = chain
+                return chain
         cu_offset = self.cu_for(link_address)
         chain = (
             ()
@@ -220,22 +162,9 @@ class DwarfResolver:
             else self.cu_data(cu_offset).locations(link_address, self.outer_name)
         )
         self._answers[link_address] = chain
-        if answers is not None:
-            self._unsaved.append((key, _chain_to_bytes(chain)))
+        if self.chains is not None:
+            self.chains.put(link_address, chain)
         return chain
-
-    def _answer_store(self) -> DerivedStore | None:
-        # Chains name the outermost entry from the symbol table: only then are they stored.
-        if self.outer_name is None or not hasattr(self.store, "get_derived"):
-            return None
-        return self.store  # type: ignore[return-value]  # has the derived-facts methods
-
-    def save(self) -> None:
-        """Write the chains found since the last save to the store, in one transaction."""
-        answers = self._answer_store()
-        if answers is not None and self._unsaved:
-            answers.put_derived(LOCATIONS_KIND, self._unsaved)
-        self._unsaved = []
 
     def locations_many(
         self, link_addresses: Iterable[int]
@@ -257,19 +186,13 @@ class DwarfResolver:
         return result
 
     def _prefetch(self, cu_offsets: Iterable[int]) -> None:
-        """Load stored units in one batch when the store can (the index's ``get_many``)."""
-        from ltosyms.dwarf.unit_tables import CuData
-
-        get_many = getattr(self.store, "get_many", None)
+        """Load the units the memo keeps in one batch (the index reads them in one query)."""
         wanted = [offset for offset in cu_offsets if offset not in self._units]
-        if get_many is None or len(wanted) < 2:
+        if len(wanted) < 2:
             return
-        for cu_offset, raw in get_many(wanted).items():
-            try:
-                self._units[cu_offset] = CuData.from_bytes(raw)
-                self.loaded_units += 1
-            except CacheError as error:
-                log.warning("%s: stored unit %#x discarded: %s", self.name, cu_offset, error)
+        for cu_offset, data in self.units.get_many(wanted).items():
+            self._units[cu_offset] = data
+            self.loaded_units += 1
 
     def function_at(self, link_address: int) -> FunctionExtent | None:
         """The DWARF function (subprogram with code) holding ``link_address``."""

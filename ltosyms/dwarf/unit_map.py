@@ -1,33 +1,27 @@
-"""The address -> unit map of an image, and its bytes for the on-disk index.
+"""The address -> unit map of an image.
 
 gcc emits ``.debug_aranges`` for every unit with code (Debian: 5,921 ranges for 2,123 of its
 2,172 units, read in milliseconds). clang emits it only for assembly units, so every other
 unit's top DIE is read for its DW_AT_ranges / DW_AT_low_pc+DW_AT_high_pc (DOMAIN §7): that
 touches each unit once (the header, one abbreviation, the top DIE), which is why the map is
-worth persisting (:meth:`CuMap.to_bytes`).
+worth keeping in the index.
 """
 
 from __future__ import annotations
 
 import logging
-import marshal
-import sys
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ltosyms.dwarf import forms as F
-from ltosyms.dwarf.records import CU_MAP_FORMAT
-from ltosyms.errors import CacheError
 
 if TYPE_CHECKING:
     from ltosyms.dwarf.info import DieReader
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = CU_MAP_FORMAT
-_MAGIC = "ltosyms-cumap"
 _CODE_UNITS = (F.UT_COMPILE, F.UT_PARTIAL)
 
 
@@ -56,34 +50,6 @@ class CuMap:
     def unit_offsets(self) -> list[int]:
         """Units with code, in .debug_info order."""
         return sorted(set(self.units))
-
-    def to_bytes(self) -> bytes:
-        return marshal.dumps(
-            (
-                _MAGIC,
-                FORMAT_VERSION,
-                sys.byteorder,
-                self.unit_count,
-                self.starts.tobytes(),
-                self.ends.tobytes(),
-                self.units.tobytes(),
-            )
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> CuMap:
-        try:
-            magic, version, byteorder, unit_count, starts, ends, units = marshal.loads(data)
-            if magic != _MAGIC or version != FORMAT_VERSION or byteorder != sys.byteorder:
-                raise CacheError("unit map has a foreign format")
-            arrays = [array("Q"), array("Q"), array("Q")]
-            for values, raw in zip(arrays, (starts, ends, units), strict=True):
-                values.frombytes(raw)
-        except (EOFError, ValueError, TypeError) as error:
-            raise CacheError(f"unit map record is damaged ({error})") from None
-        if not len(arrays[0]) == len(arrays[1]) == len(arrays[2]):
-            raise CacheError("unit map record is inconsistent")
-        return cls(arrays[0], arrays[1], arrays[2], int(unit_count))
 
 
 def build_cu_map(reader: DieReader) -> CuMap:

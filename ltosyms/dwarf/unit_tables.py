@@ -1,9 +1,8 @@
 """Everything the resolver keeps from one unit, as compact arrays, and the lookups over them.
 
-A :class:`CuData` is built once from the DWARF (:meth:`ltosyms.dwarf.parser.UnitParser.unit`)
-and can be turned into bytes and back (:meth:`CuData.to_bytes`, :meth:`CuData.from_bytes`) so
-the on-disk index can keep it per (build id, unit offset). Loading is a ``marshal.loads`` and a few
-``array.frombytes``: no DWARF is touched when a unit comes from the index.
+A :class:`CuData` is built once from the DWARF (:meth:`ltosyms.dwarf.parser.UnitParser.unit`);
+the on-disk index keeps it per (build id, unit offset) as its fields, arrays as they are, and
+builds it back from them: no DWARF is touched when a unit comes from the index.
 
 Layout (every array uses the narrowest type its values fit; addresses are offsets from
 ``address_base``, so 4 bytes each for any image whose code spans less than 4 GB):
@@ -20,19 +19,16 @@ Layout (every array uses the narrowest type its values fit; addresses are offset
 
 from __future__ import annotations
 
-import marshal
-import sys
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
-from ltosyms.dwarf.records import CU_DATA_FORMAT, FunctionExtent, SourceLocation
-from ltosyms.errors import CacheError
+from ltosyms.dwarf.records import FunctionExtent, SourceLocation
 
 __all__ = [
     "END_OF_SEQUENCE",
-    "FORMAT_VERSION",
     "NO_FILE",
     "CuData",
     "FunctionExtent",
@@ -58,13 +54,36 @@ def find_row(
     return position
 
 
-FORMAT_VERSION = CU_DATA_FORMAT
-_MAGIC = "ltosyms-cu"
 NO_FILE = 0  # file index: no file (call and declaration files), end of sequence (rows)
+
+
+# The fields that are arrays, in the order the index keeps them.
+ARRAY_FIELDS = (
+    "row_addresses",
+    "row_files",
+    "row_lines",
+    "row_columns",
+    "parents",
+    "ends",
+    "inlined",
+    "call_files",
+    "call_lines",
+    "call_columns",
+    "decl_files",
+    "decl_lines",
+    "range_starts",
+    "range_lows",
+    "range_highs",
+    "root_lows",
+    "root_highs",
+    "root_nodes",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class CuData:
+    ARRAY_FIELDS: ClassVar[tuple[str, ...]] = ARRAY_FIELDS
+
     cu_offset: int
     name: str | None  # DW_AT_name of the unit
     comp_dir: str | None
@@ -249,84 +268,11 @@ class CuData:
     def row_count(self) -> int:
         return len(self.row_addresses)
 
-    # -- bytes ---------------------------------------------------------------------------------
+    # -- consistency ------------------------------------------------------------------------
 
-    def to_bytes(self) -> bytes:
-        # Every index is checked against its array here, once, so that a stored record is
-        # consistent; loading it back checks the lengths only (the store's CRC guards bytes).
-        self.check(indexes=True)
-        arrays = tuple(
-            (values.typecode, values.tobytes())
-            for values in (getattr(self, name) for name in ARRAY_FIELDS)
-        )
-        return marshal.dumps(
-            (
-                _MAGIC,
-                FORMAT_VERSION,
-                sys.byteorder,
-                self.cu_offset,
-                self.name,
-                self.comp_dir,
-                self.producer_is_clang,
-                self.address_base,
-                self.full_paths,
-                self.relative_paths,
-                self.file_numbers,
-                self.names,
-                arrays,
-            )
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> CuData:
-        """Rebuild a :class:`CuData`; raises :class:`CacheError` on foreign or damaged bytes."""
-        try:
-            record = marshal.loads(data)
-            (magic, version, byteorder, *fields) = record
-        except (EOFError, ValueError, TypeError) as error:
-            raise CacheError(f"unit record is damaged ({error})") from None
-        if magic != _MAGIC or version != FORMAT_VERSION or byteorder != sys.byteorder:
-            raise CacheError("unit record has a foreign format")
-        try:
-            (
-                cu_offset,
-                name,
-                comp_dir,
-                producer_is_clang,
-                address_base,
-                full_paths,
-                relative_paths,
-                file_numbers,
-                names,
-                arrays,
-            ) = fields
-            columns = {}
-            for field, (typecode, raw) in zip(ARRAY_FIELDS, arrays, strict=True):
-                if typecode not in _TYPECODES:
-                    raise ValueError(f"typecode {typecode!r}")
-                values = array(typecode)
-                values.frombytes(raw)
-                columns[field] = values
-            unit = cls(
-                cu_offset=int(cu_offset),
-                name=name,
-                comp_dir=comp_dir,
-                producer_is_clang=bool(producer_is_clang),
-                address_base=int(address_base),
-                full_paths=tuple(full_paths),
-                relative_paths=tuple(relative_paths),
-                file_numbers=tuple(file_numbers),
-                names=tuple(names),
-                **columns,
-            )
-        except (TypeError, ValueError) as error:
-            raise CacheError(f"unit record is damaged ({error})") from None
-        unit.check(indexes=False)
-        return unit
-
-    def check(self, indexes: bool = True) -> None:
-        """Raise :class:`CacheError` unless the arrays fit together; with ``indexes``, also
-        unless every index stays inside the array it points into (a scan of every array)."""
+    def is_consistent(self, indexes: bool = True) -> bool:
+        """True when the arrays fit together; with ``indexes``, also when every index stays
+        inside the array it points into (a scan of every array)."""
         rows = len(self.row_addresses)
         nodes = len(self.names)
         ranges = len(self.range_lows)
@@ -341,7 +287,7 @@ class CuData:
             and len(self.root_lows) == len(self.root_highs) == len(self.root_nodes)
             and files == len(self.relative_paths) == len(self.file_numbers) >= 1
         )
-        consistent = consistent and (
+        return consistent and (
             not indexes
             or (
                 max(self.range_starts, default=0) <= ranges
@@ -353,31 +299,6 @@ class CuData:
                 and max(self.decl_files, default=0) < files
             )
         )
-        if not consistent:
-            raise CacheError(f"unit record for {self.cu_offset:#x} is inconsistent")
-
-
-ARRAY_FIELDS = (
-    "row_addresses",
-    "row_files",
-    "row_lines",
-    "row_columns",
-    "parents",
-    "ends",
-    "inlined",
-    "call_files",
-    "call_lines",
-    "call_columns",
-    "decl_files",
-    "decl_lines",
-    "range_starts",
-    "range_lows",
-    "range_highs",
-    "root_lows",
-    "root_highs",
-    "root_nodes",
-)
-_TYPECODES = frozenset("BHIQ")
 
 
 def narrow(values: Sequence[int]) -> array[int]:

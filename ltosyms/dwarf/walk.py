@@ -48,13 +48,8 @@ from ltosyms.errors import DwarfError
 
 if TYPE_CHECKING:
     from ltosyms.dwarf.units import CompiledAbbrevs, Unit
+from ltosyms.limits import MAX_INLINE_DEPTH
 
-# How deep DIEs may nest where an inlined subroutine opens: every level can become an entry
-# of an inline chain, so damaged data must not make chains of thousands of entries. The
-# deepest nesting of the corpus' kernels and modules (gcc 12, clang 14, LTO or not, x86-64
-# and arm64, Debian's distribution kernel included) is 29 DIEs with 17 inlined subroutines
-# inside one another; 256 is far beyond what a compiler emits.
-MAX_DEPTH = 256
 _SIBLING = FUNCTION_LAYOUT.index["sibling"]
 
 
@@ -132,10 +127,10 @@ def walk_dies(unit: Unit, data: bytes, abbrevs: CompiledAbbrevs) -> FoundDies:
                 values.append(found)
                 if children[code]:
                     stack.append(len(values) - 1)
-                    if len(stack) > MAX_DEPTH:
+                    if len(stack) > MAX_INLINE_DEPTH:
                         raise DwarfError(
-                            f"unit at {unit_base:#x}: DIEs nest more than {MAX_DEPTH} deep at "
-                            f"{unit_base + start:#x}"
+                            f"unit at {unit_base:#x}: DIEs nest more than {MAX_INLINE_DEPTH} "
+                            f"deep at {unit_base + start:#x}"
                         )
             elif kind == ACT_JUMP_FIXED:
                 position = sibling_read[code](data, position + sibling_at[code])[0]

@@ -11,7 +11,6 @@ Three cheap clues, none needing DWARF:
 
 from __future__ import annotations
 
-import marshal
 import re
 import struct
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from ltosyms.names.kallsyms import (
     parse_kernel_version,
 )
 from ltosyms.names.suffixes import SuffixKind, parse_name
-from ltosyms.stores import DerivedStore, remembered
+from ltosyms.stores import Memo, remembered
 
 LINUX_ELFNOTE_LTO_INFO = 0x101  # include/linux/elfnote-lto.h
 _BANNER_LIMIT = 512  # init/version.c: "Linux version " UTS_RELEASE " (" ... ")\n", well below
@@ -72,58 +71,12 @@ class RuleChoice:
     reason: str
 
 
-# Store kind of the facts (one entry per image, key ""); bump when BuildFacts changes.
-BUILD_FACTS_KIND = "build-facts/1"
-
-
 def read_build_facts(
-    image: KernelImage, table: SymbolTable, store: DerivedStore | None = None
+    image: KernelImage, table: SymbolTable, memo: Memo[None, BuildFacts] | None = None
 ) -> BuildFacts:
-    """The facts of ``image``; with ``store``, read from it or kept there (counting the
+    """The facts of ``image``; with ``memo``, taken from it or kept there (counting the
     ``.llvm.`` names among ~90,000 kept symbols is a noticeable part of a short decode)."""
-    return remembered(
-        store,
-        BUILD_FACTS_KIND,
-        "",
-        lambda: _read_build_facts(image, table),
-        _facts_to_bytes,
-        _facts_from_bytes,
-    )
-
-
-def _facts_to_bytes(facts: BuildFacts) -> bytes:
-    return marshal.dumps(
-        (
-            facts.banner,
-            facts.version,
-            facts.compiler,
-            facts.compiler_ident,
-            facts.lto_note,
-            facts.llvm_symbols,
-            facts.clang_lto,
-            facts.numbered_functions,
-        )
-    )
-
-
-def _facts_from_bytes(data: bytes) -> BuildFacts:
-    try:
-        banner, version, compiler, ident, note, llvm, clang_lto, numbered = marshal.loads(data)
-        if version is not None:
-            major, minor, sublevel = (int(part) for part in version)
-            version = (major, minor, sublevel)
-        return BuildFacts(
-            banner=None if banner is None else str(banner),
-            version=version,
-            compiler=None if compiler is None else str(compiler),
-            compiler_ident=None if ident is None else str(ident),
-            lto_note=None if note is None else bool(note),
-            llvm_symbols=int(llvm),
-            clang_lto=bool(clang_lto),
-            numbered_functions=int(numbered),
-        )
-    except (EOFError, TypeError, ValueError) as error:
-        raise ValueError(f"not stored build facts: {error}") from None
+    return remembered(memo, None, lambda: _read_build_facts(image, table))
 
 
 def _read_build_facts(image: KernelImage, table: SymbolTable) -> BuildFacts:

@@ -22,13 +22,26 @@ import os
 import struct
 import weakref
 import zlib
+from typing import TYPE_CHECKING
 
-from ltosyms.dwarf import DEBUG_SECTIONS, DwarfConfig, DwarfResolver, DwarfSections, SectionBuffer
+from ltosyms.dwarf import (
+    DEBUG_SECTIONS,
+    CuKey,
+    DwarfConfig,
+    DwarfResolver,
+    DwarfSections,
+    SectionBuffer,
+    SourceLocation,
+)
 from ltosyms.elf.image import KernelImage, Section
-from ltosyms.elf.outer_names import outer_namer
+from ltosyms.elf.outer_names import OuterNames, outer_namer
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import DwarfError, InputError
-from ltosyms.stores import CuStore
+from ltosyms.limits import MAX_COMPRESSION_RATIO, MAX_IMAGE_BYTES, MIN_INFLATE_BYTES
+from ltosyms.stores import Memo
+
+if TYPE_CHECKING:
+    from ltosyms.dwarf import CuData, CuMap
 
 __all__ = ["ImageDebugSections", "dwarf_resolver", "dwarf_sections"]
 
@@ -38,13 +51,27 @@ ELFCOMPRESS_ZSTD = 2
 
 
 def dwarf_resolver(
-    image: KernelImage, store: CuStore | None = None, symbols: SymbolTable | None = None
+    image: KernelImage,
+    symbols: SymbolTable | None = None,
+    *,
+    units: Memo[CuKey, CuData] | None = None,
+    unit_map: Memo[None, CuMap] | None = None,
+    chains: Memo[int, tuple[SourceLocation, ...]] | None = None,
+    outer_names: Memo[None, OuterNames] | None = None,
 ) -> DwarfResolver:
     """The DWARF resolver of ``image``; its sections are opened only when a unit must be
     parsed. ``symbols``, when given, names the outermost entry of each chain from the ELF
-    symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.outer_names`)."""
-    outer_name = outer_namer(symbols, store, str(image.path)) if symbols is not None else None
-    return DwarfResolver(ImageDebugSections(image), store, outer_name)
+    symbol table as llvm-symbolizer does (:mod:`ltosyms.elf.outer_names`), and only then are
+    chains kept in ``chains``. The memos keep what the resolver works out (see
+    :class:`~ltosyms.dwarf.DwarfResolver`)."""
+    outer_name = outer_namer(symbols, outer_names) if symbols is not None else None
+    return DwarfResolver(
+        ImageDebugSections(image),
+        units=units,
+        unit_map=unit_map,
+        chains=chains,
+        outer_name=outer_name,
+    )
 
 
 class ImageDebugSections:
@@ -123,33 +150,46 @@ class _File:
 
 
 def _decompress(image: KernelImage, section: Section, contents: bytes) -> bytes:
+    """A SHF_COMPRESSED section's bytes, inflated within the bounds of :mod:`ltosyms.limits`:
+    the size its header claims is checked before anything is inflated, and inflating stops
+    at that size, so neither a false claim nor an endless stream can take the memory."""
     # Elf64_Chdr (gABI "Section Compression"): ch_type u32, reserved u32, ch_size u64, align u64.
     endian = "<" if image.little_endian else ">"
+    where = f"{image.path}: {section.name}"
     try:
         kind, _reserved, size, _align = struct.unpack_from(endian + "IIQQ", contents)
     except struct.error:
-        raise DwarfError(f"{image.path}: {section.name}: truncated compression header") from None
-    payload = contents[24:]
+        raise DwarfError(f"{where}: truncated compression header") from None
+    payload = memoryview(contents)[24:]
+    if size > MAX_IMAGE_BYTES or (
+        size > MIN_INFLATE_BYTES and size > len(payload) * MAX_COMPRESSION_RATIO
+    ):
+        raise DwarfError(
+            f"{where}: claims {size:,} bytes inflated from {len(payload):,}: not a real "
+            "debug section (a compression bomb?)"
+        )
     if kind == ELFCOMPRESS_ZLIB:
+        inflater = zlib.decompressobj()
         try:
-            data = zlib.decompress(payload)
+            # One byte more than claimed tells a stream that goes on from one that ends.
+            data = inflater.decompress(payload, size + 1)
         except zlib.error as error:
-            raise DwarfError(f"{image.path}: {section.name}: {error}") from None
+            raise DwarfError(f"{where}: {error}") from None
+        if len(data) > size or inflater.unconsumed_tail:
+            raise DwarfError(f"{where}: inflates to more than the {size:,} bytes it claims")
     elif kind == ELFCOMPRESS_ZSTD:
         try:
             import zstandard  # type: ignore[import-not-found]
         except ImportError:
-            raise DwarfError(
-                f"{image.path}: {section.name} is zstd-compressed; install 'zstandard'"
-            ) from None
+            raise DwarfError(f"{where} is zstd-compressed; install 'zstandard'") from None
         try:
             data = bytes(zstandard.ZstdDecompressor().decompress(payload, max_output_size=size))
         except zstandard.ZstdError as error:
-            raise DwarfError(f"{image.path}: {section.name}: {error}") from None
+            raise DwarfError(f"{where}: {error}") from None
     else:
-        raise DwarfError(f"{image.path}: {section.name}: unknown compression type {kind}")
+        raise DwarfError(f"{where}: unknown compression type {kind}")
     if len(data) != size:
-        raise DwarfError(f"{image.path}: {section.name}: decompressed size mismatch")
+        raise DwarfError(f"{where}: inflates to {len(data):,} bytes, its header says {size:,}")
     return data
 
 

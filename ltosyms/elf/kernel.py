@@ -8,13 +8,11 @@ the symbols every kernel links in.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ltosyms.elf.image import ImageKind, KernelImage, open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
-from ltosyms.stores import TableStore
 
 # Every Linux vmlinux defines at least one of these (arch/*/kernel/vmlinux.lds.S, init/version.c).
 KERNEL_MARKERS = ("_stext", "_text", "linux_banner", "start_kernel")
@@ -30,52 +28,29 @@ class LoadedImage:
         return self.image.build_id
 
 
-# Store kind of the symbol table (stores keep one table per kind: a new format is a new kind).
-SYMBOLS_KIND = f"symbols/{SymbolTable.FORMAT}"
-
-
-def load_vmlinux(
-    path: str | os.PathLike[str],
-    store_for: Callable[[KernelImage], TableStore | None] | None = None,
-) -> LoadedImage:
-    """Open ``path`` as a vmlinux and load its symbols; :class:`InputError` if it is not one.
-
-    With ``store_for``, the symbol table comes from (and goes to) the image's store."""
+def load_vmlinux(path: str | os.PathLike[str]) -> LoadedImage:
+    """Open ``path`` as a vmlinux and load its symbols; :class:`InputError` if it is not one."""
     image = open_image(path, expect=ImageKind.VMLINUX)
-    store = store_for(image) if store_for is not None else None
-    symbols = symbols_for(image, store)
+    symbols = SymbolTable(image)
+    require_kernel(image, symbols)
+    return LoadedImage(image, symbols)
+
+
+def require_kernel(image: KernelImage, symbols: SymbolTable) -> None:
+    """:class:`InputError` (and ``image`` closed) unless ``symbols`` define one of the symbols
+    every kernel links in."""
     if not any(symbols.address_of(marker) is not None for marker in KERNEL_MARKERS):
         image.close()
         raise InputError(
             f"{image.path}: not a Linux kernel image (none of {', '.join(KERNEL_MARKERS)} "
             "is defined)"
         )
-    return LoadedImage(image, symbols)
 
 
-def symbols_for(image: KernelImage, store: TableStore | None) -> SymbolTable:
-    """The image's symbol table: from ``store`` when it holds this format, else loaded from
-    the ELF and written there for the next run."""
-    if store is not None:
-        stored = store.get_table(SYMBOLS_KIND)
-        table = SymbolTable.from_bytes(image, stored) if stored is not None else None
-        if table is not None:
-            return table
-    table = SymbolTable(image)
-    if store is not None:
-        store.put_table(SYMBOLS_KIND, table.to_bytes())
-    return table
-
-
-def load_module(
-    path: str | os.PathLike[str],
-    store_for: Callable[[KernelImage], TableStore | None] | None = None,
-) -> LoadedImage:
-    """Open ``path`` as a kernel module (ET_REL ``.ko``, possibly compressed); with
-    ``store_for``, its symbol table comes from (and goes to) the image's store."""
+def load_module(path: str | os.PathLike[str]) -> LoadedImage:
+    """Open ``path`` as a kernel module (ET_REL ``.ko``, possibly compressed)."""
     image = open_image(path, expect=ImageKind.MODULE)
-    store = store_for(image) if store_for is not None else None
-    return LoadedImage(image, symbols_for(image, store))
+    return LoadedImage(image, SymbolTable(image))
 
 
 def load_any(path: str | os.PathLike[str]) -> LoadedImage:

@@ -18,23 +18,11 @@ of symbol tables.
 
 from __future__ import annotations
 
-import logging
-import marshal
-from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 
 from ltosyms.elf.symtab import SymbolTable
-from ltosyms.errors import CacheError
-from ltosyms.stores import CuStore
-
-log = logging.getLogger(__name__)
-
-# The store key of the names (CuStore keys below 0 are whole-image tables); stores keep the
-# first blob written under a key, so a new format takes a new key (-2 held format 1).
-OUTER_NAMES_KEY = -3
-FORMAT_VERSION = 2  # 2: packed columns, names by symbol-table position
-_MAGIC = "ltosyms-outer-names"
+from ltosyms.stores import Memo, remembered
 
 # nm letters of symbols defined in executable sections (bfd decode_section_type: 't'), weak
 # definitions ('W', 'w') and GNU indirect functions ('i'): the symbols that can name code.
@@ -42,22 +30,18 @@ _CODE_LETTERS = frozenset("tTWwi")
 
 
 class OuterNames:
-    """llvm-symbolizer's symbol-table name for a code address, built once per table.
+    """llvm-symbolizer's symbol for a code address, chosen once per table.
 
-    Kept as the start, end and symbol-table position of each chosen symbol: the stored form is
-    three packed arrays and the names come from the (already loaded) table."""
+    Kept as the start, end and symbol-table position of each chosen symbol, three columns
+    (what the index stores); the names come from the table itself."""
 
-    def __init__(
-        self,
-        starts: Sequence[int],
-        ends: Sequence[int],
-        indexes: Sequence[int],
-        names: Sequence[str],
-    ) -> None:
-        self._starts = starts
-        self._ends = ends  # 0: no size (the symbol extends to the next one)
-        self._indexes = indexes
-        self._names = names
+    def __init__(self, starts: Sequence[int], ends: Sequence[int], indexes: Sequence[int]) -> None:
+        """:class:`ValueError` unless the columns have one entry per chosen symbol each."""
+        if not len(starts) == len(ends) == len(indexes):
+            raise ValueError("outer name columns differ in length")
+        self.starts = starts
+        self.ends = ends  # 0: no size (the symbol extends to the next one)
+        self.indexes = indexes  # positions in the symbol table
 
     @classmethod
     def from_symbols(cls, symbols: SymbolTable) -> OuterNames:
@@ -87,77 +71,36 @@ class OuterNames:
                 starts.append(address)
                 kept.append(index)
         ends = [addresses[i] + sizes[i] if sizes[i] else 0 for i in kept]
-        return cls(starts, ends, kept, names)
+        return cls(starts, ends, kept)
 
-    def to_bytes(self) -> bytes:
-        return marshal.dumps(
-            (
-                _MAGIC,
-                FORMAT_VERSION,
-                array("Q", self._starts).tobytes(),
-                array("Q", self._ends).tobytes(),
-                array("I", self._indexes).tobytes(),
-            )
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes, symbols: SymbolTable) -> OuterNames:
-        """The record :meth:`to_bytes` stored for the image whose table is ``symbols``."""
-        try:
-            magic, version, starts, ends, indexes = marshal.loads(data)
-            if magic != _MAGIC or version != FORMAT_VERSION:
-                raise CacheError("symbol name record has a foreign format")
-            # Read in place, as the symbol table's columns are.
-            columns = (
-                memoryview(starts).cast("Q"),
-                memoryview(ends).cast("Q"),
-                memoryview(indexes).cast("I"),
-            )
-        except (EOFError, ValueError, TypeError) as error:
-            raise CacheError(f"symbol name record is damaged ({error})") from None
-        if not len(columns[0]) == len(columns[1]) == len(columns[2]) or any(
-            index >= len(symbols.names) for index in columns[2][-1:]
-        ):
-            raise CacheError("symbol name record is damaged")
-        return cls(*columns, symbols.names)
-
-    def name_at(self, link_address: int, within_size: bool = True) -> str | None:
-        """The symbol name at ``link_address``; with ``within_size`` False, the nearest symbol
-        at or below the address even past its ELF size (addr2line and kallsyms do that too,
-        for addresses in the padding after a function, where DWARF has no function)."""
-        position = bisect_right(self._starts, link_address) - 1
+    def index_at(self, link_address: int, within_size: bool = True) -> int | None:
+        """The symbol-table position of the symbol at ``link_address``; with
+        ``within_size`` False, the nearest symbol at or below the address even past its ELF
+        size (addr2line and kallsyms do that too, for addresses in the padding after a
+        function, where DWARF has no function)."""
+        position = bisect_right(self.starts, link_address) - 1
         if position < 0:
             return None
-        end = self._ends[position]
+        end = self.ends[position]
         if within_size and end and link_address >= end:
             return None
-        return self._names[self._indexes[position]]
+        return self.indexes[position]
 
 
 def outer_namer(
-    symbols: SymbolTable, store: CuStore | None, image_name: str
+    symbols: SymbolTable, memo: Memo[None, OuterNames] | None = None
 ) -> Callable[[int, bool], str | None]:
-    """:meth:`OuterNames.name_at` of ``symbols``, made on the first call: from ``store`` when
-    it holds them, else from the table (and then stored). A decode answered from stored
-    chains never calls it."""
+    """The symbol name llvm-symbolizer gives the outermost entry at an address, from
+    ``symbols``; the choice of symbols is made on the first call (or taken from ``memo``). A
+    decode answered from stored chains never calls it."""
     made: list[OuterNames] = []
+    names = symbols.names
 
     def name_at(link_address: int, within_size: bool = True) -> str | None:
         if not made:
-            made.append(_outer_names(symbols, store, image_name))
-        return made[0].name_at(link_address, within_size)
+            made.append(remembered(memo, None, lambda: OuterNames.from_symbols(symbols)))
+        index = made[0].index_at(link_address, within_size)
+        # A stored position past the table is no name (only a hostile index has one).
+        return names[index] if index is not None and index < len(names) else None
 
     return name_at
-
-
-def _outer_names(symbols: SymbolTable, store: CuStore | None, image_name: str) -> OuterNames:
-    raw = store.get(OUTER_NAMES_KEY) if store is not None else None
-    if raw is not None:
-        try:
-            return OuterNames.from_bytes(raw, symbols)
-        except CacheError as error:
-            log.warning("%s: stored symbol names discarded: %s", image_name, error)
-    names = OuterNames.from_symbols(symbols)
-    if store is not None:
-        store.put(OUTER_NAMES_KEY, names.to_bytes())
-    return names

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import bisect
 import logging
-import marshal
 import struct
-from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import accumulate
-from typing import Literal, overload
+from typing import overload
 
 from ltosyms.elf.image import KernelImage, Section
 from ltosyms.errors import InputError
@@ -163,8 +160,9 @@ def nm_type_letter(info: int, shndx: int, section_letters: Sequence[str]) -> str
 
 
 class NameColumn(Sequence[str]):
-    """Symbol names kept as one string and the offset of each: a stored table's names are
-    not split into 120,000 objects when loaded, only the ones looked at are made."""
+    """Symbol names kept as one string and the offset of each (as the index keeps them): a
+    stored table's names are not split into 120,000 objects when loaded, only the ones
+    looked at are made."""
 
     __slots__ = ("_offsets", "_text")
 
@@ -193,11 +191,32 @@ class NameColumn(Sequence[str]):
         return iter(self._text.split("\0") if len(self) else ())
 
 
+@dataclass(frozen=True, slots=True)
+class SymbolColumns:
+    """A symbol table as the parallel columns it is made of, in ``.symtab`` order: what the
+    index keeps of it (:meth:`SymbolTable.columns`, :meth:`SymbolTable.from_columns`). Read
+    back from the index the columns are memoryviews over the mapped file."""
+
+    names: Sequence[str]
+    link_addresses: Sequence[int]
+    elf_sizes: Sequence[int]  # cut at the top of the address space
+    infos: Sequence[int]  # st_info: type and binding
+    shndxs: Sequence[int]  # st_shndx
+    nm_types: Sequence[str]  # one letter each
+    kallsyms_sizes: Sequence[int]  # 0 where kallsyms does not keep the symbol
+    kallsyms_kept: Sequence[int]  # 1 where kallsyms keeps it, 0 elsewhere
+    kept_indexes: Sequence[int]  # the kept symbols in address order, ties in .symtab order
+    kept_addresses: Sequence[int]  # their link addresses
+    name_order: Sequence[int]  # defined, listed symbols in name order (SymbolTable lookups)
+    rule: KeepRule
+
+
 class SymbolTable:
     """All named, defined-or-not symbols of an image, in ``.symtab`` order, plus indexes.
 
-    Columns are lists when read from the ELF and packed arrays when loaded from the index:
-    readers index and iterate them, nothing writes them after construction."""
+    Columns are lists when read from the ELF and packed arrays when loaded from the index
+    (:meth:`from_columns`): readers index and iterate them, nothing writes them after
+    construction."""
 
     names: Sequence[str]
     link_addresses: Sequence[int]
@@ -209,7 +228,6 @@ class SymbolTable:
     _sized: Sequence[int]
     kept_indexes: Sequence[int]
     _kept_addresses: Sequence[int]
-    _name_offsets: Sequence[int]  # stored tables: where each name starts in NameColumn
 
     def __init__(self, image: KernelImage, rule: KeepRule | None = None) -> None:
         self.image = image
@@ -299,105 +317,61 @@ class SymbolTable:
             size if sized else None for size, sized in zip(self._sizes, self._sized, strict=True)
         ]
 
-    # -- persistence ----------------------------------------------------------------------------
+    # -- columns --------------------------------------------------------------------------------
 
-    # Bump when the columns or their meaning change: a stored table of another format is ignored.
-    # 5: the gcc LTO series' System.map filter of weak `*.c.*` symbols changes the kept set.
-    FORMAT = 5
-
-    # (attribute, typecode) of the numeric columns, in stored order.
-    _STORED_COLUMNS: tuple[tuple[str, Literal["B", "H", "I", "Q"]], ...] = (
-        ("link_addresses", "Q"),
-        ("elf_sizes", "Q"),
-        ("_infos", "B"),
-        ("_shndxs", "H"),
-        ("_sizes", "Q"),
-        ("_sized", "B"),
-        ("kept_indexes", "I"),
-        ("_kept_addresses", "Q"),
-        ("_name_order", "I"),
-        ("_name_offsets", "I"),
-    )
-
-    def to_bytes(self) -> bytes:
-        """The loaded columns, for the on-disk index (a warm decode then skips ``.symtab``).
-
-        Layout: a 4-byte length, a small marshalled header (format, build id, kallsyms rule,
-        where each column lies), then the columns as raw machine arrays, each 8-byte aligned.
-        :meth:`from_bytes` reads the columns in place (memoryview casts): a 120,000-symbol
-        table loads without copying or converting a single value."""
-        text = "\0".join(self.names)
-        offsets = array("I", accumulate((len(name) + 1 for name in self.names), initial=0))
-        parts: list[bytes] = []
-        places: list[tuple[str, int, int]] = []
-        cursor = 0
-
-        def add(name: str, raw: bytes) -> None:
-            nonlocal cursor
-            places.append((name, cursor, len(raw)))
-            padding = -len(raw) % 8
-            parts.append(raw + bytes(padding))
-            cursor += len(raw) + padding
-
-        for name, code in self._STORED_COLUMNS:
-            column = offsets if name == "_name_offsets" else getattr(self, name)
-            add(name, array(code, column).tobytes())
-        add("names", text.encode("utf-8"))
-        add("nm_types", "".join(self.nm_types).encode("ascii", "replace"))
-        rule = self.rule
-        header = marshal.dumps(
-            (
-                self.FORMAT,
-                self.image.build_id,
-                (rule.all_symbols, rule.text_ranges, rule.last_symbol_end),
-                places,
-            )
+    def columns(self) -> SymbolColumns:
+        """The table's columns (the name order is worked out if it was not yet)."""
+        return SymbolColumns(
+            names=self.names,
+            link_addresses=self.link_addresses,
+            elf_sizes=self.elf_sizes,
+            infos=self._infos,
+            shndxs=self._shndxs,
+            nm_types=self.nm_types,
+            kallsyms_sizes=self._sizes,
+            kallsyms_kept=self._sized,
+            kept_indexes=self.kept_indexes,
+            kept_addresses=self._kept_addresses,
+            name_order=self._name_order,
+            rule=self.rule,
         )
-        padding = -(4 + len(header)) % 8
-        return b"".join([struct.pack("<I", len(header) + padding), header, bytes(padding), *parts])
 
     @classmethod
-    def from_bytes(cls, image: KernelImage, data: bytes | memoryview) -> SymbolTable | None:
-        """A table stored by :meth:`to_bytes` for this image; None if it does not fit. ``data``
-        may be a memory map: the columns are read in place, the pages as they are touched."""
-        try:
-            (header_size,) = struct.unpack_from("<I", data)
-            format_, build_id, (all_symbols, ranges, last_end), places = marshal.loads(
-                data[4 : 4 + header_size]
-            )
-            if format_ != cls.FORMAT or build_id != image.build_id:
-                return None
-            view = memoryview(data)[4 + header_size :]
-            raw = {name: view[start : start + size] for name, start, size in places}
-            if len(raw) != len(places) or any(
-                len(raw[name]) != size for name, _start, size in places
-            ):
-                return None
-            table = cls.__new__(cls)
-            table.image = image
-            table.machine = image.machine
-            for name, code in cls._STORED_COLUMNS:
-                table.__dict__[name] = raw[name].cast(code)
-            table.names = NameColumn(str(raw["names"], "utf-8"), table._name_offsets)
-            table.nm_types = str(raw["nm_types"], "ascii")
-            table.rule = KeepRule(all_symbols, tuple(tuple(r) for r in ranges), last_end)
-        except (ValueError, EOFError, TypeError, IndexError, KeyError, struct.error):
-            return None
-        count = len(table.names)
+    def from_columns(cls, image: KernelImage, columns: SymbolColumns) -> SymbolTable:
+        """The table of ``image`` whose columns :meth:`columns` gave; :class:`ValueError`
+        when they do not fit together. Nothing is copied: a table read back from the index
+        reads its memory-mapped columns as the lookups touch them."""
+        count = len(columns.names)
         if not (
             count
-            == len(table.link_addresses)
-            == len(table.elf_sizes)
-            == len(table._infos)
-            == len(table._shndxs)
-            == len(table.nm_types)
-            == len(table._sizes)
-            == len(table._sized)
-            == len(table._name_offsets) - 1
-        ) or len(table.kept_indexes) != len(table._kept_addresses):
-            return None
-        if any(i >= count for i in (*table.kept_indexes[-1:], *table._name_order[-1:])):
-            return None
+            == len(columns.link_addresses)
+            == len(columns.elf_sizes)
+            == len(columns.infos)
+            == len(columns.shndxs)
+            == len(columns.nm_types)
+            == len(columns.kallsyms_sizes)
+            == len(columns.kallsyms_kept)
+        ) or len(columns.kept_indexes) != len(columns.kept_addresses):
+            raise ValueError("symbol table columns differ in length")
+        # Both index lists are sorted by something else than the index: their last entries
+        # are as likely as any to be out of range.
+        if any(i >= count for i in (*columns.kept_indexes[-1:], *columns.name_order[-1:])):
+            raise ValueError("symbol table columns name symbols it does not have")
+        table = cls.__new__(cls)
+        table.image = image
+        table.machine = image.machine
+        table.names = columns.names
+        table.link_addresses = columns.link_addresses
+        table.elf_sizes = columns.elf_sizes
+        table._infos = columns.infos
+        table._shndxs = columns.shndxs
+        table.nm_types = columns.nm_types
+        table._sizes = columns.kallsyms_sizes
+        table._sized = columns.kallsyms_kept
+        table.kept_indexes = columns.kept_indexes
+        table._kept_addresses = columns.kept_addresses
+        table.__dict__["_name_order"] = columns.name_order  # the cached property, given
+        table.rule = columns.rule
         return table
 
     # -- kallsyms -------------------------------------------------------------------------------

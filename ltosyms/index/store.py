@@ -1,14 +1,15 @@
 """The on-disk index of one kernel image: one SQLite file per build, under the cache directory.
 
-The index stores and decides nothing. It keeps, per image, what is expensive to compute and
-never changes for a given build: one opaque blob per DWARF compilation unit, written by the
-DWARF layer as it parses a CU (a :class:`CuStore`), the DWARF layer's own tables under
-negative CU keys (the unit map, outer names), and small derived facts by kind and key: the
-call instruction ending at a return address, the inline chain at an address, the analysis of
-a ``Code:`` line, boot-patch tables, build facts. Every later decode against the same build is
-served from the file. The symbol table, a multi-megabyte table read on every run, is a file
-of its own next to the database (``<index>.symbols-N.table``), memory-mapped so that a decode
-reads only the pages its lookups touch.
+The index stores bytes and decides nothing: what they mean is :mod:`ltosyms.index.kinds`'
+(and only :mod:`ltosyms.index.answers` talks to this module for the stages). It keeps, per
+image, what is expensive to compute and never changes for a given build: one compressed blob
+per DWARF compilation unit (the ``cu`` table, by unit offset), and values of the other kinds
+by kind and key (the ``derived`` table): the unit map, the call instruction ending at a
+return address, the inline chain at an address, the analysis of a ``Code:`` line, boot-patch
+tables, build facts. Every later decode against the same build is served from the file. The
+symbol table, a multi-megabyte table read on every run, is a file of its own next to the
+database (``<index>.symbols-N.table``), memory-mapped so that a decode reads only the pages
+its lookups touch.
 
 **Where.** ``$LTOSYMS_CACHE_DIR``, else ``$XDG_CACHE_HOME/ltosyms`` (XDG Base Directory spec:
 only an absolute ``XDG_CACHE_HOME`` counts), else ``~/.cache/ltosyms``; ``--cache-dir`` beats
@@ -26,9 +27,10 @@ SHA-1 of their resolved path, size, mtime and ELF + section headers.
   a key, so whoever comes first wins); a killed writer loses at most its open transaction;
 * creating or discarding a file happens under an ``flock`` on ``<name>.lock``, so no process
   can attach a stale ``-wal`` file to a fresh database;
-* on open, the header must name our magic, schema version, the image key and the CU format of
-  the DWARF layer; each CU blob carries a CRC-32. A file that fails any check, or that SQLite
-  reports as malformed at any time, is discarded with a warning and rebuilt.
+* on open, the header must name our magic, schema version, the image key and the units'
+  format; each CU blob and row carries a CRC-32. A file that fails any check, or that SQLite
+  reports as malformed at any time, is discarded with a warning and rebuilt. A table file is
+  checked whole against its CRC-32 each time it is opened, and not used when it differs.
 
 **Failure policy.** A cache is an optimisation, so a cache problem never stops a decode:
 when the directory cannot be created, read or written, :func:`open_store` logs a warning and
@@ -49,7 +51,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import marshal
 import mmap
 import os
 import re
@@ -69,14 +70,18 @@ from ltosyms.errors import CacheError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: the derived table (call sites)
+# 2: the derived table (call sites); 3: every kind declared in ltosyms.index.kinds, the unit
+# map and outer names kinds of their own (no negative unit keys), table files checked whole.
+SCHEMA_VERSION = 3
 MAGIC = "ltosyms-index"
 FILE_SUFFIX = f".ltosyms-v{SCHEMA_VERSION}.sqlite"
 # Whole tables a decode maps instead of reading (the symbol table): one file per table kind,
-# `<index file>.<kind>.table`, a small header (magic, kind, image key, length, CRC-32) then
-# the payload, 8-byte aligned.
+# `<index file>.<kind>.table`: a magic line, the length of a header line, the header line
+# (kind, image key, payload length, CRC-32 of the payload), then the payload, 8-byte aligned.
 TABLE_SUFFIX = ".table"
-_TABLE_MAGIC = b"ltosyms-table-1\n"
+_TABLE_MAGIC = b"ltosyms-table-2\n"
+_TABLE_HEADER_SIZE = struct.Struct("<I")
+_MAX_TABLE_HEADER = 256  # the header line: two names and two numbers
 _TABLE_KIND = re.compile(r"[a-z0-9/-]+")
 CACHE_ENV = "LTOSYMS_CACHE_DIR"
 
@@ -97,12 +102,12 @@ _CORRUPTION_CODES = (11, 24, 26)  # SQLITE_CORRUPT, SQLITE_FORMAT, SQLITE_NOTADB
 _SCHEMA = """
 CREATE TABLE header (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE cu (
-    cu_offset INTEGER PRIMARY KEY,  -- .debug_info offset of the CU header; < 0: DWARF-layer keys
+    cu_offset INTEGER PRIMARY KEY,  -- .debug_info offset of the CU header
     crc32 INTEGER NOT NULL,         -- zlib.crc32 of the blob: SQLite does not check payloads
     data BLOB NOT NULL              -- the blob, zlib-compressed (level 1)
 );
-CREATE TABLE derived (              -- facts other layers derive from the image, by kind and key
-    kind TEXT NOT NULL,             -- who wrote it and in which format, e.g. "call-site/1"
+CREATE TABLE derived (              -- values of the other kinds, by kind and key
+    kind TEXT NOT NULL,             -- its name and format version, e.g. "call-site/2"
     key TEXT NOT NULL,
     crc32 INTEGER NOT NULL,         -- zlib.crc32 of data
     data BLOB NOT NULL,             -- small blobs, stored as written
@@ -178,8 +183,7 @@ def index_file_name(key: str) -> str:
 
 
 class IndexStore:
-    """One image's index file, open: a :class:`~ltosyms.stores.CuStore`, a
-    :class:`~ltosyms.stores.DerivedStore` and a :class:`~ltosyms.stores.TableStore`.
+    """One image's index file, open: bytes by unit offset, by kind and key, and whole tables.
 
     Reads and writes never raise: a busy database turns a read into a miss and drops a write
     (the other process is writing the same bytes); a corrupt one is discarded and rebuilt; one
@@ -204,7 +208,7 @@ class IndexStore:
         self._identity: tuple[int, int] | None = None
         self._attach(connection)
 
-    # -- CuStore -------------------------------------------------------------------------------
+    # -- units ---------------------------------------------------------------------------------
 
     def get(self, cu_offset: int) -> bytes | None:
         """The blob stored for ``cu_offset``, or None (not stored, or the cache failed)."""
@@ -249,14 +253,11 @@ class IndexStore:
         if rows:
             self._write("INSERT OR IGNORE INTO cu (cu_offset, crc32, data) VALUES (?, ?, ?)", rows)
 
-    def has(self, cu_offset: int) -> bool:
-        return bool(self._query("SELECT 1 FROM cu WHERE cu_offset = ?", (cu_offset,)))
-
     def stored_cu_offsets(self) -> set[int]:
-        """Every key stored (negative keys included: they are the DWARF layer's own)."""
+        """Every unit offset stored."""
         return {row[0] for row in self._query("SELECT cu_offset FROM cu", ())}
 
-    # -- derived facts -----------------------------------------------------------------------
+    # -- values by kind and key ---------------------------------------------------------------
 
     def get_derived(self, kind: str, key: str) -> bytes | None:
         """The blob stored for ``(kind, key)``, None when absent (or the cache failed)."""
@@ -279,6 +280,41 @@ class IndexStore:
                 [(kind, key, zlib.crc32(data), data) for key, data in items],
             )
 
+    def put_values(
+        self,
+        rows: Sequence[tuple[str, str, bytes]],
+        units: Sequence[tuple[int, bytes]],
+        *,
+        replacing_rows: Sequence[tuple[str, str]] = (),
+        replacing_units: Sequence[int] = (),
+    ) -> bool:
+        """Store ``(kind, key, data)`` rows and ``(cu_offset, data)`` units in one
+        transaction (first writer wins), after removing what is stored for ``replacing_rows``
+        (``(kind, key)``) and ``replacing_units``: values that were read back but did not
+        decode. False when the transaction did not happen."""
+        statements: list[tuple[str, Iterable[Sequence[Any]]]] = []
+        if replacing_rows:
+            statements.append(("DELETE FROM derived WHERE kind = ? AND key = ?", replacing_rows))
+        if replacing_units:
+            statements.append(
+                ("DELETE FROM cu WHERE cu_offset = ?", [(offset,) for offset in replacing_units])
+            )
+        if rows:
+            statements.append(
+                (
+                    "INSERT OR IGNORE INTO derived (kind, key, crc32, data) VALUES (?, ?, ?, ?)",
+                    [(kind, key, zlib.crc32(data), data) for kind, key, data in rows],
+                )
+            )
+        if units:
+            statements.append(
+                (
+                    "INSERT OR IGNORE INTO cu (cu_offset, crc32, data) VALUES (?, ?, ?)",
+                    [(offset, *pack_blob(data)) for offset, data in units],
+                )
+            )
+        return self._transaction(statements) if statements else True
+
     # -- whole tables, memory-mapped ------------------------------------------------------------
 
     def table_path(self, kind: str) -> Path:
@@ -288,8 +324,9 @@ class IndexStore:
         return Path(f"{self.path}.{kind.replace('/', '-')}{TABLE_SUFFIX}")
 
     def get_table(self, kind: str) -> memoryview | None:
-        """The table stored for ``kind``, mapped read-only (pages are read as they are
-        touched); None when absent, of another image, or cut short."""
+        """The table stored for ``kind``, mapped read-only and checked whole against its
+        CRC-32 first, so that a damaged table file is never used; None when absent, of another
+        image, cut short or damaged."""
         if not self.usable:
             return None
         path = self.table_path(kind)
@@ -302,8 +339,16 @@ class IndexStore:
         if placed is None:
             log.warning("index table %s does not fit this index; it will be rewritten", path)
             return None
-        start, length, _crc = placed
-        return memoryview(mapped)[start : start + length]
+        start, length, crc = placed
+        payload = memoryview(mapped)[start : start + length]
+        # A decode's first lookups read every column of the symbol table anyway (names, their
+        # order, the kept symbols and their addresses, the columns a Symbol is made of): a
+        # checksum per column, checked when first touched, would cost the same as this one.
+        # The Debian 6.1 table (8.3 MB) takes ~2 ms, about 1% of a warm decode.
+        if zlib.crc32(payload) != crc:
+            log.warning("index table %s is damaged (checksum); it will be rewritten", path)
+            return None
+        return payload
 
     def put_table(self, kind: str, data: bytes) -> bool:
         """Store ``data`` as the table of ``kind`` (written to a temporary file, then renamed
@@ -311,8 +356,8 @@ class IndexStore:
         if self.read_only or not self.usable:
             return False
         path = self.table_path(kind)
-        header = marshal.dumps((kind, self.header["image_key"], len(data), zlib.crc32(data)))
-        prefix = _TABLE_MAGIC + struct.pack("<I", len(header)) + header
+        line = f"{kind} {self.header['image_key']} {len(data)} {zlib.crc32(data)}\n".encode()
+        prefix = _TABLE_MAGIC + _TABLE_HEADER_SIZE.pack(len(line)) + line
         prefix += bytes(-len(prefix) % 8)  # the payload starts 8-byte aligned
         import tempfile  # only a new table needs it
 
@@ -335,7 +380,8 @@ class IndexStore:
         return True
 
     def _check_tables(self) -> bool:
-        """Every table's checksum (read in full: only ``ltosyms index`` pays for it)."""
+        """Every table file against its checksum; a damaged one is removed (reading it
+        refuses it too, see :meth:`get_table`: the index build makes room for the new one)."""
         intact = True
         for path in _table_files(self.path):
             kind_part = path.name[len(self.path.name) + 1 : -len(TABLE_SUFFIX)]
@@ -510,19 +556,22 @@ def _table_payload(
 ) -> tuple[int, int, int] | None:
     """(start, length, crc32) of a table file's payload, None unless the file is a whole table
     of ``kind`` (any kind for None) of the image ``image_key``."""
+    start = len(_TABLE_MAGIC) + _TABLE_HEADER_SIZE.size
     try:
         if data[: len(_TABLE_MAGIC)] != _TABLE_MAGIC:
             return None
-        (size,) = struct.unpack_from("<I", data, len(_TABLE_MAGIC))
-        start = len(_TABLE_MAGIC) + 4
-        stored_kind, stored_key, length, crc = marshal.loads(data[start : start + size])
-    except (struct.error, EOFError, ValueError, TypeError):
+        (size,) = _TABLE_HEADER_SIZE.unpack_from(data, len(_TABLE_MAGIC))
+        if size > _MAX_TABLE_HEADER:
+            return None
+        stored_kind, stored_key, length_text, crc_text = bytes(data[start : start + size]).split()
+        length, crc = int(length_text), int(crc_text)
+    except (struct.error, ValueError):
         return None
     start += size
     start += -start % 8
-    if (kind is not None and stored_kind != kind) or stored_key != image_key:
+    if (kind is not None and stored_kind != kind.encode()) or stored_key != image_key.encode():
         return None
-    if not isinstance(length, int) or start + length != len(data):
+    if start + length != len(data):
         return None
     return start, length, crc
 

@@ -1,8 +1,10 @@
 """Build the whole index of an image ahead of time, with a pool of worker processes.
 
-``ltosyms index`` parses every compilation unit, so no later decode has to. The work is
-embarrassingly parallel: each worker opens the image once and parses the CUs it is sent; only
-the main process writes the index, in batches, one transaction each (WAL). So:
+``ltosyms index`` parses every compilation unit, so no later decode has to, and has the
+image's :class:`~ltosyms.context.ImageContext` work out what every decode reads besides units
+(the symbol table, the unit map, and for a vmlinux its patch tables and build facts). The
+work is embarrassingly parallel: each worker opens the image once and parses the CUs it is
+sent; only the main process writes the index, in batches, one transaction each (WAL). So:
 
 * **Interrupting** (Ctrl-C, SIGTERM, a kill) loses at most the batch in flight; everything
   committed stays valid, and the next ``ltosyms index`` (or decode) resumes from there: CUs
@@ -32,9 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ltosyms.context.image import ImageContext
 from ltosyms.elf.image import KernelImage, open_image
-from ltosyms.elf.kernel import SYMBOLS_KIND, symbols_for
 from ltosyms.errors import CacheError, LtosymsError
+from ltosyms.index import kinds
+from ltosyms.index.answers import Answers
 from ltosyms.index.store import CacheLocation, IndexStore, open_store, pack_blob
 
 if TYPE_CHECKING:
@@ -57,17 +61,16 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True, slots=True)
 class CuCodec:
-    """How CUs of an image are listed and turned into blobs (the DWARF layer's functions).
+    """How the CUs of an image are listed and parsed into their stored form.
 
-    ``parse_cu`` and ``iter_cu_offsets`` must be module-level functions: worker processes
-    receive them by name. ``prepare`` runs in the main process before the CUs are parsed, for
-    what the DWARF layer stores under its own (negative) keys, such as its address -> CU map.
-    """
+    ``unit_offsets`` runs in the main process, on the image's context (the DWARF resolver's
+    unit map lists the units, and the context keeps the map); ``parse_cu`` runs in the
+    workers and must be a module-level function: they receive it by name. ``format`` is the
+    units' format the index header names (:data:`ltosyms.index.kinds.UNIT_FORMAT`)."""
 
     format: str
-    iter_cu_offsets: Callable[[KernelImage], Iterable[int]]
+    unit_offsets: Callable[[ImageContext], Iterable[int]]
     parse_cu: Callable[[KernelImage, int], bytes]
-    prepare: Callable[[KernelImage, IndexStore], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,12 @@ def build_index(
         assert store is not None  # required=True raises instead
         try:
             return _build(
-                image=image, store=store, codec=codec, jobs=jobs, progress=progress, started=started
+                context=ImageContext(image=image, answers=Answers(store, image)),
+                store=store,
+                codec=codec,
+                jobs=jobs,
+                progress=progress,
+                started=started,
             )
         finally:
             store.close()
@@ -126,20 +134,20 @@ def build_index(
 
 def _build(
     *,
-    image: KernelImage,
+    context: ImageContext,
     store: IndexStore,
     codec: CuCodec,
     jobs: int,
     progress: Progress | None,
     started: float,
 ) -> IndexBuild:
+    image = context.image
     if store.read_only:
         raise CacheError(f"{store.path}: the cache directory is not writable")
     if not store.check_integrity():
         log.info("index %s was rebuilt after a failed integrity check", store.path)
-    if codec.prepare is not None:
-        codec.prepare(image, store)
-    offsets = sorted(set(codec.iter_cu_offsets(image)))
+    offsets = sorted(set(codec.unit_offsets(context)))
+    context.save()  # the unit map, when listing the units made it
     stored = store.stored_cu_offsets()
     missing = [offset for offset in offsets if offset not in stored]
     reused = len(offsets) - len(missing)
@@ -157,18 +165,11 @@ def _build(
 
     def store_tables_meanwhile() -> None:
         # Runs while the workers start and parse their first CUs: what every decode reads
-        # besides units -- the symbol table, and for a vmlinux its boot-patch tables and build
-        # facts (ltosyms.elf.kernel.symbols_for, ltosyms.disasm.patching, elf.build_facts).
-        missing = store.get_table(SYMBOLS_KIND) is None
-        symbols = symbols_for(image, store)
-        if missing and store.get_table(SYMBOLS_KIND) is not None:
+        # besides units, worked out by the image's context and written to its index.
+        context.keep_tables()
+        context.save()
+        if not context.symbols_from_index and store.usable:
             symbols_stored.append(True)
-        if not image.is_module:
-            from ltosyms.disasm.patching import patch_sites
-            from ltosyms.elf.build_facts import read_build_facts
-
-            patch_sites(image, store)
-            read_build_facts(image, symbols, store)
 
     try:
         for outcome in _parse_all(
@@ -353,14 +354,11 @@ def _worker_parse(cu_offset: int) -> _Outcome:
 
 
 def dwarf_codec() -> CuCodec:
-    """The DWARF layer's CU functions and blob formats (what decode and index must agree on)."""
-    from ltosyms.dwarf import CU_FORMAT
-
+    """The DWARF layer's units, in the format decodes read them."""
     return CuCodec(
-        format=CU_FORMAT,
-        iter_cu_offsets=dwarf_unit_offsets,
+        format=kinds.UNIT_FORMAT,
+        unit_offsets=dwarf_unit_offsets,
         parse_cu=parse_dwarf_unit,
-        prepare=_store_cu_map,
     )
 
 
@@ -381,20 +379,11 @@ def _parser_for(image: KernelImage) -> UnitParser:
     return parser
 
 
-def dwarf_unit_offsets(image: KernelImage) -> list[int]:
+def dwarf_unit_offsets(context: ImageContext) -> list[int]:
     """The offset of every unit with code, in .debug_info order (what an index parses)."""
-    if not image.has_section(".debug_info"):
-        return []
-    return _parser_for(image).unit_map().unit_offsets()
+    return [] if context.dwarf is None else context.dwarf.unit_offsets()
 
 
 def parse_dwarf_unit(image: KernelImage, cu_offset: int) -> bytes:
-    """The stored form (:meth:`CuData.to_bytes`) of one unit, parsed from DWARF."""
-    return _parser_for(image).unit(cu_offset).to_bytes()
-
-
-def _store_cu_map(image: KernelImage, store: IndexStore) -> None:
-    from ltosyms.dwarf import CU_MAP_KEY
-
-    if image.has_dwarf() and not store.has(CU_MAP_KEY):
-        store.put(CU_MAP_KEY, _parser_for(image).unit_map().to_bytes())
+    """The stored form (:data:`ltosyms.index.kinds.UNITS`) of one unit, parsed from DWARF."""
+    return kinds.UNITS.encode(_parser_for(image).unit(cu_offset))

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
-from ltosyms.elf.image import KernelImage
-from ltosyms.elf.kernel import LoadedImage, load_module
+from ltosyms.context.image import ImageContext
+from ltosyms.context.session import Session
 from ltosyms.errors import InputError, MismatchError
-from ltosyms.stores import TableStore
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +31,25 @@ def module_name_of(path: Path) -> str | None:
 
 
 class ModuleSet:
-    """Modules found under some folders, opened on first use and kept open.
+    """Modules found under some folders, opened through ``session`` on first use (with its
+    index configuration; a session without an index when none is given) and kept open."""
 
-    ``store_for`` (set by a decoder with an index) gives each module's symbol table a store."""
-
-    def __init__(self, folders: Iterable[str | os.PathLike[str]] = ()) -> None:
-        self.store_for: Callable[[KernelImage], TableStore | None] | None = None
+    def __init__(
+        self, folders: Iterable[str | os.PathLike[str]] = (), session: Session | None = None
+    ) -> None:
+        self.session = session if session is not None else Session(None)
         self._paths: dict[str, list[Path]] = {}
-        self._loaded: dict[str, LoadedImage | None] = {}
+        self._loaded: dict[str, ImageContext | None] = {}
         self._errors: dict[str, str] = {}
         for folder in folders:
             self.add_folder(Path(folder))
 
     @classmethod
-    def from_paths(cls, paths: Iterable[str | os.PathLike[str]]) -> ModuleSet:
+    def from_paths(
+        cls, paths: Iterable[str | os.PathLike[str]], session: Session | None = None
+    ) -> ModuleSet:
         """Modules from folders (searched recursively) and single module files."""
-        modules = cls()
+        modules = cls(session=session)
         for given in paths:
             path = Path(given)
             if path.is_file():
@@ -88,7 +90,7 @@ class ModuleSet:
     def error_for(self, name: str) -> str | None:
         return self._errors.get(name.replace("-", "_"))
 
-    def get(self, name: str, build_id: str | None = None) -> LoadedImage | None:
+    def get(self, name: str, build_id: str | None = None) -> ImageContext | None:
         """The module ``name``; with ``build_id``, the file whose build id is that one.
 
         Several files may carry one module name (a debug tree and a plain tree); prefer the one
@@ -98,11 +100,11 @@ class ModuleSet:
         cache_key = f"{key}@{build_id or ''}"
         if cache_key in self._loaded:
             return self._loaded[cache_key]
-        chosen: LoadedImage | None = None
+        chosen: ImageContext | None = None
         seen_ids = []
         for path in self._paths.get(key, ()):
             try:
-                loaded = load_module(path, self.store_for)
+                loaded = self.session.open_module(path)
             except InputError as error:
                 log.warning("%s", error)
                 self._errors[key] = str(error)

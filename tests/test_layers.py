@@ -1,0 +1,80 @@
+"""The layers of the library import downwards only, read from the source (every import
+statement, also those inside functions and ``TYPE_CHECKING`` blocks).
+
+Lowest first: what every layer may use (errors, bounds, the memo protocol); the stages that
+read files and text and compute records; the persistence layer (the only one that sees
+bytes of stored values); the image contexts that wire stages to their stored answers; the
+commands' pipelines; the renderers; the command line.
+"""
+
+from __future__ import annotations
+
+import ast
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+from conftest import PROJECT
+
+PACKAGE = PROJECT / "ltosyms"
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "limits", "stores"),
+    ("names", "oops", "dwarf", "elf", "disasm", "debuginfod_transfer"),
+    ("index",),
+    ("context",),
+    ("decode", "diff", "kallsyms_check", "locate", "debuginfod"),
+    ("render",),
+    ("cli", "__main__"),
+)
+RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+
+def part_of(path: Path) -> str:
+    """The top-level module or package of ``ltosyms`` that ``path`` belongs to."""
+    return path.relative_to(PACKAGE).with_suffix("").parts[0]
+
+
+def imported_parts(path: Path) -> set[str]:
+    """The top-level parts of ``ltosyms`` that ``path`` imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module] if node.module != "ltosyms" else []
+        found.update(name.split(".")[1] for name in names if name.startswith("ltosyms."))
+    return found
+
+
+def edges() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.parent == PACKAGE and path.name == "__init__.py":
+            continue  # the package's own lazy exports name the layers it offers
+        part = part_of(path)
+        graph.setdefault(part, set()).update(imported_parts(path) - {part})
+    return graph
+
+
+def test_every_part_of_the_library_has_a_layer() -> None:
+    assert set(edges()) - {"__init__"} <= set(RANK)
+
+
+def test_no_layer_imports_a_higher_one() -> None:
+    upward = sorted(
+        f"{part} -> {used}"
+        for part, used_parts in edges().items()
+        for used in used_parts
+        if RANK[used] > RANK[part]
+    )
+    assert upward == []
+
+
+def test_no_two_parts_import_each_other() -> None:
+    try:
+        order = list(TopologicalSorter(edges()).static_order())
+    except CycleError as error:
+        raise AssertionError(f"import cycle: {error.args[1]}") from None
+    assert order.index("stores") < order.index("index") < order.index("context")
+    assert order.index("context") < order.index("decode") < order.index("cli")
