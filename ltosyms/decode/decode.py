@@ -22,7 +22,7 @@ from ltosyms.decode.frames import (
     narrow_by_caller,
     unresolved,
 )
-from ltosyms.disasm.decoder import normalize_arch
+from ltosyms.disasm.decoder import ADDRESS_MASK, normalize_arch
 from ltosyms.disasm.records import (
     CodeAnalysis,
     CodeAnalysisKey,
@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 class DecodedFrame:
     frame: Frame
     resolved: ResolvedFrame | None  # None: nothing to resolve (user-mode IP, [inline] line)
+    # Where the frame's address was at run time, when the log gives it: printed, the link
+    # address plus the KASLR offset (vmlinux), or a module section's runtime start known
+    # from another frame of the report printed with its address.
+    runtime_address: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,13 +164,18 @@ class Decoder:
             self._narrow_by_callees(trace, work)
         code = self._code(report, ip_frames, work, kaslr_offset)
         mismatch = self._judge_mismatch(all_frames, code, work)
-        decoded_ip = tuple(DecodedFrame(f, work.resolved.get(frame_key(f))) for f in ip_frames)
-        traces = tuple(
-            DecodedTrace(
-                t, tuple(DecodedFrame(f, work.resolved.get(frame_key(f))) for f in t.frames)
-            )
-            for t in report.traces
-        )
+        runtime = _RuntimeAddresses(kaslr_offset)
+        for frame in all_frames:
+            runtime.learn(frame.runtime_address, work.resolved.get(frame_key(frame)))
+        if code is not None and code.marker_runtime_address is not None and code_ip is not None:
+            runtime.learn(code.marker_runtime_address, work.resolved.get(frame_key(code_ip)))
+
+        def decoded(frame: Frame) -> DecodedFrame:
+            resolved = work.resolved.get(frame_key(frame))
+            return DecodedFrame(frame, resolved, runtime.of(frame.runtime_address, resolved))
+
+        decoded_ip = tuple(decoded(f) for f in ip_frames)
+        traces = tuple(DecodedTrace(t, tuple(decoded(f) for f in t.frames)) for t in report.traces)
         return DecodedReport(
             report, decoded_ip, traces, kaslr_offset, code, tuple(work.warnings), mismatch
         )
@@ -203,6 +212,7 @@ class Decoder:
             frame.module_build_id,
             frame.runtime_address,
             frame.role,
+            frame.reliable,
         )
 
     def _resolve_named(self, frame: Frame, work: _Work, code: CodeBytes | None = None) -> None:
@@ -511,6 +521,39 @@ def _analyse_code(
         warnings.append(f"Code: cannot be disassembled: {error}")
         listing = None
     return CodeAnalysis(CodeReport(listing, match, image_name), tuple(warnings))
+
+
+class _RuntimeAddresses:
+    """Runtime addresses of one report's frames. A vmlinux address moves by the KASLR offset;
+    a module's sections are placed one by one (kernel/module/main.c layout_sections(),
+    move_module()), so one runtime address of a section gives that section's start only."""
+
+    def __init__(self, kaslr_offset: int | None) -> None:
+        self.kaslr_offset = kaslr_offset
+        self.section_starts: dict[tuple[str, str], int] = {}  # (module, section) -> start
+
+    def learn(self, runtime_address: int | None, resolved: ResolvedFrame | None) -> None:
+        if runtime_address is None or resolved is None or resolved.module is None:
+            return
+        place = resolved.place
+        if place is not None:
+            start = (runtime_address - place.offset) & ADDRESS_MASK
+            self.section_starts.setdefault((resolved.module, place.section), start)
+
+    def of(self, printed: int | None, resolved: ResolvedFrame | None) -> int | None:
+        if printed is not None:
+            return printed
+        if resolved is None or resolved.link_address is None:
+            return None
+        if resolved.module is None:
+            if self.kaslr_offset is None:
+                return None
+            return (resolved.link_address + self.kaslr_offset) & ADDRESS_MASK
+        place = resolved.place
+        if place is None:
+            return None
+        start = self.section_starts.get((resolved.module, place.section))
+        return None if start is None else (start + place.offset) & ADDRESS_MASK
 
 
 def frame_key(frame: Frame) -> tuple[int, str]:

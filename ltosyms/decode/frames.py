@@ -60,6 +60,20 @@ class FrameQuery:
     module_build_id: str | None
     runtime_address: int | None
     role: FrameRole  # exact IP (no adjustment) or return address (map the call before it)
+    reliable: bool = True  # False: a `? ` entry, a word of the stack the unwinder passed
+
+
+@dataclass(frozen=True, slots=True)
+class SectionPlace:
+    """A place in a module as objdump and the kernel's section symbols name it:
+    ``.text+0x32a``, ``.text.lkdtm_WARNING+0xa``. A module has no link address a user can
+    look up (ltosyms lays its sections out privately, :mod:`ltosyms.elf.image`)."""
+
+    section: str
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.section}+{self.offset:#x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +91,13 @@ class ResolvedFrame:
     notes: tuple[str, ...]
     # The call at call_site named: `call at schedule_timeout+0x8f: call schedule`.
     named_call: NamedCall | None = None
+    # A `? f+size/size` slot that is no return address: the start of the function after f,
+    # a function pointer left on the stack (kthread's, pushed for kernel_thread()).
+    function_pointer: Symbol | None = None
+    # Module frames: where link_address is, by section (None in a vmlinux).
+    place: SectionPlace | None = None
+    # Module frames: where each candidate is, by section, in the order of ``candidates``.
+    candidate_places: tuple[SectionPlace | None, ...] = ()
 
     @property
     def resolved(self) -> bool:
@@ -236,6 +257,9 @@ class ImageResolver:
                 resolution.evidence,
                 (),
                 tuple(notes),
+                candidate_places=tuple(
+                    self.place(c.link_address, c.symbol) for c in resolution.candidates
+                ),
             )
         candidate = resolution.candidates[0]
         # One candidate is left by name and size: a machine-code test that rejected it too
@@ -246,10 +270,24 @@ class ImageResolver:
             notes.append(f"ELF name {symbol.name}")
         call_site = None
         not_return_address = False
-        lookup_address = link_address
+        lookup_address: int | None = link_address
+        function_pointer = None
         if query.role is FrameRole.RETURN_ADDRESS:
             call_site = self.call_at(link_address)
-            if call_site is not None and call_site.is_call:
+            function_pointer = self._function_at(query, link_address)
+            if function_pointer is not None:
+                # The next function's start: a call ending here is the function's last
+                # instruction, one that does not return (__stack_chk_fail); a `? ` slot
+                # holding this address is the pointer far more often (do_splice_direct
+                # passes direct_splice_actor).
+                if call_site is not None and call_site.is_call:
+                    named = self.name_call(call_site)
+                    call = str(named) if named is not None else call_site.mnemonic
+                    notes.append(f"the call ending here ({call}) does not return")
+                not_return_address = True
+                call_site = None
+                lookup_address = None  # the pointed-to function has no line to give
+            elif call_site is not None and call_site.is_call:
                 lookup_address = call_site.link_address
             else:
                 not_return_address = True
@@ -263,7 +301,7 @@ class ImageResolver:
             notes.append(
                 f"the IP is in data object {symbol.name} ({symbol.section}): executing data"
             )
-        if self.dwarf is not None:
+        if self.dwarf is not None and lookup_address is not None:
             try:
                 locations = self.dwarf.locations(lookup_address)
             except DwarfError as error:
@@ -293,7 +331,38 @@ class ImageResolver:
             locations,
             tuple(notes),
             self.name_call(call_site),
+            function_pointer,
+            self.place(link_address, symbol),
+            tuple(self.place(c.link_address, c.symbol) for c in resolution.candidates),
         )
+
+    def _function_at(self, query: FrameQuery, link_address: int) -> Symbol | None:
+        """The function starting at ``link_address`` when the frame is printed at the end of
+        the function before it (``? f+size/size``): the slot holds a pointer to that
+        function, and %pB names it by the previous one (lib/vsprintf.c symbol_string() ->
+        sprint_backtrace() looks up address - 1). Only for ``? `` entries: a reliable frame
+        there is a call that does not return, still running."""
+        if query.reliable or query.offset is None or query.offset != query.size:
+            return None
+        if not query.offset:
+            return None
+        symbol = self.symbols.lookup(link_address)
+        if symbol is None or symbol.link_address != link_address or not symbol.is_function:
+            return None
+        return symbol
+
+    def place(self, link_address: int | None, symbol: Symbol | None = None) -> SectionPlace | None:
+        """``link_address`` as ``section+offset`` in a module (None in a vmlinux, whose link
+        addresses are the ones objdump and System.map print); ``symbol``'s section when no
+        section with bytes holds it (``.bss``: lkdtm's data_area)."""
+        if link_address is None or not self.image.is_module:
+            return None
+        section = self.image.section_at(link_address)
+        if section is None and symbol is not None and symbol.section:
+            section = self.image.get_section(symbol.section)
+        if section is None:
+            return None
+        return SectionPlace(section.name, link_address - section.link_address)
 
     def _is_data(self, symbol: Symbol) -> bool:
         section = self.image.get_section(symbol.section)

@@ -42,33 +42,47 @@ def _with_demangled(document: dict[str, Any], name: str | None) -> dict[str, Any
     return document
 
 
-def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
+def resolved_json(
+    resolved: ResolvedFrame, runtime_address: int | None = None
+) -> dict[str, Any] | None:
+    """``resolved`` of a frame. Link addresses (``address``, ``symbol_address``,
+    ``call_site``, ``lookup_address``) are null in a module: a module has none a user can
+    look up; ``section`` and ``section_offset`` say where the frame is instead."""
     if not resolved.candidates and resolved.symbol is None:
         return None
     site = resolved.call_site
+    link = _link_address if resolved.module is None else _no_link_address
+    place = resolved.place
+    places = resolved.candidate_places or (None,) * len(resolved.candidates)
     document = {
         "symbol": resolved.symbol.name if resolved.symbol is not None else None,
-        "address": hex_or_none(resolved.link_address),
-        "symbol_address": hex_or_none(resolved.symbol.link_address) if resolved.symbol else None,
+        "address": link(resolved.link_address),
+        "symbol_address": link(resolved.symbol.link_address) if resolved.symbol else None,
         "kallsyms_size": resolved.symbol.kallsyms_size if resolved.symbol else None,
-        "call_site": hex_or_none(site.link_address) if site is not None else None,
+        "section": place.section if place is not None else None,
+        "section_offset": place.offset if place is not None else None,
+        "runtime_address": hex_or_none(runtime_address),
+        "call_site": link(site.link_address) if site is not None else None,
         "call_instruction": _call_instruction(resolved),
         "call_site_symbol": _code_point_json(resolved.named_call),
         "call_target": _call_target_json(resolved.named_call, resolved.module is not None),
-        "lookup_address": hex_or_none(resolved.lookup_address),
+        "function_pointer": _function_pointer_json(resolved),
+        "lookup_address": link(resolved.lookup_address),
         "not_return_address": resolved.not_return_address,
         "ambiguous": resolved.ambiguous,
         "candidates": [
             _with_demangled(
                 {
                     "symbol": c.symbol.name,
-                    "address": hex_or_none(c.link_address),
-                    "symbol_address": hex_or_none(c.symbol.link_address),
+                    "address": link(c.link_address),
+                    "symbol_address": link(c.symbol.link_address),
                     "kallsyms_size": c.symbol.kallsyms_size,
+                    "section": c_place.section if c_place is not None else None,
+                    "section_offset": c_place.offset if c_place is not None else None,
                 },
                 c.symbol.name,
             )
-            for c in resolved.candidates
+            for c, c_place in zip(resolved.candidates, places, strict=True)
         ],
         "evidence": [
             {
@@ -81,6 +95,24 @@ def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
         ],
     }
     return _with_demangled(document, resolved.symbol.name if resolved.symbol else None)
+
+
+def _link_address(address: int | None) -> str | None:
+    return hex_or_none(address)
+
+
+def _no_link_address(address: int | None) -> None:
+    return None
+
+
+def _function_pointer_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
+    """``resolved.function_pointer``: the function a ``? f+size/size`` slot points to (its
+    start), ``address`` its link address (null in a module)."""
+    symbol = resolved.function_pointer
+    if symbol is None:
+        return None
+    address = None if resolved.module is not None else hex_or_none(symbol.link_address)
+    return _with_demangled({"symbol": symbol.name, "address": address}, symbol.name)
 
 
 def _call_instruction(resolved: ResolvedFrame) -> str | None:
@@ -128,7 +160,9 @@ def frame_json(decoded: DecodedFrame, trace_index: int | None) -> dict[str, Any]
     return frame_to_json(decoded.frame) | {
         "trace": trace_index,
         "runtime_address": hex_or_none(decoded.frame.runtime_address),
-        "resolved": resolved_json(resolved) if resolved is not None else None,
+        "resolved": (
+            resolved_json(resolved, decoded.runtime_address) if resolved is not None else None
+        ),
         "locations": [location_json(loc) for loc in resolved.locations] if resolved else [],
         "notes": list(resolved.notes) if resolved else [],
     }

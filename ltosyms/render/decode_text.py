@@ -49,19 +49,31 @@ def frame_lines(decoded: DecodedFrame) -> list[str]:
 def resolution_lines(resolved: ResolvedFrame) -> list[str]:
     """Source locations, ambiguity with its evidence, the call site and notes of a frame."""
     lines = []
+    if resolved.function_pointer is not None:
+        name = shown_name(resolved.function_pointer.name)
+        lines.append(f"{INDENT}= {name}+0x0, a function pointer")
     for location in resolved.locations:
         marker = " (inlined)" if location.inlined else ""
         function = shown_name(location.function) if location.function else "??"
         lines.append(f"{INDENT}{_where(location)}  {function}{marker}")
     if resolved.ambiguous:
         lines.append(f"{INDENT}ambiguous: {len(resolved.candidates)} candidates, none chosen:")
-        lines.extend(
-            f"{INDENT}  {shown_name(c.symbol.name)} at {c.symbol.link_address:#x}"
-            f" (kallsyms size {c.symbol.kallsyms_size:#x})"
-            if c.symbol.kallsyms_size is not None
-            else f"{INDENT}  {shown_name(c.symbol.name)} at {c.symbol.link_address:#x}"
-            for c in resolved.candidates
-        )
+        places = resolved.candidate_places or (None,) * len(resolved.candidates)
+        for candidate, place in zip(resolved.candidates, places, strict=True):
+            symbol = candidate.symbol
+            # A module's candidate by section: its link address is ltosyms' own layout.
+            start = symbol.link_address
+            where = (
+                f"{start:#x}"
+                if place is None
+                else f"{place.section}+{place.offset - (candidate.link_address - start):#x}"
+            )
+            size = (
+                f" (kallsyms size {symbol.kallsyms_size:#x})"
+                if symbol.kallsyms_size is not None
+                else ""
+            )
+            lines.append(f"{INDENT}  {shown_name(symbol.name)} at {where}{size}")
         lines.extend(
             f"{INDENT}  evidence: {e.kind.value}: {e.detail} ({e.candidates_before} -> "
             f"{e.candidates_after})"
