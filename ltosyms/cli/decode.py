@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -19,9 +19,11 @@ from ltosyms.oops.lines import iter_physical_lines
 from ltosyms.oops.parse import iter_reports
 from ltosyms.render.decode_text import (
     decode_stacktrace_annotations,
+    hidden_lines,
     render_log,
     render_log_decode_stacktrace,
     report_annotations,
+    report_lines,
 )
 
 
@@ -134,6 +136,17 @@ def split_paths(paths: tuple[str, ...]) -> tuple[str | None, str]:
     show_default=True,
     help="Color the decoded lines (auto: when stdout is a terminal).",
 )
+@click.option(
+    "--reports-only",
+    is_flag=True,
+    help="Print only the lines of the reports found (oopses, warnings, traces), not the rest "
+    "of the log.",
+)
+@click.option(
+    "--brief",
+    is_flag=True,
+    help="Leave out '? ' entries that are no return address and the call lines, for mail.",
+)
 @cache_options
 def command(
     paths: tuple[str, ...],
@@ -144,6 +157,8 @@ def command(
     as_json: bool,
     output_format: str,
     color: str,
+    reports_only: bool,
+    brief: bool,
     cache_dir: str | None,
     no_cache: bool,
 ) -> None:
@@ -181,6 +196,7 @@ def command(
         for warning in warnings:
             click.echo(f"ltosyms: warning: {warning}", err=True)
         decoded = [decoder.decode(report) for report in reports]
+        shown = _shown_lines(decoded, reports_only, brief)
         if as_json:
             import json
 
@@ -191,17 +207,38 @@ def command(
             annotations = {}
             for report in decoded:
                 annotations.update(decode_stacktrace_annotations(report))
-            echo_lines(render_log_decode_stacktrace(log_lines(file), annotations))
+            echo_lines(render_log_decode_stacktrace(log_lines(file), annotations, shown))
         else:
             notes: dict[int, list[str]] = {}
             for report in decoded:
-                for number, lines in report_annotations(report).items():
+                for number, lines in report_annotations(report, brief).items():
                     notes.setdefault(number, []).extend(lines)
             echo_lines(
                 click.style(text, fg="cyan") if is_note and use_color else text
-                for text, is_note in render_log(log_lines(file), notes)
+                for text, is_note in render_log(log_lines(file), notes, shown)
             )
     _finish(decoded)
+
+
+def _shown_lines(
+    decoded: list[DecodedReport], reports_only: bool, brief: bool
+) -> Callable[[int], bool] | None:
+    """Whether an input line is printed (None: all are): the reports' lines with
+    ``--reports-only``, not the ``? `` entries that are no return address with ``--brief``."""
+    if not reports_only and not brief:
+        return None
+    inside: set[int] = set()
+    hidden: set[int] = set()
+    for report in decoded:
+        if reports_only:
+            inside.update(report_lines(report))
+        if brief:
+            hidden |= hidden_lines(report)
+
+    def shown(number: int) -> bool:
+        return (not reports_only or number in inside) and number not in hidden
+
+    return shown
 
 
 def _finish(decoded: list[DecodedReport]) -> None:

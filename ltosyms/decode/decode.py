@@ -31,6 +31,7 @@ from ltosyms.disasm.records import (
 )
 from ltosyms.disasm.view import CodeView, ViewSource, marker_runtime_address
 from ltosyms.elf.build_facts import choose_rule
+from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import LtosymsError, MismatchError
 from ltosyms.names.eras import CleanupRule, rules_in_order
 from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
@@ -56,6 +57,18 @@ class DecodedTrace:
 
 
 @dataclass(frozen=True, slots=True)
+class RegisterValue:
+    """A register of the dump named: ``RAX ffffffffc0327320 = lkdtm_WARNING [lkdtm]``."""
+
+    register: str
+    value: int
+    symbol: str
+    offset: int
+    module: str | None  # None: vmlinux
+    section: str | None  # the symbol's section (.text, .data, .rodata, ...)
+
+
+@dataclass(frozen=True, slots=True)
 class DecodedReport:
     report: Report
     ip_frames: tuple[DecodedFrame, ...]  # RIP:/pc :/lr : lines
@@ -64,6 +77,9 @@ class DecodedReport:
     code: CodeReport | None
     warnings: tuple[str, ...]
     mismatch: bool  # evidence says the vmlinux is not the crashed kernel
+    # Values of the main register dump that point into the vmlinux or a module (text or
+    # static data), when the KASLR offset or the module section's runtime start is known.
+    register_values: tuple[RegisterValue, ...] = ()
 
     def iter_frames(self) -> Iterator[DecodedFrame]:
         """Every decoded frame in input order."""
@@ -177,7 +193,14 @@ class Decoder:
         decoded_ip = tuple(decoded(f) for f in ip_frames)
         traces = tuple(DecodedTrace(t, tuple(decoded(f) for f in t.frames)) for t in report.traces)
         return DecodedReport(
-            report, decoded_ip, traces, kaslr_offset, code, tuple(work.warnings), mismatch
+            report,
+            decoded_ip,
+            traces,
+            kaslr_offset,
+            code,
+            tuple(work.warnings),
+            mismatch,
+            self._register_values(report, runtime),
         )
 
     def decode_all(self, reports: Iterable[Report]) -> Iterator[DecodedReport]:
@@ -253,6 +276,56 @@ class Decoder:
         work.resolved[frame_key(frame)] = resolver.finish(
             query, resolution, [f"raw address {frame.runtime_address:#x} - KASLR offset"]
         )
+
+    def _register_values(
+        self, report: Report, runtime: _RuntimeAddresses
+    ) -> tuple[RegisterValue, ...]:
+        """The registers of the main dump that hold an address of the vmlinux (KASLR offset
+        known) or of a module section whose runtime start the report gives."""
+        dump = report.main_dump
+        if dump is None or dump.user_mode:
+            return ()
+        named = []
+        for register, value in dump.registers:
+            found = self._vmlinux_value(value, runtime.kaslr_offset)
+            if found is None:
+                found = self._module_value(value, runtime)
+            if found is not None:
+                symbol, offset, module = found
+                named.append(
+                    RegisterValue(register, value, symbol.name, offset, module, symbol.section)
+                )
+        return tuple(named)
+
+    def _vmlinux_value(
+        self, value: int, kaslr_offset: int | None
+    ) -> tuple[Symbol, int, str | None] | None:
+        if kaslr_offset is None:
+            return None
+        link_address = (value - kaslr_offset) & ADDRESS_MASK
+        image = self.vmlinux.image
+        if image.section_at(link_address) is None:
+            return None  # not in the image's text or data (.bss has no bytes to hold it)
+        symbol = self.vmlinux.symbols.lookup(link_address)
+        if symbol is None:
+            return None
+        return symbol, link_address - symbol.link_address, None
+
+    def _module_value(
+        self, value: int, runtime: _RuntimeAddresses
+    ) -> tuple[Symbol, int, str | None] | None:
+        for (module, section_name), start in runtime.section_starts.items():
+            resolver = self.resolver(module, None)
+            if resolver is None:
+                continue
+            section = resolver.image.get_section(section_name)
+            if section is None or not start <= value < start + section.size:
+                continue
+            link_address = section.link_address + value - start
+            symbol = resolver.symbols.lookup(link_address)
+            if symbol is not None:
+                return symbol, link_address - symbol.link_address, module
+        return None
 
     def _kaslr_offset(self, report: Report, frames: list[Frame], work: _Work) -> int | None:
         """runtime - link from every vmlinux frame that prints both (DOMAIN §5)."""

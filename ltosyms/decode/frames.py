@@ -15,7 +15,7 @@ its address is what we map to source.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ltosyms.context import ImageContext
@@ -44,6 +44,7 @@ from ltosyms.errors import DwarfError, InputError
 if TYPE_CHECKING:
     from ltosyms.disasm.compare import ImageWindow
     from ltosyms.elf.relocations import ModuleRelocations
+from ltosyms.names.copies import copy_description
 from ltosyms.names.eras import CleanupRule
 from ltosyms.oops.records import CodeBytes, FrameRole
 from ltosyms.stores import remembered
@@ -98,6 +99,12 @@ class ResolvedFrame:
     place: SectionPlace | None = None
     # Module frames: where each candidate is, by section, in the order of ``candidates``.
     candidate_places: tuple[SectionPlace | None, ...] = ()
+    # Ambiguous frames: the innermost source line of the frame in each candidate (None: no
+    # line information), in the order of ``candidates``.
+    candidate_lines: tuple[SourceLocation | None, ...] = ()
+    # Ambiguous frames: the file each candidate was compiled in (copies of one static differ
+    # by it), in the order of ``candidates``.
+    candidate_units: tuple[str | None, ...] = ()
 
     @property
     def resolved(self) -> bool:
@@ -156,6 +163,20 @@ class ImageResolver:
 
         return test
 
+    def _instruction_start_test(self) -> CandidateTest:
+        """An exact IP is where an instruction starts: a copy whose instructions (decoded
+        from its start) step over that offset did not run there."""
+
+        def test(candidate: Candidate) -> bool | None:
+            start = candidate.symbol.link_address
+            try:
+                boundary = self.finder.boundary_at_or_after(start, candidate.link_address)
+            except InputError:
+                return None
+            return None if boundary is None else boundary == candidate.link_address
+
+        return test
+
     def _code_test(self, code: CodeBytes) -> CandidateTest:
         """DOMAIN §4: the copy whose bytes match the printed ``Code:`` (boot patching aside)
         is the code that ran."""
@@ -210,10 +231,22 @@ class ImageResolver:
                     self._call_test(),
                 )
             )
-        elif code is not None and code.data and code.marker_offset is not None:
+        else:
             tests.append(
-                (EvidenceKind.CODE_BYTES, "Code: bytes equal the image's", self._code_test(code))
+                (
+                    EvidenceKind.INSTRUCTION_START,
+                    "an instruction starts at the IP",
+                    self._instruction_start_test(),
+                )
             )
+            if code is not None and code.data and code.marker_offset is not None:
+                tests.append(
+                    (
+                        EvidenceKind.CODE_BYTES,
+                        "Code: bytes equal the image's",
+                        self._code_test(code),
+                    )
+                )
         return resolve_name(self.symbols, query.symbol, query.offset, query.size, self.rules, tests)
 
     def resolve_link_address(self, link_address: int, role: FrameRole) -> NameResolution:
@@ -241,10 +274,7 @@ class ImageResolver:
             )
             return unresolved(module, notes, resolution.evidence)
         if resolution.ambiguous:
-            listed = ", ".join(
-                f"{c.symbol.name}@{c.symbol.link_address:#x}" for c in resolution.candidates
-            )
-            notes.append(f"ambiguous: {len(resolution.candidates)} symbols fit ({listed})")
+            # The candidates are listed once, with their evidence (the frame's own lines).
             return ResolvedFrame(
                 module,
                 None,
@@ -260,14 +290,24 @@ class ImageResolver:
                 candidate_places=tuple(
                     self.place(c.link_address, c.symbol) for c in resolution.candidates
                 ),
+                candidate_lines=tuple(
+                    self._line_of(query, c.link_address) for c in resolution.candidates
+                ),
+                candidate_units=self._units_of(resolution.candidates),
             )
         candidate = resolution.candidates[0]
         # One candidate is left by name and size: a machine-code test that rejected it too
         # (candidates._narrow) is reported by its own consequence (not a return address, the
         # Code: comparison), the symbol is no pick.
         symbol, link_address = candidate.symbol, candidate.link_address
+        # What an LTO or compiler copy is, said once in plain words (not for a pointer to the
+        # next function: the frame is not in this one).
+        description = copy_description(symbol.name)
         if query.symbol is not None and symbol.name != query.symbol:
-            notes.append(f"ELF name {symbol.name}")
+            notes.append(f"ELF name {symbol.name}" + (f": {description}" if description else ""))
+        elif description is not None:
+            notes.append(f"{symbol.name}: {description}")
+        described = len(notes)
         call_site = None
         not_return_address = False
         lookup_address: int | None = link_address
@@ -287,6 +327,8 @@ class ImageResolver:
                 not_return_address = True
                 call_site = None
                 lookup_address = None  # the pointed-to function has no line to give
+                if description is not None and query.symbol == symbol.name:
+                    del notes[described - 1]
             elif call_site is not None and call_site.is_call:
                 lookup_address = call_site.link_address
             else:
@@ -311,6 +353,7 @@ class ImageResolver:
             else:
                 if not locations and not in_data:
                     notes.append("no line information at this address")
+        locations = self._named_as_kallsyms(locations, symbol)
         if query.role is FrameRole.EXACT_IP and is_trap(self.image, link_address):
             # A WARN/BUG trap: the line is the one the kernel printed (the bug table's).
             entry = bug_table(self.image).at(link_address)
@@ -335,6 +378,42 @@ class ImageResolver:
             self.place(link_address, symbol),
             tuple(self.place(c.link_address, c.symbol) for c in resolution.candidates),
         )
+
+    def _line_of(self, query: FrameQuery, link_address: int) -> SourceLocation | None:
+        """The innermost source line of ``link_address`` taken as the frame's address."""
+        if self.dwarf is None:
+            return None
+        back = self.call_back if query.role is FrameRole.RETURN_ADDRESS else 0
+        try:
+            locations = self.dwarf.locations(link_address - back)
+        except DwarfError:
+            return None
+        return locations[0] if locations else None
+
+    def _units_of(self, candidates: Sequence[Candidate]) -> tuple[str | None, ...]:
+        if self.dwarf is None:
+            return ()
+        try:
+            return tuple(self.dwarf.unit_files([c.symbol.link_address for c in candidates]))
+        except DwarfError:
+            return ()
+
+    def _named_as_kallsyms(
+        self, locations: tuple[SourceLocation, ...], symbol: Symbol
+    ) -> tuple[SourceLocation, ...]:
+        """The outermost entry named by the frame's symbol when the symbol table named it by
+        another alias at the same start: llvm-symbolizer's rule takes the greatest name
+        (the weak ``alloc_bootmem_huge_page``), kallsyms prints the strong
+        ``__alloc_bootmem_huge_page`` (scripts/kallsyms.c compare_symbols(): non-weak first)."""
+        if not locations:
+            return locations
+        outer = locations[-1]
+        if outer.inlined or outer.function is None or outer.function == symbol.name:
+            return locations
+        aliases = {s.name for s in self.symbols.symbols_at(symbol.link_address)}
+        if outer.function not in aliases:
+            return locations
+        return (*locations[:-1], replace(outer, function=symbol.name))
 
     def _function_at(self, query: FrameQuery, link_address: int) -> Symbol | None:
         """The function starting at ``link_address`` when the frame is printed at the end of

@@ -54,6 +54,8 @@ def resolved_json(
     link = _link_address if resolved.module is None else _no_link_address
     place = resolved.place
     places = resolved.candidate_places or (None,) * len(resolved.candidates)
+    sources = resolved.candidate_lines or (None,) * len(resolved.candidates)
+    units = resolved.candidate_units or (None,) * len(resolved.candidates)
     document = {
         "symbol": resolved.symbol.name if resolved.symbol is not None else None,
         "address": link(resolved.link_address),
@@ -79,10 +81,15 @@ def resolved_json(
                     "kallsyms_size": c.symbol.kallsyms_size,
                     "section": c_place.section if c_place is not None else None,
                     "section_offset": c_place.offset if c_place is not None else None,
+                    "file": source.file if source is not None else None,
+                    "line": source.line if source is not None else None,
+                    "unit_file": unit,
                 },
                 c.symbol.name,
             )
-            for c, c_place in zip(resolved.candidates, places, strict=True)
+            for c, c_place, source, unit in zip(
+                resolved.candidates, places, sources, units, strict=True
+            )
         ],
         "evidence": [
             {
@@ -200,6 +207,20 @@ def report_json(decoded: DecodedReport) -> dict[str, Any]:
             if code is not None and code.listing is not None
             else None
         ),
+        "register_values": [
+            _with_demangled(
+                {
+                    "register": value.register,
+                    "value": f"{value.value:#x}",
+                    "symbol": value.symbol,
+                    "offset": value.offset,
+                    "module": value.module,
+                    "section": value.section,
+                },
+                value.symbol,
+            )
+            for value in decoded.register_values
+        ],
         "mismatch": decoded.mismatch,
         "warnings": list(decoded.warnings),
         "traces": [
