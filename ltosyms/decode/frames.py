@@ -300,14 +300,7 @@ class ImageResolver:
         # (candidates._narrow) is reported by its own consequence (not a return address, the
         # Code: comparison), the symbol is no pick.
         symbol, link_address = candidate.symbol, candidate.link_address
-        # What an LTO or compiler copy is, said once in plain words (not for a pointer to the
-        # next function: the frame is not in this one).
-        description = copy_description(symbol.name)
-        if query.symbol is not None and symbol.name != query.symbol:
-            notes.append(f"ELF name {symbol.name}" + (f": {description}" if description else ""))
-        elif description is not None:
-            notes.append(f"{symbol.name}: {description}")
-        described = len(notes)
+        named_at = len(notes)  # where the note on the symbol's name goes, before the others
         call_site = None
         not_return_address = False
         lookup_address: int | None = link_address
@@ -327,8 +320,6 @@ class ImageResolver:
                 not_return_address = True
                 call_site = None
                 lookup_address = None  # the pointed-to function has no line to give
-                if description is not None and query.symbol == symbol.name:
-                    del notes[described - 1]
             elif call_site is not None and call_site.is_call:
                 lookup_address = call_site.link_address
             else:
@@ -336,6 +327,15 @@ class ImageResolver:
                 call_site = None
                 lookup_address = link_address - self.call_back
                 notes.append("not a return address: no call ends here")
+        # What an LTO or compiler copy is, said once in plain words (not for a pointer to the
+        # next function: the frame is not in this one).
+        description = copy_description(symbol.name)
+        if query.symbol is not None and symbol.name != query.symbol:
+            notes.insert(
+                named_at, f"ELF name {symbol.name}" + (f": {description}" if description else "")
+            )
+        elif description is not None and function_pointer is None:
+            notes.insert(named_at, f"{symbol.name}: {description}")
         locations: tuple[SourceLocation, ...] = ()
         in_data = query.role is FrameRole.EXACT_IP and self._is_data(symbol)
         if in_data:
