@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from conftest import Corpus
 
 from ltosyms.cli import cli
+from ltosyms.render.decode_text import visible
 
 
 def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
@@ -65,11 +66,13 @@ def test_decode_keeps_every_input_line(corpus: Corpus, tmp_path: Path) -> None:
     assert code == 0, err
     original = log.read_bytes().decode("utf-8", "replace").replace("\r\n", "\n")
     lines = iter(out.splitlines())
-    # Every input line comes out unchanged and in order; annotations are lines in between.
+    # Every input line comes out unchanged and in order (control characters written out,
+    # the console's ESC sequences as `\x1b`); annotations are lines in between.
     assert all(
-        any(line == kept for kept in lines)
+        any(visible(line) == kept for kept in lines)
         for line in original.replace("\r", "\n").split("\n")[:-1]
     )
+    assert "\x1b" in original and "\x1b" not in out
 
 
 def test_decode_stacktrace_format(corpus: Corpus) -> None:
@@ -83,9 +86,10 @@ def test_decode_stacktrace_format(corpus: Corpus) -> None:
         "decode-stacktrace",
     )
     assert code == 0
-    # decode_stacktrace.sh 6.1: `name (file:line file:line ...)`, offset dropped.
+    # decode_stacktrace.sh 6.1: `name (file:line file:line ...)`, offset dropped, and the
+    # (empty) module after a blank: `echo "${words[@]}" "$symbol $module"`.
     assert any(
-        line.endswith("do_syscall_64 (arch/x86/entry/common.c:46 arch/x86/entry/common.c:76)")
+        line.endswith("do_syscall_64 (arch/x86/entry/common.c:46 arch/x86/entry/common.c:76) ")
         for line in out.splitlines()
     )
 

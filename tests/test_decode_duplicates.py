@@ -187,7 +187,9 @@ def test_equal_sizes_are_ambiguous_with_the_evidence(image: str) -> None:
     steps = [(e.kind, e.candidates_before, e.candidates_after) for e in resolved.evidence]
     assert steps[0] == (EvidenceKind.EXACT_NAME, 0, 3)
     assert (EvidenceKind.KALLSYMS_SIZE, 3, 2) in steps
-    assert any("ambiguous" in note for note in resolved.notes)
+    # Listed once, as candidates (no note repeats the list), each with its source.
+    assert not any("ambiguous" in note for note in resolved.notes)
+    assert len(resolved.candidate_units) == len(resolved.candidate_lines) == 2
 
 
 def test_ambiguous_frames_in_decode_json(tmp_path: Path) -> None:

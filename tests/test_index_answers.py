@@ -336,6 +336,7 @@ finally:
 # What a decode of known addresses and Code: lines must not need once the index holds them.
 _COLD_ONLY_MODULES = (
     "capstone",
+    "ltosyms.disasm.code_view",
     "ltosyms.disasm.compare",
     "ltosyms.disasm.listing",
     # The DWARF layer's parsers and unit tables: a warm decode imports its package, the

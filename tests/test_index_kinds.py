@@ -35,13 +35,15 @@ DECLARED = {
     "address-table/1": Placement.TABLE,
     "outer-names/3": Placement.ROW,
     "locations/2": Placement.ROW,
-    "call-site/2": Placement.ROW,
+    "call-site/3": Placement.ROW,
     "sweep/2": Placement.ROW,
     "patch-sites/2": Placement.ROW,
     "build-facts/2": Placement.ROW,
     "code-match/2": Placement.ROW,
-    "code-analysis/2": Placement.ROW,
     "diff-census/1": Placement.ROW,
+    "code-analysis/3": Placement.ROW,
+    "code-view/1": Placement.ROW,
+    "image-code-view/1": Placement.ROW,
 }
 
 
@@ -129,6 +131,10 @@ def stored_values(answers: Answers, kind: Kind[Any, Any]) -> list[Any]:
         # its Code: lines hold the same comparisons.
         analyses = stored_values(answers, kinds.CODE_ANALYSES)
         return [a.report.match for a in analyses if a.report.match is not None]
+    if kind is kinds.IMAGE_CODE_VIEWS:
+        # This log's kernel printed every Code: line's bytes: no listing came from the image.
+        # Its records are the views of the printed lines (one codec for both).
+        return stored_values(answers, kinds.CODE_VIEWS)
     if kind.placement is Placement.TABLE:
         mapped = store.get_table(kind.stored_name)
         found = [] if mapped is None else [mapped]
@@ -221,6 +227,7 @@ def test_values_that_do_not_decode_are_worked_out_again_and_replaced(
         "outer-names",
         "patch-sites",
         "code-analysis",
+        "code-view",
     }
 
     # Each was replaced by the value worked out again: the next run reads them all back.
@@ -238,3 +245,5 @@ def test_memo_keys_are_encoded_here() -> None:
     assert kinds.UNITS.key(0x2A) == 0x2A
     assert kinds.CODE_MATCHES.key((b"\x0f\x0b", 1, "x86_64", 0x20)) == "x86_64/1/20/0f0b"
     assert kinds.CODE_ANALYSES.key((None, b"\xc3", 0, "aarch64", None)) == "-/aarch64/0/-/c3"
+    assert kinds.CODE_VIEWS.key(("lkdtm", b"\xc3", 0, "x86_64", 0x10)) == "lkdtm/x86_64/0/10/c3"
+    assert kinds.IMAGE_CODE_VIEWS.key(("tracegen", 0x10005)) == "tracegen/10005"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
@@ -21,9 +21,11 @@ from ltosyms.limits import MAX_REPORT_CHARS
 from ltosyms.oops import LogStretch, Report, iter_log_stretches
 from ltosyms.render.decode_text import (
     decode_stacktrace_annotations,
+    hidden_lines,
     render_log,
     render_log_decode_stacktrace,
     report_annotations,
+    report_lines,
 )
 
 if TYPE_CHECKING:
@@ -117,6 +119,17 @@ def split_paths(paths: tuple[str, ...]) -> tuple[str | None, str]:
     show_default=True,
     help="Color the decoded lines (auto: when stdout is a terminal).",
 )
+@click.option(
+    "--reports-only",
+    is_flag=True,
+    help="Print only the lines of the reports found (oopses, warnings, traces), not the rest "
+    "of the log.",
+)
+@click.option(
+    "--brief",
+    is_flag=True,
+    help="Leave out '? ' entries that are no return address and the call lines, for mail.",
+)
 @cache_options
 def command(
     paths: tuple[str, ...],
@@ -127,6 +140,8 @@ def command(
     as_json: bool,
     output_format: str,
     color: str,
+    reports_only: bool,
+    brief: bool,
     cache_dir: str | None,
     no_cache: bool,
 ) -> None:
@@ -169,11 +184,11 @@ def command(
                 (decoding.decode(report) for stretch in stretches for report in stretch.reports),
             )
         elif output_format == "decode-stacktrace":
-            echo_lines(_decode_stacktrace_lines(stretches, decoding))
+            echo_lines(_decode_stacktrace_lines(stretches, decoding, reports_only, brief))
         else:
             echo_lines(
                 click.style(text, fg="cyan") if is_note and use_color else text
-                for text, is_note in _annotated_lines(stretches, decoding)
+                for text, is_note in _annotated_lines(stretches, decoding, reports_only, brief)
             )
     decoding.finish()
 
@@ -239,22 +254,53 @@ def _stretch_notes(notes: dict[int, _Note], stretch: LogStretch) -> dict[int, _N
 
 
 def _annotated_lines(
-    stretches: Iterable[LogStretch], decoding: _Decoding
+    stretches: Iterable[LogStretch], decoding: _Decoding, reports_only: bool, brief: bool
 ) -> Iterator[tuple[str, bool]]:
     notes: dict[int, list[str]] = {}
     for stretch in stretches:
-        for report in stretch.reports:
-            for number, lines in report_annotations(decoding.decode(report)).items():
+        decoded = [decoding.decode(report) for report in stretch.reports]
+        for report in decoded:
+            for number, lines in report_annotations(report, brief).items():
                 notes.setdefault(number, []).extend(lines)
-        yield from render_log(stretch.lines, _stretch_notes(notes, stretch))
+        shown = _shown_lines(decoded, stretch.first_line, reports_only, brief)
+        yield from render_log(stretch.lines, _stretch_notes(notes, stretch), shown)
 
 
-def _decode_stacktrace_lines(stretches: Iterable[LogStretch], decoding: _Decoding) -> Iterator[str]:
+def _decode_stacktrace_lines(
+    stretches: Iterable[LogStretch], decoding: _Decoding, reports_only: bool, brief: bool
+) -> Iterator[str]:
     annotations: dict[int, str] = {}
     for stretch in stretches:
-        for report in stretch.reports:
-            annotations.update(decode_stacktrace_annotations(decoding.decode(report)))
-        yield from render_log_decode_stacktrace(stretch.lines, _stretch_notes(annotations, stretch))
+        decoded = [decoding.decode(report) for report in stretch.reports]
+        for report in decoded:
+            annotations.update(decode_stacktrace_annotations(report))
+        shown = _shown_lines(decoded, stretch.first_line, reports_only, brief)
+        yield from render_log_decode_stacktrace(
+            stretch.lines, _stretch_notes(annotations, stretch), shown
+        )
+
+
+def _shown_lines(
+    decoded: list[DecodedReport], first_line: int, reports_only: bool, brief: bool
+) -> Callable[[int], bool] | None:
+    """Whether a line of a stretch that starts at input line ``first_line`` is printed (None:
+    all are; numbered from 1 as the renderers number it): the reports' lines with
+    ``--reports-only``, not the ``? `` entries that are no return address with ``--brief``."""
+    if not reports_only and not brief:
+        return None
+    inside: set[int] = set()
+    hidden: set[int] = set()
+    for report in decoded:
+        if reports_only:
+            inside.update(report_lines(report))
+        if brief:
+            hidden |= hidden_lines(report)
+
+    def shown(number: int) -> bool:
+        line = first_line + number - 1
+        return (not reports_only or line in inside) and line not in hidden
+
+    return shown
 
 
 def write_json_document(vmlinux: LoadedImage, reports: Iterable[DecodedReport]) -> None:

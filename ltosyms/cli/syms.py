@@ -32,5 +32,5 @@ def command(image: str, pattern: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(symbols_json(loaded, selected), indent=1))
     else:
-        for line in symbols_text(selected):
+        for line in symbols_text(selected, loaded.image):
             click.echo(line)

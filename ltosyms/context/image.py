@@ -27,8 +27,10 @@ from ltosyms.stores import Memo
 if TYPE_CHECKING:
     from ltosyms.disasm import CallSiteFinder, PatchSites
     from ltosyms.disasm.records import CodeAnalysis, CodeAnalysisKey, CodeMatch, CodeMatchKey
+    from ltosyms.disasm.view import CodeView, ImageViewKey
     from ltosyms.dwarf import AddressTable, DwarfResolver, OuterName
     from ltosyms.elf.build_facts import BuildFacts
+    from ltosyms.elf.relocations import ModuleRelocations
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -166,6 +168,16 @@ class ImageContext:
 
         return read_build_facts(self.image, self.symbols, self.memo(kinds.BUILD_FACTS))
 
+    @cached_property
+    def relocations(self) -> ModuleRelocations | None:
+        """A module's relocations (what its calls and references name), read per section on
+        first need; None for a vmlinux, whose displacements are final."""
+        if not self.image.is_module:
+            return None
+        from ltosyms.elf.relocations import module_relocations
+
+        return module_relocations(self.image)
+
     @property
     def code_matches(self) -> Memo[CodeMatchKey, CodeMatch] | None:
         """Comparisons of ``Code:`` lines with this image."""
@@ -175,6 +187,16 @@ class ImageContext:
     def code_analyses(self) -> Memo[CodeAnalysisKey, CodeAnalysis] | None:
         """Analyses of ``Code:`` lines whose faulting instruction is in this image."""
         return self.memo(kinds.CODE_ANALYSES)
+
+    @property
+    def code_views(self) -> Memo[CodeAnalysisKey, CodeView] | None:
+        """``Code:`` listings of this image labelled and named (:mod:`ltosyms.disasm.view`)."""
+        return self.memo(kinds.CODE_VIEWS)
+
+    @property
+    def image_code_views(self) -> Memo[ImageViewKey, CodeView] | None:
+        """This image's instructions around IPs whose ``Code:`` bytes were not printed."""
+        return self.memo(kinds.IMAGE_CODE_VIEWS)
 
     def keep_tables(self) -> None:
         """Work out what every decode reads besides DWARF units, so that the index keeps it:

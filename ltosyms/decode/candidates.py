@@ -39,6 +39,7 @@ class EvidenceKind(enum.Enum):
     CALL_AT_RETURN = "call-at-return"
     CALL_TARGET = "call-target"
     CODE_BYTES = "code-bytes"
+    INSTRUCTION_START = "instruction-start"  # an exact IP starts an instruction of the copy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

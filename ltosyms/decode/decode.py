@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ltosyms.context import ImageContext, ModuleSet
 from ltosyms.decode.candidates import NameResolution
@@ -22,13 +22,16 @@ from ltosyms.decode.frames import (
     narrow_by_caller,
     unresolved,
 )
-from ltosyms.disasm.decoder import normalize_arch
+from ltosyms.disasm.decoder import ADDRESS_MASK, normalize_arch
 from ltosyms.disasm.records import (
     CodeAnalysis,
+    CodeAnalysisKey,
     CodeReport,
     CodeVerdict,
 )
+from ltosyms.disasm.view import CodeView, ViewSource, marker_runtime_address
 from ltosyms.elf.build_facts import choose_rule
+from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import LtosymsError, MismatchError
 from ltosyms.names.eras import CleanupRule, rules_in_order
 from ltosyms.oops.records import CodeBytes, Frame, Report, Trace
@@ -41,12 +44,28 @@ log = logging.getLogger(__name__)
 class DecodedFrame:
     frame: Frame
     resolved: ResolvedFrame | None  # None: nothing to resolve (user-mode IP, [inline] line)
+    # Where the frame's address was at run time, when the log gives it: printed, the link
+    # address plus the KASLR offset (vmlinux), or a module section's runtime start known
+    # from another frame of the report printed with its address.
+    runtime_address: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecodedTrace:
     trace: Trace
     frames: tuple[DecodedFrame, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisterValue:
+    """A register of the dump named: ``RAX ffffffffc0327320 = lkdtm_WARNING [lkdtm]``."""
+
+    register: str
+    value: int
+    symbol: str
+    offset: int
+    module: str | None  # None: vmlinux
+    section: str | None  # the symbol's section (.text, .data, .rodata, ...)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +77,9 @@ class DecodedReport:
     code: CodeReport | None
     warnings: tuple[str, ...]
     mismatch: bool  # evidence says the vmlinux is not the crashed kernel
+    # Values of the main register dump that point into the vmlinux or a module (text or
+    # static data), when the KASLR offset or the module section's runtime start is known.
+    register_values: tuple[RegisterValue, ...] = ()
 
     def iter_frames(self) -> Iterator[DecodedFrame]:
         """Every decoded frame in input order."""
@@ -156,20 +178,25 @@ class Decoder:
                 self._resolve_raw(frame, kaslr_offset, work)
         for trace in report.traces:
             self._narrow_by_callees(trace, work)
-        code = self._code(report, ip_frames, work)
+        code = self._code(report, ip_frames, work, kaslr_offset)
         mismatch = self._judge_mismatch(all_frames, code, work)
-        decoded_ip = tuple(
-            DecodedFrame(frame=f, resolved=work.resolved.get(frame_key(f))) for f in ip_frames
-        )
-        traces = tuple(
-            DecodedTrace(
-                trace=t,
-                frames=tuple(
-                    DecodedFrame(frame=f, resolved=work.resolved.get(frame_key(f)))
-                    for f in t.frames
-                ),
+        runtime = _RuntimeAddresses(kaslr_offset)
+        for frame in all_frames:
+            runtime.learn(frame.runtime_address, work.resolved.get(frame_key(frame)))
+        if code is not None and code.marker_runtime_address is not None and code_ip is not None:
+            runtime.learn(code.marker_runtime_address, work.resolved.get(frame_key(code_ip)))
+
+        def decoded(frame: Frame) -> DecodedFrame:
+            resolved = work.resolved.get(frame_key(frame))
+            return DecodedFrame(
+                frame=frame,
+                resolved=resolved,
+                runtime_address=runtime.of(frame.runtime_address, resolved),
             )
-            for t in report.traces
+
+        decoded_ip = tuple(decoded(f) for f in ip_frames)
+        traces = tuple(
+            DecodedTrace(trace=t, frames=tuple(decoded(f) for f in t.frames)) for t in report.traces
         )
         return DecodedReport(
             report=report,
@@ -179,6 +206,7 @@ class Decoder:
             code=code,
             warnings=tuple(work.warnings),
             mismatch=mismatch,
+            register_values=self._register_values(report, runtime),
         )
 
     def decode_all(self, reports: Iterable[Report]) -> Iterator[DecodedReport]:
@@ -213,6 +241,7 @@ class Decoder:
             module_build_id=frame.module_build_id,
             runtime_address=frame.runtime_address,
             role=frame.role,
+            reliable=frame.reliable,
         )
 
     def _resolve_named(self, frame: Frame, work: _Work, code: CodeBytes | None = None) -> None:
@@ -254,6 +283,63 @@ class Decoder:
             query, resolution, [f"raw address {frame.runtime_address:#x} - KASLR offset"]
         )
 
+    def _register_values(
+        self, report: Report, runtime: _RuntimeAddresses
+    ) -> tuple[RegisterValue, ...]:
+        """The registers of the main dump that hold an address of the vmlinux (KASLR offset
+        known) or of a module section whose runtime start the report gives."""
+        dump = report.main_dump
+        if dump is None or dump.user_mode:
+            return ()
+        named = []
+        for register, value in dump.registers:
+            found = self._vmlinux_value(value, runtime.kaslr_offset)
+            if found is None:
+                found = self._module_value(value, runtime)
+            if found is not None:
+                symbol, offset, module = found
+                named.append(
+                    RegisterValue(
+                        register=register,
+                        value=value,
+                        symbol=symbol.name,
+                        offset=offset,
+                        module=module,
+                        section=symbol.section,
+                    )
+                )
+        return tuple(named)
+
+    def _vmlinux_value(
+        self, value: int, kaslr_offset: int | None
+    ) -> tuple[Symbol, int, str | None] | None:
+        if kaslr_offset is None:
+            return None
+        link_address = (value - kaslr_offset) & ADDRESS_MASK
+        image = self.vmlinux.image
+        if image.section_at(link_address) is None:
+            return None  # not in the image's text or data (.bss has no bytes to hold it)
+        symbol = self.vmlinux.symbols.lookup(link_address)
+        if symbol is None:
+            return None
+        return symbol, link_address - symbol.link_address, None
+
+    def _module_value(
+        self, value: int, runtime: _RuntimeAddresses
+    ) -> tuple[Symbol, int, str | None] | None:
+        for (module, section_name), start in runtime.section_starts.items():
+            resolver = self.resolver(module, None)
+            if resolver is None:
+                continue
+            section = resolver.image.get_section(section_name)
+            if section is None or not start <= value < start + section.size:
+                continue
+            link_address = section.link_address + value - start
+            symbol = resolver.symbols.lookup(link_address)
+            if symbol is not None:
+                return symbol, link_address - symbol.link_address, module
+        return None
+
     def _kaslr_offset(self, report: Report, frames: list[Frame], work: _Work) -> int | None:
         """runtime - link from every vmlinux frame that prints both
         (docs/kernel-facts.md#kaslr-and-modules)."""
@@ -290,11 +376,13 @@ class Decoder:
             callee = (
                 work.resolved.get(frame_key(callee_frame)) if callee_frame is not None else None
             )
+            # A module's call into the kernel counts too: its relocation names the callee.
+            into_kernel = frame.module is not None and callee is not None and callee.module is None
             if (
                 callee is not None
                 and callee_frame is not None
                 and frame.is_return_address
-                and callee.module == frame.module
+                and (callee.module == frame.module or into_kernel)
             ):
                 resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
                 if resolver is not None and resolved.ambiguous and callee.symbol is not None:
@@ -305,7 +393,12 @@ class Decoder:
                     if narrowed.evidence != resolution.evidence:
                         resolved = resolver.finish(self._query(frame), narrowed, [])
                         work.resolved[frame_key(frame)] = resolved
-                elif resolver is not None and callee.ambiguous and resolved.symbol is not None:
+                elif (
+                    resolver is not None
+                    and not into_kernel
+                    and callee.ambiguous
+                    and resolved.symbol is not None
+                ):
                     resolution = NameResolution(
                         candidates=callee.candidates, evidence=callee.evidence
                     )
@@ -318,7 +411,9 @@ class Decoder:
             if frame.reliable:
                 callee_frame = frame
 
-    def _code(self, report: Report, ip_frames: list[Frame], work: _Work) -> CodeReport | None:
+    def _code(
+        self, report: Report, ip_frames: list[Frame], work: _Work, kaslr_offset: int | None
+    ) -> CodeReport | None:
         """Disassemble ``Code:`` and compare it with the image at the resolved IP
         (docs/kernel-facts.md#code-line).
 
@@ -326,9 +421,7 @@ class Decoder:
         image: the image keeps it (:attr:`ImageContext.code_analyses`), so the same crash
         decoded again needs no disassembler."""
         code = report.code
-        if code is None or code.unavailable or code.marker_offset is None:
-            return None
-        if code.arch not in ("x86_64", "aarch64"):
+        if code is None or (code.marker_offset is None and not code.unavailable):
             return None
         ip = next((f for f in ip_frames if f.exact_ip), None)
         resolved = work.resolved.get(frame_key(ip)) if ip is not None else None
@@ -337,7 +430,35 @@ class Decoder:
         if ip is not None and marker_link_address is not None:
             resolver = self.resolver(ip.module, ip.module_build_id, work.warnings)
         context = resolver.context if resolver is not None else self.vmlinux
+        if code.arch not in ("x86_64", "aarch64") and not code.unavailable:
+            return None
         image_name = (ip.module or "vmlinux") if resolver is not None and ip is not None else None
+        runtime = marker_runtime_address(
+            context.image.machine,
+            code.unavailable_address,
+            ip.runtime_address if ip is not None else None,
+            marker_link_address,
+            kaslr_offset,
+            context.image.is_module,
+        )
+        if code.unavailable or code.marker_offset is None:
+            # "Code: Unable to access opcode bytes": the image's instructions around the IP.
+            if resolver is None or marker_link_address is None or image_name is None:
+                return None
+            try:
+                view = _image_view(resolver, marker_link_address, image_name)
+            except LtosymsError as error:
+                work.warnings.append(f"Code: not listed from {image_name}: {error}")
+                return None
+            if view is None:
+                return None
+            return CodeReport(
+                listing=view.listing,
+                match=None,
+                image=image_name,
+                view=view,
+                marker_runtime_address=runtime,
+            )
         key = (
             image_name,
             code.data,
@@ -351,7 +472,13 @@ class Decoder:
             lambda: _analyse_code(code, marker_link_address, resolver, image_name),
         )
         work.warnings.extend(analysis.warnings)
-        return analysis.report
+        view = None
+        if resolver is not None and analysis.report.listing is not None:
+            try:
+                view = _log_view(resolver, code, analysis.report, resolved, key)
+            except LtosymsError as error:
+                work.warnings.append(f"Code: not labelled: {error}")
+        return replace(analysis.report, view=view, marker_runtime_address=runtime)
 
     def _judge_mismatch(self, frames: list[Frame], code: CodeReport | None, work: _Work) -> bool:
         if (
@@ -380,6 +507,64 @@ class Decoder:
         return False
 
 
+def _log_view(
+    resolver: ImageResolver,
+    code: CodeBytes,
+    report: CodeReport,
+    resolved: ResolvedFrame | None,
+    key: CodeAnalysisKey,
+) -> CodeView:
+    """The view of a ``Code:`` listing (labels, named targets), kept by the image
+    (:attr:`ImageContext.code_views`)."""
+
+    def make() -> CodeView:
+        from ltosyms.disasm.code_view import code_view
+        from ltosyms.disasm.compare import image_window
+
+        assert report.listing is not None and code.marker_offset is not None
+        window = None
+        if report.listing.marker_link_address is not None:
+            try:
+                window = image_window(
+                    resolver.image,
+                    report.listing.marker_link_address,
+                    len(code.data),
+                    code.marker_offset,
+                    resolver.symbols,
+                    finder=resolver.finder,
+                )
+            except LtosymsError:
+                window = None
+        symbol = resolved.symbol if resolved is not None else None
+        return code_view(
+            report.listing,
+            resolver.image,
+            resolver.symbols,
+            resolver.relocations,
+            window,
+            report.match,
+            symbol,
+        )
+
+    return remembered(resolver.context.code_views, key, make)
+
+
+def _image_view(resolver: ImageResolver, marker_link_address: int, name: str) -> CodeView | None:
+    """The image's instructions around the IP, for a ``Code:`` line without bytes (None: no
+    function holds the IP)."""
+
+    def make() -> CodeView:
+        from ltosyms.disasm.code_view import image_code_view
+
+        view = image_code_view(
+            resolver.image, resolver.symbols, resolver.relocations, marker_link_address, name
+        )
+        return view if view is not None else CodeView(ViewSource.IMAGE, (), None)
+
+    view = remembered(resolver.context.image_code_views, (name, marker_link_address), make)
+    return None if view.is_empty else view
+
+
 def _analyse_code(
     code: CodeBytes,
     marker_link_address: int | None,
@@ -405,17 +590,6 @@ def _analyse_code(
             )
         except LtosymsError as error:
             warnings.append(f"Code: not compared: {error}")
-    try:
-        listing = disassemble_code(
-            code.data,
-            code.marker_offset,
-            code.arch,
-            marker_link_address,
-            window.boundaries if window is not None else (),
-        )
-    except LtosymsError as error:
-        warnings.append(f"Code: cannot be disassembled: {error}")
-        listing = None
     match = None
     if window is not None and resolver is not None and marker_link_address is not None:
         # Kept as part of the analysis: not stored again on its own.
@@ -425,9 +599,56 @@ def _analyse_code(
                 f"Code: bytes differ from {image_name} at the RIP in {match.unexplained} "
                 f"bytes: the {image_name} is not the crashed kernel"
             )
+    try:
+        listing = disassemble_code(
+            code.data,
+            code.marker_offset,
+            code.arch,
+            marker_link_address,
+            window.boundaries if window is not None else (),
+            # The image's padding only where its bytes are the ones that ran.
+            window.padding if window is not None and match is not None and match.is_match else (),
+        )
+    except LtosymsError as error:
+        warnings.append(f"Code: cannot be disassembled: {error}")
+        listing = None
     return CodeAnalysis(
-        report=CodeReport(listing=listing, match=match, image=image_name), warnings=tuple(warnings)
+        report=CodeReport(listing=listing, match=match, image=image_name),
+        warnings=tuple(warnings),
     )
+
+
+class _RuntimeAddresses:
+    """Runtime addresses of one report's frames. A vmlinux address moves by the KASLR offset;
+    a module's sections are placed one by one (kernel/module/main.c layout_sections(),
+    move_module()), so one runtime address of a section gives that section's start only."""
+
+    def __init__(self, kaslr_offset: int | None) -> None:
+        self.kaslr_offset = kaslr_offset
+        self.section_starts: dict[tuple[str, str], int] = {}  # (module, section) -> start
+
+    def learn(self, runtime_address: int | None, resolved: ResolvedFrame | None) -> None:
+        if runtime_address is None or resolved is None or resolved.module is None:
+            return
+        place = resolved.place
+        if place is not None:
+            start = (runtime_address - place.offset) & ADDRESS_MASK
+            self.section_starts.setdefault((resolved.module, place.section), start)
+
+    def of(self, printed: int | None, resolved: ResolvedFrame | None) -> int | None:
+        if printed is not None:
+            return printed
+        if resolved is None or resolved.link_address is None:
+            return None
+        if resolved.module is None:
+            if self.kaslr_offset is None:
+                return None
+            return (resolved.link_address + self.kaslr_offset) & ADDRESS_MASK
+        place = resolved.place
+        if place is None:
+            return None
+        start = self.section_starts.get((resolved.module, place.section))
+        return None if start is None else (start + place.offset) & ADDRESS_MASK
 
 
 def frame_key(frame: Frame) -> tuple[int, str]:

@@ -15,7 +15,7 @@ and its address is what we map to source.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ltosyms.context import ImageContext
@@ -30,17 +30,24 @@ from ltosyms.decode.candidates import (
 )
 from ltosyms.disasm.decoder import normalize_arch
 from ltosyms.disasm.records import CallKind, CallSite, CodeMatch, CodeVerdict
+from ltosyms.disasm.targets import (
+    STATIC_CALL_TRAMPOLINE_PREFIX,
+    NamedCall,
+    TargetKind,
+    name_call,
+)
 from ltosyms.dwarf import SourceLocation
+from ltosyms.elf.bug_table import bug_table, is_trap, with_bug_line
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import DwarfError, InputError
 
 if TYPE_CHECKING:
     from ltosyms.disasm.compare import ImageWindow
+    from ltosyms.elf.relocations import ModuleRelocations
+from ltosyms.names.copies import copy_description
 from ltosyms.names.eras import CleanupRule
 from ltosyms.oops.records import CodeBytes, FrameRole
 from ltosyms.stores import remembered
-
-STATIC_CALL_TRAMPOLINE_PREFIX = "__SCT__"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +61,20 @@ class FrameQuery:
     module_build_id: str | None
     runtime_address: int | None
     role: FrameRole  # exact IP (no adjustment) or return address (map the call before it)
+    reliable: bool = True  # False: a `? ` entry, a word of the stack the unwinder passed
+
+
+@dataclass(frozen=True, slots=True)
+class SectionPlace:
+    """A place in a module as objdump and the kernel's section symbols name it:
+    ``.text+0x32a``, ``.text.lkdtm_WARNING+0xa``. A module has no link address a user can
+    look up (ltosyms lays its sections out privately, :mod:`ltosyms.elf.image`)."""
+
+    section: str
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.section}+{self.offset:#x}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +90,21 @@ class ResolvedFrame:
     evidence: tuple[Evidence, ...]
     locations: tuple[SourceLocation, ...]  # innermost first
     notes: tuple[str, ...]
+    # The call at call_site named: `call at schedule_timeout+0x8f: call schedule`.
+    named_call: NamedCall | None = None
+    # A `? f+size/size` slot that is no return address: the start of the function after f,
+    # a function pointer left on the stack (kthread's, pushed for kernel_thread()).
+    function_pointer: Symbol | None = None
+    # Module frames: where link_address is, by section (None in a vmlinux).
+    place: SectionPlace | None = None
+    # Module frames: where each candidate is, by section, in the order of ``candidates``.
+    candidate_places: tuple[SectionPlace | None, ...] = ()
+    # Ambiguous frames: the innermost source line of the frame in each candidate (None: no
+    # line information), in the order of ``candidates``.
+    candidate_lines: tuple[SourceLocation | None, ...] = ()
+    # Ambiguous frames: the file each candidate was compiled in (copies of one static differ
+    # by it), in the order of ``candidates``.
+    candidate_units: tuple[str | None, ...] = ()
 
     @property
     def resolved(self) -> bool:
@@ -107,6 +143,17 @@ class ImageResolver:
         # x86 return addresses name `address - 1` (%pB); arm64's bl is 4 bytes before.
         self.call_back = 4 if self.arch == "aarch64" else 1
 
+    @property
+    def relocations(self) -> ModuleRelocations | None:
+        """A module's relocations (the targets of its calls), read on first need."""
+        return self.context.relocations
+
+    def name_call(self, site: CallSite | None) -> NamedCall | None:
+        """``site`` named: its function and offset, and the function it calls."""
+        if site is None:
+            return None
+        return name_call(site, self.symbols, self.relocations)
+
     # -- machine-code evidence ----------------------------------------------------------------
 
     def call_at(self, return_address: int) -> CallSite | None:
@@ -123,6 +170,20 @@ class ImageResolver:
             # there is no code) rules the candidate out as surely as a non-call does.
             site = self.call_at(candidate.link_address)
             return site is not None and site.is_call
+
+        return test
+
+    def _instruction_start_test(self) -> CandidateTest:
+        """An exact IP is where an instruction starts: a copy whose instructions (decoded
+        from its start) step over that offset did not run there."""
+
+        def test(candidate: Candidate) -> bool | None:
+            start = candidate.symbol.link_address
+            try:
+                boundary = self.finder.boundary_at_or_after(start, candidate.link_address)
+            except InputError:
+                return None
+            return None if boundary is None else boundary == candidate.link_address
 
         return test
 
@@ -180,10 +241,22 @@ class ImageResolver:
                     self._call_test(),
                 )
             )
-        elif code is not None and code.data and code.marker_offset is not None:
+        else:
             tests.append(
-                (EvidenceKind.CODE_BYTES, "Code: bytes equal the image's", self._code_test(code))
+                (
+                    EvidenceKind.INSTRUCTION_START,
+                    "an instruction starts at the IP",
+                    self._instruction_start_test(),
+                )
             )
+            if code is not None and code.data and code.marker_offset is not None:
+                tests.append(
+                    (
+                        EvidenceKind.CODE_BYTES,
+                        "Code: bytes equal the image's",
+                        self._code_test(code),
+                    )
+                )
         return resolve_name(self.symbols, query.symbol, query.offset, query.size, self.rules, tests)
 
     def resolve_link_address(self, link_address: int, role: FrameRole) -> NameResolution:
@@ -213,10 +286,7 @@ class ImageResolver:
             )
             return unresolved(module, notes, resolution.evidence)
         if resolution.ambiguous:
-            listed = ", ".join(
-                f"{c.symbol.name}@{c.symbol.link_address:#x}" for c in resolution.candidates
-            )
-            notes.append(f"ambiguous: {len(resolution.candidates)} symbols fit ({listed})")
+            # The candidates are listed once, with their evidence (the frame's own lines).
             return ResolvedFrame(
                 module=module,
                 symbol=None,
@@ -229,28 +299,63 @@ class ImageResolver:
                 evidence=resolution.evidence,
                 locations=(),
                 notes=tuple(notes),
+                candidate_places=tuple(
+                    self.place(c.link_address, c.symbol) for c in resolution.candidates
+                ),
+                candidate_lines=tuple(
+                    self._line_of(query, c.link_address) for c in resolution.candidates
+                ),
+                candidate_units=self._units_of(resolution.candidates),
             )
         candidate = resolution.candidates[0]
         # One candidate is left by name and size: a machine-code test that rejected it too
         # (candidates._narrow) is reported by its own consequence (not a return address, the
         # Code: comparison), the symbol is no pick.
         symbol, link_address = candidate.symbol, candidate.link_address
-        if query.symbol is not None and symbol.name != query.symbol:
-            notes.append(f"ELF name {symbol.name}")
+        named_at = len(notes)  # where the note on the symbol's name goes, before the others
         call_site = None
         not_return_address = False
-        lookup_address = link_address
+        lookup_address: int | None = link_address
+        function_pointer = None
         if query.role is FrameRole.RETURN_ADDRESS:
             call_site = self.call_at(link_address)
-            if call_site is not None and call_site.is_call:
+            function_pointer = self._function_at(query, link_address)
+            if function_pointer is not None:
+                # The next function's start: a call ending here is the function's last
+                # instruction, one that does not return (__stack_chk_fail); a `? ` slot
+                # holding this address is the pointer far more often (do_splice_direct
+                # passes direct_splice_actor).
+                if call_site is not None and call_site.is_call:
+                    named = self.name_call(call_site)
+                    call = str(named) if named is not None else call_site.mnemonic
+                    notes.append(f"the call ending here ({call}) does not return")
+                not_return_address = True
+                call_site = None
+                lookup_address = None  # the pointed-to function has no line to give
+            elif call_site is not None and call_site.is_call:
                 lookup_address = call_site.link_address
             else:
                 not_return_address = True
                 call_site = None
                 lookup_address = link_address - self.call_back
                 notes.append("not a return address: no call ends here")
+        # What an LTO or compiler copy is, said once in plain words (not for a pointer to the
+        # next function: the frame is not in this one).
+        description = copy_description(symbol.name)
+        if query.symbol is not None and symbol.name != query.symbol:
+            notes.insert(
+                named_at, f"ELF name {symbol.name}" + (f": {description}" if description else "")
+            )
+        elif description is not None and function_pointer is None:
+            notes.insert(named_at, f"{symbol.name}: {description}")
         locations: tuple[SourceLocation, ...] = ()
-        if self.dwarf is not None:
+        in_data = query.role is FrameRole.EXACT_IP and self._is_data(symbol)
+        if in_data:
+            # lkdtm EXEC_DATA: the CPU was made to run a data object (and faulted on NX).
+            notes.append(
+                f"the IP is in data object {symbol.name} ({symbol.section}): executing data"
+            )
+        if self.dwarf is not None and lookup_address is not None:
             try:
                 locations = self.dwarf.locations(lookup_address)
             except DwarfError as error:
@@ -258,8 +363,16 @@ class ImageResolver:
                 # the source lines away, not the frame.
                 notes.append(f"no source lines: {error}")
             else:
-                if not locations:
+                if not locations and not in_data:
                     notes.append("no line information at this address")
+        locations = self._named_as_kallsyms(locations, symbol)
+        if query.role is FrameRole.EXACT_IP and is_trap(self.image, link_address):
+            # A WARN/BUG trap: the line is the one the kernel printed (the bug table's).
+            entry = bug_table(self.image).at(link_address)
+            if entry is not None:
+                locations, bug_note = with_bug_line(entry, locations)
+                if bug_note is not None:
+                    notes.append(bug_note)
         return ResolvedFrame(
             module=module,
             symbol=symbol,
@@ -272,18 +385,98 @@ class ImageResolver:
             evidence=resolution.evidence,
             locations=locations,
             notes=tuple(notes),
+            named_call=self.name_call(call_site),
+            function_pointer=function_pointer,
+            place=self.place(link_address, symbol),
+            candidate_places=tuple(
+                self.place(c.link_address, c.symbol) for c in resolution.candidates
+            ),
         )
+
+    def _line_of(self, query: FrameQuery, link_address: int) -> SourceLocation | None:
+        """The innermost source line of ``link_address`` taken as the frame's address."""
+        if self.dwarf is None:
+            return None
+        back = self.call_back if query.role is FrameRole.RETURN_ADDRESS else 0
+        try:
+            locations = self.dwarf.locations(link_address - back)
+        except DwarfError:
+            return None
+        return locations[0] if locations else None
+
+    def _units_of(self, candidates: Sequence[Candidate]) -> tuple[str | None, ...]:
+        if self.dwarf is None:
+            return ()
+        try:
+            return tuple(self.dwarf.unit_files([c.symbol.link_address for c in candidates]))
+        except DwarfError:
+            return ()
+
+    def _named_as_kallsyms(
+        self, locations: tuple[SourceLocation, ...], symbol: Symbol
+    ) -> tuple[SourceLocation, ...]:
+        """The outermost entry named by the frame's symbol when the symbol table named it by
+        another alias at the same start: llvm-symbolizer's rule takes the greatest name
+        (the weak ``alloc_bootmem_huge_page``), kallsyms prints the strong
+        ``__alloc_bootmem_huge_page`` (scripts/kallsyms.c compare_symbols(): non-weak first)."""
+        if not locations:
+            return locations
+        outer = locations[-1]
+        if outer.inlined or outer.function is None or outer.function == symbol.name:
+            return locations
+        aliases = {s.name for s in self.symbols.symbols_at(symbol.link_address)}
+        if outer.function not in aliases:
+            return locations
+        return (*locations[:-1], replace(outer, function=symbol.name))
+
+    def _function_at(self, query: FrameQuery, link_address: int) -> Symbol | None:
+        """The function starting at ``link_address`` when the frame is printed at the end of
+        the function before it (``? f+size/size``): the slot holds a pointer to that
+        function, and %pB names it by the previous one (lib/vsprintf.c symbol_string() ->
+        sprint_backtrace() looks up address - 1). Only for ``? `` entries: a reliable frame
+        there is a call that does not return, still running."""
+        if query.reliable or query.offset is None or query.offset != query.size:
+            return None
+        if not query.offset:
+            return None
+        symbol = self.symbols.lookup(link_address)
+        if symbol is None or symbol.link_address != link_address or not symbol.is_function:
+            return None
+        return symbol
+
+    def place(self, link_address: int | None, symbol: Symbol | None = None) -> SectionPlace | None:
+        """``link_address`` as ``section+offset`` in a module (None in a vmlinux, whose link
+        addresses are the ones objdump and System.map print); ``symbol``'s section when no
+        section with bytes holds it (``.bss``: lkdtm's data_area)."""
+        if link_address is None or not self.image.is_module:
+            return None
+        section = self.image.section_at(link_address)
+        if section is None and symbol is not None and symbol.section:
+            section = self.image.get_section(symbol.section)
+        if section is None:
+            return None
+        return SectionPlace(section.name, link_address - section.link_address)
+
+    def _is_data(self, symbol: Symbol) -> bool:
+        section = self.image.get_section(symbol.section)
+        return section is not None and section.is_alloc and not section.is_exec
 
     def call_targets(self, site: CallSite) -> frozenset[int] | None:
         """The functions a call can enter, None when the code does not say (indirect calls,
-        retpoline thunks, static-call trampolines)."""
-        if site.kind is not CallKind.DIRECT or (
-            site.target_link_address is None and not site.possible_targets
-        ):
+        retpoline thunks, static-call trampolines, a module's calls into the kernel)."""
+        if site.kind is not CallKind.DIRECT:
             return None
         targets = frozenset(
             t for t in (site.target_link_address, *site.possible_targets) if t is not None
         )
+        if not targets and self.image.is_module:
+            # The displacement is a relocation: it names the module's own callee.
+            named = self.name_call(site)
+            if named is not None and named.target.kind is TargetKind.DIRECT:
+                address = named.target.link_address
+                targets = frozenset(() if address is None else (address,))
+        if not targets:
+            return None
         for target in targets:
             symbol = self.symbols.lookup(target)
             # include/linux/static_call_types.h STATIC_CALL_TRAMP_PREFIX: the trampoline
@@ -294,19 +487,32 @@ class ImageResolver:
         return targets
 
     def call_target_test(self, callee: ResolvedFrame) -> CandidateTest | None:
-        """Cross-frame evidence: the call at the return address targets the callee."""
+        """Cross-frame evidence: the call at the return address targets the callee. A
+        module's call into the kernel names its callee by the relocation's symbol: compared
+        with a vmlinux callee by name (the loader resolves it by that name)."""
         if callee.symbol is None:
             return None
-        callee_start = callee.symbol.link_address
+        callee_symbol = callee.symbol
+        into_kernel = self.image.is_module and callee.module is None
 
         def test(candidate: Candidate) -> bool | None:
             site = self.call_at(candidate.link_address)
             if site is None or not site.is_call:
                 return False
+            named = self.name_call(site) if self.image.is_module else None
+            if named is not None and named.target.kind is TargetKind.DIRECT:
+                if named.target.link_address is None:
+                    # A call into the kernel, by the name the loader resolves.
+                    target = named.target
+                    return into_kernel and target.symbol == callee_symbol.name and not target.offset
+                if into_kernel:
+                    return False  # the call enters the module itself
+            elif into_kernel:
+                return None  # indirect call: says nothing about the target
             targets = self.call_targets(site)
             if targets is None:
                 return None  # indirect call: says nothing about the target
-            return callee_start in targets
+            return callee_symbol.link_address in targets
 
         return test
 
@@ -346,9 +552,9 @@ def narrow_by_caller(
     if test is None or not resolution.ambiguous:
         return resolution
     assert caller.symbol is not None and caller.call_site is not None
-    return narrow_further(
-        resolution,
-        EvidenceKind.CALL_TARGET,
-        f"called by {caller.symbol.name} at {caller.call_site.link_address:#x}",
-        test,
+    where = (
+        str(caller.named_call.site)
+        if caller.named_call is not None
+        else f"{caller.symbol.name} {caller.call_site.link_address:#x}"
     )
+    return narrow_further(resolution, EvidenceKind.CALL_TARGET, f"called at {where}", test)

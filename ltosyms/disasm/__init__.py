@@ -10,6 +10,11 @@ records, never text (:mod:`ltosyms.render.code_listing` renders listings).
 * :func:`compare_code` / :func:`image_window` -- whether the ``Code:`` bytes are the image's,
   boot-time patching excepted (:mod:`.compare`), with the image's patch-site tables from
   :mod:`.patching`;
+* :func:`name_call` -- a call site and its target named (``call lkdtm_do_action``,
+  :mod:`.targets`);
+* :func:`code_view` / :func:`image_code_view` -- a listing labelled, targets named, padding
+  and cut instructions told apart, or the image's own when the kernel printed no bytes
+  (:mod:`.code_view`, records in :mod:`.view`);
 * the records all of these answer with (:mod:`.records`).
 """
 
@@ -41,8 +46,11 @@ from ltosyms.disasm.records import (
     PatchReason,
     SweepMethod,
 )
+from ltosyms.disasm.targets import CallTarget, CodePoint, NamedCall, TargetKind, name_call
+from ltosyms.disasm.view import CodeRow, CodeView, RowKind, ViewSource
 
 if TYPE_CHECKING:
+    from ltosyms.disasm.code_view import code_view, image_code_view
     from ltosyms.disasm.compare import ImageWindow, PatchedRange, compare_code, image_window
     from ltosyms.disasm.listing import code_bytes_from_words, disassemble_code
     from ltosyms.disasm.patching import PatchSite, PatchSites, Replacement, patch_sites
@@ -50,6 +58,8 @@ if TYPE_CHECKING:
 # The comparison rules, the listing decoder and the patch-site tables load on first use
 # (PEP 562): a decode served from the index needs none of them.
 _LAZY = {
+    "code_view": "code_view",
+    "image_code_view": "code_view",
     "ImageWindow": "compare",
     "PatchedRange": "compare",
     "compare_code": "compare",
@@ -80,16 +90,21 @@ __all__ = [
     "CallKind",
     "CallSite",
     "CallSiteFinder",
+    "CallTarget",
     "CodeAnalysis",
     "CodeAnalysisKey",
     "CodeInstruction",
     "CodeListing",
     "CodeMatch",
     "CodeMatchKey",
+    "CodePoint",
     "CodeReport",
+    "CodeRow",
     "CodeSource",
     "CodeVerdict",
+    "CodeView",
     "ImageWindow",
+    "NamedCall",
     "NoCallSite",
     "PatchReason",
     "PatchSite",
@@ -97,14 +112,20 @@ __all__ = [
     "PatchedRange",
     "PatchedSite",
     "Replacement",
+    "RowKind",
     "Sweep",
     "SweepMethod",
+    "TargetKind",
+    "ViewSource",
     "call_ending_at",
     "code_bytes_from_words",
+    "code_view",
     "compare_code",
     "disassemble_code",
     "finder_for",
+    "image_code_view",
     "image_window",
+    "name_call",
     "normalize_arch",
     "patch_sites",
 ]

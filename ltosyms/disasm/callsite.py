@@ -45,7 +45,7 @@ from ltosyms.errors import InputError
 from ltosyms.stores import Memo
 
 if TYPE_CHECKING:
-    from ltosyms.disasm.patching import PatchSite, PatchSites
+    from ltosyms.disasm.patching import PatchSite, PatchSites, Replacement
 
 # A sweep longer than this is not started: the largest kernel functions are a few tens of KiB
 # (Debian 6.1: ~40 KiB), so a "function start" further away is a wrong guess.
@@ -342,6 +342,7 @@ class CallSiteFinder:
     def _alternative_call(self, site: PatchSite, return_address: int) -> CallSite | None:
         offset = return_address - site.link_address
         calls = []
+        replacement_of: dict[int, Replacement] = {}
         for replacement in site.replacements:
             # Decoded where the replacement lies: a rel32 there reaches the same absolute
             # target as once copied into the site (apply_alternatives re-aims it).
@@ -351,14 +352,15 @@ class CallSiteFinder:
                 end = address + size - replacement.link_address
                 if end == offset and is_call(self.arch, mnemonic):
                     calls.append((address, size, mnemonic, op_str))
+                    replacement_of[address] = replacement
                 if end >= offset:
                     break
         if not calls:
             return None
         targets = tuple(
             dict.fromkeys(
-                target
-                for _address, _size, mnemonic, op_str in calls
+                _runtime_target(site, replacement_of[address], target)
+                for address, _size, mnemonic, op_str in calls
                 if (target := direct_target(self.arch, mnemonic, op_str)) is not None
             )
         )
@@ -524,6 +526,18 @@ class CallSiteFinder:
             patch=None,
             method=SweepMethod.BACKWARD_WINDOW,
         )
+
+
+def _runtime_target(site: PatchSite, replacement: Replacement, target: int) -> int:
+    """Where a call of ``replacement`` goes once copied into ``site``: a call aimed inside
+    its own replacement (``call 772f`` of the RSB filling sequence, __FILL_RETURN_SLOT) keeps
+    its displacement and lands at the same place inside the site; one aimed elsewhere is
+    re-aimed to reach the target it had where the replacement lies (6.1: a replacement that
+    is one 5-byte call; 6.12: any). docs/kernel-facts.md#boot-patching."""
+    start, end = replacement.link_address, replacement.link_address + len(replacement.data)
+    if len(replacement.data) != 5 and start <= target < end:
+        return site.link_address + (target - start)
+    return target
 
 
 _finders: weakref.WeakKeyDictionary[KernelImage, CallSiteFinder] = weakref.WeakKeyDictionary()

@@ -67,6 +67,9 @@ class ImageWindow:
     # Image bytes just before and after the Code: line (when the image covers its ends).
     before: bytes = b""
     after: bytes = b""
+    # [start, end) indexes of Code: bytes that are no function's code in the image: past a
+    # function's ELF end before the next symbol (alignment), or between module sections.
+    padding: tuple[tuple[int, int], ...] = ()
 
 
 # Largest gap between two module text sections that can be alignment padding.
@@ -138,6 +141,7 @@ def image_window(
     boundaries = (
         () if symbols is None else _known_boundaries(finder, image, symbols, start, end, first)
     )
+    padding = () if symbols is None else _padding(image, symbols, first, last)
     return ImageWindow(
         data=bytes(data[inner_start - start : inner_end - start]),
         code_offset=inner_start - first,
@@ -146,7 +150,51 @@ def image_window(
         boundaries=boundaries,
         before=bytes(data[: inner_start - start]) if inner_start == first else b"",
         after=bytes(data[inner_end - start :]) if inner_end == last else b"",
+        padding=padding,
     )
+
+
+def _padding(
+    image: KernelImage, symbols: SymbolTable, first: int, last: int
+) -> tuple[tuple[int, int], ...]:
+    """Ranges of [first, last) that hold no function's code, as offsets from ``first``:
+    between a function's ELF end and the next symbol kallsyms keeps (int3, NOPs or zeros the
+    linker or assembler aligned with), and outside every section of a module (the loader's
+    zeroed allocation between sections, kernel/module/main.c ``move_module``). Functions of
+    size 0 (assembly labels) say nothing about where their code ends."""
+    found: list[tuple[int, int]] = []
+    address = first
+    while address < last:
+        section = image.section_at(address)
+        if section is None or not section.is_exec:
+            following = _next_section_start(image, address)
+            end = last if following is None else min(following, last)
+            if image.is_module and section is None:
+                found.append((address, end))
+            address = end
+            continue
+        symbol = symbols.lookup(address)
+        following = symbols.next_start_after(address)
+        limit = min(last, section.end_address, following if following is not None else last)
+        if symbol is None or not symbol.elf_size or not symbol.is_function:
+            address = limit
+            continue
+        code_end = symbol.link_address + symbol.elf_size
+        if address >= code_end:
+            found.append((address, limit))
+            address = limit
+        else:
+            address = min(code_end, limit)
+    return tuple((start - first, end - first) for start, end in found if start < end)
+
+
+def _next_section_start(image: KernelImage, link_address: int) -> int | None:
+    starts = [
+        s.link_address
+        for s in image.sections
+        if s.is_alloc and s.has_bits and s.size and s.link_address > link_address
+    ]
+    return min(starts, default=None)
 
 
 def _known_boundaries(

@@ -90,12 +90,16 @@ def decode_anchored(
     marker_index: int,
     base: int = 0,
     boundaries: Sequence[int] = (),
+    padding: Sequence[tuple[int, int]] = (),
 ) -> tuple[list[Piece], int]:
     """Pieces covering all of ``data`` with an instruction starting at ``marker_index`` and at
     each of ``boundaries`` (indexes known from the image to start instructions: function
     starts, the first instruction of the line found by a sweep from its function's start);
     also how many leading bytes stayed undecoded. Without a known start before the marker,
     the bytes before it are decoded from the earliest offset that lands on it.
+    ``padding`` holds [start, end) index ranges the image knows to be no function's code
+    (alignment between functions, the zeroed gap between module sections): each is one piece
+    without instruction, not a run of ``addb %al,(%rax)`` decoded out of step.
     ``base`` is the address of ``data[0]``, from which ``op_str`` branch targets are computed.
     """
     if arch == AARCH64:
@@ -111,7 +115,13 @@ def decode_anchored(
         if last < len(data):
             pieces.append(Piece(start=last, size=len(data) - last, mnemonic="", op_str=""))
         return pieces, first
-    known = {b for b in boundaries if 0 <= b < len(data)}
+    gaps = {
+        max(start, 0): min(end, len(data))
+        for start, end in padding
+        if max(start, 0) < min(end, len(data)) and not start <= marker_index < end
+    }
+    known = {b for b in boundaries if 0 <= b < len(data)} | set(gaps) | set(gaps.values())
+    known.discard(len(data))
     anchors = sorted(known | {marker_index})
     if anchors[0] in known:
         # The bytes before the first known start are the tail of an instruction that begins
@@ -121,7 +131,13 @@ def decode_anchored(
     else:
         pieces, prefix = _landing(arch, data, anchors[0], base)
     for start, end in zip(anchors, [*anchors[1:], len(data)], strict=True):
-        pieces += _bounded(arch, data, start, end, base)
+        if start in gaps:
+            gap_end = min(gaps[start], end)
+            pieces.append(Piece(start=start, size=gap_end - start, mnemonic="", op_str=""))
+            if gap_end < end:
+                pieces += _bounded(arch, data, gap_end, end, base)
+        else:
+            pieces += _bounded(arch, data, start, end, base)
     return pieces, prefix
 
 
@@ -131,6 +147,7 @@ def disassemble_code(
     arch: str,
     link_address_of_marker: int | None = None,
     boundaries: Sequence[int] = (),
+    padding: Sequence[tuple[int, int]] = (),
 ) -> CodeListing:
     """The listing of an oops ``Code:`` line.
 
@@ -140,7 +157,8 @@ def disassemble_code(
     Instructions carry link-time addresses when the marker's link address is known, offsets
     from the marker always. ``boundaries`` are indexes known to start instructions
     (:attr:`ImageWindow.boundaries` of the matching image), which keeps the bytes before the
-    marker and the padding between functions from being decoded out of step.
+    marker and the padding between functions from being decoded out of step; ``padding``
+    (:attr:`ImageWindow.padding`) are the byte ranges between functions, one piece each.
     """
     arch = normalize_arch(arch)
     code = bytes(code)
@@ -153,7 +171,9 @@ def disassemble_code(
     base = 0
     if link_address_of_marker is not None:
         base = (link_address_of_marker - anchor) & ADDRESS_MASK
-    pieces, prefix = decode_anchored(arch, code, anchor, base, boundaries) if code else ([], 0)
+    pieces, prefix = (
+        decode_anchored(arch, code, anchor, base, boundaries, padding) if code else ([], 0)
+    )
     instructions = tuple(
         CodeInstruction(
             offset=piece.start - anchor,

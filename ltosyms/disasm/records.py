@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ltosyms.disasm.view import CodeView
 
 
 class PatchReason(enum.Enum):
@@ -166,6 +170,11 @@ class CodeReport:
     listing: CodeListing | None
     match: CodeMatch | None
     image: str | None  # "vmlinux" or the module the faulting IP is in
+    # Not part of the stored analysis (a decode adds them): the listing in a developer's
+    # terms (labels, named targets; from the image when the kernel printed no bytes), and the
+    # IP's runtime address when the log gives it.
+    view: CodeView | None = None
+    marker_runtime_address: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

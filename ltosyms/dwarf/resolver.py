@@ -23,9 +23,10 @@ of the inlined subroutine inside it; the outermost entry is the function itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from ltosyms.dwarf.paths import relative_path, source_roots
 from ltosyms.dwarf.records import CompileUnit, FunctionExtent, SourceLocation
 from ltosyms.dwarf.sections import SectionSource
 from ltosyms.errors import InputError
@@ -227,6 +228,31 @@ class DwarfResolver:
 
     def functions(self, cu_offset: CuKey) -> list[FunctionExtent]:
         return self.cu_data(cu_offset).functions()
+
+    def unit_files(self, link_addresses: Sequence[int]) -> list[str | None]:
+        """The source file each address was compiled in, relative to the kernel tree: its
+        unit's ``DW_AT_name`` (same-named statics differ by unit: 17 copies of ``jhash``
+        declare include/linux/jhash.h and live in kernel/bpf/hashtab.c, lib/rhashtable.c,
+        ...); for gcc LTO's ``<artificial>`` units the function's ``DW_AT_decl_file``. None:
+        no unit (assembly without DWARF)."""
+        found = [self.compile_unit(address) for address in link_addresses]
+        units = {unit.offset: unit for unit in found if unit is not None}
+        # One source root for the whole build (ltosyms.dwarf.paths: the prefix before /arch/
+        # or /include/linux/), recognized from all unit names together, plus each
+        # compilation dir.
+        names = [unit.name for unit in units.values()]
+        roots: set[str] = set()
+        for comp_dir in {unit.comp_dir for unit in units.values()}:
+            roots.update(source_roots(comp_dir, names))
+        ordered = tuple(sorted(roots, key=len, reverse=True))
+        files: list[str | None] = []
+        for address, unit in zip(link_addresses, found, strict=True):
+            name = unit.name if unit is not None else None
+            if name is not None and name.startswith("<artificial>"):
+                extent = self.function_at(address)
+                name = extent.decl_file if extent is not None else None
+            files.append(relative_path(name, ordered))
+        return files
 
     def compile_unit(self, link_address: int) -> CompileUnit | None:
         """The compilation unit whose code holds ``link_address``: its name and compilation

@@ -616,6 +616,12 @@ class SymbolTable:
             return None
         return symbol
 
+    def next_start_after(self, link_address: int) -> int | None:
+        """The lowest start above ``link_address`` of a symbol kallsyms keeps."""
+        addresses, _order = self._address_order
+        position = bisect.bisect_right(addresses, link_address)
+        return addresses[position] if position < len(addresses) else None
+
     def symbols_at(self, link_address: int) -> list[Symbol]:
         """Every kept symbol that starts exactly at ``link_address`` (aliases)."""
         addresses, order = self._address_order

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
         CodeMatch,
         NoCallSite,
     )
+    from ltosyms.disasm.targets import CodePoint
+    from ltosyms.disasm.view import CodeView
     from ltosyms.dwarf import AddressTable, CuData, CuMap, SourceLocation
     from ltosyms.elf.build_facts import BuildFacts
     from ltosyms.elf.image import KernelImage
@@ -534,18 +536,7 @@ def encode_code_analysis(analysis: CodeAnalysis) -> bytes:
     listing = report.listing
     return dumps(
         (
-            None
-            if listing is None
-            else (
-                listing.arch,
-                tuple(
-                    (i.offset, i.link_address, i.raw, i.mnemonic, i.op_str, i.is_fault)
-                    for i in listing.instructions
-                ),
-                listing.marker_index,
-                listing.marker_link_address,
-                listing.undecoded_prefix,
-            ),
+            None if listing is None else _listing_fields(listing),
             None if report.match is None else _match_fields(report.match),
             report.image,
             analysis.warnings,
@@ -565,6 +556,19 @@ def decode_code_analysis(data: Buffer, image: KernelImage) -> CodeAnalysis:
             image=_optional_str(image_name),
         ),
         warnings=tuple(_str(warning) for warning in _tuple(warnings)),
+    )
+
+
+def _listing_fields(listing: CodeListing) -> tuple[object, ...]:
+    return (
+        listing.arch,
+        tuple(
+            (i.offset, i.link_address, i.raw, i.mnemonic, i.op_str, i.is_fault)
+            for i in listing.instructions
+        ),
+        listing.marker_index,
+        listing.marker_link_address,
+        listing.undecoded_prefix,
     )
 
 
@@ -593,6 +597,75 @@ def _listing(value: object) -> CodeListing:
         marker_index=_optional_int(marker_index),
         marker_link_address=_optional_int(marker_link_address),
         undecoded_prefix=_int(prefix),
+    )
+
+
+def encode_code_view(view: CodeView) -> bytes:
+    return dumps(
+        (
+            view.source.value,
+            tuple(
+                (
+                    row.kind.value,
+                    _point_fields(row.label),
+                    row.mnemonic,
+                    row.operands,
+                    _point_fields(row.target),
+                    row.comment,
+                    _point_fields(row.starts_at),
+                )
+                for row in view.rows
+            ),
+            view.note,
+            None if view.listing is None else _listing_fields(view.listing),
+        )
+    )
+
+
+@_decoder
+def decode_code_view(data: Buffer, image: KernelImage) -> CodeView:
+    from ltosyms.disasm.view import CodeRow, CodeView, RowKind, ViewSource
+
+    source, rows, note, listing = _tuple(loads(data), 4)
+    made = []
+    for row in _tuple(rows):
+        kind, label, mnemonic, operands, target, comment, starts_at = _tuple(row, 7)
+        made.append(
+            CodeRow(
+                kind=RowKind(kind),
+                label=_point(label),
+                mnemonic=_str(mnemonic),
+                operands=_str(operands),
+                target=_point(target),
+                comment=_optional_str(comment),
+                starts_at=_point(starts_at),
+            )
+        )
+    return CodeView(
+        source=ViewSource(source),
+        rows=tuple(made),
+        note=_optional_str(note),
+        listing=None if listing is None else _listing(listing),
+    )
+
+
+def _point_fields(point: CodePoint | None) -> tuple[object, ...] | None:
+    if point is None:
+        return None
+    return (point.symbol, point.offset, point.section, point.link_address)
+
+
+def _point(value: object) -> CodePoint | None:
+    from ltosyms.disasm.targets import CodePoint
+
+    if value is None:
+        return None
+    symbol, offset, section, link_address = _tuple(value, 4)
+    return CodePoint(
+        symbol=_optional_str(symbol),
+        offset=_int(offset),
+        section=_optional_str(section),
+        link_address=_optional_int(link_address),
     )
 
 

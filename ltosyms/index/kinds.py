@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         CodeMatchKey,
         NoCallSite,
     )
+    from ltosyms.disasm.view import CodeView, ImageViewKey
     from ltosyms.dwarf import AddressTable, CuData, CuMap, SourceLocation
     from ltosyms.elf.build_facts import BuildFacts
     from ltosyms.elf.image import KernelImage
@@ -88,6 +89,11 @@ def _code_analysis_key(key: CodeAnalysisKey) -> str:
     image_name, code, marker_index, arch, marker_link_address = key
     address = "-" if marker_link_address is None else f"{marker_link_address:x}"
     return f"{image_name or '-'}/{arch}/{marker_index}/{address}/{code.hex()}"
+
+
+def _image_view_key(key: ImageViewKey) -> str:
+    image_name, marker_link_address = key
+    return f"{image_name}/{marker_link_address:x}"
 
 
 def _unit_key(cu_offset: int) -> int:
@@ -154,10 +160,11 @@ CHAINS: Kind[int, tuple[SourceLocation, ...]] = Kind(
     encode=codecs.encode_chain,
     decode=codecs.decode_chain,
 )
-# The instruction ending at a return address, by (return address, function start).
+# The instruction ending at a return address, by (return address, function start). 3: a call
+# inside an alternative replacement aimed within it is aimed within the site.
 CALL_SITES: Kind[tuple[int, int | None], CallSite | NoCallSite] = Kind(
     name="call-site",
-    version=2,
+    version=3,
     placement=Placement.ROW,
     key=_call_site_key,
     encode=codecs.encode_call_site,
@@ -199,14 +206,34 @@ CODE_MATCHES: Kind[CodeMatchKey, CodeMatch] = Kind(
     encode=codecs.encode_code_match,
     decode=codecs.decode_code_match,
 )
-# A Code: line's listing, comparison and warnings, by the IP's image and the line.
+# A Code: line's listing, comparison and warnings, by the IP's image and the line. 3: padding
+# between functions is one piece of the listing.
 CODE_ANALYSES: Kind[CodeAnalysisKey, CodeAnalysis] = Kind(
     name="code-analysis",
-    version=2,
+    version=3,
     placement=Placement.ROW,
     key=_code_analysis_key,
     encode=codecs.encode_code_analysis,
     decode=codecs.decode_code_analysis,
+)
+# A Code: line's listing in a developer's terms (ltosyms.disasm.code_view), by the same key.
+CODE_VIEWS: Kind[CodeAnalysisKey, CodeView] = Kind(
+    name="code-view",
+    version=1,
+    placement=Placement.ROW,
+    key=_code_analysis_key,
+    encode=codecs.encode_code_view,
+    decode=codecs.decode_code_view,
+)
+# The image's instructions around an IP whose Code: bytes the kernel could not print, by the
+# image's name and the IP (an empty view: no function holds it).
+IMAGE_CODE_VIEWS: Kind[ImageViewKey, CodeView] = Kind(
+    name="image-code-view",
+    version=1,
+    placement=Placement.ROW,
+    key=_image_view_key,
+    encode=codecs.encode_code_view,
+    decode=codecs.decode_code_view,
 )
 
 
@@ -242,6 +269,8 @@ KINDS: tuple[Kind[Any, Any], ...] = (
     CODE_MATCHES,
     CODE_ANALYSES,
     DIFF_CENSUS,
+    CODE_VIEWS,
+    IMAGE_CODE_VIEWS,
 )
 
 # The index header names the units' format: an index whose units have another is foreign

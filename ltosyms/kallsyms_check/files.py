@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ltosyms.dwarf import CompileUnit, DwarfResolver, relative_path, source_roots
+from ltosyms.dwarf import DwarfResolver
 from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import Symbol
@@ -41,21 +41,4 @@ def dwarf_files_of(image: KernelImage) -> FilesOf | None:
 
 
 def _unit_files(resolver: DwarfResolver, symbols: Sequence[Symbol]) -> list[str | None]:
-    found = [resolver.compile_unit(symbol.link_address) for symbol in symbols]
-    # None: assembly without DWARF. Units by offset, in the order first met.
-    units: dict[int, CompileUnit] = {unit.offset: unit for unit in found if unit is not None}
-    # One source root for the whole build (ltosyms.dwarf.paths: the prefix before /arch/ or
-    # /include/linux/), recognized from all unit names together, plus each compilation dir.
-    names = [unit.name for unit in units.values()]
-    roots: set[str] = set()
-    for comp_dir in {unit.comp_dir for unit in units.values()}:
-        roots.update(source_roots(comp_dir, names))
-    ordered = tuple(sorted(roots, key=len, reverse=True))
-    files: list[str | None] = []
-    for symbol, unit in zip(symbols, found, strict=True):
-        name = unit.name if unit is not None else None
-        if name is not None and name.startswith("<artificial>"):
-            extent = resolver.function_at(symbol.link_address)
-            name = extent.decl_file if extent is not None else None
-        files.append(relative_path(name, ordered))
-    return files
+    return resolver.unit_files([symbol.link_address for symbol in symbols])

@@ -11,6 +11,7 @@ from typing import Any
 
 from ltosyms.decode.decode import DecodedFrame, DecodedReport, frame_key
 from ltosyms.decode.frames import ResolvedFrame
+from ltosyms.disasm.targets import NamedCall
 from ltosyms.dwarf import SourceLocation
 from ltosyms.elf.kernel import LoadedImage
 from ltosyms.names.rust import demangle
@@ -41,31 +42,54 @@ def _with_demangled(document: dict[str, Any], name: str | None) -> dict[str, Any
     return document
 
 
-def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
+def resolved_json(
+    resolved: ResolvedFrame, runtime_address: int | None = None
+) -> dict[str, Any] | None:
+    """``resolved`` of a frame. Link addresses (``address``, ``symbol_address``,
+    ``call_site``, ``lookup_address``) are null in a module: a module has none a user can
+    look up; ``section`` and ``section_offset`` say where the frame is instead."""
     if not resolved.candidates and resolved.symbol is None:
         return None
     site = resolved.call_site
+    link = _link_address if resolved.module is None else _no_link_address
+    place = resolved.place
+    places = resolved.candidate_places or (None,) * len(resolved.candidates)
+    sources = resolved.candidate_lines or (None,) * len(resolved.candidates)
+    units = resolved.candidate_units or (None,) * len(resolved.candidates)
     document = {
         "symbol": resolved.symbol.name if resolved.symbol is not None else None,
-        "address": hex_or_none(resolved.link_address),
-        "symbol_address": hex_or_none(resolved.symbol.link_address) if resolved.symbol else None,
+        "address": link(resolved.link_address),
+        "symbol_address": link(resolved.symbol.link_address) if resolved.symbol else None,
         "kallsyms_size": resolved.symbol.kallsyms_size if resolved.symbol else None,
-        "call_site": hex_or_none(site.link_address) if site is not None else None,
-        "call_instruction": f"{site.mnemonic} {site.op_str}".strip() if site else None,
-        "lookup_address": hex_or_none(resolved.lookup_address),
+        "section": place.section if place is not None else None,
+        "section_offset": place.offset if place is not None else None,
+        "runtime_address": hex_or_none(runtime_address),
+        "call_site": link(site.link_address) if site is not None else None,
+        "call_instruction": _call_instruction(resolved),
+        "call_site_symbol": _code_point_json(resolved.named_call),
+        "call_target": _call_target_json(resolved.named_call, resolved.module is not None),
+        "function_pointer": _function_pointer_json(resolved),
+        "lookup_address": link(resolved.lookup_address),
         "not_return_address": resolved.not_return_address,
         "ambiguous": resolved.ambiguous,
         "candidates": [
             _with_demangled(
                 {
                     "symbol": c.symbol.name,
-                    "address": hex_or_none(c.link_address),
-                    "symbol_address": hex_or_none(c.symbol.link_address),
+                    "address": link(c.link_address),
+                    "symbol_address": link(c.symbol.link_address),
                     "kallsyms_size": c.symbol.kallsyms_size,
+                    "section": c_place.section if c_place is not None else None,
+                    "section_offset": c_place.offset if c_place is not None else None,
+                    "file": source.file if source is not None else None,
+                    "line": source.line if source is not None else None,
+                    "unit_file": unit,
                 },
                 c.symbol.name,
             )
-            for c in resolved.candidates
+            for c, c_place, source, unit in zip(
+                resolved.candidates, places, sources, units, strict=True
+            )
         ],
         "evidence": [
             {
@@ -80,13 +104,72 @@ def resolved_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
     return _with_demangled(document, resolved.symbol.name if resolved.symbol else None)
 
 
+def _link_address(address: int | None) -> str | None:
+    return hex_or_none(address)
+
+
+def _no_link_address(address: int | None) -> None:
+    return None
+
+
+def _function_pointer_json(resolved: ResolvedFrame) -> dict[str, Any] | None:
+    """``resolved.function_pointer``: the function a ``? f+size/size`` slot points to (its
+    start), ``address`` its link address (null in a module)."""
+    symbol = resolved.function_pointer
+    if symbol is None:
+        return None
+    address = None if resolved.module is not None else hex_or_none(symbol.link_address)
+    return _with_demangled({"symbol": symbol.name, "address": address}, symbol.name)
+
+
+def _call_instruction(resolved: ResolvedFrame) -> str | None:
+    """The call as capstone prints it; in a module, named (its operand would be an address of
+    ltosyms' own section layout, or the unrelocated zero displacement)."""
+    site = resolved.call_site
+    if site is None:
+        return None
+    if resolved.module is not None and resolved.named_call is not None:
+        return str(resolved.named_call)
+    return f"{site.mnemonic} {site.op_str}".strip()
+
+
+def _code_point_json(call: NamedCall | None) -> dict[str, Any] | None:
+    """Where the call is, by symbol (``section`` instead where no symbol covers it)."""
+    if call is None:
+        return None
+    site = call.site
+    return {"symbol": site.symbol, "offset": site.offset, "section": site.section}
+
+
+def _call_target_json(call: NamedCall | None, in_module: bool) -> dict[str, Any] | None:
+    """``resolved.call_target``: the function a direct call enters (``symbol``, ``offset``),
+    the thunk or static-call trampoline called (``kind`` says which), or for an indirect call
+    ``symbol`` null and the ``operand``; null when no call ends at the return address.
+    ``address`` is the target's link address in a vmlinux (null in a module: modules have
+    none a user could look up)."""
+    if call is None:
+        return None
+    target = call.target
+    return {
+        "symbol": target.symbol,
+        "offset": target.offset,
+        "kind": target.kind.value,
+        "address": None if in_module else hex_or_none(target.link_address),
+        "operand": target.operand,
+        "static_call": target.static_call_name,
+        "alternatives": list(target.alternatives),
+    }
+
+
 def frame_json(decoded: DecodedFrame, trace_index: int | None) -> dict[str, Any]:
     """The parser's frame object (``ltosyms.parse/1``) plus what decoding found."""
     resolved = decoded.resolved
     return frame_to_json(decoded.frame) | {
         "trace": trace_index,
         "runtime_address": hex_or_none(decoded.frame.runtime_address),
-        "resolved": resolved_json(resolved) if resolved is not None else None,
+        "resolved": (
+            resolved_json(resolved, decoded.runtime_address) if resolved is not None else None
+        ),
         "locations": [location_json(loc) for loc in resolved.locations] if resolved else [],
         "notes": list(resolved.notes) if resolved else [],
     }
@@ -113,10 +196,31 @@ def report_json(decoded: DecodedReport) -> dict[str, Any]:
         "build_id": report.build_id,
         "kaslr_offset": hex_or_none(decoded.kaslr_offset),
         "code": (
-            code_listing_json(code.listing, code.match) | {"image": code.image}
+            code_listing_json(
+                code.listing,
+                code.match,
+                code.view,
+                code.marker_runtime_address,
+                in_module=code.image not in (None, "vmlinux"),
+            )
+            | {"image": code.image}
             if code is not None and code.listing is not None
             else None
         ),
+        "register_values": [
+            _with_demangled(
+                {
+                    "register": value.register,
+                    "value": f"{value.value:#x}",
+                    "symbol": value.symbol,
+                    "offset": value.offset,
+                    "module": value.module,
+                    "section": value.section,
+                },
+                value.symbol,
+            )
+            for value in decoded.register_values
+        ],
         "mismatch": decoded.mismatch,
         "warnings": list(decoded.warnings),
         "traces": [

@@ -19,11 +19,13 @@ def symbolized_lines(result: Symbolized) -> Iterator[str]:
     if resolved.symbol is not None and resolved.link_address is not None:
         offset = resolved.link_address - resolved.symbol.link_address
         shown = shown_name(resolved.symbol.name)
-        head += f"  = {shown}+{offset:#x} at {resolved.link_address:#x}"
+        # A module has no link address a user can look up: its place by section instead.
+        where = str(resolved.place) if resolved.place is not None else f"{resolved.link_address:#x}"
+        head += f"  = {shown}+{offset:#x} at {where}"
     elif not resolved.candidates:
         head += "  = ??"
     yield head
-    yield from resolution_lines(resolved)
+    yield from resolution_lines(resolved, result.query.frame.symbol)
 
 
 def symbolized_json(
