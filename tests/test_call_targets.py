@@ -291,7 +291,7 @@ def test_module_calls_are_call_target_evidence(corpus: Corpus) -> None:
                     resolver = decoder.resolver("lkdtm", None)
                     assert resolver is not None and caller.symbol is not None
                     assert caller.link_address is not None
-                    candidate = Candidate(caller.symbol, caller.link_address)
+                    candidate = Candidate(symbol=caller.symbol, link_address=caller.link_address)
                     # The frame below the caller (its own caller) is no callee of it.
                     for frame in (callee, further):
                         assert frame.symbol is not None

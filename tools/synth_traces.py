@@ -28,9 +28,10 @@ capstone by a linear sweep from the symbol start; the inline chain from ``llvm-s
 relative to the source tree; and which copies the evidence can tell apart among every code
 symbol some era prints with the frame's name (:meth:`Synthesizer.resolve_evidence`; in
 ``alone`` without the neighbouring frames, as ``symbolize`` sees a frame): the printed size,
-whether a call instruction ends at ``copy + offset``, and between adjacent frames whether the
-caller's direct call enters the callee. What the evidence cannot separate stays in
-``survivors``; a decoder must then report the frame as ambiguous with exactly those copies.
+whether a call instruction ends at ``copy + offset`` (an instruction starts there for an exact
+IP), and between adjacent frames whether the caller's direct call enters the callee. What the
+evidence cannot separate stays in ``survivors``; a decoder must then report the frame as
+ambiguous with exactly those copies.
 
 Usage::
 
@@ -728,13 +729,14 @@ class Synthesizer:
     def resolve_evidence(self, frames: Sequence[SynthFrame]) -> None:
         """Fill ``candidates`` and ``survivors`` of each frame of one trace, in trace order.
 
-        The evidence (docs/kernel-facts.md#printed-names, #return-addresses and #code-line), each
-        test keeping what it cannot reject and rejecting nothing when it would reject every copy:
-        the printed kallsyms size; for a return address, a call instruction ending at ``copy +
-        offset``; then across adjacent frames (callee first, caller next): when the callee is one
-        copy, the caller copies whose call there enters it; when the caller is one copy, the callee
-        copies its direct call enters. Indirect calls, retpoline thunks and static-call trampolines
-        tell nothing about the callee."""
+        The evidence (docs/kernel-facts.md#printed-names, #return-addresses and #code-line),
+        each test keeping what it cannot reject and rejecting nothing when it would reject
+        every copy: the printed kallsyms size; for a return address, a call instruction ending
+        at ``copy + offset``; for an exact IP, an instruction starting there; then across
+        adjacent frames (callee first, caller next): when the callee is one copy, the caller
+        copies whose call there enters it; when the caller is one copy, the callee copies its
+        direct call enters. Indirect calls, retpoline thunks and static-call trampolines tell
+        nothing about the callee."""
         callee: SynthFrame | None = None
         for frame in frames:
             name, rest = frame.printed.split("+", 1)
@@ -748,6 +750,8 @@ class Synthesizer:
                 sites = {start: self.call_ending_at(start, offset) for start in left}
                 if len(left) > 1:
                     left = _keep(left, [sites[s] is not None for s in left])
+            elif len(left) > 1:
+                left = _keep(left, [self.instruction_starts_at(s, offset) for s in left])
             frame.alone = list(left)
             if frame.role == "ret":
                 if len(left) > 1 and callee is not None and len(callee.survivors) == 1:
@@ -773,6 +777,23 @@ class Synthesizer:
                         )
             frame.survivors = left
             callee = frame
+
+    def instruction_starts_at(self, start: int, offset: int) -> bool | None:
+        """Whether an instruction of the copy at ``start`` (swept from its start) begins at
+        ``start + offset``: an exact IP is one (docs/kernel-facts.md#code-line); None when
+        the sweep stops before it."""
+        if self.arch == AARCH64:
+            return offset % 4 == 0
+        begin, end = self.function_extent(start)
+        target = start + offset
+        for instruction in self.code.sweep(begin, max(end, target + 1)):
+            if instruction[0] == target:
+                return True
+            if instruction[0] < target < instruction[0] + instruction[1]:
+                return False  # the instruction before steps over it
+            if instruction[0] > target:
+                return False
+        return None
 
     def call_ending_at(self, start: int, offset: int) -> RawInstruction | None:
         """The call instruction ending at ``start + offset``, None when no call ends there."""
