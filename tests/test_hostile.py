@@ -9,11 +9,10 @@ its memory and time watched; each must
   run without the cache).
 
 An endless source (``/dev/zero``) passes by running in bounded memory until it is stopped.
-Cases whose fix belongs to the second part of the work (the DWARF reader, the index store,
-the decoder and the decode command in their new layout) are marked ``xfail(strict=True)``:
-each fails today for the reason the issue gives -- the exception it must fail with says which
--- and part 2 removes the marker. Below the cases, tests of the bounds themselves on the
-library's functions.
+A case whose fix is not in yet is marked ``xfail(strict=True)`` (``PART_TWO``: the exception
+it must fail with, the reason the issue gives); ``FIXED_IN_PART_TWO`` says where each case of
+the second part of the work was fixed. Below the cases, tests of the bounds themselves on the
+library's functions, of the one pass decode makes over a log, and of the index cache.
 """
 
 from __future__ import annotations
