@@ -78,3 +78,32 @@ def test_no_two_parts_import_each_other() -> None:
         raise AssertionError(f"import cycle: {error.args[1]}") from None
     assert order.index("stores") < order.index("index") < order.index("context")
     assert order.index("context") < order.index("decode") < order.index("cli")
+
+
+# Where the library asks an object what it has instead of what its type says, and why. Stores
+# and images are reached through their typed protocols (ltosyms.stores, names.kallsyms): a
+# new entry here needs a reason of the same kind.
+ATTRIBUTE_PROBES = {
+    "__init__.py": "PEP 562 lazy exports",
+    "disasm/__init__.py": "PEP 562 lazy exports",
+    "dwarf/__init__.py": "PEP 562 lazy exports",
+    "disasm/decoder.py": "capstone 5 and 6 name the arm64 architecture differently",
+    "debuginfod_transfer.py": "the TLS context urllib's HTTPSHandler keeps privately",
+    "index/codecs.py": "the array fields a unit record declares by name",
+    "index/store.py": "sqlite3 sets sqlite_errorcode only on errors SQLite itself reports",
+    "oops/lines.py": "a log is text, bytes, a binary file or an iterable of lines",
+    "render/kallsyms_check_text.py": "the table's columns declared as attribute names",
+}
+
+
+def test_attribute_probes_are_the_listed_ones() -> None:
+    probing = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("hasattr", "getattr")
+            ):
+                probing.add(path.relative_to(PACKAGE).as_posix())
+    assert probing == set(ATTRIBUTE_PROBES)
