@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -425,10 +426,10 @@ def _parse_all(
     )
     pending = iter(offsets)
     running: set[Future[_Outcome]] = set()
-    whole: Future[list[tuple[str, bytes]]] | None = None
+    # Not a task of the pool: on Ctrl-C a task runs to its end (the census: seconds, not the
+    # milliseconds of a unit), and this process can be stopped at once.
+    whole = _WholeImageProcess(image, whole_image.take) if whole_image is not None else None
     try:
-        if whole_image is not None:
-            whole = executor.submit(_worker_whole_image, whole_image.take)
         # A few CUs per worker in flight: enough to keep them busy, few to cancel on Ctrl-C.
         for cu_offset in itertools.islice(pending, jobs * 4):
             running.add(executor.submit(_worker_parse, cu_offset))
@@ -441,6 +442,7 @@ def _parse_all(
                     running.add(executor.submit(_worker_parse, cu_offset))
         if whole_image is not None and whole is not None:
             whole_image.collect(whole.result)
+            whole = None
     except BrokenProcessPool:
         # A dead worker shows up in the result of its CU or, if the pool noticed first, in the
         # next submit: one error either way.
@@ -450,6 +452,8 @@ def _parse_all(
     finally:
         # On Ctrl-C or an error: drop what has not started. Workers ignore SIGINT, finish
         # the CU in hand (milliseconds) and exit.
+        if whole is not None:
+            whole.stop()
         executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -503,13 +507,6 @@ def _worker_parse(cu_offset: int) -> _Outcome:
     return _parse_one(_worker.parse, _worker.image, cu_offset)
 
 
-def _worker_whole_image(
-    take: Callable[[KernelImage], list[tuple[str, bytes]]],
-) -> list[tuple[str, bytes]]:
-    assert _worker.image is not None
-    return take(_worker.image)
-
-
 # -- whole-image values: the diff census ------------------------------------------------------
 
 
@@ -538,6 +535,57 @@ class _WholeImage:
             self.rows = result()
         except LtosymsError as error:
             log.warning("not indexed: %s", str(error).splitlines()[0])
+
+
+class _WholeImageProcess:
+    """``take(image)`` in a process of its own (spawned, SIGINT ignored, as the workers are),
+    started at once; :meth:`result` waits for its rows, :meth:`stop` ends it."""
+
+    def __init__(self, image: KernelImage, take: Callable[[KernelImage], list[tuple[str, bytes]]]):
+        context = multiprocessing.get_context("spawn")
+        self._receiver, sender = context.Pipe(duplex=False)
+        self._process = context.Process(
+            # Not a daemon: the census of a large image forks workers of its own.
+            target=_whole_image_process,
+            args=(str(image.path), take, sender),
+        )
+        self._process.start()
+        sender.close()  # the child holds the only sending end: its death ends recv()
+
+    def result(self) -> list[tuple[str, bytes]]:
+        try:
+            outcome: tuple[str, object] = self._receiver.recv()
+        except (EOFError, OSError):
+            raise CacheError("the process taking the whole image's values died") from None
+        finally:
+            self._receiver.close()
+            self._process.join()
+        status, value = outcome
+        if status != "rows" or not isinstance(value, list):
+            raise CacheError(str(value))
+        return value
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.join()
+        self._receiver.close()
+
+
+def _whole_image_process(
+    image_path: str,
+    take: Callable[[KernelImage], list[tuple[str, bytes]]],
+    sender: Connection,
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with open_image(image_path) as image:
+            outcome: tuple[str, object] = ("rows", take(image))
+    except LtosymsError as error:
+        outcome = ("error", str(error).splitlines()[0] or type(error).__name__)
+    except Exception as error:  # a bug here must not lose the units of the index
+        outcome = ("error", f"internal error: {type(error).__name__}: {error}")
+    sender.send(outcome)
+    sender.close()
 
 
 def dwarf_codec() -> CuCodec:
