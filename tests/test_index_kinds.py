@@ -124,7 +124,7 @@ def stored_values(answers: Answers, kind: Kind[Any, Any]) -> list[Any]:
         from ltosyms.diff.stored import census_columns
         from ltosyms.elf.kernel import LoadedImage
 
-        census = take_image_census(LoadedImage(image, SymbolTable(image)))
+        census = take_image_census(LoadedImage(image=image, symbols=SymbolTable(image)))
         return [kind.decode(kind.encode(census_columns(census)), image)]
     if kind is kinds.CODE_MATCHES:
         # No candidate of this log needed its Code: bytes to be told apart; the analyses of
@@ -184,7 +184,7 @@ def test_the_address_table_round_trips_on_real_data(corpus: Corpus, tmp_path: Pa
     result = CliRunner().invoke(cli, ["index", str(vmlinux), "--cache-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     with open_image(vmlinux) as image:
-        store = open_store(image, CacheLocation(tmp_path), cu_format=kinds.UNIT_FORMAT)
+        store = open_store(image, CacheLocation(directory=tmp_path), cu_format=kinds.UNIT_FORMAT)
         assert store is not None
         answers = Answers(store, image)
         (table,) = stored_values(answers, kinds.ADDRESS_TABLE)

@@ -407,7 +407,10 @@ def _parse_all(
     """Parse ``offsets``; call ``meanwhile`` once the workers are busy; take ``whole_image``'s
     rows in a worker of its own. ``with_chains``: each outcome carries the unit's chain map too
     (``codec.parse_cu_for_table``)."""
-    parse = _Parse(codec.parse_cu, codec.parse_cu_for_table if with_chains else None)
+    parse = _Parse(
+        parse_cu=codec.parse_cu,
+        parse_cu_for_table=codec.parse_cu_for_table if with_chains else None,
+    )
     if jobs == 1 or len(offsets) < IN_PROCESS_UNITS:
         meanwhile()
         if whole_image is not None:
@@ -457,7 +460,7 @@ def _parse_all(
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Parse:
     """What a worker runs per unit: the codec's functions (module-level: sent by name)."""
 
@@ -510,7 +513,7 @@ def _worker_parse(cu_offset: int) -> _Outcome:
 # -- whole-image values: the diff census ------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WholeImageKind:
     """Values of one stored kind worked out from the whole image at once, by a worker of its
     own (the diff's census: :mod:`ltosyms.diff.stored`). Both functions are module-level (a

@@ -559,7 +559,7 @@ def _image_view(resolver: ImageResolver, marker_link_address: int, name: str) ->
         view = image_code_view(
             resolver.image, resolver.symbols, resolver.relocations, marker_link_address, name
         )
-        return view if view is not None else CodeView(ViewSource.IMAGE, (), None)
+        return view if view is not None else CodeView(source=ViewSource.IMAGE, rows=(), note=None)
 
     view = remembered(resolver.context.image_code_views, (name, marker_link_address), make)
     return None if view.is_empty else view

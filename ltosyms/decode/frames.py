@@ -64,7 +64,7 @@ class FrameQuery:
     reliable: bool = True  # False: a `? ` entry, a word of the stack the unwinder passed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SectionPlace:
     """A place in a module as objdump and the kernel's section symbols name it:
     ``.text+0x32a``, ``.text.lkdtm_WARNING+0xa``. A module has no link address a user can
@@ -455,7 +455,7 @@ class ImageResolver:
             section = self.image.get_section(symbol.section)
         if section is None:
             return None
-        return SectionPlace(section.name, link_address - section.link_address)
+        return SectionPlace(section=section.name, offset=link_address - section.link_address)
 
     def _is_data(self, symbol: Symbol) -> bool:
         section = self.image.get_section(symbol.section)

@@ -77,9 +77,11 @@ def code_view(
             f"not listed: the IP is in data object {ip_symbol.name} ({ip_symbol.section}); "
             "the CPU was made to execute data"
         )
-        return CodeView(ViewSource.LOG, (), note)
+        return CodeView(source=ViewSource.LOG, rows=(), note=note)
     matching = window if (match is not None and match.is_match) else None
-    return CodeView(ViewSource.LOG, _rows(listing, image, symbols, relocations, matching), None)
+    return CodeView(
+        source=ViewSource.LOG, rows=_rows(listing, image, symbols, relocations, matching), note=None
+    )
 
 
 def image_code_view(
@@ -131,7 +133,12 @@ def image_code_view(
         undecoded_prefix=0,
     )
     note = f"the kernel printed no Code: bytes; {function.name} as {image_name} has it"
-    return CodeView(ViewSource.IMAGE, _rows(cut, image, symbols, relocations, None), note, cut)
+    return CodeView(
+        source=ViewSource.IMAGE,
+        rows=_rows(cut, image, symbols, relocations, None),
+        note=note,
+        listing=cut,
+    )
 
 
 def _is_data(image: KernelImage, symbol: Symbol) -> bool:
@@ -158,7 +165,16 @@ def _rows(
         label = None if link is None else code_point(symbols, link, image)
         end_index = index + len(instruction.raw)
         if any(start <= index and end_index <= end for start, end in padding):
-            rows.append(CodeRow(RowKind.PADDING, label, "", "", None, None))
+            rows.append(
+                CodeRow(
+                    kind=RowKind.PADDING,
+                    label=label,
+                    mnemonic="",
+                    operands="",
+                    target=None,
+                    comment=None,
+                )
+            )
             continue
         if window is not None and link is not None:
             whole = _whole_instruction(
@@ -175,7 +191,16 @@ def _rows(
                 rows.append(whole)
                 continue
         if not instruction.is_valid:
-            rows.append(CodeRow(RowKind.UNDECODED, label, "", "", None, None))
+            rows.append(
+                CodeRow(
+                    kind=RowKind.UNDECODED,
+                    label=label,
+                    mnemonic="",
+                    operands="",
+                    target=None,
+                    comment=None,
+                )
+            )
             continue
         patched = None
         if window is not None and link is not None and link >= replaced_until:
@@ -189,14 +214,32 @@ def _rows(
             # Boot-time patching (ftrace NOPs, return thunks, alternatives): the image's own
             # instruction there is named, not the relocation it carries.
             mnemonic, operands = plain_mnemonic(instruction.mnemonic), instruction.op_str
-            rows.append(CodeRow(RowKind.INSTRUCTION, label, mnemonic, operands, None, patched))
+            rows.append(
+                CodeRow(
+                    kind=RowKind.INSTRUCTION,
+                    label=label,
+                    mnemonic=mnemonic,
+                    operands=operands,
+                    target=None,
+                    comment=patched,
+                )
+            )
             continue
         mnemonic, operands, target, comment = _named_text(
             arch, instruction, image, symbols, relocations
         )
         if comment is None and window is not None and link is not None and not image.is_module:
             comment = _image_immediate(image, symbols, arch, link)
-        rows.append(CodeRow(RowKind.INSTRUCTION, label, mnemonic, operands, target, comment))
+        rows.append(
+            CodeRow(
+                kind=RowKind.INSTRUCTION,
+                label=label,
+                mnemonic=mnemonic,
+                operands=operands,
+                target=target,
+                comment=comment,
+            )
+        )
     return tuple(rows)
 
 
@@ -297,7 +340,15 @@ def _whole_instruction(
     starts_at = (
         code_point(symbols, whole.link_address, image) if whole.link_address != link else None
     )
-    return CodeRow(kind, label, mnemonic, operands, target, comment, starts_at)
+    return CodeRow(
+        kind=kind,
+        label=label,
+        mnemonic=mnemonic,
+        operands=operands,
+        target=target,
+        comment=comment,
+        starts_at=starts_at,
+    )
 
 
 def _image_instruction(image: KernelImage, link: int) -> CodeInstruction | None:
@@ -400,7 +451,7 @@ def _address_operand(
 ) -> str:
     for relocation in field_relocations:
         if relocation.symbol_link_address is None:
-            return str(CodePoint(relocation.symbol, relocation.addend))
+            return str(CodePoint(symbol=relocation.symbol, offset=relocation.addend))
         address = relocation.symbol_link_address + relocation.addend
         return _object(None, address, symbols, image, quote=False) or "?"
     return _object(None, computed, symbols, image, quote=False) or "?"
@@ -440,7 +491,7 @@ def _relocation_point(
     relocation: Relocation, displacement: int, symbols: SymbolTable, image: KernelImage
 ) -> CodePoint:
     if relocation.symbol_link_address is None:
-        return CodePoint(relocation.symbol, displacement)
+        return CodePoint(symbol=relocation.symbol, offset=displacement)
     return code_point(symbols, relocation.symbol_link_address + displacement, image)
 
 
@@ -462,14 +513,14 @@ def _object(
     and a string literal quoted (what a ``printk`` or ``WARN`` format says)."""
     if address is None:
         assert relocation is not None
-        return str(CodePoint(relocation.symbol, relocation.addend))
+        return str(CodePoint(symbol=relocation.symbol, offset=relocation.addend))
     symbol = symbols.lookup(address)
     point = None
     if symbol is not None and symbol.link_address <= address < symbol.end_address:
-        point = CodePoint(symbol.name, address - symbol.link_address)
+        point = CodePoint(symbol=symbol.name, offset=address - symbol.link_address)
     section = image.section_at(address)
     if point is None and section is not None:
-        point = CodePoint(None, address - section.link_address, section=section.name)
+        point = CodePoint(symbol=None, offset=address - section.link_address, section=section.name)
     if point is None:
         return None
     text = str(point)

@@ -50,7 +50,7 @@ class TargetKind(enum.Enum):
     STATIC_CALL = "static_call"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CodePoint:
     """A place in an image as people name it: ``symbol+offset``; ``section+offset`` where no
     symbol covers it (modules); the link address itself as a last resort (vmlinux)."""
@@ -70,7 +70,7 @@ class CodePoint:
         return f"{name}{sign}{abs(self.offset):#x}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallTarget:
     """Where a call goes. ``symbol``/``offset`` name the function entered (direct), the thunk
     (thunk) or the trampoline (static_call); None for indirect calls."""
@@ -108,7 +108,7 @@ class CallTarget:
         return f"{self.link_address:#x}" if self.link_address is not None else "?"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NamedCall:
     """A call instruction named: where it is, the instruction, where it goes."""
 
@@ -127,12 +127,14 @@ def code_point(
     semantics); a module address outside every symbol by its section."""
     symbol = symbols.lookup(link_address)
     if symbol is not None:
-        return CodePoint(symbol.name, link_address - symbol.link_address)
+        return CodePoint(symbol=symbol.name, offset=link_address - symbol.link_address)
     image = image if image is not None else symbols.image
     section = image.section_at(link_address)
     if image.is_module and section is not None:
-        return CodePoint(None, link_address - section.link_address, section=section.name)
-    return CodePoint(None, 0, link_address=link_address)
+        return CodePoint(
+            symbol=None, offset=link_address - section.link_address, section=section.name
+        )
+    return CodePoint(symbol=None, offset=0, link_address=link_address)
 
 
 def plain_mnemonic(mnemonic: str) -> str:
@@ -165,42 +167,60 @@ def name_call(
         target = _relocated_target(site, symbols, relocations)
     if target is None:
         target = _image_target(site, symbols)
-    return NamedCall(point, mnemonic, target)
+    return NamedCall(site=point, mnemonic=mnemonic, target=target)
 
 
 def _image_target(site: CallSite, symbols: SymbolTable) -> CallTarget:
     """The target as the image's own bytes say (vmlinux; module calls without relocation)."""
     if site.kind is CallKind.THUNK and site.thunk is not None:
         operand = thunk_register(site.thunk)
-        return CallTarget(TargetKind.THUNK, site.thunk, 0, site.target_link_address, operand)
+        return CallTarget(
+            kind=TargetKind.THUNK,
+            symbol=site.thunk,
+            offset=0,
+            link_address=site.target_link_address,
+            operand=operand,
+        )
     if site.kind is CallKind.INDIRECT:
-        return CallTarget(TargetKind.INDIRECT, None, None, None, _indirect_operand(site, symbols))
+        return CallTarget(
+            kind=TargetKind.INDIRECT,
+            symbol=None,
+            offset=None,
+            link_address=None,
+            operand=_indirect_operand(site, symbols),
+        )
     targets = site.possible_targets or (
         (site.target_link_address,) if site.target_link_address is not None else ()
     )
     if not targets:
-        return CallTarget(TargetKind.DIRECT, None, None, None)
+        return CallTarget(kind=TargetKind.DIRECT, symbol=None, offset=None, link_address=None)
     named = [(target, symbols.lookup(target)) for target in targets]
     if len(named) > 1:
         texts = tuple(
-            str(CodePoint(s.name, t - s.link_address)) if s is not None else f"{t:#x}"
+            str(CodePoint(symbol=s.name, offset=t - s.link_address)) if s is not None else f"{t:#x}"
             for t, s in named
         )
-        return CallTarget(TargetKind.DIRECT, None, None, None, alternatives=texts)
+        return CallTarget(
+            kind=TargetKind.DIRECT, symbol=None, offset=None, link_address=None, alternatives=texts
+        )
     target, symbol = named[0]
     if symbol is None:
-        return CallTarget(TargetKind.DIRECT, None, None, target)
+        return CallTarget(kind=TargetKind.DIRECT, symbol=None, offset=None, link_address=target)
     return _classified(symbol.name, target - symbol.link_address, target)
 
 
 def _classified(name: str, offset: int, link_address: int | None) -> CallTarget:
     """A direct call into ``name+offset``: through a thunk or a trampoline, or direct."""
     if offset == 0 and name.startswith(STATIC_CALL_TRAMPOLINE_PREFIX):
-        return CallTarget(TargetKind.STATIC_CALL, name, 0, link_address)
+        return CallTarget(
+            kind=TargetKind.STATIC_CALL, symbol=name, offset=0, link_address=link_address
+        )
     operand = thunk_register(name) if offset == 0 else None
     if operand is not None:
-        return CallTarget(TargetKind.THUNK, name, 0, link_address, operand)
-    return CallTarget(TargetKind.DIRECT, name, offset, link_address)
+        return CallTarget(
+            kind=TargetKind.THUNK, symbol=name, offset=0, link_address=link_address, operand=operand
+        )
+    return CallTarget(kind=TargetKind.DIRECT, symbol=name, offset=offset, link_address=link_address)
 
 
 def _indirect_operand(site: CallSite, symbols: SymbolTable) -> str:
@@ -215,7 +235,7 @@ def _indirect_operand(site: CallSite, symbols: SymbolTable) -> str:
     symbol = symbols.lookup(slot)
     if symbol is None:
         return operand
-    return f"*{CodePoint(symbol.name, slot - symbol.link_address)}(%rip)"
+    return f"*{CodePoint(symbol=symbol.name, offset=slot - symbol.link_address)}(%rip)"
 
 
 def _relocated_target(
@@ -239,11 +259,11 @@ def _relocated_target(
         if site.kind is CallKind.INDIRECT:
             # `call *disp(%rip)`: the relocation names the slot, not the callee.
             return CallTarget(
-                TargetKind.INDIRECT,
-                None,
-                None,
-                None,
-                f"*{_relocated_point(relocation, displacement, symbols)}(%rip)",
+                kind=TargetKind.INDIRECT,
+                symbol=None,
+                offset=None,
+                link_address=None,
+                operand=f"*{_relocated_point(relocation, displacement, symbols)}(%rip)",
             )
         return _relocated_callee(relocation, displacement, symbols)
     return None
@@ -251,7 +271,7 @@ def _relocated_target(
 
 def _relocated_point(relocation: Relocation, displacement: int, symbols: SymbolTable) -> str:
     if relocation.symbol_link_address is None:
-        return str(CodePoint(relocation.symbol, displacement))
+        return str(CodePoint(symbol=relocation.symbol, offset=displacement))
     return str(code_point(symbols, relocation.symbol_link_address + displacement))
 
 
@@ -267,5 +287,10 @@ def _relocated_callee(
     # function: named by the function the target is in.
     symbol = symbols.lookup(target)
     if symbol is None:
-        return CallTarget(TargetKind.DIRECT, relocation.symbol, displacement, target)
+        return CallTarget(
+            kind=TargetKind.DIRECT,
+            symbol=relocation.symbol,
+            offset=displacement,
+            link_address=target,
+        )
     return _classified(symbol.name, target - symbol.link_address, target)

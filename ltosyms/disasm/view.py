@@ -34,7 +34,7 @@ class ViewSource(enum.Enum):
     IMAGE = "image"  # the kernel printed none: the image's bytes around the IP
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CodeRow:
     """One instruction of a listing as a developer reads it."""
 
@@ -52,7 +52,7 @@ class CodeRow:
         return f"{self.mnemonic} {self.operands}" if self.operands else self.mnemonic
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CodeView:
     source: ViewSource
     rows: tuple[CodeRow, ...]  # one per instruction of the listing, in its order

@@ -230,10 +230,10 @@ class AddressTable:
             c = self._columns
             chains = slice(c["chain_bounds"][index], c["chain_bounds"][index + 1])
             unit = self._units[cu_offset] = _Unit(
-                self._unit_at(index),
-                c["chain_starts"][chains],
-                c["chain_nodes"][chains],
-                c["chain_lengths"][chains],
+                data=self._unit_at(index),
+                chain_starts=c["chain_starts"][chains],
+                chain_nodes=c["chain_nodes"][chains],
+                chain_lengths=c["chain_lengths"][chains],
             )
         return unit
 
@@ -329,7 +329,7 @@ class AddressTable:
         return self.unit(cu_offset).function_extent(link_address)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Unit:
     """A unit of the table: its CuData and its chain map (slices of the table's columns)."""
 
@@ -515,7 +515,7 @@ def _typecode(values: Column) -> str:
     return values.typecode if isinstance(values, array) else values.format
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChainMap:
     """A unit's chain map (see the module): from each of ``starts`` (offsets from the unit's
     address base) to the next, the innermost function node plus one (0: none) and the length
@@ -550,4 +550,4 @@ def chain_map(data: CuData) -> ChainMap:
             nodes.append(answer[0])
             lengths.append(answer[1])
             previous = answer
-    return ChainMap(narrow(starts), narrow(nodes), narrow(lengths))
+    return ChainMap(starts=narrow(starts), nodes=narrow(nodes), lengths=narrow(lengths))

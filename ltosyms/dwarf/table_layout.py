@@ -95,7 +95,7 @@ def pack_columns(kind: str, image_key: str, columns: Sequence[tuple[str, Column]
     return unchecked[:12] + struct.pack("<I", crc) + checked
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoredColumns:
     """A table read from a buffer: the image it was made for and its columns, each a
     memoryview of the buffer cast to its type."""

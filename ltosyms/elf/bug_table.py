@@ -37,7 +37,7 @@ _MAX_FILE_NAME = 4096  # PATH_MAX: no __FILE__ is longer
 _MASK = (1 << 64) - 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BugEntry:
     """One ``struct bug_entry``: the trap at ``link_address`` and what the kernel prints."""
 
@@ -51,7 +51,7 @@ class BugEntry:
         return bool(self.flags & BUGFLAG_WARNING)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Layout:
     size: int
     relative: bool
@@ -60,10 +60,10 @@ class _Layout:
 
 # Tried in this order: the kernels we decode use the first one.
 _LAYOUTS = (
-    _Layout(12, relative=True, verbose=True),
-    _Layout(8, relative=True, verbose=False),
-    _Layout(24, relative=False, verbose=True),
-    _Layout(16, relative=False, verbose=False),
+    _Layout(size=12, relative=True, verbose=True),
+    _Layout(size=8, relative=True, verbose=False),
+    _Layout(size=24, relative=False, verbose=True),
+    _Layout(size=16, relative=False, verbose=False),
 )
 _PROBED_ENTRIES = 256
 
@@ -107,7 +107,9 @@ class BugTable:
         if found is None:
             return None
         file_address, line, flags = found
-        return BugEntry(link_address, self._file(file_address), line, flags)
+        return BugEntry(
+            link_address=link_address, file=self._file(file_address), line=line, flags=flags
+        )
 
     def _file(self, link_address: int) -> str | None:
         if link_address not in self._files:

@@ -80,7 +80,7 @@ _FIELD_SIZES: dict[str, dict[int, int]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Relocation:
     """One relocation of a loaded section: the loader writes ``symbol + addend`` (or its
     distance from the field, for PC-relative types) into the field at ``link_address``."""

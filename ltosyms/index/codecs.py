@@ -714,7 +714,7 @@ def decode_build_facts(data: Buffer, image: KernelImage) -> BuildFacts:
 # Section classes and symbol kinds are named by strings (the diff's enum values).
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GroupColumns:
     """Symbol groups (ltosyms.diff.model.SymbolGroup), one entry per group in each per-group
     column; ``names`` and ``symbol_indexes`` hold ``name_counts[i]`` entries for group ``i``,
@@ -739,7 +739,7 @@ class GroupColumns:
     alias_names: Sequence[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CensusColumns:
     """An image's diff census as plain values. ``inlined`` holds, per function, its name,
     declaring file, count of inlined instances and ``(caller low_pc, instances)`` pairs."""

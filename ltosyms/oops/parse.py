@@ -953,7 +953,7 @@ def iter_reports(source: LogSource) -> Iterator[Report]:
     return OopsParser().run(iter_physical_lines(source))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogStretch:
     """Consecutive lines of a log and the reports handed out by the time they were read.
 
