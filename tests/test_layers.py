@@ -90,6 +90,7 @@ ATTRIBUTE_PROBES = {
     "disasm/decoder.py": "capstone 5 and 6 name the arm64 architecture differently",
     "debuginfod_transfer.py": "the TLS context urllib's HTTPSHandler keeps privately",
     "index/codecs.py": "the array fields a unit record declares by name",
+    "dwarf/address_table.py": "the unit and chain-map columns concatenated by their field names",
     "index/store.py": "sqlite3 sets sqlite_errorcode only on errors SQLite itself reports",
     "oops/lines.py": "a log is text, bytes, a binary file or an iterable of lines",
     "render/kallsyms_check_text.py": "the table's columns declared as attribute names",
