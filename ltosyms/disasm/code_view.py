@@ -165,16 +165,7 @@ def _rows(
         label = None if link is None else code_point(symbols, link, image)
         end_index = index + len(instruction.raw)
         if any(start <= index and end_index <= end for start, end in padding):
-            rows.append(
-                CodeRow(
-                    kind=RowKind.PADDING,
-                    label=label,
-                    mnemonic="",
-                    operands="",
-                    target=None,
-                    comment=None,
-                )
-            )
+            rows.append(_bytes_row(RowKind.PADDING, label))
             continue
         if window is not None and link is not None:
             whole = _whole_instruction(
@@ -191,16 +182,7 @@ def _rows(
                 rows.append(whole)
                 continue
         if not instruction.is_valid:
-            rows.append(
-                CodeRow(
-                    kind=RowKind.UNDECODED,
-                    label=label,
-                    mnemonic="",
-                    operands="",
-                    target=None,
-                    comment=None,
-                )
-            )
+            rows.append(_bytes_row(RowKind.UNDECODED, label))
             continue
         patched = None
         if window is not None and link is not None and link >= replaced_until:
@@ -300,6 +282,11 @@ def _patched(
         whole = found
     mnemonic, operands, _target, _comment = _named_text(arch, whole, image, symbols, relocations)
     return f"image: {mnemonic} {operands}".rstrip(), len(whole.raw)
+
+
+def _bytes_row(kind: RowKind, label: CodePoint | None) -> CodeRow:
+    """A row of bytes that are no instruction to print: padding, or bytes that decode to none."""
+    return CodeRow(kind=kind, label=label, mnemonic="", operands="", target=None, comment=None)
 
 
 def _whole_instruction(
