@@ -108,6 +108,10 @@ class Relocation:
         return self.symbol_link_address + self.addend
 
 
+# A relocation as its table holds it: (field link address, type, symbol index, addend).
+_Entry = tuple[int, int, int, int]
+
+
 class ModuleRelocations:
     """The relocations of a module's allocated sections, by field address.
 
@@ -132,7 +136,7 @@ class ModuleRelocations:
                 and image.sections[applies_to].is_alloc  # .rela.debug_*: elf.debug_sections
             ):
                 self._tables.setdefault(applies_to, []).append(section.index)
-        self._read: dict[int, tuple[list[int], list[Relocation]]] = {}
+        self._read: dict[int, tuple[list[int], list[_Entry]]] = {}
         self._described: dict[int, tuple[str, int | None, bool]] = {}
         self._symbols: bytes | None = None
         self._strings = b""
@@ -147,18 +151,37 @@ class ModuleRelocations:
         section = self.image.section_at(start)
         if section is None or section.index not in self._tables:
             return []
-        addresses, relocations = self._section(section.index)
+        addresses, entries = self._section(section.index)
         low = bisect.bisect_left(addresses, start)
         high = bisect.bisect_left(addresses, end)
-        return [r for r in relocations[low:high] if r.end_address <= end]
+        found = (self._relocation(entry) for entry in entries[low:high])
+        return [r for r in found if r.end_address <= end]
 
     def in_section(self, section_index: int) -> list[Relocation]:
         """Every relocation applied to one section, by field address."""
         if section_index not in self._tables:
             return []
-        return list(self._section(section_index)[1])
+        return [self._relocation(entry) for entry in self._section(section_index)[1]]
 
-    def _section(self, index: int) -> tuple[list[int], list[Relocation]]:
+    def _relocation(self, entry: _Entry) -> Relocation:
+        # Made only for the entries asked about: a decode names a few calls of a module
+        # whose .text has thousands of relocations.
+        link_address, kind, symbol, addend = entry
+        name, value, is_section = self._describe(symbol)
+        machine = self.image.machine
+        return Relocation(
+            link_address=link_address,
+            type=kind,
+            type_name=_TYPE_NAMES.get(machine, {}).get(kind, f"type {kind}"),
+            symbol=name,
+            symbol_link_address=value,
+            is_section_symbol=is_section,
+            addend=addend,
+            pc_relative=kind in _PC_RELATIVE.get(machine, frozenset()),
+            field_size=_FIELD_SIZES.get(machine, {}).get(kind, 4),
+        )
+
+    def _section(self, index: int) -> tuple[list[int], list[_Entry]]:
         read = self._read.get(index)
         if read is None:
             try:
@@ -170,13 +193,10 @@ class ModuleRelocations:
             self._read[index] = read
         return read
 
-    def _read_section(self, index: int) -> tuple[list[int], list[Relocation]]:
+    def _read_section(self, index: int) -> tuple[list[int], list[_Entry]]:
         image = self.image
         target = image.sections[index]
-        names = _TYPE_NAMES.get(image.machine, {})
-        relative = _PC_RELATIVE.get(image.machine, frozenset())
-        sizes = _FIELD_SIZES.get(image.machine, {})
-        found: list[Relocation] = []
+        found: list[_Entry] = []
         for table in self._tables[index]:
             section = image.sections[table]
             with_addend = section.elf_type == SHT_RELA
@@ -189,25 +209,13 @@ class ModuleRelocations:
             layout = self._endian + ("QQq" if with_addend else "QQ")
             for entry in struct.iter_unpack(layout, raw):
                 offset, info = entry[0], entry[1]
-                kind, symbol = info & 0xFFFFFFFF, info >> 32
+                kind = info & 0xFFFFFFFF
                 if kind == 0:  # R_*_NONE
                     continue
-                name, value, is_section = self._describe(symbol)
-                found.append(
-                    Relocation(
-                        link_address=target.link_address + offset,
-                        type=kind,
-                        type_name=names.get(kind, f"type {kind}"),
-                        symbol=name,
-                        symbol_link_address=value,
-                        is_section_symbol=is_section,
-                        addend=entry[2] if with_addend else 0,
-                        pc_relative=kind in relative,
-                        field_size=sizes.get(kind, 4),
-                    )
-                )
-        found.sort(key=lambda r: r.link_address)
-        return [r.link_address for r in found], found
+                addend = entry[2] if with_addend else 0
+                found.append((target.link_address + offset, kind, info >> 32, addend))
+        found.sort()
+        return [entry[0] for entry in found], found
 
     def _describe(self, index: int) -> tuple[str, int | None, bool]:
         described = self._described.get(index)
