@@ -155,8 +155,17 @@ def report_annotations(decoded: DecodedReport, brief: bool = False) -> dict[int,
         notes.setdefault(report.first_line, []).append(
             f"{INDENT}ltosyms: KASLR offset {decoded.kaslr_offset:#x}"
         )
+    # A trace that repeats a frame (a recursion, a stack the unwinder walks twice) repeats its
+    # resolved record: its lines are made once.
+    made: dict[tuple[int, str | None], list[str]] = {}
     for frame in decoded.iter_frames():
-        lines = frame_lines(frame)
+        resolved = frame.resolved
+        if resolved is None:
+            continue
+        key = (id(resolved), frame.frame.symbol)
+        lines = made.get(key)
+        if lines is None:
+            lines = made[key] = resolution_lines(resolved, frame.frame.symbol)
         if brief:
             lines = [line for line in lines if not line.startswith(f"{INDENT}call at ")]
         if lines:
