@@ -103,7 +103,15 @@ def judge(case: Case, outcome: Outcome, note: str) -> None:
 
 # What part 2 must do for each case it owns (by case name), and the exception each case
 # fails with today: the reason the issue gives.
-PART_TWO: dict[str, tuple[type[AssertionError], str]] = {}
+PART_TWO: dict[str, tuple[type[AssertionError], str]] = {
+    # Memory holds (about 700 MiB for reports of 500,000 frames, the cap), time does not: the
+    # log is 4.4 million frames and decode spends about 20 us on each (the parser's events,
+    # the per-frame records and their lines): 94 s on an idle 2-core machine.
+    "decode 200 MB of repeated frames": (
+        Exceeded,
+        "decode spends about 20 us per frame; 4.4 million frames take longer than 60 s",
+    ),
+}
 
 
 # Cases of part 2 that it fixed (their markers removed), and where.
@@ -120,7 +128,6 @@ FIXED_IN_PART_TWO = {
     # ltosyms decode reads the log once (ltosyms.oops.iter_log_stretches): each stretch's
     # reports are decoded, then its lines printed (cli/decode.py), the JSON document written
     # a report at a time; stdin and pipes are read as they come.
-    "decode 200 MB of repeated frames",
     "decode 200 MB of repeated reports",
     "decode 200 MB CR-only log",
     "decode VMLINUX <pipe>",
