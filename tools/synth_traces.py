@@ -786,7 +786,8 @@ class Synthesizer:
             return offset % 4 == 0
         begin, end = self.function_extent(start)
         target = start + offset
-        for instruction in self.code.sweep(begin, max(end, target + 1)):
+        # Past the target by the longest instruction: the one covering it decodes whole.
+        for instruction in self.code.sweep(begin, max(end, target + 16)):
             if instruction[0] == target:
                 return True
             if instruction[0] < target < instruction[0] + instruction[1]:
