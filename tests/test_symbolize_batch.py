@@ -37,7 +37,6 @@ def _frame(
         size=size,
         module=module,
         module_build_id=module_build_id,
-        runtime_address=None,
         role=role,
     )
 

@@ -56,11 +56,12 @@ class FrameQuery:
 
     symbol: str | None
     offset: int | None
-    size: int | None
-    module: str | None
-    module_build_id: str | None
-    runtime_address: int | None
     role: FrameRole  # exact IP (no adjustment) or return address (map the call before it)
+    # What the log printed besides; None where it printed nothing.
+    size: int | None = None
+    module: str | None = None
+    module_build_id: str | None = None
+    runtime_address: int | None = None
     reliable: bool = True  # False: a `? ` entry, a word of the stack the unwinder passed
 
 
@@ -80,16 +81,17 @@ class SectionPlace:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResolvedFrame:
     module: str | None  # None: vmlinux
-    symbol: Symbol | None  # the ELF symbol, when one candidate is left
-    link_address: int | None  # symbol + offset: the IP or the return address, link time
-    call_site: CallSite | None  # return addresses: the call instruction ending there
-    lookup_address: int | None  # what the source locations were looked up at
-    not_return_address: bool  # a return-address frame where no call ends: a stale `? ` slot
-    ambiguous: bool
-    candidates: tuple[Candidate, ...]
-    evidence: tuple[Evidence, ...]
-    locations: tuple[SourceLocation, ...]  # innermost first
     notes: tuple[str, ...]
+    # The defaults are a frame that resolved to nothing.
+    symbol: Symbol | None = None  # the ELF symbol, when one candidate is left
+    link_address: int | None = None  # symbol + offset: the IP or return address, link time
+    call_site: CallSite | None = None  # return addresses: the call instruction ending there
+    lookup_address: int | None = None  # what the source locations were looked up at
+    not_return_address: bool = False  # a return address where no call ends: a stale `? ` slot
+    ambiguous: bool = False
+    candidates: tuple[Candidate, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    locations: tuple[SourceLocation, ...] = ()  # innermost first
     # The call at call_site named: `call at schedule_timeout+0x8f: call schedule`.
     named_call: NamedCall | None = None
     # A `? f+size/size` slot that is no return address: the start of the function after f,
@@ -114,19 +116,7 @@ class ResolvedFrame:
 def unresolved(
     module: str | None, notes: Sequence[str], evidence: Sequence[Evidence] = ()
 ) -> ResolvedFrame:
-    return ResolvedFrame(
-        module=module,
-        symbol=None,
-        link_address=None,
-        call_site=None,
-        lookup_address=None,
-        not_return_address=False,
-        ambiguous=False,
-        candidates=(),
-        evidence=tuple(evidence),
-        locations=(),
-        notes=tuple(notes),
-    )
+    return ResolvedFrame(module=module, notes=tuple(notes), evidence=tuple(evidence))
 
 
 class ImageResolver:
@@ -289,15 +279,9 @@ class ImageResolver:
             # The candidates are listed once, with their evidence (the frame's own lines).
             return ResolvedFrame(
                 module=module,
-                symbol=None,
-                link_address=None,
-                call_site=None,
-                lookup_address=None,
-                not_return_address=False,
                 ambiguous=True,
                 candidates=resolution.candidates,
                 evidence=resolution.evidence,
-                locations=(),
                 notes=tuple(notes),
                 candidate_places=tuple(
                     self.place(c.link_address, c.symbol) for c in resolution.candidates

@@ -69,7 +69,6 @@ def parse_query(text: str, role: FrameRole, kaslr_offset: int = 0) -> SymbolizeQ
                 size=int(size, 0) if size else None,
                 module=match.group("module") or match.group("bare_module"),
                 module_build_id=match.group("bid"),
-                runtime_address=None,
                 role=role,
             ),
         )
@@ -78,28 +77,14 @@ def parse_query(text: str, role: FrameRole, kaslr_offset: int = 0) -> SymbolizeQ
         runtime_address = int(match.group("address"), 16)
         return SymbolizeQuery(
             text=stripped,
-            frame=FrameQuery(
-                symbol=None,
-                offset=runtime_address - kaslr_offset,
-                size=None,
-                module=None,
-                module_build_id=None,
-                runtime_address=None,
-                role=role,
-            ),
+            frame=FrameQuery(symbol=None, offset=runtime_address - kaslr_offset, role=role),
         )
     match = _NAME.match(query)
     if match:
         module = match.group("module") or match.group("bare_module")
         # A function's start is where it is entered, not a return address.
         frame = FrameQuery(
-            symbol=match.group("name"),
-            offset=0,
-            size=None,
-            module=module,
-            module_build_id=None,
-            runtime_address=None,
-            role=FrameRole.EXACT_IP,
+            symbol=match.group("name"), offset=0, module=module, role=FrameRole.EXACT_IP
         )
         return SymbolizeQuery(text=stripped, frame=frame, every_copy=True)
     raise UsageError(
