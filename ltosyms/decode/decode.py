@@ -168,9 +168,10 @@ class Decoder:
         # The Code: line belongs to the kernel-mode IP of the main register dump.
         dump = report.main_dump
         code_ip = dump.ip.frame if dump is not None and dump.ip is not None else None
+        code_ip_key = frame_key(code_ip) if code_ip is not None else None
         for frame in all_frames:
             if frame.symbol is not None and frame.offset is not None and not frame.inline:
-                is_code_ip = code_ip is not None and frame_key(frame) == frame_key(code_ip)
+                is_code_ip = frame_key(frame) == code_ip_key
                 self._resolve_named(frame, work, report.code if is_code_ip else None)
         kaslr_offset = self._kaslr_offset(report, all_frames, work)
         for frame in all_frames:
