@@ -54,17 +54,7 @@ def directory_tree(changes: Sequence[Change]) -> list[DirectoryTotals]:
             entry[1] += row.new_size
             entry[2] += row.functions_base
             entry[3] += row.functions_new
-    rows = [
-        DirectoryTotals(
-            directory=key,
-            base_size=values[0],
-            new_size=values[1],
-            functions_base=values[2],
-            functions_new=values[3],
-            depth=depth,
-        )
-        for (depth, key), values in sizes.items()
-    ]
+    rows = [_row(key, values, depth) for (depth, key), values in sizes.items()]
     rows.sort(key=lambda row: (row.depth, row.directory))
     return rows
 
@@ -100,16 +90,19 @@ def _totals(
             if new is not None:
                 entry[1] += new.size
                 entry[3] += is_function
-    rows = [
-        DirectoryTotals(
-            directory=key,
-            base_size=values[0],
-            new_size=values[1],
-            functions_base=values[2],
-            functions_new=values[3],
-            depth=depth,
-        )
-        for key, values in sizes.items()
-    ]
+    rows = [_row(key, values, depth) for key, values in sizes.items()]
     rows.sort(key=lambda row: (-abs(row.delta), -row.base_size, row.directory))
     return rows
+
+
+def _row(directory: str, sums: list[int], depth: int) -> DirectoryTotals:
+    """A rollup row from its running sums: base bytes, new bytes, base and new functions."""
+    base_size, new_size, functions_base, functions_new = sums
+    return DirectoryTotals(
+        directory=directory,
+        base_size=base_size,
+        new_size=new_size,
+        functions_base=functions_base,
+        functions_new=functions_new,
+        depth=depth,
+    )
