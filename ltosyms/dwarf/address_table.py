@@ -40,7 +40,7 @@ from typing import Any, overload
 from ltosyms.dwarf.records import CompileUnit, FunctionExtent, SourceLocation
 from ltosyms.dwarf.table_layout import Column, pack_columns, read_columns, require
 from ltosyms.dwarf.unit_map import CuMap
-from ltosyms.dwarf.unit_tables import CuData, narrow
+from ltosyms.dwarf.unit_tables import ARRAY_FIELDS, CuData, narrow
 from ltosyms.errors import CacheError
 
 __all__ = ["ADDRESS_TABLE_KIND", "AddressTable", "AddressTableBuilder", "ChainMap", "chain_map"]
@@ -100,8 +100,6 @@ _COLUMNS = (
     *_STRING_COLUMNS,
 )
 _CLANG = 1  # unit_flags: the producer is clang
-# The columns a unit's CuData has as arrays, copied as they are.
-_UNIT_ARRAYS = (*_ROW_COLUMNS, *_NODE_COLUMNS, "range_starts", *_RANGE_COLUMNS, *_ROOT_COLUMNS)
 
 
 class StringTable:
@@ -459,7 +457,7 @@ class AddressTableBuilder:
         units = [self._units[cu_offset] for cu_offset in sorted(self._units)]
         columns: dict[str, Column] = {
             name: _concatenated([getattr(added.data, name) for added in units])
-            for name in _UNIT_ARRAYS
+            for name in ARRAY_FIELDS  # a unit's arrays, copied as they are
         }
         for name, part in zip(_CHAIN_COLUMNS, ("starts", "nodes", "lengths"), strict=True):
             columns[name] = _concatenated([getattr(added.chains, part) for added in units])
