@@ -74,6 +74,15 @@ MAX_LINE_CHARS = 64 * 1024
 MAX_REPORT_LINES = 500_000
 MAX_REPORT_CHARS = 64 << 20
 
+# Entries one stack trace keeps; entries past it are counted (Trace.frames_not_kept), their
+# lines printed as read and not decoded. A trace prints at most one entry per word of the
+# stacks it walks: on x86-64 the task stack (16 KB, 32 KB with KASAN: THREAD_SIZE_ORDER and
+# KASAN_STACK_ORDER, arch/x86/include/asm/page_64_types.h), the IRQ stack (16 KB) and the
+# exception stacks (a few 4-8 KB ones), under 8,192 words together; arm64's task, IRQ,
+# overflow and SDEI stacks are of the same order. The longest trace in the corpus logs is 701
+# entries (a syzkaller report).
+MAX_TRACE_FRAMES = 16_384
+
 # Digits of a decimal number read from a log (a CPU, PID or line number): a u64 has at most
 # 20, and Python refuses to convert more than 4,300 (sys.get_int_max_str_digits).
 MAX_DECIMAL_DIGITS = 20

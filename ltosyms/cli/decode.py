@@ -20,6 +20,7 @@ from ltosyms.errors import InputError, MismatchError, UsageError
 from ltosyms.limits import MAX_REPORT_CHARS
 from ltosyms.oops import LogStretch, Report, iter_log_stretches
 from ltosyms.render.decode_text import (
+    MadeLines,
     decode_stacktrace_annotations,
     hidden_lines,
     render_log,
@@ -257,10 +258,11 @@ def _annotated_lines(
     stretches: Iterable[LogStretch], decoding: _Decoding, reports_only: bool, brief: bool
 ) -> Iterator[tuple[str, bool]]:
     notes: dict[int, list[str]] = {}
+    made = MadeLines()
     for stretch in stretches:
         decoded = [decoding.decode(report) for report in stretch.reports]
         for report in decoded:
-            for number, lines in report_annotations(report, brief).items():
+            for number, lines in report_annotations(report, brief, made).items():
                 notes.setdefault(number, []).extend(lines)
         shown = _shown_lines(decoded, stretch.first_line, reports_only, brief)
         yield from render_log(stretch.lines, _stretch_notes(notes, stretch), shown)

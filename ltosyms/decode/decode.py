@@ -179,6 +179,12 @@ class Decoder:
                 self._resolve_raw(frame, kaslr_offset, work)
         for trace in report.traces:
             self._narrow_by_callees(trace, work)
+            if trace.frames_not_kept:
+                work.warnings.append(
+                    f"trace at line {trace.first_line}: {trace.frames_not_kept} entries past "
+                    f"the first {len(trace.frames)} are printed as read, not decoded (more "
+                    "entries than any kernel stack holds)"
+                )
         code = self._code(report, ip_frames, work, kaslr_offset)
         mismatch = self._judge_mismatch(all_frames, code, work)
         runtime = _RuntimeAddresses(kaslr_offset)

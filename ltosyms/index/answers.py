@@ -34,6 +34,12 @@ T = TypeVar("T")
 # queries (symbolize reading stdin, a log of thousands of frames) keeps its answers as it goes.
 FLUSH_EVERY = 512
 
+# Stored rows kept decoded, so that a value asked for again is not read and decoded again
+# (a log that prints one crash 85,000 times asks for its Code: analysis 85,000 times). The
+# dict is emptied when it reaches this many, which bounds its memory on a stream of queries
+# that never repeat.
+DECODED_KEPT = 4096
+
 
 class Answers:
     """Typed values of one image's index (see the module note)."""
@@ -45,6 +51,7 @@ class Answers:
         self._queued: dict[tuple[str, Any], tuple[Kind[Any, Any], Any, Any]] = {}
         self._replacing: set[tuple[str, Any]] = set()  # stored but undecodable: overwrite
         self._warned: set[str] = set()  # kinds already warned about
+        self._decoded_kept: dict[tuple[str, Any], Any] = {}  # see DECODED_KEPT
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -55,8 +62,16 @@ class Answers:
         if queued is not None:
             value: T = queued[2]
             return value
+        kept: T | None = self._decoded_kept.get((kind.stored_name, key))
+        if kept is not None:
+            return kept
         data = self._fetch(kind, key)
-        return None if data is None else self._decoded(kind, key, data)
+        decoded = None if data is None else self._decoded(kind, key, data)
+        if decoded is not None and kind.placement is Placement.ROW:
+            if len(self._decoded_kept) >= DECODED_KEPT:
+                self._decoded_kept.clear()
+            self._decoded_kept[(kind.stored_name, key)] = decoded
+        return decoded
 
     def get_many(self, kind: Kind[K, T], keys: Iterable[K]) -> dict[K, T]:
         """The records stored for any of ``keys``; units are read in one query per 500."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from ltosyms import limits
 from ltosyms.oops.headers import is_trace_title
 from ltosyms.oops.records import (
     CodeBytes,
@@ -36,6 +37,7 @@ class TraceBuilder:
         "comm",
         "first_line",
         "frames",
+        "frames_not_kept",
         "kind",
         "last_line",
         "pc_key",
@@ -52,6 +54,7 @@ class TraceBuilder:
         self.first_line = first_line
         self.last_line = first_line
         self.frames: list[Frame] = []
+        self.frames_not_kept = 0  # entries past limits.MAX_TRACE_FRAMES
         self.sections: list[StackSection] = []
         self.stack_frames = 0  # entries of the stack walk (not IP lines printed before it)
         self.closed = False
@@ -59,6 +62,18 @@ class TraceBuilder:
         self.comm: str | None = None
         self.pid: int | None = None
         self.task_state: str | None = None
+
+    @property
+    def full(self) -> bool:
+        """Whether the trace holds limits.MAX_TRACE_FRAMES entries: the next are counted."""
+        return len(self.frames) >= limits.MAX_TRACE_FRAMES
+
+    def keep(self, frame: Frame) -> None:
+        """Add ``frame``, or count it when the trace is :attr:`full`."""
+        if len(self.frames) < limits.MAX_TRACE_FRAMES:
+            self.frames.append(frame)
+        else:
+            self.frames_not_kept += 1
 
     @property
     def section(self) -> StackSection:
@@ -77,6 +92,7 @@ class TraceBuilder:
             comm=self.comm,
             pid=self.pid,
             task_state=self.task_state,
+            frames_not_kept=self.frames_not_kept,
         )
 
 

@@ -231,25 +231,28 @@ class OopsParser:
                     and report.title_candidate is None
                     and not report.closing
                 ):
-                    unreliable, symbol, offset, size, module, build_id = fast.groups()
-                    trace.frames.append(
-                        make_frame(
-                            line=number,
-                            raw_text=text.rstrip(),
-                            role=_RETURN_ADDRESS,
-                            section=trace.sections[-1] if trace.sections else _UNKNOWN,
-                            reliable=unreliable is None,
-                            symbol=symbol,
-                            offset=int(offset, 16),
-                            kallsyms_size=int(size, 16),
-                            module=module,
-                            module_build_id=build_id,
-                            runtime_address=None,
-                            marker=None,
-                            source=None,
-                            inline=False,
+                    if trace.full:
+                        trace.frames_not_kept += 1
+                    else:
+                        unreliable, symbol, offset, size, module, build_id = fast.groups()
+                        trace.frames.append(
+                            make_frame(
+                                line=number,
+                                raw_text=text.rstrip(),
+                                role=_RETURN_ADDRESS,
+                                section=trace.sections[-1] if trace.sections else _UNKNOWN,
+                                reliable=unreliable is None,
+                                symbol=symbol,
+                                offset=int(offset, 16),
+                                kallsyms_size=int(size, 16),
+                                module=module,
+                                module_build_id=build_id,
+                                runtime_address=None,
+                                marker=None,
+                                source=None,
+                                inline=False,
+                            )
                         )
-                    )
                     trace.stack_frames += 1
                     trace.last_line = number
                     report.confirmed = True
@@ -506,8 +509,7 @@ class OopsParser:
         ):
             # arm64 before 6.13 (and riscv) unwind from the pt_regs and print their pc first.
             role = FrameRole.EXACT_IP
-        frame = _frame(line, parsed, role, trace.section)
-        trace.frames.append(frame)
+        trace.keep(_frame(line, parsed, role, trace.section))
         trace.stack_frames += 1
         trace.last_line = line.number
         report.confirmed = True
@@ -586,7 +588,7 @@ class OopsParser:
         report.dump_open = True
         report.ip_lines.append(ip_line)
         if frame is not None and trace_for_frame is not None:
-            trace_for_frame.frames.append(frame)
+            trace_for_frame.keep(frame)
             trace_for_frame.last_line = line.number
             if ip.register in _PC_REGISTERS and ip.frame is not None:
                 trace_for_frame.pc_key = (ip.frame.symbol, ip.frame.offset, ip.frame.module)
@@ -752,7 +754,7 @@ class OopsParser:
                         False,
                     )
                 trace = new.new_trace("call_trace", None, number)
-                trace.frames.append(_frame(line, parsed, FrameRole.EXACT_IP, trace.section))
+                trace.keep(_frame(line, parsed, FrameRole.EXACT_IP, trace.section))
                 new.confirmed = True
         return True
 

@@ -285,6 +285,8 @@ class Trace:
     comm: str | None = None
     pid: int | None = None
     task_state: str | None = None
+    # Entries read past limits.MAX_TRACE_FRAMES: counted, not kept (more than any stack holds).
+    frames_not_kept: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -224,7 +224,12 @@ def report_json(decoded: DecodedReport) -> dict[str, Any]:
         "mismatch": decoded.mismatch,
         "warnings": list(decoded.warnings),
         "traces": [
-            {"kind": t.trace.kind, "title": t.trace.title, "first_line": t.trace.first_line}
+            {
+                "kind": t.trace.kind,
+                "title": t.trace.title,
+                "first_line": t.trace.first_line,
+                "frames_not_kept": t.trace.frames_not_kept,
+            }
             for t in decoded.traces
         ],
         "frames": frames,

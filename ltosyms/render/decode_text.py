@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 
 from ltosyms.decode.decode import DecodedFrame, DecodedReport, RegisterValue
 from ltosyms.decode.frames import ResolvedFrame
@@ -142,9 +143,41 @@ def shown_call(call: NamedCall) -> str:
     return str(call)
 
 
-def report_annotations(decoded: DecodedReport, brief: bool = False) -> dict[int, list[str]]:
+class MadeLines:
+    """Lines made for records that recur from report to report of one log (a resolved frame
+    the decoder hands out again, a ``Code:`` listing decoded from the same bytes): a log that
+    prints one crash thousands of times has them made once. The records keyed on are held, so
+    that their ids are not reused while kept; emptied when it holds ``KEPT`` entries."""
+
+    KEPT = 4096
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[tuple[int, ...], object], tuple[tuple[object, ...], list[str]]]
+        self._made = {}
+
+    def lines(
+        self, records: tuple[object, ...], detail: object, make: Callable[[], list[str]]
+    ) -> list[str]:
+        """The lines ``make()`` gives for ``records`` (by identity) and ``detail`` (by value)."""
+        key = (tuple(map(id, records)), detail)
+        found = self._made.get(key)
+        if found is not None:
+            return found[1]
+        lines = make()
+        if len(self._made) >= self.KEPT:
+            self._made.clear()
+        self._made[key] = (records, lines)
+        return lines
+
+
+def report_annotations(
+    decoded: DecodedReport, brief: bool = False, made: MadeLines | None = None
+) -> dict[int, list[str]]:
     """Input line number -> lines to print after it, for one report; ``brief`` leaves out the
-    call lines (and :func:`hidden_lines` the frames that are no return addresses)."""
+    call lines (and :func:`hidden_lines` the frames that are no return addresses). ``made``
+    keeps lines for the next reports of the log."""
+    if made is None:
+        made = MadeLines()
     notes: dict[int, list[str]] = {}
     report = decoded.report
     if decoded.warnings:
@@ -156,16 +189,13 @@ def report_annotations(decoded: DecodedReport, brief: bool = False) -> dict[int,
             f"{INDENT}ltosyms: KASLR offset {decoded.kaslr_offset:#x}"
         )
     # A trace that repeats a frame (a recursion, a stack the unwinder walks twice) repeats its
-    # resolved record: its lines are made once.
-    made: dict[tuple[int, str | None], list[str]] = {}
+    # resolved record, as the reports of a sysrq dump do: its lines are made once.
     for frame in decoded.iter_frames():
         resolved = frame.resolved
         if resolved is None:
             continue
-        key = (id(resolved), frame.frame.symbol)
-        lines = made.get(key)
-        if lines is None:
-            lines = made[key] = resolution_lines(resolved, frame.frame.symbol)
+        symbol = frame.frame.symbol
+        lines = made.lines((resolved,), symbol, partial(resolution_lines, resolved, symbol))
         if brief:
             lines = [line for line in lines if not line.startswith(f"{INDENT}call at ")]
         if lines:
@@ -178,10 +208,19 @@ def report_annotations(decoded: DecodedReport, brief: bool = False) -> dict[int,
     code = decoded.code
     if code is not None and report.code is not None:
         lines = []
-        if code.listing is not None:
+        listing = code.listing
+        if listing is not None:
             lines.extend(
-                INDENT + line
-                for line in code_listing_lines(code.listing, code.view, code.marker_runtime_address)
+                made.lines(
+                    (listing, code.view),
+                    code.marker_runtime_address,
+                    lambda: [
+                        INDENT + line
+                        for line in code_listing_lines(
+                            listing, code.view, code.marker_runtime_address
+                        )
+                    ],
+                )
             )
         if code.match is not None and code.image is not None:
             lines.append(INDENT + code_match_line(code.match, code.image))

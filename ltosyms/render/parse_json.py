@@ -61,6 +61,7 @@ def trace_to_json(trace: Trace) -> dict[str, Any]:
         "pid": trace.pid,
         "task_state": trace.task_state,
         "frames": [frame_to_json(frame) for frame in trace.frames],
+        "frames_not_kept": trace.frames_not_kept,
     }
 
 

@@ -49,6 +49,8 @@ def _trace_lines(index: int, trace: Trace) -> Iterator[str]:
             heading += f":{trace.pid}"
         if trace.task_state is not None:
             heading += f" state {trace.task_state}"
+    if trace.frames_not_kept:
+        heading += f" ({trace.frames_not_kept} entries past the first {len(trace.frames)} not kept)"
     yield heading
     for frame in trace.frames:
         yield _frame_row(frame)
