@@ -105,16 +105,20 @@ def test_exact_ip_decided_by_instruction_starts(corpus: Corpus) -> None:
     assert exact[0] == f"{query}  = __refcount_add.constprop.0+0x1a at 0xffffffff8157faca"
 
     # As a return address no call ends there in any copy: each candidate says where it was
-    # compiled and its line, once (no note repeats the list).
+    # compiled, its line and the lines its function spans (__refcount_add is lines 191-202
+    # of refcount.h in 6.1), once (no note repeats the list).
     returned = _run(["symbolize", vmlinux, "-R", query, "--no-cache"]).splitlines()
     assert returned[1:5] == [
         "    ambiguous: 3 candidates, none chosen:",
         "      __refcount_add.constprop.0 at 0xffffffff81090d60 (kallsyms size 0x30) in "
-        "kernel/fork.c: include/linux/refcount.h:201:3",
+        "kernel/fork.c: include/linux/refcount.h:201:3; "
+        "the function is include/linux/refcount.h:191-202",
         "      __refcount_add.constprop.0 at 0xffffffff81251ca0 (kallsyms size 0x30) in "
-        "kernel/events/core.c: include/linux/refcount.h:201:3",
+        "kernel/events/core.c: include/linux/refcount.h:201:3; "
+        "the function is include/linux/refcount.h:191-202",
         "      __refcount_add.constprop.0 at 0xffffffff8157fab0 (kallsyms size 0x30) in "
-        "io_uring/io_uring.c: include/linux/refcount.h:202:1",
+        "io_uring/io_uring.c: include/linux/refcount.h:202:1; "
+        "the function is include/linux/refcount.h:191-202",
     ]
     assert not any(line.startswith("    note: ambiguous") for line in returned)
 

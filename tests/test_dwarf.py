@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
+import subprocess
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -362,6 +364,52 @@ def die_name(die: Any) -> str | None:
     return None
 
 
+def die_declaration(die: Any) -> tuple[int, int] | None:
+    """DW_AT_decl_file and DW_AT_decl_line of a subprogram, through its abstract origin or
+    specification in the same unit (None: not declared there)."""
+    for _ in range(8):
+        if "DW_AT_decl_file" in die.attributes:
+            line = die.attributes.get("DW_AT_decl_line")
+            return die.attributes["DW_AT_decl_file"].value, line.value if line else 0
+        for attribute in ("DW_AT_abstract_origin", "DW_AT_specification"):
+            if attribute in die.attributes:
+                origin = die.get_DIE_from_attribute(attribute)
+                if origin.cu.cu_offset != die.cu.cu_offset:
+                    return None
+                die = origin
+                break
+        else:
+            return None
+    return None
+
+
+def declared_file_name(program: Any, decl_file: int) -> str:
+    """The base name of file ``decl_file`` of a unit's line program (DWARF 5 numbers files
+    from 0, earlier versions from 1)."""
+    entries = program.header.file_entry
+    entry = entries[decl_file] if program.header.version >= 5 else entries[decl_file - 1]
+    return os.path.basename(entry.name.decode())
+
+
+def outermost_frames(image: Path, addresses: list[int]) -> dict[int, tuple[str, int]]:
+    """llvm-symbolizer's outermost (not inlined) frame at each address: the base name of its
+    file and its line."""
+    output = subprocess.run(
+        ["llvm-symbolizer", "--inlining", "--output-style=JSON", f"--obj={image}"],
+        input="".join(f"{address:#x}\n" for address in addresses),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    frames = {}
+    for line in output.splitlines():
+        answer = json.loads(line)
+        outermost = answer["Symbol"][-1]
+        name = os.path.basename(outermost["FileName"])
+        frames[int(answer["Address"], 16)] = (name, outermost["Line"])
+    return frames
+
+
 Row = tuple[int, int, int, int, bool]  # address, file, line, column, end of sequence
 
 
@@ -416,6 +464,7 @@ def test_units_agree_with_pyelftools(
 ) -> None:
     image, _symbols, _records = opened[kernel]
     resolver = dwarf_resolver(image)
+    functions: list[tuple[int, str, int, list[int]]] = []  # low, declaring file, line, rows
     for unit_offset in small_units(resolver, 3):
         data = resolver.cu_data(unit_offset)
         dwarf, unit = pyelftools_unit(image, unit_offset)
@@ -458,6 +507,26 @@ def test_units_agree_with_pyelftools(
             assert extent is not None, f"{die_name(die)} at {low:#x}"
             assert extent.name == die_name(die)
             assert extent.ranges == ((low, high),)
+            declared = die_declaration(die)
+            if declared is not None:
+                decl_file, decl_line = declared
+                rows = sorted(address for address in answers if low <= address < high)
+                file_name = declared_file_name(dwarf.line_program_for_CU(unit), decl_file)
+                functions.append((low, file_name, decl_line, rows))
+    # The lines each function spans in its declaring file: its declaration line and, at each
+    # of its rows, the line llvm-symbolizer gives its outermost (not inlined) frame there.
+    outer = outermost_frames(
+        image.path, [a for _low, _name, _line, rows in functions for a in rows]
+    )
+    checked = 0
+    for low, file_name, decl_line, rows in functions:
+        lines = [line for a in rows if (place := outer[a])[0] == file_name and (line := place[1])]
+        lines += [decl_line] if decl_line else []
+        spanned = resolver.function_lines(low)
+        ours = (spanned.first, spanned.last) if spanned is not None else None
+        assert ours == ((min(lines), max(lines)) if lines else None), f"function at {low:#x}"
+        checked += ours is not None
+    assert checked > 0
 
 
 def test_module_dwarf_is_relocated_per_section(corpus: Corpus) -> None:

@@ -36,7 +36,7 @@ from ltosyms.disasm.targets import (
     TargetKind,
     name_call,
 )
-from ltosyms.dwarf import SourceLocation
+from ltosyms.dwarf import FunctionLines, SourceLocation
 from ltosyms.elf.bug_table import bug_table, is_trap, with_bug_line
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import DwarfError, InputError
@@ -107,6 +107,9 @@ class ResolvedFrame:
     # Ambiguous frames: the file each candidate was compiled in (copies of one static differ
     # by it), in the order of ``candidates``.
     candidate_units: tuple[str | None, ...] = ()
+    # Ambiguous frames: the lines each candidate's code spans in its own source file (None:
+    # no line information), in the order of ``candidates``.
+    candidate_function_lines: tuple[FunctionLines | None, ...] = ()
 
     @property
     def resolved(self) -> bool:
@@ -290,6 +293,9 @@ class ImageResolver:
                     self._line_of(query, c.link_address) for c in resolution.candidates
                 ),
                 candidate_units=self._units_of(resolution.candidates),
+                candidate_function_lines=tuple(
+                    self._function_lines_of(c) for c in resolution.candidates
+                ),
             )
         candidate = resolution.candidates[0]
         # One candidate is left by name and size: a machine-code test that rejected it too
@@ -387,6 +393,16 @@ class ImageResolver:
         except DwarfError:
             return None
         return locations[0] if locations else None
+
+    def _function_lines_of(self, candidate: Candidate) -> FunctionLines | None:
+        """The lines the candidate's function spans in its file: which copy of a static or
+        of a specialized function it is, in the developer's terms."""
+        if self.dwarf is None:
+            return None
+        try:
+            return self.dwarf.function_lines(candidate.symbol.link_address)
+        except DwarfError:
+            return None
 
     def _units_of(self, candidates: Sequence[Candidate]) -> tuple[str | None, ...]:
         if self.dwarf is None:

@@ -22,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ltosyms.dwarf.paths import relative_path, source_roots
-from ltosyms.dwarf.records import CompileUnit, FunctionExtent, SourceLocation
+from ltosyms.dwarf.records import CompileUnit, FunctionExtent, FunctionLines, SourceLocation
 from ltosyms.dwarf.resolver import CuKey, DwarfResolver, OuterName
 from ltosyms.dwarf.sections import (
     DEBUG_SECTIONS,
@@ -70,6 +70,7 @@ __all__ = [
     "DwarfSections",
     "DwarfVariable",
     "FunctionExtent",
+    "FunctionLines",
     "InlinedFunction",
     "OuterName",
     "SectionBuffer",

@@ -42,6 +42,17 @@ class FunctionExtent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionLines:
+    """The source lines a function's code spans in the file that declares it: from its
+    declaration line (or its first line there) to the last line its line-table rows reach
+    there. Lines of inlined callees in other files do not count."""
+
+    file: str | None  # source-relative, as SourceLocation.file
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CompileUnit:
     """A compilation unit as its top DIE names it (DWARF 5 §3.1.1)."""
 

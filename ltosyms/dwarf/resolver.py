@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ltosyms.dwarf.paths import relative_path, source_roots
-from ltosyms.dwarf.records import CompileUnit, FunctionExtent, SourceLocation
+from ltosyms.dwarf.records import CompileUnit, FunctionExtent, FunctionLines, SourceLocation
 from ltosyms.dwarf.sections import SectionSource
 from ltosyms.errors import InputError
 from ltosyms.stores import Memo, MemoryMemo
@@ -219,6 +219,14 @@ class DwarfResolver:
         if cu_offset is None:
             return None
         return self.cu_data(cu_offset).function_extent(link_address)
+
+    def function_lines(self, link_address: int) -> FunctionLines | None:
+        """The source lines the DWARF function holding ``link_address`` spans in its own file
+        (:meth:`CuData.function_lines`)."""
+        cu_offset = self.cu_for(link_address)
+        if cu_offset is None:
+            return None
+        return self.cu_data(cu_offset).function_lines(link_address)
 
     def function_ranges(self, link_address: int) -> tuple[tuple[int, int], ...]:
         """[low, high) ranges of the DWARF function holding ``link_address`` (its hot and

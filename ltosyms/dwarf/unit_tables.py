@@ -23,12 +23,12 @@ Layout (every array uses the narrowest type its values fit; addresses are offset
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from ltosyms.dwarf.records import FunctionExtent, SourceLocation
+from ltosyms.dwarf.records import FunctionExtent, FunctionLines, SourceLocation
 
 if TYPE_CHECKING:
     from ltosyms.dwarf.table_layout import Column
@@ -249,6 +249,44 @@ class CuData:
     def function_extent(self, link_address: int) -> FunctionExtent | None:
         node = self.function_node(link_address)
         return None if node is None else self._extent(node)
+
+    def function_lines(self, link_address: int) -> FunctionLines | None:
+        """The lines the function holding ``link_address`` spans in its declaring file (its
+        first line table row's file when DWARF names none): its declaration line and the
+        function's own line at each line-table row of its ranges, the line an outermost
+        inline entry has there (a call site where a callee was inlined: the callee's lines
+        are not the function's). None: no function holds the address, or none of these lines
+        is in that file."""
+        node = self.function_node(link_address)
+        if node is None:
+            return None
+        start, stop = self.range_starts[node], self.range_starts[node + 1]
+        addresses, files, lines = self.row_addresses, self.row_files, self.row_lines
+        base = self.address_base
+        file_index = self.decl_files[node]
+        found: list[int] = []
+        for low, high in zip(
+            self.range_lows[start:stop], self.range_highs[start:stop], strict=True
+        ):
+            row = bisect_left(addresses, low)
+            while row < len(addresses) and addresses[row] < high:
+                row_file, line = files[row], lines[row]
+                chain = self.inline_chain(base + addresses[row])
+                if len(chain) > 1:  # inside an inlined call: the function is at its call site
+                    row_file, line = self.call_files[chain[-2]], self.call_lines[chain[-2]]
+                if file_index == NO_FILE:
+                    file_index = row_file
+                if row_file == file_index and line:
+                    found.append(line)
+                row += 1
+        declared = self.decl_lines[node]
+        if declared and self.decl_files[node] == file_index:
+            found.append(declared)
+        if not found or file_index == NO_FILE:
+            return None
+        return FunctionLines(
+            file=self.relative_paths[file_index], first=min(found), last=max(found)
+        )
 
     def functions(self) -> list[FunctionExtent]:
         """Every subprogram with code in the unit, in DWARF order."""

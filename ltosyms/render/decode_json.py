@@ -56,6 +56,7 @@ def resolved_json(
     places = resolved.candidate_places or (None,) * len(resolved.candidates)
     sources = resolved.candidate_lines or (None,) * len(resolved.candidates)
     units = resolved.candidate_units or (None,) * len(resolved.candidates)
+    spans = resolved.candidate_function_lines or (None,) * len(resolved.candidates)
     document = {
         "symbol": resolved.symbol.name if resolved.symbol is not None else None,
         "address": link(resolved.link_address),
@@ -84,11 +85,14 @@ def resolved_json(
                     "file": source.file if source is not None else None,
                     "line": source.line if source is not None else None,
                     "unit_file": unit,
+                    "function_lines": None
+                    if span is None
+                    else {"file": span.file, "first": span.first, "last": span.last},
                 },
                 c.symbol.name,
             )
-            for c, c_place, source, unit in zip(
-                resolved.candidates, places, sources, units, strict=True
+            for c, c_place, source, unit, span in zip(
+                resolved.candidates, places, sources, units, spans, strict=True
             )
         ],
         "evidence": [

@@ -72,8 +72,9 @@ def resolution_lines(resolved: ResolvedFrame, printed_name: str | None = None) -
         places = resolved.candidate_places or (None,) * count
         sources = resolved.candidate_lines or (None,) * count
         units = resolved.candidate_units or (None,) * count
-        for candidate, place, source, unit in zip(
-            resolved.candidates, places, sources, units, strict=True
+        spans = resolved.candidate_function_lines or (None,) * count
+        for candidate, place, source, unit, span in zip(
+            resolved.candidates, places, sources, units, spans, strict=True
         ):
             symbol = candidate.symbol
             # A module's candidate by section: its link address is ltosyms' own layout.
@@ -90,7 +91,14 @@ def resolution_lines(resolved: ResolvedFrame, printed_name: str | None = None) -
             )
             compiled = f" in {unit}" if unit is not None else ""
             line = f": {_where(source)}" if source is not None else ""
-            lines.append(f"{INDENT}  {shown_name(symbol.name)} at {where}{size}{compiled}{line}")
+            function = (
+                f"; the function is {span.file or '??'}:{span.first}-{span.last}"
+                if span is not None
+                else ""
+            )
+            lines.append(
+                f"{INDENT}  {shown_name(symbol.name)} at {where}{size}{compiled}{line}{function}"
+            )
         lines.extend(
             f"{INDENT}  evidence: {e.kind.value}: {e.detail} ({e.candidates_before} -> "
             f"{e.candidates_after})"
