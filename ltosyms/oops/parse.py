@@ -28,7 +28,7 @@ import heapq
 import logging
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ltosyms import limits
@@ -166,9 +166,15 @@ class OopsParser:
             if not isinstance(event, int):
                 yield event
 
-    def events(self, physical_lines: Iterator[str], every: int) -> Iterator[Report | int]:
+    def events(
+        self,
+        physical_lines: Iterator[str],
+        every: int,
+        keep: Callable[[str], object] | None = None,
+    ) -> Iterator[Report | int]:
         """:meth:`run`, also yielding, before each ``every``-th line (never for 0), the number
-        of the first line a report still to come may reach (:meth:`settled_before`).
+        of the first line a report still to come may reach (:meth:`settled_before`);
+        ``keep(line)`` is called with each physical line as it is read.
 
         The loop is :meth:`feed` written out, and it handles the most common line itself: a
         plain trace entry that continues the trace being read (``" ? name+0xOFF/0xSIZE
@@ -185,6 +191,8 @@ class OopsParser:
         # so self._consumed is brought up to date only before what may open or close a report.
         consumed = self._consumed
         for number, raw in enumerate(physical_lines, start=1):
+            if keep is not None:
+                keep(raw)
             if number == next_tick:
                 next_tick += every
                 yield self.settled_before(number)
@@ -197,6 +205,8 @@ class OopsParser:
                 self._close_idle(number)
                 if self._closed_since_pop:
                     yield from self.pop_finished()
+            if not raw:
+                continue  # an empty line is no report line (as a blank one, below)
             line = split(number, raw)
             text = line.text
             if "] " in text:
@@ -975,15 +985,10 @@ def iter_log_stretches(source: LogSource, lines_per_stretch: int = 1024) -> Iter
     only while a report that may still reach them is open (or a line that may title one is
     recent, see :meth:`OopsParser.settled_before`)."""
     pending: deque[str] = deque()
-
-    def read() -> Iterator[str]:
-        for raw in iter_physical_lines(source):
-            pending.append(raw)
-            yield raw
-
     first_line = 1
     reports: list[Report] = []
-    for event in OopsParser().events(read(), lines_per_stretch):
+    events = OopsParser().events(iter_physical_lines(source), lines_per_stretch, pending.append)
+    for event in events:
         if not isinstance(event, int):
             reports.append(event)
             continue

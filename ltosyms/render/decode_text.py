@@ -260,6 +260,8 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 def visible(line: str) -> str:
     """``line`` with control characters written out (``\\x1b``), never sent raw."""
+    if line.isascii() and line.isprintable():
+        return line  # most lines: no control character (a tab is not printable: it is checked)
     return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
 
 
