@@ -35,15 +35,19 @@ class Memo(Protocol[K, T]):
 
 
 class MemoryMemo(Generic[K, T]):
-    """A :class:`Memo` in a dict: records kept for the life of the process."""
+    """A :class:`Memo` in a dict: records kept for the life of the process; with ``limit``,
+    emptied when it holds that many (memory bounded on a stream of keys that never repeat)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self.records: dict[K, T] = {}
+        self.limit = limit
 
     def get(self, key: K) -> T | None:
         return self.records.get(key)
 
     def put(self, key: K, value: T) -> None:
+        if self.limit is not None and len(self.records) >= self.limit:
+            self.records.clear()
         self.records.setdefault(key, value)
 
     def get_many(self, keys: Iterable[K]) -> dict[K, T]:

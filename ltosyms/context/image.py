@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ltosyms.elf.image import ImageKind, KernelImage, open_image
 from ltosyms.elf.kernel import LoadedImage, require_kernel
@@ -22,7 +22,7 @@ from ltosyms.index import kinds
 from ltosyms.index.answers import Answers
 from ltosyms.index.kinds import Kind
 from ltosyms.index.store import CacheLocation, open_store
-from ltosyms.stores import Memo
+from ltosyms.stores import Memo, MemoryMemo
 
 if TYPE_CHECKING:
     from ltosyms.disasm import CallSiteFinder, PatchSites
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 K = TypeVar("K")
 T = TypeVar("T")
 
+# Records of one Code: kind kept for a run without an index: far more distinct crashes than
+# one log holds in practice (the 747 syzkaller logs hold one to a few each).
+RUN_MEMO_LIMIT = 1024
+
 
 class ImageContext:
     """A vmlinux or module and what is known about it (see the module note)."""
@@ -44,6 +48,8 @@ class ImageContext:
         self.image = image
         self.answers = answers
         self.symbols_from_index = False  # set when the symbol table is read
+        # Without an index, what the Code: kinds work out is kept for the run (see _run_memo).
+        self._run_memos: dict[str, MemoryMemo[Any, Any]] = {}
 
     @classmethod
     def open(
@@ -88,6 +94,18 @@ class ImageContext:
     def memo(self, kind: Kind[K, T]) -> Memo[K, T] | None:
         """What the index keeps of ``kind`` (None without an index)."""
         return self.answers.memo(kind) if self.answers is not None else None
+
+    def _run_memo(self, kind: Kind[K, T]) -> Memo[K, T]:
+        """:meth:`memo`, or without an index one kept for the run: a log that prints one crash
+        again and again has its ``Code:`` line analysed once (bounded: a log of distinct
+        crashes keeps the last RUN_MEMO_LIMIT)."""
+        memo = self.memo(kind)
+        if memo is not None:
+            return memo
+        kept: MemoryMemo[K, T] = self._run_memos.setdefault(
+            kind.name, MemoryMemo(limit=RUN_MEMO_LIMIT)
+        )
+        return kept
 
     # -- the parts, each made on first use ------------------------------------------------------
 
@@ -179,24 +197,24 @@ class ImageContext:
         return module_relocations(self.image)
 
     @property
-    def code_matches(self) -> Memo[CodeMatchKey, CodeMatch] | None:
+    def code_matches(self) -> Memo[CodeMatchKey, CodeMatch]:
         """Comparisons of ``Code:`` lines with this image."""
-        return self.memo(kinds.CODE_MATCHES)
+        return self._run_memo(kinds.CODE_MATCHES)
 
     @property
-    def code_analyses(self) -> Memo[CodeAnalysisKey, CodeAnalysis] | None:
+    def code_analyses(self) -> Memo[CodeAnalysisKey, CodeAnalysis]:
         """Analyses of ``Code:`` lines whose faulting instruction is in this image."""
-        return self.memo(kinds.CODE_ANALYSES)
+        return self._run_memo(kinds.CODE_ANALYSES)
 
     @property
-    def code_views(self) -> Memo[CodeAnalysisKey, CodeView] | None:
+    def code_views(self) -> Memo[CodeAnalysisKey, CodeView]:
         """``Code:`` listings of this image labelled and named (:mod:`ltosyms.disasm.view`)."""
-        return self.memo(kinds.CODE_VIEWS)
+        return self._run_memo(kinds.CODE_VIEWS)
 
     @property
-    def image_code_views(self) -> Memo[ImageViewKey, CodeView] | None:
+    def image_code_views(self) -> Memo[ImageViewKey, CodeView]:
         """This image's instructions around IPs whose ``Code:`` bytes were not printed."""
-        return self.memo(kinds.IMAGE_CODE_VIEWS)
+        return self._run_memo(kinds.IMAGE_CODE_VIEWS)
 
     def keep_tables(self) -> None:
         """Work out what every decode reads besides DWARF units, so that the index keeps it:

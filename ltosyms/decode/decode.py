@@ -122,7 +122,8 @@ class Decoder:
         self.rule = rule or choose_rule(self.facts).rule
         self.rules = rules_in_order(self.rule)
         self._resolvers: dict[str, ImageResolver | None] = {}
-        self._named: dict[FrameQuery, ResolvedFrame] = {}  # printed frames resolved so far
+        # Printed frames resolved so far, by what the log says of them (see _resolve_named).
+        self._named: dict[tuple[object, ...], ResolvedFrame] = {}
         self.warnings: list[str] = []
         if not vmlinux.image.has_dwarf():
             self.warnings.append(
@@ -252,25 +253,36 @@ class Decoder:
         )
 
     def _resolve_named(self, frame: Frame, work: _Work, code: CodeBytes | None = None) -> None:
-        query = self._query(frame)
-        resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
-        if resolver is None:
-            reason = self.modules.error_for(frame.module or "") or "not found in --modules"
-            work.resolved[frame_key(frame)] = unresolved(
-                query.module, [f"module {frame.module}: {reason}"]
-            )
-            return
-        # A sysrq dump prints the same scheduler frames for every task: frames that read the
-        # same (and carry no Code: bytes) resolve the same.
-        known = self._named.get(query) if code is None else None
+        # A sysrq dump prints the same scheduler frames for every task, a log may print one
+        # crash thousands of times: frames that read the same (and carry no Code: bytes)
+        # resolve the same, found by what the frame says before any record is made for it.
+        said = (
+            frame.symbol,
+            frame.offset,
+            frame.kallsyms_size,
+            frame.module,
+            frame.module_build_id,
+            frame.runtime_address,
+            frame.role,
+            frame.reliable,
+        )
+        known = self._named.get(said) if code is None else None
         if known is None:
+            query = self._query(frame)
+            resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
+            if resolver is None:
+                reason = self.modules.error_for(frame.module or "") or "not found in --modules"
+                work.resolved[frame_key(frame)] = unresolved(
+                    query.module, [f"module {frame.module}: {reason}"]
+                )
+                return
             try:
                 resolution = resolver.resolve_named(query, code)
                 known = resolver.finish(query, resolution, [])
             except LtosymsError as error:
                 known = unresolved(query.module, [str(error)])
             if code is None:
-                self._named[query] = known
+                self._named[said] = known
         work.resolved[frame_key(frame)] = known
 
     def _resolve_raw(self, frame: Frame, kaslr_offset: int | None, work: _Work) -> None:
@@ -299,9 +311,13 @@ class Decoder:
         if dump is None or dump.user_mode:
             return ()
         named = []
+        kaslr_offset = runtime.kaslr_offset
+        modules_placed = bool(runtime.section_starts)
+        if kaslr_offset is None and not modules_placed:
+            return ()  # no address of the report can be named
         for register, value in dump.registers:
-            found = self._vmlinux_value(value, runtime.kaslr_offset)
-            if found is None:
+            found = self._vmlinux_value(value, kaslr_offset)
+            if found is None and modules_placed:
                 found = self._module_value(value, runtime)
             if found is not None:
                 symbol, offset, module = found
