@@ -27,7 +27,6 @@ from __future__ import annotations
 import heapq
 import logging
 import re
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -984,7 +983,7 @@ def iter_log_stretches(source: LogSource, lines_per_stretch: int = 1024) -> Iter
     lines with its reports, in input order. Memory follows the largest report: lines are held
     only while a report that may still reach them is open (or a line that may title one is
     recent, see :meth:`OopsParser.settled_before`)."""
-    pending: deque[str] = deque()
+    pending: list[str] = []  # lines read and not yet handed out, from first_line on
     first_line = 1
     reports: list[Report] = []
     events = OopsParser().events(iter_physical_lines(source), lines_per_stretch, pending.append)
@@ -993,7 +992,9 @@ def iter_log_stretches(source: LogSource, lines_per_stretch: int = 1024) -> Iter
             reports.append(event)
             continue
         if event > first_line or reports:
-            lines = tuple(pending.popleft() for _ in range(event - first_line))
+            count = event - first_line
+            lines = tuple(pending[:count])
+            del pending[:count]
             yield LogStretch(first_line=first_line, lines=lines, reports=tuple(reports))
             first_line = event
             reports = []
