@@ -7,6 +7,7 @@ and logs. Without it those tests skip with a reason; ``LTOSYMS_REQUIRE_CORPUS=1`
 
 from __future__ import annotations
 
+import json
 import mmap
 import os
 import subprocess
@@ -135,3 +136,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "corpus" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.corpus)
+
+
+# One frame of an inline chain as the oracles print it: function, file, line.
+Entry = tuple[str | None, str | None, int | None]
+
+
+def llvm_symbolizer(path: Path, addresses: list[int]) -> dict[int, list[Entry]]:
+    """llvm-symbolizer --inlining at each address: its inline chain, innermost first ([]:
+    no answer)."""
+    output = subprocess.run(
+        ["llvm-symbolizer", "--inlining", "--output-style=JSON", f"--obj={path}"],
+        input="\n".join(hex(a) for a in addresses),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = {}
+    for line in output.splitlines():
+        record = json.loads(line)
+        chain = [
+            (frame["FunctionName"] or None, frame["FileName"] or None, frame["Line"] or None)
+            for frame in record["Symbol"]
+        ]
+        found[int(record["Address"], 16)] = [] if chain == [(None, None, None)] else chain
+    return found

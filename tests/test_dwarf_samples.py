@@ -9,20 +9,17 @@ table's name when the symbol starts at the DWARF function, which never holds in 
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, Entry, llvm_symbolizer
 
 from ltosyms.dwarf import SourceLocation
 from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import open_image
 from ltosyms.elf.symtab import SymbolTable
-
-Entry = tuple[str | None, str | None, int | None]
 
 
 def sample_vmlinux() -> list[Path]:
@@ -31,25 +28,6 @@ def sample_vmlinux() -> list[Path]:
 
 def sample_modules() -> list[Path]:
     return sorted(SAMPLES.glob("*.ko"))
-
-
-def llvm_symbolizer(path: Path, addresses: list[int]) -> dict[int, list[Entry]]:
-    output = subprocess.run(
-        ["llvm-symbolizer", "--inlining", "--output-style=JSON", f"--obj={path}"],
-        input="\n".join(hex(a) for a in addresses),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    found = {}
-    for line in output.splitlines():
-        record = json.loads(line)
-        chain = [
-            (frame["FunctionName"] or None, frame["FileName"] or None, frame["Line"] or None)
-            for frame in record["Symbol"]
-        ]
-        found[int(record["Address"], 16)] = [] if chain == [(None, None, None)] else chain
-    return found
 
 
 def addr2line(path: Path, section: str, offsets: list[int]) -> dict[int, list[Entry]]:
