@@ -40,6 +40,11 @@ from ltosyms.stores import remembered
 log = logging.getLogger(__name__)
 
 
+# Printed frames kept resolved across the reports of one log (a sysrq dump repeats the same
+# scheduler frames for every task): a log of ever new frames empties the memo at this many.
+NAMED_KEPT = 65_536
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecodedFrame:
     frame: Frame
@@ -282,6 +287,8 @@ class Decoder:
             except LtosymsError as error:
                 known = unresolved(query.module, [str(error)])
             if code is None:
+                if len(self._named) >= NAMED_KEPT:
+                    self._named.clear()  # memory follows the report, not the log
                 self._named[said] = known
         work.resolved[frame_key(frame)] = known
 
