@@ -50,6 +50,12 @@ if TYPE_CHECKING:
 # A sweep longer than this is not started: the largest kernel functions are a few tens of KiB
 # (Debian 6.1: ~40 KiB), so a "function start" further away is a wrong guess.
 MAX_SWEEP_BYTES = 256 * 1024
+# Sweeps and answers a finder keeps in memory; past these it forgets them all (a stream of
+# return addresses from every function of a vmlinux, 218,000 of them, would otherwise keep
+# every function's instructions: 1.6 GB). Forgotten sweeps come back from the index or are
+# swept again; a log's frames fall in far fewer functions.
+SWEEPS_KEPT = 4096
+ANSWERS_KEPT = 65_536
 _SWEEP_CHUNK = 256
 _MAX_CHUNK = 65536
 
@@ -210,12 +216,18 @@ class CallSiteFinder:
             stored = self._call_sites.get(key)
             if stored is not None:
                 site = None if stored is NoCallSite.NO_INSTRUCTION else stored
-                self._answers[key] = site
+                self._remember(key, site)
                 return site
-        site = self._answers[key] = self.find_call_ending_at(return_address, function_start)
+        site = self.find_call_ending_at(return_address, function_start)
+        self._remember(key, site)
         if self._call_sites is not None:
             self._call_sites.put(key, NoCallSite.NO_INSTRUCTION if site is None else site)
         return site
+
+    def _remember(self, key: tuple[int, int | None], site: CallSite | None) -> None:
+        if len(self._answers) >= ANSWERS_KEPT:
+            self._answers.clear()
+        self._answers[key] = site
 
     def find_call_ending_at(
         self, return_address: int, function_start: int | None
@@ -281,6 +293,8 @@ class CallSiteFinder:
         sweep = self._sweeps.get(function_start)
         if sweep is None:
             sweep = self._stored_sweep(function_start) or Sweep(function_start)
+            if len(self._sweeps) >= SWEEPS_KEPT:
+                self._sweeps.clear()
             self._sweeps[function_start] = sweep
         return sweep
 
