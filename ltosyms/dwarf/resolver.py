@@ -46,6 +46,12 @@ CuKey = int  # .debug_info offset of a unit header: names a unit within one buil
 # llvm-symbolizer takes it from the ELF symbol table (ltosyms.elf.outer_names).
 OuterName = Callable[[int, bool], "str | None"]
 
+# Parsed units and chains a resolver keeps in memory, each emptied when it holds this many: a
+# stream of addresses from all over a vmlinux (symbolize from stdin, without an address table)
+# must not end holding all of its DWARF. A log's frames fall in a few hundred units.
+UNITS_KEPT = 512
+CHAINS_KEPT = 65_536
+
 
 class DwarfResolver:
     """Source locations for link addresses of one image (vmlinux or module)."""
@@ -70,7 +76,9 @@ class DwarfResolver:
         asked must not hold a million chains)."""
         self.sections = sections
         self.name = sections.name
-        self.units: Memo[CuKey, CuData] = units if units is not None else MemoryMemo()
+        self.units: Memo[CuKey, CuData] = (
+            units if units is not None else MemoryMemo(limit=UNITS_KEPT)
+        )
         self.unit_map_memo: Memo[None, CuMap] = unit_map if unit_map is not None else MemoryMemo()
         self.outer_name = outer_name
         self.chains = chains if outer_name is not None and table is None else None
@@ -146,7 +154,7 @@ class DwarfResolver:
             data = self.parser.unit(cu_offset)
             self.parsed_units += 1
             self.units.put(cu_offset, data)
-        self._units[cu_offset] = data
+        self._keep_unit(cu_offset, data)
         return data
 
     # -- lookups -----------------------------------------------------------------------------
@@ -168,7 +176,7 @@ class DwarfResolver:
         if self.chains is not None:
             chain = self.chains.get(link_address)
             if chain is not None:
-                self._answers[link_address] = chain
+                self._keep_chain(link_address, chain)
                 return chain
         cu_offset = self.cu_for(link_address)
         chain = (
@@ -176,10 +184,20 @@ class DwarfResolver:
             if cu_offset is None
             else self.cu_data(cu_offset).locations(link_address, self.outer_name)
         )
-        self._answers[link_address] = chain
+        self._keep_chain(link_address, chain)
         if self.chains is not None:
             self.chains.put(link_address, chain)
         return chain
+
+    def _keep_unit(self, cu_offset: int, data: CuData) -> None:
+        if len(self._units) >= UNITS_KEPT:
+            self._units.clear()
+        self._units[cu_offset] = data
+
+    def _keep_chain(self, link_address: int, chain: tuple[SourceLocation, ...]) -> None:
+        if len(self._answers) >= CHAINS_KEPT:
+            self._answers.clear()
+        self._answers[link_address] = chain
 
     def locations_many(
         self, link_addresses: Iterable[int]
@@ -210,7 +228,7 @@ class DwarfResolver:
         if len(wanted) < 2:
             return
         for cu_offset, data in self.units.get_many(wanted).items():
-            self._units[cu_offset] = data
+            self._keep_unit(cu_offset, data)
             self.loaded_units += 1
 
     def function_at(self, link_address: int) -> FunctionExtent | None:
