@@ -185,6 +185,70 @@ class SymbolGroup:
         return f"{self.base_name}.*"
 
 
+# A census makes one SymbolGroup per function or object of an image (31,000 for each corpus
+# kernel, read back from the index on every diff), and a frozen dataclass's generated __init__
+# assigns every field through object.__setattr__ (its own __setattr__ refuses): that cost as
+# much as the rest of a diff of two indexed images. make_group() builds the same record by
+# calling the slot descriptors directly: every field given by keyword (tests/test_diff_rules.py
+# checks that its parameters are the record's fields); no defaults are applied.
+_new_object = object.__new__
+_GROUP_SLOTS = SymbolGroup.__dict__
+_set_kind = _GROUP_SLOTS["kind"].__set__
+_set_base_name = _GROUP_SLOTS["base_name"].__set__
+_set_names = _GROUP_SLOTS["names"].__set__
+_set_size = _GROUP_SLOTS["size"].__set__
+_set_link_address = _GROUP_SLOTS["link_address"].__set__
+_set_section_class = _GROUP_SLOTS["section_class"].__set__
+_set_unit = _GROUP_SLOTS["unit"].__set__
+_set_file_symbol = _GROUP_SLOTS["file_symbol"].__set__
+_set_dwarf_name = _GROUP_SLOTS["dwarf_name"].__set__
+_set_decl_file = _GROUP_SLOTS["decl_file"].__set__
+_set_is_global = _GROUP_SLOTS["is_global"].__set__
+_set_symbol_indexes = _GROUP_SLOTS["symbol_indexes"].__set__
+_set_nm_type = _GROUP_SLOTS["nm_type"].__set__
+_set_member_count = _GROUP_SLOTS["member_count"].__set__
+_set_alias_names = _GROUP_SLOTS["alias_names"].__set__
+
+
+def make_group(
+    *,
+    kind: SymbolKind,
+    base_name: str,
+    names: tuple[str, ...],
+    size: int,
+    link_address: int,
+    section_class: SectionClass,
+    unit: str | None,
+    file_symbol: str | None,
+    dwarf_name: str | None,
+    decl_file: str | None,
+    is_global: bool,
+    symbol_indexes: tuple[int, ...],
+    nm_type: str,
+    member_count: int,
+    alias_names: tuple[str, ...],
+) -> SymbolGroup:
+    """``SymbolGroup(...)`` with every field given, about twice as fast (see the comment
+    above)."""
+    group: SymbolGroup = _new_object(SymbolGroup)
+    _set_kind(group, kind)
+    _set_base_name(group, base_name)
+    _set_names(group, names)
+    _set_size(group, size)
+    _set_link_address(group, link_address)
+    _set_section_class(group, section_class)
+    _set_unit(group, unit)
+    _set_file_symbol(group, file_symbol)
+    _set_dwarf_name(group, dwarf_name)
+    _set_decl_file(group, decl_file)
+    _set_is_global(group, is_global)
+    _set_symbol_indexes(group, symbol_indexes)
+    _set_nm_type(group, nm_type)
+    _set_member_count(group, member_count)
+    _set_alias_names(group, alias_names)
+    return group
+
+
 # What the objects of one base name are, by the last dot-part of the base name. Each row is a
 # name the kernel or the compiler makes many times over.
 _COLLECTION_NOUNS = {
@@ -294,6 +358,46 @@ class Change:
         if self.base is None or self.new is None or self.base.is_global == self.new.is_global:
             return None
         return Visibility.LOCALIZED if self.base.is_global else Visibility.GLOBALIZED
+
+
+# One Change per paired or unpaired group (20,000 for the corpus kernels): made like
+# make_group() makes a SymbolGroup, for the same reason.
+_CHANGE_SLOTS = Change.__dict__
+_set_change_kind = _CHANGE_SLOTS["kind"].__set__
+_set_change_class = _CHANGE_SLOTS["change_class"].__set__
+_set_base = _CHANGE_SLOTS["base"].__set__
+_set_new = _CHANGE_SLOTS["new"].__set__
+_set_inlined_count_base = _CHANGE_SLOTS["inlined_count_base"].__set__
+_set_inlined_count_new = _CHANGE_SLOTS["inlined_count_new"].__set__
+_set_callers_new = _CHANGE_SLOTS["callers_new"].__set__
+_set_directory = _CHANGE_SLOTS["directory"].__set__
+_set_folded_with = _CHANGE_SLOTS["folded_with"].__set__
+
+
+def make_change(
+    *,
+    kind: SymbolKind,
+    change_class: ChangeClass,
+    base: SymbolGroup | None,
+    new: SymbolGroup | None,
+    inlined_count_base: int | None,
+    inlined_count_new: int | None,
+    callers_new: tuple[Caller, ...],
+    directory: str | None,
+    folded_with: str | None,
+) -> Change:
+    """``Change(...)`` with every field given, about twice as fast (see make_group())."""
+    change: Change = _new_object(Change)
+    _set_change_kind(change, kind)
+    _set_change_class(change, change_class)
+    _set_base(change, base)
+    _set_new(change, new)
+    _set_inlined_count_base(change, inlined_count_base)
+    _set_inlined_count_new(change, inlined_count_new)
+    _set_callers_new(change, callers_new)
+    _set_directory(change, directory)
+    _set_folded_with(change, folded_with)
+    return change
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

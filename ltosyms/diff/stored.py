@@ -16,6 +16,7 @@ from ltosyms.diff.model import (
     SectionClass,
     SymbolGroup,
     SymbolKind,
+    make_group,
 )
 from ltosyms.diff.sections import layout_of
 from ltosyms.elf.image import ImageKind, KernelImage
@@ -191,7 +192,7 @@ def _groups(columns: GroupColumns, classes: list[SectionClass]) -> tuple[SymbolG
         name_end = name_start + name_count
         alias_end = alias_start + alias_count
         groups.append(
-            SymbolGroup(
+            make_group(
                 kind=_KINDS[is_function],
                 base_name=base_name,
                 names=tuple(names[name_start:name_end]),
