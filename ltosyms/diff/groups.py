@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from ltosyms.diff.model import SectionClass, SymbolGroup, SymbolKind, make_group
+from ltosyms.diff.model import SectionClass, SymbolGroup, SymbolKind
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.names.suffixes import SuffixKind, SymbolName, parse_name
@@ -123,7 +123,7 @@ def _groups(
                     alias_names.append(alias.name)
         dwarf_name, decl_file = dwarf_of[main.symbol_index]
         groups.append(
-            make_group(
+            SymbolGroup(
                 kind=SymbolKind.FUNCTION if is_function else SymbolKind.OBJECT,
                 base_name=base,
                 names=tuple(names),

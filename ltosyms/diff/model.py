@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class SectionClass(enum.Enum):
@@ -136,9 +137,14 @@ class ClassTotals:
         return self.new_padding - self.base_padding
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SymbolGroup:
-    """The symbols of one build that make up one function or object of the source."""
+class SymbolGroup(NamedTuple):
+    """The symbols of one build that make up one function or object of the source.
+
+    A named tuple, not a frozen dataclass: each image has some 31,000 of them (twice that with
+    its size-0 symbols), made again from the index's columns on every diff, and a frozen
+    dataclass's __init__ (one object.__setattr__ per field) cost more than the rest of a diff
+    of two indexed images; a named tuple is made from a row of columns in C
+    (:meth:`~typing.NamedTuple._make` over zipped columns)."""
 
     kind: SymbolKind
     base_name: str
@@ -185,70 +191,6 @@ class SymbolGroup:
         return f"{self.base_name}.*"
 
 
-# A census makes one SymbolGroup per function or object of an image (31,000 for each corpus
-# kernel, read back from the index on every diff), and a frozen dataclass's generated __init__
-# assigns every field through object.__setattr__ (its own __setattr__ refuses): that cost as
-# much as the rest of a diff of two indexed images. make_group() builds the same record by
-# calling the slot descriptors directly: every field given by keyword (tests/test_diff_rules.py
-# checks that its parameters are the record's fields); no defaults are applied.
-_new_object = object.__new__
-_GROUP_SLOTS = SymbolGroup.__dict__
-_set_kind = _GROUP_SLOTS["kind"].__set__
-_set_base_name = _GROUP_SLOTS["base_name"].__set__
-_set_names = _GROUP_SLOTS["names"].__set__
-_set_size = _GROUP_SLOTS["size"].__set__
-_set_link_address = _GROUP_SLOTS["link_address"].__set__
-_set_section_class = _GROUP_SLOTS["section_class"].__set__
-_set_unit = _GROUP_SLOTS["unit"].__set__
-_set_file_symbol = _GROUP_SLOTS["file_symbol"].__set__
-_set_dwarf_name = _GROUP_SLOTS["dwarf_name"].__set__
-_set_decl_file = _GROUP_SLOTS["decl_file"].__set__
-_set_is_global = _GROUP_SLOTS["is_global"].__set__
-_set_symbol_indexes = _GROUP_SLOTS["symbol_indexes"].__set__
-_set_nm_type = _GROUP_SLOTS["nm_type"].__set__
-_set_member_count = _GROUP_SLOTS["member_count"].__set__
-_set_alias_names = _GROUP_SLOTS["alias_names"].__set__
-
-
-def make_group(
-    *,
-    kind: SymbolKind,
-    base_name: str,
-    names: tuple[str, ...],
-    size: int,
-    link_address: int,
-    section_class: SectionClass,
-    unit: str | None,
-    file_symbol: str | None,
-    dwarf_name: str | None,
-    decl_file: str | None,
-    is_global: bool,
-    symbol_indexes: tuple[int, ...],
-    nm_type: str,
-    member_count: int,
-    alias_names: tuple[str, ...],
-) -> SymbolGroup:
-    """``SymbolGroup(...)`` with every field given, about twice as fast (see the comment
-    above)."""
-    group: SymbolGroup = _new_object(SymbolGroup)
-    _set_kind(group, kind)
-    _set_base_name(group, base_name)
-    _set_names(group, names)
-    _set_size(group, size)
-    _set_link_address(group, link_address)
-    _set_section_class(group, section_class)
-    _set_unit(group, unit)
-    _set_file_symbol(group, file_symbol)
-    _set_dwarf_name(group, dwarf_name)
-    _set_decl_file(group, decl_file)
-    _set_is_global(group, is_global)
-    _set_symbol_indexes(group, symbol_indexes)
-    _set_nm_type(group, nm_type)
-    _set_member_count(group, member_count)
-    _set_alias_names(group, alias_names)
-    return group
-
-
 # What the objects of one base name are, by the last dot-part of the base name. Each row is a
 # name the kernel or the compiler makes many times over.
 _COLLECTION_NOUNS = {
@@ -286,6 +228,34 @@ class InlinedInstances:
     decl_file: str | None
     count: int
     callers: tuple[tuple[int, int], ...]
+
+
+_new_object = object.__new__
+
+# A census read from the index makes 11,000 of these per corpus kernel on every diff, and a diff
+# one Change per paired or unpaired group (20,000), and a frozen dataclass's generated __init__
+# assigns every field through object.__setattr__ (its own __setattr__ refuses). make_inlined()
+# and make_change() build the same records by calling the slot descriptors directly, as
+# make_frame() does for the parser's frames: every field given by keyword
+# (tests/test_diff_rules.py checks that their parameters are the records' fields); no defaults
+# are applied.
+_INLINED_SLOTS = InlinedInstances.__dict__
+_set_inlined_name = _INLINED_SLOTS["name"].__set__
+_set_inlined_decl_file = _INLINED_SLOTS["decl_file"].__set__
+_set_inlined_count = _INLINED_SLOTS["count"].__set__
+_set_inlined_callers = _INLINED_SLOTS["callers"].__set__
+
+
+def make_inlined(
+    *, name: str, decl_file: str | None, count: int, callers: tuple[tuple[int, int], ...]
+) -> InlinedInstances:
+    """``InlinedInstances(...)`` with every field given, about twice as fast."""
+    record: InlinedInstances = _new_object(InlinedInstances)
+    _set_inlined_name(record, name)
+    _set_inlined_decl_file(record, decl_file)
+    _set_inlined_count(record, count)
+    _set_inlined_callers(record, callers)
+    return record
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -360,8 +330,7 @@ class Change:
         return Visibility.LOCALIZED if self.base.is_global else Visibility.GLOBALIZED
 
 
-# One Change per paired or unpaired group (20,000 for the corpus kernels): made like
-# make_group() makes a SymbolGroup, for the same reason.
+# See make_inlined().
 _CHANGE_SLOTS = Change.__dict__
 _set_change_kind = _CHANGE_SLOTS["kind"].__set__
 _set_change_class = _CHANGE_SLOTS["change_class"].__set__
@@ -386,7 +355,7 @@ def make_change(
     directory: str | None,
     folded_with: str | None,
 ) -> Change:
-    """``Change(...)`` with every field given, about twice as fast (see make_group())."""
+    """``Change(...)`` with every field given, about twice as fast (see make_inlined())."""
     change: Change = _new_object(Change)
     _set_change_kind(change, kind)
     _set_change_class(change, change_class)
