@@ -20,7 +20,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ltosyms.diff.groups import build_groups
 from ltosyms.diff.model import (
     InlinedInstances,
     ListedSection,
@@ -140,6 +139,9 @@ def take_image_census(loaded: LoadedImage, *, use_dwarf: bool = True) -> ImageCe
 
 
 def _take_image_census(loaded: LoadedImage, use_dwarf: bool) -> ImageCensus:
+    # Imported here: a census read back from the index builds no groups from a symbol table.
+    from ltosyms.diff.groups import build_groups
+
     image, symbols = loaded.image, loaded.symbols
     dwarf, seconds, note = _dwarf(loaded, use_dwarf)
     classes = section_classes(image, symbols)

@@ -290,7 +290,10 @@ class Change:
 
     @property
     def delta(self) -> int:
-        return self.new_size - self.base_size
+        # Read off the groups, not through the two properties above: renderers add up the
+        # deltas of every change several times.
+        base, new = self.base, self.new
+        return (new.size if new is not None else 0) - (base.size if base is not None else 0)
 
     @property
     def name(self) -> str:

@@ -7,9 +7,12 @@ import functools
 import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from ltosyms.diff.maintainers import Maintainers
 from ltosyms.diff.model import Change, DirectoryTotals, SymbolKind
+
+if TYPE_CHECKING:
+    from ltosyms.diff.maintainers import Maintainers
 
 UNKNOWN_DIRECTORY = "(no DWARF unit)"
 UNMAINTAINED = "(no MAINTAINERS section)"

@@ -22,7 +22,6 @@ from ltosyms.diff.model import (
 from ltosyms.diff.sections import layout_of
 from ltosyms.elf.image import ImageKind, KernelImage
 from ltosyms.elf.kernel import LoadedImage, require_kernel
-from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import CacheError
 from ltosyms.index import StoredValueError, kinds
 from ltosyms.index.codecs import CensusColumns, GroupColumns
@@ -60,6 +59,8 @@ def image_census(context: ImageContext, *, use_dwarf: bool = True) -> ImageCensu
     # The symbol table of this file, not the one its index keeps: that one is keyed by the
     # build id alone, and a copy stripped by objcopy (same build id) has another .symtab,
     # which the groups read raw next to it.
+    from ltosyms.elf.symtab import SymbolTable  # on first use: see ltosyms.elf
+
     loaded = LoadedImage(image=context.image, symbols=SymbolTable(context.image))
     if not context.image.is_module:
         require_kernel(context.image, loaded.symbols)
@@ -203,6 +204,8 @@ def indexed_census_key(image: KernelImage) -> str:
 def indexed_census_rows(image: KernelImage) -> list[tuple[str, bytes]]:
     """The stored rows of ``image``'s census with DWARF and without (what ``ltosyms diff`` and
     ``ltosyms diff --format bloat-o-meter`` read); none for a census with a note."""
+    from ltosyms.elf.symtab import SymbolTable  # on first use: see ltosyms.elf
+
     loaded = LoadedImage(image=image, symbols=SymbolTable(image))
     rows = []
     for use_dwarf in (True, False):
