@@ -84,8 +84,15 @@ class ImageCensus:
         """Instances of ``group``'s function inlined in this image (None: no DWARF read)."""
         if not self.has_dwarf:
             return None
-        record = self.inlined_instances(group.dwarf_name or group.base_name, group.decl_file)
-        return record.count if record is not None else 0
+        # inlined_instances() spelled out: asked twice per function of every diff.
+        name = group.dwarf_name or group.base_name
+        record = self.inlined.get((name, group.decl_file))
+        if record is None:
+            candidates = self._by_name.get(name)
+            if candidates is None or len(candidates) != 1:
+                return 0
+            record = candidates[0]
+        return record.count
 
     def function_name_at(self, link_address: int) -> str:
         """The main name of the function group holding ``link_address`` (its hex when none
