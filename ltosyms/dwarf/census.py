@@ -151,7 +151,14 @@ def take_census(sections: DwarfSections, workers: int | None = None) -> DwarfCen
 
 
 def _take_census(sections: DwarfSections, workers: int | None) -> DwarfCensus:
-    reader = DieReader(sections)
+    reader = DieReader(sections, every_unit=True)
+    try:
+        return _scan_all(reader, workers)
+    finally:
+        reader.forget_units()
+
+
+def _scan_all(reader: DieReader, workers: int | None) -> DwarfCensus:
     offsets = reader.index.offsets
     units = [
         (offset, end - offset)
