@@ -587,28 +587,37 @@ def _assemble(unit_count: int, results: Iterable[_BatchResult]) -> DwarfCensus:
         return relative_cache[path]
 
     functions = []
+    cached = relative_cache.get
     for batch in results:
         for (name, decl_file, unit_name), linkage, low_pc, spans in batch.functions:
             functions.append(
                 DwarfFunction(
                     name=name,
                     linkage_name=linkage,
-                    decl_file=relative(decl_file),
-                    unit=relative(unit_name) or "",
+                    decl_file=cached(decl_file) or relative(decl_file),
+                    unit=cached(unit_name) or relative(unit_name) or "",
                     low_pc=low_pc,
                     ranges=spans,
                 )
             )
-    counts: Counter[tuple[str, str | None]] = Counter()
-    callers: dict[tuple[str, str | None], Counter[int]] = {}
+    # Plain dicts, not Counters: a Counter calls __missing__ (Python) for each new key, and
+    # there are a hundred thousand (function, caller) pairs per image.
+    counts: dict[tuple[str, str | None], int] = {}
+    callers: dict[tuple[str, str | None], dict[int, int]] = {}
     for batch in results:
         for (source, caller_low_pc), count in batch.inlined.items():
-            key = (source[0], relative(source[1]))
-            counts[key] += count
+            decl_file = source[1]
+            key = (
+                source[0],
+                relative_cache[decl_file] if decl_file in relative_cache else relative(decl_file),
+            )
             by_caller = callers.get(key)
             if by_caller is None:
-                by_caller = callers[key] = Counter()
-            by_caller[caller_low_pc] += count
+                by_caller = callers[key] = {}
+                counts[key] = count
+            else:
+                counts[key] += count
+            by_caller[caller_low_pc] = by_caller.get(caller_low_pc, 0) + count
     inlined = {
         key: InlinedFunction(
             name=key[0],
@@ -623,7 +632,9 @@ def _assemble(unit_count: int, results: Iterable[_BatchResult]) -> DwarfCensus:
         for source, link_address in batch.variables:
             variables.append(
                 DwarfVariable(
-                    name=source[0], unit=relative(source[2]) or "", link_address=link_address
+                    name=source[0],
+                    unit=cached(source[2]) or relative(source[2]) or "",
+                    link_address=link_address,
                 )
             )
     log.info(
