@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,6 +17,7 @@ from ltosyms.diff.model import (
     SymbolGroup,
     SymbolKind,
     make_inlined,
+    new_group,
 )
 from ltosyms.diff.sections import layout_of
 from ltosyms.elf.image import ImageKind, KernelImage
@@ -181,10 +181,7 @@ def _groups(columns: GroupColumns, classes: list[SectionClass]) -> tuple[SymbolG
         alias_tuples,
         strict=True,
     )
-    return tuple(map(_make_group, rows))
-
-
-_make_group = functools.partial(tuple.__new__, SymbolGroup)
+    return tuple(map(new_group, rows))
 
 
 def _cut(values: Iterable[T], counts: Iterable[int]) -> Iterator[tuple[T, ...]]:
