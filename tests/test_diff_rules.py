@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import itertools
+from collections.abc import Callable
 
 import pytest
 
 from ltosyms.diff.classify import canonical_name, classify, clone_shape
 from ltosyms.diff.match import folded_partners, match_groups
-from ltosyms.diff.model import ChangeClass, SectionClass, SymbolGroup, SymbolKind
+from ltosyms.diff.model import (
+    Caller,
+    Change,
+    ChangeClass,
+    InlinedInstances,
+    SectionClass,
+    SymbolGroup,
+    SymbolKind,
+    make_change,
+    make_inlined,
+)
 from ltosyms.names.suffixes import parse_name
 
 _index = itertools.count(1)
@@ -239,3 +252,44 @@ def test_every_group_appears_exactly_once() -> None:
     pairs = match_groups(base, new)
     assert sorted(id(b) for b, _n in pairs if b) == sorted(id(b) for b in base)
     assert sorted(id(n) for _b, n in pairs if n) == sorted(id(n) for n in new)
+
+
+@pytest.mark.parametrize(
+    ("record", "make", "values"),
+    [
+        (
+            InlinedInstances,
+            make_inlined,
+            {
+                "name": "put_page",
+                "decl_file": "include/linux/mm.h",
+                "count": 3,
+                "callers": ((1, 3),),
+            },
+        ),
+        (
+            Change,
+            make_change,
+            {
+                "kind": SymbolKind.FUNCTION,
+                "change_class": ChangeClass.DROPPED_INLINED,
+                "base": group("put_page"),
+                "new": None,
+                "inlined_count_base": 0,
+                "inlined_count_new": 3,
+                "callers_new": (Caller(name="do_mounts", count=3),),
+                "directory": "kernel",
+                "folded_with": None,
+            },
+        ),
+    ],
+)
+def test_fast_builders_take_every_field_of_their_record_by_keyword(
+    record: type[object], make: Callable[..., object], values: dict[str, object]
+) -> None:
+    """The diff's fast builders and their records must not drift apart: same fields, same
+    order, every one a keyword, and the record built equals the dataclass's own."""
+    parameters = inspect.signature(make).parameters
+    assert list(parameters) == [field.name for field in dataclasses.fields(record)]  # type: ignore[arg-type]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
+    assert make(**values) == record(**values)

@@ -87,6 +87,8 @@ ATTRIBUTE_PROBES = {
     "__init__.py": "PEP 562 lazy exports",
     "disasm/__init__.py": "PEP 562 lazy exports",
     "dwarf/__init__.py": "PEP 562 lazy exports",
+    "elf/__init__.py": "PEP 562 lazy exports",
+    "diff/__init__.py": "PEP 562 lazy exports",
     "disasm/decoder.py": "capstone 5 and 6 name the arm64 architecture differently",
     "debuginfod_transfer.py": "the TLS context urllib's HTTPSHandler keeps privately",
     "index/codecs.py": "the array fields a unit record declares by name",

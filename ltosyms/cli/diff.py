@@ -3,13 +3,13 @@ cost, per section class, function, object, directory and MAINTAINERS subsystem."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from ltosyms.cli.options import SHOW_ALL, cache_options, format_option, json_option, limit_option
-from ltosyms.diff import diff_images, read_maintainers
+from ltosyms.diff import diff_images
+from ltosyms.diff.census import bulk_records
 from ltosyms.errors import InputError, UsageError
 from ltosyms.index.store import cache_location
 from ltosyms.render.diff_bloat import Selection
@@ -97,7 +97,47 @@ def command(
         raise UsageError("-c, -d and -t select bloat-o-meter tables: add --format bloat-o-meter")
     if no_cache and cache_dir is not None:
         raise UsageError("--cache-dir and --no-cache contradict each other")
-    maintainers = read_maintainers(maintainers_path) if maintainers_path else None
+    # No cyclic collection for the whole command: the records it makes hold no cycles and live
+    # until it ends, and each collection would walk all of them again.
+    with bulk_records():
+        _diff(
+            base=base,
+            new=new,
+            as_json=as_json,
+            output_format=output_format,
+            selection=selection,
+            html_path=html_path,
+            dwarf=dwarf,
+            maintainers_path=maintainers_path,
+            limit=limit,
+            show_all=show_all,
+            depth=depth,
+            cache_dir=cache_dir,
+            no_cache=no_cache,
+        )
+
+
+def _diff(
+    *,
+    base: str,
+    new: str,
+    as_json: bool,
+    output_format: str,
+    selection: str | None,
+    html_path: str | None,
+    dwarf: bool | None,
+    maintainers_path: str | None,
+    limit: int,
+    show_all: bool,
+    depth: int,
+    cache_dir: str | None,
+    no_cache: bool,
+) -> None:
+    maintainers = None
+    if maintainers_path:
+        from ltosyms.diff.maintainers import read_maintainers
+
+        maintainers = read_maintainers(maintainers_path)
     use_dwarf = dwarf if dwarf is not None else output_format != "bloat-o-meter" or bool(html_path)
     report = diff_images(
         base,
@@ -117,6 +157,8 @@ def command(
         except OSError as error:
             raise InputError(f"{html_path}: cannot write: {error.strerror or error}") from None
     if as_json:
+        import json
+
         from ltosyms.render.diff_json import report_json
 
         click.echo(json.dumps(report_json(report), indent=1))

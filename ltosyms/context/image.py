@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ltosyms.elf.image import ImageKind, KernelImage, open_image
 from ltosyms.elf.kernel import LoadedImage, require_kernel
-from ltosyms.elf.symtab import SymbolTable
 from ltosyms.index import kinds
 from ltosyms.index.answers import Answers
 from ltosyms.index.kinds import Kind
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from ltosyms.dwarf import AddressTable, DwarfResolver, OuterName
     from ltosyms.elf.build_facts import BuildFacts
     from ltosyms.elf.relocations import ModuleRelocations
+    from ltosyms.elf.symtab import SymbolTable
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -116,6 +116,8 @@ class ImageContext:
         table = memo.get(None) if memo is not None else None
         self.symbols_from_index = table is not None
         if table is None:
+            from ltosyms.elf.symtab import SymbolTable  # on first use: see ltosyms.elf
+
             table = SymbolTable(self.image)
             if memo is not None:
                 memo.put(None, table)

@@ -6,10 +6,15 @@ Each image's part is an :class:`ImageCensus`, taken once (:func:`take_image_cens
 compares two of them (:func:`diff_censuses`), or opens the files first (:func:`diff_images`).
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from ltosyms.diff.census import ImageCensus, take_image_census
 from ltosyms.diff.compare import diff_censuses, diff_images, diff_loaded
-from ltosyms.diff.maintainers import Maintainers, read_maintainers
 from ltosyms.diff.model import ChangeClass, DiffReport, SectionClass, SymbolKind, Visibility
+
+if TYPE_CHECKING:
+    from ltosyms.diff.maintainers import Maintainers, read_maintainers
 
 __all__ = [
     "ChangeClass",
@@ -25,3 +30,18 @@ __all__ = [
     "read_maintainers",
     "take_image_census",
 ]
+
+
+# Names loaded on first use, and the module that defines each: only a diff given --maintainers
+# reads a MAINTAINERS file.
+_LAZY = {
+    "Maintainers": "ltosyms.diff.maintainers",
+    "read_maintainers": "ltosyms.diff.maintainers",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -14,12 +14,12 @@ import bisect
 import contextlib
 import gc
 import logging
+import operator
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ltosyms.diff.groups import build_groups
 from ltosyms.diff.model import (
     InlinedInstances,
     ListedSection,
@@ -57,7 +57,8 @@ class ImageCensus:
     has_dwarf: bool
     dwarf_seconds: float | None = None
     dwarf_note: str | None = None
-    # Lookup tables over the fields above, filled by __post_init__; not part of the record.
+    # Lookup tables over the fields above, filled by __post_init__ (the function table on
+    # first use); not part of the record.
     _by_name: dict[str, list[InlinedInstances]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -69,12 +70,6 @@ class ImageCensus:
     def __post_init__(self) -> None:
         for record in self.inlined.values():
             self._by_name.setdefault(record.name, []).append(record)
-        functions = sorted(
-            (g for g in self.groups if g.kind is SymbolKind.FUNCTION),
-            key=lambda group: group.link_address,
-        )
-        self._functions.extend(functions)
-        self._function_starts.extend(group.link_address for group in functions)
 
     def inlined_instances(self, name: str, decl_file: str | None) -> InlinedInstances | None:
         """Inlined instances of the function ``name`` declared in ``decl_file``; when the file
@@ -89,12 +84,27 @@ class ImageCensus:
         """Instances of ``group``'s function inlined in this image (None: no DWARF read)."""
         if not self.has_dwarf:
             return None
-        record = self.inlined_instances(group.dwarf_name or group.base_name, group.decl_file)
-        return record.count if record is not None else 0
+        # inlined_instances() spelled out: asked twice per function of every diff.
+        name = group.dwarf_name or group.base_name
+        record = self.inlined.get((name, group.decl_file))
+        if record is None:
+            candidates = self._by_name.get(name)
+            if candidates is None or len(candidates) != 1:
+                return 0
+            record = candidates[0]
+        return record.count
 
     def function_name_at(self, link_address: int) -> str:
         """The main name of the function group holding ``link_address`` (its hex when none
         does: code no sized symbol covers)."""
+        if not self._functions:
+            # Made on first use: only the callers of dropped_inlined functions are named.
+            functions = sorted(
+                (g for g in self.groups if g.kind is SymbolKind.FUNCTION),
+                key=_link_address,
+            )
+            self._functions.extend(functions)
+            self._function_starts.extend(map(_link_address, functions))
         position = bisect.bisect_right(self._function_starts, link_address) - 1
         if position >= 0:
             group = self._functions[position]
@@ -109,6 +119,9 @@ class ImageCensus:
     @property
     def object_bytes(self) -> int:
         return sum(g.size for g in self.groups if g.kind is SymbolKind.OBJECT)
+
+
+_link_address = operator.attrgetter("link_address")
 
 
 @contextlib.contextmanager
@@ -133,6 +146,9 @@ def take_image_census(loaded: LoadedImage, *, use_dwarf: bool = True) -> ImageCe
 
 
 def _take_image_census(loaded: LoadedImage, use_dwarf: bool) -> ImageCensus:
+    # Imported here: a census read back from the index builds no groups from a symbol table.
+    from ltosyms.diff.groups import build_groups
+
     image, symbols = loaded.image, loaded.symbols
     dwarf, seconds, note = _dwarf(loaded, use_dwarf)
     classes = section_classes(image, symbols)

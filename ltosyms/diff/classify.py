@@ -78,6 +78,13 @@ def classify(
         known = {kind for shape in base_shapes for kind in shape}
         novel = {kind for shape in added for kind in shape} - known
         return ChangeClass.SPLIT if novel <= {_COLD} else ChangeClass.SPECIALIZED
+    if len(base.names) == 1 == len(new.names):  # most groups: one symbol, no Counter needed
+        base_name, new_name = base.names[0], new.names[0]
+        if name_shape(base_name) != name_shape(new_name) and canonical_name(
+            base_name
+        ) == canonical_name(new_name):
+            return ChangeClass.RENAMED
+        return _by_size(base, new)
     if Counter(name_shape(name) for name in base.names) != Counter(
         name_shape(name) for name in new.names
     ) and Counter(canonical_name(name) for name in base.names) == Counter(

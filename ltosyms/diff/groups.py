@@ -18,13 +18,14 @@ Where a symbol comes from, in order of trust:
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from ltosyms.diff.model import SectionClass, SymbolGroup, SymbolKind
+from ltosyms.diff.model import SectionClass, SymbolGroup, SymbolKind, new_group
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.names.suffixes import SuffixKind, SymbolName, parse_name
@@ -52,6 +53,11 @@ class _Candidate(NamedTuple):
     @property
     def kind(self) -> SymbolKind:
         return SymbolKind.FUNCTION if self.is_function else SymbolKind.OBJECT
+
+
+# A candidate from its fields in order, made in C (the named tuple's own __new__ is a Python
+# function: a call per symbol, 64,000 per corpus kernel).
+_new_candidate = functools.partial(tuple.__new__, _Candidate)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,22 +129,24 @@ def _groups(
                     alias_names.append(alias.name)
         dwarf_name, decl_file = dwarf_of[main.symbol_index]
         groups.append(
-            SymbolGroup(
-                kind=SymbolKind.FUNCTION if is_function else SymbolKind.OBJECT,
-                base_name=base,
-                names=tuple(names),
-                size=size,
-                link_address=main.link_address,
-                section_class=main.section_class,
-                unit=unit_of[main.symbol_index],
-                file_symbol=main.file_symbol,
-                dwarf_name=dwarf_name,
-                decl_file=decl_file,
-                is_global=is_global,
-                symbol_indexes=tuple(indexes),
-                nm_type=main.nm_type,
-                member_count=len(members),
-                alias_names=tuple(alias_names),
+            new_group(
+                (  # SymbolGroup's fields in order: made in C (see new_group)
+                    SymbolKind.FUNCTION if is_function else SymbolKind.OBJECT,  # kind
+                    base,  # base_name
+                    tuple(names),  # names
+                    size,  # size
+                    main.link_address,  # link_address
+                    main.section_class,  # section_class
+                    unit_of[main.symbol_index],  # unit
+                    main.file_symbol,  # file_symbol
+                    dwarf_name,  # dwarf_name
+                    decl_file,  # decl_file
+                    is_global,  # is_global
+                    tuple(indexes),  # symbol_indexes
+                    main.nm_type,  # nm_type
+                    len(members),  # member_count
+                    tuple(alias_names),  # alias_names
+                )
             )
         )
     groups.sort(key=lambda group: (group.link_address, group.symbol_indexes))
@@ -211,18 +219,20 @@ def _candidates(
         # STV_HIDDEN / STV_INTERNAL locals are globals the linker made local (ThinLTO-promoted
         # statics): like globals they come after all file groups and belong to no STT_FILE.
         hidden = other & 0x3 in (1, 2)
-        yield _Candidate(
-            index,
-            names[index],
-            addresses[index],
-            sizes[index],
-            nm_types[index],
-            is_function,
-            loaded_class,
-            is_global,
-            symbol_type != _STT_NOTYPE,
-            file_symbol if not is_global and not hidden else None,
-            parse_name(names[index]),
+        yield _new_candidate(
+            (
+                index,
+                names[index],
+                addresses[index],
+                sizes[index],
+                nm_types[index],
+                is_function,
+                loaded_class,
+                is_global,
+                symbol_type != _STT_NOTYPE,
+                file_symbol if not is_global and not hidden else None,
+                parse_name(names[index]),
+            )
         )
 
 

@@ -29,7 +29,7 @@ folding (``-fipa-icf``) keeps one body for ``ct_kernel_enter_state`` and
 from __future__ import annotations
 
 import posixpath
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
 
 from ltosyms.diff.model import SymbolGroup, SymbolKind
@@ -37,6 +37,7 @@ from ltosyms.names.suffixes import SuffixKind, parse_name
 
 Pair = tuple[SymbolGroup | None, SymbolGroup | None]
 _PROMOTIONS = tuple(kind for kind in SuffixKind if kind.is_promotion)
+_FUNCTION = SymbolKind.FUNCTION
 
 
 def match_groups(
@@ -51,9 +52,9 @@ def match_groups(
     new_left = dict(enumerate(new))
     pairs: list[Pair] = []
 
-    def unique_pass(key: Callable[[SymbolGroup], Hashable | None]) -> None:
-        base_keys = _unique_keys(base_left, key)
-        new_keys = _unique_keys(new_left, key)
+    def unique_pass(keys: Callable[[dict[int, SymbolGroup]], dict[int, Hashable]]) -> None:
+        base_keys = _unique_keys(keys(base_left))
+        new_keys = _unique_keys(keys(new_left))
         for value, base_position in base_keys.items():
             new_position = new_keys.get(value)
             if new_position is not None and may_pair(
@@ -61,10 +62,27 @@ def match_groups(
             ):
                 pairs.append((base_left.pop(base_position), new_left.pop(new_position)))
 
-    # Keys hold `is_function` rather than the kind enum: enum hashing is slow at this scale.
-    unique_pass(lambda g: (_is_function(g), g.base_name, g.unit) if g.unit else None)
-    unique_pass(lambda g: (_is_function(g), g.base_name, _file_key(g)) if _file_key(g) else None)
-    unique_pass(lambda g: (_is_function(g), g.base_name))
+    # Each pass keys what is left in one comprehension (no call per group), and the keys hold
+    # `is_function` rather than the kind enum: enum hashing is slow at this scale.
+    unique_pass(
+        lambda left: {
+            position: (group.kind is _FUNCTION, group.base_name, group.unit)
+            for position, group in left.items()
+            if group.unit
+        }
+    )
+    unique_pass(
+        lambda left: {
+            position: (group.kind is _FUNCTION, group.base_name, file_key)
+            for position, group in left.items()
+            if (file_key := _file_key(group))
+        }
+    )
+    unique_pass(
+        lambda left: {
+            position: (group.kind is _FUNCTION, group.base_name) for position, group in left.items()
+        }
+    )
     _alias_pass(base_left, new_left, pairs)
     # Pass 4: leftovers sharing a base name, in address order.
     base_by_name: dict[Hashable, list[int]] = defaultdict(list)
@@ -108,8 +126,17 @@ def _empty_pass(
     """Pair groups left on one side with the other side's size-0 groups holding one of their
     names, each size-0 group at most once, in address order (the header inline's static
     ``init_completion.__key`` is there once per unit that uses it)."""
+    # Only names that can be asked for: an empty group's name and its unpromoted form start
+    # with the same text before the first dot, and few groups are left (thousands are empty).
+    wanted = {name.partition(".")[0] for group in left.values() for name in group.names}
+    candidates = []
+    for position, group in enumerate(empty):
+        for name in group.names:
+            if name.partition(".")[0] in wanted:
+                candidates.append((position, group))
+                break
     holders: dict[tuple[bool, str], list[int]] = defaultdict(list)
-    for position, group in sorted(enumerate(empty), key=lambda item: item[1].link_address):
+    for position, group in sorted(candidates, key=lambda item: item[1].link_address):
         for name in group.names:
             holders[(_is_function(group), _unpromoted(name))].append(position)
     taken: set[int] = set()
@@ -192,17 +219,7 @@ def _file_key(group: SymbolGroup) -> str | None:
     return None
 
 
-def _unique_keys(
-    groups: dict[int, SymbolGroup], key: Callable[[SymbolGroup], Hashable | None]
-) -> dict[Hashable, int]:
-    seen: dict[Hashable, int] = {}
-    repeated: set[Hashable] = set()
-    for position, group in groups.items():
-        value = key(group)
-        if value is None:
-            continue
-        if value in seen:
-            repeated.add(value)
-        else:
-            seen[value] = position
-    return {value: position for value, position in seen.items() if value not in repeated}
+def _unique_keys(keys: dict[int, Hashable]) -> dict[Hashable, int]:
+    """Key -> position for the keys only one position has, in the order of the positions."""
+    counts = Counter(keys.values())
+    return {value: position for position, value in keys.items() if counts[value] == 1}

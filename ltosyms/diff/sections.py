@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ltosyms.diff.model import ListedSection, SectionClass, SectionSize
 from ltosyms.elf.image import SHT_REL, SHT_RELA, KernelImage, Section
-from ltosyms.elf.symtab import SymbolTable
+
+if TYPE_CHECKING:
+    from ltosyms.elf.symtab import SymbolTable
 
 # Sections size -A leaves out: BFD reads them as the symbol table and relocations.
 _NOT_LISTED = frozenset({"", ".symtab", ".strtab", ".shstrtab", ".symtab_shndx"})

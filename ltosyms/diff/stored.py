@@ -5,22 +5,23 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from ltosyms.diff.census import ImageCensus, bulk_records, take_image_census
 from ltosyms.diff.model import (
-    InlinedInstances,
     ListedSection,
     SectionClass,
     SymbolGroup,
     SymbolKind,
+    make_inlined,
+    new_group,
 )
 from ltosyms.diff.sections import layout_of
 from ltosyms.elf.image import ImageKind, KernelImage
 from ltosyms.elf.kernel import LoadedImage, require_kernel
-from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import CacheError
 from ltosyms.index import StoredValueError, kinds
 from ltosyms.index.codecs import CensusColumns, GroupColumns
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ltosyms.context import ImageContext
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _CLASSES = tuple(SectionClass)
 _POSITION = {section_class: position for position, section_class in enumerate(_CLASSES)}
@@ -57,6 +59,8 @@ def image_census(context: ImageContext, *, use_dwarf: bool = True) -> ImageCensu
     # The symbol table of this file, not the one its index keeps: that one is keyed by the
     # build id alone, and a copy stripped by objcopy (same build id) has another .symtab,
     # which the groups read raw next to it.
+    from ltosyms.elf.symtab import SymbolTable  # on first use: see ltosyms.elf
+
     loaded = LoadedImage(image=context.image, symbols=SymbolTable(context.image))
     if not context.image.is_module:
         require_kernel(context.image, loaded.symbols)
@@ -142,7 +146,7 @@ def census_from_columns(columns: CensusColumns, path: str) -> ImageCensus:
         empty_groups=_groups(columns.empty_groups, classes),
         symbol_bytes={classes[position]: size for position, size in columns.symbol_bytes},
         inlined={
-            (name, decl_file): InlinedInstances(
+            (name, decl_file): make_inlined(
                 name=name, decl_file=decl_file, count=count, callers=callers
             )
             for name, decl_file, count, callers in columns.inlined
@@ -153,64 +157,37 @@ def census_from_columns(columns: CensusColumns, path: str) -> ImageCensus:
 
 
 def _groups(columns: GroupColumns, classes: list[SectionClass]) -> tuple[SymbolGroup, ...]:
-    names, indexes, aliases = columns.names, columns.symbol_indexes, columns.alias_names
-    groups = []
-    name_start = alias_start = 0
-    for (
-        is_function,
-        base_name,
-        size,
-        link_address,
-        section_class,
-        unit,
-        file_symbol,
-        dwarf_name,
-        decl_file,
-        is_global,
-        nm_type,
-        member_count,
-        name_count,
-        alias_count,
-    ) in zip(
-        columns.is_function,
+    """The groups, each made from its row of the columns (:class:`SymbolGroup`'s note), the
+    names, indexes and aliases of each cut from their columns by its counts: no Python code
+    runs per group."""
+    name_tuples = _cut(columns.names, columns.name_counts)
+    index_tuples = _cut(columns.symbol_indexes, columns.name_counts)
+    alias_tuples = _cut(columns.alias_names, columns.alias_counts)
+    rows = zip(
+        map(_KINDS.__getitem__, columns.is_function),
         columns.base_names,
+        name_tuples,
         columns.sizes,
         columns.link_addresses,
-        columns.section_classes,
+        map(classes.__getitem__, columns.section_classes),
         columns.units,
         columns.file_symbols,
         columns.dwarf_names,
         columns.decl_files,
-        columns.is_global,
+        map(bool, columns.is_global),
+        index_tuples,
         columns.nm_types,
         columns.member_counts,
-        columns.name_counts,
-        columns.alias_counts,
+        alias_tuples,
         strict=True,
-    ):
-        name_end = name_start + name_count
-        alias_end = alias_start + alias_count
-        groups.append(
-            SymbolGroup(
-                kind=_KINDS[is_function],
-                base_name=base_name,
-                names=tuple(names[name_start:name_end]),
-                size=size,
-                link_address=link_address,
-                section_class=classes[section_class],
-                unit=unit,
-                file_symbol=file_symbol,
-                dwarf_name=dwarf_name,
-                decl_file=decl_file,
-                is_global=bool(is_global),
-                symbol_indexes=tuple(indexes[name_start:name_end]),
-                nm_type=nm_type,
-                member_count=member_count,
-                alias_names=tuple(aliases[alias_start:alias_end]),
-            )
-        )
-        name_start, alias_start = name_end, alias_end
-    return tuple(groups)
+    )
+    return tuple(map(new_group, rows))
+
+
+def _cut(values: Iterable[T], counts: Iterable[int]) -> Iterator[tuple[T, ...]]:
+    """``values`` cut into consecutive tuples of ``counts`` entries each."""
+    shared = iter(values)
+    return map(tuple, map(itertools.islice, itertools.repeat(shared), counts))
 
 
 # -- what ltosyms index runs (in a worker process of its own) ------------------------------------
@@ -224,6 +201,8 @@ def indexed_census_key(image: KernelImage) -> str:
 def indexed_census_rows(image: KernelImage) -> list[tuple[str, bytes]]:
     """The stored rows of ``image``'s census with DWARF and without (what ``ltosyms diff`` and
     ``ltosyms diff --format bloat-o-meter`` read); none for a census with a note."""
+    from ltosyms.elf.symtab import SymbolTable  # on first use: see ltosyms.elf
+
     loaded = LoadedImage(image=image, symbols=SymbolTable(image))
     rows = []
     for use_dwarf in (True, False):

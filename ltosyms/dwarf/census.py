@@ -151,7 +151,14 @@ def take_census(sections: DwarfSections, workers: int | None = None) -> DwarfCen
 
 
 def _take_census(sections: DwarfSections, workers: int | None) -> DwarfCensus:
-    reader = DieReader(sections)
+    reader = DieReader(sections, every_unit=True)
+    try:
+        return _scan_all(reader, workers)
+    finally:
+        reader.forget_units()
+
+
+def _scan_all(reader: DieReader, workers: int | None) -> DwarfCensus:
     offsets = reader.index.offsets
     units = [
         (offset, end - offset)
@@ -290,8 +297,14 @@ def _scan_units(reader: DieReader, unit_offsets: Sequence[int]) -> _BatchResult:
     # References out of a unit are resolved here too, in the worker: most point back into the
     # unit just walked (a variable's declaration), whose abbreviations are still at hand.
     other_units = _CrossUnitResolver(reader)
-    for unit_offset in unit_offsets:
-        _scan_unit(reader, unit_offset, other_units, result)
+    # Every unit is walked before any name is resolved: a gcc LTO unit's DIEs point into the
+    # units after it (the abstract instances, 45,000 DIEs for the corpus kernel), and the walk
+    # of those reads their subprograms anyway, which then need not be read again one by one.
+    resolutions = [
+        _scan_unit(reader, unit_offset, other_units, result) for unit_offset in unit_offsets
+    ]
+    for resolve_names in resolutions:
+        resolve_names()
     return result
 
 
@@ -321,15 +334,17 @@ _Named = tuple[int, Any, int | None, int | None, int | None]  # name form, name,
 
 def _scan_unit(
     reader: DieReader, unit_offset: int, other_units: _CrossUnitResolver, result: _BatchResult
-) -> None:
-    """Names, code and inlined instances of one unit's DIEs. Long because it is the loop over
-    every DIE the walk kept (a big unit has 40,000)."""
+) -> Callable[[], None]:
+    """Code and inlined instances of one unit's DIEs, and what names them in ``result`` once
+    called (after every unit is walked). Long because it is the loop over every DIE the walk
+    kept (a big unit has 40,000)."""
     unit, dies = reader.program_dies(unit_offset)
     names = other_units.names_of(unit)
     if unit.top_tag in (F.TAG_COMPILE_UNIT, F.TAG_PARTIAL_UNIT):
         result.unit_names[unit_offset] = names.name
     text = reader.text
     named: dict[int, _Named] = {}  # subprogram and variable DIEs by .debug_info offset
+    subprograms: dict[int, _Named] = {}  # the subprograms of named
     concrete: list[tuple[int, str | None, int, tuple[tuple[int, int], ...]]] = []
     inline_sites: Counter[tuple[int, int]] = Counter()  # (origin offset, caller low_pc)
     variables: list[tuple[int, int]] = []  # (DIE offset, link address)
@@ -349,7 +364,7 @@ def _scan_unit(
             if origin is not None:
                 inline_sites[(origin, caller)] += 1
         elif tag == subprogram_tag:
-            named[die_offset] = (
+            named[die_offset] = subprograms[die_offset] = (
                 values[_NAME_FORM],
                 values[_NAME],
                 values[_DECL_FILE],
@@ -374,21 +389,25 @@ def _scan_unit(
                     values[_VARIABLE_SPECIFICATION] or values[_VARIABLE_ORIGIN],
                 )
                 variables.append((die_offset, link_address))
+    other_units.walked(unit.base, subprograms, names)
     in_unit = _InUnitResolver(named, names, text).resolve
 
     def resolve(die: int) -> _Source | None:
         origin = in_unit(die)
         return other_units.resolve(origin) if isinstance(origin, int) else origin
 
-    for die, linkage, low_pc, code_spans in concrete:
-        if (source := resolve(die)) is not None:
-            result.functions.append((source, linkage, low_pc, code_spans))
-    for (origin_offset, caller_low_pc), count in inline_sites.items():
-        if (source := resolve(origin_offset)) is not None:
-            result.inlined[(source, caller_low_pc)] += count
-    for die, link_address in variables:
-        if (source := resolve(die)) is not None:
-            result.variables.append((source, link_address))
+    def resolve_names() -> None:
+        for die, linkage, low_pc, code_spans in concrete:
+            if (source := resolve(die)) is not None:
+                result.functions.append((source, linkage, low_pc, code_spans))
+        for (origin_offset, caller_low_pc), count in inline_sites.items():
+            if (source := resolve(origin_offset)) is not None:
+                result.inlined[(source, caller_low_pc)] += count
+        for die, link_address in variables:
+            if (source := resolve(die)) is not None:
+                result.variables.append((source, link_address))
+
+    return resolve_names
 
 
 def _code_spans(
@@ -482,12 +501,19 @@ class _InUnitResolver:
 
 
 class _CrossUnitResolver:
-    """Resolves a DIE offset in any unit by reading that DIE alone (gcc LTO, clang LTO)."""
+    """Resolves a DIE offset in any unit (gcc LTO, clang LTO): a subprogram of a unit walked
+    already from what the walk read of it, any other DIE by reading that DIE alone."""
 
     def __init__(self, reader: DieReader) -> None:
         self.reader = reader
         self.cache: dict[int, _Source | None] = {}
         self.units: dict[int, _UnitNames] = {}
+        self._walked: dict[int, tuple[dict[int, _Named], _UnitNames]] = {}
+
+    def walked(self, unit_offset: int, subprograms: dict[int, _Named], names: _UnitNames) -> None:
+        """The subprogram DIEs the walk of a unit read, by offset: what the same DIE read
+        alone would give (name, declaring file, abstract origin, specification)."""
+        self._walked[unit_offset] = (subprograms, names)
 
     def names_of(self, unit: Unit) -> _UnitNames:
         names = self.units.get(unit.base)
@@ -501,27 +527,17 @@ class _CrossUnitResolver:
         self.cache[die_offset] = None  # cycle guard
         outcome: _Source | None = None
         try:
-            unit, _tag, values = self.reader.attributes_at(die_offset)
-            names = self.names_of(unit)
-            name_entry = values.get(F.AT_NAME)
-            name = unit.form_string(*name_entry) if name_entry is not None else None
+            read = self._read(die_offset)
         except DwarfError as error:  # names what it can: a DIE it cannot read names nothing
             log.debug("DIE %#x: %s", die_offset, error)
             return None
+        names, name, file_number, link = read
         if depth < MAX_NAME_HOPS:
-            decl = values.get(F.AT_DECL_FILE)
-            link = values.get(F.AT_ABSTRACT_ORIGIN) or values.get(F.AT_SPECIFICATION)
-            inner = None
-            if link is not None:
-                form, target = link
-                if form in F.UNIT_REF_FORMS:
-                    inner = self.resolve(unit.base + target, depth + 1)
-                elif form == F.FORM_REF_ADDR:
-                    inner = self.resolve(target, depth + 1)
+            inner = self.resolve(link, depth + 1) if link is not None else None
             if name is not None:
                 decl_file = None
-                if decl is not None and isinstance(decl[1], int):
-                    decl_file = names.file_name(decl[1])
+                if file_number is not None:
+                    decl_file = names.file_name(file_number)
                 if decl_file is None and inner is not None:
                     decl_file = inner[1]
                 outcome = (name, decl_file, names.name)
@@ -529,6 +545,31 @@ class _CrossUnitResolver:
                 outcome = inner
         self.cache[die_offset] = outcome
         return outcome
+
+    def _read(self, die_offset: int) -> tuple[_UnitNames, str | None, int | None, int | None]:
+        """(the unit's names, DW_AT_name, DW_AT_decl_file, the offset DW_AT_abstract_origin
+        or else DW_AT_specification points at) of the DIE at ``die_offset``."""
+        walked = self._walked.get(self.reader.index.unit_containing(die_offset))
+        entry = walked[0].get(die_offset) if walked is not None else None
+        if walked is not None and entry is not None:
+            name_form, raw_name, file_number, origin, spec = entry
+            name = self.reader.text(name_form, raw_name)
+            return walked[1], name, file_number, origin if origin is not None else spec
+        unit, _tag, values = self.reader.attributes_at(die_offset)
+        names = self.names_of(unit)
+        name_entry = values.get(F.AT_NAME)
+        name = unit.form_string(*name_entry) if name_entry is not None else None
+        decl = values.get(F.AT_DECL_FILE)
+        file = decl[1] if decl is not None and isinstance(decl[1], int) else None
+        link = values.get(F.AT_ABSTRACT_ORIGIN) or values.get(F.AT_SPECIFICATION)
+        target = None
+        if link is not None:
+            form, value = link
+            if form in F.UNIT_REF_FORMS:
+                target = unit.base + value
+            elif form == F.FORM_REF_ADDR:
+                target = value
+        return names, name, file, target
 
 
 def _assemble(unit_count: int, results: Iterable[_BatchResult]) -> DwarfCensus:
@@ -546,28 +587,37 @@ def _assemble(unit_count: int, results: Iterable[_BatchResult]) -> DwarfCensus:
         return relative_cache[path]
 
     functions = []
+    cached = relative_cache.get
     for batch in results:
         for (name, decl_file, unit_name), linkage, low_pc, spans in batch.functions:
             functions.append(
                 DwarfFunction(
                     name=name,
                     linkage_name=linkage,
-                    decl_file=relative(decl_file),
-                    unit=relative(unit_name) or "",
+                    decl_file=cached(decl_file) or relative(decl_file),
+                    unit=cached(unit_name) or relative(unit_name) or "",
                     low_pc=low_pc,
                     ranges=spans,
                 )
             )
-    counts: Counter[tuple[str, str | None]] = Counter()
-    callers: dict[tuple[str, str | None], Counter[int]] = {}
+    # Plain dicts, not Counters: a Counter calls __missing__ (Python) for each new key, and
+    # there are a hundred thousand (function, caller) pairs per image.
+    counts: dict[tuple[str, str | None], int] = {}
+    callers: dict[tuple[str, str | None], dict[int, int]] = {}
     for batch in results:
         for (source, caller_low_pc), count in batch.inlined.items():
-            key = (source[0], relative(source[1]))
-            counts[key] += count
+            decl_file = source[1]
+            key = (
+                source[0],
+                relative_cache[decl_file] if decl_file in relative_cache else relative(decl_file),
+            )
             by_caller = callers.get(key)
             if by_caller is None:
-                by_caller = callers[key] = Counter()
-            by_caller[caller_low_pc] += count
+                by_caller = callers[key] = {}
+                counts[key] = count
+            else:
+                counts[key] += count
+            by_caller[caller_low_pc] = by_caller.get(caller_low_pc, 0) + count
     inlined = {
         key: InlinedFunction(
             name=key[0],
@@ -582,7 +632,9 @@ def _assemble(unit_count: int, results: Iterable[_BatchResult]) -> DwarfCensus:
         for source, link_address in batch.variables:
             variables.append(
                 DwarfVariable(
-                    name=source[0], unit=relative(source[2]) or "", link_address=link_address
+                    name=source[0],
+                    unit=cached(source[2]) or relative(source[2]) or "",
+                    link_address=link_address,
                 )
             )
     log.info(

@@ -74,8 +74,13 @@ class _Recent(Generic[K, V]):
 class DieReader:
     """Units, abbreviation tables and single DIEs of one image, cached."""
 
-    def __init__(self, sections: DwarfSections) -> None:
+    def __init__(self, sections: DwarfSections, *, every_unit: bool = False) -> None:
+        """``every_unit``: the reader is about to walk every unit (the census), so a table a
+        single DIE needs is parsed whole at once (the walk of its unit needs all of it), and
+        the tables of all units are kept: a gcc LTO unit's DIEs point into hundreds of
+        others, which would otherwise be parsed again as they leave the recent ones."""
         self.sections = sections
+        self.every_unit = every_unit
         self.info = sections.require(".debug_info")
         self.abbrev_section = sections.require(".debug_abbrev")
         self.endian = sections.endian
@@ -84,10 +89,16 @@ class DieReader:
         # gcc gives every unit its own table: over a whole-image index these would pile up,
         # so only the recently used ones stay (clang LTO units share theirs).
         self._compiled: _Recent[tuple[int, int, int, int, bool], CompiledAbbrevs] = _Recent(64)
-        self._tables: _Recent[int, dict[int, Abbrev]] = _Recent(256)
+        self._tables: _Recent[int, dict[int, Abbrev]] = _Recent(1 << 20 if every_unit else 256)
         self._partial: dict[int, dict[int, Abbrev]] = {}
         self._units: dict[int, Unit] = {}
         self._die_values: dict[int, Values | None] = {}
+
+    def forget_units(self) -> None:
+        """Drop the units read so far. Each refers back to this reader (its abbreviations), a
+        cycle only a cyclic collection frees: a whole-program walk drops them when done, so
+        that the reader and all it read (a million objects) go by reference counting."""
+        self._units.clear()
 
     @property
     def index(self) -> UnitIndex:
@@ -127,7 +138,7 @@ class DieReader:
         partial = self._partial.get(offset)
         if partial is not None and code in partial:
             return partial[code]
-        if partial is not None:
+        if partial is not None or self.every_unit:
             # Units sharing a table (clang LTO) use different codes: parse it whole, once.
             table = parse_abbrev_table(self.abbrev_section, offset)
             self._tables.put(offset, table)

@@ -1,7 +1,27 @@
 """The ELF layer: kernel images and symbol tables (ELF read by our own code); the debug
 sections it hands to :mod:`ltosyms.dwarf` (:mod:`ltosyms.elf.debug_sections`)."""
 
+import importlib
+from typing import TYPE_CHECKING
+
 from ltosyms.elf.image import ImageKind, KernelImage, Section, open_image
-from ltosyms.elf.symtab import Symbol, SymbolTable
+
+if TYPE_CHECKING:
+    from ltosyms.elf.symtab import Symbol, SymbolTable
 
 __all__ = ["ImageKind", "KernelImage", "Section", "Symbol", "SymbolTable", "open_image"]
+
+
+# Names loaded on first use, and the module that defines each: a diff of two indexed images
+# reads no symbol table and does not import its reader (nor the name grammars it loads).
+_LAZY = {
+    "Symbol": "ltosyms.elf.symtab",
+    "SymbolTable": "ltosyms.elf.symtab",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ltosyms.elf.image import ImageKind, KernelImage, open_image
-from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
+
+if TYPE_CHECKING:
+    from ltosyms.elf.symtab import SymbolTable
 
 # Every Linux vmlinux defines at least one of these (arch/*/kernel/vmlinux.lds.S, init/version.c).
 KERNEL_MARKERS = ("_stext", "_text", "linux_banner", "start_kernel")
@@ -30,6 +33,8 @@ class LoadedImage:
 
 def load_vmlinux(path: str | os.PathLike[str]) -> LoadedImage:
     """Open ``path`` as a vmlinux and load its symbols; :class:`InputError` if it is not one."""
+    from ltosyms.elf.symtab import SymbolTable  # on first use: see ltosyms.elf
+
     image = open_image(path, expect=ImageKind.VMLINUX)
     symbols = SymbolTable(image)
     require_kernel(image, symbols)
@@ -49,12 +54,16 @@ def require_kernel(image: KernelImage, symbols: SymbolTable) -> None:
 
 def load_module(path: str | os.PathLike[str]) -> LoadedImage:
     """Open ``path`` as a kernel module (ET_REL ``.ko``, possibly compressed)."""
+    from ltosyms.elf.symtab import SymbolTable  # on first use: see ltosyms.elf
+
     image = open_image(path, expect=ImageKind.MODULE)
     return LoadedImage(image=image, symbols=SymbolTable(image))
 
 
 def load_any(path: str | os.PathLike[str]) -> LoadedImage:
     """A vmlinux or a module, whichever ``path`` is."""
+    from ltosyms.elf.symtab import SymbolTable  # on first use: see ltosyms.elf
+
     image = open_image(path)
     if image.is_module:
         return LoadedImage(image=image, symbols=SymbolTable(image))

@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import wraps
-from itertools import accumulate
+from itertools import accumulate, islice, repeat
 from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
 from ltosyms.index.encoding import (
@@ -897,20 +897,14 @@ def _inlined_values(
     all_low_pcs, all_counts = low_pcs.cast("Q"), caller_totals.cast("Q")
     if len(all_low_pcs) != len(all_counts):
         raise StoredValueError("stored callers of inlined functions differ in length")
-    inlined = []
-    start = 0
-    for name, decl_file, total, callers in zip(
-        function_names, decl_files, totals.cast("Q"), caller_counts.cast("I"), strict=True
-    ):
-        end = start + callers
-        if end > len(all_low_pcs):
-            raise StoredValueError("stored inlined functions do not fit their callers")
-        pairs = tuple(zip(all_low_pcs[start:end], all_counts[start:end], strict=True))
-        inlined.append((name, decl_file, total, pairs))
-        start = end
-    if start != len(all_low_pcs):
+    caller_numbers = caller_counts.cast("I")
+    if sum(caller_numbers) != len(all_low_pcs):
         raise StoredValueError("stored inlined functions do not fit their callers")
-    return tuple(inlined)
+    # Each function's (low_pc, count) pairs cut from one iterator by its number of callers:
+    # no Python code runs per function (11,000 per corpus kernel).
+    shared = zip(all_low_pcs, all_counts, strict=True)
+    callers = map(tuple, map(islice, repeat(shared), caller_numbers))
+    return tuple(zip(function_names, decl_files, totals.cast("Q"), callers, strict=True))
 
 
 def _texts(raw: memoryview, count: int) -> list[str]:

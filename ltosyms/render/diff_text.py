@@ -174,13 +174,15 @@ def _summary(report: DiffReport) -> Iterator[str]:
         f"{number(new_code)} ({signed(new_code - base_code)}, "
         f"{percent(new_code - base_code, base_code)})"
     )
+    grouped = report.by_class()
     for kind, label in ((SymbolKind.FUNCTION, "functions"), (SymbolKind.OBJECT, "objects")):
         base_count = report.base.functions if kind is SymbolKind.FUNCTION else report.base.objects
         new_count = report.new.functions if kind is SymbolKind.FUNCTION else report.new.objects
+        # Counts only: the byte deltas of class_counts() are the class table's.
         parts = [
-            f"{change_class.value} {number(count)}"
-            for change_class, count, _delta in class_counts(report, kind)
-            if count
+            f"{change_class.value} {number(len(grouped[(change_class, kind)]))}"
+            for change_class in SUMMARY_ORDER
+            if grouped.get((change_class, kind))
         ]
         yield f"  {label}: {number(base_count)} -> {number(new_count)}: " + ", ".join(parts)
     bindings = visibility_counts(report, SymbolKind.FUNCTION)
