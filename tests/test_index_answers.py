@@ -4,6 +4,7 @@ Code: analyses, and the symbol table as a memory-mapped table file."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -207,6 +208,36 @@ def test_build_facts_come_back_from_the_index(
     monkeypatch.setattr(build_facts, "_read_build_facts", no_reading)
     second = answers_of(image, location)
     assert read_build_facts(image, symbols, second.memo(kinds.BUILD_FACTS)) == facts
+    second.close()
+
+
+def test_a_stored_row_is_read_once_a_run(
+    image: KernelImage, location: CacheLocation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    symbols = SymbolTable(image)
+    first = answers_of(image, location)
+    facts = read_build_facts(image, symbols, first.memo(kinds.BUILD_FACTS))
+    first.close()
+    second = answers_of(image, location)
+    reads: list[str] = []
+    get_derived = second.store.get_derived
+
+    def counted(kind: str, key: str) -> bytes | None:
+        reads.append(kind)
+        return get_derived(kind, key)
+
+    monkeypatch.setattr(second.store, "get_derived", counted)
+    # A log that prints one crash again and again asks for the same rows again and again.
+    assert [second.get(kinds.BUILD_FACTS, None) for _ in range(3)] == [facts] * 3
+    assert reads == [kinds.BUILD_FACTS.stored_name]
+    # A value put is the answer until it is written; then the index's row is read again (a
+    # row is written once: the first value stays).
+    other = dataclasses.replace(facts, banner="Linux version 0.0")
+    second.put(kinds.BUILD_FACTS, None, other)
+    assert second.get(kinds.BUILD_FACTS, None) == other
+    second.save()
+    assert second.get(kinds.BUILD_FACTS, None) == facts
+    assert len(reads) == 2
     second.close()
 
 

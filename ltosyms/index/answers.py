@@ -125,6 +125,7 @@ class Answers:
         queued). Records are encoded when written: one still growing (a function's sweep) is
         written as it is then."""
         self._queued[(kind.stored_name, key)] = (kind, key, value)
+        self._decoded_kept.pop((kind.stored_name, key), None)  # the value put is the one now
         if len(self._queued) >= FLUSH_EVERY:
             self.save()
 
