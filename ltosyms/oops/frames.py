@@ -393,12 +393,12 @@ def parse_registers(text: str) -> tuple[tuple[str, int], ...] | None:
         if pstate is None:
             return None
         return (("pstate", int(pstate["value"], 16)),)
-    groups = match.groups()
+    pairs = iter(match.groups())  # name, value, name, value...: a register line's pairs
     return tuple(
         [
-            (groups[index], int(groups[index + 1], 16))
-            for index in range(0, len(groups), 2)
-            if groups[index] is not None
+            (name, int(value, 16))
+            for name, value in zip(pairs, pairs, strict=True)
+            if name is not None
         ]
     )
 
