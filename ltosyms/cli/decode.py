@@ -187,10 +187,10 @@ def command(
         elif output_format == "decode-stacktrace":
             echo_lines(_decode_stacktrace_lines(stretches, decoding, reports_only, brief))
         else:
-            echo_lines(
-                click.style(text, fg="cyan") if is_note and use_color else text
-                for text, is_note in _annotated_lines(stretches, decoding, reports_only, brief)
-            )
+            note = _cyan if use_color else None
+            for printed in _annotated_stretches(stretches, decoding, reports_only, brief, note):
+                if printed:
+                    click.echo("\n".join(printed), color=True)
     decoding.finish()
 
 
@@ -254,9 +254,19 @@ def _stretch_notes(notes: dict[int, _Note], stretch: LogStretch) -> dict[int, _N
     return {number - first + 1: notes.pop(number) for number in numbers}
 
 
-def _annotated_lines(
-    stretches: Iterable[LogStretch], decoding: _Decoding, reports_only: bool, brief: bool
-) -> Iterator[tuple[str, bool]]:
+def _cyan(text: str) -> str:
+    return click.style(text, fg="cyan")
+
+
+def _annotated_stretches(
+    stretches: Iterable[LogStretch],
+    decoding: _Decoding,
+    reports_only: bool,
+    brief: bool,
+    note: Callable[[str], str] | None,
+) -> Iterator[list[str]]:
+    """Each stretch's lines as printed, with the decoding of its reports after the lines they
+    belong to (``note`` marks those, for a terminal)."""
     notes: dict[int, list[str]] = {}
     made = MadeLines()
     for stretch in stretches:
@@ -265,7 +275,7 @@ def _annotated_lines(
             for number, lines in report_annotations(report, brief, made).items():
                 notes.setdefault(number, []).extend(lines)
         shown = _shown_lines(decoded, stretch.first_line, reports_only, brief)
-        yield from render_log(stretch.lines, _stretch_notes(notes, stretch), shown)
+        yield render_log(stretch.lines, _stretch_notes(notes, stretch), shown, note)
 
 
 def _decode_stacktrace_lines(

@@ -24,6 +24,7 @@ Formats, with the code that prints them (6.1 unless said otherwise):
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 from ltosyms.limits import MAX_DECIMAL_DIGITS
@@ -386,6 +387,22 @@ _PSTATE = re.compile(r"pstate: (?P<value>[0-9a-f]{8,16}) \(")
 
 def parse_registers(text: str) -> tuple[tuple[str, int], ...] | None:
     """``(name, value)`` pairs of a register line, or None when ``text`` is not one."""
+    # A register dump printed again and again (a WARN in a loop) repeats its lines to the
+    # letter: a line of register length is read once (the last 4,096 such lines are kept).
+    if len(text) <= _REMEMBERED_REGISTER_LINE:
+        return _remembered_registers(text)
+    return _registers(text)
+
+
+_REMEMBERED_REGISTER_LINE = 160  # x86 prints 3 registers a line, about 65 characters
+
+
+@lru_cache(maxsize=4096)
+def _remembered_registers(text: str) -> tuple[tuple[str, int], ...] | None:
+    return _registers(text)
+
+
+def _registers(text: str) -> tuple[tuple[str, int], ...] | None:
     s = text.strip()
     match = _REGISTER_LINE.fullmatch(s)
     if match is None:

@@ -303,16 +303,23 @@ def render_log(
     lines: Iterable[str],
     annotations: dict[int, list[str]],
     shown: Callable[[int], bool] | None = None,
-) -> Iterator[tuple[str, bool]]:
-    """The input lines with annotations after the lines they belong to, as (text, True for
-    an annotation) so that a terminal can show the two apart; ``shown``: only these input
-    lines (and their annotations)."""
+    note: Callable[[str], str] | None = None,
+) -> list[str]:
+    """The input lines, each followed by its annotations, as one list (a log's stretch at a
+    time: one loop per line, nothing more); ``note`` marks an annotation for a terminal (a
+    color) so that the two can be told apart; ``shown``: only these input lines (and their
+    annotations)."""
+    out: list[str] = []
+    append, extend = out.append, out.extend
+    get = annotations.get
     for number, line in enumerate(lines, start=1):
         if shown is not None and not shown(number):
             continue
-        yield visible(line), False
-        for note in annotations.get(number, ()):
-            yield note, True
+        append(visible(line))
+        notes = get(number)
+        if notes:
+            extend(notes if note is None else map(note, notes))
+    return out
 
 
 def render_log_decode_stacktrace(
