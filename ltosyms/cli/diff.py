@@ -97,84 +97,51 @@ def command(
         raise UsageError("-c, -d and -t select bloat-o-meter tables: add --format bloat-o-meter")
     if no_cache and cache_dir is not None:
         raise UsageError("--cache-dir and --no-cache contradict each other")
+    use_dwarf = dwarf if dwarf is not None else output_format != "bloat-o-meter" or bool(html_path)
     # No cyclic collection for the whole command: the records it makes hold no cycles and live
     # until it ends, and each collection would walk all of them again.
     with bulk_records():
-        _diff(
-            base=base,
-            new=new,
-            as_json=as_json,
-            output_format=output_format,
-            selection=selection,
-            html_path=html_path,
-            dwarf=dwarf,
-            maintainers_path=maintainers_path,
-            limit=limit,
-            show_all=show_all,
-            depth=depth,
-            cache_dir=cache_dir,
-            no_cache=no_cache,
+        maintainers = None
+        if maintainers_path:
+            from ltosyms.diff.maintainers import read_maintainers
+
+            maintainers = read_maintainers(maintainers_path)
+        report = diff_images(
+            base,
+            new,
+            use_dwarf=use_dwarf,
+            directory_depth=depth,
+            maintainers=maintainers,
+            cache=None if no_cache else cache_location(cache_dir),
         )
+        # Each renderer is imported when asked for: a diff of indexed images takes under a second,
+        # and the HTML page's (its script, its charts) is a tenth of that.
+        if html_path:
+            from ltosyms.render.diff_html import render_html
 
+            try:
+                Path(html_path).write_text(render_html(report), encoding="utf-8")
+            except OSError as error:
+                raise InputError(f"{html_path}: cannot write: {error.strerror or error}") from None
+        if as_json:
+            import json
 
-def _diff(
-    *,
-    base: str,
-    new: str,
-    as_json: bool,
-    output_format: str,
-    selection: str | None,
-    html_path: str | None,
-    dwarf: bool | None,
-    maintainers_path: str | None,
-    limit: int,
-    show_all: bool,
-    depth: int,
-    cache_dir: str | None,
-    no_cache: bool,
-) -> None:
-    maintainers = None
-    if maintainers_path:
-        from ltosyms.diff.maintainers import read_maintainers
+            from ltosyms.render.diff_json import report_json
 
-        maintainers = read_maintainers(maintainers_path)
-    use_dwarf = dwarf if dwarf is not None else output_format != "bloat-o-meter" or bool(html_path)
-    report = diff_images(
-        base,
-        new,
-        use_dwarf=use_dwarf,
-        directory_depth=depth,
-        maintainers=maintainers,
-        cache=None if no_cache else cache_location(cache_dir),
-    )
-    # Each renderer is imported when asked for: a diff of indexed images takes under a second,
-    # and the HTML page's (its script, its charts) is a tenth of that.
-    if html_path:
-        from ltosyms.render.diff_html import render_html
+            click.echo(json.dumps(report_json(report), indent=1))
+        elif output_format == "bloat-o-meter":
+            from ltosyms.render.diff_bloat import render_bloat
 
-        try:
-            Path(html_path).write_text(render_html(report), encoding="utf-8")
-        except OSError as error:
-            raise InputError(f"{html_path}: cannot write: {error.strerror or error}") from None
-    if as_json:
-        import json
+            for line in render_bloat(report, Selection(selection or Selection.ALL.value)):
+                click.echo(line)
+        elif output_format == "csv":
+            from ltosyms.render.diff_csv import render_csv
 
-        from ltosyms.render.diff_json import report_json
+            for line in render_csv(report, maintainers):
+                click.echo(line, nl=False)
+        else:
+            from ltosyms.render.diff_text import render_text
 
-        click.echo(json.dumps(report_json(report), indent=1))
-    elif output_format == "bloat-o-meter":
-        from ltosyms.render.diff_bloat import render_bloat
-
-        for line in render_bloat(report, Selection(selection or Selection.ALL.value)):
-            click.echo(line)
-    elif output_format == "csv":
-        from ltosyms.render.diff_csv import render_csv
-
-        for line in render_csv(report, maintainers):
-            click.echo(line, nl=False)
-    else:
-        from ltosyms.render.diff_text import render_text
-
-        shown = None if show_all or limit == SHOW_ALL else limit
-        for line in render_text(report, limit=shown):
-            click.echo(line)
+            shown = None if show_all or limit == SHOW_ALL else limit
+            for line in render_text(report, limit=shown):
+                click.echo(line)
