@@ -192,26 +192,18 @@ def _rows(
                 # The log's next instructions (`int3` after a patched-in `ret`) lie inside
                 # the image's instruction: not compared with the image's bytes again.
                 replaced_until = link + image_length
+        comment: str | None
         if patched is not None:
             # Boot-time patching (ftrace NOPs, return thunks, alternatives): the image's own
             # instruction there is named, not the relocation it carries.
             mnemonic, operands = plain_mnemonic(instruction.mnemonic), instruction.op_str
-            rows.append(
-                CodeRow(
-                    kind=RowKind.INSTRUCTION,
-                    label=label,
-                    mnemonic=mnemonic,
-                    operands=operands,
-                    target=None,
-                    comment=patched,
-                )
+            target, comment = None, patched
+        else:
+            mnemonic, operands, target, comment = _named_text(
+                arch, instruction, image, symbols, relocations
             )
-            continue
-        mnemonic, operands, target, comment = _named_text(
-            arch, instruction, image, symbols, relocations
-        )
-        if comment is None and window is not None and link is not None and not image.is_module:
-            comment = _image_immediate(image, symbols, arch, link)
+            if comment is None and window is not None and link is not None and not image.is_module:
+                comment = _image_immediate(image, symbols, arch, link)
         rows.append(
             CodeRow(
                 kind=RowKind.INSTRUCTION,
