@@ -17,8 +17,9 @@ needs none of them nothing.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ltosyms.lazy import lazy_exports
 
 # The one place the version is written (pyproject.toml reads it): a literal, because asking
 # importlib.metadata costs every run of the command a noticeable part of its start-up.
@@ -51,8 +52,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -6,12 +6,12 @@ Each image's part is an :class:`ImageCensus`, taken once (:func:`take_image_cens
 compares two of them (:func:`diff_censuses`), or opens the files first (:func:`diff_images`).
 """
 
-import importlib
 from typing import TYPE_CHECKING
 
 from ltosyms.diff.census import ImageCensus, take_image_census
 from ltosyms.diff.compare import diff_censuses, diff_images, diff_loaded
 from ltosyms.diff.model import ChangeClass, DiffReport, SectionClass, SymbolKind, Visibility
+from ltosyms.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ltosyms.diff.maintainers import Maintainers, read_maintainers
@@ -40,8 +40,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

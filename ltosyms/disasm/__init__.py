@@ -48,6 +48,7 @@ from ltosyms.disasm.records import (
 )
 from ltosyms.disasm.targets import CallTarget, CodePoint, NamedCall, TargetKind, name_call
 from ltosyms.disasm.view import CodeRow, CodeView, RowKind, ViewSource
+from ltosyms.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ltosyms.disasm.code_view import code_view, image_code_view
@@ -58,28 +59,22 @@ if TYPE_CHECKING:
 # The comparison rules, the listing decoder and the patch-site tables load on first use
 # (PEP 562): a decode served from the index needs none of them.
 _LAZY = {
-    "code_view": "code_view",
-    "image_code_view": "code_view",
-    "ImageWindow": "compare",
-    "PatchedRange": "compare",
-    "compare_code": "compare",
-    "image_window": "compare",
-    "code_bytes_from_words": "listing",
-    "disassemble_code": "listing",
-    "PatchSite": "patching",
-    "PatchSites": "patching",
-    "Replacement": "patching",
-    "patch_sites": "patching",
+    "code_view": "ltosyms.disasm.code_view",
+    "image_code_view": "ltosyms.disasm.code_view",
+    "ImageWindow": "ltosyms.disasm.compare",
+    "PatchedRange": "ltosyms.disasm.compare",
+    "compare_code": "ltosyms.disasm.compare",
+    "image_window": "ltosyms.disasm.compare",
+    "code_bytes_from_words": "ltosyms.disasm.listing",
+    "disassemble_code": "ltosyms.disasm.listing",
+    "PatchSite": "ltosyms.disasm.patching",
+    "PatchSites": "ltosyms.disasm.patching",
+    "Replacement": "ltosyms.disasm.patching",
+    "patch_sites": "ltosyms.disasm.patching",
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -1,10 +1,10 @@
 """The ELF layer: kernel images and symbol tables (ELF read by our own code); the debug
 sections it hands to :mod:`ltosyms.dwarf` (:mod:`ltosyms.elf.debug_sections`)."""
 
-import importlib
 from typing import TYPE_CHECKING
 
 from ltosyms.elf.image import ImageKind, KernelImage, Section, open_image
+from ltosyms.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ltosyms.elf.symtab import Symbol, SymbolTable
@@ -20,8 +20,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)
