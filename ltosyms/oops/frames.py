@@ -85,6 +85,17 @@ class FrameText(NamedTuple):
 
 def parse_symbolic(text: str) -> FrameText | None:
     """``name+0xOFF/0xSIZE`` with its optional tail, the whole of ``text``; None otherwise."""
+    if len(text) <= _REMEMBERED_LINE:
+        return _remembered_symbolic(text)  # a trace printed again reads the same
+    return _symbolic(text)
+
+
+@lru_cache(maxsize=4096)
+def _remembered_symbolic(text: str) -> FrameText | None:
+    return _symbolic(text)
+
+
+def _symbolic(text: str) -> FrameText | None:
     match = _CORE_RE.match(text)
     if match is None:
         return None
@@ -265,10 +276,27 @@ IP_LINE_STARTS = (
     "Krnl PSW",
 )
 _USER_SEGMENTS = frozenset({"0033", "0023", "002b", "0073", "007b"})
+# Lines up to this length are remembered by what they say (register, IP and Code: lines of a
+# report printed again and again); an x86 register line is about 65 characters, an IP line
+# about 60, a Code: line 200 to 230.
+_REMEMBERED_LINE = 240
 
 
 def parse_ip(text: str) -> IpText | None:
     """Parse an IP line (message text with leading spaces allowed); None if it is not one."""
+    # A WARN that fires again and again prints the same IP line each time: a line of IP-line
+    # length is read once (the last 4,096 such lines are kept).
+    if len(text) <= _REMEMBERED_LINE:
+        return _remembered_ip(text)
+    return _ip(text)
+
+
+@lru_cache(maxsize=4096)
+def _remembered_ip(text: str) -> IpText | None:
+    return _ip(text)
+
+
+def _ip(text: str) -> IpText | None:
     s = text.strip()
     if not s:
         return None
@@ -389,12 +417,9 @@ def parse_registers(text: str) -> tuple[tuple[str, int], ...] | None:
     """``(name, value)`` pairs of a register line, or None when ``text`` is not one."""
     # A register dump printed again and again (a WARN in a loop) repeats its lines to the
     # letter: a line of register length is read once (the last 4,096 such lines are kept).
-    if len(text) <= _REMEMBERED_REGISTER_LINE:
+    if len(text) <= _REMEMBERED_LINE:
         return _remembered_registers(text)
     return _registers(text)
-
-
-_REMEMBERED_REGISTER_LINE = 160  # x86 prints 3 registers a line, about 65 characters
 
 
 @lru_cache(maxsize=4096)
@@ -437,20 +462,44 @@ def parse_code(text: str, number: int, arch: str | None) -> CodeBytes | None:
     s = text.strip()
     if not s.startswith("Code:"):
         return None
+    read = _remembered_code(s, arch) if len(s) <= _REMEMBERED_LINE else _code(s, arch)
+    if read is None:
+        return None
+    data, marker_offset, code_arch, token_size, unavailable, unavailable_address = read
+    return CodeBytes(
+        line=number,
+        raw_text=s,
+        data=data,
+        marker_offset=marker_offset,
+        arch=code_arch,
+        token_size=token_size,
+        unavailable=unavailable,
+        unavailable_address=unavailable_address,
+    )
+
+
+class _CodeRead(NamedTuple):
+    """What a Code: line says, apart from where it is."""
+
+    data: bytes
+    marker_offset: int | None
+    arch: str
+    token_size: int
+    unavailable: bool
+    unavailable_address: int | None
+
+
+@lru_cache(maxsize=1024)
+def _remembered_code(s: str, arch: str | None) -> _CodeRead | None:
+    return _code(s, arch)
+
+
+def _code(s: str, arch: str | None) -> _CodeRead | None:
     body = s[5:].strip()
     unavailable = _CODE_UNAVAILABLE.match(body)
     if unavailable is not None or body.lower().startswith(("bad rip value", "bad pc value")):
         address = int(unavailable["address"], 16) if unavailable is not None else None
-        return CodeBytes(
-            line=number,
-            raw_text=s,
-            data=b"",
-            marker_offset=None,
-            arch=arch or "unknown",
-            token_size=1,
-            unavailable=True,
-            unavailable_address=address,
-        )
+        return _CodeRead(b"", None, arch or "unknown", 1, True, address)
     first_token = body.split(None, 1)[0] if body else ""
     width = len(first_token.strip("<>()"))
     pattern = _CODE_BYTES.get(width)
@@ -473,14 +522,7 @@ def parse_code(text: str, number: int, arch: str | None) -> CodeBytes | None:
         data = bytes.fromhex("".join(words))
     else:
         data = b"".join(int(word, 16).to_bytes(width // 2, "little") for word in words)
-    return CodeBytes(
-        line=number,
-        raw_text=s,
-        data=data,
-        marker_offset=marker,
-        arch=_code_arch(width, arch),
-        token_size=width // 2,
-    )
+    return _CodeRead(data, marker, _code_arch(width, arch), width // 2, False, None)
 
 
 def _code_arch(width: int, arch: str | None) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ltosyms.oops.records import ReportKind
 
@@ -275,6 +276,22 @@ def match_header(text: str) -> tuple[HeaderRule, re.Match[str]] | None:
     """The first rule matching ``text`` (stripped message text), with its match."""
     if not text.startswith(HEADER_STARTS) and "[#" not in text:
         return None
+    # A WARN that fires again and again prints the same header each time: the rules (a few
+    # dozen expressions) are tried once per header text (the last 1,024 kept).
+    if len(text) <= _REMEMBERED_HEADER:
+        return _remembered_header(text)
+    return _first_rule(text)
+
+
+_REMEMBERED_HEADER = 240
+
+
+@lru_cache(maxsize=1024)
+def _remembered_header(text: str) -> tuple[HeaderRule, re.Match[str]] | None:
+    return _first_rule(text)
+
+
+def _first_rule(text: str) -> tuple[HeaderRule, re.Match[str]] | None:
     for rule in HEADER_RULES:
         match = rule.pattern.match(text)
         if match is not None:
@@ -297,6 +314,16 @@ CPU_LINE_SHORT = re.compile(
     r"CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>\S+)"
 )
 BUILD_ID = re.compile(r"(?:^|\s)(?P<build_id>[0-9a-f]{40})$")
+
+
+@lru_cache(maxsize=1024)
+def match_cpu_line(text: str) -> re.Match[str] | None:
+    """The CPU line's match (CPU_LINE, else CPU_LINE_SHORT), None when ``text`` is none.
+    Every dump_stack() prints one and a WARN in a loop prints the same one: each text is
+    matched once (the last 1,024 kept)."""
+    return CPU_LINE.match(text) or CPU_LINE_SHORT.match(text)
+
+
 # kernel/hung_task.c: "      Tainted: %s %s %.*s"; lockdep before 4.10: "%s %.*s %s" (release,
 # version, taint).
 TAINT_LINE = re.compile(
