@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import itertools
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -73,6 +74,13 @@ def iter_physical_lines(source: LogSource, *, report_cuts: bool = True) -> Itera
     A line longer than :data:`~ltosyms.limits.MAX_LINE_CHARS` is cut there; the first cut and,
     at the end, how many lines were cut are logged as warnings (``report_cuts=False`` for a
     second pass over the same input)."""
+    return itertools.chain.from_iterable(iter_physical_blocks(source, report_cuts=report_cuts))
+
+
+def iter_physical_blocks(source: LogSource, *, report_cuts: bool = True) -> Iterator[list[str]]:
+    """:func:`iter_physical_lines` a list at a time: the lines of each block read (of about
+    :data:`BLOCK_SIZE` characters; of each item for an iterable), for a consumer that loops
+    over millions of lines and takes each block's lines at once."""
     cuts = _LineCuts(report_cuts)
     if isinstance(source, str):
         return _iter_blocks(io.StringIO(source), cuts)
@@ -129,7 +137,7 @@ class _LineCuts:
             )
 
 
-def _iter_items(source: Iterable[Any], cuts: _LineCuts) -> Iterator[str]:
+def _iter_items(source: Iterable[Any], cuts: _LineCuts) -> Iterator[list[str]]:
     number = 0
     for item in source:
         # An iterable of lines: each item is one line (its terminator, if any, is dropped);
@@ -141,26 +149,22 @@ def _iter_items(source: Iterable[Any], cuts: _LineCuts) -> Iterator[str]:
         if len(text) > limits.MAX_LINE_CHARS:
             cuts.cut(lines, number + 1)
         number += len(lines)
-        yield from lines
+        yield lines
     cuts.finish()
 
 
 def _split_block(text: str) -> list[str]:
     """Lines of ``text``, which holds whole lines without the last one's terminator."""
-    pieces = text.split("\n")
     if "\r" not in text:
-        return pieces
-    lines: list[str] = []
-    for piece in pieces:
-        if "\r" in piece:
-            line = piece[:-1] if piece.endswith("\r") else piece
-            lines.extend(line.split("\r"))
-        else:
-            lines.append(piece)
-    return lines
+        return text.split("\n")
+    # A CR before LF is part of the line end and so is a CR ending the text (the first half
+    # of a CRLF cut by the block, or the last line's own); every other CR ends a line.
+    if text.endswith("\r"):
+        text = text[:-1]
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
-def _iter_blocks(stream: Any, cuts: _LineCuts) -> Iterator[str]:
+def _iter_blocks(stream: Any, cuts: _LineCuts) -> Iterator[list[str]]:
     # Blocks of BLOCK_SIZE: bytes go through an incremental UTF-8 decoder (a character split
     # between two blocks stays whole; invalid bytes become U+FFFD). The line cut by the end of
     # a block waits in ``pending``, at most MAX_LINE_CHARS of it: beyond, it is only counted.
@@ -206,7 +210,7 @@ def _iter_blocks(stream: Any, cuts: _LineCuts) -> Iterator[str]:
         if cut > limits.MAX_LINE_CHARS and max(map(len, lines)) > limits.MAX_LINE_CHARS:
             cuts.cut(lines, number + 1)
         number += len(lines)
-        yield from lines
+        yield lines
         rest = text[cut + 1 :]
         if rest:
             pending.append(rest[: limits.MAX_LINE_CHARS])
@@ -221,7 +225,7 @@ def _iter_blocks(stream: Any, cuts: _LineCuts) -> Iterator[str]:
             cuts.count(number + 1, dropped + max(len(lines[0]) - limits.MAX_LINE_CHARS, 0))
             lines[0] = lines[0][: limits.MAX_LINE_CHARS]
         cuts.cut(lines, number + 1)
-        yield from lines
+        yield lines
     cuts.finish()
 
 
@@ -253,6 +257,8 @@ _ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|[()][A-Z0-9]|[A-Za-z])")
 
 
 _new_tuple = tuple.__new__  # LogLine without the NamedTuple __new__ wrapper: once per line
+# CONSOLE_PREFIX's most common form alone: a timestamp, no level, no wall clock.
+_PLAIN_STAMP = re.compile(r"\[\s*(\d+\.\d+)\] ?").match
 
 
 class PrefixSplitter:
@@ -265,8 +271,14 @@ class PrefixSplitter:
         self.seen_timestamps = False
 
     def split(self, number: int, raw: str) -> LogLine:
-        # Fast path: the common serial/dmesg line "[   12.345678] text".
-        if raw.startswith("["):
+        # Fast path: the common serial/dmesg line "[   12.345678] text", by a short expression
+        # (this runs for every line); a caller id after it ("[  T123]") takes the full one.
+        stamp = _PLAIN_STAMP(raw)
+        if stamp is not None:
+            end = stamp.end()
+            if raw[end : end + 1] != "[":
+                self.seen_timestamps = True
+                return _new_tuple(LogLine, (number, raw[end:], stamp[1], None, None, False, False))
             match = CONSOLE_PREFIX.match(raw)
             if match is not None:
                 self.seen_timestamps = True

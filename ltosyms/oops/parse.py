@@ -25,9 +25,10 @@ that a trace reads innermost first. The parser never opens an ELF and never rais
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ltosyms import limits
@@ -40,7 +41,6 @@ from ltosyms.oops.headers import (
     CALL_TRACE,
     CLOSING_LINES,
     CPU_LINE,
-    CPU_LINE_SHORT,
     END_PANIC,
     END_TRACE,
     HARDWARE_LINE,
@@ -54,6 +54,7 @@ from ltosyms.oops.headers import (
     TASK_LINE,
     HeaderRule,
     is_trace_title,
+    match_cpu_line,
     match_header,
     trace_kind,
 )
@@ -61,7 +62,7 @@ from ltosyms.oops.lines import (
     LogLine,
     LogSource,
     PrefixSplitter,
-    iter_physical_lines,
+    iter_physical_blocks,
     split_glued,
 )
 from ltosyms.oops.records import (
@@ -159,21 +160,26 @@ class OopsParser:
 
     # --- public ------------------------------------------------------------------------
 
-    def run(self, physical_lines: Iterator[str]) -> Iterator[Report]:
+    def run(self, physical_lines: Iterable[str]) -> Iterator[Report]:
         """Parse raw physical lines (terminators removed), yielding reports as they finish."""
-        for event in self.events(physical_lines, 0):
+        return self.run_blocks(_in_blocks(physical_lines))
+
+    def run_blocks(self, blocks: Iterable[list[str]]) -> Iterator[Report]:
+        """:meth:`run` for physical lines that come a list at a time
+        (:func:`~ltosyms.oops.lines.iter_physical_blocks`)."""
+        for event in self.events(blocks, 0):
             if not isinstance(event, int):
                 yield event
 
     def events(
         self,
-        physical_lines: Iterator[str],
+        blocks: Iterable[list[str]],
         every: int,
-        keep: Callable[[str], object] | None = None,
+        keep: Callable[[list[str]], object] | None = None,
     ) -> Iterator[Report | int]:
-        """:meth:`run`, also yielding, before each ``every``-th line (never for 0), the number
-        of the first line a report still to come may reach (:meth:`settled_before`);
-        ``keep(line)`` is called with each physical line as it is read.
+        """:meth:`run_blocks`, also yielding, before each ``every``-th line (never for 0), the
+        number of the first line a report still to come may reach (:meth:`settled_before`);
+        ``keep(lines)`` is called with each list of physical lines as it is read.
 
         The loop is :meth:`feed` written out, and it handles the most common line itself: a
         plain trace entry that continues the trace being read (``" ? name+0xOFF/0xSIZE
@@ -189,9 +195,8 @@ class OopsParser:
         # Characters read, in a local: the common trace entry below never needs the count,
         # so self._consumed is brought up to date only before what may open or close a report.
         consumed = self._consumed
-        for number, raw in enumerate(physical_lines, start=1):
-            if keep is not None:
-                keep(raw)
+        lines = itertools.chain.from_iterable(blocks if keep is None else _kept(blocks, keep))
+        for number, raw in enumerate(lines, start=1):
             if number == next_tick:
                 next_tick += every
                 yield self.settled_before(number)
@@ -640,7 +645,7 @@ class OopsParser:
     def _on_cpu_line(
         self, line: LogLine, text: str, context: str | None, report: ReportBuilder | None
     ) -> bool:
-        match = CPU_LINE.match(text) or CPU_LINE_SHORT.match(text)
+        match = match_cpu_line(text)
         if match is None:
             return self._on_other(line, text, context, report)
         report = self._settle(report)
@@ -903,6 +908,19 @@ def _plain_frame(match: re.Match[str]) -> FrameText:
     )
 
 
+def _in_blocks(physical_lines: Iterable[str]) -> Iterator[list[str]]:
+    # One line a list: a caller that feeds lines as they come (a log follower) gets each
+    # report as soon as its lines are in, never after the lines of a batch.
+    for line in physical_lines:
+        yield [line]
+
+
+def _kept(blocks: Iterable[list[str]], keep: Callable[[list[str]], object]) -> Iterator[list[str]]:
+    for block in blocks:
+        keep(block)
+        yield block
+
+
 def _same_dump(previous: IpLine | None, ip: IpText) -> bool:
     """Whether ``ip`` belongs to the register dump whose IP line is ``previous``."""
     if previous is None:
@@ -961,7 +979,7 @@ def iter_reports(source: LogSource) -> Iterator[Report]:
     file object, or an iterable of lines (bytes or text). Memory use is proportional to the
     largest report, not to the input.
     """
-    return OopsParser().run(iter_physical_lines(source))
+    return OopsParser().run_blocks(iter_physical_blocks(source))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -986,7 +1004,7 @@ def iter_log_stretches(source: LogSource, lines_per_stretch: int = 1024) -> Iter
     pending: list[str] = []  # lines read and not yet handed out, from first_line on
     first_line = 1
     reports: list[Report] = []
-    events = OopsParser().events(iter_physical_lines(source), lines_per_stretch, pending.append)
+    events = OopsParser().events(iter_physical_blocks(source), lines_per_stretch, pending.extend)
     for event in events:
         if not isinstance(event, int):
             reports.append(event)
