@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ltosyms.context import ImageContext, ModuleSet
 from ltosyms.decode.candidates import NameResolution
@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 # Printed frames kept resolved across the reports of one log (a sysrq dump repeats the same
 # scheduler frames for every task): a log of ever new frames empties the memo at this many.
 NAMED_KEPT = 65_536
+
+# A frame's identity within a log (see frame_key).
+FrameKey = tuple[int, str]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,7 +102,7 @@ class _Work:
     """Mutable state while one report is decoded."""
 
     report: Report
-    resolved: dict[tuple[int, str], ResolvedFrame] = field(default_factory=dict)  # by frame_key()
+    resolved: dict[FrameKey, ResolvedFrame] = field(default_factory=dict)  # by frame_key()
     warnings: list[str] = field(default_factory=list)
     identity_mismatch: bool = False  # the log prints another build id or release
 
@@ -166,23 +169,24 @@ class Decoder:
         work = _Work(report=report)
         self._check_identity(work)
         ip_frames = [line.frame for line in report.ip_lines if line.frame is not None]
-        all_frames = list(
-            {
-                frame_key(f): f for f in [*ip_frames, *(f for t in report.traces for f in t.frames)]
-            }.values()
-        )
+        # Each frame once, by its key (a RIP line may also be a trace's first entry).
+        by_key = {frame_key(f): f for f in ip_frames}
+        for trace in report.traces:
+            for frame in trace.frames:
+                by_key[frame_key(frame)] = frame
+        all_frames = list(by_key.items())
         # The Code: line belongs to the kernel-mode IP of the main register dump.
         dump = report.main_dump
         code_ip = dump.ip.frame if dump is not None and dump.ip is not None else None
         code_ip_key = frame_key(code_ip) if code_ip is not None else None
-        for frame in all_frames:
+        for key, frame in all_frames:
             if frame.symbol is not None and frame.offset is not None and not frame.inline:
-                is_code_ip = frame_key(frame) == code_ip_key
-                self._resolve_named(frame, work, report.code if is_code_ip else None)
+                code_bytes = report.code if key == code_ip_key else None
+                self._resolve_named(frame, key, work, code_bytes)
         kaslr_offset = self._kaslr_offset(report, all_frames, work)
-        for frame in all_frames:
+        for key, frame in all_frames:
             if frame.symbol is None and frame.runtime_address is not None and not frame.inline:
-                self._resolve_raw(frame, kaslr_offset, work)
+                self._resolve_raw(frame, key, kaslr_offset, work)
         for trace in report.traces:
             self._narrow_by_callees(trace, work)
             if trace.frames_not_kept:
@@ -194,8 +198,8 @@ class Decoder:
         code = self._code(report, ip_frames, work, kaslr_offset)
         mismatch = self._judge_mismatch(all_frames, code, work)
         runtime = _RuntimeAddresses(kaslr_offset)
-        for frame in all_frames:
-            runtime.learn(frame.runtime_address, work.resolved.get(frame_key(frame)))
+        for key, frame in all_frames:
+            runtime.learn(frame.runtime_address, work.resolved.get(key))
         if code is not None and code.marker_runtime_address is not None and code_ip is not None:
             runtime.learn(code.marker_runtime_address, work.resolved.get(frame_key(code_ip)))
 
@@ -257,7 +261,9 @@ class Decoder:
             reliable=frame.reliable,
         )
 
-    def _resolve_named(self, frame: Frame, work: _Work, code: CodeBytes | None = None) -> None:
+    def _resolve_named(
+        self, frame: Frame, key: FrameKey, work: _Work, code: CodeBytes | None
+    ) -> None:
         # A sysrq dump prints the same scheduler frames for every task, a log may print one
         # crash thousands of times: frames that read the same (and carry no Code: bytes)
         # resolve the same, found by what the frame says before any record is made for it.
@@ -277,35 +283,33 @@ class Decoder:
             resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
             if resolver is None:
                 reason = self.modules.error_for(frame.module or "") or "not found in --modules"
-                work.resolved[frame_key(frame)] = unresolved(
-                    query.module, [f"module {frame.module}: {reason}"]
-                )
-                return
-            try:
-                resolution = resolver.resolve_named(query, code)
-                known = resolver.finish(query, resolution, [])
-            except LtosymsError as error:
-                known = unresolved(query.module, [str(error)])
+                known = unresolved(query.module, [f"module {frame.module}: {reason}"])
+            else:
+                try:
+                    resolution = resolver.resolve_named(query, code)
+                    known = resolver.finish(query, resolution, [])
+                except LtosymsError as error:
+                    known = unresolved(query.module, [str(error)])
             if code is None:
                 if len(self._named) >= NAMED_KEPT:
                     self._named.clear()  # memory follows the report, not the log
                 self._named[said] = known
-        work.resolved[frame_key(frame)] = known
+        work.resolved[key] = known
 
-    def _resolve_raw(self, frame: Frame, kaslr_offset: int | None, work: _Work) -> None:
+    def _resolve_raw(
+        self, frame: Frame, key: FrameKey, kaslr_offset: int | None, work: _Work
+    ) -> None:
         query = self._query(frame)
         if frame.module is not None or frame.runtime_address is None:
             return
         if kaslr_offset is None:
-            work.resolved[frame_key(frame)] = unresolved(
-                query.module, ["raw address and no KASLR offset known"]
-            )
+            work.resolved[key] = unresolved(query.module, ["raw address and no KASLR offset known"])
             return
         resolver = self.resolver(None, None, work.warnings)
         assert resolver is not None
         link_address = (frame.runtime_address - kaslr_offset) & 0xFFFF_FFFF_FFFF_FFFF
         resolution = resolver.resolve_link_address(link_address, query.role)
-        work.resolved[frame_key(frame)] = resolver.finish(
+        work.resolved[key] = resolver.finish(
             query, resolution, [f"raw address {frame.runtime_address:#x} - KASLR offset"]
         )
 
@@ -370,12 +374,14 @@ class Decoder:
                 return symbol, link_address - symbol.link_address, module
         return None
 
-    def _kaslr_offset(self, report: Report, frames: list[Frame], work: _Work) -> int | None:
+    def _kaslr_offset(
+        self, report: Report, frames: list[tuple[FrameKey, Frame]], work: _Work
+    ) -> int | None:
         """runtime - link from every vmlinux frame that prints both
         (docs/kernel-facts.md#kaslr-and-modules)."""
         votes: Counter[int] = Counter()
-        for frame in frames:
-            resolved = work.resolved.get(frame_key(frame))
+        for key, frame in frames:
+            resolved = work.resolved.get(key)
             if (
                 frame.runtime_address is not None
                 and frame.module is None
@@ -399,13 +405,14 @@ class Decoder:
         direct call enters. Only return-address entries made a call; a narrowing that leaves several
         copies still replaces the resolution, so that the copies listed are the ones left."""
         callee_frame: Frame | None = None
+        callee_key: FrameKey | None = None
+        resolved_of = work.resolved
         for frame in trace.frames:
-            resolved = work.resolved.get(frame_key(frame))
+            key = frame_key(frame)
+            resolved = resolved_of.get(key)
             if resolved is None:
                 continue
-            callee = (
-                work.resolved.get(frame_key(callee_frame)) if callee_frame is not None else None
-            )
+            callee = resolved_of.get(callee_key) if callee_key is not None else None
             # A module's call into the kernel counts too: its relocation names the callee.
             into_kernel = frame.module is not None and callee is not None and callee.module is None
             if (
@@ -422,7 +429,7 @@ class Decoder:
                     narrowed = narrow_by_callee(resolver, resolution, callee)
                     if narrowed.evidence != resolution.evidence:
                         resolved = resolver.finish(self._query(frame), narrowed, [])
-                        work.resolved[frame_key(frame)] = resolved
+                        resolved_of[key] = resolved
                 elif (
                     resolver is not None
                     and not into_kernel
@@ -433,13 +440,11 @@ class Decoder:
                         candidates=callee.candidates, evidence=callee.evidence
                     )
                     narrowed = narrow_by_caller(resolver, resolution, resolved)
-                    if narrowed.evidence != resolution.evidence:
+                    if narrowed.evidence != resolution.evidence and callee_key is not None:
                         query = self._query(callee_frame)
-                        work.resolved[frame_key(callee_frame)] = resolver.finish(
-                            query, narrowed, []
-                        )
+                        resolved_of[callee_key] = resolver.finish(query, narrowed, [])
             if frame.reliable:
-                callee_frame = frame
+                callee_frame, callee_key = frame, key
 
     def _code(
         self, report: Report, ip_frames: list[Frame], work: _Work, kaslr_offset: int | None
@@ -508,9 +513,18 @@ class Decoder:
                 view = _log_view(resolver, code, analysis.report, resolved, key)
             except LtosymsError as error:
                 work.warnings.append(f"Code: not labelled: {error}")
-        return replace(analysis.report, view=view, marker_runtime_address=runtime)
+        stored = analysis.report
+        return CodeReport(  # dataclasses.replace() costs as much as the rest of this step
+            listing=stored.listing,
+            match=stored.match,
+            image=stored.image,
+            view=view,
+            marker_runtime_address=runtime,
+        )
 
-    def _judge_mismatch(self, frames: list[Frame], code: CodeReport | None, work: _Work) -> bool:
+    def _judge_mismatch(
+        self, frames: list[tuple[FrameKey, Frame]], code: CodeReport | None, work: _Work
+    ) -> bool:
         if (
             code is not None
             and code.match is not None
@@ -521,8 +535,8 @@ class Decoder:
             return True
         # Printed sizes that fit no symbol of that name: most of them means another build.
         sized = failed = 0
-        for frame in frames:
-            resolved = work.resolved.get(frame_key(frame))
+        for key, frame in frames:
+            resolved = work.resolved.get(key)
             if resolved is None or frame.kallsyms_size is None or frame.module is not None:
                 continue
             sized += 1
@@ -681,6 +695,6 @@ class _RuntimeAddresses:
         return None if start is None else (start + place.offset) & ADDRESS_MASK
 
 
-def frame_key(frame: Frame) -> tuple[int, str]:
+def frame_key(frame: Frame) -> FrameKey:
     """A frame's identity within a log: a RIP line shared by a report and a trace is one."""
     return (frame.line, frame.raw_text)
