@@ -54,6 +54,11 @@ class LtosymsGroup(click.Group):
         # collector's sight, they are not traversed again by every collection a command's
         # allocations trigger (a tenth of a short decode's time otherwise).
         gc.freeze()
+        # A command makes records by the million (a decode of a 200 MB log), nearly all freed
+        # by their reference counts: the youngest generation is collected every 100,000
+        # allocations rather than 700, which saves 3-4% of such a run and holds back at most
+        # that many objects of a reference cycle.
+        gc.set_threshold(100_000, 10, 10)
         command: click.Command = module.command
         return command
 

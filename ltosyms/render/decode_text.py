@@ -315,7 +315,8 @@ def render_log(
     for number, line in enumerate(lines, start=1):
         if shown is not None and not shown(number):
             continue
-        append(visible(line))
+        # visible(), its common case written out: this runs once per line of the log.
+        append(line if line.isascii() and line.isprintable() else visible(line))
         notes = get(number)
         if notes:
             extend(notes if note is None else map(note, notes))
