@@ -354,12 +354,13 @@ def test_patch_tables_round_trip(corpus: Corpus) -> None:
             kinds.PATCH_SITES.decode(b"\x00not marshal", image)
 
 
+# The command group itself, not main(): main() ends the process without running what follows.
 _DECODE = """
 import sys
-from ltosyms.cli import main
+from ltosyms.cli import cli
 sys.argv = ["ltosyms", *sys.argv[1:]]
 try:
-    main()
+    cli(prog_name="ltosyms")
 finally:
     sys.stderr.write("\\nMODULES " + " ".join(sorted(sys.modules)) + "\\n")
 """

@@ -8,9 +8,11 @@ traceback only under ``-v``.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -97,4 +99,23 @@ def cli(verbose: int) -> None:
 
 
 def main() -> None:
-    cli(prog_name="ltosyms")
+    try:
+        cli(prog_name="ltosyms")
+    except SystemExit as done:
+        status = done.code
+    else:
+        status = 0
+    # The command has finished and closed what it opened (every file and index is closed by
+    # the with-blocks it ran in): the process ends here, without the interpreter taking apart
+    # the records it made one by one (12 ms of an indexed diff). Only what is written must be
+    # flushed first.
+    for stream in (sys.stdout, sys.stderr):
+        # A reader that went away, or a stream the command closed: nothing more to say to it.
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stream.flush()
+    if status is None:
+        status = 0
+    elif not isinstance(status, int):
+        print(status, file=sys.stderr, flush=True)
+        status = 1
+    os._exit(status)

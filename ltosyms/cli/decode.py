@@ -14,6 +14,7 @@ import click
 
 from ltosyms.cli.cache import session_for
 from ltosyms.cli.options import cache_options, format_option, json_option, modules_option
+from ltosyms.cli.output import echo_lines
 from ltosyms.context import ModuleSet
 from ltosyms.decode.decode import DecodedReport, Decoder
 from ltosyms.errors import InputError, MismatchError, UsageError
@@ -50,19 +51,6 @@ def open_log(log: str) -> Iterator[IO[bytes]]:
         raise InputError(f"{log}: {error.strerror or error}") from None
     with file:
         yield file
-
-
-def echo_lines(lines: Iterable[str], batch: int = 1024) -> None:
-    """Print ``lines`` a batch at a time (one echo per line costs a long log ~10 ms); the log's
-    own escapes are kept as they were (``color=True``: click strips nothing)."""
-    chunk: list[str] = []
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) >= batch:
-            click.echo("\n".join(chunk), color=True)
-            chunk = []
-    if chunk:
-        click.echo("\n".join(chunk), color=True)
 
 
 def split_paths(paths: tuple[str, ...]) -> tuple[str | None, str]:
@@ -185,7 +173,9 @@ def command(
                 (decoding.decode(report) for stretch in stretches for report in stretch.reports),
             )
         elif output_format == "decode-stacktrace":
-            echo_lines(_decode_stacktrace_lines(stretches, decoding, reports_only, brief))
+            echo_lines(
+                _decode_stacktrace_lines(stretches, decoding, reports_only, brief), color=True
+            )
         else:
             note = _cyan if use_color else None
             for printed in _annotated_stretches(stretches, decoding, reports_only, brief, note):
