@@ -1001,7 +1001,9 @@ def iter_log_stretches(source: LogSource, lines_per_stretch: int = 1024) -> Iter
     lines with its reports, in input order. Memory follows the largest report: lines are held
     only while a report that may still reach them is open (or a line that may title one is
     recent, see :meth:`OopsParser.settled_before`)."""
-    pending: list[str] = []  # lines read and not yet handed out, from first_line on
+    # Lines read and not yet handed out, from first_line on: a block of input is kept whole
+    # as it is read (at most lines.BLOCK_SIZE characters past the line being parsed).
+    pending: list[str] = []
     first_line = 1
     reports: list[Report] = []
     events = OopsParser().events(iter_physical_blocks(source), lines_per_stretch, pending.extend)
