@@ -5,9 +5,18 @@ from __future__ import annotations
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ltosyms.oops import lines
-from ltosyms.oops.lines import LogLine, PrefixSplitter, iter_log_lines, iter_physical_lines
+from ltosyms.oops.lines import (
+    CONSOLE_PREFIX,
+    LogLine,
+    PrefixSplitter,
+    iter_log_lines,
+    iter_physical_blocks,
+    iter_physical_lines,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +54,46 @@ def test_blocks_do_not_split_crlf_or_characters(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(lines, "BLOCK_SIZE", 3)
     data = "ab\r\ncd\r\né\r\nlast\rx".encode()
     assert list(iter_physical_lines(io.BytesIO(data))) == ["ab", "cd", "é", "last", "x"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(alphabet="a\r\né", max_size=40), block_size=st.integers(1, 8))
+def test_any_mix_of_line_ends_splits_as_universal_newlines(text: str, block_size: int) -> None:
+    # Blocks of 1 to 8 bytes put every CR, CRLF and two-byte character across a boundary.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lines, "BLOCK_SIZE", block_size)
+        expected = text.splitlines()
+        assert list(iter_physical_lines(io.BytesIO(text.encode()))) == expected
+        assert list(iter_physical_lines(io.StringIO(text))) == expected
+        blocks = list(iter_physical_blocks(io.BytesIO(text.encode())))
+        assert [line for block in blocks for line in block] == expected
+
+
+# Prefix-like text: pieces of a timestamp and a caller id in any order, or a well-formed
+# timestamp, caller id, blank and message joined with some of their parts left out.
+_PREFIX_LIKE = st.one_of(
+    st.text(alphabet="[] 12.0\tTCx\u0663<4>a", max_size=24).map(lambda rest: "[" + rest),
+    st.tuples(
+        st.sampled_from(["", "<4>"]),
+        st.from_regex(r"\[ {0,5}\d{1,3}(\.\d{1,6})?\]", fullmatch=True),
+        st.sampled_from(["", "[  T126]", "[    C2]", "[T1]", "[ X1]", "["]),
+        st.sampled_from(["", " ", "  ", "\t"]),
+        st.text(alphabet="[]a :", max_size=6),
+    ).map("".join),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(raw=_PREFIX_LIKE)
+def test_a_timestamp_splits_as_the_full_prefix_expression_says(raw: str) -> None:
+    # The splitter reads the common "[   12.345678] " by a shorter expression of its own:
+    # whatever the line, it must find what CONSOLE_PREFIX finds.
+    full = CONSOLE_PREFIX.match(raw)
+    line = _split(raw)
+    if full is not None:
+        level = int(full["level"]) if full["level"] else None
+        expected = (raw[full.end() :], full["ts"] or full["wall"], full["caller"], level)
+        assert (line.text, line.timestamp, line.caller, line.level) == expected
 
 
 def _split(raw: str, *, seen_timestamps: bool = False) -> LogLine:
