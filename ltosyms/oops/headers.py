@@ -283,6 +283,7 @@ def match_header(text: str) -> tuple[HeaderRule, re.Match[str]] | None:
     return _first_rule(text)
 
 
+# A header or CPU line is 60-160 characters; longer texts are matched each time, never kept.
 _REMEMBERED_HEADER = 240
 
 
@@ -316,11 +317,17 @@ CPU_LINE_SHORT = re.compile(
 BUILD_ID = re.compile(r"(?:^|\s)(?P<build_id>[0-9a-f]{40})$")
 
 
-@lru_cache(maxsize=1024)
 def match_cpu_line(text: str) -> re.Match[str] | None:
-    """The CPU line's match (CPU_LINE, else CPU_LINE_SHORT), None when ``text`` is none.
-    Every dump_stack() prints one and a WARN in a loop prints the same one: each text is
-    matched once (the last 1,024 kept)."""
+    """The CPU line's match (CPU_LINE, else CPU_LINE_SHORT), None when ``text`` is none."""
+    # Every dump_stack() prints one and a WARN in a loop prints the same one: a text of CPU
+    # line length is matched once (the last 1,024 kept).
+    if len(text) <= _REMEMBERED_HEADER:
+        return _remembered_cpu_line(text)
+    return CPU_LINE.match(text) or CPU_LINE_SHORT.match(text)
+
+
+@lru_cache(maxsize=1024)
+def _remembered_cpu_line(text: str) -> re.Match[str] | None:
     return CPU_LINE.match(text) or CPU_LINE_SHORT.match(text)
 
 

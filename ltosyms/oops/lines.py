@@ -258,7 +258,7 @@ _ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|[()][A-Z0-9]|[A-Za-z])")
 
 _new_tuple = tuple.__new__  # LogLine without the NamedTuple __new__ wrapper: once per line
 # CONSOLE_PREFIX's most common form alone: a timestamp, no level, no wall clock.
-_PLAIN_STAMP = re.compile(r"\[\s*(\d+\.\d+)\] ?").match
+_PLAIN_STAMP = re.compile(r"\[\s*(\d+\.\d+)\] ?")
 
 
 class PrefixSplitter:
@@ -273,7 +273,7 @@ class PrefixSplitter:
     def split(self, number: int, raw: str) -> LogLine:
         # Fast path: the common serial/dmesg line "[   12.345678] text", by a short expression
         # (this runs for every line); a caller id after it ("[  T123]") takes the full one.
-        stamp = _PLAIN_STAMP(raw)
+        stamp = _PLAIN_STAMP.match(raw)
         if stamp is not None:
             end = stamp.end()
             if raw[end : end + 1] != "[":
