@@ -276,9 +276,9 @@ IP_LINE_STARTS = (
     "Krnl PSW",
 )
 _USER_SEGMENTS = frozenset({"0033", "0023", "002b", "0073", "007b"})
-# Lines up to this length are remembered by what they say (register, IP and Code: lines of a
-# report printed again and again); an x86 register line is about 65 characters, an IP line
-# about 60, a Code: line 200 to 230.
+# Texts up to this length are remembered by what they say (the register, IP, Code: and frame
+# lines of a report printed again and again); an x86 register line is about 65 characters, an
+# IP line about 60, a Code: line 200 to 230. Longer texts are read each time, never kept.
 _REMEMBERED_LINE = 240
 
 
@@ -499,7 +499,14 @@ def _code(s: str, arch: str | None) -> _CodeRead | None:
     unavailable = _CODE_UNAVAILABLE.match(body)
     if unavailable is not None or body.lower().startswith(("bad rip value", "bad pc value")):
         address = int(unavailable["address"], 16) if unavailable is not None else None
-        return _CodeRead(b"", None, arch or "unknown", 1, True, address)
+        return _CodeRead(
+            data=b"",
+            marker_offset=None,
+            arch=arch or "unknown",
+            token_size=1,
+            unavailable=True,
+            unavailable_address=address,
+        )
     first_token = body.split(None, 1)[0] if body else ""
     width = len(first_token.strip("<>()"))
     pattern = _CODE_BYTES.get(width)
@@ -522,7 +529,14 @@ def _code(s: str, arch: str | None) -> _CodeRead | None:
         data = bytes.fromhex("".join(words))
     else:
         data = b"".join(int(word, 16).to_bytes(width // 2, "little") for word in words)
-    return _CodeRead(data, marker, _code_arch(width, arch), width // 2, False, None)
+    return _CodeRead(
+        data=data,
+        marker_offset=marker,
+        arch=_code_arch(width, arch),
+        token_size=width // 2,
+        unavailable=False,
+        unavailable_address=None,
+    )
 
 
 def _code_arch(width: int, arch: str | None) -> str:
