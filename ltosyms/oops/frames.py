@@ -24,11 +24,11 @@ Formats, with the code that prints them (6.1 unless said otherwise):
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import NamedTuple
 
 from ltosyms.limits import MAX_DECIMAL_DIGITS
 from ltosyms.oops.records import CodeBytes, SourceAnnotation
+from ltosyms.oops.remembered import remembered_texts
 
 # Symbol names: C identifiers plus the characters compilers and the kernel add (".cold",
 # ".llvm.123", "$x" in some arches, C++ "_Z..." and "~").
@@ -83,19 +83,9 @@ class FrameText(NamedTuple):
     inline: bool
 
 
+@remembered_texts(maxsize=4096)
 def parse_symbolic(text: str) -> FrameText | None:
     """``name+0xOFF/0xSIZE`` with its optional tail, the whole of ``text``; None otherwise."""
-    if len(text) <= _REMEMBERED_LINE:
-        return _remembered_symbolic(text)  # a trace printed again reads the same
-    return _symbolic(text)
-
-
-@lru_cache(maxsize=4096)
-def _remembered_symbolic(text: str) -> FrameText | None:
-    return _symbolic(text)
-
-
-def _symbolic(text: str) -> FrameText | None:
     match = _CORE_RE.match(text)
     if match is None:
         return None
@@ -276,27 +266,11 @@ IP_LINE_STARTS = (
     "Krnl PSW",
 )
 _USER_SEGMENTS = frozenset({"0033", "0023", "002b", "0073", "007b"})
-# Texts up to this length are remembered by what they say (the register, IP, Code: and frame
-# lines of a report printed again and again); an x86 register line is about 65 characters, an
-# IP line about 60, a Code: line 200 to 230. Longer texts are read each time, never kept.
-_REMEMBERED_LINE = 240
 
 
+@remembered_texts(maxsize=4096)
 def parse_ip(text: str) -> IpText | None:
     """Parse an IP line (message text with leading spaces allowed); None if it is not one."""
-    # A WARN that fires again and again prints the same IP line each time: a line of IP-line
-    # length is read once (the last 4,096 such lines are kept).
-    if len(text) <= _REMEMBERED_LINE:
-        return _remembered_ip(text)
-    return _ip(text)
-
-
-@lru_cache(maxsize=4096)
-def _remembered_ip(text: str) -> IpText | None:
-    return _ip(text)
-
-
-def _ip(text: str) -> IpText | None:
     s = text.strip()
     if not s:
         return None
@@ -413,21 +387,9 @@ _REGISTER_LINE = re.compile(
 _PSTATE = re.compile(r"pstate: (?P<value>[0-9a-f]{8,16}) \(")
 
 
+@remembered_texts(maxsize=4096)
 def parse_registers(text: str) -> tuple[tuple[str, int], ...] | None:
     """``(name, value)`` pairs of a register line, or None when ``text`` is not one."""
-    # A register dump printed again and again (a WARN in a loop) repeats its lines to the
-    # letter: a line of register length is read once (the last 4,096 such lines are kept).
-    if len(text) <= _REMEMBERED_LINE:
-        return _remembered_registers(text)
-    return _registers(text)
-
-
-@lru_cache(maxsize=4096)
-def _remembered_registers(text: str) -> tuple[tuple[str, int], ...] | None:
-    return _registers(text)
-
-
-def _registers(text: str) -> tuple[tuple[str, int], ...] | None:
     s = text.strip()
     match = _REGISTER_LINE.fullmatch(s)
     if match is None:
@@ -462,39 +424,37 @@ def parse_code(text: str, number: int, arch: str | None) -> CodeBytes | None:
     s = text.strip()
     if not s.startswith("Code:"):
         return None
-    read = _remembered_code(s, arch) if len(s) <= _REMEMBERED_LINE else _code(s, arch)
+    read = _read_code(s)
     if read is None:
         return None
-    data, marker_offset, code_arch, token_size, unavailable, unavailable_address = read
+    if read.unavailable:
+        code_arch, token_size = arch or "unknown", 1
+    else:
+        code_arch, token_size = _code_arch(read.width, arch), read.width // 2
     return CodeBytes(
         line=number,
         raw_text=s,
-        data=data,
-        marker_offset=marker_offset,
+        data=read.data,
+        marker_offset=read.marker_offset,
         arch=code_arch,
         token_size=token_size,
-        unavailable=unavailable,
-        unavailable_address=unavailable_address,
+        unavailable=read.unavailable,
+        unavailable_address=read.unavailable_address,
     )
 
 
 class _CodeRead(NamedTuple):
-    """What a Code: line says, apart from where it is."""
+    """What a Code: line's text says, apart from where it is and which IP lines came before."""
 
     data: bytes
     marker_offset: int | None
-    arch: str
-    token_size: int
+    width: int  # hex digits of a token (0 when the kernel could not read the bytes)
     unavailable: bool
     unavailable_address: int | None
 
 
-@lru_cache(maxsize=1024)
-def _remembered_code(s: str, arch: str | None) -> _CodeRead | None:
-    return _code(s, arch)
-
-
-def _code(s: str, arch: str | None) -> _CodeRead | None:
+@remembered_texts(maxsize=1024)
+def _read_code(s: str) -> _CodeRead | None:
     body = s[5:].strip()
     unavailable = _CODE_UNAVAILABLE.match(body)
     if unavailable is not None or body.lower().startswith(("bad rip value", "bad pc value")):
@@ -502,8 +462,7 @@ def _code(s: str, arch: str | None) -> _CodeRead | None:
         return _CodeRead(
             data=b"",
             marker_offset=None,
-            arch=arch or "unknown",
-            token_size=1,
+            width=0,
             unavailable=True,
             unavailable_address=address,
         )
@@ -530,12 +489,7 @@ def _code(s: str, arch: str | None) -> _CodeRead | None:
     else:
         data = b"".join(int(word, 16).to_bytes(width // 2, "little") for word in words)
     return _CodeRead(
-        data=data,
-        marker_offset=marker,
-        arch=_code_arch(width, arch),
-        token_size=width // 2,
-        unavailable=False,
-        unavailable_address=None,
+        data=data, marker_offset=marker, width=width, unavailable=False, unavailable_address=None
     )
 
 

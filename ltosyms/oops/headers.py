@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from ltosyms.oops.records import ReportKind
+from ltosyms.oops.remembered import remembered_texts
 
 K = ReportKind
 _FAULTS = frozenset({K.PAGE_FAULT, K.BUG, K.OOPS, K.GENERAL_PROTECTION})
@@ -276,22 +276,10 @@ def match_header(text: str) -> tuple[HeaderRule, re.Match[str]] | None:
     """The first rule matching ``text`` (stripped message text), with its match."""
     if not text.startswith(HEADER_STARTS) and "[#" not in text:
         return None
-    # A WARN that fires again and again prints the same header each time: the rules (a few
-    # dozen expressions) are tried once per header text (the last 1,024 kept).
-    if len(text) <= _REMEMBERED_HEADER:
-        return _remembered_header(text)
     return _first_rule(text)
 
 
-# A header or CPU line is 60-160 characters; longer texts are matched each time, never kept.
-_REMEMBERED_HEADER = 240
-
-
-@lru_cache(maxsize=1024)
-def _remembered_header(text: str) -> tuple[HeaderRule, re.Match[str]] | None:
-    return _first_rule(text)
-
-
+@remembered_texts(maxsize=1024)  # the rules, a few dozen expressions, once per header text
 def _first_rule(text: str) -> tuple[HeaderRule, re.Match[str]] | None:
     for rule in HEADER_RULES:
         match = rule.pattern.match(text)
@@ -317,17 +305,9 @@ CPU_LINE_SHORT = re.compile(
 BUILD_ID = re.compile(r"(?:^|\s)(?P<build_id>[0-9a-f]{40})$")
 
 
+@remembered_texts(maxsize=1024)  # every dump_stack() prints one
 def match_cpu_line(text: str) -> re.Match[str] | None:
     """The CPU line's match (CPU_LINE, else CPU_LINE_SHORT), None when ``text`` is none."""
-    # Every dump_stack() prints one and a WARN in a loop prints the same one: a text of CPU
-    # line length is matched once (the last 1,024 kept).
-    if len(text) <= _REMEMBERED_HEADER:
-        return _remembered_cpu_line(text)
-    return CPU_LINE.match(text) or CPU_LINE_SHORT.match(text)
-
-
-@lru_cache(maxsize=1024)
-def _remembered_cpu_line(text: str) -> re.Match[str] | None:
     return CPU_LINE.match(text) or CPU_LINE_SHORT.match(text)
 
 
