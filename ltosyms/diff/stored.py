@@ -5,10 +5,9 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ltosyms.diff.census import ImageCensus, bulk_records, take_image_census
 from ltosyms.diff.model import (
@@ -25,12 +24,12 @@ from ltosyms.elf.kernel import LoadedImage, require_kernel
 from ltosyms.errors import CacheError
 from ltosyms.index import StoredValueError, kinds
 from ltosyms.index.codecs import CensusColumns, GroupColumns
+from ltosyms.index.encoding import cut_runs
 
 if TYPE_CHECKING:
     from ltosyms.context import ImageContext
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _CLASSES = tuple(SectionClass)
 _POSITION = {section_class: position for position, section_class in enumerate(_CLASSES)}
@@ -160,9 +159,9 @@ def _groups(columns: GroupColumns, classes: list[SectionClass]) -> tuple[SymbolG
     """The groups, each made from its row of the columns (:class:`SymbolGroup`'s note), the
     names, indexes and aliases of each cut from their columns by its counts: no Python code
     runs per group."""
-    name_tuples = _cut(columns.names, columns.name_counts)
-    index_tuples = _cut(columns.symbol_indexes, columns.name_counts)
-    alias_tuples = _cut(columns.alias_names, columns.alias_counts)
+    name_tuples = cut_runs(columns.names, columns.name_counts)
+    index_tuples = cut_runs(columns.symbol_indexes, columns.name_counts)
+    alias_tuples = cut_runs(columns.alias_names, columns.alias_counts)
     rows = zip(
         map(_KINDS.__getitem__, columns.is_function),
         columns.base_names,
@@ -182,12 +181,6 @@ def _groups(columns: GroupColumns, classes: list[SectionClass]) -> tuple[SymbolG
         strict=True,
     )
     return tuple(map(new_group, rows))
-
-
-def _cut(values: Iterable[T], counts: Iterable[int]) -> Iterator[tuple[T, ...]]:
-    """``values`` cut into consecutive tuples of ``counts`` entries each."""
-    shared = iter(values)
-    return map(tuple, map(itertools.islice, itertools.repeat(shared), counts))
 
 
 # -- what ltosyms index runs (in a worker process of its own) ------------------------------------

@@ -16,17 +16,19 @@ Both raise :class:`StoredValueError` for bytes they do not accept, and nothing e
 
 from __future__ import annotations
 
+import itertools
 import marshal
 import struct
 import sys
 from array import array
-from collections.abc import Sequence
-from typing import Any, TypeAlias
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeAlias, TypeVar
 
 from ltosyms.errors import CacheError
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 Column: TypeAlias = "Buffer | array[Any]"  # what pack_columns takes: anything with a buffer
+T = TypeVar("T")
 
 
 class StoredValueError(CacheError):
@@ -251,3 +253,11 @@ def unpack_columns(data: Buffer, count: int) -> tuple[tuple[object, ...], list[m
     if start != len(view):
         raise StoredValueError("bytes after a stored table")
     return fields, columns
+
+
+def cut_runs(values: Iterable[T], counts: Iterable[int]) -> Iterator[tuple[T, ...]]:
+    """``values`` (a column holding the runs of many records one after the other) cut into
+    consecutive tuples of ``counts`` entries each, without Python code per run; the caller
+    checks that the counts add up to the column's length."""
+    shared = iter(values)
+    return map(tuple, map(itertools.islice, itertools.repeat(shared), counts))
