@@ -30,6 +30,7 @@ from ltosyms.diff.model import (
     SectionClass,
     SectionSize,
     SymbolKind,
+    group_unit,
     make_change,
 )
 from ltosyms.diff.rollup import directory_of, rollups
@@ -239,9 +240,7 @@ def _changes(
         folded_with = folded.get(id(group))
         if folded_with is not None:
             change_class = ChangeClass.FOLDED
-        unit = (base_group.unit if base_group is not None else None) or (
-            new_group.unit if new_group is not None else None
-        )
+        unit = group_unit(base_group, new_group)
         changes.append(
             make_change(
                 kind=group.kind,

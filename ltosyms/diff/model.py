@@ -288,6 +288,10 @@ class Change:
     folded_with: str | None = None  # folded: the function whose code the folded name shares
 
     @property
+    def unit(self) -> str | None:
+        return group_unit(self.base, self.new)
+
+    @property
     def base_size(self) -> int:
         return self.base.size if self.base else 0
 
@@ -338,6 +342,11 @@ class Change:
         if self.base is None or self.new is None or self.base.is_global == self.new.is_global:
             return None
         return Visibility.LOCALIZED if self.base.is_global else Visibility.GLOBALIZED
+
+
+def group_unit(base: SymbolGroup | None, new: SymbolGroup | None) -> str | None:
+    """The DWARF unit of a function or object: BASE's, else NEW's."""
+    return (base.unit if base is not None else None) or (new.unit if new is not None else None)
 
 
 # See make_inlined().

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ltosyms.diff.model import Change, DirectoryTotals, SymbolKind
+from ltosyms.diff.model import Change, DirectoryTotals, SymbolKind, group_unit
 
 if TYPE_CHECKING:
     from ltosyms.diff.maintainers import Maintainers
@@ -40,7 +40,7 @@ def unit_sums(changes: Iterable[Change]) -> UnitSums:
     function = SymbolKind.FUNCTION
     for change in changes:
         base, new = change.base, change.new
-        unit = (base.unit if base is not None else None) or (new.unit if new is not None else None)
+        unit = group_unit(base, new)
         entry = sums.get(unit)
         if entry is None:
             entry = sums[unit] = [0, 0, 0, 0]

@@ -52,7 +52,7 @@ def _flush(buffer: io.StringIO) -> str:
 
 
 def _row(change: Change, maintainers: Maintainers | None) -> list[object]:
-    unit = (change.base.unit if change.base else None) or (change.new.unit if change.new else None)
+    unit = change.unit
     subsystem = maintainers.subsystem_of(unit) if maintainers and unit else None
     return [
         change.kind.value,
