@@ -21,7 +21,7 @@ from ltosyms.disasm import callsite
 from ltosyms.disasm.callsite import CallSiteFinder
 from ltosyms.disasm.patching import PatchSites
 from ltosyms.elf import build_facts
-from ltosyms.elf.build_facts import read_build_facts
+from ltosyms.elf.build_facts import BuildFacts, read_build_facts
 from ltosyms.elf.debug_sections import dwarf_resolver
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.symtab import SymbolTable
@@ -193,14 +193,20 @@ def test_inline_chains_come_back_without_loading_units(
     second.close()
 
 
-def test_build_facts_come_back_from_the_index(
-    image: KernelImage, location: CacheLocation, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _facts_stored(image: KernelImage, location: CacheLocation) -> tuple[SymbolTable, BuildFacts]:
+    """The image's symbols, and its build facts as read once and stored in its index."""
     symbols = SymbolTable(image)
     first = answers_of(image, location)
     facts = read_build_facts(image, symbols, first.memo(kinds.BUILD_FACTS))
-    assert facts.banner is not None and facts.banner.startswith("Linux version")
     first.close()
+    return symbols, facts
+
+
+def test_build_facts_come_back_from_the_index(
+    image: KernelImage, location: CacheLocation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    symbols, facts = _facts_stored(image, location)
+    assert facts.banner is not None and facts.banner.startswith("Linux version")
 
     def no_reading(*args: object) -> None:
         raise AssertionError("read the image although the index holds the facts")
@@ -214,10 +220,7 @@ def test_build_facts_come_back_from_the_index(
 def test_a_stored_row_is_read_once_a_run(
     image: KernelImage, location: CacheLocation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    symbols = SymbolTable(image)
-    first = answers_of(image, location)
-    facts = read_build_facts(image, symbols, first.memo(kinds.BUILD_FACTS))
-    first.close()
+    _symbols, facts = _facts_stored(image, location)
     second = answers_of(image, location)
     reads: list[str] = []
     get_derived = second.store.get_derived
