@@ -13,12 +13,9 @@ module.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
 import enum
 import errno
-import gzip
-import lzma
 import mmap
 import os
 import stat
@@ -431,12 +428,30 @@ def _open_zstd(file: IO[bytes]) -> _Inflating:
     return reader
 
 
+def _open_xz(file: IO[bytes]) -> _Inflating:
+    import lzma  # here: most images are not compressed (3 ms of every start-up for the three)
+
+    return lzma.LZMAFile(file)
+
+
+def _open_gzip(file: IO[bytes]) -> _Inflating:
+    import gzip
+
+    return gzip.GzipFile(fileobj=file, mode="rb")
+
+
+def _open_bz2(file: IO[bytes]) -> _Inflating:
+    import bz2
+
+    return bz2.BZ2File(file)
+
+
 # Readers that inflate as they are read, several concatenated members or streams included (as
 # gzip -d, xz -d and the kernel's module loader accept them).
 _DECOMPRESSORS: dict[str, Callable[[IO[bytes]], _Inflating]] = {
-    ".xz": lzma.LZMAFile,
-    ".gz": lambda file: gzip.GzipFile(fileobj=file, mode="rb"),
-    ".bz2": bz2.BZ2File,
+    ".xz": _open_xz,
+    ".gz": _open_gzip,
+    ".bz2": _open_bz2,
     ".zst": _open_zstd,
 }
 _INFLATE_BLOCK = 1 << 20
@@ -450,6 +465,8 @@ def _inflate(path: Path, file: IO[bytes]) -> bytes:
     read), and with a one-line error when the image would pass MAX_IMAGE_BYTES or the output
     outgrows MAX_COMPRESSION_RATIO times the input read so far (see :mod:`ltosyms.limits`).
     """
+    import lzma  # for its error type (see _open_xz)
+
     output = bytearray()
     elf_end: int | None = None  # known once the section headers are in
     header: _ElfHeader | None = None
