@@ -13,19 +13,22 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gc
+import itertools
 import logging
 import operator
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ltosyms.diff.model import (
+    EmptyGroups,
     InlinedInstances,
     ListedSection,
     SectionClass,
     SymbolGroup,
     SymbolKind,
+    make_inlined,
 )
 from ltosyms.diff.sections import listed_sections, section_classes
 from ltosyms.elf.image import ImageKind
@@ -38,6 +41,149 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 InlineKey = tuple[str, str | None]  # (function name, declaring file)
+# InlinedFunctions' constructor arguments in order: names, declaring files, counts, callers per
+# function, caller low_pcs, caller instances.
+InlinedColumns = tuple[
+    Sequence[str], Sequence[str | None], Sequence[int], Sequence[int], Sequence[int], Sequence[int]
+]
+
+
+class InlinedFunctions(Mapping[InlineKey, InlinedInstances]):
+    """The inlined instances of every function of one image: (name, declaring file) ->
+    :class:`InlinedInstances`, each record made when it is asked for. A diff reads every
+    function's count, and the callers of only those it reports ``dropped_inlined``; a census
+    read back from the index holds 11,000 functions and their 60,000 callers per corpus
+    kernel as columns, and making them all into records took a fifth of such a diff.
+
+    The columns: per function its name, declaring file, count and number of callers; the
+    callers of all functions one after the other (``low_pc`` of the out-of-line function
+    holding instances, and how many it holds)."""
+
+    __slots__ = (
+        "_by_name",
+        "_caller_counts",
+        "_caller_instances",
+        "_caller_low_pcs",
+        "_count_column",
+        "_counts",
+        "_decl_files",
+        "_names",
+        "_starts",
+        "_unique_counts",
+    )
+
+    def __init__(
+        self,
+        *,
+        names: Sequence[str],
+        decl_files: Sequence[str | None],
+        counts: Sequence[int],
+        caller_counts: Sequence[int],
+        caller_low_pcs: Sequence[int],
+        caller_instances: Sequence[int],
+    ) -> None:
+        self._names = names
+        self._decl_files = decl_files
+        self._count_column = counts
+        self._counts: dict[InlineKey, int] = dict(
+            zip(zip(names, decl_files, strict=True), counts, strict=True)
+        )
+        self._caller_counts = caller_counts
+        self._caller_low_pcs = caller_low_pcs
+        self._caller_instances = caller_instances
+        self._starts: dict[InlineKey, tuple[int, int]] = {}  # made on first use
+        self._by_name: dict[str, list[InlineKey]] | None = None  # made on first use
+        self._unique_counts: dict[str, int] | None = None  # made on first use
+
+    @classmethod
+    def from_records(
+        cls, records: Iterable[tuple[str, str | None, int, Sequence[tuple[int, int]]]]
+    ) -> InlinedFunctions:
+        """From ``(name, decl_file, count, callers)`` per function."""
+        rows = list(records)
+        return cls(
+            names=[name for name, _file, _count, _callers in rows],
+            decl_files=[decl_file for _name, decl_file, _count, _callers in rows],
+            counts=[count for _name, _file, count, _callers in rows],
+            caller_counts=[len(callers) for *_row, callers in rows],
+            caller_low_pcs=[low_pc for *_row, callers in rows for low_pc, _n in callers],
+            caller_instances=[n for *_row, callers in rows for _low_pc, n in callers],
+        )
+
+    def __getitem__(self, key: InlineKey) -> InlinedInstances:
+        count = self._counts[key]
+        if not self._starts:
+            # Where each function's callers start: 0, then the running sum of the counts (one
+            # more than there are functions; the last is never a start).
+            starts = itertools.chain((0,), itertools.accumulate(self._caller_counts))
+            self._starts.update(
+                zip(
+                    zip(self._names, self._decl_files, strict=True),
+                    zip(starts, self._caller_counts, strict=False),
+                    strict=True,
+                )
+            )
+        start, length = self._starts[key]
+        end = start + length
+        return make_inlined(
+            name=key[0],
+            decl_file=key[1],
+            count=count,
+            callers=tuple(
+                zip(self._caller_low_pcs[start:end], self._caller_instances[start:end], strict=True)
+            ),
+        )
+
+    def __iter__(self) -> Iterator[InlineKey]:
+        return iter(self._counts)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._counts
+
+    @property
+    def counts(self) -> Mapping[InlineKey, int]:
+        """Each function's number of inlined instances (no record made)."""
+        return self._counts
+
+    @property
+    def unique_counts(self) -> Mapping[str, int]:
+        """The counts of the function names declared in one file only, by name."""
+        if self._unique_counts is None:
+            counts = self._counts
+            self._unique_counts = {
+                name: counts[keys[0]]
+                for name, keys in self._names_to_keys().items()
+                if len(keys) == 1
+            }
+        return self._unique_counts
+
+    def named(self, name: str) -> Sequence[InlineKey]:
+        """The keys of the functions called ``name`` (one per declaring file)."""
+        return self._names_to_keys().get(name, ())
+
+    def _names_to_keys(self) -> dict[str, list[InlineKey]]:
+        if self._by_name is None:
+            self._by_name = {}
+            for key in self._counts:
+                self._by_name.setdefault(key[0], []).append(key)
+        return self._by_name
+
+    def columns(self) -> InlinedColumns:
+        """The six columns given to the constructor, in its order."""
+        return (
+            self._names,
+            self._decl_files,
+            self._count_column,
+            self._caller_counts,
+            self._caller_low_pcs,
+            self._caller_instances,
+        )
+
+
+NO_INLINED = InlinedFunctions.from_records(())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,48 +197,38 @@ class ImageCensus:
     kind: ImageKind
     sections: tuple[ListedSection, ...]
     groups: tuple[SymbolGroup, ...]
-    empty_groups: tuple[SymbolGroup, ...]  # defined symbols of size 0
+    empty_groups: EmptyGroups  # defined symbols of size 0
     symbol_bytes: Mapping[SectionClass, int]  # distinct sized symbols per section class
-    inlined: Mapping[InlineKey, InlinedInstances]
+    inlined: InlinedFunctions
     has_dwarf: bool
     dwarf_seconds: float | None = None
     dwarf_note: str | None = None
-    # Lookup tables over the fields above, filled by __post_init__ (the function table on
-    # first use); not part of the record.
-    _by_name: dict[str, list[InlinedInstances]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
+    # The function table, filled on first use; not part of the record.
     _function_starts: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
     _functions: list[SymbolGroup] = field(
         default_factory=list, init=False, repr=False, compare=False
     )
 
-    def __post_init__(self) -> None:
-        for record in self.inlined.values():
-            self._by_name.setdefault(record.name, []).append(record)
-
     def inlined_instances(self, name: str, decl_file: str | None) -> InlinedInstances | None:
         """Inlined instances of the function ``name`` declared in ``decl_file``; when the file
         is unknown or differs between builds, the name alone if it is unambiguous."""
-        record = self.inlined.get((name, decl_file))
-        if record is not None:
-            return record
-        candidates = self._by_name.get(name, ())
-        return candidates[0] if len(candidates) == 1 else None
+        key = (name, decl_file)
+        if key not in self.inlined:
+            keys = self.inlined.named(name)
+            if len(keys) != 1:
+                return None
+            key = keys[0]
+        return self.inlined[key]
 
     def inlined_count(self, group: SymbolGroup) -> int | None:
         """Instances of ``group``'s function inlined in this image (None: no DWARF read)."""
         if not self.has_dwarf:
             return None
-        # inlined_instances() spelled out: asked twice per function of every diff.
+        # inlined_instances() spelled out, counting only: asked twice per function of every
+        # diff.
         name = group.dwarf_name or group.base_name
-        record = self.inlined.get((name, group.decl_file))
-        if record is None:
-            candidates = self._by_name.get(name)
-            if candidates is None or len(candidates) != 1:
-                return 0
-            record = candidates[0]
-        return record.count
+        count = self.inlined.counts.get((name, group.decl_file))
+        return self.inlined.unique_counts.get(name, 0) if count is None else count
 
     def function_name_at(self, link_address: int) -> str:
         """The main name of the function group holding ``link_address`` (its hex when none
@@ -160,22 +296,20 @@ def _take_image_census(loaded: LoadedImage, use_dwarf: bool) -> ImageCensus:
         kind=image.kind,
         sections=tuple(listed_sections(image, classes)),
         groups=tuple(built.groups),
-        empty_groups=tuple(built.empty_groups),
+        empty_groups=EmptyGroups.of(built.empty_groups),
         symbol_bytes=built.symbol_bytes,
-        inlined=_inlined(dwarf) if dwarf is not None else {},
+        inlined=_inlined(dwarf) if dwarf is not None else NO_INLINED,
         has_dwarf=dwarf is not None,
         dwarf_seconds=seconds,
         dwarf_note=note,
     )
 
 
-def _inlined(dwarf: DwarfCensus) -> dict[InlineKey, InlinedInstances]:
-    return {
-        key: InlinedInstances(
-            name=record.name, decl_file=record.decl_file, count=record.count, callers=record.callers
-        )
-        for key, record in dwarf.inlined.items()
-    }
+def _inlined(dwarf: DwarfCensus) -> InlinedFunctions:
+    return InlinedFunctions.from_records(
+        (record.name, record.decl_file, record.count, record.callers)
+        for record in dwarf.inlined.values()
+    )
 
 
 def _dwarf(

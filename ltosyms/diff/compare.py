@@ -296,19 +296,15 @@ def _inline_counts(base: ImageCensus, new: ImageCensus) -> list[InlineCount]:
         return []
     rows = []
     # Each function of either build once: BASE's with NEW's count, then those only NEW has.
-    for (name, decl_file), record in base.inlined.items():
-        other = new.inlined.get((name, decl_file))
-        count_new = other.count if other is not None else 0
-        if record.count != count_new:
+    base_counts, new_counts = base.inlined.counts, new.inlined.counts
+    for (name, decl_file), count in base_counts.items():
+        count_new = new_counts.get((name, decl_file), 0)
+        if count != count_new:
             rows.append(
-                InlineCount(
-                    name=name, decl_file=decl_file, count_base=record.count, count_new=count_new
-                )
+                InlineCount(name=name, decl_file=decl_file, count_base=count, count_new=count_new)
             )
-    for (name, decl_file), record in new.inlined.items():
-        if record.count and (name, decl_file) not in base.inlined:
-            rows.append(
-                InlineCount(name=name, decl_file=decl_file, count_base=0, count_new=record.count)
-            )
+    for (name, decl_file), count in new_counts.items():
+        if count and (name, decl_file) not in base_counts:
+            rows.append(InlineCount(name=name, decl_file=decl_file, count_base=0, count_new=count))
     rows.sort(key=lambda row: (-abs(row.delta), row.name, row.decl_file or ""))
     return rows

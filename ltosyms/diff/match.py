@@ -32,7 +32,7 @@ import posixpath
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
 
-from ltosyms.diff.model import SymbolGroup, SymbolKind
+from ltosyms.diff.model import EmptyGroups, SymbolGroup, SymbolKind
 from ltosyms.names.suffixes import SuffixKind, parse_name
 
 Pair = tuple[SymbolGroup | None, SymbolGroup | None]
@@ -43,8 +43,8 @@ _FUNCTION = SymbolKind.FUNCTION
 def match_groups(
     base: Sequence[SymbolGroup],
     new: Sequence[SymbolGroup],
-    base_empty: Sequence[SymbolGroup] = (),
-    new_empty: Sequence[SymbolGroup] = (),
+    base_empty: EmptyGroups | Sequence[SymbolGroup] = (),
+    new_empty: EmptyGroups | Sequence[SymbolGroup] = (),
 ) -> list[Pair]:
     """Every group of ``base`` and ``new`` exactly once: matched pairs, BASE-only, NEW-only.
     A group of size 0 (``*_empty``) appears only when it is paired with a sized one."""
@@ -102,8 +102,8 @@ def match_groups(
                     pairs.append((base_left.pop(base_position), new_left.pop(new_position)))
                     break
     # Pass 6: still there, with size 0.
-    _empty_pass(base_left, new_empty, pairs, base_side=True)
-    _empty_pass(new_left, base_empty, pairs, base_side=False)
+    _empty_pass(base_left, _empty_groups(new_empty), pairs, base_side=True)
+    _empty_pass(new_left, _empty_groups(base_empty), pairs, base_side=False)
     pairs.extend((group, None) for group in base_left.values())
     pairs.extend((None, group) for group in new_left.values())
     return pairs
@@ -116,9 +116,13 @@ def may_pair(base: SymbolGroup, new: SymbolGroup) -> bool:
     return True
 
 
+def _empty_groups(groups: EmptyGroups | Sequence[SymbolGroup]) -> EmptyGroups:
+    return groups if isinstance(groups, EmptyGroups) else EmptyGroups.of(groups)
+
+
 def _empty_pass(
     left: dict[int, SymbolGroup],
-    empty: Sequence[SymbolGroup],
+    empty: EmptyGroups,
     pairs: list[Pair],
     *,
     base_side: bool,
@@ -129,12 +133,16 @@ def _empty_pass(
     # Only names that can be asked for: an empty group's name and its unpromoted form start
     # with the same text before the first dot, and few groups are left (thousands are empty).
     wanted = {name.partition(".")[0] for group in left.values() for name in group.names}
-    candidates = []
-    for position, group in enumerate(empty):
-        for name in group.names:
+    if not wanted:
+        return
+    positions = []
+    for position, names in enumerate(empty.names):
+        for name in names:
             if name.partition(".")[0] in wanted:
-                candidates.append((position, group))
+                positions.append(position)
                 break
+    empty.take(positions)
+    candidates = [(position, empty[position]) for position in positions]
     holders: dict[tuple[bool, str], list[int]] = defaultdict(list)
     for position, group in sorted(candidates, key=lambda item: item[1].link_address):
         for name in group.names:

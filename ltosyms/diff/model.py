@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 
 class SectionClass(enum.Enum):
@@ -196,6 +197,68 @@ class SymbolGroup(NamedTuple):
 # and object of an image (30,000 for a corpus kernel, 60,000 with the size-0 ones), and the
 # named tuple's keyword __new__ is a Python function call each (four times slower).
 new_group = functools.partial(tuple.__new__, SymbolGroup)
+
+
+class EmptyGroups(Sequence[SymbolGroup]):
+    """An image's groups of size 0 (defined symbols without bytes: lockdep keys, markers), each
+    made when first asked for. A diff reads the names of all of them and pairs a few
+    (:func:`ltosyms.diff.match.match_groups`, pass 6): a census read back from the index
+    holds 8,000-12,000 per corpus kernel as columns, and ``make`` makes the groups at the
+    positions asked for in one call."""
+
+    __slots__ = ("_made", "_make", "names")
+
+    def __init__(
+        self,
+        names: Sequence[tuple[str, ...]],
+        make: Callable[[Sequence[int]], Sequence[SymbolGroup]],
+    ) -> None:
+        self.names = names  # each group's names, as SymbolGroup.names
+        self._make = make
+        self._made: dict[int, SymbolGroup] = {}
+
+    @classmethod
+    def of(cls, groups: Iterable[SymbolGroup]) -> EmptyGroups:
+        """Groups made already."""
+        made = tuple(groups)
+        return cls([group.names for group in made], lambda positions: [made[p] for p in positions])
+
+    def take(self, positions: Iterable[int]) -> None:
+        """Make the groups at ``positions`` not made yet, all in one call of ``make``."""
+        wanted = sorted({p for p in positions if p not in self._made})
+        if wanted:
+            if wanted[0] < 0 or wanted[-1] >= len(self.names):
+                raise IndexError("no size-0 group there")
+            self._made.update(zip(wanted, self._make(wanted), strict=True))
+
+    @overload
+    def __getitem__(self, position: int) -> SymbolGroup: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> Sequence[SymbolGroup]: ...
+
+    def __getitem__(self, position: int | slice) -> SymbolGroup | Sequence[SymbolGroup]:
+        if isinstance(position, slice):
+            return [self[p] for p in range(len(self.names))[position]]
+        if position < 0:
+            position += len(self.names)
+        if position not in self._made:
+            self.take((position,))
+        return self._made[position]
+
+    def __iter__(self) -> Iterator[SymbolGroup]:
+        self.take(range(len(self.names)))
+        return (self._made[p] for p in range(len(self.names)))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EmptyGroups):
+            return NotImplemented
+        return tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by contents, which are made lazily
 
 
 # What the objects of one base name are, by the last dot-part of the base name. Each row is a

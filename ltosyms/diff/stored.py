@@ -5,17 +5,18 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from ltosyms.diff.census import ImageCensus, bulk_records, take_image_census
+from ltosyms.diff.census import ImageCensus, InlinedFunctions, bulk_records, take_image_census
 from ltosyms.diff.model import (
+    EmptyGroups,
     ListedSection,
     SectionClass,
     SymbolGroup,
     SymbolKind,
-    make_inlined,
     new_group,
 )
 from ltosyms.diff.sections import layout_of
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 _CLASSES = tuple(SectionClass)
 _POSITION = {section_class: position for position, section_class in enumerate(_CLASSES)}
 _KINDS = (SymbolKind.OBJECT, SymbolKind.FUNCTION)
+T = TypeVar("T")
 
 
 class UnknownStoredCensus(CacheError):
@@ -80,6 +82,9 @@ def census_columns(census: ImageCensus) -> CensusColumns:
     cheaply as it was made (no DWARF was read)."""
     if census.dwarf_note is not None:
         raise StoredValueError("a census with a note is not kept")
+    names, decl_files, counts, caller_counts, caller_low_pcs, caller_instances = (
+        census.inlined.columns()
+    )
     return CensusColumns(
         build_id=census.build_id,
         machine=census.machine,
@@ -91,10 +96,12 @@ def census_columns(census: ImageCensus) -> CensusColumns:
         symbol_bytes=tuple((_POSITION[c], size) for c, size in census.symbol_bytes.items()),
         groups=_group_columns(census.groups),
         empty_groups=_group_columns(census.empty_groups),
-        inlined=tuple(
-            (record.name, record.decl_file, record.count, record.callers)
-            for record in census.inlined.values()
-        ),
+        inlined_names=names,
+        inlined_decl_files=decl_files,
+        inlined_counts=counts,
+        inlined_caller_counts=caller_counts,
+        inlined_caller_low_pcs=caller_low_pcs,
+        inlined_caller_instances=caller_instances,
     )
 
 
@@ -142,14 +149,16 @@ def census_from_columns(columns: CensusColumns, path: str) -> ImageCensus:
             for name, size, position in columns.sections
         ),
         groups=_groups(columns.groups, classes),
-        empty_groups=_groups(columns.empty_groups, classes),
+        empty_groups=_stored_empty_groups(columns.empty_groups, classes),
         symbol_bytes={classes[position]: size for position, size in columns.symbol_bytes},
-        inlined={
-            (name, decl_file): make_inlined(
-                name=name, decl_file=decl_file, count=count, callers=callers
-            )
-            for name, decl_file, count, callers in columns.inlined
-        },
+        inlined=InlinedFunctions(
+            names=columns.inlined_names,
+            decl_files=columns.inlined_decl_files,
+            counts=columns.inlined_counts,
+            caller_counts=columns.inlined_caller_counts,
+            caller_low_pcs=columns.inlined_caller_low_pcs,
+            caller_instances=columns.inlined_caller_instances,
+        ),
         has_dwarf=columns.has_dwarf,
         dwarf_seconds=columns.dwarf_seconds,
     )
@@ -181,6 +190,54 @@ def _groups(columns: GroupColumns, classes: list[SectionClass]) -> tuple[SymbolG
         strict=True,
     )
     return tuple(map(new_group, rows))
+
+
+def _stored_empty_groups(columns: GroupColumns, classes: list[SectionClass]) -> EmptyGroups:
+    """The size-0 groups, made from their rows of the columns when asked for."""
+    names = list(cut_runs(columns.names, columns.name_counts))
+    name_starts: list[int] = []  # where each group's indexes start, then where they end
+    alias_starts: list[int] = []
+
+    def make(positions: Sequence[int]) -> tuple[SymbolGroup, ...]:
+        if not name_starts:
+            name_starts.extend(itertools.accumulate(columns.name_counts, initial=0))
+            alias_starts.extend(itertools.accumulate(columns.alias_counts, initial=0))
+
+        def pick(column: Sequence[T]) -> list[T]:
+            return [column[p] for p in positions]
+
+        return _groups(
+            GroupColumns(
+                is_function=pick(columns.is_function),
+                sizes=pick(columns.sizes),
+                link_addresses=pick(columns.link_addresses),
+                section_classes=pick(columns.section_classes),
+                is_global=pick(columns.is_global),
+                member_counts=pick(columns.member_counts),
+                name_counts=pick(columns.name_counts),
+                alias_counts=pick(columns.alias_counts),
+                base_names=pick(columns.base_names),
+                nm_types=pick(columns.nm_types),
+                units=pick(columns.units),
+                file_symbols=pick(columns.file_symbols),
+                dwarf_names=pick(columns.dwarf_names),
+                decl_files=pick(columns.decl_files),
+                names=[name for p in positions for name in names[p]],
+                symbol_indexes=[
+                    index
+                    for p in positions
+                    for index in columns.symbol_indexes[name_starts[p] : name_starts[p + 1]]
+                ],
+                alias_names=[
+                    alias
+                    for p in positions
+                    for alias in columns.alias_names[alias_starts[p] : alias_starts[p + 1]]
+                ],
+            ),
+            classes,
+        )
+
+    return EmptyGroups(names, make)
 
 
 # -- what ltosyms index runs (in a worker process of its own) ------------------------------------

@@ -22,13 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from itertools import accumulate
-from typing import TYPE_CHECKING, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from ltosyms.index.encoding import (
     Buffer,
     Column,
     StoredValueError,
-    cut_runs,
     dumps,
     loads,
     pack_columns,
@@ -742,8 +741,10 @@ class GroupColumns:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CensusColumns:
-    """An image's diff census as plain values. ``inlined`` holds, per function, its name,
-    declaring file, count of inlined instances and ``(caller low_pc, instances)`` pairs."""
+    """An image's diff census as plain values. The ``inlined_*`` columns hold, per function
+    inlined somewhere, its name, declaring file, count of inlined instances and number of
+    callers, and the callers of all of them one function after the other: the ``low_pc`` of
+    the out-of-line function holding instances, and how many it holds."""
 
     build_id: str | None
     machine: str
@@ -755,7 +756,12 @@ class CensusColumns:
     symbol_bytes: tuple[tuple[int, int], ...]  # position in class_names, bytes
     groups: GroupColumns
     empty_groups: GroupColumns
-    inlined: tuple[tuple[str, str | None, int, tuple[tuple[int, int], ...]], ...]
+    inlined_names: Sequence[str]
+    inlined_decl_files: Sequence[str | None]
+    inlined_counts: Sequence[int]
+    inlined_caller_counts: Sequence[int]
+    inlined_caller_low_pcs: Sequence[int]
+    inlined_caller_instances: Sequence[int]
 
 
 _GROUP_NUMBERS: tuple[tuple[str, Literal["B", "I", "Q"]], ...] = (
@@ -787,20 +793,19 @@ def encode_diff_census(census: CensusColumns) -> bytes:
         census.symbol_bytes,
         len(census.groups.sizes),
         len(census.empty_groups.sizes),
-        len(census.inlined),
+        len(census.inlined_names),
     )
     # The seconds as a column: marshal's floats are not among the stored types.
     seconds = () if census.dwarf_seconds is None else (census.dwarf_seconds,)
     columns: list[Column] = [array("d", seconds)]
     for groups in (census.groups, census.empty_groups):
         columns.extend(_group_columns(groups))
-    inlined = census.inlined
-    columns.append(_strings([name for name, _file, _count, _callers in inlined])[0])
-    columns.extend(_strings([decl_file for _name, decl_file, _count, _callers in inlined]))
-    columns.append(array("Q", [count for _name, _file, count, _callers in inlined]))
-    columns.append(array("I", [len(callers) for *_record, callers in inlined]))
-    columns.append(array("Q", [low_pc for *_r, callers in inlined for low_pc, _n in callers]))
-    columns.append(array("Q", [n for *_r, callers in inlined for _low_pc, n in callers]))
+    columns.append(_strings(census.inlined_names)[0])
+    columns.extend(_strings(census.inlined_decl_files))
+    columns.append(array("Q", census.inlined_counts))
+    columns.append(array("I", census.inlined_caller_counts))
+    columns.append(array("Q", census.inlined_caller_low_pcs))
+    columns.append(array("Q", census.inlined_caller_instances))
     return pack_columns(fields, columns)
 
 
@@ -849,7 +854,7 @@ def decode_diff_census(data: Buffer, image: KernelImage) -> CensusColumns:
         empty_groups=_group_values(
             raws[_GROUP_COLUMNS : 2 * _GROUP_COLUMNS], empty_count, len(names)
         ),
-        inlined=_inlined_values(raws[2 * _GROUP_COLUMNS :], inlined_count),
+        **_inlined_values(raws[2 * _GROUP_COLUMNS :], inlined_count),
     )
 
 
@@ -889,21 +894,25 @@ def _group_values(raws: Sequence[memoryview], count: int, class_count: int) -> G
     )
 
 
-def _inlined_values(
-    raws: Sequence[memoryview], count: int
-) -> tuple[tuple[str, str | None, int, tuple[tuple[int, int], ...]], ...]:
+def _inlined_values(raws: Sequence[memoryview], count: int) -> dict[str, Sequence[Any]]:
+    """The inlined functions' columns of :class:`CensusColumns`, by field name: the strings
+    split, the numbers read in place (a function's callers are cut out when asked for)."""
     names, decl_text, decl_nones, totals, caller_counts, low_pcs, caller_totals = raws
-    function_names = _texts(names, count)
-    decl_files = _unstrings(decl_text, decl_nones, count)
-    all_low_pcs, all_counts = low_pcs.cast("Q"), caller_totals.cast("Q")
-    if len(all_low_pcs) != len(all_counts):
+    values: dict[str, Sequence[Any]] = {
+        "inlined_names": _texts(names, count),
+        "inlined_decl_files": _unstrings(decl_text, decl_nones, count),
+        "inlined_counts": totals.cast("Q"),
+        "inlined_caller_counts": caller_counts.cast("I"),
+        "inlined_caller_low_pcs": low_pcs.cast("Q"),
+        "inlined_caller_instances": caller_totals.cast("Q"),
+    }
+    if len(values["inlined_counts"]) != count or len(values["inlined_caller_counts"]) != count:
+        raise StoredValueError("stored inlined functions differ in length")
+    if len(values["inlined_caller_low_pcs"]) != len(values["inlined_caller_instances"]):
         raise StoredValueError("stored callers of inlined functions differ in length")
-    caller_numbers = caller_counts.cast("I")
-    if sum(caller_numbers) != len(all_low_pcs):
+    if sum(values["inlined_caller_counts"]) != len(values["inlined_caller_low_pcs"]):
         raise StoredValueError("stored inlined functions do not fit their callers")
-    # Each function's (low_pc, count) pairs, by its number of callers (11,000 per corpus kernel).
-    callers = cut_runs(zip(all_low_pcs, all_counts, strict=True), caller_numbers)
-    return tuple(zip(function_names, decl_files, totals.cast("Q"), callers, strict=True))
+    return values
 
 
 def _texts(raw: memoryview, count: int) -> list[str]:
