@@ -32,6 +32,8 @@ _COLD = SuffixKind.COLD.value
 
 def clone_shape(name: str) -> tuple[str, ...]:
     """The clone kinds of a name, in order, without numbers: ``foo.part.0.cold`` -> (part, cold)."""
+    if name.find(".", 1) < 0:  # no suffix (parse_name's rule): most names
+        return ()
     return tuple(part.kind.value for part in parse_name(name).suffixes if part.kind.is_clone)
 
 
