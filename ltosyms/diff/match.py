@@ -149,19 +149,27 @@ def _empty_pass(
             holders[(_is_function(group), _unpromoted(name))].append(position)
     taken: set[int] = set()
     for position, group in sorted(left.items(), key=lambda item: item[1].link_address):
-        other = next(
-            (
-                found
-                for name in group.names
-                for found in holders.get((_is_function(group), _unpromoted(name)), ())
-                if found not in taken and may_pair(group, empty[found])
-            ),
-            None,
-        )
+        other = _first_free_holder(group, holders, taken, empty)
         if other is not None:
             taken.add(other)
             del left[position]
             pairs.append((group, empty[other]) if base_side else (empty[other], group))
+
+
+def _first_free_holder(
+    group: SymbolGroup,
+    holders: dict[tuple[bool, str], list[int]],
+    taken: set[int],
+    empty: EmptyGroups,
+) -> int | None:
+    """The first size-0 group not taken yet that holds one of ``group``'s names and may pair
+    with it (loops, not a generator: this runs for each of thousands of groups left)."""
+    is_function = _is_function(group)
+    for name in group.names:
+        for found in holders.get((is_function, _unpromoted(name)), ()):
+            if found not in taken and may_pair(group, empty[found]):
+                return found
+    return None
 
 
 def folded_partners(
@@ -211,6 +219,8 @@ def _alias_pass(
 def _unpromoted(name: str) -> str:
     """The name without promotion suffixes: ThinLTO renames ``mmap_init.__key`` to
     ``mmap_init.__key.llvm.<hash>`` as it empties it."""
+    if name.find(".", 1) < 0:  # no suffix (parse_name's rule)
+        return name
     parsed = parse_name(name)
     return parsed.without(*_PROMOTIONS) if parsed.suffixes else name
 
