@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 
 # 2: the derived table (call sites); 3: every kind declared in ltosyms.index.kinds, the unit
 # map and outer names kinds of their own (no negative unit keys), table files checked whole;
-# 4: the fingerprint in the name is CRC-32 + Adler-32, not SHA-1 (an index of version 3 would
+# 4: the fingerprint in the name is two CRC-32s, not SHA-1 (an index of version 3 would
 # otherwise be taken for one of another build with the same build id, and warned about).
 SCHEMA_VERSION = 4
 MAGIC = "ltosyms-index"
@@ -151,39 +151,18 @@ def cache_location(cache_dir: str | os.PathLike[str] | None = None) -> CacheLoca
 
 
 def image_key(image: KernelImage) -> str:
-    """The name of ``image``'s index: its GNU build id and :func:`image_fingerprint`, else a
-    digest of what identifies it."""
+    """The name of ``image``'s index: its GNU build id and :func:`image_fingerprint`, else
+    checksums of what identifies it."""
     if image.build_id:
         return f"{image.build_id.lower()}-{image_fingerprint(image)}"
-    digest = _Digest()
     try:
         file_status = os.stat(image.path)
-        digest.update(os.fsencode(os.path.realpath(image.path)))
-        digest.update(f"\0{file_status.st_size}\0{file_status.st_mtime_ns}\0".encode())
+        where = os.fsencode(os.path.realpath(image.path)) + (
+            f"\0{file_status.st_size}\0{file_status.st_mtime_ns}\0".encode()
+        )
     except OSError:
-        digest.update(os.fsencode(str(image.path)))
-    digest.update(_elf_headers(image))
-    return "nobuildid-" + digest.hexdigest()
-
-
-class _Digest:
-    """CRC-32 and Adler-32 of the bytes given, run side by side: 64 bits that tell apart
-    files which share a build id (or have none), not a defence against forgery, which an
-    index of one's own files does not need. zlib is loaded anyway; hashlib (OpenSSL) would
-    cost a decode ~3 ms of start-up, and its SHA-1 is 3x slower on a .symtab."""
-
-    __slots__ = ("_adler", "_crc")
-
-    def __init__(self) -> None:
-        self._crc = 0
-        self._adler = 1
-
-    def update(self, data: bytes | memoryview) -> None:
-        self._crc = zlib.crc32(data, self._crc)
-        self._adler = zlib.adler32(data, self._adler)
-
-    def hexdigest(self) -> str:
-        return f"{self._crc:08x}{self._adler:08x}"
+        where = os.fsencode(str(image.path))
+    return f"nobuildid-{zlib.crc32(where):08x}{zlib.crc32(_elf_headers(image)):08x}"
 
 
 # SHT_SYMTAB (ELF gABI): the section whose bytes the fingerprint takes.
@@ -191,22 +170,25 @@ _SHT_SYMTAB = 2
 
 
 def image_fingerprint(image: KernelImage) -> str:
-    """16 hex digits (:class:`_Digest`) of the file's size, its ELF and section headers and its
-    symbol table (``.symtab``: every symbol's name offset, value, size and section).
+    """16 hex digits: a CRC-32 of the file's size and its ELF and section headers, and one of
+    its symbol table (``.symtab``: every symbol's name offset, value, size and section).
 
     A build id names a build only when the toolchain made it: a vmlinux carrying another
     one's id (patched, or built twice with --build-id=0x...) would otherwise get that one's
     stored answers. These bytes change with any rebuild that moves code or symbols, and cost
-    little to read: Debian 6.1's .symtab is 2.9 MB, summed in ~1.5 ms.
+    little to read: Debian 6.1's .symtab is 2.9 MB, summed in ~1 ms. Checksums, not a
+    cryptographic digest: they tell apart builds that share a build id, and an index of one's
+    own files needs no defence against forgery; zlib is loaded anyway, where hashlib (OpenSSL)
+    would cost every decode ~3 ms of start-up.
     """
-    digest = _Digest()
-    digest.update(f"{len(image.data)}\0".encode())
-    digest.update(_elf_headers(image))
+    headers = zlib.crc32(f"{len(image.data)}\0".encode() + _elf_headers(image))
+    symbols = 0
     data = memoryview(image.data)
     for section in image.sections:
         if section.elf_type == _SHT_SYMTAB and section.has_bits:
-            digest.update(data[section.file_offset : section.file_offset + section.size])
-    return digest.hexdigest()[:16]
+            section_bytes = data[section.file_offset : section.file_offset + section.size]
+            symbols = zlib.crc32(section_bytes, symbols)
+    return f"{headers:08x}{symbols:08x}"
 
 
 def _other_files_indexed(path: Path, build_id: str | None) -> list[Path]:
