@@ -76,6 +76,8 @@ class Visibility(enum.Enum):
     LOCALIZED = "localized"  # global in BASE, local in NEW
     GLOBALIZED = "globalized"  # local in BASE, global in NEW
 
+    __hash__ = object.__hash__  # see SectionClass
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListedSection:
@@ -520,6 +522,9 @@ class DiffReport:
     _by_class: dict[tuple[ChangeClass, SymbolKind], list[Change]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _class_deltas: dict[tuple[ChangeClass, SymbolKind], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def of_kind(self, kind: SymbolKind) -> list[Change]:
         return [change for change in self.changes if change.kind is kind]
@@ -534,9 +539,24 @@ class DiffReport:
         (a fresh dict of the same lists each call)."""
         grouped = self._by_class
         if not grouped and self.changes:
+            deltas = self._class_deltas
             for change in self.changes:
-                grouped.setdefault((change.change_class, change.kind), []).append(change)
+                key = (change.change_class, change.kind)
+                grouped.setdefault(key, []).append(change)
+                # Change.delta spelled out: renderers would otherwise ask each change for it,
+                # 20,000 times, for every total they print.
+                base, new = change.base, change.new
+                deltas[key] = (
+                    deltas.get(key, 0)
+                    + (new.size if new is not None else 0)
+                    - (base.size if base is not None else 0)
+                )
         return dict(grouped)
+
+    def class_delta(self, change_class: ChangeClass, kind: SymbolKind) -> int:
+        """The sum of the byte deltas of the changes of one class and kind."""
+        self.by_class()
+        return self._class_deltas.get((change_class, kind), 0)
 
     @property
     def inline_evidence(self) -> bool:

@@ -63,7 +63,7 @@ def class_counts(report: DiffReport, kind: SymbolKind) -> list[tuple[ChangeClass
     rows = []
     for change_class in SUMMARY_ORDER:
         changes = grouped.get((change_class, kind), [])
-        rows.append((change_class, len(changes), sum(change.delta for change in changes)))
+        rows.append((change_class, len(changes), report.class_delta(change_class, kind)))
     return rows
 
 
@@ -137,7 +137,8 @@ def render_text(report: DiffReport, limit: int | None = 20) -> Iterator[str]:
             changes = grouped.get((change_class, kind), [])
             if not changes or change_class is ChangeClass.UNCHANGED:
                 continue
-            yield from _class_section(change_class, changes, limit, kind)
+            total = report.class_delta(change_class, kind)
+            yield from _class_section(change_class, changes, total, limit, kind)
     if report.inline_counts:
         yield ""
         yield from _inline_counts(report, limit)
@@ -276,9 +277,12 @@ def _rollup(
 
 
 def _class_section(
-    change_class: ChangeClass, changes: list[Change], limit: int | None, kind: SymbolKind
+    change_class: ChangeClass,
+    changes: list[Change],
+    total: int,
+    limit: int | None,
+    kind: SymbolKind,
 ) -> Iterator[str]:
-    total = sum(change.delta for change in changes)
     noun = "functions" if kind is SymbolKind.FUNCTION else "objects"
     yield f"== {change_class.value}: {number(len(changes))} {noun}, {signed(total)} bytes"
     shown = changes if limit is None else changes[:limit]
