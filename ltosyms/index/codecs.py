@@ -127,6 +127,31 @@ def _unstrings(text: memoryview, nones: memoryview, count: int) -> tuple[str | N
     return tuple(values)
 
 
+def _dictionary(values: Sequence[str | None]) -> tuple[bytes, array[int]]:
+    """Strings (without NUL) as their distinct values, one UTF-8 column in the order first
+    seen, and per value the position of its string there from 1 (0: None). A census' columns
+    of units, files and nm letters hold a few hundred distinct strings among 20,000 values:
+    read back, each is one string object, not one per value."""
+    positions: dict[str | None, int] = {None: 0}
+    indexes = array("I", (positions.setdefault(value, len(positions)) for value in values))
+    distinct = [value for value in positions if value is not None]
+    return "\0".join(distinct).encode(), indexes
+
+
+def _undictionary(text: memoryview, indexes: memoryview, count: int) -> list[str | None]:
+    """The ``count`` values :func:`_dictionary` wrote, made in C (one lookup each)."""
+    positions = indexes.cast("I")
+    if len(positions) != count:
+        raise StoredValueError("a stored column holds another number of strings")
+    top = max(positions, default=0)
+    distinct: list[str | None] = [None]
+    if top:
+        distinct.extend(str(text, "utf-8").split("\0"))
+    if len(distinct) != top + 1 or (not top and len(text)):
+        raise StoredValueError("a stored column of distinct strings does not fit its positions")
+    return list(map(distinct.__getitem__, positions))
+
+
 # -- the symbol table (a mapped table file) -----------------------------------------------------
 
 # Its columns in stored order, and the machine type of the numeric ones (the names, their
@@ -775,10 +800,11 @@ _GROUP_NUMBERS: tuple[tuple[str, Literal["B", "I", "Q"]], ...] = (
     ("alias_counts", "I"),
 )
 _GROUP_TEXTS = ("base_names", "nm_types", "units", "file_symbols", "dwarf_names", "decl_files")
-# Number columns, text and None columns, names, indexes, alias names.
+# Number columns, per text column its distinct strings and positions, names, indexes, alias
+# names.
 _GROUP_COLUMNS = len(_GROUP_NUMBERS) + 2 * len(_GROUP_TEXTS) + 3
-# Inlined functions: names, decl files (+ Nones), counts, callers per function, caller low_pcs
-# and caller counts.
+# Inlined functions: names, decl files (distinct strings + positions), counts, callers per
+# function, caller low_pcs and caller counts.
 _INLINED_COLUMNS = 7
 
 
@@ -801,7 +827,7 @@ def encode_diff_census(census: CensusColumns) -> bytes:
     for groups in (census.groups, census.empty_groups):
         columns.extend(_group_columns(groups))
     columns.append(_strings(census.inlined_names)[0])
-    columns.extend(_strings(census.inlined_decl_files))
+    columns.extend(_dictionary(census.inlined_decl_files))
     columns.append(array("Q", census.inlined_counts))
     columns.append(array("I", census.inlined_caller_counts))
     columns.append(array("Q", census.inlined_caller_low_pcs))
@@ -812,7 +838,7 @@ def encode_diff_census(census: CensusColumns) -> bytes:
 def _group_columns(groups: GroupColumns) -> list[Column]:
     columns: list[Column] = [array(code, getattr(groups, name)) for name, code in _GROUP_NUMBERS]
     for name in _GROUP_TEXTS:
-        columns.extend(_strings(getattr(groups, name)))
+        columns.extend(_dictionary(getattr(groups, name)))
     columns.append(_strings(groups.names)[0])
     columns.append(array("I", groups.symbol_indexes))
     columns.append(_strings(groups.alias_names)[0])
@@ -868,7 +894,8 @@ def _group_values(raws: Sequence[memoryview], count: int, class_count: int) -> G
         raise StoredValueError("a stored section class out of range")
     rest = raws[len(_GROUP_NUMBERS) :]
     texts = {
-        name: _unstrings(rest[2 * i], rest[2 * i + 1], count) for i, name in enumerate(_GROUP_TEXTS)
+        name: _undictionary(rest[2 * i], rest[2 * i + 1], count)
+        for i, name in enumerate(_GROUP_TEXTS)
     }
     for name in ("base_names", "nm_types"):
         if None in texts[name]:
@@ -882,8 +909,8 @@ def _group_values(raws: Sequence[memoryview], count: int, class_count: int) -> G
         raise StoredValueError("stored symbol groups with another number of indexes")
     return GroupColumns(
         **numbers,
-        base_names=cast("tuple[str, ...]", texts["base_names"]),
-        nm_types=cast("tuple[str, ...]", texts["nm_types"]),
+        base_names=cast("list[str]", texts["base_names"]),
+        nm_types=cast("list[str]", texts["nm_types"]),
         units=texts["units"],
         file_symbols=texts["file_symbols"],
         dwarf_names=texts["dwarf_names"],
@@ -900,7 +927,7 @@ def _inlined_values(raws: Sequence[memoryview], count: int) -> dict[str, Sequenc
     names, decl_text, decl_nones, totals, caller_counts, low_pcs, caller_totals = raws
     values: dict[str, Sequence[Any]] = {
         "inlined_names": _texts(names, count),
-        "inlined_decl_files": _unstrings(decl_text, decl_nones, count),
+        "inlined_decl_files": _undictionary(decl_text, decl_nones, count),
         "inlined_counts": totals.cast("Q"),
         "inlined_caller_counts": caller_counts.cast("I"),
         "inlined_caller_low_pcs": low_pcs.cast("Q"),

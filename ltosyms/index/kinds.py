@@ -248,7 +248,7 @@ def _census_key(key: tuple[bool, str]) -> str:
 # sections (ltosyms.diff.sections.layout_of: a stripped copy has the build id too).
 DIFF_CENSUS: Kind[tuple[bool, str], codecs.CensusColumns] = Kind(
     name="diff-census",
-    version=1,
+    version=2,  # 2: text columns as distinct strings and positions
     placement=Placement.ROW,
     key=_census_key,
     encode=codecs.encode_diff_census,
