@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ltosyms.cli.options import SHOW_ALL, cache_options, format_option, json_option, limit_option
-from ltosyms.cli.output import echo_lines
+from ltosyms.cli.output import echo_lines, keep_until_exit
 from ltosyms.diff import diff_images
 from ltosyms.errors import InputError, UsageError
 from ltosyms.index.store import cache_location
@@ -116,6 +116,7 @@ def command(
         maintainers=maintainers,
         cache=None if no_cache else cache_location(cache_dir),
     )
+    keep_until_exit(report)
     # Each renderer is imported when asked for: a diff of indexed images takes under a second,
     # and the HTML page's (its script, its charts) is a tenth of that.
     if html_path:
