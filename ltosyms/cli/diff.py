@@ -10,7 +10,7 @@ import click
 
 from ltosyms.cli.options import SHOW_ALL, cache_options, format_option, json_option, limit_option
 from ltosyms.cli.output import echo_lines, keep_until_exit
-from ltosyms.diff import diff_images
+from ltosyms.diff import diff_censuses, image_censuses
 from ltosyms.errors import InputError, UsageError
 from ltosyms.index.store import cache_location
 from ltosyms.render.diff_bloat import Selection
@@ -108,13 +108,15 @@ def command(
         from ltosyms.diff.maintainers import read_maintainers
 
         maintainers = read_maintainers(maintainers_path)
-    report = diff_images(
-        base,
-        new,
-        use_dwarf=use_dwarf,
-        directory_depth=depth,
-        maintainers=maintainers,
-        cache=None if no_cache else cache_location(cache_dir),
+    # diff_images() in two steps, so that the censuses, like the report, are kept until the
+    # process ends (keep_until_exit): freeing them as diff_images returned cost 18 ms of an
+    # indexed diff.
+    censuses = image_censuses(
+        base, new, use_dwarf=use_dwarf, cache=None if no_cache else cache_location(cache_dir)
+    )
+    keep_until_exit(censuses)
+    report = diff_censuses(
+        *censuses, directory_depth=depth, maintainers=maintainers, dwarf_requested=use_dwarf
     )
     keep_until_exit(report)
     # Each renderer is imported when asked for: a diff of indexed images takes under a second,

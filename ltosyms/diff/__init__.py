@@ -3,13 +3,14 @@ MAINTAINERS subsystem, with LTO-aware matching and classification (what LTO drop
 specialized, split, renamed, folded, inlined and outlined).
 
 Each image's part is an :class:`ImageCensus`, taken once (:func:`take_image_census`); a diff
-compares two of them (:func:`diff_censuses`), or opens the files first (:func:`diff_images`).
+compares two of them (:func:`diff_censuses`), or opens the files first (:func:`diff_images`,
+which is :func:`image_censuses`, then :func:`diff_censuses`).
 """
 
 from typing import TYPE_CHECKING
 
 from ltosyms.diff.census import ImageCensus, take_image_census
-from ltosyms.diff.compare import diff_censuses, diff_images, diff_loaded
+from ltosyms.diff.compare import diff_censuses, diff_images, diff_loaded, image_censuses
 from ltosyms.diff.model import ChangeClass, DiffReport, SectionClass, SymbolKind, Visibility
 from ltosyms.lazy import lazy_exports
 
@@ -27,6 +28,7 @@ __all__ = [
     "diff_censuses",
     "diff_images",
     "diff_loaded",
+    "image_censuses",
     "read_maintainers",
     "take_image_census",
 ]

@@ -60,6 +60,26 @@ def diff_images(
     # One stretch without cyclic collection for both censuses and the comparison: each time
     # collection is enabled again, the next collection of the youngest generation walks every
     # record made while it was off (30 ms for a census of a corpus kernel).
+    with bulk_records():
+        base, new = image_censuses(base_path, new_path, use_dwarf=use_dwarf, cache=cache)
+        return diff_censuses(
+            base,
+            new,
+            directory_depth=directory_depth,
+            maintainers=maintainers,
+            dwarf_requested=use_dwarf,
+        )
+
+
+def image_censuses(
+    base_path: str | os.PathLike[str],
+    new_path: str | os.PathLike[str],
+    *,
+    use_dwarf: bool = True,
+    cache: CacheLocation | None = None,
+) -> tuple[ImageCensus, ImageCensus]:
+    """The censuses of two images a diff compares (:func:`diff_images`' first step), checked
+    to be comparable; the files and their indexes are closed again."""
     with bulk_records(), contextlib.ExitStack() as opened:
         base = opened.enter_context(ImageContext.open(base_path, cache=cache))
         new = opened.enter_context(ImageContext.open(new_path, cache=cache))
@@ -67,13 +87,7 @@ def diff_images(
             (base.name, base.image.machine, base.image.kind),
             (new.name, new.image.machine, new.image.kind),
         )
-        return diff_censuses(
-            image_census(base, use_dwarf=use_dwarf),
-            image_census(new, use_dwarf=use_dwarf),
-            directory_depth=directory_depth,
-            maintainers=maintainers,
-            dwarf_requested=use_dwarf,
-        )
+        return image_census(base, use_dwarf=use_dwarf), image_census(new, use_dwarf=use_dwarf)
 
 
 def diff_loaded(
