@@ -129,27 +129,53 @@ def _unstrings(text: memoryview, nones: memoryview, count: int) -> tuple[str | N
 
 def _dictionary(values: Sequence[str | None]) -> tuple[bytes, array[int]]:
     """Strings (without NUL) as their distinct values, one UTF-8 column in the order first
-    seen, and per value the position of its string there from 1 (0: None). A census' columns
-    of units, files and nm letters hold a few hundred distinct strings among 20,000 values:
-    read back, each is one string object, not one per value."""
+    seen, each ended by a NUL, and per value the position of its string there from 1 (0:
+    None). A census' columns of units, files and nm letters hold a few hundred distinct
+    strings among 20,000 values: read back, each is one string object, not one per value."""
     positions: dict[str | None, int] = {None: 0}
     indexes = array("I", (positions.setdefault(value, len(positions)) for value in values))
-    distinct = [value for value in positions if value is not None]
-    return "\0".join(distinct).encode(), indexes
+    return "".join(f"{value}\0" for value in positions if value is not None).encode(), indexes
 
 
 def _undictionary(text: memoryview, indexes: memoryview, count: int) -> list[str | None]:
     """The ``count`` values :func:`_dictionary` wrote, made in C (one lookup each)."""
+    distinct: list[str | None] = [None]
+    distinct.extend(_ended_strings(text))
     positions = indexes.cast("I")
     if len(positions) != count:
         raise StoredValueError("a stored column holds another number of strings")
-    top = max(positions, default=0)
-    distinct: list[str | None] = [None]
-    if top:
-        distinct.extend(str(text, "utf-8").split("\0"))
-    if len(distinct) != top + 1 or (not top and len(text)):
-        raise StoredValueError("a stored column of distinct strings does not fit its positions")
-    return list(map(distinct.__getitem__, positions))
+    try:
+        return list(map(distinct.__getitem__, positions))
+    except IndexError:
+        raise StoredValueError("a stored string position out of range") from None
+
+
+def _names_dictionary(values: Sequence[str]) -> tuple[bytes, array[int]]:
+    """:func:`_dictionary` of a column without None: its positions count from 0."""
+    if any(value is None for value in values):
+        raise StoredValueError("a None in a column of names")
+    text, indexes = _dictionary(values)
+    return text, array("I", [index - 1 for index in indexes])
+
+
+def _unnames_dictionary(text: memoryview, indexes: memoryview, count: int) -> list[str]:
+    """The ``count`` strings :func:`_names_dictionary` wrote."""
+    distinct = _ended_strings(text)
+    positions = indexes.cast("I")
+    if len(positions) != count:
+        raise StoredValueError("a stored column holds another number of strings")
+    try:
+        return list(map(distinct.__getitem__, positions))
+    except IndexError:
+        raise StoredValueError("a stored string position out of range") from None
+
+
+def _ended_strings(text: memoryview) -> list[str]:
+    """The strings of a column each ended by a NUL."""
+    strings = str(text, "utf-8").split("\0")
+    if strings.pop():  # what follows the last NUL: nothing, in a column :func:`_dictionary` wrote
+        raise StoredValueError("a stored column of strings is cut short")
+    return strings
 
 
 # -- the symbol table (a mapped table file) -----------------------------------------------------
@@ -800,6 +826,7 @@ _GROUP_NUMBERS: tuple[tuple[str, Literal["B", "I", "Q"]], ...] = (
     ("alias_counts", "I"),
 )
 _GROUP_TEXTS = ("base_names", "nm_types", "units", "file_symbols", "dwarf_names", "decl_files")
+_GROUP_NAMES = frozenset({"base_names", "nm_types"})  # never None
 # Number columns, per text column its distinct strings and positions, names, indexes, alias
 # names.
 _GROUP_COLUMNS = len(_GROUP_NUMBERS) + 2 * len(_GROUP_TEXTS) + 3
@@ -838,7 +865,8 @@ def encode_diff_census(census: CensusColumns) -> bytes:
 def _group_columns(groups: GroupColumns) -> list[Column]:
     columns: list[Column] = [array(code, getattr(groups, name)) for name, code in _GROUP_NUMBERS]
     for name in _GROUP_TEXTS:
-        columns.extend(_dictionary(getattr(groups, name)))
+        values = getattr(groups, name)
+        columns.extend(_names_dictionary(values) if name in _GROUP_NAMES else _dictionary(values))
     columns.append(_strings(groups.names)[0])
     columns.append(array("I", groups.symbol_indexes))
     columns.append(_strings(groups.alias_names)[0])
@@ -894,12 +922,11 @@ def _group_values(raws: Sequence[memoryview], count: int, class_count: int) -> G
         raise StoredValueError("a stored section class out of range")
     rest = raws[len(_GROUP_NUMBERS) :]
     texts = {
-        name: _undictionary(rest[2 * i], rest[2 * i + 1], count)
+        name: (_unnames_dictionary if name in _GROUP_NAMES else _undictionary)(
+            rest[2 * i], rest[2 * i + 1], count
+        )
         for i, name in enumerate(_GROUP_TEXTS)
     }
-    for name in ("base_names", "nm_types"):
-        if None in texts[name]:
-            raise StoredValueError("a stored symbol group without a name")
     name_counts, alias_counts = numbers["name_counts"], numbers["alias_counts"]
     if count and min(name_counts) == 0:
         raise StoredValueError("a stored symbol group without a name")
@@ -909,7 +936,7 @@ def _group_values(raws: Sequence[memoryview], count: int, class_count: int) -> G
         raise StoredValueError("stored symbol groups with another number of indexes")
     return GroupColumns(
         **numbers,
-        base_names=cast("list[str]", texts["base_names"]),
+        base_names=cast("list[str]", texts["base_names"]),  # _unnames_dictionary's
         nm_types=cast("list[str]", texts["nm_types"]),
         units=texts["units"],
         file_symbols=texts["file_symbols"],
