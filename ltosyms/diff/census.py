@@ -160,6 +160,16 @@ class InlinedFunctions(Mapping[InlineKey, InlinedInstances]):
             }
         return self._unique_counts
 
+    def count_for(self, name: str, decl_file: str | None) -> int:
+        """The inlined instances of the function ``name`` declared in ``decl_file``; when the
+        file is unknown or differs between builds, of the only function of that name (0: none
+        is inlined, or several are)."""
+        count = self._counts.get((name, decl_file))
+        if count is None:
+            unique = self._unique_counts
+            return (self.unique_counts if unique is None else unique).get(name, 0)
+        return count
+
     def named(self, name: str) -> Sequence[InlineKey]:
         """The keys of the functions called ``name`` (one per declaring file)."""
         return self._names_to_keys().get(name, ())
@@ -224,11 +234,7 @@ class ImageCensus:
         """Instances of ``group``'s function inlined in this image (None: no DWARF read)."""
         if not self.has_dwarf:
             return None
-        # inlined_instances() spelled out, counting only: asked twice per function of every
-        # diff.
-        name = group.dwarf_name or group.base_name
-        count = self.inlined.counts.get((name, group.decl_file))
-        return self.inlined.unique_counts.get(name, 0) if count is None else count
+        return self.inlined.count_for(group.dwarf_name or group.base_name, group.decl_file)
 
     def function_name_at(self, link_address: int) -> str:
         """The main name of the function group holding ``link_address`` (its hex when none

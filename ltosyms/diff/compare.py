@@ -219,14 +219,13 @@ def _changes(
     """One classified change per pair, in report order: largest effect first, then by name and
     BASE address. One loop with the lookups spelled out rather than calls per pair (each call
     costs 20,000 times per diff of the corpus kernels): the inlined counts are
-    :meth:`ImageCensus.inlined_count`'s, a pair with the same names is classified by size as
-    :func:`classify` would, and each change's place in the report is worked out as it is
-    made."""
+    :meth:`ImageCensus.inlined_count`'s, asked of the censuses' tables directly, a pair with
+    the same names is classified by size as :func:`classify` would, and each change's place in
+    the report is worked out as it is made."""
     function = SymbolKind.FUNCTION
     dropped_inlined = ChangeClass.DROPPED_INLINED
     grown, shrunk, unchanged = ChangeClass.GROWN, ChangeClass.SHRUNK, ChangeClass.UNCHANGED
-    base_counts, base_unique = base.inlined.counts, base.inlined.unique_counts
-    new_counts, new_unique = new.inlined.counts, new.inlined.unique_counts
+    base_count, new_count = base.inlined.count_for, new.inlined.count_for
     base_dwarf, new_dwarf = base.has_dwarf, new.has_dwarf
     directories: dict[str | None, str] = {}  # by unit: a few thousand of them
     changes = []
@@ -241,16 +240,14 @@ def _changes(
             # The identity of the function in each build: its own group if it has one there.
             if base_dwarf:
                 identity = base_group or group
-                name = identity.dwarf_name or identity.base_name
-                inlined_base = base_counts.get((name, identity.decl_file))
-                if inlined_base is None:
-                    inlined_base = base_unique.get(name, 0)
+                inlined_base = base_count(
+                    identity.dwarf_name or identity.base_name, identity.decl_file
+                )
             if new_dwarf:
                 identity = new_group or group
-                name = identity.dwarf_name or identity.base_name
-                inlined_new = new_counts.get((name, identity.decl_file))
-                if inlined_new is None:
-                    inlined_new = new_unique.get(name, 0)
+                inlined_new = new_count(
+                    identity.dwarf_name or identity.base_name, identity.decl_file
+                )
         if base_group is not None and new_group is not None:
             delta = new_group.size - base_group.size
             if base_group.names == new_group.names:  # most pairs: nothing renamed or cloned

@@ -141,13 +141,7 @@ def _undictionary(text: memoryview, indexes: memoryview, count: int) -> list[str
     """The ``count`` values :func:`_dictionary` wrote, made in C (one lookup each)."""
     distinct: list[str | None] = [None]
     distinct.extend(_ended_strings(text))
-    positions = indexes.cast("I")
-    if len(positions) != count:
-        raise StoredValueError("a stored column holds another number of strings")
-    try:
-        return list(map(distinct.__getitem__, positions))
-    except IndexError:
-        raise StoredValueError("a stored string position out of range") from None
+    return _at_positions(distinct, indexes, count)
 
 
 def _names_dictionary(values: Sequence[str]) -> tuple[bytes, array[int]]:
@@ -160,7 +154,11 @@ def _names_dictionary(values: Sequence[str]) -> tuple[bytes, array[int]]:
 
 def _unnames_dictionary(text: memoryview, indexes: memoryview, count: int) -> list[str]:
     """The ``count`` strings :func:`_names_dictionary` wrote."""
-    distinct = _ended_strings(text)
+    return _at_positions(_ended_strings(text), indexes, count)
+
+
+def _at_positions(distinct: list[T], indexes: memoryview, count: int) -> list[T]:
+    """``distinct[position]`` for each of the ``count`` positions of ``indexes``."""
     positions = indexes.cast("I")
     if len(positions) != count:
         raise StoredValueError("a stored column holds another number of strings")
