@@ -99,6 +99,9 @@ def cli(verbose: int) -> None:
 
 
 def main() -> None:
+    from ltosyms.cli.output import keep_results
+
+    keep_results()  # the process ends below, with os._exit
     try:
         cli(prog_name="ltosyms")
     except SystemExit as done:

@@ -22,13 +22,28 @@ def echo_lines(lines: Iterable[str], batch: int = 1024, *, color: bool | None = 
         click.echo("\n".join(chunk), color=color)
 
 
-# What commands hand to keep_until_exit(): referenced until the process ends.
-_KEPT: list[object] = []
+class _Keeper:
+    """What :func:`keep_until_exit` keeps: nothing until :func:`keep_results` is called, which
+    :func:`ltosyms.cli.main` does. A command run in a process that goes on (a test's
+    CliRunner, a program calling ``cli``) keeps nothing."""
+
+    def __init__(self) -> None:
+        self.values: list[object] | None = None
+
+
+_KEEPER = _Keeper()
+
+
+def keep_results() -> None:
+    """From now on, :func:`keep_until_exit` keeps what it is given: the process ends with
+    ``os._exit`` (:func:`ltosyms.cli.main`)."""
+    _KEEPER.values = []
 
 
 def keep_until_exit(value: object) -> None:
-    """Keep ``value`` alive until the process ends, as :func:`ltosyms.cli.main` ends it (with
-    ``os._exit``, after flushing): a result of many records is then never taken apart one
-    record at a time, as it would be when the command returns (a diff's report and the groups
-    its changes hold: 15-20 ms of an indexed diff)."""
-    _KEPT.append(value)
+    """Keep ``value`` alive until the process ends, when :func:`ltosyms.cli.main` runs it (it
+    ends the process with ``os._exit``, after flushing): a result of many records is then
+    never taken apart one record at a time, as it would be when the command returns (a diff's
+    report and the groups its changes hold: 15-20 ms of an indexed diff)."""
+    if _KEEPER.values is not None:
+        _KEEPER.values.append(value)
