@@ -15,6 +15,7 @@ from conftest import SMALL_KERNELS
 
 from ltosyms.elf.image import open_image
 from ltosyms.oops import Frame, Report, ReportKind, StackSection, Trace, iter_reports
+from ltosyms.oops.headers import HEADER_RULES, HEADER_STARTS, match_header
 
 # Every small corpus kernel: 6.12 and gcc LTO print their own report shapes (see corpus README).
 KERNEL_VARIANTS = SMALL_KERNELS
@@ -385,3 +386,39 @@ def test_syzkaller_symbolized_reports_have_inline_frames(corpus: Any) -> None:
             assert frame.source is not None and frame.offset is None
         with_inline += bool(expected)
     assert with_inline >= 60
+
+
+# A console prefix before the message text: "[   12.345678]" and "[  T123]" / "[ C1]" stamps.
+_STAMPS = re.compile(r"^(?:\s*\[\s*[\dTC.]+\])*\s*")
+
+
+def test_header_rules_compiled_lazily_match_what_all_compiled_match(
+    syzkaller_logs: list[SyzkallerLog],
+) -> None:
+    """match_header compiles a rule when a text with the rule's literal start first reaches
+    it: on every distinct message text of the syzkaller corpus, it finds the rule and match the
+    rules compiled all at once find, first to last."""
+    compiled = [re.compile(rule.pattern, rule.flags) for rule in HEADER_RULES]
+
+    def eager(text: str) -> tuple[int, tuple[str | None, ...]] | None:
+        if not text.startswith(HEADER_STARTS) and "[#" not in text:
+            return None
+        for position, pattern in enumerate(compiled):
+            match = pattern.match(text)
+            if match is not None:
+                return position, match.groups()
+        return None
+
+    texts = {
+        _STAMPS.sub("", line.decode("utf-8", "replace")).strip()
+        for log in syzkaller_logs
+        for line in log.log
+    }
+    found = 0
+    for text in texts:
+        lazy = match_header(text)
+        answer = None if lazy is None else (HEADER_RULES.index(lazy[0]), lazy[1].groups())
+        assert answer == eager(text), text
+        found += answer is not None
+    assert len(texts) == 30_011
+    assert found == 708

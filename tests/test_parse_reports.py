@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 
+import pytest
+
 from ltosyms.oops import FrameRole, OopsParser, ReportKind, StackSection, iter_reports, parse_text
+from ltosyms.oops.headers import literal_start
 from ltosyms.oops.lines import iter_log_lines
 from ltosyms.oops.parse import IDLE_LINES
 
@@ -456,3 +459,24 @@ def test_sources_agree() -> None:
     assert list(iter_reports(io.BytesIO(data))) == expected
     assert list(iter_reports(io.BytesIO(data).readlines())) == expected
     assert list(iter_reports(WARNING_61.splitlines())) == expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "start"),
+    [
+        ("BUG: KASAN: (?P<detail>.*)", "BUG: KASAN: "),
+        ("Kernel panic - not syncing:? ?(?P<message>.*)$", "Kernel panic - not syncing"),
+        (r"Oops\b", "Oops"),
+        (r"a\.b", "a"),  # an escape is where the plain start ends
+        ("ab?c", "a"),  # the character before a quantifier is not certain
+        ("a*", ""),
+        ("(?:NMI )?watchdog: ", ""),
+        ("VFS: (?:Busy inodes|Close: )", "VFS: "),  # alternatives inside a group
+        ("abc|def", ""),  # alternatives at the top level: a match may start either way
+        ("x[|]y|z", ""),
+        (r"x\|y", "x"),
+        ("x[]|]y", "x"),
+    ],
+)
+def test_a_header_rules_literal_start(pattern: str, start: str) -> None:
+    assert literal_start(pattern) == start

@@ -45,17 +45,50 @@ class HeaderRule:
     @property
     def literal_start(self) -> str:
         """What every text the rule matches starts with ("" when the pattern does not
-        start with plain characters, or ignores case)."""
-        return "" if self.flags & re.IGNORECASE else _literal_start(self.pattern)
+        start with plain characters, ignores case or is verbose)."""
+        if self.flags & (re.IGNORECASE | re.VERBOSE):
+            return ""
+        return literal_start(self.pattern)
 
 
-def _literal_start(pattern: str) -> str:
+def literal_start(pattern: str) -> str:
+    """The plain characters every match of ``pattern`` starts with: up to its first special
+    character, less the one before a quantifier; "" when it has alternatives at its top level
+    (``abc|def``: a match may start either way)."""
+    if _has_top_level_alternatives(pattern):
+        return ""
     end = 0
     while end < len(pattern) and pattern[end] not in _SPECIAL:
         end += 1
     if end < len(pattern) and pattern[end] in _QUANTIFIERS:
         end -= 1  # "ab?": only "a" is certain
     return pattern[: max(end, 0)]
+
+
+def _has_top_level_alternatives(pattern: str) -> bool:
+    depth = 0
+    in_class = False
+    characters = iter(pattern)
+    for character in characters:
+        if character == "\\":
+            next(characters, None)  # an escaped character is plain
+        elif in_class:
+            in_class = character != "]"
+        elif character == "[":
+            in_class = True
+            # "[]...]" and "[^]...]": a "]" first in the class is one of its characters.
+            following = next(characters, "")
+            if following == "^":
+                following = next(characters, "")
+            if following == "\\":
+                next(characters, None)
+        elif character == "(":
+            depth += 1
+        elif character == ")":
+            depth -= 1
+        elif character == "|" and depth == 0:
+            return True
+    return False
 
 
 _SPECIAL = frozenset("\\.^$*+?{}[]|()")
