@@ -183,3 +183,29 @@ def test_a_census_with_a_note_is_not_kept(tmp_path: Path) -> None:
             ).fetchall()
     with open_image(SAMPLES / "vmlinux-gcc") as image:
         assert rows == [(f"dwarf/{layout_of(image)}",)]
+
+
+def test_distinct_string_columns_round_trip_and_refuse_damage() -> None:
+    """A census' text columns are stored as their distinct strings (each ended by a NUL) and a
+    position per value (0: None); what does not fit is a StoredValueError, not a wrong value
+    (bytes that are no UTF-8 raise ValueError, which the kind's decoder turns into one too)."""
+    from ltosyms.index.codecs import _dictionary, _undictionary
+
+    values = ["kernel/a.c", None, "kernel/a.c", "", "mm/b.c", None, ""]
+    text, positions = _dictionary(values)
+    assert text == b"kernel/a.c\0\0mm/b.c\0" and list(positions) == [1, 0, 1, 2, 3, 0, 2]
+    view = memoryview(positions.tobytes())
+    assert _undictionary(memoryview(text), view, len(values)) == values
+    assert _dictionary([]) == (b"", positions[:0])
+    assert _undictionary(memoryview(b""), memoryview(b""), 0) == []
+    assert _undictionary(memoryview(b""), memoryview(bytes(8)), 2) == [None, None]
+    damaged = [
+        (text[:-1], view, len(values)),  # the last string cut short
+        (b"kernel/a.c\0", view, len(values)),  # positions past the strings
+        (text, view, len(values) + 1),  # another number of values
+    ]
+    for damaged_text, damaged_view, count in damaged:
+        with pytest.raises(StoredValueError):
+            _undictionary(memoryview(damaged_text), damaged_view, count)
+    with pytest.raises(StoredValueError, match="NUL"):
+        _dictionary(["a\0b", "c"])  # read back, it would be two strings

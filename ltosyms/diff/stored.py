@@ -95,7 +95,7 @@ def census_columns(census: ImageCensus) -> CensusColumns:
         sections=tuple((s.name, s.size, _POSITION[s.section_class]) for s in census.sections),
         symbol_bytes=tuple((_POSITION[c], size) for c, size in census.symbol_bytes.items()),
         groups=_group_columns(census.groups),
-        empty_groups=_group_columns(census.empty_groups),
+        empty_groups=_group_columns(tuple(census.empty_groups)),
         inlined_names=names,
         inlined_decl_files=decl_files,
         inlined_counts=counts,
@@ -258,8 +258,8 @@ def indexed_census_rows(image: KernelImage) -> list[tuple[str, bytes]]:
     for use_dwarf in (True, False):
         try:
             columns = census_columns(take_image_census(loaded, use_dwarf=use_dwarf))
-        except StoredValueError:
+            data = kinds.DIFF_CENSUS.encode(columns)
+        except StoredValueError:  # a census with a note, or one the index cannot keep
             continue
-        key = str(kinds.DIFF_CENSUS.key(census_key(image, use_dwarf)))
-        rows.append((key, kinds.DIFF_CENSUS.encode(columns)))
+        rows.append((str(kinds.DIFF_CENSUS.key(census_key(image, use_dwarf))), data))
     return rows

@@ -134,7 +134,10 @@ def _dictionary(values: Sequence[str | None]) -> tuple[bytes, array[int]]:
     strings among 20,000 values: read back, each is one string object, not one per value."""
     positions: dict[str | None, int] = {None: 0}
     indexes = array("I", (positions.setdefault(value, len(positions)) for value in values))
-    return "".join(f"{value}\0" for value in positions if value is not None).encode(), indexes
+    text = "".join(f"{value}\0" for value in positions if value is not None)
+    if text.count("\0") != len(positions) - 1:
+        raise StoredValueError("a string holding a NUL")  # read back, it would be two
+    return text.encode(), indexes
 
 
 def _undictionary(text: memoryview, indexes: memoryview, count: int) -> list[str | None]:
@@ -918,6 +921,8 @@ def _group_values(raws: Sequence[memoryview], count: int, class_count: int) -> G
         raise StoredValueError("stored symbol group columns differ in length")
     if count and max(numbers["section_classes"]) >= class_count:
         raise StoredValueError("a stored section class out of range")
+    if count and max(numbers["is_function"]) > 1:
+        raise StoredValueError("a stored symbol kind out of range")
     rest = raws[len(_GROUP_NUMBERS) :]
     texts = {
         name: (_unnames_dictionary if name in _GROUP_NAMES else _undictionary)(
