@@ -5,16 +5,18 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
+from ltosyms.diff.census import InlinedFunctions
 from ltosyms.diff.classify import canonical_name, classify, clone_shape
 from ltosyms.diff.match import folded_partners, match_groups
 from ltosyms.diff.model import (
     Caller,
     Change,
     ChangeClass,
+    EmptyGroups,
     InlinedInstances,
     SectionClass,
     SymbolGroup,
@@ -293,3 +295,71 @@ def test_fast_builders_take_every_field_of_their_record_by_keyword(
     assert list(parameters) == [field.name for field in dataclasses.fields(record)]  # type: ignore[arg-type]
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
     assert make(**values) == record(**values)
+
+
+def _inlined() -> InlinedFunctions:
+    return InlinedFunctions.from_records(
+        [
+            ("put_page", "include/linux/mm.h", 3, ((0x1000, 2), (0x2000, 1))),
+            ("show", "drivers/a.c", 1, ((0x3000, 1),)),
+            ("show", "drivers/b.c", 2, ((0x4000, 2),)),
+            ("lone", None, 5, ()),
+        ]
+    )
+
+
+def test_inlined_functions_count_by_name_and_file_else_by_the_only_name() -> None:
+    inlined = _inlined()
+    assert inlined.count_for("put_page", "include/linux/mm.h") == 3
+    assert inlined.count_for("put_page", "mm/other.h") == 3  # the only put_page
+    assert inlined.count_for("show", "drivers/b.c") == 2
+    assert inlined.count_for("show", None) == 0  # two of that name: none is chosen
+    assert inlined.count_for("absent", None) == 0
+    assert inlined.named("show") == [("show", "drivers/a.c"), ("show", "drivers/b.c")]
+    assert inlined.unique_counts == {"put_page": 3, "lone": 5}
+
+
+def test_inlined_functions_make_each_record_with_its_own_callers() -> None:
+    inlined = _inlined()
+    assert len(inlined) == 4 and ("lone", None) in inlined and ("show", None) not in inlined
+    assert inlined[("show", "drivers/b.c")] == make_inlined(
+        name="show", decl_file="drivers/b.c", count=2, callers=((0x4000, 2),)
+    )
+    assert inlined[("lone", None)].callers == ()
+    assert inlined[("put_page", "include/linux/mm.h")].callers == ((0x1000, 2), (0x2000, 1))
+    with pytest.raises(KeyError):
+        inlined[("show", None)]
+    # The columns it was made of, and a mapping equal to one made from them.
+    assert InlinedFunctions(**dict(zip(_COLUMN_NAMES, inlined.columns(), strict=True))) == inlined
+    assert dict(inlined) == {key: inlined[key] for key in inlined}
+
+
+_COLUMN_NAMES = (
+    "names",
+    "decl_files",
+    "counts",
+    "caller_counts",
+    "caller_low_pcs",
+    "caller_instances",
+)
+
+
+def test_empty_groups_are_made_when_asked_for_in_one_call_per_take() -> None:
+    groups = [group(f"key{i}.__key", size=0, kind=SymbolKind.OBJECT) for i in range(5)]
+    calls: list[list[int]] = []
+
+    def make(positions: Sequence[int]) -> list[SymbolGroup]:
+        calls.append(list(positions))
+        return [groups[p] for p in positions]
+
+    empty = EmptyGroups([g.names for g in groups], make)
+    assert len(empty) == 5 and calls == []
+    empty.take([3, 1, 3])
+    assert calls == [[1, 3]]
+    assert empty[1] is groups[1] and empty[-2] is groups[3] and calls == [[1, 3]]
+    assert empty[0] is groups[0] and calls == [[1, 3], [0]]
+    assert list(empty) == groups and calls == [[1, 3], [0], [2, 4]]
+    assert list(empty[1:3]) == groups[1:3]
+    assert empty == EmptyGroups.of(groups) and empty != EmptyGroups.of(groups[:4])
+    with pytest.raises(IndexError):
+        empty[5]

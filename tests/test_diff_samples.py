@@ -166,3 +166,12 @@ def test_sample_reconciles_and_names_every_function_once(
     names = [name for c in report.of_kind(SymbolKind.FUNCTION) if c.base for name in c.base.names]
     sized_text = [e["name"] for e in base["text_symbols"] if e["elf_size"]]
     assert sorted(n for n in names if n in set(sized_text)) == sorted(sized_text)
+
+
+def test_class_deltas_are_the_sums_of_their_changes_deltas(
+    lto_pair: tuple[DiffReport, dict[str, Any], dict[str, Any]],
+) -> None:
+    report, _base, _new = lto_pair
+    for (change_class, kind), changes in report.by_class().items():
+        assert report.class_delta(change_class, kind) == sum(c.delta for c in changes)
+    assert report.class_delta(ChangeClass.FOLDED, SymbolKind.OBJECT) == 0  # no such change

@@ -102,12 +102,12 @@ class InlinedFunctions(Mapping[InlineKey, InlinedInstances]):
         """From ``(name, decl_file, count, callers)`` per function."""
         rows = list(records)
         return cls(
-            names=[name for name, _file, _count, _callers in rows],
-            decl_files=[decl_file for _name, decl_file, _count, _callers in rows],
-            counts=[count for _name, _file, count, _callers in rows],
-            caller_counts=[len(callers) for *_row, callers in rows],
-            caller_low_pcs=[low_pc for *_row, callers in rows for low_pc, _n in callers],
-            caller_instances=[n for *_row, callers in rows for _low_pc, n in callers],
+            names=tuple(name for name, _file, _count, _callers in rows),
+            decl_files=tuple(decl_file for _name, decl_file, _count, _callers in rows),
+            counts=tuple(count for _name, _file, count, _callers in rows),
+            caller_counts=tuple(len(callers) for *_row, callers in rows),
+            caller_low_pcs=tuple(low_pc for *_row, callers in rows for low_pc, _n in callers),
+            caller_instances=tuple(n for *_row, callers in rows for _low_pc, n in callers),
         )
 
     def __getitem__(self, key: InlineKey) -> InlinedInstances:
@@ -165,10 +165,7 @@ class InlinedFunctions(Mapping[InlineKey, InlinedInstances]):
         file is unknown or differs between builds, of the only function of that name (0: none
         is inlined, or several are)."""
         count = self._counts.get((name, decl_file))
-        if count is None:
-            unique = self._unique_counts
-            return (self.unique_counts if unique is None else unique).get(name, 0)
-        return count
+        return self.unique_counts.get(name, 0) if count is None else count
 
     def named(self, name: str) -> Sequence[InlineKey]:
         """The keys of the functions called ``name`` (one per declaring file)."""

@@ -43,8 +43,8 @@ _FUNCTION = SymbolKind.FUNCTION
 def match_groups(
     base: Sequence[SymbolGroup],
     new: Sequence[SymbolGroup],
-    base_empty: EmptyGroups | Sequence[SymbolGroup] = (),
-    new_empty: EmptyGroups | Sequence[SymbolGroup] = (),
+    base_empty: Sequence[SymbolGroup] = (),
+    new_empty: Sequence[SymbolGroup] = (),
 ) -> list[Pair]:
     """Every group of ``base`` and ``new`` exactly once: matched pairs, BASE-only, NEW-only.
     A group of size 0 (``*_empty``) appears only when it is paired with a sized one."""
@@ -116,7 +116,7 @@ def may_pair(base: SymbolGroup, new: SymbolGroup) -> bool:
     return True
 
 
-def _empty_groups(groups: EmptyGroups | Sequence[SymbolGroup]) -> EmptyGroups:
+def _empty_groups(groups: Sequence[SymbolGroup]) -> EmptyGroups:
     return groups if isinstance(groups, EmptyGroups) else EmptyGroups.of(groups)
 
 

@@ -258,8 +258,9 @@ class EmptyGroups(Sequence[SymbolGroup]):
         return self._made[position]
 
     def __iter__(self) -> Iterator[SymbolGroup]:
-        self.take(range(len(self.names)))
-        return (self._made[p] for p in range(len(self.names)))
+        if len(self._made) < len(self.names):
+            self.take(range(len(self.names)))
+        return map(self._made.__getitem__, range(len(self.names)))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -313,8 +314,9 @@ class InlinedInstances:
 
 _new_object = object.__new__
 
-# A census read from the index makes 11,000 of these per corpus kernel on every diff, and a diff
-# one Change per paired or unpaired group (20,000), and a frozen dataclass's generated __init__
+# A census taken from DWARF makes 11,000 of these per corpus kernel (one read back from the index
+# only those a diff asks for), a diff one Change per paired or unpaired group (20,000), and a
+# frozen dataclass's generated __init__
 # assigns every field through object.__setattr__ (its own __setattr__ refuses). make_inlined()
 # and make_change() build the same records by calling the slot descriptors directly, as
 # make_frame() does for the parser's frames: every field given by keyword
