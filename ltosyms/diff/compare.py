@@ -248,6 +248,7 @@ def _changes(
                 inlined_new = new_count(
                     identity.dwarf_name or identity.base_name, identity.decl_file
                 )
+        folded_with = None
         if base_group is not None and new_group is not None:
             delta = new_group.size - base_group.size
             if base_group.names == new_group.names:  # most pairs: nothing renamed or cloned
@@ -255,6 +256,7 @@ def _changes(
             else:
                 change_class = classify(base_group, new_group, inlined_new, inlined_base)
             order.append((-abs(delta), base_group.names[0], base_group.link_address))
+            unit = base_group.unit or new_group.unit  # group_unit() spelled out
         else:
             change_class = classify(base_group, new_group, inlined_new, inlined_base)
             if change_class is dropped_inlined:
@@ -264,10 +266,11 @@ def _changes(
             order.append(
                 (-group.size, group.names[0], group.link_address if base_group is not None else 0)
             )
-        folded_with = folded.get(id(group))
-        if folded_with is not None:
-            change_class = ChangeClass.FOLDED
-        unit = group_unit(base_group, new_group)
+            unit = group_unit(base_group, new_group)
+            # Only a group one build has may be folded into another (folded_partners).
+            folded_with = folded.get(id(group))
+            if folded_with is not None:
+                change_class = ChangeClass.FOLDED
         directory = directories.get(unit)
         if directory is None:
             directory = directories[unit] = directory_of(unit, directory_depth)

@@ -527,6 +527,9 @@ class DiffReport:
     _class_deltas: dict[tuple[ChangeClass, SymbolKind], int] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _bindings: dict[tuple[SymbolKind, Visibility], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def of_kind(self, kind: SymbolKind) -> list[Change]:
         return [change for change in self.changes if change.kind is kind]
@@ -541,24 +544,33 @@ class DiffReport:
         (a fresh dict of the same lists each call)."""
         grouped = self._by_class
         if not grouped and self.changes:
-            deltas = self._class_deltas
+            deltas, bindings = self._class_deltas, self._bindings
+            localized, globalized = Visibility.LOCALIZED, Visibility.GLOBALIZED
             for change in self.changes:
                 key = (change.change_class, change.kind)
                 grouped.setdefault(key, []).append(change)
-                # Change.delta spelled out: renderers would otherwise ask each change for it,
-                # 20,000 times, for every total they print.
+                # Change.delta and Change.visibility spelled out: renderers would otherwise ask
+                # each change for them, 20,000 times, for every total they print.
                 base, new = change.base, change.new
                 deltas[key] = (
                     deltas.get(key, 0)
                     + (new.size if new is not None else 0)
                     - (base.size if base is not None else 0)
                 )
+                if base is not None and new is not None and base.is_global != new.is_global:
+                    binding = (change.kind, localized if base.is_global else globalized)
+                    bindings[binding] = bindings.get(binding, 0) + 1
         return dict(grouped)
 
     def class_delta(self, change_class: ChangeClass, kind: SymbolKind) -> int:
         """The sum of the byte deltas of the changes of one class and kind."""
         self.by_class()
         return self._class_deltas.get((change_class, kind), 0)
+
+    def binding_changes(self, kind: SymbolKind) -> dict[Visibility, int]:
+        """How many matched functions (or objects) changed ELF binding, per direction."""
+        self.by_class()
+        return {visibility: self._bindings.get((kind, visibility), 0) for visibility in Visibility}
 
     @property
     def inline_evidence(self) -> bool:

@@ -36,7 +36,6 @@ from ltosyms.render.diff_text import (
     loaded_totals,
     number,
     signed,
-    visibility_counts,
 )
 
 # No request of any kind: scripts and styles only from the page itself.
@@ -136,7 +135,7 @@ def _cards(report: DiffReport) -> str:
     delta = new_total - base_total
     code_delta = report.new.function_bytes - report.base.function_bytes
     counts = {c: (n, d) for c, n, d in class_counts(report, SymbolKind.FUNCTION)}
-    bindings = visibility_counts(report, SymbolKind.FUNCTION)
+    bindings = report.binding_changes(SymbolKind.FUNCTION)
     cards = [
         (
             f"{signed(delta)} B",

@@ -72,15 +72,6 @@ def loaded_totals(classes: Sequence[ClassTotals]) -> tuple[int, int]:
     return sum(row.base_size for row in loaded), sum(row.new_size for row in loaded)
 
 
-def visibility_counts(report: DiffReport, kind: SymbolKind) -> dict[Visibility, int]:
-    """Matched functions (or objects) whose ELF binding changed, per direction."""
-    counts = dict.fromkeys(Visibility, 0)
-    for change in report.of_kind(kind):
-        if change.visibility is not None:
-            counts[change.visibility] += 1
-    return counts
-
-
 def change_notes(change: Change, callers: int = 6) -> list[str]:
     """What a report says about one change besides sizes: inlining, folding, binding."""
     notes = []
@@ -186,7 +177,7 @@ def _summary(report: DiffReport) -> Iterator[str]:
             if grouped.get((change_class, kind))
         ]
         yield f"  {label}: {number(base_count)} -> {number(new_count)}: " + ", ".join(parts)
-    bindings = visibility_counts(report, SymbolKind.FUNCTION)
+    bindings = report.binding_changes(SymbolKind.FUNCTION)
     if any(bindings.values()):
         yield (
             f"  binding: {number(bindings[Visibility.LOCALIZED])} functions global in BASE are "
