@@ -127,41 +127,28 @@ def _unstrings(text: memoryview, nones: memoryview, count: int) -> tuple[str | N
     return tuple(values)
 
 
-def _dictionary(values: Sequence[str | None]) -> tuple[bytes, array[int]]:
+def _dictionary(values: Sequence[str | None], *, optional: bool = True) -> tuple[bytes, array[int]]:
     """Strings (without NUL) as their distinct values, one UTF-8 column in the order first
-    seen, each ended by a NUL, and per value the position of its string there from 1 (0:
-    None). A census' columns of units, files and nm letters hold a few hundred distinct
-    strings among 20,000 values: read back, each is one string object, not one per value."""
-    positions: dict[str | None, int] = {None: 0}
+    seen, each ended by a NUL, and per value the position of its string there: from 1 with
+    0 for None in an ``optional`` column, from 0 in a column without None. A census' columns
+    of units, files and nm letters hold a few hundred distinct strings among 20,000 values:
+    read back, each is one string object, not one per value."""
+    positions: dict[str | None, int] = {None: 0} if optional else {}
     indexes = array("I", (positions.setdefault(value, len(positions)) for value in values))
+    if not optional and None in positions:
+        raise StoredValueError("a None in a column of names")
     text = "".join(f"{value}\0" for value in positions if value is not None)
-    if text.count("\0") != len(positions) - 1:
+    if text.count("\0") != len(positions) - optional:
         raise StoredValueError("a string holding a NUL")  # read back, it would be two
     return text.encode(), indexes
 
 
-def _undictionary(text: memoryview, indexes: memoryview, count: int) -> list[str | None]:
+def _undictionary(
+    text: memoryview, indexes: memoryview, count: int, *, optional: bool = True
+) -> list[str | None]:
     """The ``count`` values :func:`_dictionary` wrote, made in C (one lookup each)."""
-    distinct: list[str | None] = [None]
+    distinct: list[str | None] = [None] if optional else []
     distinct.extend(_ended_strings(text))
-    return _at_positions(distinct, indexes, count)
-
-
-def _names_dictionary(values: Sequence[str]) -> tuple[bytes, array[int]]:
-    """:func:`_dictionary` of a column without None: its positions count from 0."""
-    if any(value is None for value in values):
-        raise StoredValueError("a None in a column of names")
-    text, indexes = _dictionary(values)
-    return text, array("I", [index - 1 for index in indexes])
-
-
-def _unnames_dictionary(text: memoryview, indexes: memoryview, count: int) -> list[str]:
-    """The ``count`` strings :func:`_names_dictionary` wrote."""
-    return _at_positions(_ended_strings(text), indexes, count)
-
-
-def _at_positions(distinct: list[T], indexes: memoryview, count: int) -> list[T]:
-    """``distinct[position]`` for each of the ``count`` positions of ``indexes``."""
     positions = indexes.cast("I")
     if len(positions) != count:
         raise StoredValueError("a stored column holds another number of strings")
@@ -866,8 +853,7 @@ def encode_diff_census(census: CensusColumns) -> bytes:
 def _group_columns(groups: GroupColumns) -> list[Column]:
     columns: list[Column] = [array(code, getattr(groups, name)) for name, code in _GROUP_NUMBERS]
     for name in _GROUP_TEXTS:
-        values = getattr(groups, name)
-        columns.extend(_names_dictionary(values) if name in _GROUP_NAMES else _dictionary(values))
+        columns.extend(_dictionary(getattr(groups, name), optional=name not in _GROUP_NAMES))
     columns.append(_strings(groups.names)[0])
     columns.append(array("I", groups.symbol_indexes))
     columns.append(_strings(groups.alias_names)[0])
@@ -925,9 +911,7 @@ def _group_values(raws: Sequence[memoryview], count: int, class_count: int) -> G
         raise StoredValueError("a stored symbol kind out of range")
     rest = raws[len(_GROUP_NUMBERS) :]
     texts = {
-        name: (_unnames_dictionary if name in _GROUP_NAMES else _undictionary)(
-            rest[2 * i], rest[2 * i + 1], count
-        )
+        name: _undictionary(rest[2 * i], rest[2 * i + 1], count, optional=name not in _GROUP_NAMES)
         for i, name in enumerate(_GROUP_TEXTS)
     }
     name_counts, alias_counts = numbers["name_counts"], numbers["alias_counts"]
@@ -939,7 +923,7 @@ def _group_values(raws: Sequence[memoryview], count: int, class_count: int) -> G
         raise StoredValueError("stored symbol groups with another number of indexes")
     return GroupColumns(
         **numbers,
-        base_names=cast("list[str]", texts["base_names"]),  # _unnames_dictionary's
+        base_names=cast("list[str]", texts["base_names"]),  # columns without None
         nm_types=cast("list[str]", texts["nm_types"]),
         units=texts["units"],
         file_symbols=texts["file_symbols"],
