@@ -115,7 +115,7 @@ class InlinedFunctions(Mapping[InlineKey, InlinedInstances]):
         if not self._starts:
             # Where each function's callers start: 0, then the running sum of the counts (one
             # more than there are functions; the last is never a start).
-            starts = itertools.chain((0,), itertools.accumulate(self._caller_counts))
+            starts = itertools.accumulate(self._caller_counts, initial=0)
             self._starts.update(
                 zip(
                     zip(self._names, self._decl_files, strict=True),

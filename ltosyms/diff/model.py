@@ -316,12 +316,11 @@ _new_object = object.__new__
 
 # A census taken from DWARF makes 11,000 of these per corpus kernel (one read back from the index
 # only those a diff asks for), a diff one Change per paired or unpaired group (20,000), and a
-# frozen dataclass's generated __init__
-# assigns every field through object.__setattr__ (its own __setattr__ refuses). make_inlined()
-# and make_change() build the same records by calling the slot descriptors directly, as
-# make_frame() does for the parser's frames: every field given by keyword
-# (tests/test_diff_rules.py checks that their parameters are the records' fields); no defaults
-# are applied.
+# frozen dataclass's generated __init__ assigns every field through object.__setattr__ (its own
+# __setattr__ refuses). make_inlined() and make_change() build the same records by calling the
+# slot descriptors directly, as make_frame() does for the parser's frames: every field given by
+# keyword (tests/test_diff_rules.py checks that their parameters are the records' fields); no
+# defaults are applied.
 _INLINED_SLOTS = InlinedInstances.__dict__
 _set_inlined_name = _INLINED_SLOTS["name"].__set__
 _set_inlined_decl_file = _INLINED_SLOTS["decl_file"].__set__
