@@ -200,8 +200,8 @@ class Decoder:
         runtime = _RuntimeAddresses(kaslr_offset)
         for key, frame in all_frames:
             runtime.learn(frame.runtime_address, work.resolved.get(key))
-        if code is not None and code.marker_runtime_address is not None and code_ip is not None:
-            runtime.learn(code.marker_runtime_address, work.resolved.get(frame_key(code_ip)))
+        if code is not None and code.marker_runtime_address is not None and code_ip_key is not None:
+            runtime.learn(code.marker_runtime_address, work.resolved.get(code_ip_key))
 
         def decoded(frame: Frame) -> DecodedFrame:
             resolved = work.resolved.get(frame_key(frame))
