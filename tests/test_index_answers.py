@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -300,6 +301,48 @@ def test_damaged_or_foreign_table_files_are_not_used(
     assert not path.exists()
     assert store.put_table(SYMBOLS, data)
     assert store.check_integrity() is True
+
+
+def test_a_table_is_summed_again_only_when_new_or_changed(
+    store: IndexStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ltosyms.index import store as store_module
+
+    payload = bytes(range(256)) * 40
+    summed: list[int] = []
+    crc32 = store_module.zlib.crc32
+
+    def counting_crc32(data: bytes, value: int = 0) -> int:
+        if len(data) == len(payload):
+            summed.append(len(data))
+        return crc32(data, value)
+
+    monkeypatch.setattr(store_module.zlib, "crc32", counting_crc32)
+    assert store.put_table("test/1", payload)
+    summed.clear()
+    # Just written: its times cannot yet tell it from a write in the same clock tick.
+    for _ in range(2):
+        assert store.get_table("test/1") == payload
+    assert len(summed) == 2
+
+    monkeypatch.setattr(store_module, "_RACY_SECONDS", 0.0)
+    summed.clear()
+    assert store.get_table("test/1") == payload  # summed, found intact, stamped
+    assert store.get_table("test/1") == payload  # the same file: not summed
+    assert store.get_table("test/1") == payload
+    assert len(summed) == 1
+
+    # Damaged in place, same size, its mtime set back: the ctime moved, so it is summed.
+    path = store.table_path("test/1")
+    before = path.stat()
+    time.sleep(0.05)  # past the file system's timestamp tick
+    damaged = bytearray(path.read_bytes())
+    damaged[-1] ^= 0xFF
+    with open(path, "r+b") as file:
+        file.write(damaged)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert store.get_table("test/1") is None
+    assert len(summed) == 2
 
 
 def test_a_mapped_table_survives_its_replacement(store: IndexStore) -> None:

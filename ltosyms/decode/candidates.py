@@ -44,6 +44,8 @@ class EvidenceKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Evidence:
+    """One step that narrowed a printed name's candidates, and how many it left."""
+
     kind: EvidenceKind
     detail: str
     candidates_before: int
@@ -52,12 +54,16 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate:
+    """A symbol a printed ``name+offset/size`` may be, and the address it then means."""
+
     symbol: Symbol
     link_address: int  # symbol + printed offset: the return address or IP, link time
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NameResolution:
+    """The candidates left for a printed name, with the evidence that left them."""
+
     candidates: tuple[Candidate, ...]  # what is left after the evidence
     evidence: tuple[Evidence, ...]
 

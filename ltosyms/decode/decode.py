@@ -50,6 +50,8 @@ FrameKey = tuple[int, str]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecodedFrame:
+    """A printed frame with its resolution and its run-time address."""
+
     frame: Frame
     resolved: ResolvedFrame | None  # None: nothing to resolve (user-mode IP, [inline] line)
     # Where the frame's address was at run time, when the log gives it: printed, the link
@@ -60,6 +62,8 @@ class DecodedFrame:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecodedTrace:
+    """A call trace of the log with each entry decoded."""
+
     trace: Trace
     frames: tuple[DecodedFrame, ...]
 
@@ -78,6 +82,8 @@ class RegisterValue:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecodedReport:
+    """A report of the log decoded: its frames, traces, ``Code:`` and warnings."""
+
     report: Report
     ip_frames: tuple[DecodedFrame, ...]  # RIP:/pc :/lr : lines
     traces: tuple[DecodedTrace, ...]

@@ -80,6 +80,8 @@ class SectionPlace:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResolvedFrame:
+    """What a frame's address is: its symbol, call site and source locations."""
+
     module: str | None  # None: vmlinux
     notes: tuple[str, ...]
     # The defaults are a frame that resolved to nothing.

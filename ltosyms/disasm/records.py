@@ -96,6 +96,8 @@ class CodeVerdict(enum.Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PatchedSite:
+    """A run of ``Code:`` bytes that may differ from the image: patched at boot or load."""
+
     offset: int  # of the site's first byte, from the faulting instruction
     length: int
     reason: PatchReason
@@ -103,6 +105,8 @@ class PatchedSite:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CodeMatch:
+    """How the ``Code:`` bytes compare with the image's bytes at the same address."""
+
     verdict: CodeVerdict
     compared: int  # bytes compared (the image may cover only part of the Code: line)
     differing: int  # bytes that differ, explained or not
@@ -146,6 +150,8 @@ class CodeInstruction:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CodeListing:
+    """The ``Code:`` bytes disassembled, with where the faulting instruction starts."""
+
     arch: str  # x86_64 or aarch64
     instructions: tuple[CodeInstruction, ...]
     # Index of the faulting instruction's first byte in the Code: bytes; None for a line

@@ -54,6 +54,8 @@ class CodeRow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CodeView:
+    """The instructions a report's ``Code:`` section shows, and where they come from."""
+
     source: ViewSource
     rows: tuple[CodeRow, ...]  # one per instruction of the listing, in its order
     # Why nothing is listed (an IP in data), or where an IMAGE listing comes from.

@@ -53,6 +53,8 @@ class BugEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Layout:
+    """One ``struct bug_entry`` layout: its size and which fields it has."""
+
     size: int
     relative: bool
     verbose: bool

@@ -23,6 +23,8 @@ KERNEL_MARKERS = ("_stext", "_text", "linux_banner", "start_kernel")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadedImage:
+    """An opened image with its symbol table."""
+
     image: KernelImage
     symbols: SymbolTable
 

@@ -32,7 +32,8 @@ resolved path, size, mtime and ELF + section headers.
 * on open, the header must name our magic, schema version, the image key and the units'
   format; each CU blob and row carries a CRC-32. A file that fails any check, or that SQLite
   reports as malformed at any time, is discarded with a warning and rebuilt. A table file is
-  checked whole against its CRC-32 each time it is opened, and not used when it differs.
+  checked whole against its CRC-32 when it is new or changed (its inode, size, mtime or ctime
+  differ from when it was last found intact), and not used when it differs.
 
 **Failure policy.** A cache is an optimisation, so a cache problem never stops a decode:
 when the directory cannot be created, read or written, :func:`open_store` logs a warning and
@@ -372,6 +373,7 @@ class IndexStore:
         try:
             with _open_no_follow(path) as file:
                 mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+                file_status = os.fstat(file.fileno())
         except (OSError, ValueError):
             return None  # absent (or empty: mmap refuses a zero-length file)
         placed = _table_payload(mapped, kind, self.header["image_key"])
@@ -380,13 +382,18 @@ class IndexStore:
             return None
         start, length, crc = placed
         payload = memoryview(mapped)[start : start + length]
-        # A decode's first lookups read every column of the symbol table anyway (names, their
-        # order, the kept symbols and their addresses, the columns a Symbol is made of): a
-        # checksum per column, checked when first touched, would cost the same as this one.
-        # The Debian 6.1 table (8.3 MB) takes ~2 ms, about 1% of a warm decode.
-        if zlib.crc32(payload) != crc:
-            log.warning("index table %s is damaged (checksum); it will be rewritten", path)
-            return None
+        # The checksum reads every page of the file: the Debian 6.1 symbol table is 8.3 MB,
+        # 5-6 ms of a warm decode's ~150 (much more when the pages left the page cache), where
+        # the lookups themselves touch a few hundred kilobytes. So it is taken when the file is
+        # new or changed, and skipped while the file is the one last found intact.
+        stamp_key = f"{_VERIFIED_PREFIX}{kind}"
+        stamp = _verified_stamp(file_status)
+        if stamp is None or self.get_meta(stamp_key) != stamp:
+            if zlib.crc32(payload) != crc:
+                log.warning("index table %s is damaged (checksum); it will be rewritten", path)
+                return None
+            if stamp is not None and not self.read_only:
+                self.set_meta(stamp_key, stamp)
         return payload
 
     def put_table(self, kind: str, data: bytes) -> bool:
@@ -613,6 +620,35 @@ def _table_payload(
     if start + length != len(data):
         return None
     return start, length, crc
+
+
+# Header key of a table file found intact: ``table-verified <kind>`` -> its stamp.
+_VERIFIED_PREFIX = "table-verified "
+
+# A file changed less than this long ago is checked again next time, whatever its stamp.
+_RACY_SECONDS = 2.0
+
+
+def _verified_stamp(file_status: os.stat_result) -> str | None:
+    """What tells a table file apart from any later state of it: device, inode, size, and
+    the times of its last write (mtime) and last change of any kind (ctime); None while the
+    file is too new for its times to say so.
+
+    A write through the file system moves the ctime, which no user can set back (``utime``
+    sets mtime, and changes the ctime doing so); a new file written by rename has a new inode.
+    But file times tick coarsely (a kernel timer tick, 1-10 ms, on file systems before Linux
+    6.13's multigrain times): a write in the same tick as the last one leaves both times as
+    they were. Git meets the same with its "racily clean" index entries and checks such files
+    by content; so does this: a file changed within the last :data:`_RACY_SECONDS` gets no
+    stamp and is summed again on its next use.
+    """
+    changed = max(file_status.st_mtime_ns, file_status.st_ctime_ns)
+    if time.time_ns() - changed < _RACY_SECONDS * 1e9:
+        return None
+    return (
+        f"{file_status.st_dev}:{file_status.st_ino}:{file_status.st_size}:"
+        f"{file_status.st_mtime_ns}:{file_status.st_ctime_ns}"
+    )
 
 
 def _table_files(path: Path) -> list[Path]:

@@ -85,6 +85,8 @@ _PROMOTION_KINDS = frozenset(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Suffix:
+    """One compiler or LTO suffix of a symbol name (``.constprop.0``, ``.llvm.<hash>``)."""
+
     kind: SuffixKind
     text: str  # exactly as in the name, leading dot included: ".constprop.0"
     number: int | None = None
@@ -92,6 +94,8 @@ class Suffix:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SymbolName:
+    """A symbol name split into its base and its suffixes, in the order they were added."""
+
     raw: str
     base: str
     suffixes: tuple[Suffix, ...] = ()

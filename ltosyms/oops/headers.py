@@ -33,6 +33,8 @@ _FAULTS = frozenset({K.PAGE_FAULT, K.BUG, K.OOPS, K.GENERAL_PROTECTION})
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeaderRule:
+    """A line that starts (or ends) a report, and the kernel code that prints it."""
+
     kind: ReportKind | None  # None: a boundary that ends the open report and starts none
     pattern: str  # a regular expression, matched at the start of the text with ``flags``
     flags: int = 0
