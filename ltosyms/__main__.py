@@ -1,3 +1,3 @@
-from ltosyms.cli import main
+from ltosyms.launch import main
 
 main()
