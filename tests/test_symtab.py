@@ -177,3 +177,36 @@ def test_stored_table_answers_as_the_loaded_one(corpus: Corpus) -> None:
     columns = loaded.columns()
     with pytest.raises(ValueError, match="differ in length"):
         SymbolTable.from_columns(image, replace(columns, elf_sizes=columns.elf_sizes[1:]))
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["try_to_wake_up", "", "c_start", "_stext"],
+        ["ascii", "r\u00e9sum\u00e9", "\u65e5\u672c", "z"],  # offsets count characters
+        ["only"],
+        [],
+    ],
+)
+def test_name_column_reads_names_from_text_or_mapped_bytes(names: list[str]) -> None:
+    from itertools import accumulate
+
+    from ltosyms.elf.symtab import NameColumn
+
+    offsets = list(accumulate((len(name) + 1 for name in names), initial=0))
+    joined = "\0".join(names)
+    for text in (joined, memoryview(joined.encode())):
+        column = NameColumn(text, offsets)
+        assert len(column) == len(names)
+        assert [column[i] for i in range(len(names))] == names
+        assert list(column) == names
+        assert column[-1:] == names[-1:]
+
+
+def test_name_column_reads_a_damaged_byte_as_a_replacement_character() -> None:
+    from ltosyms.elf.symtab import NameColumn
+
+    column = NameColumn(memoryview(b"abc\0d\xffe"), [0, 4, 8])
+    assert column[0] == "abc"
+    assert column[1] == "d\ufffde"
+    assert list(column) == ["abc", "d\ufffde"]

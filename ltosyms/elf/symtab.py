@@ -160,14 +160,23 @@ def nm_type_letter(info: int, shndx: int, section_letters: Sequence[str]) -> str
 
 
 class NameColumn(Sequence[str]):
-    """Symbol names kept as one string and the offset of each (as the index keeps them): a
+    """Symbol names kept as one text and the offset of each (as the index keeps them): a
     stored table's names are not split into 120,000 objects when loaded, only the ones
-    looked at are made."""
+    looked at are made.
+
+    The text is a ``str``, or the names' UTF-8 bytes as mapped from the index when every name
+    is ASCII (the offsets, which count characters, then count bytes too): a decode looks at a
+    few hundred of Debian 6.1's 2.8 MB of names, and decoding them all into a new string
+    costs more than the lookups (the new string's pages are fresh memory, each a page fault).
+    """
 
     __slots__ = ("_offsets", "_text")
 
-    def __init__(self, text: str, offsets: Sequence[int]) -> None:
-        self._text = text  # the names, each followed by "\0" but the last
+    def __init__(self, text: str | memoryview, offsets: Sequence[int]) -> None:
+        # The names, each followed by "\0" but the last.
+        self._text: str | memoryview = text
+        if not isinstance(text, str) and len(text) != max(offsets[-1] - 1, 0):
+            self._text = str(text, "utf-8")  # some name is not ASCII: offsets count characters
         self._offsets = offsets  # where name i starts; one more entry past the end
 
     def __len__(self) -> int:
@@ -185,10 +194,19 @@ class NameColumn(Sequence[str]):
         if index < 0:
             index += len(self)
         offsets = self._offsets
-        return self._text[offsets[index] : offsets[index + 1] - 1]
+        text = self._text
+        if isinstance(text, str):
+            return text[offsets[index] : offsets[index + 1] - 1]
+        # ASCII by its length; a byte damaged under a valid checksum reads as U+FFFD.
+        return str(text[offsets[index] : offsets[index + 1] - 1], "utf-8", "replace")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._text.split("\0") if len(self) else ())
+        if not len(self):
+            return iter(())
+        text = self._text
+        if not isinstance(text, str):
+            text = str(text, "utf-8", "replace")
+        return iter(text.split("\0"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -233,7 +233,7 @@ def decode_symbols(data: Buffer, image: KernelImage) -> SymbolTable:
     )
     numbers = [raw.cast(code) for raw, code in zip(raws, _SYMBOL_TYPECODES, strict=False)]
     columns = SymbolColumns(
-        names=NameColumn(str(raws[10], "utf-8"), numbers[9]),
+        names=NameColumn(raws[10], numbers[9]),
         link_addresses=numbers[0],
         elf_sizes=numbers[1],
         infos=numbers[2],
