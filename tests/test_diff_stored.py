@@ -189,16 +189,16 @@ def test_distinct_string_columns_round_trip_and_refuse_damage() -> None:
     """A census' text columns are stored as their distinct strings (each ended by a NUL) and a
     position per value (0: None); what does not fit is a StoredValueError, not a wrong value
     (bytes that are no UTF-8 raise ValueError, which the kind's decoder turns into one too)."""
-    from ltosyms.index.codecs import _dictionary, _undictionary
+    from ltosyms.index.fields import dictionary_column, values_of_dictionary
 
     values = ["kernel/a.c", None, "kernel/a.c", "", "mm/b.c", None, ""]
-    text, positions = _dictionary(values)
+    text, positions = dictionary_column(values)
     assert text == b"kernel/a.c\0\0mm/b.c\0" and list(positions) == [1, 0, 1, 2, 3, 0, 2]
     view = memoryview(positions.tobytes())
-    assert _undictionary(memoryview(text), view, len(values)) == values
-    assert _dictionary([]) == (b"", positions[:0])
-    assert _undictionary(memoryview(b""), memoryview(b""), 0) == []
-    assert _undictionary(memoryview(b""), memoryview(bytes(8)), 2) == [None, None]
+    assert values_of_dictionary(memoryview(text), view, len(values)) == values
+    assert dictionary_column([]) == (b"", positions[:0])
+    assert values_of_dictionary(memoryview(b""), memoryview(b""), 0) == []
+    assert values_of_dictionary(memoryview(b""), memoryview(bytes(8)), 2) == [None, None]
     damaged = [
         (text[:-1], view, len(values)),  # the last string cut short
         (b"kernel/a.c\0", view, len(values)),  # positions past the strings
@@ -206,6 +206,6 @@ def test_distinct_string_columns_round_trip_and_refuse_damage() -> None:
     ]
     for damaged_text, damaged_view, count in damaged:
         with pytest.raises(StoredValueError):
-            _undictionary(memoryview(damaged_text), damaged_view, count)
+            values_of_dictionary(memoryview(damaged_text), damaged_view, count)
     with pytest.raises(StoredValueError, match="NUL"):
-        _dictionary(["a\0b", "c"])  # read back, it would be two strings
+        dictionary_column(["a\0b", "c"])  # read back, it would be two strings

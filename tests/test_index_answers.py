@@ -431,6 +431,8 @@ _COLD_ONLY_MODULES = (
     "ltosyms.dwarf.unit_tables",
     "ltosyms.dwarf.units",
     "ltosyms.dwarf.walk",
+    # The diff census' codec: only a diff stores or reads a census.
+    "ltosyms.index.census_codec",
 )
 
 

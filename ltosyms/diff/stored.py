@@ -1,6 +1,7 @@
-"""The census as the index keeps it: :class:`~ltosyms.index.codecs.CensusColumns`, plain columns
-(the persistence layer sits below the diff and knows none of its records), made from an
-:class:`ImageCensus` and back; and what ``ltosyms index`` runs to keep an image's census.
+"""The census as the index keeps it: plain columns
+(:class:`~ltosyms.index.census_codec.CensusColumns`; the persistence layer sits below the diff
+and knows none of its records), made from an :class:`ImageCensus` and back; and what
+``ltosyms index`` runs to keep an image's census.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ltosyms.elf.image import ImageKind, KernelImage
 from ltosyms.elf.kernel import LoadedImage, require_kernel
 from ltosyms.errors import CacheError
 from ltosyms.index import StoredValueError, kinds
-from ltosyms.index.codecs import CensusColumns, GroupColumns
+from ltosyms.index.census_codec import CensusColumns, GroupColumns
 from ltosyms.index.encoding import cut_runs
 
 if TYPE_CHECKING:

@@ -4,10 +4,12 @@
 Encoders take the record the stage made. Decoders take the stored bytes (a ``bytes`` row or a
 memory-mapped table) and the image the value belongs to, and build the record through its
 public constructor; bytes that do not make one raise
-:class:`~ltosyms.index.encoding.StoredValueError`, nothing else (:func:`_decoder` turns the
-errors of a malformed field into it). Large values are packed columns read back in place;
-the answers asked for most often (inline chains, call sites) are flat records; the rest are
-small marshalled tuples.
+:class:`~ltosyms.index.encoding.StoredValueError`, nothing else (the checked fields of
+:mod:`ltosyms.index.fields`; :func:`~ltosyms.index.fields.checked_decoder` turns the errors of
+a malformed field into it). The diff census has a codec of its own,
+:mod:`ltosyms.index.census_codec`, which only a diff loads. Large values are packed
+columns read back in place; the answers asked for most often (inline chains, call sites) are
+flat records; the rest are small marshalled tuples.
 
 The record modules are imported inside the functions: importing the persistence layer loads
 none of the DWARF parsers, unit tables or disassembler modules, and a decode loads only the
@@ -16,13 +18,9 @@ record modules of what it reads.
 
 from __future__ import annotations
 
-import struct
 from array import array
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import wraps
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Literal
 
 from ltosyms.index.encoding import (
     Buffer,
@@ -34,6 +32,18 @@ from ltosyms.index.encoding import (
     pack_flat,
     unpack_columns,
     unpack_flat,
+)
+from ltosyms.index.fields import (
+    checked_decoder,
+    stored_bool,
+    stored_int,
+    stored_optional_int,
+    stored_optional_str,
+    stored_pair,
+    stored_str,
+    stored_tuple,
+    string_column,
+    strings_of_column,
 )
 
 if TYPE_CHECKING:
@@ -53,117 +63,6 @@ if TYPE_CHECKING:
     from ltosyms.elf.image import KernelImage
     from ltosyms.elf.outer_names import OuterNames
     from ltosyms.elf.symtab import SymbolTable
-
-T = TypeVar("T")
-Decode = Callable[[Buffer, "KernelImage"], T]
-
-
-def _decoder(decode: Decode[T]) -> Decode[T]:
-    """``decode`` with the errors a malformed field raises (a wrong type or count, an unknown
-    enum value, a column of the wrong length) turned into :class:`StoredValueError`."""
-
-    @wraps(decode)
-    def checked(data: Buffer, image: KernelImage) -> T:
-        try:
-            return decode(data, image)
-        except (TypeError, ValueError, IndexError, KeyError, OverflowError, struct.error) as error:
-            raise StoredValueError(f"{decode.__name__}: {error}") from None
-
-    return checked
-
-
-def _int(value: object) -> int:
-    if type(value) is not int:
-        raise StoredValueError(f"a number was stored as {type(value).__name__}")
-    return value
-
-
-def _optional_int(value: object) -> int | None:
-    return None if value is None else _int(value)
-
-
-def _str(value: object) -> str:
-    if type(value) is not str:
-        raise StoredValueError(f"a string was stored as {type(value).__name__}")
-    return value
-
-
-def _optional_str(value: object) -> str | None:
-    return None if value is None else _str(value)
-
-
-def _bool(value: object) -> bool:
-    if type(value) is not bool:
-        raise StoredValueError(f"a flag was stored as {type(value).__name__}")
-    return value
-
-
-def _tuple(value: object, length: int | None = None) -> tuple[object, ...]:
-    if type(value) is not tuple or (length is not None and len(value) != length):
-        raise StoredValueError("a stored value has another shape")
-    return value
-
-
-def _pair(value: object) -> tuple[int, int]:
-    first, second = _tuple(value, 2)
-    return _int(first), _int(second)
-
-
-def _strings(values: Sequence[str | None]) -> tuple[bytes, array[int]]:
-    """Strings (without NUL, as DWARF and capstone give them) as one UTF-8 column, and the
-    positions of the Nones among them."""
-    text = "\0".join("" if value is None else value for value in values)
-    return text.encode(), array("I", (i for i, value in enumerate(values) if value is None))
-
-
-def _unstrings(text: memoryview, nones: memoryview, count: int) -> tuple[str | None, ...]:
-    values: list[str | None] = []
-    if count:
-        values.extend(str(text, "utf-8").split("\0"))
-    if len(values) != count or (not count and len(text)):
-        raise StoredValueError("a stored column holds another number of strings")
-    for position in nones.cast("I"):
-        values[position] = None
-    return tuple(values)
-
-
-def _dictionary(values: Sequence[str | None], *, optional: bool = True) -> tuple[bytes, array[int]]:
-    """Strings (without NUL) as their distinct values, one UTF-8 column in the order first
-    seen, each ended by a NUL, and per value the position of its string there: from 1 with
-    0 for None in an ``optional`` column, from 0 in a column without None. A census' columns
-    of units, files and nm letters hold a few hundred distinct strings among 20,000 values:
-    read back, each is one string object, not one per value."""
-    positions: dict[str | None, int] = {None: 0} if optional else {}
-    indexes = array("I", (positions.setdefault(value, len(positions)) for value in values))
-    if not optional and None in positions:
-        raise StoredValueError("a None in a column of names")
-    text = "".join(f"{value}\0" for value in positions if value is not None)
-    if text.count("\0") != len(positions) - optional:
-        raise StoredValueError("a string holding a NUL")  # read back, it would be two
-    return text.encode(), indexes
-
-
-def _undictionary(
-    text: memoryview, indexes: memoryview, count: int, *, optional: bool = True
-) -> list[str | None]:
-    """The ``count`` values :func:`_dictionary` wrote, made in C (one lookup each)."""
-    distinct: list[str | None] = [None] if optional else []
-    distinct.extend(_ended_strings(text))
-    positions = indexes.cast("I")
-    if len(positions) != count:
-        raise StoredValueError("a stored column holds another number of strings")
-    try:
-        return list(map(distinct.__getitem__, positions))
-    except IndexError:
-        raise StoredValueError("a stored string position out of range") from None
-
-
-def _ended_strings(text: memoryview) -> list[str]:
-    """The strings of a column each ended by a NUL."""
-    strings = str(text, "utf-8").split("\0")
-    if strings.pop():  # what follows the last NUL: nothing, in a column :func:`_dictionary` wrote
-        raise StoredValueError("a stored column of strings is cut short")
-    return strings
 
 
 # -- the symbol table (a mapped table file) -----------------------------------------------------
@@ -217,19 +116,19 @@ def encode_symbols(table: SymbolTable) -> bytes:
     return pack_columns(fields, raws)
 
 
-@_decoder
+@checked_decoder
 def decode_symbols(data: Buffer, image: KernelImage) -> SymbolTable:
     from ltosyms.elf.symtab import NameColumn, SymbolColumns, SymbolTable
     from ltosyms.names.kallsyms import KeepRule
 
     fields, raws = unpack_columns(data, len(SYMBOL_COLUMNS))
-    build_id, all_symbols, ranges, last_end = _tuple(fields, 4)
+    build_id, all_symbols, ranges, last_end = stored_tuple(fields, 4)
     if build_id != image.build_id:
         raise StoredValueError("a symbol table of another build")
     rule = KeepRule(
-        all_symbols=_bool(all_symbols),
-        text_ranges=tuple(_pair(text_range) for text_range in _tuple(ranges)),
-        last_symbol_end=_int(last_end),
+        all_symbols=stored_bool(all_symbols),
+        text_ranges=tuple(stored_pair(text_range) for text_range in stored_tuple(ranges)),
+        last_symbol_end=stored_int(last_end),
     )
     numbers = [raw.cast(code) for raw, code in zip(raws, _SYMBOL_TYPECODES, strict=False)]
     columns = SymbolColumns(
@@ -270,18 +169,18 @@ def encode_unit(unit: CuData) -> bytes:
     )
     columns: list[Column] = [*arrays, array("q", unit.file_numbers)]
     for values in strings:
-        columns.extend(_strings(values))
+        columns.extend(string_column(values))
     return pack_columns(fields, columns)
 
 
-@_decoder
+@checked_decoder
 def decode_unit(data: Buffer, image: KernelImage) -> CuData:
     from ltosyms.dwarf import CuData
 
     array_fields = CuData.ARRAY_FIELDS
     fields, raws = unpack_columns(data, len(array_fields) + 7)
-    cu_offset, name, comp_dir, clang, base, typecodes, counts = _tuple(fields, 7)
-    typecodes = _str(typecodes)
+    cu_offset, name, comp_dir, clang, base, typecodes, counts = stored_tuple(fields, 7)
+    typecodes = stored_str(typecodes)
     if len(typecodes) != len(array_fields) or not set(typecodes) <= set("BHIQ"):
         raise StoredValueError("a stored unit with unknown array types")
     arrays = {}
@@ -290,17 +189,19 @@ def decode_unit(data: Buffer, image: KernelImage) -> CuData:
         values.frombytes(raw)
         arrays[field] = values
     rest = raws[len(array_fields) :]
-    full_count, relative_count, name_count = (_int(count) for count in _tuple(counts, 3))
+    full_count, relative_count, name_count = (
+        stored_int(count) for count in stored_tuple(counts, 3)
+    )
     unit = CuData(
-        cu_offset=_int(cu_offset),
-        name=_optional_str(name),
-        comp_dir=_optional_str(comp_dir),
-        producer_is_clang=_bool(clang),
-        address_base=_int(base),
-        full_paths=_unstrings(rest[1], rest[2], full_count),
-        relative_paths=_unstrings(rest[3], rest[4], relative_count),
+        cu_offset=stored_int(cu_offset),
+        name=stored_optional_str(name),
+        comp_dir=stored_optional_str(comp_dir),
+        producer_is_clang=stored_bool(clang),
+        address_base=stored_int(base),
+        full_paths=strings_of_column(rest[1], rest[2], full_count),
+        relative_paths=strings_of_column(rest[3], rest[4], relative_count),
         file_numbers=tuple(rest[0].cast("q")),
-        names=_unstrings(rest[5], rest[6], name_count),
+        names=strings_of_column(rest[5], rest[6], name_count),
         **arrays,
     )
     if not unit.is_consistent(indexes=False):
@@ -314,7 +215,7 @@ def encode_address_table(table: AddressTable) -> bytes:
     return table.to_bytes()
 
 
-@_decoder
+@checked_decoder
 def decode_address_table(data: Buffer, image: KernelImage) -> AddressTable:
     from ltosyms.dwarf import AddressTable
     from ltosyms.errors import CacheError
@@ -340,18 +241,18 @@ def encode_unit_map(unit_map: CuMap) -> bytes:
     return pack_columns((unit_map.unit_count,), columns)
 
 
-@_decoder
+@checked_decoder
 def decode_unit_map(data: Buffer, image: KernelImage) -> CuMap:
     from ltosyms.dwarf import CuMap
 
     fields, raws = unpack_columns(data, 3)
-    (unit_count,) = _tuple(fields, 1)
+    (unit_count,) = stored_tuple(fields, 1)
     starts, ends, units = array("Q"), array("Q"), array("Q")
     for values, raw in zip((starts, ends, units), raws, strict=True):
         values.frombytes(raw)
     if not len(starts) == len(ends) == len(units):
         raise StoredValueError("stored unit map columns differ in length")
-    return CuMap(starts=starts, ends=ends, units=units, unit_count=_int(unit_count))
+    return CuMap(starts=starts, ends=ends, units=units, unit_count=stored_int(unit_count))
 
 
 def encode_chain(chain: tuple[SourceLocation, ...]) -> bytes:
@@ -363,7 +264,7 @@ def encode_chain(chain: tuple[SourceLocation, ...]) -> bytes:
     return pack_flat(numbers, texts)
 
 
-@_decoder
+@checked_decoder
 def decode_chain(data: Buffer, image: KernelImage) -> tuple[SourceLocation, ...]:
     from ltosyms.dwarf import SourceLocation
 
@@ -397,7 +298,7 @@ def encode_outer_names(names: OuterNames) -> bytes:
     return pack_columns((), columns)
 
 
-@_decoder
+@checked_decoder
 def decode_outer_names(data: Buffer, image: KernelImage) -> OuterNames:
     from ltosyms.elf.outer_names import OuterNames
 
@@ -434,7 +335,7 @@ def encode_call_site(site: CallSite | NoCallSite) -> bytes:
     )
 
 
-@_decoder
+@checked_decoder
 def decode_call_site(data: Buffer, image: KernelImage) -> CallSite | NoCallSite:
     from ltosyms.disasm.records import CallKind, CallSite, NoCallSite, PatchReason, SweepMethod
 
@@ -446,15 +347,15 @@ def decode_call_site(data: Buffer, image: KernelImage) -> CallSite | NoCallSite:
     return_address, link_address, length, target, *targets = numbers
     mnemonic, op_str, kind, thunk, patch, method = texts
     return CallSite(
-        return_address=_int(return_address),
-        link_address=_int(link_address),
-        length=_int(length),
+        return_address=stored_int(return_address),
+        link_address=stored_int(link_address),
+        length=stored_int(length),
         raw=raw,
-        mnemonic=_str(mnemonic),
-        op_str=_str(op_str),
+        mnemonic=stored_str(mnemonic),
+        op_str=stored_str(op_str),
         kind=CallKind(kind),
         target_link_address=target,
-        possible_targets=tuple(_int(t) for t in targets),
+        possible_targets=tuple(stored_int(t) for t in targets),
         thunk=thunk,
         patch=None if patch is None else PatchReason(patch),
         method=SweepMethod(method),
@@ -477,17 +378,19 @@ def encode_sweep(sweep: Sweep) -> bytes:
     )
 
 
-@_decoder
+@checked_decoder
 def decode_sweep(data: Buffer, image: KernelImage) -> Sweep:
     from ltosyms.disasm.callsite import Sweep
 
     fields, (addresses, sizes, mnemonics, op_strs, desyncs) = unpack_columns(data, 5)
-    start, next_address, exhausted, count = _tuple(fields, 4)
-    texts = [str(raw, "utf-8").split("\0") if _int(count) else [] for raw in (mnemonics, op_strs)]
+    start, next_address, exhausted, count = stored_tuple(fields, 4)
+    texts = [
+        str(raw, "utf-8").split("\0") if stored_int(count) else [] for raw in (mnemonics, op_strs)
+    ]
     return Sweep.from_columns(
-        start=_int(start),
-        next_address=_int(next_address),
-        exhausted=_bool(exhausted),
+        start=stored_int(start),
+        next_address=stored_int(next_address),
+        exhausted=stored_bool(exhausted),
         desyncs=desyncs.cast("Q"),
         addresses=addresses.cast("Q"),
         sizes=sizes,
@@ -514,14 +417,14 @@ def encode_patch_sites(sites: PatchSites) -> bytes:
     )
 
 
-@_decoder
+@checked_decoder
 def decode_patch_sites(data: Buffer, image: KernelImage) -> PatchSites:
     from ltosyms.disasm.patching import PatchColumns, PatchSites
 
     fields, raws = unpack_columns(data, 9)
-    (available,) = _tuple(fields, 1)
+    (available,) = stored_tuple(fields, 1)
     columns = PatchColumns(
-        available=_bool(available),
+        available=stored_bool(available),
         starts=raws[0].cast("Q"),
         lengths=raws[1].cast("I"),
         reason_codes=bytes(raws[2]),
@@ -549,7 +452,7 @@ def _match_fields(match: CodeMatch) -> tuple[object, ...]:
     )
 
 
-@_decoder
+@checked_decoder
 def decode_code_match(data: Buffer, image: KernelImage) -> CodeMatch:
     return _match(loads(data))
 
@@ -557,15 +460,17 @@ def decode_code_match(data: Buffer, image: KernelImage) -> CodeMatch:
 def _match(value: object) -> CodeMatch:
     from ltosyms.disasm.records import CodeMatch, CodeVerdict, PatchedSite, PatchReason
 
-    verdict, compared, differing, unexplained, sites = _tuple(value, 5)
+    verdict, compared, differing, unexplained, sites = stored_tuple(value, 5)
     return CodeMatch(
         verdict=CodeVerdict(verdict),
-        compared=_int(compared),
-        differing=_int(differing),
-        unexplained_offsets=tuple(_int(offset) for offset in _tuple(unexplained)),
+        compared=stored_int(compared),
+        differing=stored_int(differing),
+        unexplained_offsets=tuple(stored_int(offset) for offset in stored_tuple(unexplained)),
         patched_sites=tuple(
-            PatchedSite(offset=_int(offset), length=_int(length), reason=PatchReason(reason))
-            for offset, length, reason in (_tuple(site, 3) for site in _tuple(sites))
+            PatchedSite(
+                offset=stored_int(offset), length=stored_int(length), reason=PatchReason(reason)
+            )
+            for offset, length, reason in (stored_tuple(site, 3) for site in stored_tuple(sites))
         ),
     )
 
@@ -583,18 +488,18 @@ def encode_code_analysis(analysis: CodeAnalysis) -> bytes:
     )
 
 
-@_decoder
+@checked_decoder
 def decode_code_analysis(data: Buffer, image: KernelImage) -> CodeAnalysis:
     from ltosyms.disasm.records import CodeAnalysis, CodeReport
 
-    listing, match, image_name, warnings = _tuple(loads(data), 4)
+    listing, match, image_name, warnings = stored_tuple(loads(data), 4)
     return CodeAnalysis(
         report=CodeReport(
             listing=None if listing is None else _listing(listing),
             match=None if match is None else _match(match),
-            image=_optional_str(image_name),
+            image=stored_optional_str(image_name),
         ),
-        warnings=tuple(_str(warning) for warning in _tuple(warnings)),
+        warnings=tuple(stored_str(warning) for warning in stored_tuple(warnings)),
     )
 
 
@@ -614,28 +519,28 @@ def _listing_fields(listing: CodeListing) -> tuple[object, ...]:
 def _listing(value: object) -> CodeListing:
     from ltosyms.disasm.records import CodeInstruction, CodeListing
 
-    arch, instructions, marker_index, marker_link_address, prefix = _tuple(value, 5)
+    arch, instructions, marker_index, marker_link_address, prefix = stored_tuple(value, 5)
     made = []
-    for instruction in _tuple(instructions):
-        offset, link_address, raw, mnemonic, op_str, is_fault = _tuple(instruction, 6)
+    for instruction in stored_tuple(instructions):
+        offset, link_address, raw, mnemonic, op_str, is_fault = stored_tuple(instruction, 6)
         if type(raw) is not bytes:
             raise StoredValueError("instruction bytes were stored as another type")
         made.append(
             CodeInstruction(
-                offset=_int(offset),
-                link_address=_optional_int(link_address),
+                offset=stored_int(offset),
+                link_address=stored_optional_int(link_address),
                 raw=raw,
-                mnemonic=_str(mnemonic),
-                op_str=_str(op_str),
-                is_fault=_bool(is_fault),
+                mnemonic=stored_str(mnemonic),
+                op_str=stored_str(op_str),
+                is_fault=stored_bool(is_fault),
             )
         )
     return CodeListing(
-        arch=_str(arch),
+        arch=stored_str(arch),
         instructions=tuple(made),
-        marker_index=_optional_int(marker_index),
-        marker_link_address=_optional_int(marker_link_address),
-        undecoded_prefix=_int(prefix),
+        marker_index=stored_optional_int(marker_index),
+        marker_link_address=stored_optional_int(marker_link_address),
+        undecoded_prefix=stored_int(prefix),
     )
 
 
@@ -661,29 +566,29 @@ def encode_code_view(view: CodeView) -> bytes:
     )
 
 
-@_decoder
+@checked_decoder
 def decode_code_view(data: Buffer, image: KernelImage) -> CodeView:
     from ltosyms.disasm.view import CodeRow, CodeView, RowKind, ViewSource
 
-    source, rows, note, listing = _tuple(loads(data), 4)
+    source, rows, note, listing = stored_tuple(loads(data), 4)
     made = []
-    for row in _tuple(rows):
-        kind, label, mnemonic, operands, target, comment, starts_at = _tuple(row, 7)
+    for row in stored_tuple(rows):
+        kind, label, mnemonic, operands, target, comment, starts_at = stored_tuple(row, 7)
         made.append(
             CodeRow(
                 kind=RowKind(kind),
                 label=_point(label),
-                mnemonic=_str(mnemonic),
-                operands=_str(operands),
+                mnemonic=stored_str(mnemonic),
+                operands=stored_str(operands),
                 target=_point(target),
-                comment=_optional_str(comment),
+                comment=stored_optional_str(comment),
                 starts_at=_point(starts_at),
             )
         )
     return CodeView(
         source=ViewSource(source),
         rows=tuple(made),
-        note=_optional_str(note),
+        note=stored_optional_str(note),
         listing=None if listing is None else _listing(listing),
     )
 
@@ -699,12 +604,12 @@ def _point(value: object) -> CodePoint | None:
 
     if value is None:
         return None
-    symbol, offset, section, link_address = _tuple(value, 4)
+    symbol, offset, section, link_address = stored_tuple(value, 4)
     return CodePoint(
-        symbol=_optional_str(symbol),
-        offset=_int(offset),
-        section=_optional_str(section),
-        link_address=_optional_int(link_address),
+        symbol=stored_optional_str(symbol),
+        offset=stored_int(offset),
+        section=stored_optional_str(section),
+        link_address=stored_optional_int(link_address),
     )
 
 
@@ -726,239 +631,23 @@ def encode_build_facts(facts: BuildFacts) -> bytes:
     )
 
 
-@_decoder
+@checked_decoder
 def decode_build_facts(data: Buffer, image: KernelImage) -> BuildFacts:
     from ltosyms.elf.build_facts import BuildFacts
 
-    banner, version, compiler, ident, lto_note, llvm, clang_lto, numbered = _tuple(loads(data), 8)
+    banner, version, compiler, ident, lto_note, llvm, clang_lto, numbered = stored_tuple(
+        loads(data), 8
+    )
     if version is not None:
-        major, minor, sublevel = (_int(part) for part in _tuple(version, 3))
+        major, minor, sublevel = (stored_int(part) for part in stored_tuple(version, 3))
         version = (major, minor, sublevel)
     return BuildFacts(
-        banner=_optional_str(banner),
+        banner=stored_optional_str(banner),
         version=version,
-        compiler=_optional_str(compiler),
-        compiler_ident=_optional_str(ident),
-        lto_note=None if lto_note is None else _bool(lto_note),
-        llvm_symbols=_int(llvm),
-        clang_lto=_bool(clang_lto),
-        numbered_functions=_int(numbered),
+        compiler=stored_optional_str(compiler),
+        compiler_ident=stored_optional_str(ident),
+        lto_note=None if lto_note is None else stored_bool(lto_note),
+        llvm_symbols=stored_int(llvm),
+        clang_lto=stored_bool(clang_lto),
+        numbered_functions=stored_int(numbered),
     )
-
-
-# -- the diff census of an image ---------------------------------------------------------------
-#
-# The diff sits above the persistence layer: its census (ltosyms.diff.census.ImageCensus) is
-# kept as the plain columns below, which the diff makes from its records and its records from.
-# Section classes and symbol kinds are named by strings (the diff's enum values).
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GroupColumns:
-    """Symbol groups (ltosyms.diff.model.SymbolGroup), one entry per group in each per-group
-    column; ``names`` and ``symbol_indexes`` hold ``name_counts[i]`` entries for group ``i``,
-    ``alias_names`` ``alias_counts[i]``, one after the other."""
-
-    is_function: Sequence[int]
-    sizes: Sequence[int]
-    link_addresses: Sequence[int]
-    section_classes: Sequence[int]  # positions in CensusColumns.class_names
-    is_global: Sequence[int]
-    member_counts: Sequence[int]
-    name_counts: Sequence[int]
-    alias_counts: Sequence[int]
-    base_names: Sequence[str]
-    nm_types: Sequence[str]
-    units: Sequence[str | None]
-    file_symbols: Sequence[str | None]
-    dwarf_names: Sequence[str | None]
-    decl_files: Sequence[str | None]
-    names: Sequence[str]
-    symbol_indexes: Sequence[int]
-    alias_names: Sequence[str]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CensusColumns:
-    """An image's diff census as plain values. The ``inlined_*`` columns hold, per function
-    inlined somewhere, its name, declaring file, count of inlined instances and number of
-    callers, and the callers of all of them one function after the other: the ``low_pc`` of
-    the out-of-line function holding instances, and how many it holds."""
-
-    build_id: str | None
-    machine: str
-    kind: str  # ltosyms.elf.image.ImageKind value
-    has_dwarf: bool
-    dwarf_seconds: float | None
-    class_names: tuple[str, ...]
-    sections: tuple[tuple[str, int, int], ...]  # name, size, position in class_names
-    symbol_bytes: tuple[tuple[int, int], ...]  # position in class_names, bytes
-    groups: GroupColumns
-    empty_groups: GroupColumns
-    inlined_names: Sequence[str]
-    inlined_decl_files: Sequence[str | None]
-    inlined_counts: Sequence[int]
-    inlined_caller_counts: Sequence[int]
-    inlined_caller_low_pcs: Sequence[int]
-    inlined_caller_instances: Sequence[int]
-
-
-_GROUP_NUMBERS: tuple[tuple[str, Literal["B", "I", "Q"]], ...] = (
-    ("is_function", "B"),
-    ("sizes", "Q"),
-    ("link_addresses", "Q"),
-    ("section_classes", "B"),
-    ("is_global", "B"),
-    ("member_counts", "I"),
-    ("name_counts", "I"),
-    ("alias_counts", "I"),
-)
-_GROUP_TEXTS = ("base_names", "nm_types", "units", "file_symbols", "dwarf_names", "decl_files")
-_GROUP_NAMES = frozenset({"base_names", "nm_types"})  # never None
-# Number columns, per text column its distinct strings and positions, names, indexes, alias
-# names.
-_GROUP_COLUMNS = len(_GROUP_NUMBERS) + 2 * len(_GROUP_TEXTS) + 3
-# Inlined functions: names, decl files (distinct strings + positions), counts, callers per
-# function, caller low_pcs and caller counts.
-_INLINED_COLUMNS = 7
-
-
-def encode_diff_census(census: CensusColumns) -> bytes:
-    fields = (
-        census.build_id,
-        census.machine,
-        census.kind,
-        census.has_dwarf,
-        census.class_names,
-        census.sections,
-        census.symbol_bytes,
-        len(census.groups.sizes),
-        len(census.empty_groups.sizes),
-        len(census.inlined_names),
-    )
-    # The seconds as a column: marshal's floats are not among the stored types.
-    seconds = () if census.dwarf_seconds is None else (census.dwarf_seconds,)
-    columns: list[Column] = [array("d", seconds)]
-    for groups in (census.groups, census.empty_groups):
-        columns.extend(_group_columns(groups))
-    columns.append(_strings(census.inlined_names)[0])
-    columns.extend(_dictionary(census.inlined_decl_files))
-    columns.append(array("Q", census.inlined_counts))
-    columns.append(array("I", census.inlined_caller_counts))
-    columns.append(array("Q", census.inlined_caller_low_pcs))
-    columns.append(array("Q", census.inlined_caller_instances))
-    return pack_columns(fields, columns)
-
-
-def _group_columns(groups: GroupColumns) -> list[Column]:
-    columns: list[Column] = [array(code, getattr(groups, name)) for name, code in _GROUP_NUMBERS]
-    for name in _GROUP_TEXTS:
-        columns.extend(_dictionary(getattr(groups, name), optional=name not in _GROUP_NAMES))
-    columns.append(_strings(groups.names)[0])
-    columns.append(array("I", groups.symbol_indexes))
-    columns.append(_strings(groups.alias_names)[0])
-    return columns
-
-
-@_decoder
-def decode_diff_census(data: Buffer, image: KernelImage) -> CensusColumns:
-    fields, (seconds, *raws) = unpack_columns(data, 1 + 2 * _GROUP_COLUMNS + _INLINED_COLUMNS)
-    build_id, machine, kind, has_dwarf, class_names, sections, symbol_bytes, *counts = _tuple(
-        fields, 10
-    )
-    if build_id != image.build_id or machine != image.machine or kind != image.kind.value:
-        raise StoredValueError("a diff census of another image")
-    group_count, empty_count, inlined_count = (_int(count) for count in counts)
-    names = tuple(_str(name) for name in _tuple(class_names))
-
-    def class_position(value: object) -> int:
-        if not 0 <= _int(value) < len(names):
-            raise StoredValueError("a stored section class out of range")
-        return _int(value)
-
-    return CensusColumns(
-        build_id=image.build_id,
-        machine=image.machine,
-        kind=image.kind.value,
-        has_dwarf=_bool(has_dwarf),
-        dwarf_seconds=seconds.cast("d")[0] if len(seconds) else None,
-        class_names=names,
-        sections=tuple(
-            (_str(name), _int(size), class_position(position))
-            for name, size, position in (_tuple(row, 3) for row in _tuple(sections))
-        ),
-        symbol_bytes=tuple(
-            (class_position(position), _int(size))
-            for position, size in map(_pair, _tuple(symbol_bytes))
-        ),
-        groups=_group_values(raws[:_GROUP_COLUMNS], group_count, len(names)),
-        empty_groups=_group_values(
-            raws[_GROUP_COLUMNS : 2 * _GROUP_COLUMNS], empty_count, len(names)
-        ),
-        **_inlined_values(raws[2 * _GROUP_COLUMNS :], inlined_count),
-    )
-
-
-def _group_values(raws: Sequence[memoryview], count: int, class_count: int) -> GroupColumns:
-    numbers = {
-        name: raw.cast(code) for raw, (name, code) in zip(raws, _GROUP_NUMBERS, strict=False)
-    }
-    if any(len(column) != count for column in numbers.values()):
-        raise StoredValueError("stored symbol group columns differ in length")
-    if count and max(numbers["section_classes"]) >= class_count:
-        raise StoredValueError("a stored section class out of range")
-    if count and max(numbers["is_function"]) > 1:
-        raise StoredValueError("a stored symbol kind out of range")
-    rest = raws[len(_GROUP_NUMBERS) :]
-    texts = {
-        name: _undictionary(rest[2 * i], rest[2 * i + 1], count, optional=name not in _GROUP_NAMES)
-        for i, name in enumerate(_GROUP_TEXTS)
-    }
-    name_counts, alias_counts = numbers["name_counts"], numbers["alias_counts"]
-    if count and min(name_counts) == 0:
-        raise StoredValueError("a stored symbol group without a name")
-    names = _texts(rest[-3], sum(name_counts))
-    indexes = rest[-2].cast("I")
-    if len(indexes) != len(names):
-        raise StoredValueError("stored symbol groups with another number of indexes")
-    return GroupColumns(
-        **numbers,
-        base_names=cast("list[str]", texts["base_names"]),  # columns without None
-        nm_types=cast("list[str]", texts["nm_types"]),
-        units=texts["units"],
-        file_symbols=texts["file_symbols"],
-        dwarf_names=texts["dwarf_names"],
-        decl_files=texts["decl_files"],
-        names=names,
-        symbol_indexes=indexes,
-        alias_names=_texts(rest[-1], sum(alias_counts)),
-    )
-
-
-def _inlined_values(raws: Sequence[memoryview], count: int) -> dict[str, Sequence[Any]]:
-    """The inlined functions' columns of :class:`CensusColumns`, by field name: the strings
-    split, the numbers read in place (a function's callers are cut out when asked for)."""
-    names, decl_text, decl_nones, totals, caller_counts, low_pcs, caller_totals = raws
-    values: dict[str, Sequence[Any]] = {
-        "inlined_names": _texts(names, count),
-        "inlined_decl_files": _undictionary(decl_text, decl_nones, count),
-        "inlined_counts": totals.cast("Q"),
-        "inlined_caller_counts": caller_counts.cast("I"),
-        "inlined_caller_low_pcs": low_pcs.cast("Q"),
-        "inlined_caller_instances": caller_totals.cast("Q"),
-    }
-    if len(values["inlined_counts"]) != count or len(values["inlined_caller_counts"]) != count:
-        raise StoredValueError("stored inlined functions differ in length")
-    if len(values["inlined_caller_low_pcs"]) != len(values["inlined_caller_instances"]):
-        raise StoredValueError("stored callers of inlined functions differ in length")
-    if sum(values["inlined_caller_counts"]) != len(values["inlined_caller_low_pcs"]):
-        raise StoredValueError("stored inlined functions do not fit their callers")
-    return values
-
-
-def _texts(raw: memoryview, count: int) -> list[str]:
-    """The ``count`` strings (none of them None) of a column :func:`_strings` wrote."""
-    values = str(raw, "utf-8").split("\0") if count else []
-    if len(values) != count or (not count and len(raw)):
-        raise StoredValueError("a stored column holds another number of strings")
-    return values

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ltosyms.elf.image import KernelImage
     from ltosyms.elf.outer_names import OuterNames
     from ltosyms.elf.symtab import SymbolTable
+    from ltosyms.index.census_codec import CensusColumns
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -237,22 +238,34 @@ IMAGE_CODE_VIEWS: Kind[ImageViewKey, CodeView] = Kind(
 )
 
 
+def _encode_diff_census(columns: CensusColumns) -> bytes:
+    from ltosyms.index.census_codec import encode_diff_census  # only a diff needs it
+
+    return encode_diff_census(columns)
+
+
+def _decode_diff_census(data: Buffer, image: KernelImage) -> CensusColumns:
+    from ltosyms.index.census_codec import decode_diff_census
+
+    return decode_diff_census(data, image)
+
+
 def _census_key(key: tuple[bool, str]) -> str:
     use_dwarf, layout = key
     return f"{'dwarf' if use_dwarf else 'symbols'}/{layout}"
 
 
 # What a diff needs of the image (ltosyms.diff.census.ImageCensus, as the plain columns of
-# codecs.CensusColumns: the diff sits above this layer): the sections, the symbol groups, the
+# census_codec.CensusColumns: the diff sits above this layer): the sections, the symbol groups, the
 # inlined instances of every function; by whether DWARF was read and the layout of the file's
 # sections (ltosyms.diff.sections.layout_of: a stripped copy has the build id too).
-DIFF_CENSUS: Kind[tuple[bool, str], codecs.CensusColumns] = Kind(
+DIFF_CENSUS: Kind[tuple[bool, str], CensusColumns] = Kind(
     name="diff-census",
     version=2,  # 2: text columns as distinct strings and positions
     placement=Placement.ROW,
     key=_census_key,
-    encode=codecs.encode_diff_census,
-    decode=codecs.decode_diff_census,
+    encode=_encode_diff_census,
+    decode=_decode_diff_census,
 )
 
 KINDS: tuple[Kind[Any, Any], ...] = (
