@@ -170,7 +170,7 @@ class NameColumn(Sequence[str]):
     costs more than the lookups (the new string's pages are fresh memory, each a page fault).
     """
 
-    __slots__ = ("_offsets", "_text")
+    __slots__ = ("_decoded", "_offsets", "_text")
 
     def __init__(self, text: str | memoryview, offsets: Sequence[int]) -> None:
         # The names, each followed by "\0" but the last.
@@ -178,6 +178,9 @@ class NameColumn(Sequence[str]):
         if not isinstance(text, str) and len(text) != max(offsets[-1] - 1, 0):
             self._text = str(text, "utf-8")  # some name is not ASCII: offsets count characters
         self._offsets = offsets  # where name i starts; one more entry past the end
+        # Names decoded from the bytes, by index: every lookup by name bisects the name order,
+        # and its first probes are the same names each time.
+        self._decoded: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -197,8 +200,12 @@ class NameColumn(Sequence[str]):
         text = self._text
         if isinstance(text, str):
             return text[offsets[index] : offsets[index + 1] - 1]
-        # ASCII by its length; a byte damaged under a valid checksum reads as U+FFFD.
-        return str(text[offsets[index] : offsets[index + 1] - 1], "utf-8", "replace")
+        name = self._decoded.get(index)
+        if name is None:
+            # ASCII by its length; a byte damaged under a valid checksum reads as U+FFFD.
+            name = str(text[offsets[index] : offsets[index + 1] - 1], "utf-8", "replace")
+            self._decoded[index] = name
+        return name
 
     def __iter__(self) -> Iterator[str]:
         if not len(self):
