@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -140,6 +141,51 @@ def test_image_without_build_id_is_keyed_by_file(tmp_path: Path, location: Cache
         store = open_store(image, location)
         assert store is not None and store.get(0) is None
         store.close()
+
+
+def test_a_fingerprint_is_taken_again_only_when_the_file_changed(
+    tmp_path: Path, location: CacheLocation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ltosyms.index import store as store_module
+
+    vmlinux = tmp_path / "vmlinux"
+    shutil.copyfile(GCC, vmlinux)
+    taken: list[str] = []
+    take = store_module.image_fingerprint
+
+    def counted(image: KernelImage) -> str:
+        taken.append(image.path)
+        return take(image)
+
+    monkeypatch.setattr(store_module, "image_fingerprint", counted)
+
+    def index_name() -> str:
+        with open_image(vmlinux) as image:
+            store = open_store(image, location)
+            assert store is not None
+            store.close()
+            return store.path.name
+
+    # Just copied: its times cannot yet tell it from a write in the same clock tick.
+    first = index_name()
+    assert index_name() == first and len(taken) == 2
+    monkeypatch.setattr(store_module, "_RACY_SECONDS", 0.0)
+    taken.clear()
+    assert index_name() == first  # taken, and remembered with the file's stamp
+    assert index_name() == first and index_name() == first
+    assert len(taken) == 1
+    build_id, fingerprint = first.split(".")[0].split("-")
+    lines = (location.directory / f"{build_id}.fingerprints").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(f" {fingerprint}")
+
+    time.sleep(0.05)  # past the file system's timestamp tick
+    os.utime(vmlinux)  # changed (its ctime moved): taken again
+    assert index_name() == first and len(taken) == 2
+    # Damaged, or not a file ltosyms wrote: taken again, and written anew.
+    for garbage in (b"\xff\xfe not ascii", b"stamp-only\n\n one two three\n" * 300):
+        (location.directory / f"{build_id}.fingerprints").write_bytes(garbage)
+        taken.clear()
+        assert index_name() == first and index_name() == first and len(taken) == 1
 
 
 def test_garbage_file_is_discarded_with_a_warning(
