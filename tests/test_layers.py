@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("context",),
     ("decode", "diff", "kallsyms_check", "locate", "debuginfod"),
     ("render",),
-    ("cli", "__main__"),
+    ("cli", "__main__", "launch"),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
@@ -89,6 +89,7 @@ ATTRIBUTE_PROBES = {
     "disasm/decoder.py": "capstone 5 and 6 name the arm64 architecture differently",
     "debuginfod_transfer.py": "the TLS context urllib's HTTPSHandler keeps privately",
     "index/codecs.py": "the array fields a unit record declares by name",
+    "index/census_codec.py": "the group columns declared by their field names",
     "dwarf/address_table.py": "the unit and chain-map columns concatenated by their field names",
     "index/store.py": "sqlite3 sets sqlite_errorcode only on errors SQLite itself reports",
     "oops/lines.py": "a log is text, bytes, a binary file or an iterable of lines",

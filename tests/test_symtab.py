@@ -210,3 +210,19 @@ def test_name_column_reads_a_damaged_byte_as_a_replacement_character() -> None:
     assert column[0] == "abc"
     assert column[1] == "d\ufffde"
     assert list(column) == ["abc", "d\ufffde"]
+
+
+def test_names_and_their_continuations_in_one_bisection(corpus: Corpus) -> None:
+    # decode's candidates for a printed name: the name itself and the names an era cuts to it
+    # (`name.<more>`, `name$<more>`), as by_name and by_name_prefix give them.
+    image = open_image(corpus.kernel_vmlinux("clang-thinlto"))
+    stored = kinds.SYMBOLS.decode(kinds.SYMBOLS.encode(SymbolTable(image)), image)
+    printed = sorted({symbol.name.split(".")[0].split("$")[0] for symbol in stored})
+    continued_names = 0
+    for name in [*printed, "", "no_such_symbol", "zzzz"]:
+        exact, (dotted, dollar) = stored.by_name_or_continued(name, ".$")
+        assert exact == stored.by_name(name)
+        assert dotted == stored.by_name_prefix(name + ".")
+        assert dollar == stored.by_name_prefix(name + "$")
+        continued_names += bool(dotted or dollar)
+    assert (len(printed), continued_names) == (30_956, 908)

@@ -123,14 +123,15 @@ def name_candidates(
 ) -> tuple[list[Symbol], Evidence]:
     """Symbols that an oops of some era would print as ``name`` (step 1): the exact name
     first, then the names ``rules`` cut to ``name``, in the order of ``rules``."""
-    exact = [s for s in symbols.by_name(name) if s.kallsyms_size is not None]
+    named, continued = symbols.by_name_or_continued(name, ".$")
+    exact = [s for s in named if s.kallsyms_size is not None]
     # Every era cuts at a '.' (or, CFI, at a '$'): the names it cuts to `name` start so. Only
     # code: a function's frame never means clang's function-local static `kthread.param` or
     # gcc's `__already_done.3`, which a first-dot cut also prints as the function's name.
     longer = [
         s
-        for prefix in (name + ".", name + "$")
-        for s in symbols.by_name_prefix(prefix)
+        for symbols_continued in continued
+        for s in symbols_continued
         if s.kallsyms_size is not None and s.nm_type in _CODE_TYPES
     ]
     by_era: list[tuple[Symbol, str]] = []

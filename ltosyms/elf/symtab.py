@@ -619,6 +619,32 @@ class SymbolTable:
         )
         return [self.symbol(i) for i in indexes]
 
+    def by_name_or_continued(
+        self, name: str, separators: str
+    ) -> tuple[list[Symbol], list[list[Symbol]]]:
+        """Every defined symbol named ``name``, and for each of ``separators`` those whose name
+        is ``name``, that separator and more (as :meth:`by_name` and :meth:`by_name_prefix`
+        give them): found by one bisection, as all of them follow ``name`` in name order."""
+        key = "\1" + separators + "\0" + name  # apart from the other answers in the memo
+        indexes = self._remembered(
+            False, key, lambda _key: self._named_or_continued(name, separators)
+        )
+        exact = [self.symbol(i) for i in indexes if len(self.names[i]) == len(name)]
+        continued = [
+            [self.symbol(i) for i in indexes if self.names[i][len(name) : len(name) + 1] == mark]
+            for mark in separators
+        ]
+        return exact, continued
+
+    def _named_or_continued(self, name: str, separators: str) -> list[int]:
+        # Past `name` come the names it starts, in the order of the character after it: the
+        # run ends at the first one going on with a character past every separator.
+        last = max(separators)
+        size = len(name)
+        return self._run_from(
+            name, lambda other: other.startswith(name) and other[size : size + 1] <= last
+        )
+
     def by_base_name(self, base: str) -> list[Symbol]:
         """Every defined symbol whose name parses to ``base`` (``foo``, ``foo.llvm.1``, ...)."""
         return [self.symbol(i) for i in self._base_indexes(base)]
@@ -631,11 +657,14 @@ class SymbolTable:
         if position < 0:
             return None
         start = addresses[position]
-        # Among aliases at the same address, the kernel prints the first in its sorted table;
-        # prefer a function symbol, then the lowest .symtab index (stable).
-        first = bisect.bisect_left(addresses, start)
-        candidates = [order[i] for i in range(first, position + 1)]
-        best = min(candidates, key=lambda i: (not self._is_func(i), i))
+        if position and addresses[position - 1] == start:
+            # Among aliases at the same address, the kernel prints the first in its sorted
+            # table; prefer a function symbol, then the lowest .symtab index (stable).
+            first = bisect.bisect_left(addresses, start, 0, position)
+            candidates = [order[i] for i in range(first, position + 1)]
+            best = min(candidates, key=lambda i: (not self._is_func(i), i))
+        else:
+            best = order[position]
         symbol = self.symbol(best)
         if symbol.kallsyms_size is not None and link_address >= start + symbol.kallsyms_size:
             return None
