@@ -22,6 +22,7 @@ from ltosyms.decode.frames import (
     narrow_by_caller,
     unresolved,
 )
+from ltosyms.decode.stored_frames import Said, StoredFrames
 from ltosyms.disasm.decoder import ADDRESS_MASK, normalize_arch
 from ltosyms.disasm.records import (
     CodeAnalysis,
@@ -136,6 +137,7 @@ class Decoder:
         self.rule = rule or choose_rule(self.facts).rule
         self.rules = rules_in_order(self.rule)
         self._resolvers: dict[str, ImageResolver | None] = {}
+        self._kept: dict[str, StoredFrames] = {}  # by the key of _resolvers
         # Printed frames resolved so far, by what the log says of them (see _resolve_named).
         self._named: dict[tuple[object, ...], ResolvedFrame] = {}
         self.warnings: list[str] = []
@@ -169,6 +171,16 @@ class Decoder:
         self._resolvers[key] = resolver
         return resolver
 
+    def _frames_kept(
+        self, resolver: ImageResolver, module: str | None, build_id: str | None
+    ) -> StoredFrames:
+        """The resolved frames kept in the index of ``resolver``'s image."""
+        key = "" if module is None else f"{module}@{build_id or ''}"
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._kept[key] = StoredFrames(resolver.context, self.rule.name)
+        return kept
+
     # -- one report ---------------------------------------------------------------------------
 
     def decode(self, report: Report) -> DecodedReport:
@@ -185,10 +197,14 @@ class Decoder:
         dump = report.main_dump
         code_ip = dump.ip.frame if dump is not None and dump.ip is not None else None
         code_ip_key = frame_key(code_ip) if code_ip is not None else None
-        for key, frame in all_frames:
-            if frame.symbol is not None and frame.offset is not None and not frame.inline:
-                code_bytes = report.code if key == code_ip_key else None
-                self._resolve_named(frame, key, work, code_bytes)
+        named = [
+            (key, frame, report.code if key == code_ip_key else None)
+            for key, frame in all_frames
+            if frame.symbol is not None and frame.offset is not None and not frame.inline
+        ]
+        self._fetch_kept(named, work)
+        for key, frame, code_bytes in named:
+            self._resolve_named(frame, key, work, code_bytes)
         kaslr_offset = self._kaslr_offset(report, all_frames, work)
         for key, frame in all_frames:
             if frame.symbol is None and frame.runtime_address is not None and not frame.inline:
@@ -267,22 +283,32 @@ class Decoder:
             reliable=frame.reliable,
         )
 
+    def _fetch_kept(
+        self, named: list[tuple[FrameKey, Frame, CodeBytes | None]], work: _Work
+    ) -> None:
+        """Read the stored resolutions of the report's named frames, one query per image
+        (the frames resolved earlier in the run need none). Resolvers are made in the order
+        _resolve_named makes them: a module's warning lands where it would."""
+        wanted: dict[int, tuple[StoredFrames, list[Said]]] = {}
+        for _key, frame, code in named:
+            said = _said(frame, code)
+            if code is None and said in self._named:
+                continue
+            resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
+            if resolver is not None:
+                kept = self._frames_kept(resolver, frame.module, frame.module_build_id)
+                wanted.setdefault(id(kept), (kept, []))[1].append(said)
+        for kept, saids in wanted.values():
+            kept.prefetch(saids)
+
     def _resolve_named(
         self, frame: Frame, key: FrameKey, work: _Work, code: CodeBytes | None
     ) -> None:
         # A sysrq dump prints the same scheduler frames for every task, a log may print one
         # crash thousands of times: frames that read the same (and carry no Code: bytes)
         # resolve the same, found by what the frame says before any record is made for it.
-        said = (
-            frame.symbol,
-            frame.offset,
-            frame.kallsyms_size,
-            frame.module,
-            frame.module_build_id,
-            frame.runtime_address,
-            frame.role,
-            frame.reliable,
-        )
+        # The index keeps them all, with the Code: bytes that were evidence.
+        said = _said(frame, code)
         known = self._named.get(said) if code is None else None
         if known is None:
             query = self._query(frame)
@@ -291,11 +317,16 @@ class Decoder:
                 reason = self.modules.error_for(frame.module or "") or "not found in --modules"
                 known = unresolved(query.module, [f"module {frame.module}: {reason}"])
             else:
-                try:
-                    resolution = resolver.resolve_named(query, code)
-                    known = resolver.finish(query, resolution, [])
-                except LtosymsError as error:
-                    known = unresolved(query.module, [str(error)])
+                kept = self._frames_kept(resolver, frame.module, frame.module_build_id)
+                known = kept.get(said)
+                if known is None:
+                    try:
+                        resolution = resolver.resolve_named(query, code)
+                        known = resolver.finish(query, resolution, [])
+                    except LtosymsError as error:
+                        known = unresolved(query.module, [str(error)])
+                    else:
+                        kept.put(said, known)
             if code is None:
                 if len(self._named) >= NAMED_KEPT:
                     self._named.clear()  # memory follows the report, not the log
@@ -699,6 +730,24 @@ class _RuntimeAddresses:
             return None
         start = self.section_starts.get((resolved.module, place.section))
         return None if start is None else (start + place.offset) & ADDRESS_MASK
+
+
+def _said(frame: Frame, code: CodeBytes | None = None) -> Said:
+    """What the log says of a named frame, and of the code at it when the report printed its
+    ``Code:`` bytes: frames that say the same resolve the same."""
+    said = (
+        frame.symbol,
+        frame.offset,
+        frame.kallsyms_size,
+        frame.module,
+        frame.module_build_id,
+        frame.runtime_address,
+        frame.role,
+        frame.reliable,
+    )
+    if code is None:
+        return said
+    return (*said, code.data.hex(), code.marker_offset, code.arch)
 
 
 def frame_key(frame: Frame) -> FrameKey:

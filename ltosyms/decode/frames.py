@@ -37,14 +37,14 @@ from ltosyms.disasm.targets import (
     name_call,
 )
 from ltosyms.dwarf import FunctionLines, SourceLocation
-from ltosyms.elf.bug_table import bug_table, is_trap, with_bug_line
 from ltosyms.elf.symtab import Symbol
 from ltosyms.errors import DwarfError, InputError
 
 if TYPE_CHECKING:
+    from ltosyms.disasm import CallSiteFinder
     from ltosyms.disasm.compare import ImageWindow
+    from ltosyms.dwarf import DwarfResolver
     from ltosyms.elf.relocations import ModuleRelocations
-from ltosyms.names.copies import copy_description
 from ltosyms.names.eras import CleanupRule
 from ltosyms.oops.records import CodeBytes, FrameRole
 from ltosyms.stores import remembered
@@ -131,12 +131,21 @@ class ImageResolver:
         self.context = context
         self.symbols = context.symbols
         self.image = context.image
-        self.dwarf = context.dwarf
         self.rules = tuple(rules)  # every naming era, the build's own first
         self.arch = context.image.machine
-        self.finder = context.finder
         # x86 return addresses name `address - 1` (%pB); arm64's bl is 4 bytes before.
         self.call_back = 4 if self.arch == "aarch64" else 1
+
+    # The DWARF resolver and the call-site finder are made on first need: a warm decode takes
+    # its frames from the index (ltosyms.decode.stored_frames) and needs neither.
+
+    @property
+    def dwarf(self) -> DwarfResolver | None:
+        return self.context.dwarf
+
+    @property
+    def finder(self) -> CallSiteFinder:
+        return self.context.finder
 
     @property
     def relocations(self) -> ModuleRelocations | None:
@@ -271,6 +280,10 @@ class ImageResolver:
         notes: list[str],
     ) -> ResolvedFrame:
         """Call site and source locations for the one candidate left (or none for many)."""
+        # What resolving needs beyond the records: a decode of stored frames never imports it.
+        from ltosyms.elf.bug_table import bug_table, is_trap, with_bug_line
+        from ltosyms.names.copies import copy_description
+
         module = query.module
         if not resolution.candidates:
             # Why nothing fits (a printed size no candidate has) is the frame's answer.

@@ -20,15 +20,6 @@ records, never text (:mod:`ltosyms.render.code_listing` renders listings).
 
 from typing import TYPE_CHECKING
 
-from ltosyms.disasm.callsite import (
-    RETPOLINE_THUNK_PREFIXES,
-    BytesSource,
-    CallSiteFinder,
-    CodeSource,
-    Sweep,
-    call_ending_at,
-    finder_for,
-)
 from ltosyms.disasm.decoder import AARCH64, X86_64, normalize_arch
 from ltosyms.disasm.records import (
     CallKind,
@@ -51,14 +42,30 @@ from ltosyms.disasm.view import CodeRow, CodeView, RowKind, ViewSource
 from ltosyms.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ltosyms.disasm.callsite import (
+        RETPOLINE_THUNK_PREFIXES,
+        BytesSource,
+        CallSiteFinder,
+        CodeSource,
+        Sweep,
+        call_ending_at,
+        finder_for,
+    )
     from ltosyms.disasm.code_view import code_view, image_code_view
     from ltosyms.disasm.compare import ImageWindow, PatchedRange, compare_code, image_window
     from ltosyms.disasm.listing import code_bytes_from_words, disassemble_code
     from ltosyms.disasm.patching import PatchSite, PatchSites, Replacement, patch_sites
 
-# The comparison rules, the listing decoder and the patch-site tables load on first use
-# (PEP 562): a decode served from the index needs none of them.
+# The call-site finder, the comparison rules, the listing decoder and the patch-site tables
+# load on first use (PEP 562): a decode served from the index needs none of them.
 _LAZY = {
+    "RETPOLINE_THUNK_PREFIXES": "ltosyms.disasm.callsite",
+    "BytesSource": "ltosyms.disasm.callsite",
+    "CallSiteFinder": "ltosyms.disasm.callsite",
+    "CodeSource": "ltosyms.disasm.callsite",
+    "Sweep": "ltosyms.disasm.callsite",
+    "call_ending_at": "ltosyms.disasm.callsite",
+    "finder_for": "ltosyms.disasm.callsite",
     "code_view": "ltosyms.disasm.code_view",
     "image_code_view": "ltosyms.disasm.code_view",
     "ImageWindow": "ltosyms.disasm.compare",

@@ -25,13 +25,15 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ltosyms.disasm.callsite import RETPOLINE_THUNK_PREFIXES
 from ltosyms.disasm.decoder import AARCH64, ADDRESS_MASK
 from ltosyms.disasm.records import CallKind, CallSite, PatchReason
 from ltosyms.elf.image import KernelImage
-from ltosyms.elf.relocations import ARM64_BRANCHES, ModuleRelocations, Relocation
 from ltosyms.elf.symtab import SymbolTable
+
+if TYPE_CHECKING:
+    from ltosyms.elf.relocations import ModuleRelocations, Relocation
 
 # include/linux/static_call_types.h STATIC_CALL_TRAMP_PREFIX and STATIC_CALL_KEY_PREFIX.
 STATIC_CALL_TRAMPOLINE_PREFIX = "__SCT__"
@@ -144,6 +146,8 @@ def plain_mnemonic(mnemonic: str) -> str:
 def thunk_register(thunk: str) -> str | None:
     """``*%rax`` for ``__x86_indirect_thunk_rax`` (and the call-depth and ITS variants):
     arch/x86/lib/retpoline.S names each thunk after the register it jumps through."""
+    from ltosyms.disasm.callsite import RETPOLINE_THUNK_PREFIXES  # not needed to read records
+
     for prefix in RETPOLINE_THUNK_PREFIXES:
         if thunk.startswith(prefix):
             register = thunk[len(prefix) :]
@@ -242,6 +246,8 @@ def _relocated_target(
     site: CallSite, symbols: SymbolTable, relocations: ModuleRelocations
 ) -> CallTarget | None:
     """A module's call named by the relocation the loader applies inside the instruction."""
+    from ltosyms.elf.relocations import ARM64_BRANCHES
+
     length = len(site.raw) or site.length
     end = site.link_address + length
     for relocation in relocations.within(site.link_address, end):

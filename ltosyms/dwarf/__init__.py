@@ -12,8 +12,9 @@ from a kernel image.
 - :func:`take_census`: one walk over all of ``.debug_info`` (what ``diff`` reads).
 - :class:`UnitParser`: the parsers behind both, for the index builder's worker processes.
 
-The parsers, the unit tables and the census load on first use (PEP 562 ``__getattr__``), not
-with this package: a decode answered from stored chains never imports them.
+The resolver, the section types, the parsers, the unit tables and the census load on first use
+(PEP 562 ``__getattr__``), not with this package: a decode answered from stored frames
+imports the records only.
 """
 
 from __future__ import annotations
@@ -21,16 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ltosyms.dwarf.paths import relative_path, source_roots
 from ltosyms.dwarf.records import CompileUnit, FunctionExtent, FunctionLines, SourceLocation
-from ltosyms.dwarf.resolver import CuKey, DwarfResolver, OuterName
-from ltosyms.dwarf.sections import (
-    DEBUG_SECTIONS,
-    DwarfConfig,
-    DwarfSections,
-    SectionBuffer,
-    SectionSource,
-)
 from ltosyms.errors import DwarfError
 
 if TYPE_CHECKING:
@@ -49,6 +41,15 @@ if TYPE_CHECKING:
         take_census,
     )
     from ltosyms.dwarf.parser import UnitParser
+    from ltosyms.dwarf.paths import relative_path, source_roots
+    from ltosyms.dwarf.resolver import CuKey, DwarfResolver, OuterName
+    from ltosyms.dwarf.sections import (
+        DEBUG_SECTIONS,
+        DwarfConfig,
+        DwarfSections,
+        SectionBuffer,
+        SectionSource,
+    )
     from ltosyms.dwarf.unit_map import CuMap
     from ltosyms.dwarf.unit_tables import CuData
 
@@ -85,6 +86,16 @@ __all__ = [
 
 # Names loaded on first use, and the module that defines each.
 _LAZY = {
+    "relative_path": "ltosyms.dwarf.paths",
+    "source_roots": "ltosyms.dwarf.paths",
+    "CuKey": "ltosyms.dwarf.resolver",
+    "DwarfResolver": "ltosyms.dwarf.resolver",
+    "OuterName": "ltosyms.dwarf.resolver",
+    "DEBUG_SECTIONS": "ltosyms.dwarf.sections",
+    "DwarfConfig": "ltosyms.dwarf.sections",
+    "DwarfSections": "ltosyms.dwarf.sections",
+    "SectionBuffer": "ltosyms.dwarf.sections",
+    "SectionSource": "ltosyms.dwarf.sections",
     "ADDRESS_TABLE_KIND": "ltosyms.dwarf.address_table",
     "AddressTable": "ltosyms.dwarf.address_table",
     "AddressTableBuilder": "ltosyms.dwarf.address_table",

@@ -74,7 +74,10 @@ class Answers:
         return decoded
 
     def get_many(self, kind: Kind[K, T], keys: Iterable[K]) -> dict[K, T]:
-        """The records stored for any of ``keys``; units are read in one query per 500."""
+        """The records stored for any of ``keys``; units and rows are read in one query per
+        500 (rows are then kept decoded, as :meth:`get` keeps them)."""
+        if kind.placement is Placement.ROW:
+            return self._get_rows(kind, keys)
         if kind.placement is not Placement.UNIT:
             found = {key: self.get(kind, key) for key in keys}
             return {key: value for key, value in found.items() if value is not None}
@@ -91,6 +94,29 @@ class Answers:
             value = self._decoded(kind, key, data)
             if value is not None:
                 result[key] = value
+        return result
+
+    def _get_rows(self, kind: Kind[K, T], keys: Iterable[K]) -> dict[K, T]:
+        result: dict[K, T] = {}
+        missing: dict[str, K] = {}
+        name = kind.stored_name
+        for key in keys:
+            queued = self._queued.get((name, key))
+            kept = queued[2] if queued is not None else self._decoded_kept.get((name, key))
+            if kept is not None:
+                result[key] = kept
+            else:
+                missing[_row_key(kind, key)] = key
+        if not missing:
+            return result
+        stored = self.store.get_derived_many(name, list(missing))
+        if len(self._decoded_kept) + len(stored) > DECODED_KEPT:
+            self._decoded_kept.clear()
+        for row_key, data in stored.items():
+            key = missing[row_key]
+            value = self._decoded(kind, key, data)
+            if value is not None:
+                result[key] = self._decoded_kept[(name, key)] = value
         return result
 
     def _fetch(self, kind: Kind[K, T], key: K) -> Buffer | None:

@@ -18,6 +18,7 @@ record modules of what it reads.
 
 from __future__ import annotations
 
+import struct
 from array import array
 from itertools import accumulate
 from typing import TYPE_CHECKING, Literal
@@ -651,3 +652,20 @@ def decode_build_facts(data: Buffer, image: KernelImage) -> BuildFacts:
         clang_lto=stored_bool(clang_lto),
         numbered_functions=stored_int(numbered),
     )
+
+
+# -- flat records (their records are made above this layer) ----------------------------------
+
+FlatRecord = tuple[list[int | None], list[str | None], bytes]
+
+
+def encode_flat_record(record: FlatRecord) -> bytes:
+    numbers, texts, blob = record
+    try:
+        return pack_flat(numbers, texts, blob)
+    except struct.error as error:  # a number out of the unsigned 64-bit range
+        raise StoredValueError(f"not a flat record: {error}") from None
+
+
+def decode_flat_record(data: Buffer, image: KernelImage) -> FlatRecord:
+    return unpack_flat(data)

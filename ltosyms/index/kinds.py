@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ltosyms.elf.outer_names import OuterNames
     from ltosyms.elf.symtab import SymbolTable
     from ltosyms.index.census_codec import CensusColumns
+    from ltosyms.index.codecs import FlatRecord
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -70,6 +71,10 @@ class Kind(Generic[K, T]):
 def _whole_image(key: None) -> str:
     """The key of kinds that hold one value per image."""
     return ""
+
+
+def _text(key: str) -> str:
+    return key
 
 
 def _hex(address: int) -> str:
@@ -268,6 +273,20 @@ DIFF_CENSUS: Kind[tuple[bool, str], CensusColumns] = Kind(
     decode=_decode_diff_census,
 )
 
+# A printed frame's resolution: ltosyms.decode's ResolvedFrame as the flat record of
+# ltosyms.decode.stored_frames (the decoder sits above this layer), by what the log says of the
+# frame and the naming era. It is the output of the resolving code, not a fact of the image
+# alone: its version follows that code (tests/test_stored_frames.py holds it to a digest of the
+# sources, so that a change to them cannot go out with answers of the code before).
+RESOLVED_FRAMES: Kind[str, FlatRecord] = Kind(
+    name="resolved-frame",
+    version=1,
+    placement=Placement.ROW,
+    key=_text,
+    encode=codecs.encode_flat_record,
+    decode=codecs.decode_flat_record,
+)
+
 KINDS: tuple[Kind[Any, Any], ...] = (
     SYMBOLS,
     UNITS,
@@ -284,6 +303,7 @@ KINDS: tuple[Kind[Any, Any], ...] = (
     DIFF_CENSUS,
     CODE_VIEWS,
     IMAGE_CODE_VIEWS,
+    RESOLVED_FRAMES,
 )
 
 # The index header names the units' format: an index whose units have another is foreign

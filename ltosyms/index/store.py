@@ -99,6 +99,9 @@ CACHE_ENV = "LTOSYMS_CACHE_DIR"
 # the write lock for milliseconds; a cold decode storing a symbol table for about a second).
 BUSY_TIMEOUT_SECONDS = 60.0
 
+# Keys of one IN (...) query: well under SQLite's limit on bound parameters (999 before 3.32).
+_KEYS_PER_QUERY = 500
+
 # Largest part of an index file read through a memory map (more than any index is).
 _MMAP_BYTES = 1 << 30
 
@@ -375,6 +378,24 @@ class IndexStore:
             self._discard(f"{kind} {key} fails its checksum")
             return None
         return data
+
+    def get_derived_many(self, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
+        """The blobs stored for any of ``keys`` of ``kind``, in one query per 500 keys (the
+        others are left out, as is everything when the cache failed)."""
+        found: dict[str, bytes] = {}
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[start : start + _KEYS_PER_QUERY]
+            rows = self._query(
+                "SELECT key, crc32, data FROM derived WHERE kind = ? AND key IN "
+                f"({', '.join('?' * len(chunk))})",
+                (kind, *chunk),
+            )
+            for key, crc, data in rows:
+                if not isinstance(data, bytes) or zlib.crc32(data) != crc:
+                    self._discard(f"{kind} {key} fails its checksum")
+                    return {}
+                found[str(key)] = data
+        return found
 
     def put_derived(self, kind: str, items: Sequence[tuple[str, bytes]]) -> None:
         """Store ``(key, data)`` pairs of one kind in one transaction (first writer wins)."""

@@ -1,0 +1,388 @@
+"""Resolved frames kept in the image's index: a later decode of a frame that reads the same
+takes the resolution stored instead of working it out again.
+
+A sysrq dump or a crash printed again names the same frames run after run, and resolving a
+printed ``name+offset/size`` takes most of a warm decode: the name's candidates in every
+naming era, their evidence, the call ending at the return address, its target named, the
+source lines, the WARN line of the bug table. What comes out depends on what the log says of
+the frame, the image, the naming era the build prints and the code that resolves; the first
+three make the key (:func:`frame_key`), the last the version of
+:data:`ltosyms.index.kinds.RESOLVED_FRAMES`.
+
+The index keeps a frame as one flat record of numbers and strings (:func:`frame_values`; read
+back with two C calls, like a call site); :func:`frame_from_values` makes the record again,
+taking the symbols back from the image's table by their ``.symtab`` index and checking every
+field, and a frame is kept only when its values make that same record again.
+A frame printed with ``Code:`` bytes is kept with them: they are evidence among its copies.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ltosyms.decode.candidates import Candidate, Evidence, EvidenceKind
+from ltosyms.decode.frames import ResolvedFrame, SectionPlace
+from ltosyms.disasm.records import CallKind, CallSite, PatchReason, SweepMethod
+from ltosyms.disasm.targets import CallTarget, CodePoint, NamedCall, TargetKind
+from ltosyms.dwarf import FunctionLines, SourceLocation
+from ltosyms.index import StoredValueError, kinds
+from ltosyms.index.fields import stored_int, stored_str
+
+if TYPE_CHECKING:
+    from ltosyms.context import ImageContext
+    from ltosyms.elf.symtab import Symbol
+    from ltosyms.stores import Memo
+
+log = logging.getLogger(__name__)
+
+# What a log says of a frame: (symbol, offset, kallsyms size, module, module build id,
+# runtime address, role, reliable), as the decoder reads it; then, for a frame printed with
+# Code: bytes, the bytes (hex), the marker's offset and the architecture.
+Said = tuple[object, ...]
+
+
+def frame_key(era: str, said: Said) -> str:
+    """The stored key of a frame: the naming era and what the log says of it (``repr`` of
+    strings, numbers, None and booleans reads back one way only)."""
+    plain = (value.value if isinstance(value, enum.Enum) else value for value in said)
+    return repr((era, *plain))
+
+
+class StoredFrames:
+    """The resolved frames of one image's index, by :func:`frame_key`."""
+
+    def __init__(self, context: ImageContext, era: str) -> None:
+        self.context = context
+        self.era = era
+        self.memo: Memo[str, FlatRecord] | None = context.memo(kinds.RESOLVED_FRAMES)
+        self._warned = False
+        self._fetched: dict[Said, ResolvedFrame] = {}  # by prefetch(), for the report
+
+    def prefetch(self, saids: Iterable[Said]) -> None:
+        """Read the frames stored for ``saids`` at once (one query, not one per frame): the
+        frames of one report, which :meth:`get` then hands out."""
+        self._fetched.clear()
+        if self.memo is None:
+            return
+        keys = {frame_key(self.era, said): said for said in saids}
+        for key, values in self.memo.get_many(keys).items():
+            frame = self._frame(values)
+            if frame is not None:
+                self._fetched[keys[key]] = frame
+
+    def get(self, said: Said) -> ResolvedFrame | None:
+        """The frame stored for ``said``; None when there is none, or it does not make a
+        record of this image (then it is worked out as if absent)."""
+        fetched = self._fetched.get(said)
+        if fetched is not None or self.memo is None:
+            return fetched
+        values = self.memo.get(frame_key(self.era, said))
+        return None if values is None else self._frame(values)
+
+    def _frame(self, values: FlatRecord) -> ResolvedFrame | None:
+        try:
+            return frame_from_values(values, self.context)
+        except StoredValueError as error:
+            if not self._warned:
+                self._warned = True
+                log.warning("index of %s: a stored frame is not used (%s)", self.context, error)
+            return None
+
+    def put(self, said: Said, frame: ResolvedFrame) -> None:
+        """Keep ``frame`` for ``said``, if its values make the same record again."""
+        if self.memo is None:
+            return
+        try:
+            values = frame_values(frame)
+            same = frame_from_values(values, self.context) == frame
+        except StoredValueError as error:
+            log.debug("frame %r not kept: %s", said, error)
+            return
+        if same:
+            self.memo.put(frame_key(self.era, said), values)
+        else:
+            log.debug("frame %r not kept: its stored values make another record", said)
+
+
+# -- the flat record ---------------------------------------------------------------------------
+# Numbers: the counts of the variable parts, then the frame's own numbers, then those of each
+# part in turn; strings likewise; the blob: the call instruction's bytes. Offsets may be
+# negative (a call site before its symbol's start): they are stored modulo 2**64.
+
+FlatRecord = tuple[list[int | None], list[str | None], bytes]
+
+_MODULO = 1 << 64
+_COUNTS = 8  # notes, candidates, evidence, locations, candidate places, lines, units, extents
+
+
+def _signed(value: int) -> int:
+    return value - _MODULO if value >= _MODULO >> 1 else value
+
+
+def frame_values(frame: ResolvedFrame) -> FlatRecord:
+    numbers: list[int | None] = [
+        len(frame.notes),
+        len(frame.candidates),
+        len(frame.evidence),
+        len(frame.locations),
+        len(frame.candidate_places),
+        len(frame.candidate_lines),
+        len(frame.candidate_units),
+        len(frame.candidate_function_lines),
+        None if frame.symbol is None else frame.symbol.index,
+        frame.link_address,
+        frame.lookup_address,
+        int(frame.not_return_address),
+        int(frame.ambiguous),
+        None if frame.function_pointer is None else frame.function_pointer.index,
+    ]
+    texts: list[str | None] = [frame.module, *frame.notes]
+    for candidate in frame.candidates:
+        numbers += [candidate.symbol.index, candidate.link_address]
+    for evidence in frame.evidence:
+        numbers += [evidence.candidates_before, evidence.candidates_after]
+        texts += [evidence.kind.value, evidence.detail]
+    for location in frame.locations:
+        _location_values(location, numbers, texts)
+    for place in (frame.place, *frame.candidate_places):
+        numbers.append(None if place is None else place.offset % _MODULO)
+        texts.append(None if place is None else place.section)
+    for line in frame.candidate_lines:
+        numbers.append(int(line is not None))
+        if line is not None:
+            _location_values(line, numbers, texts)
+    texts += frame.candidate_units
+    for extent in frame.candidate_function_lines:
+        numbers += [None, None] if extent is None else [extent.first, extent.last]
+        texts.append(None if extent is None else extent.file)
+    raw = _call_values(frame.call_site, frame.named_call, numbers, texts)
+    return numbers, texts, raw
+
+
+def _location_values(
+    location: SourceLocation, numbers: list[int | None], texts: list[str | None]
+) -> None:
+    numbers += [location.line, location.column, int(location.inlined)]
+    texts += [location.function, location.file, location.full_path, location.dwarf_function]
+
+
+def _call_values(
+    site: CallSite | None,
+    call: NamedCall | None,
+    numbers: list[int | None],
+    texts: list[str | None],
+) -> bytes:
+    numbers.append(None if site is None else len(site.possible_targets))
+    if site is not None:
+        numbers += [
+            site.return_address,
+            site.link_address,
+            site.length,
+            site.target_link_address,
+            *site.possible_targets,
+        ]
+        texts += [
+            site.mnemonic,
+            site.op_str,
+            site.kind.value,
+            site.thunk,
+            None if site.patch is None else site.patch.value,
+            site.method.value,
+        ]
+    numbers.append(None if call is None else len(call.target.alternatives))
+    if call is not None:
+        point, target = call.site, call.target
+        numbers += [
+            point.offset % _MODULO,
+            point.link_address,
+            None if target.offset is None else target.offset % _MODULO,
+            target.link_address,
+        ]
+        texts += [
+            point.symbol,
+            point.section,
+            call.mnemonic,
+            target.kind.value,
+            target.symbol,
+            target.operand,
+            *target.alternatives,
+        ]
+    return b"" if site is None else site.raw
+
+
+def frame_from_values(values: FlatRecord, context: ImageContext) -> ResolvedFrame:
+    """The record :func:`frame_values` made ``values`` of; :class:`StoredValueError` for
+    values that make none in this image."""
+    try:
+        return _Reader(values, context).frame()
+    except (TypeError, ValueError, IndexError, KeyError) as error:
+        raise StoredValueError(f"a stored frame: {error}") from None
+
+
+class _Reader:
+    """Reads a flat record front to back (see frame_values for the order)."""
+
+    def __init__(self, values: FlatRecord, context: ImageContext) -> None:
+        self.numbers, self.texts, self.raw = values
+        self.context = context
+        self.number_at = 0
+        self.text_at = 0
+
+    def take(self, count: int) -> list[int | None]:
+        taken = self.numbers[self.number_at : self.number_at + count]
+        if len(taken) != count:
+            raise StoredValueError("a stored frame is cut short")
+        self.number_at += count
+        return taken
+
+    def take_texts(self, count: int) -> list[str | None]:
+        taken = self.texts[self.text_at : self.text_at + count]
+        if len(taken) != count:
+            raise StoredValueError("a stored frame is cut short")
+        self.text_at += count
+        return taken
+
+    def frame(self) -> ResolvedFrame:
+        counts = [stored_int(count) for count in self.take(_COUNTS)]
+        notes, candidates, evidence, locations, places, lines, units, extents = counts
+        symbol, link_address, lookup_address, not_return_address, ambiguous, pointer = self.take(6)
+        module, *note_texts = self.take_texts(1 + notes)
+        frame_candidates = tuple(self.candidate() for _ in range(candidates))
+        frame_evidence = tuple(self.evidence() for _ in range(evidence))
+        frame_locations = tuple(self.location() for _ in range(locations))
+        place, *candidate_places = (self.place() for _ in range(1 + places))
+        candidate_lines = tuple(self.location() if self.flag() else None for _ in range(lines))
+        candidate_units = tuple(self.take_texts(units))
+        candidate_extents = tuple(self.extent() for _ in range(extents))
+        call_site = self.call_site()
+        named_call = self.named_call()
+        if self.number_at != len(self.numbers) or self.text_at != len(self.texts):
+            raise StoredValueError("a stored frame holds more than a frame")
+        return ResolvedFrame(
+            module=module,
+            notes=tuple(stored_str(note) for note in note_texts),
+            symbol=self.symbol(symbol),
+            link_address=link_address,
+            call_site=call_site,
+            lookup_address=lookup_address,
+            not_return_address=self.boolean(not_return_address),
+            ambiguous=self.boolean(ambiguous),
+            candidates=frame_candidates,
+            evidence=frame_evidence,
+            locations=frame_locations,
+            named_call=named_call,
+            function_pointer=self.symbol(pointer),
+            place=place,
+            candidate_places=tuple(candidate_places),
+            candidate_lines=candidate_lines,
+            candidate_units=candidate_units,
+            candidate_function_lines=candidate_extents,
+        )
+
+    @staticmethod
+    def boolean(value: int | None) -> bool:
+        if value not in (0, 1):
+            raise StoredValueError("a stored flag is neither 0 nor 1")
+        return value == 1
+
+    def flag(self) -> bool:
+        return self.boolean(self.take(1)[0])
+
+    def symbol(self, value: int | None) -> Symbol | None:
+        if value is None:
+            return None
+        symbols = self.context.symbols
+        if not value < len(symbols):
+            raise StoredValueError(f"symbol {value} is not in the image's table")
+        return symbols.symbol(value)
+
+    def candidate(self) -> Candidate:
+        index, link_address = self.take(2)
+        symbol = self.symbol(stored_int(index))
+        assert symbol is not None
+        return Candidate(symbol=symbol, link_address=stored_int(link_address))
+
+    def evidence(self) -> Evidence:
+        before, after = self.take(2)
+        kind, detail = self.take_texts(2)
+        return Evidence(
+            kind=EvidenceKind(kind),
+            detail=stored_str(detail),
+            candidates_before=stored_int(before),
+            candidates_after=stored_int(after),
+        )
+
+    def location(self) -> SourceLocation:
+        line, column, inlined = self.take(3)
+        function, file, full_path, dwarf_function = self.take_texts(4)
+        return SourceLocation(
+            function=function,
+            file=file,
+            full_path=full_path,
+            line=line,
+            column=column,
+            inlined=self.boolean(inlined),
+            dwarf_function=dwarf_function,
+        )
+
+    def place(self) -> SectionPlace | None:
+        (offset,) = self.take(1)
+        (section,) = self.take_texts(1)
+        if offset is None or section is None:
+            return None
+        return SectionPlace(section=section, offset=_signed(offset))
+
+    def extent(self) -> FunctionLines | None:
+        first, last = self.take(2)
+        (file,) = self.take_texts(1)
+        if first is None or last is None:
+            return None
+        return FunctionLines(file=file, first=first, last=last)
+
+    def call_site(self) -> CallSite | None:
+        (targets,) = self.take(1)
+        if targets is None:
+            return None
+        return_address, link_address, length, target, *possible = self.take(4 + targets)
+        mnemonic, op_str, kind, thunk, patch, method = self.take_texts(6)
+        return CallSite(
+            return_address=stored_int(return_address),
+            link_address=stored_int(link_address),
+            length=stored_int(length),
+            raw=self.raw,
+            mnemonic=stored_str(mnemonic),
+            op_str=stored_str(op_str),
+            kind=CallKind(kind),
+            target_link_address=target,
+            possible_targets=tuple(stored_int(address) for address in possible),
+            thunk=thunk,
+            patch=None if patch is None else PatchReason(patch),
+            method=SweepMethod(method),
+        )
+
+    def named_call(self) -> NamedCall | None:
+        (alternatives,) = self.take(1)
+        if alternatives is None:
+            return None
+        offset, link_address, target_offset, target_address = self.take(4)
+        symbol, section, mnemonic, kind, name, operand, *names = self.take_texts(6 + alternatives)
+        return NamedCall(
+            site=CodePoint(
+                symbol=symbol,
+                offset=_signed(stored_int(offset)),
+                section=section,
+                link_address=link_address,
+            ),
+            mnemonic=stored_str(mnemonic),
+            target=CallTarget(
+                kind=TargetKind(kind),
+                symbol=name,
+                offset=None if target_offset is None else _signed(target_offset),
+                link_address=target_address,
+                operand=operand,
+                alternatives=tuple(stored_str(text) for text in names),
+            ),
+        )
