@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ltosyms.dwarf.records import CompileUnit, FunctionExtent, FunctionLines, SourceLocation
+from ltosyms.dwarf.records import FunctionLines, SourceLocation
 from ltosyms.errors import DwarfError
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         SectionSource,
     )
     from ltosyms.dwarf.unit_map import CuMap
+    from ltosyms.dwarf.unit_records import CompileUnit, FunctionExtent
     from ltosyms.dwarf.unit_tables import CuData
 
 __all__ = [
@@ -86,6 +87,8 @@ __all__ = [
 
 # Names loaded on first use, and the module that defines each.
 _LAZY = {
+    "CompileUnit": "ltosyms.dwarf.unit_records",
+    "FunctionExtent": "ltosyms.dwarf.unit_records",
     "relative_path": "ltosyms.dwarf.paths",
     "source_roots": "ltosyms.dwarf.paths",
     "CuKey": "ltosyms.dwarf.resolver",

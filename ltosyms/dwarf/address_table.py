@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, overload
 
-from ltosyms.dwarf.records import CompileUnit, FunctionExtent, SourceLocation
+from ltosyms.dwarf.records import SourceLocation
 from ltosyms.dwarf.table_layout import Column, pack_columns, read_columns, require
 from ltosyms.dwarf.unit_map import CuMap
+from ltosyms.dwarf.unit_records import CompileUnit, FunctionExtent
 from ltosyms.dwarf.unit_tables import ARRAY_FIELDS, CuData, narrow
 from ltosyms.errors import CacheError
 

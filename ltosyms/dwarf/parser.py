@@ -16,9 +16,9 @@ from ltosyms.dwarf import forms as F
 from ltosyms.dwarf.address_table import AddressTable, AddressTableBuilder
 from ltosyms.dwarf.build import build_cu_data
 from ltosyms.dwarf.info import DieReader
-from ltosyms.dwarf.records import CompileUnit
 from ltosyms.dwarf.sections import DwarfSections
 from ltosyms.dwarf.unit_map import CuMap, build_cu_map
+from ltosyms.dwarf.unit_records import CompileUnit
 from ltosyms.dwarf.unit_tables import CuData
 from ltosyms.errors import DwarfError
 

@@ -1,8 +1,10 @@
-"""What the DWARF layer answers with, apart from how it finds the answers.
+"""What a resolved frame carries of the DWARF layer's answers: source locations and the lines
+a function spans.
 
-Kept in a module of their own so that a decode served from the index (chains stored by
-address) loads these records without the unit tables (:mod:`ltosyms.dwarf.unit_tables`) or
-any parser.
+Kept in a module of their own so that a decode served from the index (frames and chains
+stored by address) loads these records without the resolver, the unit tables
+(:mod:`ltosyms.dwarf.unit_tables`) or any parser; the records of a unit's own are in
+:mod:`ltosyms.dwarf.unit_records`.
 """
 
 from __future__ import annotations
@@ -30,18 +32,6 @@ class SourceLocation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FunctionExtent:
-    """The DWARF function (DW_TAG_subprogram with code) that holds an address."""
-
-    name: str | None
-    ranges: tuple[tuple[int, int], ...]  # [low, high) link addresses, entry range first
-    entry_address: int  # DW_AT_low_pc, or the start of the first range
-    decl_file: str | None  # source-relative
-    decl_line: int | None
-    cu_offset: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class FunctionLines:
     """The source lines a function's code spans in the file that declares it: from its
     declaration line (or its first line there) to the last line its line-table rows reach
@@ -50,12 +40,3 @@ class FunctionLines:
     file: str | None  # source-relative, as SourceLocation.file
     first: int
     last: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CompileUnit:
-    """A compilation unit as its top DIE names it (DWARF 5 §3.1.1)."""
-
-    offset: int  # .debug_info offset of the unit header: names the unit within one build
-    name: str | None  # DW_AT_name: the primary source file, as the compiler was given it
-    comp_dir: str | None  # DW_AT_comp_dir

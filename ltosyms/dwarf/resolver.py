@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ltosyms.dwarf.paths import relative_path, source_roots
-from ltosyms.dwarf.records import CompileUnit, FunctionExtent, FunctionLines, SourceLocation
+from ltosyms.dwarf.records import FunctionLines, SourceLocation
 from ltosyms.dwarf.sections import SectionSource
+from ltosyms.dwarf.unit_records import CompileUnit, FunctionExtent
 from ltosyms.errors import InputError
 from ltosyms.stores import Memo, MemoryMemo
 

@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from ltosyms.dwarf.records import FunctionExtent, FunctionLines, SourceLocation
+from ltosyms.dwarf.records import FunctionLines, SourceLocation
+from ltosyms.dwarf.unit_records import FunctionExtent
 
 if TYPE_CHECKING:
     from ltosyms.dwarf.table_layout import Column
