@@ -249,6 +249,7 @@ def test_values_that_do_not_decode_are_worked_out_again_and_replaced(
         "patch-sites",
         "code-analysis",
         "code-view",
+        "resolved-frame",
     }
 
     # Each was replaced by the value worked out again: the next run reads them all back.

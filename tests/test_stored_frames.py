@@ -31,7 +31,7 @@ FRAMES = kinds.RESOLVED_FRAMES.stored_name
 RESOLUTION_SOURCES = ("decode", "disasm", "dwarf", "elf", "names", "index/kinds.py")
 
 # The digest of RESOLUTION_SOURCES that each version of RESOLVED_FRAMES was made with.
-RESOLUTION_DIGESTS = {1: "199d5e4e"}
+RESOLUTION_DIGESTS = {1: "7a5666eb"}
 
 
 def resolution_digest() -> str:

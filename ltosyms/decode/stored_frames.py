@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from ltosyms.decode.candidates import Candidate, Evidence, EvidenceKind
 from ltosyms.decode.frames import ResolvedFrame, SectionPlace
-from ltosyms.disasm.records import CallKind, CallSite, PatchReason, SweepMethod
+from ltosyms.disasm.records import CallSite
 from ltosyms.disasm.targets import CallTarget, CodePoint, NamedCall, TargetKind
 from ltosyms.dwarf import FunctionLines, SourceLocation
 from ltosyms.index import StoredValueError, kinds
@@ -177,21 +177,9 @@ def _call_values(
 ) -> bytes:
     numbers.append(None if site is None else len(site.possible_targets))
     if site is not None:
-        numbers += [
-            site.return_address,
-            site.link_address,
-            site.length,
-            site.target_link_address,
-            *site.possible_targets,
-        ]
-        texts += [
-            site.mnemonic,
-            site.op_str,
-            site.kind.value,
-            site.thunk,
-            None if site.patch is None else site.patch.value,
-            site.method.value,
-        ]
+        site_numbers, site_texts = site.fields()
+        numbers += site_numbers
+        texts += site_texts
     numbers.append(None if call is None else len(call.target.alternatives))
     if call is not None:
         point, target = call.site, call.target
@@ -346,22 +334,7 @@ class _Reader:
         (targets,) = self.take(1)
         if targets is None:
             return None
-        return_address, link_address, length, target, *possible = self.take(4 + targets)
-        mnemonic, op_str, kind, thunk, patch, method = self.take_texts(6)
-        return CallSite(
-            return_address=stored_int(return_address),
-            link_address=stored_int(link_address),
-            length=stored_int(length),
-            raw=self.raw,
-            mnemonic=stored_str(mnemonic),
-            op_str=stored_str(op_str),
-            kind=CallKind(kind),
-            target_link_address=target,
-            possible_targets=tuple(stored_int(address) for address in possible),
-            thunk=thunk,
-            patch=None if patch is None else PatchReason(patch),
-            method=SweepMethod(method),
-        )
+        return CallSite.from_fields(self.take(4 + targets), self.take_texts(6), self.raw)
 
     def named_call(self) -> NamedCall | None:
         (alternatives,) = self.take(1)

@@ -8,6 +8,7 @@ comparison rules.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -85,6 +86,61 @@ class CallSite:
     @property
     def call_site(self) -> int:
         return self.link_address
+
+    def fields(self) -> tuple[list[int | None], list[str | None]]:
+        """The call as plain numbers and strings (:attr:`raw` apart): how the index keeps
+        one, alone or inside a resolved frame; :meth:`from_fields` makes it again."""
+        numbers: list[int | None] = [
+            self.return_address,
+            self.link_address,
+            self.length,
+            self.target_link_address,
+            *self.possible_targets,
+        ]
+        texts: list[str | None] = [
+            self.mnemonic,
+            self.op_str,
+            self.kind.value,
+            self.thunk,
+            None if self.patch is None else self.patch.value,
+            self.method.value,
+        ]
+        return numbers, texts
+
+    @classmethod
+    def from_fields(
+        cls, numbers: Sequence[int | None], texts: Sequence[str | None], raw: bytes
+    ) -> CallSite:
+        """The call :meth:`fields` gave ``numbers`` and ``texts`` of; ValueError or
+        TypeError for fields of none."""
+        return_address, link_address, length, target, *targets = numbers
+        mnemonic, op_str, kind, thunk, patch, method = texts
+        return cls(
+            return_address=_number(return_address),
+            link_address=_number(link_address),
+            length=_number(length),
+            raw=raw,
+            mnemonic=_text(mnemonic),
+            op_str=_text(op_str),
+            kind=CallKind(kind),
+            target_link_address=target,
+            possible_targets=tuple(_number(address) for address in targets),
+            thunk=thunk,
+            patch=None if patch is None else PatchReason(patch),
+            method=SweepMethod(method),
+        )
+
+
+def _number(value: int | None) -> int:
+    if value is None:
+        raise TypeError("a call site's number is missing")
+    return value
+
+
+def _text(value: str | None) -> str:
+    if value is None:
+        raise TypeError("a call site's text is missing")
+    return value
 
 
 class CodeVerdict(enum.Enum):

@@ -316,51 +316,20 @@ def encode_call_site(site: CallSite | NoCallSite) -> bytes:
 
     if isinstance(site, NoCallSite):
         return pack_flat([], [])  # no instruction ends there: a record of nothing
-    return pack_flat(
-        [
-            site.return_address,
-            site.link_address,
-            site.length,
-            site.target_link_address,
-            *site.possible_targets,
-        ],
-        [
-            site.mnemonic,
-            site.op_str,
-            site.kind.value,
-            site.thunk,
-            None if site.patch is None else site.patch.value,
-            site.method.value,
-        ],
-        site.raw,
-    )
+    numbers, texts = site.fields()
+    return pack_flat(numbers, texts, site.raw)
 
 
 @checked_decoder
 def decode_call_site(data: Buffer, image: KernelImage) -> CallSite | NoCallSite:
-    from ltosyms.disasm.records import CallKind, CallSite, NoCallSite, PatchReason, SweepMethod
+    from ltosyms.disasm.records import CallSite, NoCallSite
 
     numbers, texts, raw = unpack_flat(data)
     if not numbers and not texts:
         return NoCallSite.NO_INSTRUCTION
     if len(numbers) < 4 or len(texts) != 6:
         raise StoredValueError("a stored call site holds another number of fields")
-    return_address, link_address, length, target, *targets = numbers
-    mnemonic, op_str, kind, thunk, patch, method = texts
-    return CallSite(
-        return_address=stored_int(return_address),
-        link_address=stored_int(link_address),
-        length=stored_int(length),
-        raw=raw,
-        mnemonic=stored_str(mnemonic),
-        op_str=stored_str(op_str),
-        kind=CallKind(kind),
-        target_link_address=target,
-        possible_targets=tuple(stored_int(t) for t in targets),
-        thunk=thunk,
-        patch=None if patch is None else PatchReason(patch),
-        method=SweepMethod(method),
-    )
+    return CallSite.from_fields(numbers, texts, raw)
 
 
 def encode_sweep(sweep: Sweep) -> bytes:

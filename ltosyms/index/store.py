@@ -238,25 +238,31 @@ def _stamp_fingerprint(
 ) -> None:
     """Remember ``fingerprint`` for the file of ``stamp`` (written to a temporary file, then
     renamed into place; two processes doing so at once lose one line, taken again later)."""
-    import tempfile  # only a new fingerprint needs it
-
     lines = [(stamp, fingerprint), *(pair for pair in known if pair[0] != stamp)]
     text = "".join(f"{one} {two}\n" for one, two in lines[:_FINGERPRINTS_KEPT])
     path = _fingerprints_path(directory, build_id)
     try:
-        descriptor, temporary = tempfile.mkstemp(
-            dir=directory, prefix=path.name + ".", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(descriptor, "w", encoding="ascii") as file:
-                file.write(text)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        _write_by_rename(path, path.name, (text.encode("ascii"),))
     except OSError as error:
         log.debug("fingerprints of %s not written: %s", build_id, error)
+
+
+def _write_by_rename(path: Path, prefix: str, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` to a new temporary file next to ``path`` (named ``<prefix>.*.tmp``,
+    made with O_EXCL), then rename it to ``path``: readers see the old file or the new one
+    whole. OSError when it cannot be written (the temporary file is removed)."""
+    import tempfile  # only a new file needs it
+
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix + ".", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _other_files_indexed(path: Path, build_id: str | None) -> list[Path]:
@@ -490,21 +496,8 @@ class IndexStore:
         line = f"{kind} {self.header['image_key']} {len(data)} {zlib.crc32(data)}\n".encode()
         prefix = _TABLE_MAGIC + _TABLE_HEADER_SIZE.pack(len(line)) + line
         prefix += bytes(-len(prefix) % 8)  # the payload starts 8-byte aligned
-        import tempfile  # only a new table needs it
-
         try:
-            descriptor, temporary = tempfile.mkstemp(
-                dir=path.parent, prefix=self.path.name + ".", suffix=".tmp"
-            )
-            try:
-                with os.fdopen(descriptor, "wb") as file:
-                    file.write(prefix)
-                    file.write(data)
-                os.replace(temporary, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-                raise
+            _write_by_rename(path, self.path.name, (prefix, data))
         except OSError as error:
             log.warning("index table %s not written: %s", path, error)
             return False
