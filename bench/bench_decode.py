@@ -234,8 +234,8 @@ def install_ltosyms() -> str:
 
 def forget_answers(cache: Path) -> None:
     """Delete the per-query answers from every index in ``cache``: what a decode stores per
-    address or per Code: line (ltosyms.index.kinds). Units, tables and sweeps (a function's
-    instructions: another log hits the same functions) stay."""
+    address, per printed frame or per Code: line (ltosyms.index.kinds). Units, tables and
+    sweeps (a function's instructions: another log hits the same functions) stay."""
     import sqlite3
 
     sys.path.insert(0, str(PROJECT))
@@ -243,7 +243,13 @@ def forget_answers(cache: Path) -> None:
 
     per_query = [
         kind.stored_name
-        for kind in (kinds.CALL_SITES, kinds.CHAINS, kinds.CODE_ANALYSES, kinds.CODE_MATCHES)
+        for kind in (
+            kinds.CALL_SITES,
+            kinds.CHAINS,
+            kinds.CODE_ANALYSES,
+            kinds.CODE_MATCHES,
+            kinds.RESOLVED_FRAMES,
+        )
     ]
     marks = ",".join("?" * len(per_query))
     for path in cache.glob("*.sqlite"):
