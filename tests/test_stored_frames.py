@@ -4,6 +4,7 @@ worked out again; the kind's version follows the code that resolves frames."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import zlib
@@ -16,7 +17,7 @@ from ltosyms.context import ImageContext, ModuleSet, Session
 from ltosyms.decode import Decoder
 from ltosyms.decode.decode import DecodedReport
 from ltosyms.decode.frames import ImageResolver, ResolvedFrame, SectionPlace
-from ltosyms.decode.stored_frames import frame_from_values, frame_values
+from ltosyms.decode.stored_frames import RECORD_FIELDS, frame_from_values, frame_values
 from ltosyms.disasm import CallTarget, CodePoint, NamedCall, TargetKind
 from ltosyms.dwarf import FunctionLines, SourceLocation
 from ltosyms.elf.image import KernelImage
@@ -31,7 +32,7 @@ FRAMES = kinds.RESOLVED_FRAMES.stored_name
 RESOLUTION_SOURCES = ("decode", "disasm", "dwarf", "elf", "names", "index/kinds.py")
 
 # The digest of RESOLUTION_SOURCES that each version of RESOLVED_FRAMES was made with.
-RESOLUTION_DIGESTS = {1: "7a5666eb"}
+RESOLUTION_DIGESTS = {1: "3b7356bf"}
 
 
 def resolution_digest() -> str:
@@ -165,6 +166,12 @@ def test_a_stored_frame_that_does_not_read_back_is_worked_out_again(
         assert decode(vmlinux, kernel / "console.log", kernel, tmp_path) == cold
     warnings = [r.getMessage() for r in caplog.records if "stored frame" in r.getMessage()]
     assert len(warnings) == 1 and "is not used" in warnings[0]
+
+
+def test_every_field_of_a_frame_is_kept() -> None:
+    # A field added to a record a frame holds must be added to what the index keeps of it.
+    for record, kept in RECORD_FIELDS.items():
+        assert tuple(field.name for field in dataclasses.fields(record)) == kept, record
 
 
 def test_frame_values_read_back_as_the_same_record(gcc_sample: KernelImage) -> None:

@@ -12,7 +12,9 @@ three make the key (:func:`frame_key`), the last the version of
 The index keeps a frame as one flat record of numbers and strings (:func:`frame_values`; read
 back with two C calls, like a call site); :func:`frame_from_values` makes the record again,
 taking the symbols back from the image's table by their ``.symtab`` index and checking every
-field, and a frame is kept only when its values make that same record again.
+field. :data:`RECORD_FIELDS` names every field of every record a frame holds, as the record
+is written: a test holds it to the records' own fields, so that a field added to one is not
+left out of what is kept.
 A frame printed with ``Code:`` bytes is kept with them: they are evidence among its copies.
 """
 
@@ -59,26 +61,25 @@ class StoredFrames:
         self.era = era
         self.memo: Memo[str, FlatRecord] | None = context.memo(kinds.RESOLVED_FRAMES)
         self._warned = False
-        self._fetched: dict[Said, ResolvedFrame] = {}  # by prefetch(), for the report
+        # What prefetch() read for the report: the frames found, by what was asked.
+        self._fetched: dict[Said, ResolvedFrame | None] = {}
 
     def prefetch(self, saids: Iterable[Said]) -> None:
         """Read the frames stored for ``saids`` at once (one query, not one per frame): the
-        frames of one report, which :meth:`get` then hands out."""
+        frames of one report, which :meth:`get` then hands out (or says are not stored)."""
         self._fetched.clear()
         if self.memo is None:
             return
         keys = {frame_key(self.era, said): said for said in saids}
+        self._fetched = dict.fromkeys(keys.values())
         for key, values in self.memo.get_many(keys).items():
-            frame = self._frame(values)
-            if frame is not None:
-                self._fetched[keys[key]] = frame
+            self._fetched[keys[key]] = self._frame(values)
 
     def get(self, said: Said) -> ResolvedFrame | None:
         """The frame stored for ``said``; None when there is none, or it does not make a
         record of this image (then it is worked out as if absent)."""
-        fetched = self._fetched.get(said)
-        if fetched is not None or self.memo is None:
-            return fetched
+        if said in self._fetched or self.memo is None:
+            return self._fetched.get(said)
         values = self.memo.get(frame_key(self.era, said))
         return None if values is None else self._frame(values)
 
@@ -92,20 +93,64 @@ class StoredFrames:
             return None
 
     def put(self, said: Said, frame: ResolvedFrame) -> None:
-        """Keep ``frame`` for ``said``, if its values make the same record again."""
-        if self.memo is None:
-            return
-        try:
-            values = frame_values(frame)
-            same = frame_from_values(values, self.context) == frame
-        except StoredValueError as error:
-            log.debug("frame %r not kept: %s", said, error)
-            return
-        if same:
-            self.memo.put(frame_key(self.era, said), values)
-        else:
-            log.debug("frame %r not kept: its stored values make another record", said)
+        """Keep ``frame`` for ``said``."""
+        if self.memo is not None:
+            self.memo.put(frame_key(self.era, said), frame_values(frame))
 
+
+# The fields of each record a frame holds, all of them kept (the call site's by CallSite.fields).
+RECORD_FIELDS: dict[type, tuple[str, ...]] = {
+    ResolvedFrame: (
+        "module",
+        "notes",
+        "symbol",
+        "link_address",
+        "call_site",
+        "lookup_address",
+        "not_return_address",
+        "ambiguous",
+        "candidates",
+        "evidence",
+        "locations",
+        "named_call",
+        "function_pointer",
+        "place",
+        "candidate_places",
+        "candidate_lines",
+        "candidate_units",
+        "candidate_function_lines",
+    ),
+    Candidate: ("symbol", "link_address"),
+    Evidence: ("kind", "detail", "candidates_before", "candidates_after"),
+    SourceLocation: (
+        "function",
+        "file",
+        "full_path",
+        "line",
+        "column",
+        "inlined",
+        "dwarf_function",
+    ),
+    SectionPlace: ("section", "offset"),
+    FunctionLines: ("file", "first", "last"),
+    NamedCall: ("site", "mnemonic", "target"),
+    CodePoint: ("symbol", "offset", "section", "link_address"),
+    CallTarget: ("kind", "symbol", "offset", "link_address", "operand", "alternatives"),
+    CallSite: (
+        "return_address",
+        "link_address",
+        "length",
+        "raw",
+        "mnemonic",
+        "op_str",
+        "kind",
+        "target_link_address",
+        "possible_targets",
+        "thunk",
+        "patch",
+        "method",
+    ),
+}
 
 # -- the flat record ---------------------------------------------------------------------------
 # Numbers: the counts of the variable parts, then the frame's own numbers, then those of each
