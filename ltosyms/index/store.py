@@ -27,6 +27,8 @@ resolved path, size, mtime and ELF + section headers.
   into place), so a file at the final name without a valid header is never "half made";
 * WAL journal, ``busy_timeout``, ``INSERT OR IGNORE`` (every writer computes the same bytes for
   a key, so whoever comes first wins); a killed writer loses at most its open transaction;
+  nothing waits for the disk (``synchronous=OFF``, a cache's trade): a power loss may leave
+  a file half written, which the checks below find, and it is rebuilt;
 * creating or discarding a file happens under an ``flock`` on ``<name>.lock``, so no process
   can attach a stale ``-wal`` file to a fresh database;
 * on open, the header must name our magic, schema version, the image key and the units'
@@ -907,9 +909,14 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         )
     else:
         connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        # WAL: readers never block the writer nor each other. synchronous=NORMAL is safe in
-        # WAL mode (a power loss may drop the last transactions, never corrupts the file).
-        connection.execute("PRAGMA synchronous = NORMAL")
+        # WAL: readers never block the writer nor each other. synchronous=OFF: SQLite hands
+        # its writes to the operating system and never waits for the disk (fsync), which the
+        # checkpoint of every close otherwise does: 10-20 ms of a decode that stored a few
+        # hundred answers, and far more on a slow disk. The index is a cache: what a crash of
+        # the process writes is safe; what an operating system crash or a power loss leaves
+        # half written SQLite reports as malformed, or fails a row's CRC-32, and the file is
+        # discarded and rebuilt (see the module note).
+        connection.execute("PRAGMA synchronous = OFF")
     # Memory-mapped reads (sqlite.org/mmap.html): a stored symbol table is a multi-megabyte
     # blob, and reading its overflow pages through read() calls takes several times longer.
     # The map is only ever invalidated by truncation, which nothing does to an index file
