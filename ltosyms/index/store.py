@@ -83,8 +83,12 @@ log = logging.getLogger(__name__)
 # 2: the derived table (call sites); 3: every kind declared in ltosyms.index.kinds, the unit
 # map and outer names kinds of their own (no negative unit keys), table files checked whole;
 # 4: the fingerprint in the name is two CRC-32s, not SHA-1 (an index of version 3 would
-# otherwise be taken for one of another build with the same build id, and warned about).
-SCHEMA_VERSION = 4
+# otherwise be taken for one of another build with the same build id, and warned about);
+# 5: `derived` is a rowid table with its (kind, key) index, no longer WITHOUT ROWID: there a
+# row's key lives with its data, and SQLite reads a row whose data overflows its page whole to
+# compare keys with it, so every search that passed the megabyte rows copied them (a lookup
+# took 50-60 us, now 2-4 us).
+SCHEMA_VERSION = 5
 MAGIC = "ltosyms-index"
 FILE_SUFFIX = f".ltosyms-v{SCHEMA_VERSION}.sqlite"
 # Whole tables a decode maps instead of reading (the symbol table): one file per table kind,
@@ -125,9 +129,10 @@ CREATE TABLE derived (              -- values of the other kinds, by kind and ke
     kind TEXT NOT NULL,             -- its name and format version, e.g. "call-site/2"
     key TEXT NOT NULL,
     crc32 INTEGER NOT NULL,         -- zlib.crc32 of data
-    data BLOB NOT NULL,             -- small blobs, stored as written
-    PRIMARY KEY (kind, key)
-) WITHOUT ROWID;
+    data BLOB NOT NULL,             -- as written: most are small, a few (patch sites, the
+                                    -- outer names, a census) are megabytes
+    PRIMARY KEY (kind, key)         -- an index of its own: see SCHEMA_VERSION 5
+);
 """
 
 
