@@ -32,7 +32,7 @@ FRAMES = kinds.RESOLVED_FRAMES.stored_name
 RESOLUTION_SOURCES = ("decode", "disasm", "dwarf", "elf", "names", "index/kinds.py")
 
 # The digest of RESOLUTION_SOURCES that each version of RESOLVED_FRAMES was made with.
-RESOLUTION_DIGESTS = {1: "3b7356bf"}
+RESOLUTION_DIGESTS = {1: "a76dee44"}
 
 
 def resolution_digest() -> str:

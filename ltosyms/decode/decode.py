@@ -734,14 +734,16 @@ class _RuntimeAddresses:
 
 def _said(frame: Frame, code: CodeBytes | None = None) -> Said:
     """What the log says of a named frame, and of the code at it when the report printed its
-    ``Code:`` bytes: frames that say the same resolve the same."""
+    ``Code:`` bytes: frames that say the same resolve the same. Not where it ran: resolving
+    works on link addresses, so the frame printed by another boot (another KASLR offset, other
+    module addresses) is the same frame; its runtime address is worked out apart
+    (_RuntimeAddresses)."""
     said = (
         frame.symbol,
         frame.offset,
         frame.kallsyms_size,
         frame.module,
         frame.module_build_id,
-        frame.runtime_address,
         frame.role,
         frame.reliable,
     )

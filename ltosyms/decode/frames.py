@@ -61,6 +61,8 @@ class FrameQuery:
     size: int | None = None
     module: str | None = None
     module_build_id: str | None = None
+    # Not read by resolving, which works on link addresses: a frame resolves the same in every
+    # boot, and its stored resolution is keyed without it (ltosyms.decode.decode._said).
     runtime_address: int | None = None
     reliable: bool = True  # False: a `? ` entry, a word of the stack the unwinder passed
 

@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What a log says of a frame: (symbol, offset, kallsyms size, module, module build id,
-# runtime address, role, reliable), as the decoder reads it; then, for a frame printed with
-# Code: bytes, the bytes (hex), the marker's offset and the architecture.
+# What a log says of a frame: (symbol, offset, kallsyms size, module, module build id, role,
+# reliable), as the decoder reads it; then, for a frame printed with Code: bytes, the bytes
+# (hex), the marker's offset and the architecture.
 Said = tuple[object, ...]
 
 
