@@ -33,6 +33,11 @@ class Memo(Protocol[K, T]):
         """The records kept for any of ``keys`` (the others are left out)."""
         ...
 
+    def refuse(self, key: K) -> None:
+        """The record kept for ``key`` could not be used by its reader (it made no record of
+        the stage's own): the next :meth:`put` replaces it."""
+        ...
+
 
 class MemoryMemo(Generic[K, T]):
     """A :class:`Memo` in a dict: records kept for the life of the process; with ``limit``,
@@ -53,6 +58,9 @@ class MemoryMemo(Generic[K, T]):
     def get_many(self, keys: Iterable[K]) -> dict[K, T]:
         records = self.records
         return {key: records[key] for key in keys if key in records}
+
+    def refuse(self, key: K) -> None:
+        self.records.pop(key, None)
 
 
 def remembered(memo: Memo[K, T] | None, key: K, make: Callable[[], T]) -> T:

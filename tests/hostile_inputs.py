@@ -1017,7 +1017,12 @@ def _damaged_rows(work: Path) -> Command:
         connection.execute(
             "UPDATE cu SET crc32 = ?, data = ?", (zlib.crc32(hostile), zlib.compress(hostile, 1))
         )
-        connection.execute("UPDATE derived SET crc32 = ?, data = ?", (zlib.crc32(hostile), hostile))
+        from ltosyms.index.store import row_checksum
+
+        connection.create_function("row_checksum", 3, row_checksum, deterministic=True)
+        connection.execute(
+            "UPDATE derived SET data = ?1, crc32 = row_checksum(kind, key, ?1)", (hostile,)
+        )
 
     def check(outcome: Outcome) -> str:
         if outcome.exit_code == 0 and outcome.stdout != first.stdout:

@@ -31,6 +31,7 @@ from ltosyms.elf.debug_sections import dwarf_resolver, dwarf_sections
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.index import Answers, CacheLocation, kinds, open_store
+from ltosyms.index.store import row_checksum
 from ltosyms.stores import MemoryMemo
 
 # Build prefixes of the corpus kernels (corpus READMEs): oracle paths carry them, users
@@ -260,9 +261,10 @@ def test_damaged_stored_units_are_parsed_again_and_replaced(
             "UPDATE cu SET crc32 = ?, data = ? WHERE cu_offset = ?",
             (zlib.crc32(garbage), zlib.compress(garbage), unit),
         )
+        connection.create_function("row_checksum", 3, row_checksum, deterministic=True)
         connection.execute(
-            "UPDATE derived SET crc32 = ?, data = ? WHERE kind = ?",
-            (zlib.crc32(garbage), garbage, kinds.UNIT_MAP.stored_name),
+            "UPDATE derived SET data = ?1, crc32 = row_checksum(kind, key, ?1) WHERE kind = ?2",
+            (garbage, kinds.UNIT_MAP.stored_name),
         )
     answers = _indexed(image, location)
     second = _kept_in(image, answers)

@@ -110,6 +110,13 @@ FLAT = [
     ([0, None, 2**64 - 1], ["a", None, "", "é"], b"\x0f\x0b"),
     ([None], [None], b""),
     ([7] * 40, ["x" * 1000], bytes(300)),
+    # Nones across many flag bytes, first and last of each kind among them.
+    ([None, *range(1, 20_000), None], [None, *(["s"] * 20_000), None], b""),
+    (
+        [None if i % 3 else i for i in range(30_001)],
+        ["t" if i % 5 else None for i in range(9)],
+        b"r",
+    ),
 ]
 
 

@@ -25,6 +25,7 @@ from ltosyms.elf.image import open_image
 from ltosyms.elf.outer_names import OuterNames
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.index import KINDS, Answers, CacheLocation, Kind, Placement, kinds, open_store
+from ltosyms.index.store import row_checksum
 from ltosyms.names.kallsyms import KeepRule
 
 # Every kind, and where its values are kept: the list a new kind must be added to.
@@ -207,8 +208,9 @@ def _damage_everything(decoded: Decoded, cache: Path, module: Path) -> int:
     for database in cache.glob("*.sqlite"):
         with closing(sqlite3.connect(database)) as connection, connection:
             crc = zlib.crc32(GARBAGE)
+            connection.create_function("row_checksum", 3, row_checksum, deterministic=True)
             damaged += connection.execute(
-                "UPDATE derived SET crc32 = ?, data = ?", (crc, GARBAGE)
+                "UPDATE derived SET data = ?1, crc32 = row_checksum(kind, key, ?1)", (GARBAGE,)
             ).rowcount
             damaged += connection.execute(
                 "UPDATE cu SET crc32 = ?, data = ?", (crc, zlib.compress(GARBAGE))

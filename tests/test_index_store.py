@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import sqlite3
+import stat
 import struct
 import time
 import zlib
@@ -175,7 +176,8 @@ def test_a_fingerprint_is_taken_again_only_when_the_file_changed(
     assert index_name() == first and index_name() == first
     assert len(taken) == 1
     build_id, fingerprint = first.split(".")[0].split("-")
-    lines = (location.directory / f"{build_id}.fingerprints").read_text().splitlines()
+    fingerprints = location.directory / f"{build_id}{store_module.FINGERPRINTS_SUFFIX}"
+    lines = fingerprints.read_text().splitlines()
     assert len(lines) == 1 and lines[0].endswith(f" {fingerprint}")
 
     time.sleep(0.05)  # past the file system's timestamp tick
@@ -183,9 +185,32 @@ def test_a_fingerprint_is_taken_again_only_when_the_file_changed(
     assert index_name() == first and len(taken) == 2
     # Damaged, or not a file ltosyms wrote: taken again, and written anew.
     for garbage in (b"\xff\xfe not ascii", b"stamp-only\n\n one two three\n" * 300):
-        (location.directory / f"{build_id}.fingerprints").write_bytes(garbage)
+        fingerprints.write_bytes(garbage)
         taken.clear()
         assert index_name() == first and index_name() == first and len(taken) == 1
+
+
+def test_a_fifo_at_a_fingerprints_or_table_name_is_not_read(
+    tmp_path: Path, location: CacheLocation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Opening a FIFO for reading waits for a writer: planted at a name the index reads, it
+    # would hang every decode. It is not read (and not replaced).
+    from ltosyms.index import store as store_module
+
+    monkeypatch.setattr(store_module, "_RACY_SECONDS", 0.0)
+    vmlinux = tmp_path / "vmlinux"
+    shutil.copyfile(GCC, vmlinux)
+    location.directory.mkdir(parents=True)
+    with open_image(vmlinux) as image:
+        assert image.build_id is not None
+        fingerprints = location.directory / f"{image.build_id}{store_module.FINGERPRINTS_SUFFIX}"
+        os.mkfifo(fingerprints)
+        store = open_store(image, location)
+        assert store is not None
+        os.mkfifo(store.table_path("test/1"))
+        assert store.get_table("test/1") is None
+        store.close()
+    assert stat.S_ISFIFO(os.lstat(fingerprints).st_mode)
 
 
 def test_garbage_file_is_discarded_with_a_warning(

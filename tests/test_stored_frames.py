@@ -23,16 +23,29 @@ from ltosyms.dwarf import FunctionLines, SourceLocation
 from ltosyms.elf.image import KernelImage
 from ltosyms.index import CacheLocation, StoredValueError, kinds
 from ltosyms.index.encoding import pack_flat
+from ltosyms.index.store import row_checksum
 from ltosyms.oops import iter_reports
 
 FRAMES = kinds.RESOLVED_FRAMES.stored_name
 
-# The code a resolved frame comes out of: the decoder and every stage it reads (symbols, DWARF,
-# machine code, naming eras), and the kinds whose stored answers it is made from.
-RESOLUTION_SOURCES = ("decode", "disasm", "dwarf", "elf", "names", "index/kinds.py")
+# The code a resolved frame comes out of: the decoder, every stage it reads (symbols, DWARF,
+# machine code, naming eras), the bounds it works within, the contexts and index it reads
+# stored answers through, and the error texts its notes quote.
+RESOLUTION_SOURCES = (
+    "decode",
+    "disasm",
+    "dwarf",
+    "elf",
+    "names",
+    "index",
+    "context",
+    "limits.py",
+    "stores.py",
+    "errors.py",
+)
 
 # The digest of RESOLUTION_SOURCES that each version of RESOLVED_FRAMES was made with.
-RESOLUTION_DIGESTS = {1: "a76dee44"}
+RESOLUTION_DIGESTS = {1: "5de7912b"}
 
 
 def resolution_digest() -> str:
@@ -160,12 +173,18 @@ def test_a_stored_frame_that_does_not_read_back_is_worked_out_again(
         for key, data in zip(keys, damaged, strict=False):
             connection.execute(
                 "UPDATE derived SET data = ?, crc32 = ? WHERE kind = ? AND key = ?",
-                (data, zlib.crc32(data), FRAMES, key),
+                (data, row_checksum(FRAMES, key, data), FRAMES, key),
             )
     with caplog.at_level(logging.WARNING):
         assert decode(vmlinux, kernel / "console.log", kernel, tmp_path) == cold
     warnings = [r.getMessage() for r in caplog.records if "stored frame" in r.getMessage()]
     assert len(warnings) == 1 and "is not used" in warnings[0]
+    # Worked out again and stored in their place: the next decode takes them as stored.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert decode(vmlinux, kernel / "console.log", kernel, tmp_path) == cold
+    assert not [r for r in caplog.records if "stored frame" in r.getMessage()]
+    assert stored_frames(tmp_path) == KEPT["clang-thinlto"][0]
 
 
 def test_every_field_of_a_frame_is_kept() -> None:

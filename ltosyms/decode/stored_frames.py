@@ -73,23 +73,30 @@ class StoredFrames:
         keys = {frame_key(self.era, said): said for said in saids}
         self._fetched = dict.fromkeys(keys.values())
         for key, values in self.memo.get_many(keys).items():
-            self._fetched[keys[key]] = self._frame(values)
+            self._fetched[keys[key]] = self._frame(key, values)
 
     def get(self, said: Said) -> ResolvedFrame | None:
         """The frame stored for ``said``; None when there is none, or it does not make a
-        record of this image (then it is worked out as if absent)."""
+        record of this image (then it is worked out as if absent, and replaces it)."""
         if said in self._fetched or self.memo is None:
             return self._fetched.get(said)
-        values = self.memo.get(frame_key(self.era, said))
-        return None if values is None else self._frame(values)
+        key = frame_key(self.era, said)
+        values = self.memo.get(key)
+        return None if values is None else self._frame(key, values)
 
-    def _frame(self, values: FlatRecord) -> ResolvedFrame | None:
+    def _frame(self, key: str, values: FlatRecord) -> ResolvedFrame | None:
         try:
             return frame_from_values(values, self.context)
         except StoredValueError as error:
+            assert self.memo is not None
+            self.memo.refuse(key)
             if not self._warned:
                 self._warned = True
-                log.warning("index of %s: a stored frame is not used (%s)", self.context, error)
+                log.warning(
+                    "index of %s: a stored frame is not used (%s); it is worked out again",
+                    self.context.image.path,
+                    error,
+                )
             return None
 
     def put(self, said: Said, frame: ResolvedFrame) -> None:

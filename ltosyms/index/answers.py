@@ -144,6 +144,13 @@ class Answers:
             self._replacing.add((kind.stored_name, key))
             return None
 
+    def refuse(self, kind: Kind[K, T], key: K) -> None:
+        """A stored value that decoded but its reader could not use (a stage above this layer
+        makes its own record of it): it is no longer handed out, and the next put of ``key``
+        replaces it, as one that does not decode is."""
+        self._decoded_kept.pop((kind.stored_name, key), None)
+        self._replacing.add((kind.stored_name, key))
+
     # -- writing -------------------------------------------------------------------------------
 
     def put(self, kind: Kind[K, T], key: K, value: T) -> None:
@@ -219,6 +226,9 @@ class KindMemo(Generic[K, T]):
 
     def get_many(self, keys: Iterable[K]) -> dict[K, T]:
         return self._answers.get_many(self._kind, keys)
+
+    def refuse(self, key: K) -> None:
+        self._answers.refuse(self._kind, key)
 
 
 def _unit_offset(kind: Kind[K, T], key: K) -> int:

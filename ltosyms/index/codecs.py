@@ -222,8 +222,9 @@ def decode_address_table(data: Buffer, image: KernelImage) -> AddressTable:
     from ltosyms.errors import CacheError
 
     try:
-        # The index checked the CRC-32 of these bytes as it mapped the file
-        # (IndexStore.get_table): a second pass over 28 MB (Debian 6.1) would find nothing.
+        # The index checked the CRC-32 of these bytes when the file was new or had changed
+        # since it was last found intact (IndexStore.get_table): a second pass over 28 MB
+        # (Debian 6.1) on every open would find nothing more.
         return AddressTable.from_buffer(data, address_table_key(image), checksum=False)
     except CacheError as error:
         raise StoredValueError(str(error)) from None

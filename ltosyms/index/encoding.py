@@ -187,17 +187,20 @@ def unpack_flat(data: Buffer) -> tuple[list[int | None], list[str | None], bytes
         texts.extend(text.split("\0"))
     if len(texts) != text_count or (not text_count and text):
         raise StoredValueError("a stored record holds another number of strings")
-    nones = int.from_bytes(flags, "little")
-    while nones:  # one turn per None, lowest position first
-        lowest = nones & -nones
-        nones ^= lowest
-        position = lowest.bit_length() - 1
-        if position < count:
-            numbers[position] = None
-        elif position < count + text_count:
-            texts[position - count] = None
-        else:
-            raise StoredValueError("a stored record marks a field it does not have")
+    # A byte at a time: one Python int of all the flags would make each step cost its length.
+    for byte_at, byte in enumerate(flags):
+        if not byte:
+            continue
+        for bit in range(8):
+            if not byte >> bit & 1:
+                continue
+            position = 8 * byte_at + bit
+            if position < count:
+                numbers[position] = None
+            elif position < count + text_count:
+                texts[position - count] = None
+            else:
+                raise StoredValueError("a stored record marks a field it does not have")
     return numbers, texts, blob
 
 

@@ -47,12 +47,13 @@ read but not written serves an existing index read-only.
 
 **Never touched:** anything outside the cache directory, and in it anything but files whose
 name this module makes (``<key>.ltosyms-v<N>.sqlite`` and its ``-wal``, ``-shm``, ``.lock``,
-``.tmp`` and ``.<kind>.table`` companions; ``<build id>.fingerprints``, the fingerprints
-taken of the files with that build id, each with the stamp of the file it was taken of, so
-that an unchanged file is not read again). A non-regular file (symlink, directory) at an index
-name is left alone and the cache is not used: the lock and table files are opened with
-``O_NOFOLLOW``, temporary files are created with ``O_EXCL`` (``mkstemp``), and a writable cache
-directory must belong to the user (one another user owns could hold their links).
+``.tmp`` and ``.<kind>.table`` companions; ``<build id>.ltosyms-v<N>.fingerprints``, the
+fingerprints taken of the files with that build id, each with the stamp of the file it was
+taken of, so that an unchanged file is not read again). A non-regular file (symlink, directory,
+FIFO) at an index name is left alone and the cache is not used: the lock and table files are
+opened with ``O_NOFOLLOW`` (and read only when regular), temporary files are created with
+``O_EXCL`` (``mkstemp``), and a writable cache directory must belong to the user (one another
+user owns could hold their links).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ CREATE TABLE cu (
 CREATE TABLE derived (              -- values of the other kinds, by kind and key
     kind TEXT NOT NULL,             -- its name and format version, e.g. "call-site/2"
     key TEXT NOT NULL,
-    crc32 INTEGER NOT NULL,         -- zlib.crc32 of data
+    crc32 INTEGER NOT NULL,         -- row_checksum(): zlib.crc32 of kind, key and data
     data BLOB NOT NULL,             -- as written: most are small, a few (patch sites, the
                                     -- outer names, a census) are megabytes
     PRIMARY KEY (kind, key)         -- an index of its own: see SCHEMA_VERSION 5
@@ -206,7 +207,7 @@ def image_fingerprint(image: KernelImage) -> str:
 
 # Fingerprints already taken, by build id: `<build id>.fingerprints` in the cache directory,
 # a line per file of that build id, "<stamp> <fingerprint>" (see _verified_stamp), newest first.
-FINGERPRINTS_SUFFIX = ".fingerprints"
+FINGERPRINTS_SUFFIX = f".ltosyms-v{SCHEMA_VERSION}.fingerprints"
 _FINGERPRINTS_KEPT = 8
 _FINGERPRINTS_MAX_BYTES = 4096
 _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
@@ -249,6 +250,8 @@ def _stamp_fingerprint(
     text = "".join(f"{one} {two}\n" for one, two in lines[:_FINGERPRINTS_KEPT])
     path = _fingerprints_path(directory, build_id)
     try:
+        if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+            return  # not one this module wrote: left alone
         _write_by_rename(path, path.name, (text.encode("ascii"),))
     except OSError as error:
         log.debug("fingerprints of %s not written: %s", build_id, error)
@@ -387,7 +390,7 @@ class IndexStore:
         if not rows:
             return None
         crc, data = rows[0]
-        if not isinstance(data, bytes) or zlib.crc32(data) != crc:
+        if not isinstance(data, bytes) or row_checksum(kind, key, data) != crc:
             self._discard(f"{kind} {key} fails its checksum")
             return None
         return data
@@ -404,7 +407,7 @@ class IndexStore:
                 (kind, *chunk),
             )
             for key, crc, data in rows:
-                if not isinstance(data, bytes) or zlib.crc32(data) != crc:
+                if not isinstance(data, bytes) or row_checksum(kind, str(key), data) != crc:
                     self._discard(f"{kind} {key} fails its checksum")
                     return {}
                 found[str(key)] = data
@@ -415,7 +418,7 @@ class IndexStore:
         if items:
             self._write(
                 "INSERT OR IGNORE INTO derived (kind, key, crc32, data) VALUES (?, ?, ?, ?)",
-                [(kind, key, zlib.crc32(data), data) for key, data in items],
+                [(kind, key, row_checksum(kind, key, data), data) for key, data in items],
             )
 
     def put_values(
@@ -441,7 +444,7 @@ class IndexStore:
             statements.append(
                 (
                     "INSERT OR IGNORE INTO derived (kind, key, crc32, data) VALUES (?, ?, ?, ?)",
-                    [(kind, key, zlib.crc32(data), data) for kind, key, data in rows],
+                    [(kind, key, row_checksum(kind, key, data), data) for kind, key, data in rows],
                 )
             )
         if units:
@@ -752,6 +755,14 @@ def _table_files(path: Path) -> list[Path]:
         return []
 
 
+def row_checksum(kind: str, key: str, data: bytes) -> int:
+    """The CRC-32 a ``derived`` row carries: of its kind and key as well as its data. The key
+    is found through an index apart from the row (schema 5): a file left half written (see
+    ``synchronous`` in :func:`_connect`) could pair a key with another row, and the row then
+    fails this check instead of answering for another address."""
+    return zlib.crc32(data, zlib.crc32(f"{kind}\0{key}\0".encode()))
+
+
 def pack_blob(data: bytes) -> tuple[int, bytes]:
     """``(crc32, compressed)``: how a blob is stored.
 
@@ -919,8 +930,8 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         # checkpoint of every close otherwise does: 10-20 ms of a decode that stored a few
         # hundred answers, and far more on a slow disk. The index is a cache: what a crash of
         # the process writes is safe; what an operating system crash or a power loss leaves
-        # half written SQLite reports as malformed, or fails a row's CRC-32, and the file is
-        # discarded and rebuilt (see the module note).
+        # half written SQLite reports as malformed, or fails a row's CRC-32 (of its key too:
+        # row_checksum), and the file is discarded and rebuilt (see the module note).
         connection.execute("PRAGMA synchronous = OFF")
     # Memory-mapped reads (sqlite.org/mmap.html): a stored symbol table is a multi-megabyte
     # blob, and reading its overflow pages through read() calls takes several times longer.
@@ -1015,8 +1026,15 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def _open_no_follow(path: Path) -> BinaryIO:
-    """``path`` opened for reading, never through a symbolic link (ELOOP, an OSError)."""
-    return os.fdopen(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW), "rb")
+    """``path`` opened for reading, never through a symbolic link (ELOOP, an OSError) and
+    only when it is a regular file: a FIFO or device planted at an index name would block the
+    open or the read (O_NONBLOCK keeps the open from waiting for a FIFO's writer)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
 
 
 def _identity_of(path: Path) -> tuple[int, int] | None:
