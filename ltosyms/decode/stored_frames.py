@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ltosyms.decode.candidates import Candidate, Evidence, EvidenceKind
 from ltosyms.decode.frames import ResolvedFrame, SectionPlace
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from ltosyms.stores import Memo
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # What a log says of a frame: (symbol, offset, kallsyms size, module, module build id, role,
 # reliable), as the decoder reads it; then, for a frame printed with Code: bytes, the bytes
@@ -262,6 +264,14 @@ def frame_from_values(values: FlatRecord, context: ImageContext) -> ResolvedFram
         raise StoredValueError(f"a stored frame: {error}") from None
 
 
+def _next(values: list[T], start: int, count: int) -> list[T]:
+    """The ``count`` values from ``start``; the record is cut short if there are fewer."""
+    taken = values[start : start + count]
+    if len(taken) != count:
+        raise StoredValueError("a stored frame is cut short")
+    return taken
+
+
 class _Reader:
     """Reads a flat record front to back (see frame_values for the order)."""
 
@@ -272,16 +282,12 @@ class _Reader:
         self.text_at = 0
 
     def take(self, count: int) -> list[int | None]:
-        taken = self.numbers[self.number_at : self.number_at + count]
-        if len(taken) != count:
-            raise StoredValueError("a stored frame is cut short")
+        taken = _next(self.numbers, self.number_at, count)
         self.number_at += count
         return taken
 
     def take_texts(self, count: int) -> list[str | None]:
-        taken = self.texts[self.text_at : self.text_at + count]
-        if len(taken) != count:
-            raise StoredValueError("a stored frame is cut short")
+        taken = _next(self.texts, self.text_at, count)
         self.text_at += count
         return taken
 
