@@ -17,7 +17,7 @@ import random
 import struct
 import zlib
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import capstone
@@ -160,10 +160,20 @@ def same_units(reference: DwarfResolver, table: AddressTable) -> list[str]:
         fields = ("name", "comp_dir", "producer_is_clang", "address_base")
         sequences = ("full_paths", "relative_paths", "file_numbers", "names", *CuData.ARRAY_FIELDS)
         if any(getattr(parsed, f) != getattr(stored, f) for f in fields) or any(
-            list(getattr(parsed, f)) != list(getattr(stored, f)) for f in sequences
+            not same_values(getattr(parsed, f), getattr(stored, f)) for f in sequences
         ):
             found.append(f"{cu_offset:#x}")
     return found
+
+
+def same_values(one: Sequence[object], two: Sequence[object]) -> bool:
+    """Two columns hold the same values: arrays of one item type compared as bytes (in C; a
+    Debian vmlinux has millions of entries), anything else value by value."""
+    if isinstance(one, array | memoryview) and isinstance(two, array | memoryview):
+        first, second = memoryview(one), memoryview(two)
+        if first.format == second.format:
+            return first.tobytes() == second.tobytes()
+    return list(one) == list(two)
 
 
 def check_image(path: Path, exhaustive: bool, count: int = 4_000) -> tuple[int, int]:
@@ -217,8 +227,10 @@ def test_corpus_modules_answer_alike_at_every_code_byte(corpus: Corpus) -> None:
 
 @pytest.mark.slow
 def test_debian_vmlinux_answers_alike(corpus: Corpus) -> None:
-    compared, with_lines = check_image(corpus.debian_vmlinux(), exhaustive=False)
-    assert compared > 20_000 and with_lines > compared // 2
+    # Half the small kernels' count of functions: 19,255 addresses on this vmlinux (every
+    # call of 2,000 functions among them), where 4,000 functions gave 34,570.
+    compared, with_lines = check_image(corpus.debian_vmlinux(), exhaustive=False, count=2_000)
+    assert (compared, with_lines) == (19_255, 15_278)
 
 
 # -- the bytes ----------------------------------------------------------------------------------
