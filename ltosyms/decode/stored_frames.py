@@ -219,8 +219,9 @@ def frame_values(frame: ResolvedFrame) -> FlatRecord:
 def _location_values(
     location: SourceLocation, numbers: list[int | None], texts: list[str | None]
 ) -> None:
-    numbers += [location.line, location.column, int(location.inlined)]
-    texts += [location.function, location.file, location.full_path, location.dwarf_function]
+    location_numbers, location_texts = location.fields()
+    numbers += location_numbers
+    texts += location_texts
 
 
 def _call_values(
@@ -362,17 +363,7 @@ class _Reader:
         )
 
     def location(self) -> SourceLocation:
-        line, column, inlined = self.take(3)
-        function, file, full_path, dwarf_function = self.take_texts(4)
-        return SourceLocation(
-            function=function,
-            file=file,
-            full_path=full_path,
-            line=line,
-            column=column,
-            inlined=self.boolean(inlined),
-            dwarf_function=dwarf_function,
-        )
+        return SourceLocation.from_fields(self.take(3), self.take_texts(4))
 
     def place(self) -> SectionPlace | None:
         (offset,) = self.take(1)

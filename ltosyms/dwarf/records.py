@@ -9,6 +9,7 @@ stored by address) loads these records without the resolver, the unit tables
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -29,6 +30,32 @@ class SourceLocation:
     column: int | None
     inlined: bool  # True for every entry except the outermost (the real function)
     dwarf_function: str | None = None
+
+    def fields(self) -> tuple[list[int | None], list[str | None]]:
+        """The entry as plain numbers and strings: how the index keeps one, in a chain or
+        inside a resolved frame; :meth:`from_fields` makes it again."""
+        return (
+            [self.line, self.column, int(self.inlined)],
+            [self.function, self.file, self.full_path, self.dwarf_function],
+        )
+
+    @classmethod
+    def from_fields(
+        cls, numbers: Sequence[int | None], texts: Sequence[str | None]
+    ) -> SourceLocation:
+        """The entry :meth:`fields` gave ``numbers`` and ``texts`` of (ValueError when they
+        are not three and four)."""
+        line, column, inlined = numbers
+        function, file, full_path, dwarf_function = texts
+        return cls(
+            function=function,
+            file=file,
+            full_path=full_path,
+            line=line,
+            column=column,
+            inlined=bool(inlined),
+            dwarf_function=dwarf_function,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -261,8 +261,9 @@ def encode_chain(chain: tuple[SourceLocation, ...]) -> bytes:
     numbers: list[int | None] = []
     texts: list[str | None] = []
     for entry in chain:
-        numbers += [entry.line, entry.column, entry.inlined]
-        texts += [entry.function, entry.file, entry.full_path, entry.dwarf_function]
+        entry_numbers, entry_texts = entry.fields()
+        numbers += entry_numbers
+        texts += entry_texts
     return pack_flat(numbers, texts)
 
 
@@ -275,15 +276,7 @@ def decode_chain(data: Buffer, image: KernelImage) -> tuple[SourceLocation, ...]
     if len(numbers) % 3 or len(texts) != 4 * entries:
         raise StoredValueError("a stored chain holds another number of fields")
     return tuple(
-        SourceLocation(
-            function=texts[4 * i],
-            file=texts[4 * i + 1],
-            full_path=texts[4 * i + 2],
-            line=numbers[3 * i],
-            column=numbers[3 * i + 1],
-            inlined=bool(numbers[3 * i + 2]),
-            dwarf_function=texts[4 * i + 3],
-        )
+        SourceLocation.from_fields(numbers[3 * i : 3 * i + 3], texts[4 * i : 4 * i + 4])
         for i in range(entries)
     )
 
