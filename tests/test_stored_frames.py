@@ -45,7 +45,7 @@ RESOLUTION_SOURCES = (
 )
 
 # The digest of RESOLUTION_SOURCES that each version of RESOLVED_FRAMES was made with.
-RESOLUTION_DIGESTS = {1: "cdf06552"}
+RESOLUTION_DIGESTS = {1: "eb262c57"}
 
 
 def resolution_digest() -> str:

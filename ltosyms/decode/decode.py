@@ -137,7 +137,7 @@ class Decoder:
         self.rule = rule or choose_rule(self.facts).rule
         self.rules = rules_in_order(self.rule)
         self._resolvers: dict[str, ImageResolver | None] = {}
-        self._kept: dict[str, StoredFrames] = {}  # by the key of _resolvers
+        self._kept: dict[ImageResolver, StoredFrames] = {}  # by the resolver of their image
         # Printed frames resolved so far, by what the log says of them (see _resolve_named).
         self._named: dict[tuple[object, ...], ResolvedFrame] = {}
         self.warnings: list[str] = []
@@ -171,14 +171,11 @@ class Decoder:
         self._resolvers[key] = resolver
         return resolver
 
-    def _frames_kept(
-        self, resolver: ImageResolver, module: str | None, build_id: str | None
-    ) -> StoredFrames:
+    def _frames_kept(self, resolver: ImageResolver) -> StoredFrames:
         """The resolved frames kept in the index of ``resolver``'s image."""
-        key = "" if module is None else f"{module}@{build_id or ''}"
-        kept = self._kept.get(key)
+        kept = self._kept.get(resolver)
         if kept is None:
-            kept = self._kept[key] = StoredFrames(resolver.context, self.rule.name)
+            kept = self._kept[resolver] = StoredFrames(resolver.context, self.rule.name)
         return kept
 
     # -- one report ---------------------------------------------------------------------------
@@ -197,14 +194,16 @@ class Decoder:
         dump = report.main_dump
         code_ip = dump.ip.frame if dump is not None and dump.ip is not None else None
         code_ip_key = frame_key(code_ip) if code_ip is not None else None
-        named = [
-            (key, frame, report.code if key == code_ip_key else None)
-            for key, frame in all_frames
-            if frame.symbol is not None and frame.offset is not None and not frame.inline
-        ]
+        # Each frame printed by name, with the Code: bytes printed for it and what it says
+        # (_said), worked out once for the prefetch and the resolution.
+        named: list[_Named] = []
+        for key, frame in all_frames:
+            if frame.symbol is not None and frame.offset is not None and not frame.inline:
+                code_bytes = report.code if key == code_ip_key else None
+                named.append((key, frame, code_bytes, _said(frame, code_bytes)))
         self._fetch_kept(named, work)
-        for key, frame, code_bytes in named:
-            self._resolve_named(frame, key, work, code_bytes)
+        for one in named:
+            self._resolve_named(one, work)
         kaslr_offset = self._kaslr_offset(report, all_frames, work)
         for key, frame in all_frames:
             if frame.symbol is None and frame.runtime_address is not None and not frame.inline:
@@ -283,32 +282,27 @@ class Decoder:
             reliable=frame.reliable,
         )
 
-    def _fetch_kept(
-        self, named: list[tuple[FrameKey, Frame, CodeBytes | None]], work: _Work
-    ) -> None:
+    def _fetch_kept(self, named: list[_Named], work: _Work) -> None:
         """Read the stored resolutions of the report's named frames, one query per image
         (the frames resolved earlier in the run need none). Resolvers are made in the order
         _resolve_named makes them: a module's warning lands where it would."""
         wanted: dict[int, tuple[StoredFrames, list[Said]]] = {}
-        for _key, frame, code in named:
-            said = _said(frame, code)
+        for _key, frame, code, said in named:
             if code is None and said in self._named:
                 continue
             resolver = self.resolver(frame.module, frame.module_build_id, work.warnings)
             if resolver is not None:
-                kept = self._frames_kept(resolver, frame.module, frame.module_build_id)
+                kept = self._frames_kept(resolver)
                 wanted.setdefault(id(kept), (kept, []))[1].append(said)
         for kept, saids in wanted.values():
             kept.prefetch(saids)
 
-    def _resolve_named(
-        self, frame: Frame, key: FrameKey, work: _Work, code: CodeBytes | None
-    ) -> None:
+    def _resolve_named(self, named: _Named, work: _Work) -> None:
         # A sysrq dump prints the same scheduler frames for every task, a log may print one
         # crash thousands of times: frames that read the same (and carry no Code: bytes)
         # resolve the same, found by what the frame says before any record is made for it.
         # The index keeps them all, with the Code: bytes that were evidence.
-        said = _said(frame, code)
+        key, frame, code, said = named
         known = self._named.get(said) if code is None else None
         if known is None:
             query = self._query(frame)
@@ -317,7 +311,7 @@ class Decoder:
                 reason = self.modules.error_for(frame.module or "") or "not found in --modules"
                 known = unresolved(query.module, [f"module {frame.module}: {reason}"])
             else:
-                kept = self._frames_kept(resolver, frame.module, frame.module_build_id)
+                kept = self._frames_kept(resolver)
                 known = kept.get(said)
                 if known is None:
                     try:
@@ -730,6 +724,11 @@ class _RuntimeAddresses:
             return None
         start = self.section_starts.get((resolved.module, place.section))
         return None if start is None else (start + place.offset) & ADDRESS_MASK
+
+
+# A frame printed by name: its key, the frame, the Code: bytes printed for it (the IP of the
+# main register dump), what it says (_said).
+_Named = tuple[FrameKey, Frame, CodeBytes | None, Said]
 
 
 def _said(frame: Frame, code: CodeBytes | None = None) -> Said:
