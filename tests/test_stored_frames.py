@@ -45,7 +45,7 @@ RESOLUTION_SOURCES = (
 )
 
 # The digest of RESOLUTION_SOURCES that each version of RESOLVED_FRAMES was made with.
-RESOLUTION_DIGESTS = {1: "eb262c57"}
+RESOLUTION_DIGESTS = {1: "ac03fed9"}
 
 
 def resolution_digest() -> str:

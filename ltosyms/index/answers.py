@@ -58,20 +58,28 @@ class Answers:
     def get(self, kind: Kind[K, T], key: K) -> T | None:
         """The record stored for ``key`` (or queued), None when there is none (or it did not
         decode: it is then replaced by the next one put)."""
+        known = self._known(kind, key)
+        if known is not None:
+            return known
+        data = self._fetch(kind, key)
+        decoded = None if data is None else self._decoded(kind, key, data)
+        if decoded is not None and kind.placement is Placement.ROW:
+            self._keep(kind, key, decoded)
+        return decoded
+
+    def _known(self, kind: Kind[K, T], key: K) -> T | None:
+        """The record queued for ``key``, else the one kept decoded (see DECODED_KEPT)."""
         queued = self._queued.get((kind.stored_name, key))
         if queued is not None:
             value: T = queued[2]
             return value
         kept: T | None = self._decoded_kept.get((kind.stored_name, key))
-        if kept is not None:
-            return kept
-        data = self._fetch(kind, key)
-        decoded = None if data is None else self._decoded(kind, key, data)
-        if decoded is not None and kind.placement is Placement.ROW:
-            if len(self._decoded_kept) >= DECODED_KEPT:
-                self._decoded_kept.clear()
-            self._decoded_kept[(kind.stored_name, key)] = decoded
-        return decoded
+        return kept
+
+    def _keep(self, kind: Kind[K, T], key: K, value: T) -> None:
+        if len(self._decoded_kept) >= DECODED_KEPT:
+            self._decoded_kept.clear()
+        self._decoded_kept[(kind.stored_name, key)] = value
 
     def get_many(self, kind: Kind[K, T], keys: Iterable[K]) -> dict[K, T]:
         """The records stored for any of ``keys``; units and rows are read in one query per
@@ -99,24 +107,19 @@ class Answers:
     def _get_rows(self, kind: Kind[K, T], keys: Iterable[K]) -> dict[K, T]:
         result: dict[K, T] = {}
         missing: dict[str, K] = {}
-        name = kind.stored_name
         for key in keys:
-            queued = self._queued.get((name, key))
-            kept = queued[2] if queued is not None else self._decoded_kept.get((name, key))
-            if kept is not None:
-                result[key] = kept
+            known = self._known(kind, key)
+            if known is not None:
+                result[key] = known
             else:
                 missing[_row_key(kind, key)] = key
-        if not missing:
-            return result
-        stored = self.store.get_derived_many(name, list(missing))
-        if len(self._decoded_kept) + len(stored) > DECODED_KEPT:
-            self._decoded_kept.clear()
+        stored = self.store.get_derived_many(kind.stored_name, list(missing)) if missing else {}
         for row_key, data in stored.items():
             key = missing[row_key]
             value = self._decoded(kind, key, data)
             if value is not None:
-                result[key] = self._decoded_kept[(name, key)] = value
+                result[key] = value
+                self._keep(kind, key, value)
         return result
 
     def _fetch(self, kind: Kind[K, T], key: K) -> Buffer | None:
