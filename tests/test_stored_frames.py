@@ -45,7 +45,7 @@ RESOLUTION_SOURCES = (
 )
 
 # The digest of RESOLUTION_SOURCES that each version of RESOLVED_FRAMES was made with.
-RESOLUTION_DIGESTS = {1: "ac03fed9"}
+RESOLUTION_DIGESTS = {1: "bcb5318c"}
 
 
 def resolution_digest() -> str:
@@ -80,14 +80,7 @@ def decode(vmlinux: Path, log: Path, modules: Path, cache: Path) -> list[Decoded
 
 
 def stored_frames(cache: Path) -> int:
-    count = 0
-    for index in sorted(cache.glob("*.sqlite")):
-        with sqlite3.connect(index) as connection:
-            (rows,) = connection.execute(
-                "SELECT count(*) FROM derived WHERE kind = ?", (FRAMES,)
-            ).fetchone()
-        count += rows
-    return count
+    return sum(stored_frames_in(index) for index in cache.glob("*.sqlite"))
 
 
 def named_frames(reports: list[DecodedReport]) -> int:

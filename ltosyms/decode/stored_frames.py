@@ -342,7 +342,7 @@ class _Reader:
         if value is None:
             return None
         symbols = self.context.symbols
-        if not value < len(symbols):
+        if value >= len(symbols):
             raise StoredValueError(f"symbol {value} is not in the image's table")
         return symbols.symbol(value)
 

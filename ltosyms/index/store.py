@@ -205,8 +205,9 @@ def image_fingerprint(image: KernelImage) -> str:
     return f"{headers:08x}{symbols:08x}"
 
 
-# Fingerprints already taken, by build id: `<build id>.fingerprints` in the cache directory,
-# a line per file of that build id, "<stamp> <fingerprint>" (see _verified_stamp), newest first.
+# Fingerprints already taken, by build id: `<build id>.ltosyms-v<N>.fingerprints` in the cache
+# directory, a line per file of that build id, "<stamp> <fingerprint>" (see _verified_stamp),
+# newest first.
 FINGERPRINTS_SUFFIX = f".ltosyms-v{SCHEMA_VERSION}.fingerprints"
 _FINGERPRINTS_KEPT = 8
 _FINGERPRINTS_MAX_BYTES = 4096
