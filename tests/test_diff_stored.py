@@ -10,6 +10,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import zlib
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -26,6 +27,7 @@ from ltosyms.elf.image import open_image
 from ltosyms.elf.kernel import load_any
 from ltosyms.index import StoredValueError, kinds
 from ltosyms.index.store import row_checksum
+from ltosyms.limits import MIN_INFLATE_BYTES
 
 FROM_INDEX = "diff census from the index"
 # What a diff measures of its own run: the time its DWARF walk took.
@@ -144,6 +146,12 @@ def test_the_census_round_trips_with_and_without_dwarf() -> None:
                 kinds.DIFF_CENSUS.decode(data, other.image)
             finally:
                 other.image.close()
+        with pytest.raises(StoredValueError, match="cut short"):
+            kinds.DIFF_CENSUS.decode(data[: len(data) // 2], loaded.image)
+        # Zeros past the floor of what a stored value may inflate to: ~64 KB compressed.
+        bomb = zlib.compress(bytes(MIN_INFLATE_BYTES + 1), 9)
+        with pytest.raises(StoredValueError, match=f"inflates past {MIN_INFLATE_BYTES:,} bytes"):
+            kinds.DIFF_CENSUS.decode(bomb, loaded.image)
     finally:
         loaded.image.close()
 

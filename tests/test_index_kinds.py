@@ -41,11 +41,11 @@ DECLARED = {
     "patch-sites/2": Placement.ROW,
     "build-facts/2": Placement.ROW,
     "code-match/2": Placement.ROW,
-    "diff-census/2": Placement.ROW,
+    "diff-census/3": Placement.ROW,
     "code-analysis/3": Placement.ROW,
     "code-view/1": Placement.ROW,
     "image-code-view/1": Placement.ROW,
-    "resolved-frame/1": Placement.ROW,
+    "resolved-frame/2": Placement.ROW,
 }
 
 

@@ -4,6 +4,7 @@ when a diff stores or reads a census, so that a decode does not import it.
 
 from __future__ import annotations
 
+import zlib
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ltosyms.index.fields import (
     string_column,
     values_of_dictionary,
 )
+from ltosyms.limits import MAX_COMPRESSION_RATIO, MIN_INFLATE_BYTES
 
 if TYPE_CHECKING:
     from ltosyms.elf.image import KernelImage
@@ -127,7 +129,10 @@ def encode_diff_census(census: CensusColumns) -> bytes:
     columns.append(array("I", census.inlined_caller_counts))
     columns.append(array("Q", census.inlined_caller_low_pcs))
     columns.append(array("Q", census.inlined_caller_instances))
-    return pack_columns(fields, columns)
+    # zlib level 1: the columns of a distribution kernel's census shrink ~5x (Debian 6.1
+    # vmlinux: 29.6 MB of both censuses -> 5.7 MB, a third of its index) for ~0.25 s when the
+    # index is written and ~0.2 s when a diff reads them back.
+    return zlib.compress(pack_columns(fields, columns), 1)
 
 
 def _group_columns(groups: GroupColumns) -> list[Column]:
@@ -140,9 +145,28 @@ def _group_columns(groups: GroupColumns) -> list[Column]:
     return columns
 
 
+def _inflated(data: Buffer) -> bytes:
+    """The census' columns, inflated no further than the image limits allow a compressed
+    section (a damaged row must not fill the memory)."""
+    packed = bytes(data)
+    limit = max(MIN_INFLATE_BYTES, len(packed) * MAX_COMPRESSION_RATIO)
+    inflater = zlib.decompressobj()
+    try:
+        columns = inflater.decompress(packed, limit)
+    except zlib.error as error:
+        raise StoredValueError(f"a diff census that does not inflate: {error}") from None
+    if inflater.unconsumed_tail:
+        raise StoredValueError(f"a diff census that inflates past {limit:,} bytes")
+    if not inflater.eof:
+        raise StoredValueError("a diff census cut short")
+    return columns
+
+
 @checked_decoder
 def decode_diff_census(data: Buffer, image: KernelImage) -> CensusColumns:
-    fields, (seconds, *raws) = unpack_columns(data, 1 + 2 * _GROUP_COLUMNS + _INLINED_COLUMNS)
+    fields, (seconds, *raws) = unpack_columns(
+        _inflated(data), 1 + 2 * _GROUP_COLUMNS + _INLINED_COLUMNS
+    )
     build_id, machine, kind, has_dwarf, class_names, sections, symbol_bytes, *counts = stored_tuple(
         fields, 10
     )

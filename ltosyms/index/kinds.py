@@ -266,7 +266,7 @@ def _census_key(key: tuple[bool, str]) -> str:
 # sections (ltosyms.diff.sections.layout_of: a stripped copy has the build id too).
 DIFF_CENSUS: Kind[tuple[bool, str], CensusColumns] = Kind(
     name="diff-census",
-    version=2,  # 2: text columns as distinct strings and positions
+    version=3,  # 2: text columns as distinct strings and positions; 3: zlib-compressed
     placement=Placement.ROW,
     key=_census_key,
     encode=_encode_diff_census,
@@ -280,7 +280,7 @@ DIFF_CENSUS: Kind[tuple[bool, str], CensusColumns] = Kind(
 # sources, so that a change to them cannot go out with answers of the code before).
 RESOLVED_FRAMES: Kind[str, FlatRecord] = Kind(
     name="resolved-frame",
-    version=1,
+    version=2,
     placement=Placement.ROW,
     key=_text,
     encode=codecs.encode_flat_record,
