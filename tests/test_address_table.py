@@ -18,12 +18,14 @@ import struct
 import zlib
 from array import array
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import capstone
 import pytest
 from conftest import SAMPLES, SMALL_KERNELS, Corpus
 
+from ltosyms.disasm import CallSiteFinder, Sweep
 from ltosyms.dwarf import (
     ADDRESS_TABLE_KIND,
     AddressTable,
@@ -39,6 +41,7 @@ from ltosyms.elf.debug_sections import dwarf_resolver, dwarf_sections
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.symtab import Symbol, SymbolTable
 from ltosyms.errors import CacheError
+from ltosyms.stores import MemoryMemo
 
 KEY = "image-key"
 
@@ -91,17 +94,7 @@ def sample(
     """The start of ``count`` functions and every call in them, 5,000 seeded random addresses
     over and around the code, the edges of ``count`` // 4 ranges of the unit map: each
     evenly spread over the image."""
-    functions = spread(
-        sorted(
-            (
-                s
-                for s in symbols
-                if s.is_function and s.elf_size and image.section_at(s.link_address) is not None
-            ),
-            key=lambda s: s.link_address,
-        ),
-        count,
-    )
+    functions = sampled_functions(image, symbols, count)
     addresses = {s.link_address for s in functions}
     addresses.update(call_lookup_addresses(image, functions))
     sections = code_sections(image)
@@ -114,6 +107,42 @@ def sample(
     for start, end in spread(edges, count // 4):
         addresses.update((start - 1, start, end - 1, end))
     return sorted(address for address in addresses if address >= 0)
+
+
+def sampled_functions(image: KernelImage, symbols: SymbolTable, count: int) -> list[Symbol]:
+    """About ``count`` functions with code, evenly spread over the image."""
+    return spread(
+        sorted(
+            (
+                s
+                for s in symbols
+                if s.is_function and s.elf_size and image.section_at(s.link_address) is not None
+            ),
+            key=lambda s: s.link_address,
+        ),
+        count,
+    )
+
+
+def calls_found_from_row_starts(
+    image: KernelImage, symbols: SymbolTable, table: AddressTable, functions: list[Symbol]
+) -> tuple[int, int]:
+    """Find the call ending at the return address of every call in ``functions`` twice: by
+    the sweep from its function's start, and from the start of the table's line-table row
+    that holds it (``CallSiteFinder``'s ``row_start``); each must be the same call site.
+    (calls compared, functions the second finder swept from their start after all)."""
+    swept = CallSiteFinder(image, symbols=symbols)
+    sweeps: MemoryMemo[int, Sweep] = MemoryMemo()
+    from_rows = CallSiteFinder(image, symbols=symbols, sweeps=sweeps, row_start=table.row_start)
+    calls = 0
+    for function in functions:
+        for lookup in call_lookup_addresses(image, [function]):
+            return_address, start = lookup + 1, function.link_address
+            expected = swept.call_ending_at(return_address, start)
+            got = from_rows.call_ending_at(return_address, start)
+            assert got == expected, f"{return_address:#x}: {got} != {expected}"
+            calls += 1
+    return calls, len(sweeps.records)
 
 
 def every_code_byte(image: KernelImage) -> list[int]:
@@ -176,9 +205,20 @@ def same_values(one: Sequence[object], two: Sequence[object]) -> bool:
     return list(one) == list(two)
 
 
-def check_image(path: Path, exhaustive: bool, count: int = 4_000) -> tuple[int, int]:
-    """Compare the table of the image at ``path`` with its per-unit resolver: (addresses
-    compared, addresses with source lines)."""
+@dataclass(frozen=True, kw_only=True)
+class Checked:
+    """What :func:`check_image` compared."""
+
+    addresses: int  # looked up in the table and by the per-unit resolver
+    with_lines: int  # of them, those with source lines
+    calls: int  # x86: calls whose site was found from row starts too
+    swept: int  # of their functions, those swept from the start all the same
+
+
+def check_image(path: Path, exhaustive: bool, count: int = 4_000) -> Checked:
+    """Compare the table of the image at ``path`` with its per-unit resolver, and the call
+    sites found from its row starts with those of function sweeps (every function of an
+    ``exhaustive`` check, else those of the sample)."""
     with open_image(path) as image:
         symbols = SymbolTable(image)
         reference = dwarf_resolver(image, symbols)
@@ -189,7 +229,16 @@ def check_image(path: Path, exhaustive: bool, count: int = 4_000) -> tuple[int, 
         assert table.unit_offsets() == reference.unit_offsets()
         assert same_units(reference, table) == []
         assert differences(reference, table, addresses) == []
-        return len(addresses), sum(1 for address in addresses if reference.locations(address))
+        calls = swept = 0
+        if image.machine == "x86_64":
+            functions = sampled_functions(image, symbols, len(symbols) if exhaustive else count)
+            calls, swept = calls_found_from_row_starts(image, symbols, table, functions)
+        return Checked(
+            addresses=len(addresses),
+            with_lines=sum(1 for address in addresses if reference.locations(address)),
+            calls=calls,
+            swept=swept,
+        )
 
 
 SAMPLE_IMAGES = sorted(
@@ -197,17 +246,44 @@ SAMPLE_IMAGES = sorted(
 )
 
 
+# Calls of every function of each sample image: each found from its line-table row start as
+# the function sweep finds it (no function swept from its start).
+SAMPLE_CALLS = {
+    "sample_mod-clang.ko": 10,
+    "sample_mod-gcc.ko": 13,
+    "vmlinux-clang": 67,
+    "vmlinux-clang-lto": 54,
+    "vmlinux-clang-thinlto": 62,
+    "vmlinux-gcc": 62,
+    "vmlinux-gcc-lto": 55,
+}
+
+
 @pytest.mark.parametrize("name", SAMPLE_IMAGES)
 def test_sample_images_answer_alike_at_every_code_byte(name: str) -> None:
-    compared, with_lines = check_image(SAMPLES / name, exhaustive=True)
-    assert with_lines > compared // 2
+    checked = check_image(SAMPLES / name, exhaustive=True)
+    assert checked.with_lines > checked.addresses // 2
+    assert (checked.calls, checked.swept) == (SAMPLE_CALLS[name], 0)
+
+
+# (calls of the sampled functions, functions swept from their start because a call's row
+# starts before the function: gcc's `.cold` parts continue the row of the code before them)
+KERNEL_CALLS = {
+    "clang-thinlto": (16_182, 0),
+    "clang-nolto": (17_019, 0),
+    "gcc-nolto": (16_675, 6),
+    "arm64-clang-thinlto": (0, 0),  # fixed width: the word before the return address
+    "clang-thinlto-6.12": (17_419, 0),
+    "gcc-lto": (15_424, 5),
+}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kernel", SMALL_KERNELS)
 def test_corpus_kernels_answer_alike(corpus: Corpus, kernel: str) -> None:
-    compared, with_lines = check_image(corpus.kernel_vmlinux(kernel), exhaustive=False)
-    assert compared > 20_000 and with_lines > compared // 2
+    checked = check_image(corpus.kernel_vmlinux(kernel), exhaustive=False)
+    assert checked.addresses > 20_000 and checked.with_lines > checked.addresses // 2
+    assert (checked.calls, checked.swept) == KERNEL_CALLS[kernel]
 
 
 def corpus_modules(corpus: Corpus) -> list[Path]:
@@ -220,17 +296,21 @@ def corpus_modules(corpus: Corpus) -> list[Path]:
 def test_corpus_modules_answer_alike_at_every_code_byte(corpus: Corpus) -> None:
     modules = corpus_modules(corpus)
     assert len(modules) == 11
+    calls = swept = 0
     for path in modules:
-        compared, with_lines = check_image(path, exhaustive=True)
-        assert with_lines > compared // 2, path
+        checked = check_image(path, exhaustive=True)
+        assert checked.with_lines > checked.addresses // 2, path
+        calls, swept = calls + checked.calls, swept + checked.swept
+    assert (calls, swept) == (3_838, 0)  # arm64's lkdtm.ko: none compared
 
 
 @pytest.mark.slow
 def test_debian_vmlinux_answers_alike(corpus: Corpus) -> None:
     # Half the small kernels' count of functions: 19,255 addresses on this vmlinux (every
-    # call of 2,000 functions among them), where 4,000 functions gave 34,570.
-    compared, with_lines = check_image(corpus.debian_vmlinux(), exhaustive=False, count=2_000)
-    assert (compared, with_lines) == (19_255, 15_278)
+    # call of 2,000 functions among them), where 4,000 functions gave 34,570; the 10,121
+    # calls of those functions found from their row starts as the function sweeps find them.
+    checked = check_image(corpus.debian_vmlinux(), exhaustive=False, count=2_000)
+    assert checked == Checked(addresses=19_255, with_lines=15_278, calls=10_121, swept=19)
 
 
 # -- the bytes ----------------------------------------------------------------------------------

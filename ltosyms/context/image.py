@@ -174,7 +174,12 @@ class ImageContext:
             call_sites=self.memo(kinds.CALL_SITES),
             sweeps=self.memo(kinds.SWEEPS),
             patch_sites=self.memo(kinds.PATCH_SITES),
+            row_start=self._row_start,
         )
+
+    def _row_start(self, link_address: int) -> int | None:
+        dwarf = self.dwarf
+        return None if dwarf is None else dwarf.row_start(link_address)
 
     @property
     def patch_sites(self) -> PatchSites:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
@@ -56,6 +56,9 @@ MAX_SWEEP_BYTES = 256 * 1024
 # swept again; a log's frames fall in far fewer functions.
 SWEEPS_KEPT = 4096
 ANSWERS_KEPT = 65_536
+# A line-table row longer than this is not swept from its start (the sweep from the function
+# start answers): rows of compiled code are a few instructions, those of assembly one.
+MAX_ROW_SWEEP_BYTES = 4096
 _SWEEP_CHUNK = 256
 _MAX_CHUNK = 65536
 
@@ -182,10 +185,15 @@ class CallSiteFinder:
         call_sites: Memo[tuple[int, int | None], CallSite | NoCallSite] | None = None,
         sweeps: Memo[int, Sweep] | None = None,
         patch_sites: Memo[None, PatchSites] | None = None,
+        row_start: Callable[[int], int | None] | None = None,
     ) -> None:
         """The memos keep answers (by return address and function start), sweeps (by
         function start) and the image's patch tables for later runs. Answers depend on the
-        symbol table (thunk names): memos of answers and sweeps need ``symbols``."""
+        symbol table (thunk names): memos of answers and sweeps need ``symbols``.
+        ``row_start(address)``, when given, is where the line-table row covering ``address``
+        starts, when that is cheap to know (the DWARF resolver's
+        :meth:`~ltosyms.dwarf.DwarfResolver.row_start`): a short sweep from there finds most
+        calls (see :meth:`_call_from_row_start`)."""
         if isinstance(source, KernelImage):
             arch = arch or source.machine
             # Module call displacements are relocations, zero in the .ko until the loader
@@ -205,6 +213,7 @@ class CallSiteFinder:
         self._call_sites = call_sites
         self._stored_sweeps = sweeps
         self._patch_sites = patch_sites
+        self._row_start = row_start if self.arch == X86_64 else None
 
     def call_ending_at(self, return_address: int, function_start: int | None) -> CallSite | None:
         """The instruction ending exactly at ``return_address``; remembered, and with a memo
@@ -212,6 +221,11 @@ class CallSiteFinder:
         key = (return_address, function_start)
         if key in self._answers:
             return self._answers[key]
+        if self._row_start is not None and function_start is not None:
+            site = self._call_from_row_start(return_address, function_start)
+            if site is not None:
+                self._remember(key, site)  # found again faster than a memo is read
+                return site
         if self._call_sites is not None:
             stored = self._call_sites.get(key)
             if stored is not None:
@@ -260,6 +274,42 @@ class CallSiteFinder:
         ran_out = sweep.exhausted and sweep.next_address < return_address
         if (sweep.desyncs and sweep.desyncs[0] < return_address) or ran_out:
             return self._window(return_address)
+        return None
+
+    def _call_from_row_start(self, return_address: int, function_start: int) -> CallSite | None:
+        """The call ending at ``return_address``, decoded from the start of the line-table row
+        that holds it; None when that finds no call ending there (the sweep from the function
+        start then decides).
+
+        Rows start at instructions, so from a row start inside the function the instructions
+        up to the return address are those of the sweep from the function start, a few
+        instead of hundreds: a call ending at the return address found this way is the answer
+        that sweep gives (a call ending there is returned before any boot-patch rule)."""
+        assert self._row_start is not None
+        row_start = self._row_start(return_address - 1)
+        if row_start is None or not function_start <= row_start < return_address:
+            return None
+        if return_address - row_start > MAX_ROW_SWEEP_BYTES:
+            return None
+        try:
+            code = self.source.read(row_start, return_address - row_start)
+        except InputError:
+            return None
+        for address, size, mnemonic, op_str in iter_instructions(X86_64, code, row_start):
+            end = address + size
+            if end < return_address:
+                continue
+            if end > return_address or not is_call(X86_64, mnemonic):
+                return None
+            return self._record(
+                address,
+                size,
+                mnemonic,
+                op_str,
+                return_address,
+                patch=None,
+                method=SweepMethod.FUNCTION_SWEEP,
+            )
         return None
 
     def boundary_at_or_after(self, function_start: int, link_address: int) -> int | None:

@@ -321,6 +321,15 @@ class AddressTable:
                     chain.append(node)
         return data.chain_locations(link_address, chain, outer_name)
 
+    def row_start(self, link_address: int) -> int | None:
+        """Where the line-table row covering ``link_address`` starts (None: no unit's rows
+        cover it)."""
+        cu_offset = self.cu_map.unit_at(link_address)
+        if cu_offset is None:
+            return None
+        unit = self._units.get(cu_offset) or self._unit(cu_offset)
+        return unit.data.row_start(link_address)
+
     def function_at(self, link_address: int) -> FunctionExtent | None:
         cu_offset = self.cu_map.unit_at(link_address)
         if cu_offset is None:

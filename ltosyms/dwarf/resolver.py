@@ -190,6 +190,19 @@ class DwarfResolver:
             self.chains.put(link_address, chain)
         return chain
 
+    def row_start(self, link_address: int) -> int | None:
+        """Where the line-table row covering ``link_address`` starts: a known instruction
+        start at or before it. Answered only where that costs a lookup, not a unit load: from
+        the address table, or from a unit this resolver holds (None otherwise, and where no
+        row covers the address)."""
+        if self.table is not None:
+            return self.table.row_start(link_address)
+        if self._cu_map is None:
+            return None
+        cu_offset = self._cu_map.unit_at(link_address)
+        data = self._units.get(cu_offset) if cu_offset is not None else None
+        return None if data is None else data.row_start(link_address)
+
     def _keep_unit(self, cu_offset: int, data: CuData) -> None:
         if len(self._units) >= UNITS_KEPT:
             self._units.clear()

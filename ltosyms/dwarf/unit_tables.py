@@ -129,6 +129,12 @@ class CuData:
             return None
         return find_row(self.row_addresses, self.row_files, offset, NO_FILE)
 
+    def row_start(self, link_address: int) -> int | None:
+        """Where the line-table row covering ``link_address`` starts (None outside the unit's
+        sequences): an instruction start, since compilers begin rows only at instructions."""
+        row = self.line_row(link_address)
+        return None if row is None else self.address_base + self.row_addresses[row]
+
     def function_node(self, link_address: int) -> int | None:
         """The subprogram node whose ranges hold ``link_address``."""
         offset = link_address - self.address_base
