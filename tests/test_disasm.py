@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -400,6 +402,100 @@ def test_samples_module_calls(name: str, images: Images) -> None:
         # An ET_REL call's displacement is a relocation: the .ko does not know the target.
         assert site.target_link_address is None
     assert len(calls) >= 5
+
+
+# -- capstone's library without the package ------------------------------------------------------
+
+
+def _package_instructions(arch: str, code: bytes, address: int) -> list[tuple[int, int, str, str]]:
+    import capstone
+
+    if arch == "x86_64":
+        handle = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        handle.syntax = capstone.CS_OPT_SYNTAX_ATT
+    else:
+        handle = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+    return list(handle.disasm_lite(code, address))
+
+
+def _library_instructions(arch: str, code: bytes, address: int) -> list[tuple[int, int, str, str]]:
+    from ltosyms.disasm import capstone_library as library
+
+    if arch == "x86_64":
+        handle = library.open_handle(library.CS_ARCH_X86, library.CS_MODE_64, att_syntax=True)
+    else:
+        handle = library.open_handle(library.CS_ARCH_ARM64, library.CS_MODE_ARM, att_syntax=False)
+    assert handle is not None  # the installed capstone is 5.x (pyproject.toml)
+    return list(handle.disasm_lite(code, address))
+
+
+def _text(path: Path, limit: int) -> tuple[bytes, int]:
+    with open_image(path) as image:
+        text = image.get_section(".text")
+        assert text is not None
+        return bytes(image.read(text.link_address, min(text.size, limit))), text.link_address
+
+
+def test_capstone_library_decodes_the_sample_code_as_the_package() -> None:
+    code, address = _text(SAMPLES / "vmlinux-gcc", 1 << 20)
+    expected = _package_instructions("x86_64", code, address)
+    assert _library_instructions("x86_64", code, address) == expected
+    assert sum(size for _address, size, _mnemonic, _operands in expected) == len(code)
+    # Cut short at the first bytes that are no instruction, and one at a time, alike.
+    boundary = sum(size for _address, size, _mnemonic, _operands in expected[:10])
+    cut = code[:boundary] + b"\x06" + code[boundary:]  # push %es: none in 64-bit mode
+    assert _library_instructions("x86_64", cut, address) == expected[:10]
+    from ltosyms.disasm import capstone_library as library
+
+    handle = library.open_handle(library.CS_ARCH_X86, library.CS_MODE_64, att_syntax=True)
+    assert handle is not None
+    assert list(handle.disasm_lite(code, address, 1)) == expected[:1]
+    assert list(handle.disasm_lite(b"", address)) == []
+
+
+def test_capstone_library_gives_the_x86_encoding_fields_the_package_gives() -> None:
+    import capstone
+
+    from ltosyms.disasm import capstone_library as library
+
+    code, address = _text(SAMPLES / "vmlinux-gcc", 1 << 20)
+    package = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    package.detail = True
+    handle = library.open_handle(library.CS_ARCH_X86, library.CS_MODE_64, True, detail=True)
+    assert handle is not None
+    with_fields = 0
+    for insn in package.disasm(code, address):
+        start = insn.address - address
+        got = handle.x86_encoding(code[start : start + 15], insn.address)
+        assert got == (insn.disp_offset, insn.disp_size, insn.imm_offset, insn.imm_size), insn
+        with_fields += bool(insn.disp_size or insn.imm_size)
+    # Of the sample's instructions, those with a displacement or an immediate.
+    assert with_fields == 456
+    assert handle.x86_encoding(b"\x06", address) is None  # push %es: none in 64-bit mode
+
+
+def test_capstone_library_decodes_arm64_kernel_code_as_the_package(corpus: Corpus) -> None:
+    code, address = _text(corpus.kernel_vmlinux("arm64-clang-thinlto"), 1 << 20)
+    expected = _package_instructions("aarch64", code, address)
+    assert len(expected) == len(code) // 4  # no word of the first MiB that is no instruction
+    assert _library_instructions("aarch64", code, address) == expected
+
+
+def test_a_sweep_does_not_import_the_capstone_package() -> None:
+    # The package's import is ~50 ms of a short run (ltosyms.disasm.capstone_library).
+    program = (
+        "import sys; from ltosyms.disasm.decoder import iter_instructions, decode_one; "
+        "assert list(iter_instructions('x86_64', b'\\xe8\\0\\0\\0\\0\\xc3', 0x1000)) == "
+        "[(0x1000, 5, 'callq', '0x1005'), (0x1005, 1, 'retq', '')]; "
+        "assert decode_one('aarch64', b'\\x00\\x00\\x00\\x94', 0) == (0, 4, 'bl', '#0'); "
+        "from ltosyms.disasm.decoder import x86_operand_fields as fields; "
+        "assert fields(b'\\x48\\x8b\\x45\\x08', 0) == ((3, 1),); "
+        "print('capstone' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    assert done.stdout == "False\n"
 
 
 # -- real kernels: return addresses --------------------------------------------------------------

@@ -4,9 +4,11 @@ No other module of ltosyms imports capstone. x86 is decoded in AT&T syntax, as o
 scripts/decodecode print it (what kernel developers read); ``detail`` is off except for the
 operand-field query, which only the ``Code:`` comparison needs.
 
-capstone is imported on the first decode, not with this module: a decode served from the index
+capstone is loaded on the first decode, not with this module: a decode served from the index
 (call sites already stored) never disassembles, and loading the library is a measurable part
-of a short run.
+of a short run. The sweeps' decoder (details off) calls capstone 5's library through
+:mod:`ltosyms.disasm.capstone_library`, without importing the package (~50 ms); the package
+serves the rest, and everything when its library is another version.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ _handles: dict[tuple[str, bool], Any] = {}
 def _handle(arch: str, detail: bool = False) -> Any:
     key = (arch, detail)
     handle = _handles.get(key)
+    if handle is None and key not in _handles:
+        handle = _handles[key] = _library_handle(arch, detail)
     if handle is None:
         import capstone  # lazy: see the module note
 
@@ -77,6 +81,16 @@ def _handle(arch: str, detail: bool = False) -> Any:
     return handle
 
 
+def _library_handle(arch: str, detail: bool) -> Any:
+    from ltosyms.disasm import capstone_library as library
+
+    if arch == X86_64:
+        return library.open_handle(library.CS_ARCH_X86, library.CS_MODE_64, True, detail)
+    if arch == AARCH64 and not detail:
+        return library.open_handle(library.CS_ARCH_ARM64, library.CS_MODE_ARM, False)
+    return None
+
+
 def iter_instructions(arch: str, data: bytes, address: int) -> Iterator[RawInstruction]:
     """Instructions of ``data`` (first byte at ``address``) until the first invalid one."""
     return _handle(arch).disasm_lite(data, address)  # type: ignore[no-any-return]
@@ -92,7 +106,17 @@ def decode_one(arch: str, data: bytes, address: int) -> RawInstruction | None:
 def x86_operand_fields(data: bytes, address: int) -> tuple[tuple[int, int], ...]:
     """(offset, size) of the immediate and displacement of the x86 instruction at ``data[0]``:
     the fields a relocation or KASLR can rewrite (capstone ``cs_x86_encoding``)."""
-    for insn in _handle(X86_64, detail=True).disasm(data, address, 1):
+    from ltosyms.disasm.capstone_library import Handle
+
+    handle = _handle(X86_64, detail=True)
+    if isinstance(handle, Handle):
+        encoding = handle.x86_encoding(data, address)
+        if encoding is None:
+            return ()
+        disp_offset, disp_size, imm_offset, imm_size = encoding
+        fields = ((imm_offset, imm_size), (disp_offset, disp_size))
+        return tuple((offset, size) for offset, size in fields if size)
+    for insn in handle.disasm(data, address, 1):
         fields = ((insn.imm_offset, insn.imm_size), (insn.disp_offset, insn.disp_size))
         return tuple((int(offset), int(size)) for offset, size in fields if size)
     return ()
