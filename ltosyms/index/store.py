@@ -262,9 +262,7 @@ def _write_by_rename(path: Path, prefix: str, chunks: Iterable[bytes]) -> None:
     """Write ``chunks`` to a new temporary file next to ``path`` (named ``<prefix>.*.tmp``,
     made with O_EXCL), then rename it to ``path``: readers see the old file or the new one
     whole. OSError when it cannot be written (the temporary file is removed)."""
-    import tempfile  # only a new file needs it
-
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix + ".", suffix=".tmp")
+    descriptor, temporary = _temporary_file(path.parent, prefix)
     try:
         with os.fdopen(descriptor, "wb") as file:
             for chunk in chunks:
@@ -274,6 +272,20 @@ def _write_by_rename(path: Path, prefix: str, chunks: Iterable[bytes]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def _temporary_file(directory: Path, prefix: str) -> tuple[int, str]:
+    """A new file ``<prefix>.<random>.tmp`` in ``directory``, open for writing: made with
+    O_EXCL and mode 0600 as ``tempfile.mkstemp`` makes it, without importing tempfile (with
+    shutil, bz2, lzma and random: ~5 ms of a short decode)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _attempt in range(100):
+        name = os.path.join(directory, f"{prefix}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(name, flags, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no new temporary file name in {directory}")
 
 
 def _other_files_indexed(path: Path, build_id: str | None) -> list[Path]:
@@ -980,9 +992,7 @@ def _primary_code(error: sqlite3.Error) -> int:
 
 def _create(path: Path, header: dict[str, str]) -> None:
     """Write a complete empty index into a temporary file and rename it to ``path``."""
-    import tempfile  # only a new index file needs it
-
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    descriptor, temporary = _temporary_file(path.parent, path.name)
     os.close(descriptor)
     try:
         connection = sqlite3.connect(temporary, isolation_level=None)
