@@ -295,21 +295,14 @@ class CallSiteFinder:
             code = self.source.read(row_start, return_address - row_start)
         except InputError:
             return None
-        for address, size, mnemonic, op_str in iter_instructions(X86_64, code, row_start):
-            end = address + size
-            if end < return_address:
+        for instruction in iter_instructions(X86_64, code, row_start):
+            address, size, mnemonic, _operands = instruction
+            if address + size < return_address:
                 continue
-            if end > return_address or not is_call(X86_64, mnemonic):
+            if address + size > return_address or not is_call(X86_64, mnemonic):
                 return None
-            return self._record(
-                address,
-                size,
-                mnemonic,
-                op_str,
-                return_address,
-                patch=None,
-                method=SweepMethod.FUNCTION_SWEEP,
-            )
+            method = SweepMethod.FUNCTION_SWEEP  # a sweep within the function, as from its start
+            return self._record(*instruction, return_address, patch=None, method=method)
         return None
 
     def boundary_at_or_after(self, function_start: int, link_address: int) -> int | None:
