@@ -30,6 +30,7 @@ order: the bytes depend on the units only.
 
 from __future__ import annotations
 
+import operator
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
@@ -380,23 +381,23 @@ def _check_shape(columns: dict[str, memoryview]) -> None:
             len(columns[name]) == units + 1
             and columns[name][0] == 0
             and columns[name][units] == length
-            and all(a <= b for a, b in zip(columns[name][:-1], columns[name][1:], strict=True))
+            and _ascending(columns[name], operator.le)
             for name, length in lengths.items()
         )
-        and all(
-            a < b
-            for a, b in zip(columns["unit_offsets"][:-1], columns["unit_offsets"][1:], strict=True)
-        )
+        and _ascending(columns["unit_offsets"], operator.lt)
         and len(columns["string_ends"]) >= 1
         and columns["string_ends"][0] == 0
         and columns["string_ends"][-1] == len(columns["string_bytes"])
-        and all(
-            a <= b
-            for a, b in zip(columns["string_ends"][:-1], columns["string_ends"][1:], strict=True)
-        )
+        and _ascending(columns["string_ends"], operator.le)
     )
     if not consistent:
         raise CacheError(f"{ADDRESS_TABLE_KIND} table: its columns do not fit together")
+
+
+def _ascending(column: Column, order: Callable[[int, int], bool]) -> bool:
+    """Each value of ``column`` and the next are in ``order`` (compared in C: a table opened
+    checks ~200,000 of them, Debian 6.1's strings)."""
+    return all(map(order, column[:-1], column[1:]))
 
 
 @dataclass(slots=True)
