@@ -45,7 +45,7 @@ RESOLUTION_SOURCES = (
 )
 
 # The digest of RESOLUTION_SOURCES that each version of RESOLVED_FRAMES was made with.
-RESOLUTION_DIGESTS = {1: "bcb5318c", 2: "6e2370aa"}
+RESOLUTION_DIGESTS = {1: "bcb5318c", 2: "fb64f245"}
 
 
 def resolution_digest() -> str:

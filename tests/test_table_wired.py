@@ -5,8 +5,10 @@ index writes the table once and again when it is damaged or foreign (item 4)."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
+from array import array
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,9 @@ from conftest import SAMPLES, SMALL_KERNELS, Corpus
 from ltosyms import Decoder, ImageContext, ModuleSet, Session, iter_reports
 from ltosyms.cli import cli
 from ltosyms.context.build import IndexBuild, build_index, dwarf_codec
-from ltosyms.dwarf import SourceLocation
+from ltosyms.dwarf import ADDRESS_TABLE_KIND, AddressTable, SourceLocation
+from ltosyms.dwarf.table_layout import pack_columns, read_columns
+from ltosyms.index import kinds
 from ltosyms.index.store import TABLE_SUFFIX, CacheLocation
 
 # name+0xOFF/0xSIZE [module], as a trace prints a frame.
@@ -172,3 +176,51 @@ def test_the_index_keeps_one_table_and_writes_it_again_when_damaged_or_foreign(
         assert context.address_table is None
     assert index_sample("vmlinux-gcc-lto", location).table_written
     assert table_file.read_bytes() == written
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("node_names", -1),  # string ids past the string table (its type's largest)
+        ("row_files", 200),  # file numbers past each unit's files
+        ("map_units", 5),  # a unit the table does not hold
+    ],
+)
+def test_a_table_whose_values_point_outside_it_is_refused_on_first_use(
+    column: str, value: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Damage under a valid checksum and a valid shape (a writer with a bug, or a hostile
+    # one): the first lookup that meets it drops the table, the units answer alike, the
+    # file is removed, and the next index writes it again.
+    location = CacheLocation(directory=tmp_path)
+    index_sample("vmlinux-gcc-lto", location)
+    (table_file,) = tmp_path.glob(f"*.address-table-*{TABLE_SUFFIX}")
+    written = table_file.read_bytes()
+    with ImageContext.open(SAMPLES / "vmlinux-gcc-lto") as context:
+        parsed = chains_everywhere(context)
+    with ImageContext.open(SAMPLES / "vmlinux-gcc-lto", cache=location) as context:
+        table = context.address_table
+        memo = context.memo(kinds.ADDRESS_TABLE)
+        assert table is not None and memo is not None
+        columns = dict(read_columns(table.to_bytes(), ADDRESS_TABLE_KIND).columns)
+        damaged = array(columns[column].format)
+        if value < 0:
+            value = (1 << (8 * damaged.itemsize)) - 1
+            assert value >= len(table.strings)  # no such string id
+        damaged.extend([value] * len(columns[column]))
+        columns[column] = damaged
+        data = pack_columns(ADDRESS_TABLE_KIND, table.image_key, list(columns.items()))
+        memo.put(None, AddressTable.from_buffer(data, table.image_key))
+    assert table_file.read_bytes() != written
+    with (
+        caplog.at_level(logging.WARNING, logger="ltosyms"),
+        ImageContext.open(SAMPLES / "vmlinux-gcc-lto", cache=location) as context,
+    ):
+        assert context.address_table is not None  # whole, of this image: it opens
+        assert chains_everywhere(context) == parsed
+        assert context.address_table is None and context.dwarf is not None
+        assert context.dwarf.table is None
+    assert caplog.text.count("holds a value that points outside it") == 1
+    assert not table_file.exists()
+    rebuilt = index_sample("vmlinux-gcc-lto", location)
+    assert rebuilt.table_written and table_file.read_bytes() == written

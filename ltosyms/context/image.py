@@ -153,7 +153,16 @@ class ImageContext:
             chains=self.memo(kinds.CHAINS),
             outer_name=outer_name,
             table=self.address_table,
+            table_refused=self._address_table_refused,
         )
+
+    def _address_table_refused(self) -> None:
+        # Its values point outside it (damage under a valid checksum): no later use of it in
+        # this run (self.address_table) or another (the index removes the file).
+        self.__dict__["address_table"] = None  # what the cached_property holds
+        memo = self.memo(kinds.ADDRESS_TABLE)
+        if memo is not None:
+            memo.refuse(None)
 
     @cached_property
     def address_table(self) -> AddressTable | None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, overload
 
-from ltosyms.dwarf.records import SourceLocation
+from ltosyms.dwarf.records import FunctionLines, SourceLocation
 from ltosyms.dwarf.table_layout import Column, pack_columns, read_columns, require
 from ltosyms.dwarf.unit_map import CuMap
 from ltosyms.dwarf.unit_records import CompileUnit, FunctionExtent
@@ -336,6 +336,23 @@ class AddressTable:
         if cu_offset is None:
             return None
         return self.unit(cu_offset).function_extent(link_address)
+
+    def function_lines(self, link_address: int) -> FunctionLines | None:
+        cu_offset = self.cu_map.unit_at(link_address)
+        if cu_offset is None:
+            return None
+        return self.unit(cu_offset).function_lines(link_address)
+
+    def compile_unit_at(self, link_address: int) -> CompileUnit | None:
+        """The unit whose code holds ``link_address`` (None: no unit claims it);
+        :class:`CacheError` when the table lacks the unit its map names."""
+        cu_offset = self.cu_map.unit_at(link_address)
+        if cu_offset is None:
+            return None
+        unit = self.compile_unit(cu_offset)
+        if unit is None:
+            raise CacheError(f"address table of {self.image_key}: no unit at {cu_offset:#x}")
+        return unit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

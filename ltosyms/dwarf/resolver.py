@@ -23,14 +23,15 @@ of the inlined subroutine inside it; the outermost entry is the function itself.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ltosyms.dwarf.paths import relative_path, source_roots
 from ltosyms.dwarf.records import FunctionLines, SourceLocation
 from ltosyms.dwarf.sections import SectionSource
 from ltosyms.dwarf.unit_records import CompileUnit, FunctionExtent
-from ltosyms.errors import InputError
+from ltosyms.errors import CacheError, InputError
 from ltosyms.stores import Memo, MemoryMemo
 
 if TYPE_CHECKING:
@@ -41,7 +42,10 @@ if TYPE_CHECKING:
     from ltosyms.dwarf.unit_map import CuMap
     from ltosyms.dwarf.unit_tables import CuData
 
+log = logging.getLogger(__name__)
+
 CuKey = int  # .debug_info offset of a unit header: names a unit within one build
+T = TypeVar("T")
 
 # Names the outermost entry of a chain: (link address, within the symbol's size) -> name.
 # llvm-symbolizer takes it from the ELF symbol table (ltosyms.elf.outer_names).
@@ -66,6 +70,7 @@ class DwarfResolver:
         chains: Memo[int, tuple[SourceLocation, ...]] | None = None,
         outer_name: OuterName | None = None,
         table: AddressTable | None = None,
+        table_refused: Callable[[], None] | None = None,
     ) -> None:
         """``sections`` are opened only when a unit or the unit map must be parsed; parsed
         units and the unit map are kept in ``units`` and ``unit_map`` (memos of this process
@@ -74,7 +79,8 @@ class DwarfResolver:
         ``table``, when given (the image's :class:`AddressTable`), answers every lookup: no
         unit is loaded or parsed, and chains are neither read from ``chains`` nor kept (a
         lookup in the table costs less than reading a stored chain, and a million addresses
-        asked must not hold a million chains)."""
+        asked must not hold a million chains). ``table_refused`` is called when the table turns
+        out to hold values that point outside it (the resolver then answers from the units)."""
         self.sections = sections
         self.name = sections.name
         self.units: Memo[CuKey, CuData] = (
@@ -84,6 +90,7 @@ class DwarfResolver:
         self.outer_name = outer_name
         self.chains = chains if outer_name is not None and table is None else None
         self.table = table
+        self.table_refused = table_refused
         self._parser: UnitParser | None = None
         self._cu_map: CuMap | None = table.cu_map if table is not None else None
         self._units: dict[int, CuData] = {}
@@ -170,7 +177,10 @@ class DwarfResolver:
         With a memo of chains (given with the symbol table), the chain of an address asked
         before comes from it without loading its unit."""
         if self.table is not None:
-            return self.table.locations(link_address, self.outer_name)
+            return self._from_table(
+                lambda table: table.locations(link_address, self.outer_name),
+                lambda: self.locations(link_address),
+            )
         chain = self._answers.get(link_address)
         if chain is not None:
             return chain
@@ -196,12 +206,42 @@ class DwarfResolver:
         the address table, or from a unit this resolver holds (None otherwise, and where no
         row covers the address)."""
         if self.table is not None:
-            return self.table.row_start(link_address)
+            return self._from_table(
+                lambda table: table.row_start(link_address), lambda: self.row_start(link_address)
+            )
         if self._cu_map is None:
             return None
         cu_offset = self._cu_map.unit_at(link_address)
         data = self._units.get(cu_offset) if cu_offset is not None else None
         return None if data is None else data.row_start(link_address)
+
+    def _from_table(
+        self, from_table: Callable[[AddressTable], T], from_units: Callable[[], T]
+    ) -> T:
+        """``from_table(table)``; ``from_units()`` when the address table turns out to hold a
+        value that points outside it or names a unit it lacks: damage its checksum does not
+        show, which only a writer with a bug or a hostile one makes. The table is then
+        dropped with one warning, and refused (``table_refused``: the index removes it, and
+        ``ltosyms index`` writes it anew).
+        The table answers exactly as the units do (tests/test_address_table.py compares them
+        at every code byte of the samples): an IndexError there is the table's, not the
+        code's."""
+        table = self.table
+        assert table is not None
+        try:
+            return from_table(table)
+        except (IndexError, CacheError) as error:
+            log.warning(
+                "%s: the index's address table holds a value that points outside it (%s); "
+                "the units answer instead (`ltosyms index` writes the table anew)",
+                self.name,
+                error,
+            )
+            self.table = None
+            self._cu_map = None
+            if self.table_refused is not None:
+                self.table_refused()
+            return from_units()
 
     def _keep_unit(self, cu_offset: int, data: CuData) -> None:
         if len(self._units) >= UNITS_KEPT:
@@ -218,7 +258,11 @@ class DwarfResolver:
     ) -> dict[int, tuple[SourceLocation, ...]]:
         """:meth:`locations` for many addresses, each unit parsed once."""
         if self.table is not None:
-            return {a: self.table.locations(a, self.outer_name) for a in link_addresses}
+            wanted = list(link_addresses)
+            return self._from_table(
+                lambda table: {a: table.locations(a, self.outer_name) for a in wanted},
+                lambda: self.locations_many(wanted),
+            )
         by_unit: dict[int | None, list[int]] = {}
         for link_address in link_addresses:
             by_unit.setdefault(self.cu_for(link_address), []).append(link_address)
@@ -247,6 +291,11 @@ class DwarfResolver:
 
     def function_at(self, link_address: int) -> FunctionExtent | None:
         """The DWARF function (subprogram with code) holding ``link_address``."""
+        if self.table is not None:
+            return self._from_table(
+                lambda table: table.function_at(link_address),
+                lambda: self.function_at(link_address),
+            )
         cu_offset = self.cu_for(link_address)
         if cu_offset is None:
             return None
@@ -255,6 +304,11 @@ class DwarfResolver:
     def function_lines(self, link_address: int) -> FunctionLines | None:
         """The source lines the DWARF function holding ``link_address`` spans in its own file
         (:meth:`CuData.function_lines`)."""
+        if self.table is not None:
+            return self._from_table(
+                lambda table: table.function_lines(link_address),
+                lambda: self.function_lines(link_address),
+            )
         cu_offset = self.cu_for(link_address)
         if cu_offset is None:
             return None
@@ -267,6 +321,11 @@ class DwarfResolver:
         return extent.ranges if extent is not None else ()
 
     def functions(self, cu_offset: CuKey) -> list[FunctionExtent]:
+        if self.table is not None:
+            return self._from_table(
+                lambda table: table.unit(cu_offset).functions(),
+                lambda: self.functions(cu_offset),
+            )
         return self.cu_data(cu_offset).functions()
 
     def unit_files(self, link_addresses: Sequence[int]) -> list[str | None]:
@@ -297,12 +356,15 @@ class DwarfResolver:
     def compile_unit(self, link_address: int) -> CompileUnit | None:
         """The compilation unit whose code holds ``link_address``: its name and compilation
         directory, from its top DIE alone (None: no unit claims the address)."""
+        if self.table is not None:
+            return self._from_table(
+                lambda table: table.compile_unit_at(link_address),
+                lambda: self.compile_unit(link_address),
+            )
         cu_offset = self.cu_for(link_address)
         if cu_offset is None:
             return None
         unit = self._compile_units.get(cu_offset)
-        if unit is None and self.table is not None:
-            unit = self.table.compile_unit(cu_offset)
         if unit is None:
             unit = self.parser.compile_unit(cu_offset)
         self._compile_units[cu_offset] = unit

@@ -153,6 +153,8 @@ class Answers:
         replaces it, as one that does not decode is."""
         self._decoded_kept.pop((kind.stored_name, key), None)
         self._replacing.add((kind.stored_name, key))
+        if kind.placement is Placement.TABLE:
+            self.store.discard_table(kind.stored_name)  # a table file is read by later runs
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -526,6 +526,20 @@ class IndexStore:
             return False
         return True
 
+    def discard_table(self, kind: str) -> None:
+        """Remove the table of ``kind``: one that checked whole but proved unusable (its
+        values point outside it), so that no later run uses it and the next ``ltosyms
+        index`` writes it anew."""
+        if self.read_only or not self.usable:
+            return
+        path = self.table_path(kind)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            log.warning("index table %s not removed: %s", path, error)
+
     def _check_tables(self) -> bool:
         """Every table file against its checksum; a damaged one is removed (reading it
         refuses it too, see :meth:`get_table`: the index build makes room for the new one)."""
