@@ -438,6 +438,14 @@ def test_columns_that_do_not_fit_together_are_refused_despite_a_good_checksum(
     assert zlib.crc32(rewritten[16:]) == struct.unpack_from("<I", rewritten, 12)[0]
     with pytest.raises(CacheError, match="do not fit together"):
         AddressTable.from_buffer(rewritten, KEY)
+    columns["row_bounds"] = array("Q", bounds[:-1] + array("Q", [bounds[-1] - 1]))
+    AddressTable.from_buffer(pack_columns(ADDRESS_TABLE_KIND, KEY, list(columns.items())), KEY)
+    # A unit map naming a unit the table does not hold.
+    map_units = array("Q", columns["map_units"])
+    map_units[0] = 5
+    columns["map_units"] = map_units
+    with pytest.raises(CacheError, match="do not fit together"):
+        AddressTable.from_buffer(pack_columns(ADDRESS_TABLE_KIND, KEY, list(columns.items())), KEY)
     del columns["node_names"]
     with pytest.raises(CacheError, match="no column node_names"):
         AddressTable.from_buffer(pack_columns(ADDRESS_TABLE_KIND, KEY, list(columns.items())), KEY)

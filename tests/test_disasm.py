@@ -27,6 +27,7 @@ from ltosyms.disasm import (
     CallSiteFinder,
     CodeVerdict,
     PatchReason,
+    Sweep,
     SweepMethod,
     call_ending_at,
     code_bytes_from_words,
@@ -36,10 +37,12 @@ from ltosyms.disasm import (
     image_window,
     patch_sites,
 )
+from ltosyms.disasm.callsite import MAX_SWEEP_BYTES
 from ltosyms.elf.image import KernelImage, open_image
 from ltosyms.elf.symtab import Symbol, SymbolTable
 from ltosyms.errors import InputError
 from ltosyms.render.code_listing import code_listing_json, code_listing_lines, code_match_line
+from ltosyms.stores import MemoryMemo
 
 X86_VARIANTS = ("clang-thinlto", "clang-nolto", "gcc-nolto")
 # The build each x86 variant's Code: lines are checked against as "a different kernel".
@@ -173,6 +176,64 @@ def test_x86_direct_indirect_and_not_a_call() -> None:
     assert pop is not None and not pop.is_call and pop.mnemonic.startswith("pop")
     last = finder.call_ending_at(0x1014, 0x1000)
     assert last is not None and last.target_link_address == 0x1000 and last.call_site == 0x100F
+
+
+def test_x86_calls_from_row_starts_are_those_of_the_function_sweep() -> None:
+    # Rows of X86_FUNCTION as a compiler would start them: at push, at the direct call, at
+    # `call *%rax`, at pop. A return address is looked up at its address - 1.
+    rows = (0x1000, 0x1004, 0x1009, 0x100E)
+    asked: list[int] = []
+
+    def row_start(address: int) -> int | None:
+        asked.append(address)
+        return max((row for row in rows if row <= address), default=None)
+
+    swept = CallSiteFinder(BytesSource(X86_FUNCTION, 0x1000), "x86_64")
+    sweeps: MemoryMemo[int, Sweep] = MemoryMemo()
+    from_rows = CallSiteFinder(BytesSource(X86_FUNCTION, 0x1000), "x86_64", row_start=row_start)
+    for return_address in range(0x1001, 0x1015):
+        got = from_rows.call_ending_at(return_address, 0x1000)
+        assert got == swept.call_ending_at(return_address, 0x1000), hex(return_address)
+    assert len(asked) == 0x14  # every return address asked its row once
+    # The calls ending at 0x1009, 0x100B, 0x100E and 0x1014 came from their rows: a finder
+    # that keeps its function sweeps made none for them. (Kept sweeps need a symbol table:
+    # a sample's, which has no symbol at these addresses.)
+    with open_image(SAMPLES / "vmlinux-gcc") as image:
+        keeping = CallSiteFinder(
+            BytesSource(X86_FUNCTION, 0x1000),
+            "x86_64",
+            SymbolTable(image),
+            sweeps=sweeps,
+            row_start=row_start,
+        )
+        for return_address in (0x1009, 0x100B, 0x100E, 0x1014):
+            site = keeping.call_ending_at(return_address, 0x1000)
+            assert site is not None and site.is_call
+            assert site == swept.call_ending_at(return_address, 0x1000)
+        assert sweeps.records == {}
+        assert keeping.call_ending_at(0x100F, 0x1000) == swept.call_ending_at(0x100F, 0x1000)
+        assert list(sweeps.records) == [0x1000]  # `pop` is no call: the function sweep decides
+
+
+def test_x86_a_far_function_start_is_no_start_for_row_sweeps_either() -> None:
+    # A "function start" more than MAX_SWEEP_BYTES before the return address is a wrong
+    # guess: the bytes before the return address decide, with or without a row start.
+    padding = bytes(MAX_SWEEP_BYTES + 0x100)  # `add %al,(%rax)`, two bytes at a time
+    code = padding + X86_FUNCTION
+    base = 0x10000
+    call_end = base + len(padding) + 9  # the direct call's return address
+
+    def row_start(address: int) -> int | None:
+        return base + len(padding) + 4  # the call's own row
+
+    far = CallSiteFinder(BytesSource(code, base), "x86_64", row_start=row_start)
+    site = far.call_ending_at(call_end, base)
+    assert site is not None and site.method is SweepMethod.BACKWARD_WINDOW
+    assert site == CallSiteFinder(BytesSource(code, base), "x86_64").call_ending_at(call_end, base)
+    near = CallSiteFinder(BytesSource(code, base), "x86_64", row_start=row_start)
+    site = near.call_ending_at(call_end, base + len(padding))
+    assert site is not None and site.method is SweepMethod.FUNCTION_SWEEP
+    assert site.link_address == call_end - 5
 
 
 def test_x86_no_instruction_ends_inside_an_instruction() -> None:

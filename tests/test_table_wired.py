@@ -183,7 +183,7 @@ def test_the_index_keeps_one_table_and_writes_it_again_when_damaged_or_foreign(
     [
         ("node_names", -1),  # string ids past the string table (its type's largest)
         ("row_files", 200),  # file numbers past each unit's files
-        ("map_units", 5),  # a unit the table does not hold
+        ("call_files", 200),  # inlined calls' files past each unit's files
     ],
 )
 def test_a_table_whose_values_point_outside_it_is_refused_on_first_use(

@@ -5,16 +5,21 @@ Every Call Trace entry but the first of a ``pt_regs`` block is the address *afte
 line, and a slot where no call ends is no return address at all -- the evidence that judges ``? ``
 entries.
 
-x86-64 instructions are 1..15 bytes long, so the only exact way to find the instruction ending
-at an address is a linear sweep from the start of its function. Sweeps are cached per function
-start and extended on demand: a ``sysrq t`` dump hits ``schedule``, ``worker_thread`` and
-friends hundreds of times. When a sweep is impossible (no start, or bytes that decode to
-nothing before the address) the bytes just before the address are tried as one instruction of
-each length 1..15. arm64 is fixed-width: the instruction is the word before the address.
+x86-64 instructions are 1..15 bytes long, so an instruction ending at an address is found by
+a linear sweep from a known instruction start before it. The nearest one is usually the start
+of the DWARF line-table row that holds the address (compilers start rows only at
+instructions): when that row is known cheaply (the address table, or a unit already loaded) a
+few instructions from there decide, if one of them is a call ending exactly at the address.
+Otherwise the function's start is: sweeps from it are cached per function start and extended
+on demand (a ``sysrq t`` dump hits ``schedule``, ``worker_thread`` and friends hundreds of
+times). When a sweep is impossible (no start, or bytes that decode to nothing before the
+address) the bytes just before the address are tried as one instruction of each length
+1..15. arm64 is fixed-width: the instruction is the word before the address.
 
-Answers are facts about the image, so a finder given memos (the on-disk index's, through
-:class:`~ltosyms.context.ImageContext`) keeps them there: a later run asks them first and
-disassembles nothing it has seen.
+Answers of the function sweeps are facts about the image, so a finder given memos (the
+on-disk index's, through :class:`~ltosyms.context.ImageContext`) keeps them there: a later run
+asks them first and sweeps no function it has seen (a call found from its row is found again
+faster than a stored one is read, and is not kept).
 """
 
 from __future__ import annotations
@@ -282,10 +287,15 @@ class CallSiteFinder:
         start then decides).
 
         Rows start at instructions, so from a row start inside the function the instructions
-        up to the return address are those of the sweep from the function start, a few
-        instead of hundreds: a call ending at the return address found this way is the answer
-        that sweep gives (a call ending there is returned before any boot-patch rule)."""
+        up to the return address are those of the sweep from the function start wherever that
+        sweep meets the row start on an instruction boundary, as it does in compiled code: a
+        few instructions instead of hundreds, and the answer that sweep gives (a call ending
+        there is returned before any boot-patch rule). Checked on every call of all of Debian
+        6.1's .text and of the corpus kernels' sampled functions; bytes that are no code
+        (data in text) before the row could make the two differ, and none was found."""
         assert self._row_start is not None
+        if not 0 <= return_address - function_start <= MAX_SWEEP_BYTES:
+            return None  # a start this far is a wrong guess: the backward window decides
         row_start = self._row_start(return_address - 1)
         if row_start is None or not function_start <= row_start < return_address:
             return None

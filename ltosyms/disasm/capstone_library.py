@@ -6,8 +6,9 @@ index``. A sweep needs one call, ``cs_disasm`` without details, and the ``Code:`
 x86 encoding fields of one instruction: this module loads the library the package ships and
 makes those calls itself, in ~3 ms of imports.
 
-Only capstone 5 is used this way: its ``cs_insn`` layout is the one below (capstone.h, API
-5.0; the package's ``_cs_insn`` is the same). Another version, or a library not found, leaves
+Only capstone 5 on a 64-bit little-endian host is used this way: its ``cs_insn`` and
+``cs_detail`` layouts there are the ones below (capstone.h, API 5.0; the package's ctypes
+structures are the same). Another version or host, or a library not found, leaves
 :func:`open_handle` answering None and :mod:`ltosyms.disasm.decoder` uses the package.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+import sys
 from collections.abc import Iterator
 from importlib.util import find_spec
 
@@ -65,6 +67,8 @@ class _Library:
         ]
         library.cs_free.restype = None
         library.cs_free.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        library.cs_close.restype = ctypes.c_int
+        library.cs_close.argtypes = [ctypes.POINTER(ctypes.c_size_t)]
 
     def major_version(self) -> int:
         major, minor = ctypes.c_int(), ctypes.c_int()
@@ -83,6 +87,8 @@ def _library() -> _Library | None:
     library = None
     spec = find_spec("capstone")  # where the package is, without importing it
     folders = spec.submodule_search_locations if spec is not None else None
+    if ctypes.sizeof(ctypes.c_void_p) != 8 or sys.byteorder != "little":
+        folders = None  # the layouts below are those of 64-bit little-endian hosts
     for folder in folders or ():
         path = os.path.join(folder, "lib", "libcapstone.so")
         if not os.path.isfile(path):
@@ -159,8 +165,10 @@ def open_handle(arch: int, mode: int, att_syntax: bool, detail: bool = False) ->
     handle = ctypes.c_size_t()
     if library.library.cs_open(arch, mode, ctypes.byref(handle)) != 0:
         return None
-    if att_syntax and library.library.cs_option(handle, _CS_OPT_SYNTAX, _CS_OPT_SYNTAX_ATT):
-        return None
-    if detail and library.library.cs_option(handle, _CS_OPT_DETAIL, _CS_OPT_ON):
+    calls = library.library
+    refused = att_syntax and calls.cs_option(handle, _CS_OPT_SYNTAX, _CS_OPT_SYNTAX_ATT) != 0
+    refused = refused or (detail and calls.cs_option(handle, _CS_OPT_DETAIL, _CS_OPT_ON) != 0)
+    if refused:
+        calls.cs_close(ctypes.byref(handle))
         return None
     return Handle(library, handle.value)

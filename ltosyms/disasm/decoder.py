@@ -5,10 +5,11 @@ scripts/decodecode print it (what kernel developers read); ``detail`` is off exc
 operand-field query, which only the ``Code:`` comparison needs.
 
 capstone is loaded on the first decode, not with this module: a decode served from the index
-(call sites already stored) never disassembles, and loading the library is a measurable part
-of a short run. The sweeps' decoder (details off) calls capstone 5's library through
-:mod:`ltosyms.disasm.capstone_library`, without importing the package (~50 ms); the package
-serves the rest, and everything when its library is another version.
+(its frames already stored) never disassembles, and loading the library is a measurable part
+of a short run. Every decode here calls capstone 5's library through
+:mod:`ltosyms.disasm.capstone_library`, without importing the package (~50 ms of a short
+run); the package serves arm64 with details, and everything when its library is another
+version or the host another kind.
 """
 
 from __future__ import annotations

@@ -124,7 +124,14 @@ class StringTable:
             return self.decoded[string_id]
         except KeyError:
             ends = self._ends
-            text = str(self._data[ends[string_id - 1] : ends[string_id]], "utf-8", "surrogatepass")
+            try:
+                text = str(
+                    self._data[ends[string_id - 1] : ends[string_id]], "utf-8", "surrogatepass"
+                )
+            except UnicodeDecodeError as error:  # not what the builder writes
+                raise CacheError(
+                    f"address table: string {string_id} is no UTF-8: {error}"
+                ) from None
             self.decoded[string_id] = text
             return text
 
@@ -402,6 +409,7 @@ def _check_shape(columns: dict[str, memoryview]) -> None:
             for name, length in lengths.items()
         )
         and _ascending(columns["unit_offsets"], operator.lt)
+        and set(columns["map_units"]) <= set(columns["unit_offsets"])
         and len(columns["string_ends"]) >= 1
         and columns["string_ends"][0] == 0
         and columns["string_ends"][-1] == len(columns["string_bytes"])

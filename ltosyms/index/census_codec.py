@@ -159,6 +159,8 @@ def _inflated(data: Buffer) -> bytes:
         raise StoredValueError(f"a diff census that inflates past {limit:,} bytes")
     if not inflater.eof:
         raise StoredValueError("a diff census cut short")
+    if inflater.unused_data:
+        raise StoredValueError("a diff census with bytes after its end")
     return columns
 
 

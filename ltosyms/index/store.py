@@ -52,8 +52,8 @@ fingerprints taken of the files with that build id, each with the stamp of the f
 taken of, so that an unchanged file is not read again). A non-regular file (symlink, directory,
 FIFO) at an index name is left alone and the cache is not used: the lock and table files are
 opened with ``O_NOFOLLOW`` (and read only when regular), temporary files are created with
-``O_EXCL`` (``mkstemp``), and a writable cache directory must belong to the user (one another
-user owns could hold their links).
+``O_EXCL`` (:func:`_temporary_file`), and a writable cache directory must belong to the user
+(one another user owns could hold their links).
 """
 
 from __future__ import annotations
