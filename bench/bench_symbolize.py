@@ -23,7 +23,8 @@ index`` left it (no run finds answers an earlier one stored):
   pipe is block-buffered, so "first out" is when the first 8 KB arrive);
 * with both address sets, ``symbolize`` of each return address - 1 as an exact IP: the
   lookups llvm-symbolizer makes, without the search for the call instruction that ``-R``
-  adds (a disassembly of the function up to the return address);
+  adds (a few instructions decoded from the start of the line-table row holding it, or the
+  function's instructions up to it where no row is known);
 * Debian, with ``--main-python``: ``decode console-sysrq.log`` cold (empty index folder) and
   warm (the same log again), this ltosyms vs the other (target: no slower).
 
