@@ -20,7 +20,7 @@ records, never text (:mod:`ltosyms.render.code_listing` renders listings).
 
 from typing import TYPE_CHECKING
 
-from ltosyms.disasm.decoder import AARCH64, X86_64, normalize_arch
+from ltosyms.disasm.decoder import AARCH64, RETPOLINE_THUNK_PREFIXES, X86_64, normalize_arch
 from ltosyms.disasm.records import (
     CallKind,
     CallSite,
@@ -43,7 +43,6 @@ from ltosyms.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ltosyms.disasm.callsite import (
-        RETPOLINE_THUNK_PREFIXES,
         BytesSource,
         CallSiteFinder,
         CodeSource,
@@ -59,7 +58,6 @@ if TYPE_CHECKING:
 # The call-site finder, the comparison rules, the listing decoder and the patch-site tables
 # load on first use (PEP 562): a decode served from the index needs none of them.
 _LAZY = {
-    "RETPOLINE_THUNK_PREFIXES": "ltosyms.disasm.callsite",
     "BytesSource": "ltosyms.disasm.callsite",
     "CallSiteFinder": "ltosyms.disasm.callsite",
     "CodeSource": "ltosyms.disasm.callsite",

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 from ltosyms.disasm.decoder import (
     AARCH64,
     ARM64_INSTRUCTION,
+    RETPOLINE_THUNK_PREFIXES,
     X86_64,
     X86_MAX_INSTRUCTION,
     decode_one,
@@ -66,16 +67,6 @@ ANSWERS_KEPT = 65_536
 MAX_ROW_SWEEP_BYTES = 4096
 _SWEEP_CHUNK = 256
 _MAX_CHUNK = 65536
-
-# A direct call into one of these is an indirect call through a retpoline thunk
-# (arch/x86/lib/retpoline.S: __x86_indirect_thunk_<reg> since 4.15,
-# __x86_indirect_call_thunk_<reg> with call depth tracking since 6.2,
-# __x86_indirect_its_thunk_<reg> for ITS since 6.15 and its stable backports).
-RETPOLINE_THUNK_PREFIXES = (
-    "__x86_indirect_thunk_",
-    "__x86_indirect_call_thunk_",
-    "__x86_indirect_its_thunk_",
-)
 
 
 class CodeSource(Protocol):

@@ -19,6 +19,7 @@ import os
 import struct
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.util import find_spec
 
 # capstone.h (5.0): enum cs_arch, cs_mode, cs_opt_type and cs_opt_value.
@@ -35,7 +36,6 @@ _API_MAJOR = 5
 # struct cs_insn (capstone 5): id (u32, padded to 8), address (u64), size (u16), bytes[24],
 # mnemonic[32], op_str[160], padding to 8, detail (pointer): 248 bytes on 64-bit hosts.
 _INSN = struct.Struct("<8xQH24x32s160s6x8x")
-_INSN_SIZE = 248
 _DETAIL_POINTER = 240
 # In cs_detail (capstone 5): regs_read[20] (u16), its count, regs_write[20], its count,
 # groups[8], its count, writeback, then at 96 the architecture's part; cs_x86's encoding
@@ -115,18 +115,8 @@ class Handle:
         """What the package's ``Cs.disasm_lite`` yields: (address, size, mnemonic, op_str) of
         each instruction of ``code`` (its first byte at ``address``) up to the first invalid
         one, or ``count`` of them."""
-        if not isinstance(code, bytes):
-            code = bytes(code)
-        instructions = ctypes.c_void_p()
-        decoded = self._library.cs_disasm(
-            self._handle, code, len(code), address, count, ctypes.byref(instructions)
-        )
-        if not decoded:
-            return iter(())
-        try:
-            block = ctypes.string_at(instructions.value or 0, decoded * _INSN_SIZE)
-        finally:
-            self._library.cs_free(instructions, decoded)
+        with self._disassembled(code, address, count) as (instructions, decoded):
+            block = ctypes.string_at(instructions, decoded * _INSN.size) if decoded else b""
         return (
             (at, size, mnemonic.partition(b"\0")[0].decode(), op_str.partition(b"\0")[0].decode())
             for at, size, mnemonic, op_str in _INSN.iter_unpack(block)
@@ -136,24 +126,29 @@ class Handle:
         """(disp_offset, disp_size, imm_offset, imm_size) of the x86 instruction at the start
         of ``code`` (capstone's ``cs_x86_encoding``; a handle opened with details); None when
         the bytes are no instruction."""
-        if not isinstance(code, bytes):
-            code = bytes(code)
-        instructions = ctypes.c_void_p()
-        decoded = self._library.cs_disasm(
-            self._handle, code, len(code), address, 1, ctypes.byref(instructions)
-        )
-        if not decoded:
-            return None
-        try:
-            insn = instructions.value or 0
-            (detail,) = struct.unpack("<Q", ctypes.string_at(insn + _DETAIL_POINTER, 8))
+        with self._disassembled(code, address, 1) as (instruction, decoded):
+            if not decoded:
+                return None
+            (detail,) = struct.unpack("<Q", ctypes.string_at(instruction + _DETAIL_POINTER, 8))
             encoding = ctypes.string_at(detail + _X86_ENCODING, 5) if detail else b""
-        finally:
-            self._library.cs_free(instructions, decoded)
         if len(encoding) != 5:
             return None
         _modrm, disp_offset, disp_size, imm_offset, imm_size = encoding
         return disp_offset, disp_size, imm_offset, imm_size
+
+    @contextmanager
+    def _disassembled(self, code: bytes, address: int, count: int) -> Iterator[tuple[int, int]]:
+        """``cs_disasm`` of ``code``: (the address of its ``cs_insn`` array, how many it
+        holds), freed when the block ends."""
+        instructions = ctypes.c_void_p()
+        decoded = self._library.cs_disasm(
+            self._handle, bytes(code), len(code), address, count, ctypes.byref(instructions)
+        )
+        try:
+            yield instructions.value or 0, decoded
+        finally:
+            if decoded:
+                self._library.cs_free(instructions, decoded)
 
 
 def open_handle(arch: int, mode: int, att_syntax: bool, detail: bool = False) -> Handle | None:

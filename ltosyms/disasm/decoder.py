@@ -43,6 +43,17 @@ X86_CALLS = frozenset({"call", "callq", "lcall", "lcallq"})
 # Branch-with-link forms (Arm ARM C6.2: BL, BLR, and BLRAA/BLRAAZ/BLRAB/BLRABZ with PAuth).
 ARM64_CALLS = frozenset({"bl", "blr", "blraa", "blraaz", "blrab", "blrabz"})
 
+# A direct call into one of these is an indirect call through a retpoline thunk
+# (arch/x86/lib/retpoline.S: __x86_indirect_thunk_<reg> since 4.15,
+# __x86_indirect_call_thunk_<reg> with call depth tracking since 6.2,
+# __x86_indirect_its_thunk_<reg> for ITS since 6.15 and its stable backports).
+RETPOLINE_THUNK_PREFIXES = (
+    "__x86_indirect_thunk_",
+    "__x86_indirect_call_thunk_",
+    "__x86_indirect_its_thunk_",
+)
+
+
 # (address, size, mnemonic, op_str), as capstone's disasm_lite yields it.
 RawInstruction = tuple[int, int, str, str]
 

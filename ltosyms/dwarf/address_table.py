@@ -312,10 +312,9 @@ class AddressTable:
     ) -> tuple[SourceLocation, ...]:
         """The inline chain at ``link_address``, innermost first, as :meth:`CuData.locations`
         gives it (its chain from the chain map)."""
-        cu_offset = self.cu_map.unit_at(link_address)
-        if cu_offset is None:
+        unit = self._unit_holding(link_address)
+        if unit is None:
             return ()
-        unit = self._units.get(cu_offset) or self._unit(cu_offset)
         data = unit.data
         position = bisect_right(unit.chain_starts, link_address - data.address_base) - 1
         chain: list[int] = []
@@ -332,34 +331,27 @@ class AddressTable:
     def row_start(self, link_address: int) -> int | None:
         """Where the line-table row covering ``link_address`` starts (None: no unit's rows
         cover it)."""
-        cu_offset = self.cu_map.unit_at(link_address)
-        if cu_offset is None:
-            return None
-        unit = self._units.get(cu_offset) or self._unit(cu_offset)
-        return unit.data.row_start(link_address)
+        unit = self._unit_holding(link_address)
+        return None if unit is None else unit.data.row_start(link_address)
 
     def function_at(self, link_address: int) -> FunctionExtent | None:
-        cu_offset = self.cu_map.unit_at(link_address)
-        if cu_offset is None:
-            return None
-        return self.unit(cu_offset).function_extent(link_address)
+        unit = self._unit_holding(link_address)
+        return None if unit is None else unit.data.function_extent(link_address)
 
     def function_lines(self, link_address: int) -> FunctionLines | None:
-        cu_offset = self.cu_map.unit_at(link_address)
-        if cu_offset is None:
-            return None
-        return self.unit(cu_offset).function_lines(link_address)
+        unit = self._unit_holding(link_address)
+        return None if unit is None else unit.data.function_lines(link_address)
 
     def compile_unit_at(self, link_address: int) -> CompileUnit | None:
-        """The unit whose code holds ``link_address`` (None: no unit claims it);
-        :class:`CacheError` when the table lacks the unit its map names."""
+        """The unit whose code holds ``link_address`` (None: no unit claims it; the unit map
+        names only units of the table, see _check_shape)."""
         cu_offset = self.cu_map.unit_at(link_address)
-        if cu_offset is None:
-            return None
-        unit = self.compile_unit(cu_offset)
-        if unit is None:
-            raise CacheError(f"address table of {self.image_key}: no unit at {cu_offset:#x}")
-        return unit
+        return None if cu_offset is None else self.compile_unit(cu_offset)
+
+    def _unit_holding(self, link_address: int) -> _Unit | None:
+        """The unit whose code holds ``link_address`` (None: no unit claims it)."""
+        cu_offset = self.cu_map.unit_at(link_address)
+        return None if cu_offset is None else self._unit(cu_offset)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
