@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -343,6 +344,60 @@ def test_a_table_is_summed_again_only_when_new_or_changed(
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert store.get_table("test/1") is None
     assert len(summed) == 2
+
+
+def test_a_large_table_is_summed_ahead_in_a_thread_of_its_own(
+    store: IndexStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ltosyms.index import store as store_module
+
+    large = bytes(range(256)) * 5000  # 1.22 MiB: past the size that gets a thread
+    small = bytes(range(256)) * 40
+    summed_by: list[str] = []
+    crc32 = store_module.zlib.crc32
+
+    def counting_crc32(data: bytes, value: int = 0) -> int:
+        if len(data) in (len(large), len(small)):
+            summed_by.append(threading.current_thread().name)
+        return crc32(data, value)
+
+    monkeypatch.setattr(store_module.zlib, "crc32", counting_crc32)
+    monkeypatch.setattr(store_module, "_RACY_SECONDS", 0.0)
+    assert store.put_table("test/1", large)
+    assert store.put_table("test/2", small)
+    summed_by.clear()
+    store.check_tables_ahead(["test/1", "test/2", "test/3"])  # test/3: no such table
+    assert store.get_table("test/1") == large
+    assert store.get_table("test/2") == small
+    assert store.get_table("test/3") is None
+    # The large one in its thread, the small one when asked for, each once.
+    assert summed_by == ["table-checksum", "MainThread"]
+    # Found intact and stamped: checked ahead again, neither is summed.
+    store.check_tables_ahead(["test/1", "test/2"])
+    assert store.get_table("test/1") == large
+    assert store.get_table("test/2") == small
+    assert len(summed_by) == 2
+
+    # Damaged in place: refused with one warning, when asked for, not when checked ahead.
+    path = store.table_path("test/1")
+    time.sleep(0.05)  # past the file system's timestamp tick
+    damaged = bytearray(path.read_bytes())
+    damaged[-1] ^= 0xFF
+    with open(path, "r+b") as file:
+        file.write(damaged)
+    caplog.clear()
+    store.check_tables_ahead(["test/1"])
+    assert caplog.messages == []
+    assert store.get_table("test/1") is None
+    assert summed_by[2:] == ["table-checksum"]
+    assert [m for m in caplog.messages if "damaged (checksum)" in m] == [
+        f"index table {path} is damaged (checksum); it will be rewritten"
+    ]
+
+    # Rewritten after the check was started: the new table is the one handed out.
+    store.check_tables_ahead(["test/1"])
+    assert store.put_table("test/1", large[::-1])
+    assert store.get_table("test/1") == large[::-1]
 
 
 def test_a_mapped_table_survives_its_replacement(store: IndexStore) -> None:

@@ -59,18 +59,25 @@ class ImageContext:
         expect: ImageKind | None = None,
         cache: CacheLocation | None = None,
         required: bool = False,
+        answering_addresses: bool = False,
     ) -> ImageContext:
         """Open the image at ``path`` with the index under ``cache`` (None: no index).
 
         With ``expect``, the image must be of that kind and its symbol table is read at once
         (a vmlinux must define the symbols every kernel links in); without, it is read on
-        first use. ``required``: an index that cannot be opened is an error, not a warning."""
+        first use. ``required``: an index that cannot be opened is an error, not a warning.
+        ``answering_addresses``: the image is opened to look addresses up, so its stored
+        address table is checked from the start, in the background (see
+        :meth:`~ltosyms.index.store.IndexStore.check_tables_ahead`)."""
         image = open_image(path, expect=expect)
         answers = None
         try:
             if cache is not None:
                 store = open_store(image, cache, cu_format=kinds.UNIT_FORMAT, required=required)
                 answers = Answers(store, image) if store is not None else None
+                if answers is not None and answering_addresses:
+                    # The symbol table is wanted at once: it is summed when read.
+                    answers.check_tables_ahead((kinds.ADDRESS_TABLE,))
             context = cls(image=image, answers=answers)
             if expect is ImageKind.VMLINUX:
                 require_kernel(image, context.symbols)

@@ -37,7 +37,9 @@ class Session:
         key = (os.path.realpath(Path(path)), kind)
         context = self._contexts.get(key)
         if context is None:
-            context = self._contexts[key] = ImageContext.open(path, expect=kind, cache=self.cache)
+            context = self._contexts[key] = ImageContext.open(
+                path, expect=kind, cache=self.cache, answering_addresses=True
+            )
         return context
 
     @property

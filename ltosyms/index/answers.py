@@ -55,6 +55,13 @@ class Answers:
 
     # -- reading -------------------------------------------------------------------------------
 
+    def check_tables_ahead(self, kinds: Iterable[Kind[Any, Any]]) -> None:
+        """Have the stored tables of ``kinds`` checked in the background, before their first
+        use (see :meth:`IndexStore.check_tables_ahead`)."""
+        self.store.check_tables_ahead(
+            kind.stored_name for kind in kinds if kind.placement is Placement.TABLE
+        )
+
     def get(self, kind: Kind[K, T], key: K) -> T | None:
         """The record stored for ``key`` (or queued), None when there is none (or it did not
         decode: it is then replaced by the next one put)."""
