@@ -400,6 +400,25 @@ def test_a_large_table_is_summed_ahead_in_a_thread_of_its_own(
     assert store.get_table("test/1") == large[::-1]
 
 
+def test_a_table_is_summed_when_asked_for_if_no_thread_can_be_started(
+    store: IndexStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    large = bytes(range(256)) * 5000
+    assert store.put_table("test/1", large)
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    store.check_tables_ahead(["test/1"])
+    assert store.get_table("test/1") == large
+    path = store.table_path("test/1")
+    damaged = bytearray(path.read_bytes())
+    damaged[-1] ^= 0xFF
+    path.write_bytes(bytes(damaged))  # a new file's times: summed again
+    store.check_tables_ahead(["test/1"])
+    assert store.get_table("test/1") is None
+
+
 def test_a_mapped_table_survives_its_replacement(store: IndexStore) -> None:
     # Another process writing the same table replaces the file by a rename: a reader that
     # mapped the old one keeps reading it whole, the next reader gets the new one.

@@ -488,17 +488,25 @@ class IndexStore:
         12 ms, the symbol table 4 ms), where a short decode's lookups touch a few hundred
         kilobytes; zlib lets go of the interpreter lock while it sums, so the sum is taken on
         the other core while this one opens the image and parses the log. Nothing of a table
-        is handed out before its sum is known."""
+        is handed out before its sum is known. The thread makes one call over the whole
+        mapping: each time it took the lock back (to sum a MiB at a time, say) it would wait
+        for this thread's switch interval (5 ms) and finish long after the table is wanted."""
         if not self.usable:
             return
         for kind in kinds:
             if kind not in self._tables_ahead:
                 # Quiet: a table that does not fit is reported when it is asked for.
                 mapped = self._mapped_table(kind, quiet=True)
-                if mapped is not None:
-                    # A thread costs more than the sum of a small table (a module's).
-                    ahead = mapped.stamp_key is not None and len(mapped.payload) >= _AHEAD_BYTES
-                    self._tables_ahead[kind] = (mapped, _ChecksumAhead(mapped) if ahead else None)
+                if mapped is None:
+                    continue
+                checksum = None
+                # A thread costs more than the sum of a small table (a module's).
+                if mapped.stamp_key is not None and len(mapped.payload) >= _AHEAD_BYTES:
+                    try:
+                        checksum = _ChecksumAhead(mapped)
+                    except RuntimeError:  # no thread to be had: summed when asked for
+                        checksum = None
+                self._tables_ahead[kind] = (mapped, checksum)
 
     def get_table(self, kind: str) -> memoryview | None:
         """The table stored for ``kind``, mapped read-only and checked whole against its
@@ -545,10 +553,10 @@ class IndexStore:
         start, length, crc = placed
         # The checksum reads every page of the file, so it is taken when the file is new or
         # changed, and skipped while the file is the one last found intact.
-        stamp_key: str | None = f"{_VERIFIED_PREFIX}{kind}"
+        key = f"{_VERIFIED_PREFIX}{kind}"
         stamp = _verified_stamp(file_status)
-        if stamp is not None and self.get_meta(f"{_VERIFIED_PREFIX}{kind}") == stamp:
-            stamp_key = None  # intact when last summed, and not changed since
+        # None: intact when last summed, and not changed since.
+        stamp_key = None if stamp is not None and self.get_meta(key) == stamp else key
         return _MappedTable(
             path=path,
             payload=memoryview(mapped)[start : start + length],
@@ -656,6 +664,7 @@ class IndexStore:
         return False
 
     def close(self) -> None:
+        self._tables_ahead.clear()
         if self._connection is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._connection.close()
