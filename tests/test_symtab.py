@@ -139,6 +139,22 @@ def test_lookup_follows_kernel_semantics(corpus: Corpus) -> None:
     assert [s.name for s in symbols.by_name(wake.name)] == [wake.name]
 
 
+def test_kept_lookups_answer_as_fresh_ones(corpus: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    # lookup keeps its last answers (the stages of one answer ask for the same addresses);
+    # kept or not, past the limit and after it was cleared, the answers are the same.
+    from ltosyms.elf import symtab
+
+    monkeypatch.setattr(symtab, "LOOKUPS_KEPT", 97)
+    image = open_image(corpus.kernel_vmlinux("clang-thinlto"))
+    kept, fresh = SymbolTable(image), SymbolTable(image)
+    addresses = list(range(0xFFFFFFFF81000000, 0xFFFFFFFF81200000, 0x3A1))
+    answers = [kept.lookup(address) for address in addresses]
+    again = [kept.lookup(address) for address in reversed(addresses)][::-1]
+    assert answers == again == [fresh._lookup(address) for address in addresses]
+    assert len({symbol.name for symbol in answers if symbol is not None}) == 1_945
+    assert 0 < len(kept._looked_up) <= 97
+
+
 def test_module_sections_get_distinct_addresses(corpus: Corpus) -> None:
     loaded = load_module(corpus.kernels / "clang-thinlto" / "lkdtm.ko")
     text_sections = [s for s in loaded.image.sections if s.is_exec and s.size]

@@ -57,6 +57,11 @@ class Symbolized:
 def parse_query(text: str, role: FrameRole, kaslr_offset: int = 0) -> SymbolizeQuery:
     """One query (see the module note); :class:`UsageError` for text that is none."""
     stripped = text.strip()
+    # A bare address first: a bulk stream is nothing else, and such a text has no prefix
+    # and no "+" (the other forms are tried on what is left after a prefix).
+    match = _ADDRESS.match(stripped)
+    if match:
+        return _address_query(stripped, int(match.group("address"), 16), role, kaslr_offset)
     query = _TRACE_PREFIX.sub("", stripped, count=1)
     match = _SYMBOLIC.match(query)
     if match:
@@ -74,11 +79,7 @@ def parse_query(text: str, role: FrameRole, kaslr_offset: int = 0) -> SymbolizeQ
         )
     match = _ADDRESS.match(query)
     if match:
-        runtime_address = int(match.group("address"), 16)
-        return SymbolizeQuery(
-            text=stripped,
-            frame=FrameQuery(symbol=None, offset=runtime_address - kaslr_offset, role=role),
-        )
+        return _address_query(stripped, int(match.group("address"), 16), role, kaslr_offset)
     match = _NAME.match(query)
     if match:
         module = match.group("module") or match.group("bare_module")
@@ -89,6 +90,14 @@ def parse_query(text: str, role: FrameRole, kaslr_offset: int = 0) -> SymbolizeQ
         return SymbolizeQuery(text=stripped, frame=frame, every_copy=True)
     raise UsageError(
         f"cannot read {stripped!r}: expected ADDR, NAME+OFF[/SIZE] [MODULE] or NAME [MODULE]"
+    )
+
+
+def _address_query(
+    text: str, runtime_address: int, role: FrameRole, kaslr_offset: int
+) -> SymbolizeQuery:
+    return SymbolizeQuery(
+        text=text, frame=FrameQuery(symbol=None, offset=runtime_address - kaslr_offset, role=role)
     )
 
 

@@ -18,8 +18,7 @@ import ctypes
 import os
 import struct
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 
 # capstone.h (5.0): enum cs_arch, cs_mode, cs_opt_type and cs_opt_value.
@@ -115,8 +114,7 @@ class Handle:
         """What the package's ``Cs.disasm_lite`` yields: (address, size, mnemonic, op_str) of
         each instruction of ``code`` (its first byte at ``address``) up to the first invalid
         one, or ``count`` of them."""
-        with self._disassembled(code, address, count) as (instructions, decoded):
-            block = ctypes.string_at(instructions, decoded * _INSN.size) if decoded else b""
+        block = self._disassembled(code, address, count, _instructions)
         return (
             (at, size, mnemonic.partition(b"\0")[0].decode(), op_str.partition(b"\0")[0].decode())
             for at, size, mnemonic, op_str in _INSN.iter_unpack(block)
@@ -126,29 +124,41 @@ class Handle:
         """(disp_offset, disp_size, imm_offset, imm_size) of the x86 instruction at the start
         of ``code`` (capstone's ``cs_x86_encoding``; a handle opened with details); None when
         the bytes are no instruction."""
-        with self._disassembled(code, address, 1) as (instruction, decoded):
-            if not decoded:
-                return None
-            (detail,) = struct.unpack("<Q", ctypes.string_at(instruction + _DETAIL_POINTER, 8))
-            encoding = ctypes.string_at(detail + _X86_ENCODING, 5) if detail else b""
+        encoding = self._disassembled(code, address, 1, _x86_encoding)
         if len(encoding) != 5:
             return None
         _modrm, disp_offset, disp_size, imm_offset, imm_size = encoding
         return disp_offset, disp_size, imm_offset, imm_size
 
-    @contextmanager
-    def _disassembled(self, code: bytes, address: int, count: int) -> Iterator[tuple[int, int]]:
-        """``cs_disasm`` of ``code``: (the address of its ``cs_insn`` array, how many it
-        holds), freed when the block ends."""
+    def _disassembled(
+        self, code: bytes, address: int, count: int, read: Callable[[int, int], bytes]
+    ) -> bytes:
+        """``cs_disasm`` of ``code``: what ``read`` takes from its ``cs_insn`` array (given
+        the array's address and how many it holds), the array freed after. A plain call:
+        a context manager made of a generator cost a fifth of a ``-R`` lookup's search."""
         instructions = ctypes.c_void_p()
         decoded = self._library.cs_disasm(
             self._handle, bytes(code), len(code), address, count, ctypes.byref(instructions)
         )
         try:
-            yield instructions.value or 0, decoded
+            return read(instructions.value or 0, decoded)
         finally:
             if decoded:
                 self._library.cs_free(instructions, decoded)
+
+
+def _instructions(array: int, decoded: int) -> bytes:
+    """The ``cs_insn`` array's bytes."""
+    return ctypes.string_at(array, decoded * _INSN.size) if decoded else b""
+
+
+def _x86_encoding(array: int, decoded: int) -> bytes:
+    """The five ``cs_x86_encoding`` bytes of the first instruction (none without one, or
+    without its details)."""
+    if not decoded:
+        return b""
+    (detail,) = struct.unpack("<Q", ctypes.string_at(array + _DETAIL_POINTER, 8))
+    return ctypes.string_at(detail + _X86_ENCODING, 5) if detail else b""
 
 
 def open_handle(arch: int, mode: int, att_syntax: bool, detail: bool = False) -> Handle | None:

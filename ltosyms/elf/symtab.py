@@ -46,6 +46,7 @@ STT_FILE = 4
 STB_WEAK = 2
 _UNLISTED_TYPES = (STT_SECTION, STT_FILE)  # nm does not print these
 _ADDRESS_MASK = (1 << 64) - 1
+LOOKUPS_KEPT = 4096  # SymbolTable.lookup's answers kept (each a few hundred bytes at most)
 
 log = logging.getLogger(__name__)
 
@@ -652,6 +653,23 @@ class SymbolTable:
     def lookup(self, link_address: int) -> Symbol | None:
         """The kallsyms symbol an oops would print for ``link_address`` (kernel semantics:
         the kept symbol with the highest start <= address, if the address is inside its size)."""
+        # The stages of one answer ask for the same addresses again (the frame's function for
+        # its call site, a call's target for its thunk test and for its name): the last few
+        # thousand answers are kept.
+        kept = self._looked_up
+        if link_address in kept:
+            return kept[link_address]
+        symbol = self._lookup(link_address)
+        if len(kept) >= LOOKUPS_KEPT:
+            kept.clear()
+        kept[link_address] = symbol
+        return symbol
+
+    @cached_property
+    def _looked_up(self) -> dict[int, Symbol | None]:
+        return {}
+
+    def _lookup(self, link_address: int) -> Symbol | None:
         addresses, order = self._address_order
         position = bisect.bisect_right(addresses, link_address) - 1
         if position < 0:
