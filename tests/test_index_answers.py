@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -398,6 +398,55 @@ def test_a_large_table_is_summed_ahead_in_a_thread_of_its_own(
     store.check_tables_ahead(["test/1"])
     assert store.put_table("test/1", large[::-1])
     assert store.get_table("test/1") == large[::-1]
+
+
+def test_a_table_checked_ahead_and_never_asked_for_is_remembered_intact(
+    store: IndexStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A log with no frame to look up never asks for the address table: its sum, taken in
+    # the background, is remembered when the index is closed, as a use would remember it.
+    from ltosyms.index import store as store_module
+
+    large = bytes(range(256)) * 5000
+    summed: list[int] = []
+    crc32 = store_module.zlib.crc32
+
+    def counting_crc32(data: bytes, value: int = 0) -> int:
+        if len(data) == len(large):
+            summed.append(len(data))
+        return crc32(data, value)
+
+    monkeypatch.setattr(store_module.zlib, "crc32", counting_crc32)
+    monkeypatch.setattr(store_module, "_RACY_SECONDS", 0.0)
+    assert store.put_table("test/1", large)
+    summed.clear()
+    store.check_tables_ahead(["test/1"])
+    for thread in threading.enumerate():
+        if thread.name == "table-checksum":
+            thread.join()
+    store.stamp_tables_checked_ahead()
+    assert len(summed) == 1
+    store.check_tables_ahead(["test/1"])  # the same file: no sum, no thread
+    assert store.get_table("test/1") == large
+    assert len(summed) == 1
+    assert not [t for t in threading.enumerate() if t.name == "table-checksum"]
+
+
+def test_only_images_opened_to_answer_addresses_check_their_table_ahead(
+    location: CacheLocation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[list[str]] = []
+
+    def recorded(self: IndexStore, kinds: Iterable[str]) -> None:
+        asked.append(list(kinds))
+
+    monkeypatch.setattr(IndexStore, "check_tables_ahead", recorded)
+    with Session(location) as session:  # decode and symbolize open their images so
+        session.open_vmlinux(SAMPLES / "vmlinux-gcc")
+    assert asked == [[kinds.ADDRESS_TABLE.stored_name]]
+    with ImageContext.open(SAMPLES / "vmlinux-gcc", cache=location) as context:  # diff's way
+        assert context.answers is not None
+    assert len(asked) == 1
 
 
 def test_a_table_is_summed_when_asked_for_if_no_thread_can_be_started(

@@ -66,6 +66,13 @@ def _frame(
             False,
         ),
         ("0xffffffff8106f86e", _frame(None, 0x6F86E, None, None, None, RET), False),
+        ("ffffffff8106f86e", _frame(None, 0x6F86E, None, None, None, RET), False),
+        # Decimal offsets and sizes, a leading zero too (int(text, 0) refused "010").
+        ("foo+010/0x20", _frame("foo", 10, 0x20, None, None, RET), False),
+        ("foo+0x8/016", _frame("foo", 8, 16, None, None, RET), False),
+        # Hex-looking text after a prefix is an address; a hex-looking name with "+" is a name.
+        ("[ 1.5] ? ffffffff8106f86e", _frame(None, 0x6F86E, None, None, None, RET), False),
+        ("deadbeef+0x4/0x10", _frame("deadbeef", 4, 0x10, None, None, RET), False),
         # A bare name: every copy, at its start, an exact IP whatever -R says.
         ("try_to_wake_up", _frame("try_to_wake_up", 0, None, None, None, EXACT), True),
         (

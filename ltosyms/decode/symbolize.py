@@ -70,8 +70,8 @@ def parse_query(text: str, role: FrameRole, kaslr_offset: int = 0) -> SymbolizeQ
             text=stripped,
             frame=FrameQuery(
                 symbol=match.group("name"),
-                offset=int(match.group("offset"), 0),
-                size=int(size, 0) if size else None,
+                offset=_number(match.group("offset")),
+                size=_number(size) if size else None,
                 module=match.group("module") or match.group("bare_module"),
                 module_build_id=match.group("bid"),
                 role=role,
@@ -91,6 +91,12 @@ def parse_query(text: str, role: FrameRole, kaslr_offset: int = 0) -> SymbolizeQ
     raise UsageError(
         f"cannot read {stripped!r}: expected ADDR, NAME+OFF[/SIZE] [MODULE] or NAME [MODULE]"
     )
+
+
+def _number(text: str) -> int:
+    """``0x``-prefixed hex, else decimal: ``+010`` is ten (``int(text, 0)`` refuses a
+    leading zero)."""
+    return int(text, 16) if text.startswith("0x") else int(text, 10)
 
 
 def _address_query(

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import overload
+from typing import cast, overload
 
 from ltosyms.elf.image import KernelImage, Section
 from ltosyms.errors import InputError
@@ -47,6 +47,7 @@ STB_WEAK = 2
 _UNLISTED_TYPES = (STT_SECTION, STT_FILE)  # nm does not print these
 _ADDRESS_MASK = (1 << 64) - 1
 LOOKUPS_KEPT = 4096  # SymbolTable.lookup's answers kept (each a few hundred bytes at most)
+_NOT_KEPT = object()
 
 log = logging.getLogger(__name__)
 
@@ -657,8 +658,9 @@ class SymbolTable:
         # its call site, a call's target for its thunk test and for its name): the last few
         # thousand answers are kept.
         kept = self._looked_up
-        if link_address in kept:
-            return kept[link_address]
+        found = kept.get(link_address, _NOT_KEPT)  # one probe; safe if another thread clears
+        if found is not _NOT_KEPT:
+            return cast("Symbol | None", found)
         symbol = self._lookup(link_address)
         if len(kept) >= LOOKUPS_KEPT:
             kept.clear()

@@ -211,6 +211,7 @@ class Answers:
     def close(self) -> None:
         """Save, then close the index (the write-ahead log is folded into the file)."""
         self.save()
+        self.store.stamp_tables_checked_ahead()
         self.store.close()
 
     def memo(self, kind: Kind[K, T]) -> KindMemo[K, T]:

@@ -68,7 +68,6 @@ import re
 import sqlite3
 import stat
 import struct
-import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -79,6 +78,7 @@ from typing import Any, BinaryIO
 from ltosyms import __version__
 from ltosyms.elf.image import KernelImage
 from ltosyms.errors import CacheError
+from ltosyms.index.table_check import AHEAD_BYTES, ChecksumAhead, MappedTable
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ class IndexStore:
         self._connection: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
         # kind -> the table mapped and its checksum being taken (see check_tables_ahead)
-        self._tables_ahead: dict[str, tuple[_MappedTable, _ChecksumAhead | None]] = {}
+        self._tables_ahead: dict[str, tuple[MappedTable, ChecksumAhead | None]] = {}
         self._attach(connection)
 
     # -- units ---------------------------------------------------------------------------------
@@ -481,16 +481,10 @@ class IndexStore:
         return Path(f"{self.path}.{kind.replace('/', '-')}{TABLE_SUFFIX}")
 
     def check_tables_ahead(self, kinds: Iterable[str]) -> None:
-        """Start checking the tables of ``kinds`` against their checksums, each in a thread of
-        its own, so that :meth:`get_table` finds the sum taken when the table is first used.
-
-        The check reads every page of the file (the Debian 6.1 address table is 27.6 MB:
-        12 ms, the symbol table 4 ms), where a short decode's lookups touch a few hundred
-        kilobytes; zlib lets go of the interpreter lock while it sums, so the sum is taken on
-        the other core while this one opens the image and parses the log. Nothing of a table
-        is handed out before its sum is known. The thread makes one call over the whole
-        mapping: each time it took the lock back (to sum a MiB at a time, say) it would wait
-        for this thread's switch interval (5 ms) and finish long after the table is wanted."""
+        """Start checking the large tables of ``kinds`` against their checksums, in threads
+        (see :mod:`ltosyms.index.table_check`), so that :meth:`get_table` finds the sum taken
+        when the table is first used. Nothing of a table is handed out before its sum is
+        known."""
         if not self.usable:
             return
         for kind in kinds:
@@ -501,12 +495,20 @@ class IndexStore:
                     continue
                 checksum = None
                 # A thread costs more than the sum of a small table (a module's).
-                if mapped.stamp_key is not None and len(mapped.payload) >= _AHEAD_BYTES:
-                    try:
-                        checksum = _ChecksumAhead(mapped)
-                    except RuntimeError:  # no thread to be had: summed when asked for
-                        checksum = None
+                if mapped.stamp_key is not None and len(mapped.payload) >= AHEAD_BYTES:
+                    with contextlib.suppress(RuntimeError):  # no thread: summed when asked for
+                        checksum = ChecksumAhead(mapped)
                 self._tables_ahead[kind] = (mapped, checksum)
+
+    def stamp_tables_checked_ahead(self) -> None:
+        """Remember as intact the tables checked ahead but never asked for (a log with no
+        frame to look up), where the sum is taken by now and holds, as a use remembers them:
+        else every such run would sum them again."""
+        for mapped, checksum in self._tables_ahead.values():
+            if checksum is None or mapped.stamp is None or mapped.stamp_key is None:
+                continue
+            if self.usable and not self.read_only and checksum.result_if_done() == mapped.crc:
+                self.set_meta(mapped.stamp_key, mapped.stamp)
 
     def get_table(self, kind: str) -> memoryview | None:
         """The table stored for ``kind``, mapped read-only and checked whole against its
@@ -535,7 +537,7 @@ class IndexStore:
                 self.set_meta(mapped.stamp_key, mapped.stamp)
         return mapped.payload
 
-    def _mapped_table(self, kind: str, *, quiet: bool = False) -> _MappedTable | None:
+    def _mapped_table(self, kind: str, *, quiet: bool = False) -> MappedTable | None:
         """The table file of ``kind`` mapped, and whether its checksum is still to be taken;
         None when absent or not a whole table of this image."""
         path = self.table_path(kind)
@@ -557,7 +559,7 @@ class IndexStore:
         stamp = _verified_stamp(file_status)
         # None: intact when last summed, and not changed since.
         stamp_key = None if stamp is not None and self.get_meta(key) == stamp else key
-        return _MappedTable(
+        return MappedTable(
             path=path,
             payload=memoryview(mapped)[start : start + length],
             crc=crc,
@@ -793,47 +795,6 @@ def _table_payload(
     if start + length != len(data):
         return None
     return start, length, crc
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _MappedTable:
-    """A table file mapped read-only: its payload, the CRC-32 its header gives, the stamp of
-    the file (None while too new to have one), and the header key under which the stamp is
-    kept once the sum holds (None: the file is the one last found intact, no sum needed)."""
-
-    path: Path
-    payload: memoryview
-    crc: int
-    stamp: str | None
-    stamp_key: str | None
-
-    def checksum(self) -> int:
-        """The CRC-32 of the payload."""
-        return zlib.crc32(self.payload)
-
-
-_AHEAD_BYTES = 1 << 20  # smaller tables are summed when first used
-
-
-class _ChecksumAhead:
-    """A table's checksum (:meth:`_MappedTable.checksum`), taken in a thread started at once
-    (see :meth:`IndexStore.check_tables_ahead`)."""
-
-    __slots__ = ("_sum", "_table", "_thread")
-
-    def __init__(self, table: _MappedTable) -> None:
-        self._table = table
-        self._sum: list[int] = []
-        self._thread = threading.Thread(target=self._run, name="table-checksum", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        self._sum.append(self._table.checksum())
-
-    def result(self) -> int:
-        """The sum (taken here, if the thread could not)."""
-        self._thread.join()
-        return self._sum[0] if self._sum else self._table.checksum()
 
 
 # Header key of a table file found intact: ``table-verified <kind>`` -> its stamp.
