@@ -304,21 +304,31 @@ def test_damaged_or_foreign_table_files_are_not_used(
     assert store.check_integrity() is True
 
 
+def sums_of(monkeypatch: pytest.MonkeyPatch, *payloads: bytes) -> list[str]:
+    """Filled as the CRC-32 of a buffer of one of the ``payloads``' sizes is taken: the name of
+    the thread taking it, one per sum."""
+    import zlib
+
+    sizes = {len(payload) for payload in payloads}
+    summed: list[str] = []
+    crc32 = zlib.crc32
+
+    def counting_crc32(data: bytes, value: int = 0) -> int:
+        if len(data) in sizes:
+            summed.append(threading.current_thread().name)
+        return crc32(data, value)
+
+    monkeypatch.setattr(zlib, "crc32", counting_crc32)
+    return summed
+
+
 def test_a_table_is_summed_again_only_when_new_or_changed(
     store: IndexStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ltosyms.index import store as store_module
 
     payload = bytes(range(256)) * 40
-    summed: list[int] = []
-    crc32 = store_module.zlib.crc32
-
-    def counting_crc32(data: bytes, value: int = 0) -> int:
-        if len(data) == len(payload):
-            summed.append(len(data))
-        return crc32(data, value)
-
-    monkeypatch.setattr(store_module.zlib, "crc32", counting_crc32)
+    summed = sums_of(monkeypatch, payload)
     assert store.put_table("test/1", payload)
     summed.clear()
     # Just written: its times cannot yet tell it from a write in the same clock tick.
@@ -353,15 +363,7 @@ def test_a_large_table_is_summed_ahead_in_a_thread_of_its_own(
 
     large = bytes(range(256)) * 5000  # 1.22 MiB: past the size that gets a thread
     small = bytes(range(256)) * 40
-    summed_by: list[str] = []
-    crc32 = store_module.zlib.crc32
-
-    def counting_crc32(data: bytes, value: int = 0) -> int:
-        if len(data) in (len(large), len(small)):
-            summed_by.append(threading.current_thread().name)
-        return crc32(data, value)
-
-    monkeypatch.setattr(store_module.zlib, "crc32", counting_crc32)
+    summed_by = sums_of(monkeypatch, large, small)
     monkeypatch.setattr(store_module, "_RACY_SECONDS", 0.0)
     assert store.put_table("test/1", large)
     assert store.put_table("test/2", small)
@@ -408,15 +410,7 @@ def test_a_table_checked_ahead_and_never_asked_for_is_remembered_intact(
     from ltosyms.index import store as store_module
 
     large = bytes(range(256)) * 5000
-    summed: list[int] = []
-    crc32 = store_module.zlib.crc32
-
-    def counting_crc32(data: bytes, value: int = 0) -> int:
-        if len(data) == len(large):
-            summed.append(len(data))
-        return crc32(data, value)
-
-    monkeypatch.setattr(store_module.zlib, "crc32", counting_crc32)
+    summed = sums_of(monkeypatch, large)
     monkeypatch.setattr(store_module, "_RACY_SECONDS", 0.0)
     assert store.put_table("test/1", large)
     summed.clear()
