@@ -426,6 +426,38 @@ def test_a_table_checked_ahead_and_never_asked_for_is_remembered_intact(
     assert not [t for t in threading.enumerate() if t.name == "table-checksum"]
 
 
+def test_a_sum_pending_when_the_process_forks_is_taken_in_the_child(
+    store: IndexStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The diff census forks its workers: a child of a process whose check was still running
+    # has no such thread, and takes the sum itself when it asks for the table.
+    from ltosyms.index.table_check import MappedTable
+
+    large = bytes(range(256)) * 5000
+    assert store.put_table("test/1", large)
+    release = threading.Event()
+    checksum = MappedTable.checksum
+
+    def held_back(self: MappedTable) -> int:
+        if threading.current_thread().name == "table-checksum":
+            release.wait(10)
+        return checksum(self)
+
+    monkeypatch.setattr(MappedTable, "checksum", held_back)
+    store.check_tables_ahead(["test/1"])
+    child = os.fork()
+    if child == 0:
+        try:
+            intact = store.get_table("test/1") == large
+        except BaseException:
+            intact = False
+        os._exit(0 if intact else 1)
+    release.set()
+    _pid, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.get_table("test/1") == large
+
+
 def test_only_images_opened_to_answer_addresses_check_their_table_ahead(
     location: CacheLocation, monkeypatch: pytest.MonkeyPatch
 ) -> None:

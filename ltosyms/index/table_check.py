@@ -60,12 +60,13 @@ class ChecksumAhead:
             self._error = error
 
     def result(self) -> int:
-        """The sum, once the thread has taken it (its error, if it failed)."""
+        """The sum, once the thread has taken it (its error, if it failed); taken here when
+        the thread is gone without either, as in a process forked while it ran (the diff
+        census forks its workers)."""
         self._thread.join()
         if self._error is not None:
             raise self._error
-        assert self._sum is not None
-        return self._sum
+        return self._sum if self._sum is not None else self._table.checksum()
 
     def result_if_done(self) -> int | None:
         """The sum if the thread has taken it by now, else None (without waiting)."""
