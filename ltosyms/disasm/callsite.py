@@ -303,7 +303,8 @@ class CallSiteFinder:
             if address + size > return_address or not is_call(X86_64, mnemonic):
                 return None
             method = SweepMethod.FUNCTION_SWEEP  # a sweep within the function, as from its start
-            return self._record(*instruction, return_address, patch=None, method=method)
+            raw = code[address - row_start :]
+            return self._record(*instruction, return_address, raw, patch=None, method=method)
         return None
 
     def boundary_at_or_after(self, function_start: int, link_address: int) -> int | None:
@@ -476,15 +477,24 @@ class CallSiteFinder:
         patch: PatchReason | None = None,
     ) -> CallSite:
         size, mnemonic, op_str = sweep.texts[position]
+        address = sweep.addresses[position]
         return self._record(
-            sweep.addresses[position],
+            address,
             size,
             mnemonic,
             op_str,
             return_address,
+            self._instruction_bytes(address, size),
             patch=patch,
             method=SweepMethod.FUNCTION_SWEEP,
         )
+
+    def _instruction_bytes(self, address: int, size: int) -> bytes:
+        """The bytes of an instruction decoded before and not kept (none when unreadable)."""
+        try:
+            return self.source.read(address, size)
+        except InputError:
+            return b""
 
     def _record(
         self,
@@ -493,14 +503,12 @@ class CallSiteFinder:
         mnemonic: str,
         op_str: str,
         return_address: int,
+        raw: bytes,
         *,
         patch: PatchReason | None,
         method: SweepMethod,
     ) -> CallSite:
-        try:
-            raw = self.source.read(address, size)
-        except InputError:
-            raw = b""
+        """The call site of the instruction ``raw`` (its bytes, as the caller read them)."""
         kind, target = self._classify(mnemonic, op_str)
         if target is not None and self.is_module and target in (address, address + size):
             target = None  # an unrelocated displacement (zero in the .ko)
@@ -548,6 +556,7 @@ class CallSiteFinder:
             mnemonic,
             op_str,
             return_address,
+            word,
             patch=None,
             method=SweepMethod.FIXED_WIDTH,
         )
@@ -581,6 +590,7 @@ class CallSiteFinder:
             mnemonic,
             op_str,
             return_address,
+            self._instruction_bytes(address, size),
             patch=None,
             method=SweepMethod.BACKWARD_WINDOW,
         )

@@ -495,7 +495,7 @@ class IndexStore:
                     continue
                 checksum = None
                 # A thread costs more than the sum of a small table (a module's).
-                if mapped.stamp_key is not None and len(mapped.payload) >= AHEAD_BYTES:
+                if not mapped.found_intact and len(mapped.payload) >= AHEAD_BYTES:
                     with contextlib.suppress(RuntimeError):  # no thread: summed when asked for
                         checksum = ChecksumAhead(mapped)
                 self._tables_ahead[kind] = (mapped, checksum)
@@ -504,11 +504,11 @@ class IndexStore:
         """Remember as intact the tables checked ahead but never asked for (a log with no
         frame to look up), where the sum is taken by now and holds, as a use remembers them:
         else every such run would sum them again."""
-        for mapped, checksum in self._tables_ahead.values():
-            if checksum is None or mapped.stamp is None or mapped.stamp_key is None:
-                continue
-            if self.usable and not self.read_only and checksum.result_if_done() == mapped.crc:
-                self.set_meta(mapped.stamp_key, mapped.stamp)
+        if not self.usable or self.read_only:
+            return
+        for kind, (mapped, checksum) in self._tables_ahead.items():
+            if checksum is not None and checksum.result_if_done() == mapped.crc:
+                self._stamp_intact(kind, mapped)
 
     def get_table(self, kind: str) -> memoryview | None:
         """The table stored for ``kind``, mapped read-only and checked whole against its
@@ -516,29 +516,27 @@ class IndexStore:
         image, cut short or damaged."""
         if not self.usable:
             return None
-        ahead = self._tables_ahead.pop(kind, None)
-        crc: int | None = None
-        if ahead is not None:
-            mapped, checksum = ahead
-            if checksum is not None:
-                crc = checksum.result()
-        else:
-            found = self._mapped_table(kind)
-            if found is None:
-                return None
-            mapped = found
-        if mapped.stamp_key is not None:
-            if (crc if crc is not None else mapped.checksum()) != mapped.crc:
+        mapped, checksum = self._tables_ahead.pop(kind, None) or (self._mapped_table(kind), None)
+        if mapped is None:
+            return None
+        if not mapped.found_intact:
+            crc = checksum.result() if checksum is not None else mapped.checksum()
+            if crc != mapped.crc:
                 log.warning(
                     "index table %s is damaged (checksum); it will be rewritten", mapped.path
                 )
                 return None
-            if mapped.stamp is not None and not self.read_only:
-                self.set_meta(mapped.stamp_key, mapped.stamp)
+            if not self.read_only:
+                self._stamp_intact(kind, mapped)
         return mapped.payload
 
+    def _stamp_intact(self, kind: str, mapped: MappedTable) -> None:
+        """Remember the file of ``kind``'s table as found intact (while its times can tell)."""
+        if mapped.stamp is not None:
+            self.set_meta(f"{_VERIFIED_PREFIX}{kind}", mapped.stamp)
+
     def _mapped_table(self, kind: str, *, quiet: bool = False) -> MappedTable | None:
-        """The table file of ``kind`` mapped, and whether its checksum is still to be taken;
+        """The table file of ``kind`` mapped, and whether it is the file last found intact;
         None when absent or not a whole table of this image."""
         path = self.table_path(kind)
         try:
@@ -555,16 +553,13 @@ class IndexStore:
         start, length, crc = placed
         # The checksum reads every page of the file, so it is taken when the file is new or
         # changed, and skipped while the file is the one last found intact.
-        key = f"{_VERIFIED_PREFIX}{kind}"
         stamp = _verified_stamp(file_status)
-        # None: intact when last summed, and not changed since.
-        stamp_key = None if stamp is not None and self.get_meta(key) == stamp else key
         return MappedTable(
             path=path,
             payload=memoryview(mapped)[start : start + length],
             crc=crc,
             stamp=stamp,
-            stamp_key=stamp_key,
+            found_intact=stamp is not None and self.get_meta(f"{_VERIFIED_PREFIX}{kind}") == stamp,
         )
 
     def put_table(self, kind: str, data: bytes) -> bool:

@@ -25,15 +25,14 @@ AHEAD_BYTES = 1 << 20  # smaller tables are summed when first used: a thread cos
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class MappedTable:
     """A table file mapped read-only: its payload, the CRC-32 its header gives, the stamp of
-    the file (None while too new to have one), and the header key under which the stamp is
-    kept once the sum holds (None: the file is the one last found intact, no sum needed).
-    Compared by identity: its payload is a mapping of megabytes."""
+    the file (None while too new to have one), and whether the file is the one last found
+    intact (no sum needed). Compared by identity: its payload is a mapping of megabytes."""
 
     path: Path
     payload: memoryview
     crc: int
     stamp: str | None
-    stamp_key: str | None
+    found_intact: bool
 
     def checksum(self) -> int:
         """The CRC-32 of the payload."""
