@@ -431,14 +431,15 @@ def test_columns_that_do_not_fit_together_are_refused_despite_a_good_checksum(
     columns: dict[str, array[int] | memoryview] = dict(
         read_columns(data, ADDRESS_TABLE_KIND).columns
     )
-    bounds = array("Q", columns["row_bounds"])
+    row_bounds = columns["row_bounds"]
+    bounds = array("Q", row_bounds)
     bounds[-1] += 1
     columns["row_bounds"] = bounds
     rewritten = pack_columns(ADDRESS_TABLE_KIND, KEY, list(columns.items()))
     assert zlib.crc32(rewritten[16:]) == struct.unpack_from("<I", rewritten, 12)[0]
     with pytest.raises(CacheError, match="do not fit together"):
         AddressTable.from_buffer(rewritten, KEY)
-    columns["row_bounds"] = array("Q", bounds[:-1] + array("Q", [bounds[-1] - 1]))
+    columns["row_bounds"] = row_bounds  # as written: the table opens again
     AddressTable.from_buffer(pack_columns(ADDRESS_TABLE_KIND, KEY, list(columns.items())), KEY)
     # A unit map naming a unit the table does not hold.
     map_units = array("Q", columns["map_units"])
