@@ -542,6 +542,8 @@ def _endless(command: str, source: str, via_symlink: bool = False):
             path = link
         if command == "parse":
             return Command(["parse", str(path)], quiet_env(work))
+        if command == "symbolize":  # queries on stdin
+            return Command(["symbolize", str(SAMPLE_VMLINUX)], quiet_env(work), stdin=path)
         return Command(["decode", str(SAMPLE_VMLINUX), str(path)], quiet_env(work))
 
     return build
@@ -1093,6 +1095,14 @@ CASES: tuple[Case, ...] = (
         "decode VMLINUX /dev/zero",
         "endless",
         _endless("decode", "/dev/zero"),
+        part=1,
+        **_ENDLESS,
+    ),
+    Case(
+        4,
+        "symbolize VMLINUX < /dev/zero",
+        "endless",
+        _endless("symbolize", "/dev/zero"),
         part=1,
         **_ENDLESS,
     ),

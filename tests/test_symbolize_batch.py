@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import Corpus
+from conftest import SAMPLES, Corpus
+from elftools.elf.elffile import ELFFile
 
 from ltosyms.cli import cli
 from ltosyms.decode.frames import FrameQuery
@@ -191,3 +192,42 @@ def test_answers_come_as_queries_do(corpus: Corpus, tmp_path: Path) -> None:
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+def test_stdin_of_any_bytes_is_read_as_the_log_reader_reads_logs(tmp_path: Path) -> None:
+    """Invalid UTF-8 under a strict locale is a bad query, not an internal error; a line of
+    200,000 characters is kept to its first 65,536 and named by its first 2,048."""
+    vmlinux = SAMPLES / "vmlinux-gcc"
+    with open(vmlinux, "rb") as file:
+        function = next(
+            symbol.name
+            for symbol in ELFFile(file).get_section_by_name(".symtab").iter_symbols()
+            if symbol["st_info"]["type"] == "STT_FUNC" and symbol["st_size"] > 2
+        )
+    stdin = (
+        f"{function}+0x1\n".encode()
+        + b"\xff\xfe not text\r\n"
+        + b"z" * 200_000
+        + f"\n{function}+0x2".encode()  # the last line has no line end
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "ltosyms", "symbolize", "--no-cache", str(vmlinux)],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},
+        check=False,
+    )
+    errors = result.stderr.decode().splitlines()
+    assert result.returncode == 1, errors
+    heads = [line for line in result.stdout.decode().splitlines() if not line.startswith(" ")]
+    assert [head.split("  = ")[0] for head in heads] == [
+        f"{function}+0x1",
+        "z" * 65_536,
+        f"{function}+0x2",
+    ]
+    assert errors[0] == (
+        "ltosyms: error: \ufffd\ufffd not text: cannot read '\ufffd\ufffd not text': expected "
+        "ADDR, NAME+OFF[/SIZE] [MODULE] or NAME [MODULE]"
+    )
+    assert errors[1].startswith("ltosyms: WARNING: line 3 is longer than 65536 characters")
+    assert errors[2:] == ["ltosyms: error: 1 of 4 queries failed"]

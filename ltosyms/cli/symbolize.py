@@ -23,8 +23,9 @@ from ltosyms.cli.cache import session_for
 from ltosyms.cli.options import cache_options, json_option, modules_option
 from ltosyms.context import ModuleSet
 from ltosyms.decode.decode import Decoder
-from ltosyms.decode.symbolize import Symbolized, parse_query, symbolize_all
+from ltosyms.decode.symbolize import Symbolized, parse_query, shown_query, symbolize_all
 from ltosyms.errors import CacheError, LtosymsError, QueriesFailed
+from ltosyms.oops.lines import iter_physical_blocks
 from ltosyms.oops.records import FrameRole
 from ltosyms.render.symbolize import (
     error_record,
@@ -38,9 +39,22 @@ def _queries(arguments: tuple[str, ...]) -> Iterator[str]:
     if arguments:
         yield from arguments
         return
-    for line in sys.stdin:
-        if line.strip():
-            yield line
+    for lines in _stdin_blocks():
+        for line in lines:
+            if line.strip():
+                yield line
+
+
+def _stdin_blocks() -> Iterator[list[str]]:
+    """stdin's lines as the log reader takes them (ltosyms.oops.lines): invalid UTF-8 as
+    U+FFFD, where stdin's own text layer raises on it under a strict locale; a line kept to
+    its first MAX_LINE_CHARS characters, so a stream without line ends (/dev/zero) runs in
+    bounded memory. Read from the unbuffered stream, each read takes what the pipe holds: a
+    program that writes one query and waits for its answer gets it."""
+    if sys.stdin is None:  # no stdin at all (closed by the caller)
+        return iter(())
+    stream = sys.stdin.buffer
+    return iter_physical_blocks(getattr(stream, "raw", stream))
 
 
 @click.command("symbolize")
@@ -98,8 +112,9 @@ def command(
     out = sys.stdout
     flush = line_buffered or as_jsonl or out.isatty()
     results: list[Symbolized] = []
+    # Kept for the --json document only: an endless stream of bad queries must not grow.
     errors: list[tuple[str, str]] = []
-    asked = 0
+    asked = failed = 0
     with session_for(cache_dir, no_cache) as session:
         context = session.open_vmlinux(vmlinux)
         decoder = Decoder(context, ModuleSet.from_paths(module_folders, session))
@@ -111,7 +126,10 @@ def command(
             except CacheError:
                 raise  # the index, not the query: every query would fail alike
             except LtosymsError as error:
-                _failed(text.strip(), str(error), errors, out if as_jsonl else None)
+                failed += 1
+                record = _failed(text.strip(), str(error), out if as_jsonl else None)
+                if as_json:
+                    errors.append(record)
                 continue
             if as_json:
                 results.extend(answers)
@@ -122,8 +140,8 @@ def command(
     if as_json:
         document = symbolized_json(results, context.name, context.build_id, errors)
         click.echo(json.dumps(document))
-    if errors:
-        raise QueriesFailed(f"{len(errors)} of {asked} queries failed")
+    if failed:
+        raise QueriesFailed(f"{failed} of {asked} queries failed")
 
 
 def _write(answers: list[Symbolized], out: TextIO, as_jsonl: bool) -> None:
@@ -135,10 +153,12 @@ def _write(answers: list[Symbolized], out: TextIO, as_jsonl: bool) -> None:
     out.write(text)
 
 
-def _failed(query: str, message: str, errors: list[tuple[str, str]], jsonl: TextIO | None) -> None:
-    """One line on stderr for the query (and one record in the --jsonl stream)."""
-    errors.append((query, message.splitlines()[0] if message else message))
+def _failed(query: str, message: str, jsonl: TextIO | None) -> tuple[str, str]:
+    """One line on stderr for the query (and one record in the --jsonl stream); the query
+    and the first line of its error."""
+    failure = (query, message.splitlines()[0] if message else message)
     if jsonl is not None:
-        jsonl.write(json.dumps(error_record(*errors[-1])) + "\n")
+        jsonl.write(json.dumps(error_record(*failure)) + "\n")
     sys.stdout.flush()  # the answers before it come first when both go to one terminal
-    click.echo(f"ltosyms: error: {query}: {errors[-1][1]}", err=True)
+    click.echo(f"ltosyms: error: {shown_query(query)}: {failure[1]}", err=True)
+    return failure

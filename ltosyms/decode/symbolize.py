@@ -89,8 +89,20 @@ def parse_query(text: str, role: FrameRole, kaslr_offset: int = 0) -> SymbolizeQ
         )
         return SymbolizeQuery(text=stripped, frame=frame, every_copy=True)
     raise UsageError(
-        f"cannot read {stripped!r}: expected ADDR, NAME+OFF[/SIZE] [MODULE] or NAME [MODULE]"
+        f"cannot read {shown_query(stripped)!r}: expected ADDR, NAME+OFF[/SIZE] [MODULE] or "
+        "NAME [MODULE]"
     )
+
+
+# How much of a query an error message shows. A printk record is at most 1,024 characters
+# (CONSOLE_LOG_MAX, kernel/printk/printk.c): a pasted trace line with its prefixes fits; a
+# stream may hold lines of 65,536 (ltosyms.limits.MAX_LINE_CHARS).
+SHOWN_QUERY_CHARS = 2048
+
+
+def shown_query(text: str) -> str:
+    """``text`` as a message names it: whole, or its first :data:`SHOWN_QUERY_CHARS`."""
+    return text if len(text) <= SHOWN_QUERY_CHARS else text[:SHOWN_QUERY_CHARS] + "..."
 
 
 def _number(text: str) -> int:
