@@ -21,6 +21,9 @@ index`` left it (no run finds answers an earlier one stored):
 * Debian: every call return address of ``.text`` (218K) through ``symbolize -R`` from stdin
   (target <= 1.0x llvm-symbolizer, peak RSS <= 1 GiB, first answer out within 1 s; output to a
   pipe is block-buffered, so "first out" is when the first 8 KB arrive);
+* the 2,000 and the 218K ``-R`` rows again with ``--jobs N`` (``--symbolize-jobs``, default 2:
+  worker processes answering; peak RSS is the sum over the process tree), and whether they
+  print the same bytes as one process;
 * with both address sets, ``symbolize`` of each return address - 1 as an exact IP: the
   lookups llvm-symbolizer makes, without the search for the call instruction that ``-R``
   adds (a few instructions decoded from the start of the line-table row holding it, or the
@@ -32,7 +35,7 @@ Rounds are interleaved and each row keeps its median over ``--repeat`` rounds (t
 shared: ratios, not seconds, are the result); the 218K row runs once.
 
     python3 bench/bench_symbolize.py [--kernel debian --kernel clang-thinlto] [--repeat N]
-        [--jobs N] [--python PY] [--main-python PY] [--skip-bulk]
+        [--jobs N] [--symbolize-jobs N] [--python PY] [--main-python PY] [--skip-bulk]
 """
 
 from __future__ import annotations
@@ -109,6 +112,9 @@ def main() -> int:
     parser.add_argument("--kernel", action="append", help="debian or a corpus kernel variant")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of each short row")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes of the index")
+    parser.add_argument(
+        "--symbolize-jobs", type=int, default=2, help="worker processes of symbolize's --jobs rows"
+    )
     parser.add_argument("--python", help="interpreter of an installed ltosyms to time")
     parser.add_argument("--main-python", help="interpreter of the ltosyms to compare with")
     parser.add_argument("--skip-bulk", action="store_true", help="leave out the 218K row")
@@ -176,9 +182,12 @@ def bench_kernel(
         text = "".join(f"{a:#x}\n" for a in addresses).encode()
         return run([*LLVM.split(), "--obj", str(vmlinux)], text)
 
-    def symbolize(command: list[str], index: Path, returns: list[int]) -> Run:
+    def symbolize(command: list[str], index: Path, returns: list[int], jobs: int = 1) -> Run:
         text = "".join(f"{a:x}\n" for a in returns).encode()
-        return run([*command, "symbolize", "-R", "--cache-dir", fresh(index), str(vmlinux)], text)
+        argv = [*command, "symbolize", "-R", "--cache-dir", fresh(index), str(vmlinux)]
+        return run([*argv, "--jobs", str(jobs)] if jobs > 1 else argv, text)
+
+    jobs = options.symbolize_jobs
 
     def exact(command: list[str], index: Path, returns: list[int]) -> Run:
         # The lookups llvm-symbolizer makes (return - 1 as an exact IP): no call instruction
@@ -198,18 +207,26 @@ def bench_kernel(
     peer = Row(f"{LLVM} (2,000 at return - 1)", kernel, "")
     mine = Row("ltosyms symbolize -R (2,000)", kernel, "<= 0.5x", peer=peer, limit=0.5)
     lookups = Row("ltosyms symbolize, exact IPs at return - 1 (2,000)", kernel, "", peer=peer)
+    shared = Row(f"ltosyms symbolize -R --jobs {jobs} (2,000)", kernel, "<= 0.5x", peer=peer,
+                 limit=0.5)  # fmt: skip
     measured = {
         peer.name: lambda: llvm([a - 1 for a in chosen]),
         mine.name: lambda: symbolize(ours, pristine, chosen),
+        shared.name: lambda: symbolize(ours, pristine, chosen, jobs),
         lookups.name: lambda: exact(ours, pristine, chosen),
     }
-    found = {peer.name: peer, mine.name: mine, lookups.name: lookups}
+    found = {peer.name: peer, mine.name: mine, shared.name: shared, lookups.name: lookups}
     if other is not None:
         theirs = Row("other ltosyms symbolize -R (2,000)", kernel, "", peer=peer)
         measured[theirs.name] = lambda: symbolize(other, other_index, chosen)
         found[theirs.name] = theirs
     measure(measured, found)
     rows.extend(found.values())
+    same_as_one = found[shared.name].runs[0].output == found[mine.name].runs[0].output
+    notes.append(
+        f"{kernel}: symbolize -R --jobs {jobs} of the 2,000 vs one process: "
+        f"{'identical' if same_as_one else 'DIFFERENT'}"
+    )
     if other is not None:
         same = found[mine.name].runs[0].output == found[theirs.name].runs[0].output
         lines = found[mine.name].runs[0].output.count(b"\n")
@@ -280,10 +297,23 @@ def bench_kernel(
             "",
             peer=bulk_peer,
         )
+        bulk_shared = Row(
+            f"ltosyms symbolize -R --jobs {jobs} ({len(returns):,}, stdin)",
+            kernel,
+            "<= 1.0x, <= 1 GiB, first out <= 1 s",
+            peer=bulk_peer,
+            limit=1.0,
+        )
         bulk_peer.runs.append(llvm([a - 1 for a in returns]))
         bulk_lookups.runs.append(exact(ours, pristine, returns))
         bulk.runs.append(symbolize(ours, pristine, returns))
-        rows.extend([bulk_peer, bulk_lookups, bulk])
+        bulk_shared.runs.append(symbolize(ours, pristine, returns, jobs))
+        rows.extend([bulk_peer, bulk_lookups, bulk, bulk_shared])
+        same_as_one = bulk_shared.runs[0].output == bulk.runs[0].output
+        notes.append(
+            f"{kernel}: symbolize -R --jobs {jobs} of all {len(returns):,} vs one process: "
+            f"{'identical' if same_as_one else 'DIFFERENT'}"
+        )
     return rows
 
 

@@ -7,15 +7,19 @@ free of unit loading and of stored chains; the ``--json`` document alone is kept
 the end; with ``-R``, the call-site finder keeps the instructions of each function it
 disassembled). One query that
 cannot be answered (unreadable, or its module missing) prints one error line and the others
-go on; the exit status is then 1.
+go on; the exit status is then 1. With ``--jobs N``, N worker processes answer the queries
+of stdin (ltosyms.decode.workers), the answers written in the order asked.
 """
 
 from __future__ import annotations
 
 import json
+import select
 import sys
-from collections.abc import Iterator
-from typing import TextIO
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 import click
 
@@ -23,26 +27,27 @@ from ltosyms.cli.cache import session_for
 from ltosyms.cli.options import cache_options, json_option, modules_option
 from ltosyms.context import ModuleSet
 from ltosyms.decode.decode import Decoder
-from ltosyms.decode.symbolize import Symbolized, parse_query, shown_query, symbolize_all
+from ltosyms.decode.symbolize import parse_query, shown_query, symbolize_all
+from ltosyms.decode.workers import WorkerAnswers
 from ltosyms.errors import CacheError, LtosymsError, QueriesFailed
 from ltosyms.oops.lines import iter_physical_blocks
 from ltosyms.oops.records import FrameRole
 from ltosyms.render.symbolize import (
     error_record,
-    symbolized_json,
+    symbolized_document,
     symbolized_lines,
     symbolized_record,
 )
 
 
-def _queries(arguments: tuple[str, ...]) -> Iterator[str]:
+def _queries(arguments: tuple[str, ...]) -> Iterator[list[str]]:
+    """The queries, a block at a time: the arguments, or the lines of stdin as they come
+    (blank ones left out)."""
     if arguments:
-        yield from arguments
+        yield list(arguments)
         return
     for lines in _stdin_blocks():
-        for line in lines:
-            if line.strip():
-                yield line
+        yield [line for line in lines if line.strip()]
 
 
 def _stdin_blocks() -> Iterator[list[str]]:
@@ -85,6 +90,14 @@ def _stdin_blocks() -> Iterator[list[str]]:
     is_flag=True,
     help="Flush the output after every answer (always so on a terminal and with --jsonl).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes answering the queries of stdin, for long streams (each opens the "
+    "image and its index on its own; the answers keep the order asked).",
+)
 @cache_options
 def command(
     vmlinux: str,
@@ -95,6 +108,7 @@ def command(
     as_json: bool,
     as_jsonl: bool,
     line_buffered: bool,
+    jobs: int,
     cache_dir: str | None,
     no_cache: bool,
 ) -> None:
@@ -109,56 +123,108 @@ def command(
         ) from None
     if as_json and as_jsonl:
         raise click.UsageError("--json and --jsonl: give one of them")
-    out = sys.stdout
-    flush = line_buffered or as_jsonl or out.isatty()
-    results: list[Symbolized] = []
-    # Kept for the --json document only: an endless stream of bad queries must not grow.
-    errors: list[tuple[str, str]] = []
-    asked = failed = 0
-    with session_for(cache_dir, no_cache) as session:
-        context = session.open_vmlinux(vmlinux)
-        decoder = Decoder(context, ModuleSet.from_paths(module_folders, session))
-        role = FrameRole.RETURN_ADDRESS if return_address else FrameRole.EXACT_IP
-        for text in _queries(queries):
-            asked += 1
-            try:
-                answers = symbolize_all(decoder, parse_query(text, role, offset))
-            except CacheError:
-                raise  # the index, not the query: every query would fail alike
-            except LtosymsError as error:
-                failed += 1
-                record = _failed(text.strip(), str(error), out if as_jsonl else None)
-                if as_json:
-                    errors.append(record)
-                continue
-            if as_json:
-                results.extend(answers)
-            else:
-                _write(answers, out, as_jsonl)
-            if flush:
-                out.flush()
-    if as_json:
-        document = symbolized_json(results, context.name, context.build_id, errors)
-        click.echo(json.dumps(document))
-    if failed:
-        raise QueriesFailed(f"{failed} of {asked} queries failed")
+    role = FrameRole.RETURN_ADDRESS if return_address else FrameRole.EXACT_IP
+    writer = _Writer(
+        out=sys.stdout,
+        flush=line_buffered or as_jsonl or sys.stdout.isatty(),
+        keep_for_document=as_json,
+    )
+    form = "json" if as_json else "jsonl" if as_jsonl else "text"
 
+    @contextmanager
+    def opened() -> Iterator[tuple[Callable[[str], _Answer], tuple[str, str | None]]]:
+        with session_for(cache_dir, no_cache) as session:
+            context = session.open_vmlinux(vmlinux)
+            decoder = Decoder(context, ModuleSet.from_paths(module_folders, session))
+            yield (
+                lambda text: _answer(decoder, text, role, offset, form),
+                (context.name, context.build_id),
+            )
 
-def _write(answers: list[Symbolized], out: TextIO, as_jsonl: bool) -> None:
-    # One write per answer: echoing each line costs as much as the lookup behind it.
-    if as_jsonl:
-        text = "".join(json.dumps(symbolized_record(answer)) + "\n" for answer in answers)
+    if jobs > 1 and not queries:
+        with WorkerAnswers(opened, jobs) as workers:
+            for answer in workers.answers(_queries(queries), _stdin_waiting()):
+                writer.write(answer)
+            about = workers.about
+        assert about is not None  # a worker opened the image, or raised
     else:
-        text = "".join(line + "\n" for answer in answers for line in symbolized_lines(answer))
-    out.write(text)
+        with opened() as (answer_one, about):
+            for block in _queries(queries):
+                for text in block:
+                    writer.write(answer_one(text))
+    if as_json:
+        path, build_id = about
+        document = symbolized_document(writer.records, path, build_id, writer.errors)
+        click.echo(json.dumps(document))
+    if writer.failed:
+        raise QueriesFailed(f"{writer.failed} of {writer.asked} queries failed")
 
 
-def _failed(query: str, message: str, jsonl: TextIO | None) -> tuple[str, str]:
-    """One line on stderr for the query (and one record in the --jsonl stream); the query
-    and the first line of its error."""
-    failure = (query, message.splitlines()[0] if message else message)
-    if jsonl is not None:
-        jsonl.write(json.dumps(error_record(*failure)) + "\n")
-    sys.stdout.flush()  # the answers before it come first when both go to one terminal
-    click.echo(f"ltosyms: error: {shown_query(query)}: {failure[1]}", err=True)
-    return failure
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Answer:
+    """One query's outcome, as written: made where it is answered (a worker process or
+    this one) and written here, in the order asked."""
+
+    query: str  # as given, without its line end
+    text: str  # what goes to stdout: the answer's lines or --jsonl objects ("" with --json)
+    records: tuple[dict[str, Any], ...]  # the --json document's entries for it
+    error: str | None = None  # why it could not be answered: the first line of the error
+
+
+def _answer(decoder: Decoder, text: str, role: FrameRole, offset: int, form: str) -> _Answer:
+    query = text.strip()
+    try:
+        answers = symbolize_all(decoder, parse_query(text, role, offset))
+    except CacheError:
+        raise  # the index, not the query: every query would fail alike
+    except LtosymsError as error:
+        message = str(error)
+        why = message.splitlines()[0] if message else message
+        jsonl = json.dumps(error_record(query, why)) + "\n" if form == "jsonl" else ""
+        return _Answer(query=query, text=jsonl, records=(), error=why)
+    if form == "json":
+        return _Answer(query=query, text="", records=tuple(map(symbolized_record, answers)))
+    # One string per answer: echoing each line costs as much as the lookup behind it.
+    if form == "jsonl":
+        written = "".join(json.dumps(symbolized_record(answer)) + "\n" for answer in answers)
+    else:
+        written = "".join(line + "\n" for answer in answers for line in symbolized_lines(answer))
+    return _Answer(query=query, text=written, records=())
+
+
+class _Writer:
+    """Writes the answers in the order given and counts them; keeps what the --json
+    document needs (only then: an endless stream of bad queries must not grow memory)."""
+
+    def __init__(self, *, out: TextIO, flush: bool, keep_for_document: bool) -> None:
+        self.out = out
+        self.flush = flush
+        self.keep_for_document = keep_for_document
+        self.records: list[dict[str, Any]] = []
+        self.errors: list[tuple[str, str]] = []
+        self.asked = 0
+        self.failed = 0
+
+    def write(self, answer: _Answer) -> None:
+        self.asked += 1
+        if answer.text:
+            self.out.write(answer.text)
+        if answer.error is not None:
+            self.failed += 1
+            if self.keep_for_document:
+                self.errors.append((answer.query, answer.error))
+            self.out.flush()  # the answers before it come first when both go to one terminal
+            click.echo(f"ltosyms: error: {shown_query(answer.query)}: {answer.error}", err=True)
+        elif self.keep_for_document:
+            self.records.extend(answer.records)
+        if self.flush:
+            self.out.flush()
+
+
+def _stdin_waiting() -> Callable[[], bool]:
+    """Whether stdin has more to read without waiting (always so for a stream in memory)."""
+    try:
+        descriptor = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return lambda: True
+    return lambda: bool(select.select([descriptor], [], [], 0)[0])

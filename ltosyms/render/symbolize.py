@@ -35,10 +35,21 @@ def symbolized_json(
     errors: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The whole document; ``errors``: (query, message) of the queries that failed."""
+    return symbolized_document([symbolized_record(r) for r in results], path, build_id, errors)
+
+
+def symbolized_document(
+    records: list[dict[str, Any]],
+    path: str,
+    build_id: str | None,
+    errors: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The whole document from its ``results`` entries (:func:`symbolized_record`), as a
+    worker process answering the queries hands them back."""
     document = {
         "schema": SCHEMA,
         "vmlinux": {"path": path, "build_id": build_id},
-        "results": [symbolized_record(r) for r in results],
+        "results": records,
     }
     if errors is not None:
         document["errors"] = [error_record(query, message) for query, message in errors]
