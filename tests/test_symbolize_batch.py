@@ -167,11 +167,14 @@ def test_a_bare_name_gives_every_copy(corpus: Corpus) -> None:
     assert out.splitlines()[1].split()[0].startswith("kernel/sched/core.c:")
 
 
-def test_answers_come_as_queries_do(corpus: Corpus, tmp_path: Path) -> None:
-    """The first answer is out while stdin is still open: nothing waits for the end."""
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_answers_come_as_queries_do(corpus: Corpus, tmp_path: Path, jobs: str) -> None:
+    """The first answer is out while stdin is still open: nothing waits for the end (with
+    worker processes too: the answers handed out are taken back while stdin is quiet)."""
     vmlinux = str(corpus.kernel_vmlinux("clang-thinlto"))
+    command = [sys.executable, "-m", "ltosyms", "symbolize", vmlinux, "--no-cache", "-R"]
     with subprocess.Popen(
-        [sys.executable, "-m", "ltosyms", "symbolize", vmlinux, "--no-cache", "-R", "--jsonl"],
+        [*command, "--jsonl", "--jobs", jobs],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, Corpus
+from conftest import SAMPLES
 from elftools.elf.elffile import ELFFile
 
 from ltosyms.decode import workers as workers_module
@@ -172,33 +172,6 @@ def test_symbolize_with_workers_writes_what_one_process_writes(
         document = json.loads(alone.stdout)
         assert len(document["results"]) == len(queries) - 2
         assert [error["query"] for error in document["errors"]] == [queries[7], queries[-3]]
-
-
-def test_symbolize_with_workers_answers_as_queries_come(corpus: Corpus) -> None:
-    """The first answer is out while stdin is still open, with workers too."""
-    vmlinux = str(corpus.kernel_vmlinux("clang-thinlto"))
-    command = [sys.executable, "-m", "ltosyms", "symbolize", vmlinux, "--no-cache", "-R"]
-    with subprocess.Popen(
-        [*command, "--jsonl", "--jobs", "2"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    ) as process:
-        assert process.stdin is not None and process.stdout is not None
-        try:
-            process.stdin.write(b"try_to_wake_up+0x24e/0x2a0\n")
-            process.stdin.flush()
-            first = json.loads(process.stdout.readline())
-            assert first["resolved"]["symbol"].startswith("try_to_wake_up.llvm.")
-            assert process.poll() is None  # still reading stdin
-            process.stdin.write(b"name_show+0x10/0x50\n")
-            process.stdin.close()
-            second = json.loads(process.stdout.readline())
-            assert second["resolved"]["symbol"] == "name_show"
-            assert process.wait(timeout=60) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
 
 
 def test_symbolize_with_workers_reports_an_unusable_vmlinux_once(tmp_path: Path) -> None:
