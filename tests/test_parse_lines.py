@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -151,3 +154,22 @@ def test_glued_messages_are_two_lines() -> None:
     first, second = iter_log_lines(raw)
     assert (first.number, first.text) == (1, "vmalloc: allocation failure: 34359738352 bytes")
     assert (second.number, second.text) == (1, "BUG: x")
+
+
+def test_a_stream_in_non_blocking_mode_is_read_to_its_end() -> None:
+    """A read with nothing there yet is no end of input (stdin left non-blocking by the
+    program before: its reads return None until data comes)."""
+    reading, writing = os.pipe()
+    os.set_blocking(reading, False)
+
+    def write() -> None:
+        with open(writing, "wb", buffering=0) as out:
+            for part in (b"first\n", b"second\nthi", b"rd"):
+                time.sleep(0.05)  # the reader asks before anything is there
+                out.write(part)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    with open(reading, "rb", buffering=0) as stream:
+        assert list(iter_physical_lines(stream)) == ["first", "second", "third"]
+    writer.join()

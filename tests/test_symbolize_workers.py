@@ -5,6 +5,7 @@ cannot open, a bug in one and a worker that dies, each raised in the main proces
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from elftools.elf.elffile import ELFFile
 
 from ltosyms.decode import workers as workers_module
 from ltosyms.decode.workers import BATCH_QUERIES, WorkerAnswers
-from ltosyms.errors import InputError
+from ltosyms.errors import CacheError, InputError
 
 Opened = Iterator[tuple[Callable[[str], tuple[int, str]], str]]
 
@@ -119,9 +120,71 @@ def test_a_worker_that_dies_is_an_internal_error(monkeypatch: pytest.MonkeyPatch
         list(workers.answers([["die"], ["fine"]], lambda: True))
 
 
-def test_one_job_is_no_worker() -> None:
-    with pytest.raises(ValueError, match="two jobs or more"):
-        WorkerAnswers(tagging, jobs=1)
+@pytest.mark.parametrize("jobs", [1, workers_module.MAX_JOBS + 1])
+def test_workers_are_two_to_max_jobs(jobs: int) -> None:
+    with pytest.raises(ValueError, match="for 2 to 64 jobs"):
+        WorkerAnswers(tagging, jobs=jobs)
+
+
+def test_an_image_that_cannot_be_opened_is_said_before_any_input_is_read() -> None:
+    read: list[str] = []
+
+    def blocks() -> Iterator[list[str]]:
+        read.append("a block")
+        yield ["q"]
+
+    with (
+        WorkerAnswers(refusing, jobs=2) as workers,
+        pytest.raises(InputError, match="not an ELF file"),
+    ):
+        next(iter(workers.answers(blocks(), lambda: False)))
+    assert read == []
+
+
+@contextmanager
+def failing_at_stop() -> Opened:
+    def answer(text: str) -> tuple[int, str]:
+        if text == "stop":
+            raise CacheError("cache directory: gone")
+        return os.getpid(), text
+
+    yield answer, "failing"
+
+
+def test_the_answers_before_a_failing_query_are_handed_out_before_its_error() -> None:
+    """As one process writes them: every answer before the query that failed, then the
+    error (a CacheError: every query after it would fail alike)."""
+    queries = [f"q{number}" for number in range(5)] + ["stop", "never"]
+    taken: list[str] = []
+    with (
+        WorkerAnswers(failing_at_stop, jobs=2) as workers,
+        pytest.raises(CacheError, match="gone"),
+    ):
+        for _pid, text in workers.answers([queries], lambda: True):
+            taken.append(text)
+    assert taken == queries[:5]
+
+
+@contextmanager
+def warning() -> Opened:
+    logging.getLogger("ltosyms.index.store").warning("index table %s is damaged", "T")
+
+    def answer(text: str) -> tuple[int, str]:
+        logging.getLogger("ltosyms.context.modules").warning("module %s: damaged", text)
+        return os.getpid(), text
+
+    yield answer, "warning"
+
+
+def test_what_workers_warn_is_logged_here_once_each(caplog: pytest.LogCaptureFixture) -> None:
+    queries = ["m1", "m2", "m1"] * BATCH_QUERIES
+    with WorkerAnswers(warning, jobs=3) as workers:
+        assert len(list(workers.answers([queries], lambda: True))) == len(queries)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "index table T is damaged"),
+        ("WARNING", "module m1: damaged"),
+        ("WARNING", "module m2: damaged"),
+    ]
 
 
 # -- symbolize --jobs N: the output of --jobs 1, byte for byte -------------------------------
@@ -172,6 +235,12 @@ def test_symbolize_with_workers_writes_what_one_process_writes(
         document = json.loads(alone.stdout)
         assert len(document["results"]) == len(queries) - 2
         assert [error["query"] for error in document["errors"]] == [queries[7], queries[-3]]
+
+
+def test_symbolize_takes_at_most_max_jobs() -> None:
+    result = symbolize(str(SAMPLES / "vmlinux-gcc"), "--no-cache", "--jobs", "65", stdin=b"")
+    assert result.returncode == 2
+    assert b"--jobs" in result.stderr and b"1<=x<=64" in result.stderr
 
 
 def test_symbolize_with_workers_reports_an_unusable_vmlinux_once(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ of stdin (ltosyms.decode.workers), the answers written in the order asked.
 
 from __future__ import annotations
 
+import io
 import json
 import select
 import sys
@@ -28,7 +29,7 @@ from ltosyms.cli.options import cache_options, json_option, modules_option
 from ltosyms.context import ModuleSet
 from ltosyms.decode.decode import Decoder
 from ltosyms.decode.symbolize import parse_query, shown_query, symbolize_all
-from ltosyms.decode.workers import WorkerAnswers
+from ltosyms.decode.workers import MAX_JOBS, WorkerAnswers
 from ltosyms.errors import CacheError, LtosymsError, QueriesFailed
 from ltosyms.oops.lines import iter_physical_blocks
 from ltosyms.oops.records import FrameRole
@@ -59,7 +60,8 @@ def _stdin_blocks() -> Iterator[list[str]]:
     if sys.stdin is None:  # no stdin at all (closed by the caller)
         return iter(())
     stream = sys.stdin.buffer
-    return iter_physical_blocks(getattr(stream, "raw", stream))
+    # A test harness's stdin is bytes in memory, with no unbuffered stream under it.
+    return iter_physical_blocks(stream.raw if isinstance(stream, io.BufferedReader) else stream)
 
 
 @click.command("symbolize")
@@ -92,7 +94,7 @@ def _stdin_blocks() -> Iterator[list[str]]:
 )
 @click.option(
     "--jobs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_JOBS),
     default=1,
     show_default=True,
     help="Worker processes answering the queries of stdin, for long streams (each opens the "

@@ -13,19 +13,27 @@ taken back before the main process waits for more input: a program that writes o
 and waits for its answer gets it.
 
 Workers are forked: they start at once, with everything imported, and each receives the
-function that opens its answerer as it is (nothing is pickled but queries and answers).
+function that opens its answerer as it is (nothing is pickled but queries, answers and the
+warnings a worker logs, which the main process logs once each). No process is left behind:
+the main one stops its workers on every way out, a worker dies with the main process
+(``PR_SET_PDEATHSIG``), and a worker that dies, even halfway through a message, is noticed
+by the main process (a thread per worker reads its messages; the main one never blocks on a
+pipe a dead process held).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
+import logging
 import multiprocessing
 import multiprocessing.context
 import multiprocessing.queues
 import os
 import queue
 import signal
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +41,8 @@ from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
 from ltosyms.errors import LtosymsError
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")  # one answer
 A = TypeVar("A")  # what a worker says about what it opened
@@ -44,8 +54,16 @@ BATCH_QUERIES = 256
 # Batches out per worker: one being answered, the next ones waiting in its queue.
 BATCHES_PER_WORKER = 4
 
-# How often the main process, waiting for an answer, looks whether the worker still lives.
+# Most worker processes one run starts: each holds its own copy of the image's tables and
+# four descriptors of the main process.
+MAX_JOBS = 64
+
+# How often a process waiting for the other looks whether it still lives.
 POLL_SECONDS = 0.5
+
+# Different warnings the main process logs for its workers (each once); past this many, the
+# workers' warnings are dropped (a stream of bad input must not grow the memory of them).
+WARNINGS_KEPT = 1000
 
 # What opens a worker's answerer: a context manager giving the function that answers one
 # query and what the worker says about it (closed when the input ends: a session saves).
@@ -62,22 +80,35 @@ class WorkerAnswers(Generic[T, A]):
                 ...
 
     A worker that cannot open raises its :class:`~ltosyms.errors.LtosymsError` here, as
-    opening in this process would; an exception that is a bug, or a worker that dies, is
-    a :class:`RuntimeError` (with the worker's traceback as a note).
+    opening in this process would (before any input is read); one that fails on a query
+    after answering the queries before it in its batch raises after their answers; an
+    exception that is a bug, or a worker that dies, is a :class:`RuntimeError` (with the
+    worker's traceback as a note).
     """
 
     def __init__(self, open_answerer: OpenAnswerer[T, A], jobs: int) -> None:
-        if jobs < 2:
-            raise ValueError("worker processes are for two jobs or more")
+        if not 2 <= jobs <= MAX_JOBS:
+            raise ValueError(f"worker processes are for 2 to {MAX_JOBS} jobs")
         context = multiprocessing.get_context("fork")
         self.about: A | None = None  # what the first worker to open said about it
         self._workers: list[_Worker] = []
+        self._warned: set[tuple[int, str]] = set()
+        # Ctrl-C while a worker is forked would be raised in it too: held back until each has
+        # set it aside (and until all are started here).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             for _ in range(jobs):
                 self._workers.append(_Worker(context, open_answerer))
-        except BaseException:  # no process to be had, or Ctrl-C: none is left behind
+        except OSError as error:  # no process or descriptor to be had
+            self.close()
+            raise LtosymsError(f"cannot start {jobs} worker processes: {error}") from None
+        except BaseException:
             self.close()
             raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        for worker in self._workers:
+            worker.start_reading()
         self._in_flight: deque[_Worker] = deque()
         self._limit = jobs * BATCHES_PER_WORKER
 
@@ -86,6 +117,8 @@ class WorkerAnswers(Generic[T, A]):
     ) -> Iterator[T]:
         """The answers to the queries of ``blocks``, in order. ``input_waiting``: whether the
         next block is there to read without waiting (answers are taken back first if not)."""
+        for worker in self._workers:  # an image that cannot be opened is said at once
+            self._receive(worker, until="opened")
         turn = itertools.cycle(self._workers)
         block_iterator = iter(blocks)
         while True:
@@ -102,48 +135,49 @@ class WorkerAnswers(Generic[T, A]):
                 self._in_flight.append(worker)
         while self._in_flight:
             yield from self._take_back()
-        # The input ended: each worker closes what it opened (a session saves) and exits. One
-        # that never got a batch reports here whether it could open at all.
+        # The input ended: each worker closes what it opened (a session saves) and exits.
         for worker in self._workers:
             worker.tasks.put(None)
         for worker in self._workers:
-            self._receive(worker, ending=True)
+            self._receive(worker, until="done")
 
-    def _take_back(self) -> list[T]:
-        return self._receive(self._in_flight.popleft())
+    def _take_back(self) -> Iterator[T]:
+        answers, failure = self._receive(self._in_flight.popleft(), until="answers")
+        yield from answers
+        if failure is not None:
+            raise failure
 
-    def _receive(self, worker: _Worker, *, ending: bool = False) -> list[T]:
+    def _receive(self, worker: _Worker, *, until: str) -> tuple[list[T], BaseException | None]:
+        """The worker's messages up to the next one of kind ``until``: its answers and what
+        failed after them."""
         while True:
-            try:
-                message = worker.results.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                if worker.process.is_alive():
-                    continue
-                try:  # its last words may have come in just before it ended
-                    message = worker.results.get(timeout=POLL_SECONDS)
-                except queue.Empty:
-                    if ending and worker.process.exitcode == 0:
-                        return []
-                    raise RuntimeError(
-                        f"a worker process ended before its answers (exit status "
-                        f"{worker.process.exitcode}); run with --jobs 1 to see why"
-                    ) from None
+            message = worker.next_message()
             kind = message[0]
-            if kind == "opened":
-                if self.about is None:
-                    self.about = message[1]
-                continue
-            if kind == "answers":
-                answers: list[T] = message[1]
-                return answers
-            if kind == "done":
-                return []
+            self._log(message[-1])
+            if kind == "opened" and self.about is None:
+                self.about = message[1]
             if kind == "error":
                 error: LtosymsError = message[1]
                 raise error
-            failure = RuntimeError(f"in a worker process: {message[1]}")
-            failure.add_note(message[2])
-            raise failure
+            if kind == "bug":
+                raise _bug(message[1], message[2])
+            if kind == until:
+                if kind != "answers":
+                    return [], None
+                answers: list[T] = message[1]
+                failure: BaseException | None = None
+                if message[2] is not None:
+                    failure = message[2]
+                elif message[3] is not None:
+                    failure = _bug(*message[3])
+                return answers, failure
+
+    def _log(self, warnings: list[tuple[int, str]]) -> None:
+        """A worker's warnings, each once (every worker meets the same damaged index)."""
+        for warning in warnings:
+            if warning not in self._warned and len(self._warned) < WARNINGS_KEPT:
+                self._warned.add(warning)
+                log.log(*warning)
 
     def close(self) -> None:
         """Stop the workers: at once unless they ended (on an error or Ctrl-C, what they
@@ -159,19 +193,56 @@ class WorkerAnswers(Generic[T, A]):
         self.close()
 
 
+def _bug(summary: str, details: str) -> RuntimeError:
+    failure = RuntimeError(f"in a worker process: {summary}")
+    failure.add_note(details)
+    return failure
+
+
 class _Worker:
     """One worker process and its two queues (a queue's own thread writes to the pipe, so
-    that neither side blocks the other with a large batch or answer)."""
+    that neither side blocks the other with a large batch or answer), and the thread that
+    reads its messages into an inbox."""
 
     def __init__(
         self, context: multiprocessing.context.ForkContext, open_answerer: OpenAnswerer[Any, Any]
     ) -> None:
         self.tasks: multiprocessing.queues.Queue[list[str] | None] = context.Queue()
         self.results: multiprocessing.queues.Queue[tuple[Any, ...]] = context.Queue()
+        self.inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.process = context.Process(
             target=_work, args=(open_answerer, self.tasks, self.results, os.getpid()), daemon=True
         )
         self.process.start()
+
+    def start_reading(self) -> None:
+        # Started once every worker is forked: no thread runs in this process at a fork.
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        # A worker that dies halfway through a message leaves this thread waiting for the
+        # rest (every process holds the pipe's ends: no end of file comes), not the main one.
+        with contextlib.suppress(EOFError, OSError, ValueError):
+            while True:
+                message = self.results.get()
+                self.inbox.put(message)
+                if message[0] in ("done", "error", "bug"):
+                    return
+
+    def next_message(self) -> tuple[Any, ...]:
+        while True:
+            try:
+                return self.inbox.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                if self.process.is_alive():
+                    continue
+            try:  # its last words may have come in just before it ended
+                return self.inbox.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                raise RuntimeError(
+                    f"a worker process ended before its answers (exit status "
+                    f"{self.process.exitcode}); run with --jobs 1 to see why"
+                ) from None
 
     def stop(self) -> None:
         if self.process.is_alive():
@@ -186,6 +257,23 @@ class _Orphaned(Exception):
     """The main process is gone (killed without a chance to stop its workers)."""
 
 
+class _Warnings(logging.Handler):
+    """A worker's warnings, sent along with its next message instead of printed (the main
+    process logs each once, in the order of the answers)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.taken: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.taken) < WARNINGS_KEPT:
+            self.taken.append((record.levelno, record.getMessage()))
+
+    def pop(self) -> list[tuple[int, str]]:
+        taken, self.taken = self.taken, []
+        return taken
+
+
 def _work(
     open_answerer: OpenAnswerer[Any, Any],
     tasks: multiprocessing.queues.Queue[list[str] | None],
@@ -196,25 +284,61 @@ def _work(
     main process is gone."""
     # Ctrl-C goes to the whole foreground process group; the main process handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _die_with(parent)
+    # Warnings go to the main process with the next message; diagnostics below them (-v)
+    # are printed here as they come.
+    warnings = _Warnings()
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.addFilter(lambda record: record.levelno < logging.WARNING)
+    root.addHandler(warnings)
     try:
         with open_answerer() as (answer, about):
-            results.put(("opened", about))
+            results.put(("opened", about, warnings.pop()))
             while (batch := _next_batch(tasks, parent)) is not None:
-                results.put(("answers", [answer(text) for text in batch]))
-        results.put(("done",))
+                answers: list[Any] = []
+                error: LtosymsError | None = None
+                bug: tuple[str, str] | None = None
+                try:
+                    for text in batch:
+                        answers.append(answer(text))
+                except LtosymsError as raised:  # the answers before it are written first
+                    error = raised
+                except Exception as raised:  # a bug: the main process raises it (exit 70)
+                    bug = (f"{type(raised).__name__}: {raised}", traceback.format_exc())
+                results.put(("answers", answers, error, bug, warnings.pop()))
+                if error is not None or bug is not None:
+                    return
+        results.put(("done", warnings.pop()))
     except _Orphaned:
         results.cancel_join_thread()  # nobody reads what is queued: exit without it
     except LtosymsError as error:
-        results.put(("error", error))
+        results.put(("error", error, warnings.pop()))
     except Exception as error:  # a bug: the main process raises it (exit 70)
-        results.put(("bug", f"{type(error).__name__}: {error}", traceback.format_exc()))
+        summary = f"{type(error).__name__}: {error}"
+        results.put(("bug", summary, traceback.format_exc(), warnings.pop()))
+
+
+def _die_with(parent: int) -> None:
+    """Be killed when the main process dies (Linux: ``prctl(PR_SET_PDEATHSIG)``), wherever
+    this process is then (halfway through reading a batch, too)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before that was set
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # include/uapi/linux/prctl.h
 
 
 def _next_batch(
     tasks: multiprocessing.queues.Queue[list[str] | None], parent: int
 ) -> list[str] | None:
-    # The worker holds both ends of its queue's pipe (a fork inherits them): no end of
-    # input would tell it that the main process died, its parent's pid does.
+    # Where the death signal cannot be set: the worker holds both ends of its queue's pipe
+    # (a fork inherits them), so no end of input would tell it that the main process died;
+    # its parent's pid does.
     while True:
         try:
             return tasks.get(timeout=POLL_SECONDS)
