@@ -542,8 +542,9 @@ def _endless(command: str, source: str, via_symlink: bool = False):
             path = link
         if command == "parse":
             return Command(["parse", str(path)], quiet_env(work))
-        if command == "symbolize":  # queries on stdin
-            return Command(["symbolize", str(SAMPLE_VMLINUX)], quiet_env(work), stdin=path)
+        if command.startswith("symbolize"):  # queries on stdin (`symbolize --jobs 2`, too)
+            arguments = [*command.split(), str(SAMPLE_VMLINUX)]
+            return Command(arguments, quiet_env(work), stdin=path)
         return Command(["decode", str(SAMPLE_VMLINUX), str(path)], quiet_env(work))
 
     return build
@@ -1103,6 +1104,14 @@ CASES: tuple[Case, ...] = (
         "symbolize VMLINUX < /dev/zero",
         "endless",
         _endless("symbolize", "/dev/zero"),
+        part=1,
+        **_ENDLESS,
+    ),
+    Case(
+        4,
+        "symbolize --jobs 2 VMLINUX < /dev/zero",
+        "endless",
+        _endless("symbolize --jobs 2", "/dev/zero"),
         part=1,
         **_ENDLESS,
     ),
