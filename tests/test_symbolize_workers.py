@@ -149,11 +149,15 @@ def failing_at_stop() -> Opened:
         return os.getpid(), text
 
     yield answer, "failing"
+    logging.getLogger("ltosyms.index.store").warning("closed after %s", "a failure")
 
 
-def test_the_answers_before_a_failing_query_are_handed_out_before_its_error() -> None:
+def test_the_answers_before_a_failing_query_are_handed_out_before_its_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """As one process writes them: every answer before the query that failed, then the
-    error (a CacheError: every query after it would fail alike)."""
+    error (a CacheError: every query after it would fail alike), and what the worker
+    warned while closing."""
     queries = [f"q{number}" for number in range(5)] + ["stop", "never"]
     taken: list[str] = []
     with (
@@ -163,6 +167,55 @@ def test_the_answers_before_a_failing_query_are_handed_out_before_its_error() ->
         for _pid, text in workers.answers([queries], lambda: True):
             taken.append(text)
     assert taken == queries[:5]
+    assert [r.getMessage() for r in caplog.records] == ["closed after a failure"]
+
+
+def _refuse() -> None:
+    raise TypeError("refused")
+
+
+class Unpicklable:
+    """An answer that cannot be made again on the other side."""
+
+    def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
+        return _refuse, ()
+
+
+@contextmanager
+def unpicklable() -> Iterator[tuple[Callable[[str], Unpicklable], None]]:
+    yield (lambda text: Unpicklable()), None
+
+
+def test_an_answer_that_does_not_unpickle_is_an_internal_error() -> None:
+    with (
+        WorkerAnswers(unpicklable, jobs=2) as workers,
+        pytest.raises(RuntimeError, match="in a worker process: TypeError: refused"),
+    ):
+        list(workers.answers([["q"]], lambda: True))
+
+
+IGNORING_SIGTERM = """
+import os, signal
+from contextlib import contextmanager
+from ltosyms.decode.workers import WorkerAnswers
+
+@contextmanager
+def tagging():
+    yield (lambda text: text), None
+
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as `trap '' TERM` leaves a program
+with WorkerAnswers(tagging, jobs=2) as workers:
+    for answer in workers.answers([["q"] * 10], lambda: True):
+        break  # stopped early: the workers wait for more
+print("stopped")
+"""
+
+
+def test_workers_are_stopped_when_sigterm_is_ignored() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", IGNORING_SIGTERM], capture_output=True, timeout=20, check=False
+    )
+    assert (result.returncode, result.stdout) == (0, b"stopped\n"), result.stderr
 
 
 @contextmanager

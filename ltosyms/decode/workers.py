@@ -94,19 +94,21 @@ class WorkerAnswers(Generic[T, A]):
         self._workers: list[_Worker] = []
         self._warned: set[tuple[int, str]] = set()
         # Ctrl-C while a worker is forked would be raised in it too: held back until each has
-        # set it aside (and until all are started here).
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # set it aside (and until all are started here; one that came meanwhile is raised
+        # when the mask is put back, and stops those started).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            for _ in range(jobs):
-                self._workers.append(_Worker(context, open_answerer))
+            try:
+                for _ in range(jobs):
+                    self._workers.append(_Worker(context, open_answerer, mask))
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         except OSError as error:  # no process or descriptor to be had
             self.close()
             raise LtosymsError(f"cannot start {jobs} worker processes: {error}") from None
         except BaseException:
             self.close()
             raise
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         for worker in self._workers:
             worker.start_reading()
         self._in_flight: deque[_Worker] = deque()
@@ -205,39 +207,52 @@ class _Worker:
     reads its messages into an inbox."""
 
     def __init__(
-        self, context: multiprocessing.context.ForkContext, open_answerer: OpenAnswerer[Any, Any]
+        self,
+        context: multiprocessing.context.ForkContext,
+        open_answerer: OpenAnswerer[Any, Any],
+        mask: set[int | signal.Signals],
     ) -> None:
         self.tasks: multiprocessing.queues.Queue[list[str] | None] = context.Queue()
         self.results: multiprocessing.queues.Queue[tuple[Any, ...]] = context.Queue()
         self.inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.process = context.Process(
-            target=_work, args=(open_answerer, self.tasks, self.results, os.getpid()), daemon=True
+            target=_work,
+            args=(open_answerer, self.tasks, self.results, os.getpid(), mask),
+            daemon=True,
         )
         self.process.start()
+        self.reader: threading.Thread | None = None
 
     def start_reading(self) -> None:
         # Started once every worker is forked: no thread runs in this process at a fork.
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         # A worker that dies halfway through a message leaves this thread waiting for the
         # rest (every process holds the pipe's ends: no end of file comes), not the main one.
-        with contextlib.suppress(EOFError, OSError, ValueError):
+        try:
             while True:
                 message = self.results.get()
                 self.inbox.put(message)
                 if message[0] in ("done", "error", "bug"):
                     return
+        except (EOFError, OSError, ValueError):
+            return  # the queue closed under it: the main process stopped the worker
+        except BaseException as error:  # a message that does not unpickle: a bug
+            summary = f"{type(error).__name__}: {error}"
+            self.inbox.put(("bug", summary, traceback.format_exc(), []))
 
     def next_message(self) -> tuple[Any, ...]:
         while True:
             try:
                 return self.inbox.get(timeout=POLL_SECONDS)
             except queue.Empty:
-                if self.process.is_alive():
+                reading = self.reader is not None and self.reader.is_alive()
+                if self.process.is_alive() and reading:
                     continue
             try:  # its last words may have come in just before it ended
-                return self.inbox.get(timeout=POLL_SECONDS)
+                return self.inbox.get(timeout=2 * POLL_SECONDS)
             except queue.Empty:
                 raise RuntimeError(
                     f"a worker process ended before its answers (exit status "
@@ -245,8 +260,10 @@ class _Worker:
                 ) from None
 
     def stop(self) -> None:
+        # SIGKILL, not SIGTERM: a process started with SIGTERM ignored passes that on to its
+        # workers, and what they would answer is not wanted any more.
         if self.process.is_alive():
-            self.process.terminate()
+            self.process.kill()
         self.process.join()
         for channel in (self.tasks, self.results):
             channel.cancel_join_thread()  # what is still queued is not wanted
@@ -279,12 +296,13 @@ def _work(
     tasks: multiprocessing.queues.Queue[list[str] | None],
     results: multiprocessing.queues.Queue[tuple[Any, ...]],
     parent: int,
+    mask: set[int | signal.Signals],
 ) -> None:
     """A worker's life: open, answer each batch, close when the input ends, or when the
     main process is gone."""
     # Ctrl-C goes to the whole foreground process group; the main process handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     _die_with(parent)
     # Warnings go to the main process with the next message; diagnostics below them (-v)
     # are printed here as they come.
@@ -294,6 +312,7 @@ def _work(
         handler.addFilter(lambda record: record.levelno < logging.WARNING)
     root.addHandler(warnings)
     try:
+        failed: tuple[Any, ...] | None = None
         with open_answerer() as (answer, about):
             results.put(("opened", about, warnings.pop()))
             while (batch := _next_batch(tasks, parent)) is not None:
@@ -307,10 +326,13 @@ def _work(
                     error = raised
                 except Exception as raised:  # a bug: the main process raises it (exit 70)
                     bug = (f"{type(raised).__name__}: {raised}", traceback.format_exc())
-                results.put(("answers", answers, error, bug, warnings.pop()))
                 if error is not None or bug is not None:
-                    return
-        results.put(("done", warnings.pop()))
+                    failed = ("answers", answers, error, bug)
+                    break
+                results.put(("answers", answers, None, None, warnings.pop()))
+        # Sent once what was opened is closed (a session saves): the main process stops the
+        # workers when it has it, and says the warnings of the close too.
+        results.put((*failed, warnings.pop()) if failed is not None else ("done", warnings.pop()))
     except _Orphaned:
         results.cancel_join_thread()  # nobody reads what is queued: exit without it
     except LtosymsError as error:
