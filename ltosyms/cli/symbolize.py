@@ -211,16 +211,17 @@ class _Writer:
         self.asked += 1
         if answer.text:
             self.out.write(answer.text)
-        if answer.error is not None:
-            self.failed += 1
+        if answer.error is None:
             if self.keep_for_document:
-                self.errors.append((answer.query, answer.error))
-            self.out.flush()  # the answers before it come first when both go to one terminal
-            click.echo(f"ltosyms: error: {shown_query(answer.query)}: {answer.error}", err=True)
-        elif self.keep_for_document:
-            self.records.extend(answer.records)
-        if self.flush:
-            self.out.flush()
+                self.records.extend(answer.records)
+            if self.flush:
+                self.out.flush()
+            return
+        self.failed += 1
+        if self.keep_for_document:
+            self.errors.append((answer.query, answer.error))
+        self.out.flush()  # the answers before it come first when both go to one terminal
+        click.echo(f"ltosyms: error: {shown_query(answer.query)}: {answer.error}", err=True)
 
 
 def _stdin_waiting() -> Callable[[], bool]:

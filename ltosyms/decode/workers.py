@@ -158,21 +158,11 @@ class WorkerAnswers(Generic[T, A]):
             self._log(message[-1])
             if kind == "opened" and self.about is None:
                 self.about = message[1]
-            if kind == "error":
-                error: LtosymsError = message[1]
-                raise error
-            if kind == "bug":
-                raise _bug(message[1], message[2])
+            if kind == "failed":
+                failure: BaseException = message[1]
+                raise failure
             if kind == until:
-                if kind != "answers":
-                    return [], None
-                answers: list[T] = message[1]
-                failure: BaseException | None = None
-                if message[2] is not None:
-                    failure = message[2]
-                elif message[3] is not None:
-                    failure = _bug(*message[3])
-                return answers, failure
+                return (message[1], message[2]) if kind == "answers" else ([], None)
 
     def _log(self, warnings: list[tuple[int, str]]) -> None:
         """A worker's warnings, each once (every worker meets the same damaged index)."""
@@ -195,9 +185,11 @@ class WorkerAnswers(Generic[T, A]):
         self.close()
 
 
-def _bug(summary: str, details: str) -> RuntimeError:
-    failure = RuntimeError(f"in a worker process: {summary}")
-    failure.add_note(details)
+def _bug(error: BaseException) -> RuntimeError:
+    """``error``, an exception that is a bug, as the main process raises it (exit 70), its
+    traceback a note (called where it is caught)."""
+    failure = RuntimeError(f"in a worker process: {type(error).__name__}: {error}")
+    failure.add_note(traceback.format_exc())
     return failure
 
 
@@ -235,13 +227,12 @@ class _Worker:
             while True:
                 message = self.results.get()
                 self.inbox.put(message)
-                if message[0] in ("done", "error", "bug"):
+                if message[0] in ("done", "failed"):
                     return
         except (EOFError, OSError, ValueError):
             return  # the queue closed under it: the main process stopped the worker
         except BaseException as error:  # a message that does not unpickle: a bug
-            summary = f"{type(error).__name__}: {error}"
-            self.inbox.put(("bug", summary, traceback.format_exc(), []))
+            self.inbox.put(("failed", _bug(error), []))
 
     def next_message(self) -> tuple[Any, ...]:
         while True:
@@ -311,35 +302,33 @@ def _work(
     for handler in root.handlers:
         handler.addFilter(lambda record: record.levelno < logging.WARNING)
     root.addHandler(warnings)
+    # Messages: ("opened", about, warnings), ("answers", answers, failure or None, warnings)
+    # a batch, ("done", warnings) at the end, ("failed", exception, warnings).
     try:
-        failed: tuple[Any, ...] | None = None
+        last: tuple[Any, ...] = ("done",)
         with open_answerer() as (answer, about):
             results.put(("opened", about, warnings.pop()))
             while (batch := _next_batch(tasks, parent)) is not None:
                 answers: list[Any] = []
-                error: LtosymsError | None = None
-                bug: tuple[str, str] | None = None
                 try:
                     for text in batch:
                         answers.append(answer(text))
-                except LtosymsError as raised:  # the answers before it are written first
-                    error = raised
-                except Exception as raised:  # a bug: the main process raises it (exit 70)
-                    bug = (f"{type(raised).__name__}: {raised}", traceback.format_exc())
-                if error is not None or bug is not None:
-                    failed = ("answers", answers, error, bug)
+                except LtosymsError as error:  # the answers before it are written first
+                    last = ("answers", answers, error)
                     break
-                results.put(("answers", answers, None, None, warnings.pop()))
+                except Exception as error:
+                    last = ("answers", answers, _bug(error))
+                    break
+                results.put(("answers", answers, None, warnings.pop()))
         # Sent once what was opened is closed (a session saves): the main process stops the
         # workers when it has it, and says the warnings of the close too.
-        results.put((*failed, warnings.pop()) if failed is not None else ("done", warnings.pop()))
+        results.put((*last, warnings.pop()))
     except _Orphaned:
         results.cancel_join_thread()  # nobody reads what is queued: exit without it
     except LtosymsError as error:
-        results.put(("error", error, warnings.pop()))
-    except Exception as error:  # a bug: the main process raises it (exit 70)
-        summary = f"{type(error).__name__}: {error}"
-        results.put(("bug", summary, traceback.format_exc(), warnings.pop()))
+        results.put(("failed", error, warnings.pop()))
+    except Exception as error:
+        results.put(("failed", _bug(error), warnings.pop()))
 
 
 def _die_with(parent: int) -> None:

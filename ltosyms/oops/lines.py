@@ -165,11 +165,6 @@ def _split_block(text: str) -> list[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
-def _wait_readable(stream: Any) -> None:
-    """Wait until ``stream`` (a file object with a descriptor) has something to read."""
-    select.select([stream], [], [])
-
-
 def _iter_blocks(stream: Any, cuts: _LineCuts) -> Iterator[list[str]]:
     # Blocks of BLOCK_SIZE: bytes go through an incremental UTF-8 decoder (a character split
     # between two blocks stays whole; invalid bytes become U+FFFD). The line cut by the end of
@@ -184,7 +179,7 @@ def _iter_blocks(stream: Any, cuts: _LineCuts) -> Iterator[list[str]]:
     while True:
         block = stream.read(BLOCK_SIZE)
         if block is None:  # a stream in non-blocking mode with nothing to read yet
-            _wait_readable(stream)
+            select.select([stream], [], [])
             continue
         if not block:
             break

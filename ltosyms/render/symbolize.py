@@ -28,24 +28,15 @@ def symbolized_lines(result: Symbolized) -> Iterator[str]:
     yield from resolution_lines(resolved, result.query.frame.symbol)
 
 
-def symbolized_json(
-    results: list[Symbolized],
-    path: str,
-    build_id: str | None,
-    errors: list[tuple[str, str]] | None = None,
-) -> dict[str, Any]:
-    """The whole document; ``errors``: (query, message) of the queries that failed."""
-    return symbolized_document([symbolized_record(r) for r in results], path, build_id, errors)
-
-
 def symbolized_document(
     records: list[dict[str, Any]],
     path: str,
     build_id: str | None,
     errors: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The whole document from its ``results`` entries (:func:`symbolized_record`), as a
-    worker process answering the queries hands them back."""
+    """The whole document from its ``results`` entries (:func:`symbolized_record`, made where
+    each query is answered: this process or a worker); ``errors``: (query, message) of the
+    queries that failed."""
     document = {
         "schema": SCHEMA,
         "vmlinux": {"path": path, "build_id": build_id},
