@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import posixpath
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -314,7 +316,53 @@ def bench_kernel(
             f"{kernel}: symbolize -R --jobs {jobs} of all {len(returns):,} vs one process: "
             f"{'identical' if same_as_one else 'DIFFERENT'}"
         )
+        notes.append(
+            f"{kernel}: symbolize -R of all {len(returns):,} vs {LLVM} at return - 1: "
+            + chains_agreement(bulk.runs[0].output, bulk_peer.runs[0].output)
+        )
     return rows
+
+
+# An answer's source line as `symbolize` prints it: `    path:line[:column]  function`.
+_OUR_LOCATION = re.compile(r"^    (\S+?):(\d+)(?::(\d+))?  ")
+
+
+def chains_agreement(ours: bytes, llvm: bytes) -> str:
+    """How many answers give the same inline chain of file:line:column as llvm-symbolizer
+    (its paths keep `..` and are absolute, ours are normalized and relative to the build: a
+    path agrees when it ends with ours); the first differing answers named."""
+    our_chains: list[list[tuple[str, int, int]]] = []
+    for line in ours.decode().splitlines():
+        if not line.startswith(" "):
+            our_chains.append([])
+        elif (match := _OUR_LOCATION.match(line)) is not None and our_chains:
+            our_chains[-1].append((match[1], int(match[2]), int(match[3] or 0)))
+    llvm_chains: list[list[tuple[str, int, int]]] = []
+    for block in llvm.decode().strip("\n").split("\n\n"):
+        frames = block.split("\n")[1::2]  # function, then path:line:column
+        chain = []
+        for frame in frames:
+            path, line_number, column = frame.rsplit(":", 2)
+            if path != "??" and line_number != "0":  # line 0: no line, as ours says
+                chain.append((posixpath.normpath(path), int(line_number), int(column)))
+        llvm_chains.append(chain)
+    if len(our_chains) != len(llvm_chains):
+        return f"{len(our_chains):,} answers against {len(llvm_chains):,}: not compared"
+    differing = [
+        position
+        for position, (mine, theirs) in enumerate(zip(our_chains, llvm_chains, strict=True))
+        if len(mine) != len(theirs)
+        or any(
+            (line, column) != (their_line, their_column)
+            or not (path == their_path or their_path.endswith("/" + path))
+            for (path, line, column), (their_path, their_line, their_column) in zip(
+                mine, theirs, strict=True
+            )
+        )
+    ]
+    agreed = len(our_chains) - len(differing)
+    text = f"the same file:line:column chain in {agreed:,} of {len(our_chains):,} answers"
+    return text + (f" (first differing answers: {differing[:5]})" if differing else "")
 
 
 def print_rows(rows: list[Row], notes: list[str]) -> None:

@@ -45,7 +45,7 @@ DECLARED = {
     "code-analysis/3": Placement.ROW,
     "code-view/1": Placement.ROW,
     "image-code-view/1": Placement.ROW,
-    "resolved-frame/4": Placement.ROW,
+    "resolved-frame/5": Placement.ROW,
 }
 
 

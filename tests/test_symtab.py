@@ -139,6 +139,55 @@ def test_lookup_follows_kernel_semantics(corpus: Corpus) -> None:
     assert [s.name for s in symbols.by_name(wake.name)] == [wake.name]
 
 
+def test_aliases_are_named_as_the_kernel_prints_them(corpus: Corpus) -> None:
+    # /proc/kallsyms lists a vmlinux's symbols in kallsyms order: among aliases the first is
+    # the one an oops prints (get_symbol_pos() steps back to it). A module's are listed in its
+    # symbol table's order, whose first at an address find_kallsyms_symbol() keeps.
+    dump = corpus.debian / "kallsyms" / "proc-kallsyms.txt"
+    at_address: dict[int, list[tuple[str, str]]] = {}
+    in_module: dict[tuple[str, int], list[str]] = {}
+    for line in dump.read_text().splitlines():
+        fields = line.split()
+        if len(fields) == 3:
+            at_address.setdefault(int(fields[0], 16), []).append((fields[1], fields[2]))
+        elif len(fields) == 4:
+            in_module.setdefault((fields[3].strip("[]"), int(fields[0], 16)), []).append(fields[2])
+    symbols = load_vmlinux(corpus.debian_vmlinux()).symbols
+    startup = symbols.address_of("startup_64")
+    assert startup is not None
+    (runtime,) = [a for a, named in at_address.items() if ("T", "startup_64") in named]
+    kaslr_offset = runtime - startup
+    # Per-cpu symbols (`A`) are offsets, not moved by KASLR: no alias group has one but these.
+    groups = {
+        address - kaslr_offset: [name for _letter, name in named]
+        for address, named in at_address.items()
+        if len(named) > 1 and all(letter != "A" for letter, _name in named)
+    }
+    assert len(groups) == 401
+    printed = {address: symbols.lookup(address) for address in groups}
+    assert {a: s.name if s else None for a, s in printed.items()} == {
+        a: names[0] for a, names in groups.items()
+    }
+    # Each rule decides some group: weak last, linker-script names last, fewer underscores,
+    # then the name.
+    assert groups[startup] == ["startup_64", "_stext", "_text"]
+    memmove = symbols.address_of("memmove")
+    assert memmove is not None and groups[memmove] == ["__memmove", "memmove"]
+    pwait = symbols.address_of("do_epoll_pwait.part.0")
+    assert pwait is not None
+    assert groups[pwait] == ["do_compat_epoll_pwait.part.0", "do_epoll_pwait.part.0"]
+    checked = 0
+    for (module, _runtime), names in in_module.items():
+        path = corpus.debian / "modules" / f"{module}.ko"
+        if len(names) > 1 and path.exists():
+            module_symbols = load_module(path).symbols
+            (first,) = module_symbols.by_name(names[0])
+            found = module_symbols.lookup(first.link_address)
+            assert found is not None and found.name == names[0]
+            checked += 1
+    assert checked == 3  # tun_cleanup/cleanup_module, tracegen_exit/..., __key.100/__key.101
+
+
 def test_kept_lookups_answer_as_fresh_ones(corpus: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
     # lookup keeps its last answers (the stages of one answer ask for the same addresses);
     # kept or not, past the limit and after it was cleared, the answers are the same.

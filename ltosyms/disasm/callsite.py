@@ -35,6 +35,7 @@ from ltosyms.disasm.decoder import (
     AARCH64,
     ARM64_INSTRUCTION,
     RETPOLINE_THUNK_PREFIXES,
+    THUNK_ARRAY_SUFFIX,
     X86_64,
     X86_MAX_INSTRUCTION,
     decode_one,
@@ -514,9 +515,9 @@ class CallSiteFinder:
             target = None  # an unrelocated displacement (zero in the .ko)
         thunk = None
         if kind is CallKind.DIRECT and target is not None and self.symbols is not None:
-            symbol = self.symbols.lookup(target)
-            if symbol is not None and symbol.name.startswith(RETPOLINE_THUNK_PREFIXES):
-                kind, thunk = CallKind.THUNK, symbol.name
+            thunk = self._thunk_at(target)
+            if thunk is not None:
+                kind = CallKind.THUNK
         return CallSite(
             return_address=return_address,
             link_address=address,
@@ -531,6 +532,23 @@ class CallSiteFinder:
             patch=patch,
             method=method,
         )
+
+    def _thunk_at(self, target: int) -> str | None:
+        """The retpoline thunk holding ``target``, by the name of its register: the thunk of
+        %rax starts the array of thunks, and kallsyms prints `__x86_indirect_thunk_array` there
+        (arch/x86/lib/retpoline.S), the register's own alias names the call."""
+        assert self.symbols is not None
+        symbol = self.symbols.lookup(target)
+        if symbol is None or not symbol.name.startswith(RETPOLINE_THUNK_PREFIXES):
+            return None
+        if not symbol.name.endswith(THUNK_ARRAY_SUFFIX):
+            return symbol.name
+        for alias in self.symbols.symbols_at(symbol.link_address):
+            if alias.name.startswith(RETPOLINE_THUNK_PREFIXES) and not alias.name.endswith(
+                THUNK_ARRAY_SUFFIX
+            ):
+                return alias.name
+        return symbol.name
 
     def _classify(self, mnemonic: str, op_str: str) -> tuple[CallKind, int | None]:
         if not is_call(self.arch, mnemonic):

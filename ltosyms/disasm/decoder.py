@@ -52,6 +52,8 @@ RETPOLINE_THUNK_PREFIXES = (
     "__x86_indirect_call_thunk_",
     "__x86_indirect_its_thunk_",
 )
+# The start of each array of thunks (`__x86_indirect_thunk_array`), an alias of the first.
+THUNK_ARRAY_SUFFIX = "_array"
 
 
 # (address, size, mnemonic, op_str), as capstone's disasm_lite yields it.

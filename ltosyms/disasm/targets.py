@@ -27,7 +27,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ltosyms.disasm.decoder import AARCH64, ADDRESS_MASK, RETPOLINE_THUNK_PREFIXES
+from ltosyms.disasm.decoder import (
+    AARCH64,
+    ADDRESS_MASK,
+    RETPOLINE_THUNK_PREFIXES,
+    THUNK_ARRAY_SUFFIX,
+)
 from ltosyms.disasm.records import CallKind, CallSite, PatchReason
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
@@ -146,6 +151,8 @@ def plain_mnemonic(mnemonic: str) -> str:
 def thunk_register(thunk: str) -> str | None:
     """``*%rax`` for ``__x86_indirect_thunk_rax`` (and the call-depth and ITS variants):
     arch/x86/lib/retpoline.S names each thunk after the register it jumps through."""
+    if thunk.endswith(THUNK_ARRAY_SUFFIX):
+        return None  # the array, not a register
     for prefix in RETPOLINE_THUNK_PREFIXES:
         if thunk.startswith(prefix):
             register = thunk[len(prefix) :]

@@ -23,7 +23,13 @@ from typing import cast, overload
 from ltosyms.elf.image import KernelImage, Section
 from ltosyms.errors import InputError
 from ltosyms.limits import MAX_NAME_BYTES_PER_STRTAB_BYTE, MAX_SYMBOL_NAME_BYTES
-from ltosyms.names.kallsyms import KeepRule, in_text_ranges, keep_rule_for, passes_name_filters
+from ltosyms.names.kallsyms import (
+    KeepRule,
+    in_text_ranges,
+    kallsyms_order,
+    keep_rule_for,
+    passes_name_filters,
+)
 from ltosyms.names.suffixes import SymbolName, parse_name
 
 # ELF st_info (gABI "Symbol Table"): low nibble type, high nibble binding.
@@ -678,17 +684,24 @@ class SymbolTable:
             return None
         start = addresses[position]
         if position and addresses[position - 1] == start:
-            # Among aliases at the same address, the kernel prints the first in its sorted
-            # table; prefer a function symbol, then the lowest .symtab index (stable).
             first = bisect.bisect_left(addresses, start, 0, position)
-            candidates = [order[i] for i in range(first, position + 1)]
-            best = min(candidates, key=lambda i: (not self._is_func(i), i))
+            best = self._printed_alias([order[i] for i in range(first, position + 1)])
         else:
             best = order[position]
         symbol = self.symbol(best)
         if symbol.kallsyms_size is not None and link_address >= start + symbol.kallsyms_size:
             return None
         return symbol
+
+    def _printed_alias(self, aliases: list[int]) -> int:
+        """The one of ``aliases`` (kept symbols at one address) an oops prints
+        (docs/kernel-facts.md#printed-names): in a module the first of its symbol table
+        (find_kallsyms_symbol() keeps the first symbol at the best value), in a vmlinux the
+        first in kallsyms order (:func:`kallsyms_order`)."""
+        if self.image.is_module:
+            return min(aliases)
+        names, letters = self.names, self.nm_types
+        return min(aliases, key=lambda i: (kallsyms_order(names[i], letters[i]), i))
 
     def next_start_after(self, link_address: int) -> int | None:
         """The lowest start above ``link_address`` of a symbol kallsyms keeps."""

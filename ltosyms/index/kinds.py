@@ -280,7 +280,7 @@ DIFF_CENSUS: Kind[tuple[bool, str], CensusColumns] = Kind(
 # sources, so that a change to them cannot go out with answers of the code before).
 RESOLVED_FRAMES: Kind[str, FlatRecord] = Kind(
     name="resolved-frame",
-    version=4,
+    version=5,
     placement=Placement.ROW,
     key=_text,
     encode=codecs.encode_flat_record,

@@ -214,6 +214,28 @@ def kept(rule: KeepRule, name: str, nm_type: str, link_address: int) -> bool:
     )
 
 
+def kallsyms_order(name: str, nm_type: str) -> tuple[bool, bool, int, str]:
+    """Where scripts/kallsyms.c compare_symbols() puts a symbol among others at its address
+    (the lowest comes first, and is the one an oops prints): non-weak before weak, names that
+    do not look linker-script-provided first, fewer leading underscores, then input order:
+    ``nm -n`` lists equal addresses by name (GNU nm and llvm-nm alike; every System.map of the
+    corpus kernels shows it)."""
+    return (
+        nm_type in "wW",
+        _looks_linker_script_provided(name),
+        len(name) - len(name.lstrip("_")),
+        name,
+    )
+
+
+def _looks_linker_script_provided(name: str) -> bool:
+    # may_be_linker_script_provide_symbol(): `__start_X`, `__stop_X`, `__end_X`, `__X_start`,
+    # `__X_end`, for names of 8 characters and more.
+    if len(name) < 8 or not name.startswith("__"):
+        return False
+    return name.startswith(("__start_", "__stop_", "__end_")) or name.endswith(("_start", "_end"))
+
+
 def in_system_map(name: str, nm_type: str) -> bool:
     """True when ``scripts/mksysmap`` lists this symbol in ``System.map`` (the rows of
     :data:`KEEP_FILTERS` whose stage is :attr:`Stage.MKSYSMAP`; scripts/kallsyms drops more)."""
