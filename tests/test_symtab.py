@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import shutil
 import subprocess
@@ -186,6 +187,32 @@ def test_aliases_are_named_as_the_kernel_prints_them(corpus: Corpus) -> None:
             assert found is not None and found.name == names[0]
             checked += 1
     assert checked == 3  # tun_cleanup/cleanup_module, tracegen_exit/..., __key.100/__key.101
+
+
+def test_kallsyms_sizes_equal_the_kernels_own_table(corpus: Corpus) -> None:
+    # A kallsyms size is the distance to the next higher address of the kernel's table: the
+    # real /proc/kallsyms of the Debian kernel gives it for every symbol, not only the printed
+    # ones (per-cpu symbols are offsets into the per-cpu area, `A` there: not compared).
+    dump = corpus.debian / "kallsyms" / "proc-kallsyms.txt"
+    rows = [line.split() for line in dump.read_text().splitlines()]
+    runtime = {fields[2]: int(fields[0], 16) for fields in rows if len(fields) == 3}
+    symbols = load_vmlinux(corpus.debian_vmlinux()).symbols
+    startup = symbols.address_of("startup_64")
+    assert startup is not None
+    kaslr_offset = runtime["startup_64"] - startup
+    starts = sorted(
+        {int(f[0], 16) - kaslr_offset for f in rows if len(f) == 3 and f[1] not in "aA"}
+    )
+    checked = 0
+    for index in symbols.kept_indexes:
+        symbol = symbols.symbol(index)
+        if symbol.nm_type in "aA" or symbol.link_address < 0xFFFF_0000_0000_0000:
+            continue
+        following = bisect.bisect_right(starts, symbol.link_address)
+        if following < len(starts):
+            assert symbol.kallsyms_size == starts[following] - symbol.link_address, symbol
+            checked += 1
+    assert checked == 86_987  # every kept symbol but the per-cpu ones and the last
 
 
 def test_kept_lookups_answer_as_fresh_ones(corpus: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
