@@ -316,10 +316,11 @@ def bench_kernel(
             f"{kernel}: symbolize -R --jobs {jobs} of all {len(returns):,} vs one process: "
             f"{'identical' if same_as_one else 'DIFFERENT'}"
         )
-        notes.append(
-            f"{kernel}: symbolize -R of all {len(returns):,} vs {LLVM} at return - 1: "
-            + chains_agreement(bulk.runs[0].output, bulk_peer.runs[0].output)
-        )
+        for compared, what in ((bulk, "symbolize -R"), (bulk_lookups, "symbolize at return - 1")):
+            notes.append(
+                f"{kernel}: {what} of all {len(returns):,} vs {LLVM} at return - 1: "
+                + chains_agreement(compared.runs[0].output, bulk_peer.runs[0].output)
+            )
     return rows
 
 
