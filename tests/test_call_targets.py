@@ -25,7 +25,7 @@ from ltosyms.context import ModuleSet, Session
 from ltosyms.decode.candidates import Candidate
 from ltosyms.decode.decode import Decoder
 from ltosyms.decode.frames import ResolvedFrame
-from ltosyms.disasm.targets import TargetKind
+from ltosyms.disasm.targets import TargetKind, code_point, thunk_register
 from ltosyms.elf.image import KernelImage
 from ltosyms.oops.parse import iter_reports
 
@@ -298,3 +298,42 @@ def test_module_calls_are_call_target_evidence(corpus: Corpus) -> None:
                         assert test is not None
                         verdicts.append((frame.symbol.name, test(candidate)))
     assert verdicts == [("__list_add_valid", True), ("lkdtm_do_action", False)]
+
+
+def test_a_modules_call_enters_any_alias_of_the_kernels_function(corpus: Corpus) -> None:
+    """zram's `backing_dev_show+0x62` returns from `call memmove` (R_X86_64_PLT32 memmove in
+    the .ko); kallsyms prints the kernel's function as `__memmove` (the strong alias, first in
+    kallsyms order; `memmove` is its weak alias): the loader's `memmove` is that callee."""
+    decoder = Decoder(
+        Session(None).open_vmlinux(corpus.debian_vmlinux()),
+        ModuleSet([corpus.debian / "modules"]),
+    )
+    kernel, zram = decoder.resolver(None, None), decoder.resolver("zram", None)
+    assert kernel is not None and zram is not None
+    (caller,) = zram.symbols.by_name("backing_dev_show")
+    candidate = Candidate(symbol=caller, link_address=caller.link_address + 0x62)
+    (strong,) = kernel.symbols.by_name("__memmove")
+    assert kernel.symbols.lookup(strong.link_address) == strong
+    callee = ResolvedFrame(module=None, notes=(), symbol=strong, link_address=strong.link_address)
+    names = kernel.alias_names(strong)
+    assert names == {"__memmove", "memmove"}
+    test = zram.call_target_test(callee, names)
+    assert test is not None and test(candidate) is True
+    # By the callee's own name alone, the relocation's `memmove` is another function.
+    test = zram.call_target_test(callee)
+    assert test is not None and test(candidate) is False
+
+
+def test_the_rax_thunk_is_named_by_its_register(corpus: Corpus) -> None:
+    """kallsyms prints `__x86_indirect_thunk_array` at the thunk of %rax (the start of the
+    array of thunks, arch/x86/lib/retpoline.S); what a call enters is named by the alias that
+    says the register, as the thunks of the other registers are."""
+    symbols = Session(None).open_vmlinux(corpus.debian_vmlinux()).symbols
+    rax = symbols.address_of("__x86_indirect_thunk_rax")
+    assert rax is not None and rax == symbols.address_of("__x86_indirect_thunk_array")
+    found = symbols.lookup(rax + 3)
+    assert found is not None and found.name == "__x86_indirect_thunk_array"
+    assert str(code_point(symbols, rax)) == "__x86_indirect_thunk_rax"
+    assert str(code_point(symbols, rax + 3)) == "__x86_indirect_thunk_rax+0x3"
+    assert thunk_register("__x86_indirect_thunk_array") is None
+    assert thunk_register("__x86_indirect_thunk_rax") == "*%rax"

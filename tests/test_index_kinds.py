@@ -36,7 +36,7 @@ DECLARED = {
     "address-table/1": Placement.TABLE,
     "outer-names/3": Placement.ROW,
     "locations/2": Placement.ROW,
-    "call-site/3": Placement.ROW,
+    "call-site/4": Placement.ROW,
     "sweep/2": Placement.ROW,
     "patch-sites/2": Placement.ROW,
     "build-facts/2": Placement.ROW,

@@ -215,6 +215,19 @@ def test_kallsyms_sizes_equal_the_kernels_own_table(corpus: Corpus) -> None:
     assert checked == 86_987  # every kept symbol but the per-cpu ones and the last
 
 
+def test_the_widest_alias_holds_the_extent(corpus: Corpus) -> None:
+    # gcc LTO's kernel starts with three names: kallsyms prints the label `_stext` (fewest
+    # underscores, then by name), the code's extent is `__startup_64`'s (a function).
+    symbols = load_vmlinux(corpus.kernel_vmlinux("gcc-lto")).symbols
+    start = symbols.address_of("__startup_64")
+    assert start is not None
+    printed = symbols.lookup(start)
+    assert printed is not None and printed.name == "_stext" and not printed.elf_size
+    assert [s.name for s in symbols.symbols_at(start)] == ["_stext", "_text", "__startup_64"]
+    widest = symbols.widest_alias(printed)
+    assert widest.name == "__startup_64" and widest.is_function and widest.elf_size == 925
+
+
 def test_kept_lookups_answer_as_fresh_ones(corpus: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
     # lookup keeps its last answers (the stages of one answer ask for the same addresses);
     # kept or not, past the limit and after it was cleared, the answers are the same.

@@ -457,7 +457,11 @@ class Decoder:
                     resolution = NameResolution(
                         candidates=resolved.candidates, evidence=resolved.evidence
                     )
-                    narrowed = narrow_by_callee(resolver, resolution, callee)
+                    # The loader finds a module's callee by name: any alias of the kernel's
+                    # function (a module's `memset` is the `__memset` kallsyms prints).
+                    kernel = self.resolver(None, None) if into_kernel else None
+                    names = kernel.alias_names(callee.symbol) if kernel is not None else None
+                    narrowed = narrow_by_callee(resolver, resolution, callee, names)
                     if narrowed.evidence != resolution.evidence:
                         resolved = resolver.finish(self._query(frame), narrowed, [])
                         resolved_of[key] = resolved

@@ -503,13 +503,23 @@ class ImageResolver:
                 return None
         return targets
 
-    def call_target_test(self, callee: ResolvedFrame) -> CandidateTest | None:
+    def alias_names(self, symbol: Symbol) -> frozenset[str]:
+        """The names of ``symbol`` and of its aliases (the kept symbols at its start)."""
+        return frozenset(s.name for s in self.symbols.symbols_at(symbol.link_address)) | {
+            symbol.name
+        }
+
+    def call_target_test(
+        self, callee: ResolvedFrame, callee_names: frozenset[str] | None = None
+    ) -> CandidateTest | None:
         """Cross-frame evidence: the call at the return address targets the callee. A
         module's call into the kernel names its callee by the relocation's symbol: compared
-        with a vmlinux callee by name (the loader resolves it by that name)."""
+        with a vmlinux callee by name (the loader resolves it by that name), any of
+        ``callee_names`` (the callee's aliases; its own name when not given)."""
         if callee.symbol is None:
             return None
         callee_symbol = callee.symbol
+        names = callee_names or frozenset({callee_symbol.name})
         into_kernel = self.image.is_module and callee.module is None
 
         def test(candidate: Candidate) -> bool | None:
@@ -521,7 +531,7 @@ class ImageResolver:
                 if named.target.link_address is None:
                     # A call into the kernel, by the name the loader resolves.
                     target = named.target
-                    return into_kernel and target.symbol == callee_symbol.name and not target.offset
+                    return into_kernel and target.symbol in names and not target.offset
                 if into_kernel:
                     return False  # the call enters the module itself
             elif into_kernel:
@@ -549,9 +559,12 @@ class ImageResolver:
 
 
 def narrow_by_callee(
-    resolver: ImageResolver, resolution: NameResolution, callee: ResolvedFrame
+    resolver: ImageResolver,
+    resolution: NameResolution,
+    callee: ResolvedFrame,
+    callee_names: frozenset[str] | None = None,
 ) -> NameResolution:
-    test = resolver.call_target_test(callee)
+    test = resolver.call_target_test(callee, callee_names)
     if test is None or not resolution.ambiguous:
         return resolution
     return narrow_further(

@@ -35,7 +35,6 @@ from ltosyms.disasm.decoder import (
     AARCH64,
     ARM64_INSTRUCTION,
     RETPOLINE_THUNK_PREFIXES,
-    THUNK_ARRAY_SUFFIX,
     X86_64,
     X86_MAX_INSTRUCTION,
     decode_one,
@@ -46,6 +45,7 @@ from ltosyms.disasm.decoder import (
     tidy_op_str,
 )
 from ltosyms.disasm.records import CallKind, CallSite, NoCallSite, PatchReason, SweepMethod
+from ltosyms.disasm.targets import named_symbol_at
 from ltosyms.elf.image import KernelImage
 from ltosyms.elf.symtab import SymbolTable
 from ltosyms.errors import InputError
@@ -534,20 +534,11 @@ class CallSiteFinder:
         )
 
     def _thunk_at(self, target: int) -> str | None:
-        """The retpoline thunk holding ``target``, by the name of its register: the thunk of
-        %rax starts the array of thunks, and kallsyms prints `__x86_indirect_thunk_array` there
-        (arch/x86/lib/retpoline.S), the register's own alias names the call."""
+        """The retpoline thunk holding ``target``, by the name that says its register."""
         assert self.symbols is not None
-        symbol = self.symbols.lookup(target)
+        symbol = named_symbol_at(self.symbols, target)
         if symbol is None or not symbol.name.startswith(RETPOLINE_THUNK_PREFIXES):
             return None
-        if not symbol.name.endswith(THUNK_ARRAY_SUFFIX):
-            return symbol.name
-        for alias in self.symbols.symbols_at(symbol.link_address):
-            if alias.name.startswith(RETPOLINE_THUNK_PREFIXES) and not alias.name.endswith(
-                THUNK_ARRAY_SUFFIX
-            ):
-                return alias.name
         return symbol.name
 
     def _classify(self, mnemonic: str, op_str: str) -> tuple[CallKind, int | None]:

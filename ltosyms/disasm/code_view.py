@@ -98,6 +98,7 @@ def image_code_view(
     function = symbols.lookup(marker_link_address)
     if function is None or _is_data(image, function):
         return None
+    function = symbols.widest_alias(function)
     arch = normalize_arch(image.machine)
     size = function.elf_size or function.kallsyms_size or 0
     end = function.link_address + size
@@ -494,6 +495,8 @@ def _object(
         assert relocation is not None
         return str(CodePoint(symbol=relocation.symbol, offset=relocation.addend))
     symbol = symbols.lookup(address)
+    if symbol is not None:
+        symbol = symbols.widest_alias(symbol)
     point = None
     if symbol is not None and symbol.link_address <= address < symbol.end_address:
         point = CodePoint(symbol=symbol.name, offset=address - symbol.link_address)

@@ -174,6 +174,8 @@ def _padding(
             address = end
             continue
         symbol = symbols.lookup(address)
+        if symbol is not None:
+            symbol = symbols.widest_alias(symbol)
         following = symbols.next_start_after(address)
         limit = min(last, section.end_address, following if following is not None else last)
         if symbol is None or not symbol.elf_size or not symbol.is_function:

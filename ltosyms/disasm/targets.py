@@ -35,7 +35,7 @@ from ltosyms.disasm.decoder import (
 )
 from ltosyms.disasm.records import CallKind, CallSite, PatchReason
 from ltosyms.elf.image import KernelImage
-from ltosyms.elf.symtab import SymbolTable
+from ltosyms.elf.symtab import Symbol, SymbolTable
 
 if TYPE_CHECKING:
     from ltosyms.elf.relocations import ModuleRelocations, Relocation
@@ -132,7 +132,7 @@ def code_point(
 ) -> CodePoint:
     """``link_address`` named by the symbol the kernel would print for it (kallsyms
     semantics); a module address outside every symbol by its section."""
-    symbol = symbols.lookup(link_address)
+    symbol = named_symbol_at(symbols, link_address)
     if symbol is not None:
         return CodePoint(symbol=symbol.name, offset=link_address - symbol.link_address)
     image = image if image is not None else symbols.image
@@ -151,13 +151,30 @@ def plain_mnemonic(mnemonic: str) -> str:
 def thunk_register(thunk: str) -> str | None:
     """``*%rax`` for ``__x86_indirect_thunk_rax`` (and the call-depth and ITS variants):
     arch/x86/lib/retpoline.S names each thunk after the register it jumps through."""
-    if thunk.endswith(THUNK_ARRAY_SUFFIX):
+    if _is_thunk_array(thunk):
         return None  # the array, not a register
     for prefix in RETPOLINE_THUNK_PREFIXES:
         if thunk.startswith(prefix):
             register = thunk[len(prefix) :]
             return f"*%{register}" if register.isalnum() else None
     return None
+
+
+def named_symbol_at(symbols: SymbolTable, link_address: int) -> Symbol | None:
+    """The symbol that names code at ``link_address``: the one kallsyms prints, but for the
+    start of an array of retpoline thunks (`__x86_indirect_thunk_array`, first in kallsyms
+    order at the thunk of %rax; arch/x86/lib/retpoline.S) the alias that says the register."""
+    symbol = symbols.lookup(link_address)
+    if symbol is None or not _is_thunk_array(symbol.name):
+        return symbol
+    for alias in symbols.symbols_at(symbol.link_address):
+        if thunk_register(alias.name) is not None:
+            return alias
+    return symbol
+
+
+def _is_thunk_array(name: str) -> bool:
+    return name.startswith(RETPOLINE_THUNK_PREFIXES) and name.endswith(THUNK_ARRAY_SUFFIX)
 
 
 def name_call(
@@ -203,7 +220,7 @@ def _image_target(site: CallSite, symbols: SymbolTable) -> CallTarget:
     )
     if not targets:
         return CallTarget(kind=TargetKind.DIRECT, symbol=None, offset=None, link_address=None)
-    named = [(target, symbols.lookup(target)) for target in targets]
+    named = [(target, named_symbol_at(symbols, target)) for target in targets]
     if len(named) > 1:
         texts = tuple(
             str(CodePoint(symbol=s.name, offset=t - s.link_address)) if s is not None else f"{t:#x}"
@@ -296,7 +313,7 @@ def _relocated_callee(
     target = relocation.symbol_link_address + displacement
     # A section symbol (`.text.lkdtm_do_action - 4`, gcc's `.text + 0x1f8`) or a local
     # function: named by the function the target is in.
-    symbol = symbols.lookup(target)
+    symbol = named_symbol_at(symbols, target)
     if symbol is None:
         return CallTarget(
             kind=TargetKind.DIRECT,

@@ -716,6 +716,16 @@ class SymbolTable:
         last = bisect.bisect_right(addresses, link_address)
         return [self.symbol(order[i]) for i in range(first, last)]
 
+    def widest_alias(self, symbol: Symbol) -> Symbol:
+        """Of ``symbol`` and its aliases (the kept symbols at its start), the one whose ELF
+        extent says most of what is there: a function before a label, then the largest size.
+        kallsyms prints the first in its own order, which may be a label of size 0 (`_stext`
+        over `__startup_64`, `btf_tracing_ids`); code that needs the extent takes this one."""
+        return max(
+            self.symbols_at(symbol.link_address) or [symbol],
+            key=lambda alias: (alias.is_function, alias.elf_size),
+        )
+
     def function_containing(self, link_address: int) -> Symbol | None:
         """The FUNC symbol whose ELF extent holds ``link_address`` (ignores kallsyms rules)."""
         starts, order = self._function_order

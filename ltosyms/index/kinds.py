@@ -167,10 +167,11 @@ CHAINS: Kind[int, tuple[SourceLocation, ...]] = Kind(
     decode=codecs.decode_chain,
 )
 # The instruction ending at a return address, by (return address, function start). 3: a call
-# inside an alternative replacement aimed within it is aimed within the site.
+# inside an alternative replacement aimed within it is aimed within the site. 4: a call into
+# the %rax retpoline thunk names it by its register where kallsyms prints the thunk array.
 CALL_SITES: Kind[tuple[int, int | None], CallSite | NoCallSite] = Kind(
     name="call-site",
-    version=3,
+    version=4,
     placement=Placement.ROW,
     key=_call_site_key,
     encode=codecs.encode_call_site,
