@@ -3,9 +3,11 @@ at the scale of a whole kernel): ``symbolize -R --jsonl`` from stdin after ``lto
 gives, for each, the inline chain llvm-symbolizer gives at the address before it: the same
 files and lines, innermost first, and the same names of the inlined functions; the outermost
 frame may name another symbol at the same address (ltosyms names the one kallsyms prints).
+Every call of the Debian kernel's modules gives the chain ``addr2line -i -j SECTION`` gives
+(binutils relocates the ``.ko``'s DWARF itself).
 
-The calls come from GNU objdump's disassembly of ``.text`` (the oracle, not ltosyms' sweep):
-the return address of a call is the address of the instruction after it.
+The calls come from GNU objdump's disassembly (the oracle, not ltosyms' sweep): the return
+address of a call is the address of the instruction after it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pathlib import Path
 import pytest
 from conftest import Corpus, llvm_symbolizer
 
+from ltosyms.context import Session
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("objdump") is None, reason="binutils objdump not installed"),
@@ -33,20 +37,28 @@ _INSTRUCTION = re.compile(r"^([0-9a-f]+):\t(\S.*)$")
 
 
 def call_return_addresses(vmlinux: Path) -> list[int]:
+    return [address for _section, address in calls_in(vmlinux, ["-j", ".text"])]
+
+
+def calls_in(path: Path, options: list[str]) -> list[tuple[str, int]]:
+    """(section, return address) of every call objdump disassembles."""
     listing = subprocess.run(
-        ["objdump", "-d", "--no-show-raw-insn", "-j", ".text", str(vmlinux)],
+        ["objdump", "-d", "--no-show-raw-insn", *options, str(path)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     returns = []
+    section = ""
     after_call = False
     for line in listing.splitlines():
-        match = _INSTRUCTION.match(line)
+        if line.startswith("Disassembly of section "):
+            section, after_call = line.split()[-1].rstrip(":"), False
+        match = _INSTRUCTION.match(line.strip())
         if match is None:
             continue
         if after_call:
-            returns.append(int(match[1], 16))
+            returns.append((section, int(match[1], 16)))
         words = match[2].split()
         after_call = any(word.startswith("call") for word in words[:3])
     return returns
@@ -111,3 +123,60 @@ def test_every_call_resolves_as_llvm_symbolizer(
     # gcc LTO: `__do_sys_fork.lto_priv.0` for `__x64_sys_fork`, `blake2s.lto_priv.0.lto_priv.0`
     # for `blake2s.lto_priv.1.lto_priv.0`: the first of each alias group in kallsyms order.
     assert other_alias == {"clang-thinlto": 0, "gcc-lto": 24}[variant]
+
+
+def addr2line_chains(
+    ko: Path, section: str, offsets: list[int]
+) -> list[list[tuple[str, str, int]]]:
+    """``addr2line -a -i -f -j SECTION`` at each offset: (function, path, line) innermost first,
+    frames without a line left out."""
+    output = subprocess.run(
+        ["addr2line", "-a", "-i", "-f", "-j", section, "-e", str(ko)],
+        input="".join(f"{offset:x}\n" for offset in offsets),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    chains: list[list[tuple[str, str, int]]] = []
+    position = 0
+    while position < len(output):
+        if output[position].startswith("0x"):
+            chains.append([])
+            position += 1
+            continue
+        function, where = output[position], output[position + 1]
+        position += 2
+        path, _colon, line = where.rpartition(":")
+        line = line.split()[0]
+        if path != "??" and line not in ("0", "?"):
+            chains[-1].append((function, posixpath.normpath(path), int(line)))
+    return chains
+
+
+def test_every_call_of_the_debian_modules_resolves_as_addr2line(corpus: Corpus) -> None:
+    checked = 0
+    for ko in sorted((corpus.debian / "modules").glob("*.ko")):
+        context = Session(None).open_module(ko)
+        dwarf = context.dwarf
+        assert dwarf is not None
+        starts = {section.name: section.link_address for section in context.image.sections}
+        by_section: dict[str, list[int]] = {}
+        for section, return_offset in calls_in(ko, []):
+            by_section.setdefault(section, []).append(return_offset - 1)
+        for section, offsets in by_section.items():
+            theirs = addr2line_chains(ko, section, offsets)
+            assert len(theirs) == len(offsets)
+            for offset, chain in zip(offsets, theirs, strict=True):
+                ours = [
+                    (location.function, posixpath.normpath(str(location.full_path)), location.line)
+                    for location in dwarf.locations(starts[section] + offset)
+                    if location.line
+                ]
+                assert [where for _f, *where in ours] == [where for _f, *where in chain], (
+                    ko.name,
+                    section,
+                    hex(offset),
+                )
+                assert [f for f, *_ in ours[:-1]] == [f for f, *_ in chain[:-1]]
+                checked += 1
+    assert checked == 1_410  # evdev, tracegen, tun, uhid, zram
