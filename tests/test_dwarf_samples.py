@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, Entry, llvm_symbolizer
+from conftest import SAMPLES, Entry, addr2line, llvm_symbolizer
 
 from ltosyms.dwarf import SourceLocation
 from ltosyms.elf.debug_sections import dwarf_resolver
@@ -28,40 +28,6 @@ def sample_vmlinux() -> list[Path]:
 
 def sample_modules() -> list[Path]:
     return sorted(SAMPLES.glob("*.ko"))
-
-
-def addr2line(path: Path, section: str, offsets: list[int]) -> dict[int, list[Entry]]:
-    output = subprocess.run(
-        ["addr2line", "-a", "-f", "-i", "-j", section, "-e", str(path)],
-        input="\n".join(hex(o) for o in offsets) + "\n",
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    found: dict[int, list[Entry]] = {}
-    current = -1
-    position = 0
-    while position < len(output):
-        line = output[position]
-        if line.startswith("0x") and all(c in "0123456789abcdefx" for c in line):
-            current = int(line, 16)
-            found[current] = []
-            position += 1
-            continue
-        function, location = output[position], output[position + 1]
-        position += 2
-        file, _, number = location.rpartition(":")
-        line_number = number.split()[0]
-        found[current].append(
-            (
-                None if function == "??" else function,
-                None if file == "??" else file,
-                None if line_number in ("?", "0") else int(line_number),
-            )
-        )
-    return {
-        offset: [] if chain == [(None, None, None)] else chain for offset, chain in found.items()
-    }
 
 
 def chain_of(locations: tuple[SourceLocation, ...], outer_from_dwarf: bool) -> list[Entry]:
