@@ -21,7 +21,7 @@ import pytest
 
 from ltosyms.diff import DiffReport, ImageCensus, Maintainers, diff_censuses, take_image_census
 from ltosyms.elf.image import KernelImage, open_image
-from ltosyms.elf.kernel import load_any
+from ltosyms.elf.kernel import LoadedImage, load_any
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLES = PROJECT / "testdata" / "vmlinux-samples"
@@ -197,3 +197,12 @@ def addr2line(path: Path, section: str, offsets: list[int]) -> dict[int, list[En
     return {
         offset: [] if chain == [(None, None, None)] else chain for offset, chain in found.items()
     }
+
+
+def runtime_minus_link(dump_lines: list[str], loaded: LoadedImage, name: str = "_stext") -> int:
+    """The KASLR offset a /proc/kallsyms dump shows: where ``name`` runs minus its link
+    address."""
+    runtime = next(int(line.split()[0], 16) for line in dump_lines if line.split()[2:3] == [name])
+    link = loaded.symbols.address_of(name)
+    assert link is not None
+    return runtime - link

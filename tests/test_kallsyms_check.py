@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_KERNELS, Corpus
+from conftest import SMALL_KERNELS, Corpus, runtime_minus_link
 
 from ltosyms.elf.kernel import LoadedImage, load_vmlinux
 from ltosyms.elf.symtab import Symbol
@@ -276,13 +276,6 @@ def symbolizer_files(path: Path, symbols: Sequence[Symbol]) -> list[str | None]:
 
 
 # -- dumps --------------------------------------------------------------------------------------
-
-
-def runtime_minus_link(dump_lines: list[str], loaded: LoadedImage, name: str = "_stext") -> int:
-    runtime = next(int(line.split()[0], 16) for line in dump_lines if line.split()[2:3] == [name])
-    link = loaded.symbols.address_of(name)
-    assert link is not None
-    return runtime - link
 
 
 def test_debian_proc_kallsyms_matches_with_its_kaslr_offset(

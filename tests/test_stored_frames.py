@@ -45,7 +45,7 @@ RESOLUTION_SOURCES = (
 )
 
 # The digest of RESOLUTION_SOURCES that each version of RESOLVED_FRAMES was made with.
-RESOLUTION_DIGESTS = {1: "bcb5318c", 2: "4f100511", 3: "a84d8a9b", 4: "c1ae460d", 5: "cabc0451"}
+RESOLUTION_DIGESTS = {1: "bcb5318c", 2: "4f100511", 3: "a84d8a9b", 4: "c1ae460d", 5: "25853478"}
 
 
 def resolution_digest() -> str:

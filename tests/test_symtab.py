@@ -11,7 +11,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from conftest import KERNEL_VARIANTS, SAMPLES, Corpus
+from conftest import KERNEL_VARIANTS, SAMPLES, Corpus, runtime_minus_link
 
 from ltosyms.elf.image import open_image
 from ltosyms.elf.kernel import load_module, load_vmlinux
@@ -144,20 +144,20 @@ def test_aliases_are_named_as_the_kernel_prints_them(corpus: Corpus) -> None:
     # /proc/kallsyms lists a vmlinux's symbols in kallsyms order: among aliases the first is
     # the one an oops prints (get_symbol_pos() steps back to it). A module's are listed in its
     # symbol table's order, whose first at an address find_kallsyms_symbol() keeps.
-    dump = corpus.debian / "kallsyms" / "proc-kallsyms.txt"
+    lines = (corpus.debian / "kallsyms" / "proc-kallsyms.txt").read_text().splitlines()
     at_address: dict[int, list[tuple[str, str]]] = {}
     in_module: dict[tuple[str, int], list[str]] = {}
-    for line in dump.read_text().splitlines():
+    for line in lines:
         fields = line.split()
         if len(fields) == 3:
             at_address.setdefault(int(fields[0], 16), []).append((fields[1], fields[2]))
         elif len(fields) == 4:
             in_module.setdefault((fields[3].strip("[]"), int(fields[0], 16)), []).append(fields[2])
-    symbols = load_vmlinux(corpus.debian_vmlinux()).symbols
+    loaded = load_vmlinux(corpus.debian_vmlinux())
+    symbols = loaded.symbols
     startup = symbols.address_of("startup_64")
     assert startup is not None
-    (runtime,) = [a for a, named in at_address.items() if ("T", "startup_64") in named]
-    kaslr_offset = runtime - startup
+    kaslr_offset = runtime_minus_link(lines, loaded, "startup_64")
     # Per-cpu symbols (`A`) are offsets, not moved by KASLR: no alias group has one but these.
     groups = {
         address - kaslr_offset: [name for _letter, name in named]
@@ -193,13 +193,11 @@ def test_kallsyms_sizes_equal_the_kernels_own_table(corpus: Corpus) -> None:
     # A kallsyms size is the distance to the next higher address of the kernel's table: the
     # real /proc/kallsyms of the Debian kernel gives it for every symbol, not only the printed
     # ones (per-cpu symbols are offsets into the per-cpu area, `A` there: not compared).
-    dump = corpus.debian / "kallsyms" / "proc-kallsyms.txt"
-    rows = [line.split() for line in dump.read_text().splitlines()]
-    runtime = {fields[2]: int(fields[0], 16) for fields in rows if len(fields) == 3}
-    symbols = load_vmlinux(corpus.debian_vmlinux()).symbols
-    startup = symbols.address_of("startup_64")
-    assert startup is not None
-    kaslr_offset = runtime["startup_64"] - startup
+    lines = (corpus.debian / "kallsyms" / "proc-kallsyms.txt").read_text().splitlines()
+    rows = [line.split() for line in lines]
+    loaded = load_vmlinux(corpus.debian_vmlinux())
+    symbols = loaded.symbols
+    kaslr_offset = runtime_minus_link(lines, loaded, "startup_64")
     starts = sorted(
         {int(f[0], 16) - kaslr_offset for f in rows if len(f) == 3 and f[1] not in "aA"}
     )

@@ -441,8 +441,7 @@ class ImageResolver:
         outer = locations[-1]
         if outer.inlined or outer.function is None or outer.function == symbol.name:
             return locations
-        aliases = {s.name for s in self.symbols.symbols_at(symbol.link_address)}
-        if outer.function not in aliases:
+        if outer.function not in self.alias_names(symbol):
             return locations
         return (*locations[:-1], replace(outer, function=symbol.name))
 
